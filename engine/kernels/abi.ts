@@ -1,0 +1,88 @@
+/**
+ * The kernel ABI: every export of the AssemblyScript module (asm/), as TypeScript sees it.
+ *
+ * Conventions (why: every worker instantiates the same module on one shared memory):
+ *  - every `Ptr` is a byte offset into the shared WebAssembly.Memory, 16-byte aligned for f32 tensors;
+ *    0 means "absent" where a pointer is documented as optional;
+ *  - all tensors are row-major f32 unless stated; labels and argmax indices are i32;
+ *  - kernels never allocate and keep no state: any scratch they need is a region the caller planned
+ *    (`pack` for GEMM panels, `cols` for im2col) and passes in, one per worker;
+ *  - `accumulate` = 1 adds into the output, 0 overwrites it (gradient accumulation across microbatches
+ *    and across im2col sample loops needs both).
+ */
+export type Ptr = number;
+
+/** Activation codes shared by bias_act_* and act_* kernels. */
+export const Act = { identity: 0, relu: 1, tanh: 2, gelu: 3 } as const;
+export type ActCode = (typeof Act)[keyof typeof Act];
+
+export interface KernelExports {
+  // ---- GEMM, the three layouts training needs ---------------------------------------------------
+  /** C[M×N] (+)= A[M×K] · B[K×N]  (forward: Y = X·W with W stored In×Out). */
+  gemm_nn(C: Ptr, A: Ptr, B: Ptr, M: number, K: number, N: number, accumulate: number, pack: Ptr): void;
+  /** C[M×N] (+)= A[M×K] · B[N×K]ᵀ (input gradient: dX = dY·Wᵀ, W stored In×Out so B = W, N = In). */
+  gemm_nt(C: Ptr, A: Ptr, B: Ptr, M: number, K: number, N: number, accumulate: number, pack: Ptr): void;
+  /** C[M×N] (+)= A[K×M]ᵀ · B[K×N] (weight gradient: dW = Xᵀ·dY). */
+  gemm_tn(C: Ptr, A: Ptr, B: Ptr, M: number, K: number, N: number, accumulate: number, pack: Ptr): void;
+
+  // ---- bias + activation -------------------------------------------------------------------------
+  /** z[r,c] += b[c] (if b ≠ 0), then y = act(z). y may equal z only for identity. */
+  bias_act_forward(y: Ptr, z: Ptr, b: Ptr, rows: number, cols: number, act: number): void;
+  /** dz = dy ⊙ act'(z, y); if db ≠ 0: db (+)= column sums of dz. dz may alias dy. */
+  bias_act_backward(dz: Ptr, dy: Ptr, z: Ptr, y: Ptr, db: Ptr, rows: number, cols: number, act: number, accumulate: number): void;
+  /** Per-channel bias for NCHW maps: z[n,c,:] += b[c], then y = act(z). */
+  channel_bias_act_forward(y: Ptr, z: Ptr, b: Ptr, batch: number, channels: number, spatial: number, act: number): void;
+  /** dz = dy ⊙ act'(z, y); db[c] (+)= Σ over n and spatial of dz. */
+  channel_bias_act_backward(dz: Ptr, dy: Ptr, z: Ptr, y: Ptr, db: Ptr, batch: number, channels: number, spatial: number, act: number, accumulate: number): void;
+
+  // ---- loss ----------------------------------------------------------------------------------------
+  /** Fused softmax cross-entropy: returns Σ_rows loss; dlogits = (softmax − onehot)·scale (dlogits may be 0 to skip). */
+  softmax_xent(dlogits: Ptr, logits: Ptr, labels: Ptr, rows: number, classes: number, scale: number): number;
+  /** Number of rows whose argmax equals the label. */
+  count_correct(logits: Ptr, labels: Ptr, rows: number, classes: number): number;
+
+  // ---- conv2d (NCHW, weights [Cout, Cin, KH, KW], im2col + GEMM) ----------------------------------
+  /** y[N,Cout,OH,OW] = conv(x[N,Cin,H,W], w) (no bias; channel_bias_act_forward adds it). cols: Cin·KH·KW·OH·OW floats. */
+  conv2d_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, cols: Ptr, pack: Ptr): void;
+  /** dw (+)= ∂/∂w, dx = ∂/∂x (dx may be 0 to skip, e.g. the first layer). */
+  conv2d_backward(dx: Ptr, dw: Ptr, dy: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, accumulate: number, cols: Ptr, pack: Ptr): void;
+
+  // ---- pooling (NCHW; planes = N·C) ---------------------------------------------------------------
+  maxpool_forward(y: Ptr, argmax: Ptr, x: Ptr, planes: number, H: number, W: number, K: number, stride: number): void;
+  maxpool_backward(dx: Ptr, dy: Ptr, argmax: Ptr, planes: number, H: number, W: number, K: number, stride: number): void;
+  avgpool_forward(y: Ptr, x: Ptr, planes: number, H: number, W: number, K: number, stride: number): void;
+  avgpool_backward(dx: Ptr, dy: Ptr, planes: number, H: number, W: number, K: number, stride: number): void;
+
+  // ---- optimizer updates, one fused pass per tensor ------------------------------------------------
+  /** w −= lr·(g + wd·w). */
+  sgd_update(w: Ptr, g: Ptr, n: number, lr: number, wd: number): void;
+  /** g' = g + wd·w; m = μ·m + (1−dampening)·g'; w −= lr·(nesterov ? g' + μ·m : m). */
+  momentum_update(w: Ptr, g: Ptr, m: Ptr, n: number, lr: number, mu: number, dampening: number, wd: number, nesterov: number): void;
+  /** Adam (decoupled = 0: g += wd·w) or AdamW (decoupled = 1: w −= lr·wd·w). bc1 = 1−β1ᵗ, bc2 = 1−β2ᵗ. */
+  adam_update(w: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, decoupled: number, bc1: number, bc2: number): void;
+  /** g' = g + wd·w; v = α·v + (1−α)·g'²; w −= lr·g'/(√v + eps). */
+  rmsprop_update(w: Ptr, g: Ptr, v: Ptr, n: number, lr: number, alpha: number, eps: number, wd: number): void;
+
+  // ---- vector ops the algorithms need ---------------------------------------------------------------
+  /** y += a·x */
+  axpy(y: Ptr, x: Ptr, n: number, a: number): void;
+  /** x *= a */
+  scale(x: Ptr, n: number, a: number): void;
+  /** dst[0..n) = src[0..n) (f32 count; regions must not overlap). */
+  copy(dst: Ptr, src: Ptr, n: number): void;
+  /** dst = 0 */
+  fill_zero(dst: Ptr, n: number): void;
+  /** out = Σ_i weights[i] · tensors[i]; `tensors` is an i32 array of k Ptrs, `weights` an f32 array of k. out may alias one input. */
+  weighted_sum(out: Ptr, tensors: Ptr, weights: Ptr, k: number, n: number): void;
+  /** Σ (a − b)² accumulated in f64. */
+  squared_distance(a: Ptr, b: Ptr, n: number): number;
+  /** Σ x² accumulated in f64. */
+  sum_squares(x: Ptr, n: number): number;
+
+  // ---- data ----------------------------------------------------------------------------------------
+  /** For i < count: out[i, :] = bytes[indices[i], :] · scale + shift (u8 → f32), labelsOut[i] = labelBytes[indices[i]]. */
+  gather_batch(out: Ptr, labelsOut: Ptr, bytes: Ptr, labelBytes: Ptr, indices: Ptr, count: number, sampleBytes: number, scale: number, shift: number): void;
+}
+
+/** Bytes of GEMM packing scratch any gemm_* call with these dims needs. Keep in sync with asm/gemm.ts. */
+export const GEMM_PACK_FLOATS = (K: number, N: number): number => Math.max(K, 1) * (Math.ceil(Math.max(N, 1) / 16) * 16) + 64;
