@@ -1,0 +1,17 @@
+/**
+ * Every role program a worker can run, by name. Workers receive the name and plain-JSON arguments
+ * over comlink, so this table is the whole surface between the orchestrator and the programs.
+ */
+import type { RoleContext } from "../runtime/context.ts";
+import type { RoleProgram } from "../runtime/sync.ts";
+import { evaluateRange } from "./evaluate.ts";
+import { syncWorkerEpoch } from "./sync.ts";
+
+type Args = Record<string, number>;
+
+export const ROLES = {
+  "sync.epoch": (ctx: RoleContext, a: Args) => syncWorkerEpoch(ctx, a.epoch!),
+  evaluate: (ctx: RoleContext, a: Args) => evaluateRange(ctx, a.params!, a.lo!, a.hi!),
+} satisfies Record<string, (ctx: RoleContext, args: Args) => RoleProgram<unknown>>;
+
+export type RoleName = keyof typeof ROLES;

@@ -1,0 +1,131 @@
+/**
+ * Synchronous data-parallel SGD: the all-reduce / PmSGD baseline every other algorithm is compared to.
+ *
+ *   for each step:
+ *     every worker w: g_w = ∇ loss on its shard of the batch, scaled by 1/|batch|
+ *     barrier
+ *     all-reduce, split as reduce-scatter: worker w owns slice w of the flat parameter vector; it sums
+ *       g_0 + … + g_{N−1} over its slice and applies the optimizer to that slice only
+ *     barrier
+ *
+ * With N = 1 this is plain minibatch SGD. The sum runs in worker order on every slice, so the result
+ * does not depend on which thread finished first: same seed and config → bitwise the same weights.
+ */
+import type { Ptr } from "../kernels/abi.ts";
+import type { ArenaPlanner } from "../memory/arena.ts";
+import type { Network } from "../model/network.ts";
+import { applyUpdate, stateSlots, type OptimizerConfig } from "../optim/optimizer.ts";
+import { WORD } from "../runtime/control.ts";
+import { loadBatch, type RoleContext } from "../runtime/context.ts";
+import type { RoleProgram } from "../runtime/sync.ts";
+import { epochOrder } from "../data/order.ts";
+
+export interface SyncLayout {
+  grads: Ptr[]; // one gradient vector per worker
+  /** Per worker: i32[N] pointers to the N gradient slices it sums, f32[N] weights (all 1). */
+  reduceArgs: { tensors: Ptr; weights: Ptr }[];
+  slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
+  [key: string]: unknown;
+}
+
+/** Contiguous split of `count` items into `parts`, the first ones one larger: [lo, hi) of part p. */
+export function shardOf(count: number, parts: number, p: number): { lo: number; hi: number } {
+  const base = Math.floor(count / parts);
+  const extra = count % parts;
+  const lo = p * base + Math.min(p, extra);
+  return { lo, hi: lo + base + (p < extra ? 1 : 0) };
+}
+
+/** Like shardOf, in units of 16 floats so every slice starts 64-byte aligned. */
+export function alignedSliceOf(floats: number, parts: number, p: number): { lo: number; hi: number } {
+  const { lo, hi } = shardOf(Math.ceil(floats / 16), parts, p);
+  return { lo: Math.min(lo * 16, floats), hi: Math.min(hi * 16, floats) };
+}
+
+export function planSync(planner: ArenaPlanner, net: Network, workers: number): SyncLayout {
+  const grads = Array.from({ length: workers }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats));
+  const reduceArgs = Array.from({ length: workers }, (_, w) => ({
+    tensors: planner.reserve("control", `worker${w}.reduce.tensors`, workers * 4),
+    weights: planner.reserve("control", `worker${w}.reduce.weights`, workers * 4),
+  }));
+  const slices = Array.from({ length: workers }, (_, w) => alignedSliceOf(net.paramFloats, workers, w));
+  return { grads, reduceArgs, slices };
+}
+
+export function stepsPerEpoch(trainCount: number, batch: number): number {
+  return Math.ceil(trainCount / batch);
+}
+
+export interface EpochResult {
+  lossSum: number;
+  samples: number;
+}
+
+/** One epoch of one worker; Adam's step count continues from the epochs before it. */
+export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
+  const { k, net, setup, worker, sync, control } = ctx;
+  const layout = setup.layout as SyncLayout;
+  const N = setup.workers;
+  const { ws } = setup.perWorker[worker]!;
+  const myGrads = layout.grads[worker]!;
+  const { lo, hi } = layout.slices[worker]!;
+  writeReduceArgs(ctx, layout, lo);
+
+  const { trainCount } = setup.data;
+  const order = epochOrder(trainCount, setup.seed, epoch);
+  const steps = stepsPerEpoch(trainCount, setup.batch);
+  const stepsBefore = epoch * steps;
+  let lossSum = 0;
+  let samples = 0;
+
+  for (let step = 0; step < steps; step++) {
+    const batchStart = step * setup.batch;
+    const batchRows = Math.min(setup.batch, trainCount - batchStart);
+    const shard = shardOf(batchRows, N, worker);
+    const rows = shard.hi - shard.lo;
+    if (rows > 0) {
+      loadBatch(ctx, "train", order, batchStart + shard.lo, rows);
+      const loss = net.gradient(k, setup.params, myGrads, ws, rows, 1 / batchRows);
+      lossSum += loss;
+      samples += rows;
+      control.workerLoss[worker] = lossSum;
+      control.add(WORD.samplesDone, rows);
+    } else {
+      k.fill_zero(myGrads, net.paramFloats); // a tiny last batch may leave a worker without rows
+    }
+    yield* sync.barrier(); // every shard's gradient is in place
+
+    if (hi > lo) {
+      const { tensors, weights } = layout.reduceArgs[worker]!;
+      if (N > 1) k.weighted_sum(layout.grads[0]! + lo * 4, tensors, weights, N, hi - lo);
+      const at = (base: Ptr) => (base === 0 ? 0 : base + lo * 4);
+      applyUpdate(k, setup.optimizer, {
+        w: at(setup.params),
+        g: at(layout.grads[0]!),
+        m: at(setup.optimizerState[0] ?? 0),
+        v: at(setup.optimizerState[1] ?? 0),
+        n: hi - lo,
+      }, stepsBefore + step + 1);
+    }
+    yield* sync.barrier(); // the whole vector is updated before anyone reads it again
+    if (worker === 0) control.add(WORD.stepsDone, 1);
+  }
+  return { lossSum, samples };
+}
+
+/** Point this worker's reduce arguments at slice `lo` of every worker's gradient vector. */
+function writeReduceArgs(ctx: RoleContext, layout: SyncLayout, lo: number): void {
+  const N = ctx.setup.workers;
+  const { tensors, weights } = layout.reduceArgs[ctx.worker]!;
+  const ptrs = new Int32Array(ctx.memory.buffer, tensors, N);
+  const ws = new Float32Array(ctx.memory.buffer, weights, N);
+  for (let w = 0; w < N; w++) {
+    ptrs[w] = layout.grads[w]! + lo * 4;
+    ws[w] = 1;
+  }
+}
+
+/** Optimizer state vectors for the algorithm's single parameter vector. */
+export function planOptimizerState(planner: ArenaPlanner, net: Network, cfg: OptimizerConfig): Ptr[] {
+  return Array.from({ length: stateSlots(cfg.kind) }, (_, s) => planner.floats("optimizerState", `optimizer.slot${s}`, net.paramFloats));
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bun
+/**
+ * skein's command line. Errors are one line on stderr: bad input (UserError) exits 2, a failed run
+ * (RunError) exits 1; a stack trace only with SKEIN_DEBUG=1.
+ */
+import { RunError, UserError } from "../errors.ts";
+import { trainCommand } from "./train-command.ts";
+
+const VERSION = "0.1.0";
+
+const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
+  train: { summary: "train a model on CPU workers (see skein train --help)", run: trainCommand },
+};
+
+const HELP = `skein ${VERSION}: parallel neural-network training on CPU cores, WebAssembly SIMD kernels in workers sharing one memory
+
+Usage: skein <command> [flags]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`)
+  .join("\n")}
+
+Run 'skein <command> --help' for a command's flags.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === "--version") {
+    process.stdout.write(`skein ${VERSION}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) throw new UserError(`unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")}; see skein --help)`);
+  return entry.run(rest);
+}
+
+export async function runCli(argv: string[]): Promise<never> {
+  let code: number;
+  try {
+    code = await main(argv);
+  } catch (e) {
+    code = reportError(e);
+  }
+  // Worker threads and timers must not keep a finished (or failed) run alive.
+  process.exit(code);
+}
+
+function reportError(e: unknown): number {
+  if (process.env.SKEIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  if (e instanceof UserError) {
+    process.stderr.write(`skein: ${e.message}\n`);
+    return 2;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`skein: ${e instanceof RunError ? "" : "internal error: "}${message.split("\n")[0]}\n`);
+  return 1;
+}
+
+if (import.meta.main) await runCli(process.argv.slice(2));

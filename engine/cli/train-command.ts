@@ -1,0 +1,119 @@
+/**
+ * `skein train`: flags → TrainConfig → run, with progress on stderr and results on stdout
+ * (with --json, the last stdout line is the summary object).
+ */
+import { UserError } from "../errors.ts";
+import { defaultOptimizer, OPTIMIZERS, parseOptimizerKind } from "../optim/optimizer.ts";
+import { ALGORITHMS, openResume, train, type TrainConfig, type TrainOptions } from "../train.ts";
+import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
+import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
+import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
+import { formatRate, ProgressDisplay } from "./progress.ts";
+
+const MAX_WORKERS = 64;
+
+export const TRAIN_FLAGS: FlagSpec[] = [
+  { name: "algo", type: "string", default: "sync", choices: ALGORITHMS, help: "training algorithm: sync = data-parallel SGD, gradients all-reduced every step" },
+  { name: "model", type: "string", default: "mlp:784-256-128-10", valueName: "SPEC", help: "mlp:IN-H1-...-OUT[:relu|tanh|gelu] or lenet" },
+  { name: "data", type: "string", default: "digits", valueName: "SPEC", help: "digits (embedded MNIST digits), idx:DIR, cifar10:DIR, synthetic[:N]" },
+  { name: "epochs", type: "int", default: 5, min: 0, max: 100000, help: "passes over the training split" },
+  { name: "batch", type: "int", default: 64, min: 1, max: 65536, help: "global batch per optimizer step, split across the workers" },
+  { name: "optimizer", type: "string", default: "momentum", choices: OPTIMIZERS, help: "update rule" },
+  { name: "lr", type: "number", above: 0, help: "learning rate (default 0.05 for sgd/momentum/nesterov, 0.001 for adam/adamw/rmsprop)" },
+  { name: "momentum", type: "number", min: 0, max: 0.9999, help: "momentum μ for momentum/nesterov (default 0.9)" },
+  { name: "weight-decay", type: "number", min: 0, help: "L2 penalty; decoupled for adamw (default 0, adamw 0.01)" },
+  { name: "workers", type: "int", default: 1, min: 1, max: MAX_WORKERS, help: "worker threads sharing the memory" },
+  { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
+  { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
+  { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
+  { name: "resume", type: "string", valueName: "DIR", help: "continue the run whose checkpoint is in DIR (its config; --epochs, --workers, --out may change)" },
+  { name: "json", type: "bool", help: "print the summary as one JSON object on the last line of stdout" },
+];
+
+/** What a resumed run may change: how long it goes on, and where it runs and writes. */
+const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume"]);
+
+export const TRAIN_HELP = formatHelp(
+  "skein train [flags]",
+  "Train a model on CPU workers that share one WebAssembly memory, evaluating on the test split after every epoch.",
+  TRAIN_FLAGS,
+  "Example: skein train --model lenet --epochs 10 --workers 2 --out runs/lenet",
+);
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags("train", argv, TRAIN_FLAGS);
+  if (flags.help) {
+    process.stdout.write(TRAIN_HELP);
+    return 0;
+  }
+  const v = flags.values;
+  let resume: LoadedCheckpoint | undefined;
+  let config: TrainConfig;
+  if (v.resume !== undefined) {
+    resume = await openResume(String(v.resume));
+    config = resumedConfig(resume, flags.given, v);
+  } else {
+    const kind = parseOptimizerKind(String(v.optimizer));
+    const optimizer = defaultOptimizer(kind);
+    if (v.lr !== undefined) optimizer.lr = Number(v.lr);
+    if (v.momentum !== undefined) optimizer.momentum = Number(v.momentum);
+    if (v["weight-decay"] !== undefined) optimizer.weightDecay = Number(v["weight-decay"]);
+    config = {
+      algo: v.algo as TrainConfig["algo"],
+      model: String(v.model),
+      data: String(v.data),
+      epochs: Number(v.epochs),
+      batch: Number(v.batch),
+      workers: Number(v.workers),
+      executor: v.executor as ExecutorName,
+      seed: Number(v.seed),
+      optimizer,
+    };
+  }
+  const json = Boolean(v.json);
+  const out = v.out !== undefined ? String(v.out) : resume ? resumeFolder(String(v.resume)) : undefined;
+  const display = new ProgressDisplay();
+  // With --json, stdout carries only the summary: epoch lines go to stderr with the progress.
+  const say = (text: string) => (json ? display.line(text) : (display.clear(), process.stdout.write(text + "\n")));
+  const options: TrainOptions = {
+    out,
+    resume,
+    onProgress: (p) => display.update(p),
+    onEpoch: (m) =>
+      say(
+        `epoch ${m.epoch}/${config.epochs}  train loss ${m.trainLoss.toFixed(4)}  test loss ${m.testLoss.toFixed(4)}  ` +
+          `test accuracy ${(m.testAccuracy * 100).toFixed(2)}%  ${formatRate(m.samplesPerSec)} samples/s`,
+      ),
+  };
+  if (!json) say(`skein train: ${config.algo} on ${config.workers} worker${config.workers > 1 ? "s" : ""}, ${config.model} on ${config.data}, ${config.epochs} epochs, batch ${config.batch}, ${config.optimizer.kind} lr ${config.optimizer.lr}`);
+  const summary = await train(config, options);
+  display.clear();
+  if (json) process.stdout.write(JSON.stringify(summary) + "\n");
+  else {
+    say(`test accuracy: ${(summary.testAccuracy * 100).toFixed(2)}%  (${summary.seconds.toFixed(1)} s, ${formatRate(summary.samplesPerSec)} samples/s, kernels: ${summary.kernels})`);
+    if (summary.out) say(`run folder: ${summary.out}`);
+  }
+  return 0;
+}
+
+function resumedConfig(resume: LoadedCheckpoint, given: Set<string>, v: Record<string, unknown>): TrainConfig {
+  const saved = resume.state.config as TrainConfig;
+  if (!saved || typeof saved !== "object" || typeof saved.model !== "string" || !saved.optimizer) {
+    throw new UserError(`${resume.path}: the checkpoint's config is incomplete`);
+  }
+  for (const name of given) {
+    if (!RESUME_MAY_CHANGE.has(name)) {
+      throw new UserError(`--${name} cannot change when resuming: the run continues with the configuration saved in ${resume.path}`);
+    }
+  }
+  return {
+    ...saved,
+    epochs: given.has("epochs") ? Number(v.epochs) : saved.epochs,
+    workers: given.has("workers") ? Number(v.workers) : saved.workers,
+    executor: given.has("executor") ? (v.executor as ExecutorName) : saved.executor,
+  };
+}
+
+function resumeFolder(path: string): string {
+  return path.endsWith(".safetensors") ? path.slice(0, Math.max(0, path.lastIndexOf("/"))) || "." : path;
+}

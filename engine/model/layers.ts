@@ -1,0 +1,271 @@
+/**
+ * Layers with explicit forward and backward, llm.c style: each layer is a small object that knows its
+ * shapes and parameters and calls kernels on pointers it is handed. It owns no memory: the network
+ * plans every buffer in the arena, so the same layer object serves any worker, slot or replica.
+ */
+import { Act, type KernelExports, type Ptr } from "../kernels/abi.ts";
+
+export type ActName = keyof typeof Act;
+export type Shape = readonly number[]; // per sample: [features] or [channels, height, width]
+
+export const shapeSize = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+
+export interface ParamSpec {
+  name: "weight" | "bias";
+  shape: number[];
+  /** Inputs feeding one output unit: sets the initialisation scale. */
+  fanIn: number;
+}
+
+/** The buffers of one layer for a batch of rows, planned by the network. */
+export interface LayerBuffers {
+  x: Ptr; // input [rows, ...inShape]
+  y: Ptr; // output [rows, ...outShape]
+  z: Ptr; // pre-activation saved for backward (= y when the layer keeps none)
+  argmax: Ptr; // max-pool winners, i32 [rows, ...outShape]
+  dx: Ptr; // gradient w.r.t. input; 0 for the first layer (nobody needs it)
+  dy: Ptr; // gradient w.r.t. output (the layer may overwrite it)
+}
+
+/** Per-worker scratch shared by all layers (kernels never allocate). */
+export interface Scratch {
+  pack: Ptr; // GEMM panels
+  cols: Ptr; // im2col
+}
+
+/** A GEMM a layer will issue: the network sizes the packing scratch from the largest. */
+export interface GemmShape {
+  M: number;
+  K: number;
+  N: number;
+}
+
+export interface Layer {
+  readonly kind: string;
+  readonly inShape: Shape;
+  readonly outShape: Shape;
+  readonly params: ParamSpec[];
+  /** Output is the input itself (flatten): no buffer of its own, gradients pass straight through. */
+  readonly aliasesInput: boolean;
+  /** Floats per sample saved between forward and backward besides the output. */
+  readonly savedFloatsPerSample: number;
+  readonly argmaxPerSample: number;
+  gemmShapes(rows: number): GemmShape[];
+  colsFloats(): number;
+  forward(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void;
+  /** Gradients go to dp (added when accumulate = 1) and to b.dx when it is not 0. */
+  backward(k: KernelExports, p: Ptr[], dp: Ptr[], b: LayerBuffers, rows: number, accumulate: number, s: Scratch): void;
+}
+
+/** Fully connected: y = act(x·W + b), W stored [in, out] so the forward is one gemm_nn. */
+export class Dense implements Layer {
+  readonly kind = "dense";
+  readonly inShape: Shape;
+  readonly outShape: Shape;
+  readonly params: ParamSpec[];
+  readonly aliasesInput = false;
+  readonly savedFloatsPerSample: number;
+  readonly argmaxPerSample = 0;
+  private readonly act: number;
+
+  constructor(readonly inputs: number, readonly outputs: number, readonly activation: ActName) {
+    this.inShape = [inputs];
+    this.outShape = [outputs];
+    this.act = Act[activation];
+    this.params = [
+      { name: "weight", shape: [inputs, outputs], fanIn: inputs },
+      { name: "bias", shape: [outputs], fanIn: inputs },
+    ];
+    // identity keeps no pre-activation: the output is it.
+    this.savedFloatsPerSample = activation === "identity" ? 0 : outputs;
+  }
+
+  gemmShapes(rows: number): GemmShape[] {
+    const { inputs: I, outputs: O } = this;
+    return [
+      { M: rows, K: I, N: O }, // forward  x·W
+      { M: I, K: rows, N: O }, // dW = xᵀ·dz
+      { M: rows, K: O, N: I }, // dx = dz·Wᵀ
+    ];
+  }
+
+  colsFloats(): number {
+    return 0;
+  }
+
+  forward(k: KernelExports, [w, bias]: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
+    k.gemm_nn(b.z, b.x, w, rows, this.inputs, this.outputs, 0, s.pack);
+    k.bias_act_forward(b.y, b.z, bias, rows, this.outputs, this.act);
+  }
+
+  backward(k: KernelExports, [w]: Ptr[], [dw, db]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    const dz = b.dy; // overwritten in place: dy is not needed after this
+    k.bias_act_backward(dz, b.dy, b.z, b.y, db, rows, this.outputs, this.act, acc);
+    k.gemm_tn(dw, b.x, dz, this.inputs, rows, this.outputs, acc, s.pack);
+    if (b.dx !== 0) k.gemm_nt(b.dx, dz, w, rows, this.outputs, this.inputs, 0, s.pack);
+  }
+}
+
+/** 2-D convolution over NCHW maps via im2col + GEMM, with bias and activation fused after it. */
+export class Conv2d implements Layer {
+  readonly kind = "conv2d";
+  readonly inShape: Shape;
+  readonly outShape: Shape;
+  readonly params: ParamSpec[];
+  readonly aliasesInput = false;
+  readonly savedFloatsPerSample: number;
+  readonly argmaxPerSample = 0;
+  readonly outH: number;
+  readonly outW: number;
+  private readonly act: number;
+
+  constructor(
+    inShape: Shape,
+    readonly outChannels: number,
+    readonly kernel: number,
+    readonly stride: number,
+    readonly pad: number,
+    readonly activation: ActName,
+  ) {
+    const [c, h, w] = inShape as [number, number, number];
+    this.inShape = [c, h, w];
+    this.outH = Math.floor((h + 2 * pad - kernel) / stride) + 1;
+    this.outW = Math.floor((w + 2 * pad - kernel) / stride) + 1;
+    if (this.outH < 1 || this.outW < 1) throw new Error(`conv2d: ${h}×${w} input is smaller than its ${kernel}×${kernel} kernel`);
+    this.outShape = [outChannels, this.outH, this.outW];
+    this.act = Act[activation];
+    const fanIn = c * kernel * kernel;
+    this.params = [
+      { name: "weight", shape: [outChannels, c, kernel, kernel], fanIn },
+      { name: "bias", shape: [outChannels], fanIn },
+    ];
+    this.savedFloatsPerSample = activation === "identity" ? 0 : shapeSize(this.outShape);
+  }
+
+  private get dims() {
+    const [c, h, w] = this.inShape as [number, number, number];
+    return { c, h, w, patch: c * this.kernel * this.kernel, spatial: this.outH * this.outW };
+  }
+
+  gemmShapes(): GemmShape[] {
+    const { patch, spatial } = this.dims;
+    const Co = this.outChannels;
+    return [
+      { M: Co, K: patch, N: spatial }, // forward W·cols
+      { M: Co, K: spatial, N: patch }, // dW = dy·colsᵀ
+      { M: patch, K: Co, N: spatial }, // dcols = Wᵀ·dy
+    ];
+  }
+
+  colsFloats(): number {
+    const { patch, spatial } = this.dims;
+    return patch * spatial;
+  }
+
+  forward(k: KernelExports, [w, bias]: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
+    const { c, h, w: width, spatial } = this.dims;
+    k.conv2d_forward(b.z, b.x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, s.cols, s.pack);
+    k.channel_bias_act_forward(b.y, b.z, bias, rows, this.outChannels, spatial, this.act);
+  }
+
+  backward(k: KernelExports, [w]: Ptr[], [dw, db]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    const { c, h, w: width, spatial } = this.dims;
+    const dz = b.dy;
+    k.channel_bias_act_backward(dz, b.dy, b.z, b.y, db, rows, this.outChannels, spatial, this.act, acc);
+    k.conv2d_backward(b.dx, dw, dz, b.x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, acc, s.cols, s.pack);
+  }
+}
+
+/** K×K pooling with stride, no padding; max pooling remembers its winners for the backward. */
+export class Pool2d implements Layer {
+  readonly kind: string;
+  readonly inShape: Shape;
+  readonly outShape: Shape;
+  readonly params: ParamSpec[] = [];
+  readonly aliasesInput = false;
+  readonly savedFloatsPerSample = 0;
+  readonly argmaxPerSample: number;
+
+  constructor(inShape: Shape, readonly mode: "max" | "avg", readonly size: number, readonly stride: number) {
+    const [c, h, w] = inShape as [number, number, number];
+    this.kind = `${mode}pool`;
+    this.inShape = [c, h, w];
+    const oh = Math.floor((h - size) / stride) + 1;
+    const ow = Math.floor((w - size) / stride) + 1;
+    if (oh < 1 || ow < 1) throw new Error(`${this.kind}: ${h}×${w} input is smaller than its ${size}×${size} window`);
+    this.outShape = [c, oh, ow];
+    this.argmaxPerSample = mode === "max" ? shapeSize(this.outShape) : 0;
+  }
+
+  gemmShapes(): GemmShape[] {
+    return [];
+  }
+  colsFloats(): number {
+    return 0;
+  }
+
+  forward(k: KernelExports, _p: Ptr[], b: LayerBuffers, rows: number): void {
+    const [c, h, w] = this.inShape as [number, number, number];
+    if (this.mode === "max") k.maxpool_forward(b.y, b.argmax, b.x, rows * c, h, w, this.size, this.stride);
+    else k.avgpool_forward(b.y, b.x, rows * c, h, w, this.size, this.stride);
+  }
+
+  backward(k: KernelExports, _p: Ptr[], _dp: Ptr[], b: LayerBuffers, rows: number): void {
+    if (b.dx === 0) return;
+    const [c, h, w] = this.inShape as [number, number, number];
+    if (this.mode === "max") k.maxpool_backward(b.dx, b.dy, b.argmax, rows * c, h, w, this.size, this.stride);
+    else k.avgpool_backward(b.dx, b.dy, rows * c, h, w, this.size, this.stride);
+  }
+}
+
+/** [C,H,W] → [C·H·W]: NCHW rows are already contiguous, so this is a view, not a copy. */
+export class Flatten implements Layer {
+  readonly kind = "flatten";
+  readonly outShape: Shape;
+  readonly params: ParamSpec[] = [];
+  readonly aliasesInput = true;
+  readonly savedFloatsPerSample = 0;
+  readonly argmaxPerSample = 0;
+
+  constructor(readonly inShape: Shape) {
+    this.outShape = [shapeSize(inShape)];
+  }
+  gemmShapes(): GemmShape[] {
+    return [];
+  }
+  colsFloats(): number {
+    return 0;
+  }
+  forward(): void {}
+  backward(): void {}
+}
+
+/** A standalone elementwise activation (the fused form inside Dense/Conv2d is the usual one). */
+export class Activation implements Layer {
+  readonly kind: string;
+  readonly outShape: Shape;
+  readonly params: ParamSpec[] = [];
+  readonly aliasesInput = false;
+  readonly savedFloatsPerSample = 0;
+  readonly argmaxPerSample = 0;
+  private readonly act: number;
+
+  constructor(readonly inShape: Shape, readonly activation: ActName) {
+    this.kind = activation;
+    this.outShape = inShape;
+    this.act = Act[activation];
+  }
+  gemmShapes(): GemmShape[] {
+    return [];
+  }
+  colsFloats(): number {
+    return 0;
+  }
+  // The input is the pre-activation: treat it as z (one row of `size` columns per sample, no bias).
+  forward(k: KernelExports, _p: Ptr[], b: LayerBuffers, rows: number): void {
+    k.bias_act_forward(b.y, b.x, 0, rows, shapeSize(this.inShape), this.act);
+  }
+  backward(k: KernelExports, _p: Ptr[], _dp: Ptr[], b: LayerBuffers, rows: number): void {
+    if (b.dx !== 0) k.bias_act_backward(b.dx, b.dy, b.x, b.y, 0, rows, shapeSize(this.inShape), this.act, 0);
+  }
+}

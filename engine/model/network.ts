@@ -1,0 +1,183 @@
+/**
+ * A network: a stack of layers, where its parameters live, and the buffers one batch needs.
+ *
+ * Parameters form one flat vector (so averaging replicas or all-reducing gradients is one kernel call)
+ * made of one contiguous region per layer (so layer-wise updates and pipeline stages address a layer
+ * as one block). Every tensor is padded to 64 bytes; padding stays zero through every optimizer.
+ */
+import { GEMM_PACK_FLOATS, type KernelExports, type Ptr } from "../kernels/abi.ts";
+import { alignFloats, type ArenaPlanner } from "../memory/arena.ts";
+import type { Rng } from "../rng.ts";
+import { type Layer, type LayerBuffers, type Scratch, type Shape, shapeSize } from "./layers.ts";
+import { parseModelSpec } from "./spec.ts";
+
+export interface ParamTensor {
+  /** Checkpoint name, e.g. "layers.1.dense.weight". */
+  name: string;
+  shape: number[];
+  /** Float offset inside the flat parameter vector. */
+  offset: number;
+  floats: number;
+}
+
+export interface LayerParams {
+  /** Float offset and padded length of this layer's block in the flat vector. */
+  offset: number;
+  floats: number;
+  tensors: ParamTensor[];
+}
+
+/** Everything one batch of `rows` samples needs, as plain pointers (it crosses to workers as JSON). */
+export interface Workspace {
+  rows: number;
+  input: Ptr; // f32 [rows, ...inputShape]
+  labels: Ptr; // i32 [rows]
+  layers: LayerBuffers[];
+  scratch: Scratch;
+}
+
+export class Network {
+  readonly layers: Layer[];
+  readonly params: LayerParams[];
+  readonly paramFloats: number;
+  readonly inputFloats: number;
+
+  constructor(readonly specText: string, readonly inputShape: Shape, readonly classes: number) {
+    this.layers = parseModelSpec(specText).build(inputShape, classes);
+    this.inputFloats = shapeSize(inputShape);
+    let offset = 0;
+    this.params = this.layers.map((layer, i) => {
+      const start = offset;
+      const tensors = layer.params.map((p) => {
+        const floats = shapeSize(p.shape);
+        const t = { name: `layers.${i}.${layer.kind}.${p.name}`, shape: p.shape, offset, floats };
+        offset += alignFloats(floats);
+        return t;
+      });
+      return { offset: start, floats: offset - start, tensors };
+    });
+    this.paramFloats = offset;
+  }
+
+  /** Indices of layers that own parameters: the units layer-wise algorithms update. */
+  get trainableLayers(): number[] {
+    return this.params.flatMap((p, i) => (p.floats > 0 ? [i] : []));
+  }
+
+  /** Byte pointers of layer i's tensors inside a parameter (or gradient, or state) vector at `base`. */
+  tensorPtrs(base: Ptr, layer: number): Ptr[] {
+    return this.params[layer]!.tensors.map((t) => base + t.offset * 4);
+  }
+
+  /**
+   * Plan the activation buffers for batches of up to `rows` samples. Buffers nobody reads are not
+   * planned: the input gradient of the first trainable layer, or output gradients below it.
+   */
+  planWorkspace(planner: ArenaPlanner, tag: string, rows: number): Workspace {
+    const input = planner.floats("activations", `${tag}.input`, rows * this.inputFloats);
+    const labels = planner.reserve("activations", `${tag}.labels`, rows * 4);
+    const firstTrainable = this.trainableLayers[0] ?? this.layers.length;
+    let prevY = input;
+    let prevDy = 0;
+    const layers = this.layers.map((layer, i): LayerBuffers => {
+      const name = `${tag}.layer${i}.${layer.kind}`;
+      const outFloats = rows * shapeSize(layer.outShape);
+      const x = prevY;
+      const dx = i > firstTrainable ? prevDy : 0;
+      let y: Ptr, dy: Ptr;
+      if (layer.aliasesInput) {
+        y = x;
+        dy = dx;
+      } else {
+        y = planner.floats("activations", `${name}.out`, outFloats);
+        dy = i >= firstTrainable ? planner.floats("activations", `${name}.grad`, outFloats) : 0;
+      }
+      const z = layer.savedFloatsPerSample > 0 ? planner.floats("activations", `${name}.preact`, rows * layer.savedFloatsPerSample) : y;
+      const argmax = layer.argmaxPerSample > 0 ? planner.reserve("activations", `${name}.argmax`, rows * layer.argmaxPerSample * 4) : 0;
+      prevY = y;
+      prevDy = dy;
+      return { x, y, z, argmax, dx, dy };
+    });
+    let packFloats = 0;
+    let colsFloats = 0;
+    for (const layer of this.layers) {
+      for (const g of layer.gemmShapes(rows)) packFloats = Math.max(packFloats, GEMM_PACK_FLOATS(g.M, g.K, g.N));
+      colsFloats = Math.max(colsFloats, layer.colsFloats());
+    }
+    const scratch = {
+      pack: packFloats > 0 ? planner.floats("scratch", `${tag}.gemmPack`, packFloats) : 0,
+      cols: colsFloats > 0 ? planner.floats("scratch", `${tag}.im2col`, colsFloats) : 0,
+    };
+    return { rows, input, labels, layers, scratch };
+  }
+
+  logits(ws: Workspace): Ptr {
+    return ws.layers[ws.layers.length - 1]!.y;
+  }
+
+  forwardLayer(k: KernelExports, i: number, params: Ptr, ws: Workspace, rows: number): void {
+    this.layers[i]!.forward(k, this.tensorPtrs(params, i), ws.layers[i]!, rows, ws.scratch);
+  }
+
+  backwardLayer(k: KernelExports, i: number, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
+    this.layers[i]!.backward(k, this.tensorPtrs(params, i), this.tensorPtrs(grads, i), ws.layers[i]!, rows, accumulate ? 1 : 0, ws.scratch);
+  }
+
+  forward(k: KernelExports, params: Ptr, ws: Workspace, rows: number): void {
+    for (let i = 0; i < this.layers.length; i++) this.forwardLayer(k, i, params, ws, rows);
+  }
+
+  /**
+   * Softmax cross-entropy of the last forward; writes dlogits scaled by `scale` (1/global batch, so
+   * summing the shards' gradients gives the batch mean) and returns the summed loss.
+   */
+  lossAndGradient(k: KernelExports, ws: Workspace, rows: number, scale: number): number {
+    const last = ws.layers[ws.layers.length - 1]!;
+    return k.softmax_xent(last.dy, last.y, ws.labels, rows, this.classes, scale);
+  }
+
+  backward(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
+    const firstTrainable = this.trainableLayers[0] ?? this.layers.length;
+    for (let i = this.layers.length - 1; i >= firstTrainable; i--) this.backwardLayer(k, i, params, grads, ws, rows, accumulate);
+  }
+
+  /** One forward + backward on the batch already in ws; gradients into `grads`. Returns Σ loss. */
+  gradient(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, scale: number, accumulate = false): number {
+    this.forward(k, params, ws, rows);
+    const loss = this.lossAndGradient(k, ws, rows, scale);
+    this.backward(k, params, grads, ws, rows, accumulate);
+    return loss;
+  }
+
+  /** Forward only: Σ loss and the number of correct predictions on the batch in ws. */
+  evaluate(k: KernelExports, params: Ptr, ws: Workspace, rows: number): { lossSum: number; correct: number } {
+    this.forward(k, params, ws, rows);
+    const logits = this.logits(ws);
+    return {
+      lossSum: k.softmax_xent(0, logits, ws.labels, rows, this.classes, 0),
+      correct: k.count_correct(logits, ws.labels, rows, this.classes),
+    };
+  }
+
+  /**
+   * Initial weights from the seed: He-normal before relu/gelu (keeps activation variance), Glorot-like
+   * 1/fanIn otherwise; biases zero. Depends only on (spec, shapes, seed): a resumed run never calls it.
+   */
+  initialize(params: Float32Array, rng: Rng): void {
+    params.fill(0);
+    this.layers.forEach((layer, i) => {
+      const act = (layer as { activation?: string }).activation ?? "identity";
+      const gain = act === "relu" || act === "gelu" ? 2 : 1;
+      for (const [j, spec] of layer.params.entries()) {
+        if (spec.name !== "weight") continue;
+        const t = this.params[i]!.tensors[j]!;
+        const std = Math.sqrt(gain / spec.fanIn);
+        for (let e = 0; e < t.floats; e++) params[t.offset + e] = rng.normal() * std;
+      }
+    });
+  }
+
+  describe(): string {
+    return this.layers.map((l) => `${l.kind}[${l.outShape.join("×")}]`).join(" → ");
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * What every role program can reach: kernels, the shared memory, the network, the run's setup (plain
+ * JSON, identical in every worker) and the synchronisation primitives of its executor.
+ */
+import type { Dataset } from "../data/types.ts";
+import type { KernelExports, Ptr } from "../kernels/abi.ts";
+import { type ArenaPlan, type ArenaPlanner, u8 } from "../memory/arena.ts";
+import type { Network, Workspace } from "../model/network.ts";
+import type { OptimizerConfig } from "../optim/optimizer.ts";
+import type { Control, ControlLayout } from "./control.ts";
+import type { Sync } from "./sync.ts";
+
+/** The data set copied into the arena once, as bytes; batches are gathered and normalised by a kernel. */
+export interface DataLayout {
+  trainImages: Ptr;
+  trainLabels: Ptr;
+  testImages: Ptr;
+  testLabels: Ptr;
+  trainCount: number;
+  testCount: number;
+  sampleBytes: number;
+  scale: number;
+  shift: number;
+}
+
+/** Per worker: where it assembles batches. Every algorithm gives each worker at least this. */
+export interface WorkerBuffers {
+  ws: Workspace;
+  /** i32 [ws.rows]: the sample indices of the batch being gathered. */
+  indices: Ptr;
+}
+
+export interface RunSetup {
+  algo: string;
+  model: string;
+  inputShape: number[];
+  classes: number;
+  workers: number;
+  seed: number;
+  batch: number;
+  optimizer: OptimizerConfig;
+  plan: ArenaPlan;
+  control: ControlLayout;
+  data: DataLayout;
+  perWorker: WorkerBuffers[];
+  /** The parameter vector evaluated and checkpointed. */
+  params: Ptr;
+  /** Optimizer state vectors, in slot order (momentum m, then v). */
+  optimizerState: Ptr[];
+  /** Algorithm-specific pointers. */
+  layout: Record<string, unknown>;
+}
+
+export interface RoleContext {
+  k: KernelExports;
+  memory: WebAssembly.Memory;
+  net: Network;
+  setup: RunSetup;
+  worker: number;
+  control: Control;
+  sync: Sync;
+}
+
+export function planData(planner: ArenaPlanner, d: Dataset): DataLayout {
+  const sampleBytes = d.shape[0] * d.shape[1] * d.shape[2];
+  return {
+    trainImages: planner.reserve("data", "data.train.images", d.train.count * sampleBytes),
+    trainLabels: planner.reserve("data", "data.train.labels", d.train.count),
+    testImages: planner.reserve("data", "data.test.images", d.test.count * sampleBytes),
+    testLabels: planner.reserve("data", "data.test.labels", d.test.count),
+    trainCount: d.train.count,
+    testCount: d.test.count,
+    sampleBytes,
+    scale: d.normalize.scale,
+    shift: d.normalize.shift,
+  };
+}
+
+export function copyData(memory: WebAssembly.Memory, l: DataLayout, d: Dataset): void {
+  u8(memory, l.trainImages, d.train.images.length).set(d.train.images);
+  u8(memory, l.trainLabels, d.train.labels.length).set(d.train.labels);
+  u8(memory, l.testImages, d.test.images.length).set(d.test.images);
+  u8(memory, l.testLabels, d.test.labels.length).set(d.test.labels);
+}
+
+export function planWorkerBuffers(planner: ArenaPlanner, net: Network, worker: number, rows: number): WorkerBuffers {
+  return {
+    ws: net.planWorkspace(planner, `worker${worker}`, rows),
+    indices: planner.reserve("activations", `worker${worker}.indices`, rows * 4),
+  };
+}
+
+/**
+ * Gather samples `order[from .. from+rows)` of a split into the worker's input buffer (u8 → f32,
+ * normalised) and its labels buffer.
+ */
+export function loadBatch(ctx: RoleContext, split: "train" | "test", order: Uint32Array | null, from: number, rows: number): void {
+  const { k, memory, setup } = ctx;
+  const { ws, indices } = setup.perWorker[ctx.worker]!;
+  const d = setup.data;
+  const idx = new Int32Array(memory.buffer, indices, rows);
+  for (let i = 0; i < rows; i++) idx[i] = order ? order[from + i]! : from + i;
+  const [images, labels] = split === "train" ? [d.trainImages, d.trainLabels] : [d.testImages, d.testLabels];
+  k.gather_batch(ws.input, ws.labels, images, labels, indices, rows, d.sampleBytes, d.scale, d.shift);
+}

@@ -1,0 +1,131 @@
+/**
+ * The deterministic executor: every role program of a run interleaved in one thread, the next one to
+ * advance chosen by a seeded scheduler at each synchronisation point. Same seed → same interleaving →
+ * bitwise the same weights, whatever the machine; tests drive the seed to explore interleavings.
+ *
+ * Programs are the very generators the threaded executor runs; only `Sync` differs: a barrier here
+ * yields to the scheduler until every party has arrived, instead of blocking a thread.
+ */
+import { ROLES, type RoleName } from "../algorithms/roles.ts";
+import type { KernelExports } from "../kernels/abi.ts";
+import { instantiateKernels } from "../kernels/load.ts";
+import { Network } from "../model/network.ts";
+import { Rng } from "../rng.ts";
+import { Control, StopRequested } from "./control.ts";
+import type { RoleContext, RunSetup } from "./context.ts";
+import { injectFault, type FaultPlan } from "./fault.ts";
+import type { Executor } from "./executor.ts";
+import type { Blocked, RoleProgram, Sync } from "./sync.ts";
+import { RunError } from "../errors.ts";
+
+/** Shared by the cooperative programs: one thread, so plain fields are enough. */
+interface BarrierState {
+  arrived: number;
+  generation: number;
+  /** Arrivals so far: the scheduler's evidence that some program made progress. */
+  arrivals: number;
+}
+
+class CooperativeSync implements Sync {
+  constructor(
+    private readonly barrierState: BarrierState,
+    private readonly parties: number,
+    private readonly control: Control,
+  ) {}
+
+  *barrier(): Generator<Blocked, void, void> {
+    this.checkStop();
+    const s = this.barrierState;
+    const generation = s.generation;
+    s.arrivals++;
+    if (++s.arrived === this.parties) {
+      s.arrived = 0;
+      s.generation++;
+      return;
+    }
+    while (s.generation === generation) {
+      yield { waitingFor: "barrier" };
+      this.checkStop();
+    }
+  }
+
+  checkStop(): void {
+    if (this.control.stopRequested) throw new StopRequested("stopped because a peer failed");
+  }
+}
+
+/** Blocked yields in a row, across all programs, after which the run is declared deadlocked. */
+const DEADLOCK_LIMIT = 100_000;
+
+export class DeterministicExecutor implements Executor {
+  private readonly contexts: RoleContext[];
+  private calls = 0;
+  private readonly progress: () => number;
+
+  constructor(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    setup: RunSetup,
+    control: Control,
+    private readonly seed: number,
+    fault: FaultPlan | null = null,
+  ) {
+    // One instance serves every logical worker: kernels keep no state, so sharing it is exact.
+    const k = instantiateKernels(module, memory);
+    const net = new Network(setup.model, setup.inputShape, setup.classes);
+    const barrier: BarrierState = { arrived: 0, generation: 0, arrivals: 0 };
+    this.progress = () => barrier.arrivals;
+    this.contexts = Array.from({ length: setup.workers }, (_, worker) => {
+      if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
+      const kw: KernelExports = fault?.worker === worker ? injectFault(k, fault) : k;
+      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(barrier, setup.workers, control) };
+    });
+  }
+
+  get size(): number {
+    return this.contexts.length;
+  }
+
+  async run<R>(role: RoleName, args: (worker: number) => Record<string, number>): Promise<R[]> {
+    // Each call gets its own scheduler stream: the interleaving of epoch e does not depend on how
+    // many scheduling decisions earlier calls made.
+    const rng = Rng.derive(this.seed, "scheduler", this.calls++);
+    const programs = this.contexts.map((ctx) => ROLES[role](ctx, args(ctx.worker)) as RoleProgram<unknown>);
+    return interleave(programs, rng, this.progress, role) as R[];
+  }
+
+  terminate(): void {}
+}
+
+/**
+ * Advance a random live program to its next yield until all are done. `progress` counts events that
+ * prove some program moved (barrier arrivals); many yields without one mean a deadlock.
+ */
+export function interleave<R>(programs: RoleProgram<R>[], rng: Rng, progress: () => number, what = "run"): R[] {
+  const results = new Array<R>(programs.length);
+  const live = programs.map((_, i) => i);
+  let blockedInARow = 0;
+  let lastProgress = progress();
+  while (live.length > 0) {
+    const pick = rng.int(live.length);
+    const index = live[pick]!;
+    let step: IteratorResult<Blocked, R>;
+    try {
+      step = programs[index]!.next();
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      throw new RunError(`worker ${index} failed during ${what}: ${message.split("\n")[0]}`);
+    }
+    if (step.done) {
+      results[index] = step.value;
+      live.splice(pick, 1);
+      blockedInARow = 0;
+    } else if (progress() !== lastProgress) {
+      lastProgress = progress();
+      blockedInARow = 0;
+    } else if (++blockedInARow > DEADLOCK_LIMIT) {
+      throw new RunError(`deadlock: programs ${live.join(", ")} all wait (${step.value.waitingFor}) and none can proceed`);
+    }
+  }
+  return results;
+}

@@ -1,0 +1,70 @@
+/**
+ * Synchronisation as role programs see it.
+ *
+ * A role program (one worker of sync training, later a forward thread, a pipeline stage, a gossip
+ * node) is a generator function. Wherever it must wait for its peers it writes `yield* sync.barrier()`.
+ * Two executors give `sync` a meaning:
+ *  - threaded: the generator runs inside a worker and `barrier()` blocks that thread on Atomics.wait,
+ *    so it never actually yields;
+ *  - deterministic: every program runs in one thread and `barrier()` yields to a seeded scheduler
+ *    until all parties have arrived.
+ * The algorithm code is the same in both, which is what makes deterministic replay a faithful test.
+ */
+import { Control, StopRequested, WORD } from "./control.ts";
+
+/** What a program yields: it is blocked and waits for `reason`. Only the deterministic executor sees it. */
+export interface Blocked {
+  waitingFor: string;
+}
+
+export type RoleProgram<R = void> = Generator<Blocked, R, void>;
+
+export interface Sync {
+  /** All `parties` programs must arrive before any leaves. Reusable: generation-counted. */
+  barrier(): Generator<Blocked, void, void>;
+  /** Throws StopRequested when a peer failed or the run was interrupted. */
+  checkStop(): void;
+}
+
+/** How long a thread sleeps between checks of the stop flag while it waits. */
+const WAIT_SLICE_MS = 50;
+
+/** Real threads: a generation barrier on the control words, with the stop flag checked while waiting. */
+export class ThreadSync implements Sync {
+  constructor(
+    private readonly control: Control,
+    private readonly parties: number,
+    /** A peer that has not arrived after this long is treated as hung. */
+    private readonly timeoutMs = 120_000,
+  ) {}
+
+  *barrier(): Generator<Blocked, void, void> {
+    const w = this.control.words;
+    this.checkStop();
+    const generation = Atomics.load(w, WORD.barrierGeneration);
+    if (Atomics.add(w, WORD.barrierCount, 1) === this.parties - 1) {
+      Atomics.store(w, WORD.barrierCount, 0);
+      Atomics.add(w, WORD.barrierGeneration, 1);
+      Atomics.notify(w, WORD.barrierGeneration);
+      return;
+    }
+    const deadline = Date.now() + this.timeoutMs;
+    while (Atomics.load(w, WORD.barrierGeneration) === generation) {
+      this.checkStop();
+      if (Date.now() > deadline) throw new Error(`a peer did not reach the barrier within ${this.timeoutMs / 1000} s`);
+      Atomics.wait(w, WORD.barrierGeneration, generation, WAIT_SLICE_MS);
+    }
+  }
+
+  checkStop(): void {
+    if (this.control.stopRequested) throw new StopRequested("stopped because a peer failed");
+  }
+}
+
+/** Run a program to completion on this thread (the threaded executor's inner loop). */
+export function runToEnd<R>(program: RoleProgram<R>): R {
+  for (;;) {
+    const r = program.next();
+    if (r.done) return r.value;
+  }
+}

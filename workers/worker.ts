@@ -1,0 +1,38 @@
+/**
+ * The worker entry: instantiate the kernel module on the run's shared memory, rebuild the network
+ * from its spec (same plan, same pointers as the main thread), then run role programs on request.
+ * comlink carries these calls; the programs themselves synchronise through shared memory.
+ */
+import * as Comlink from "comlink";
+import { instantiateKernels } from "../engine/kernels/load.ts";
+import type { KernelExports } from "../engine/kernels/abi.ts";
+import { Network } from "../engine/model/network.ts";
+import { Control } from "../engine/runtime/control.ts";
+import type { RoleContext, RunSetup } from "../engine/runtime/context.ts";
+import { ThreadSync, runToEnd, type RoleProgram } from "../engine/runtime/sync.ts";
+import { ROLES, type RoleName } from "../engine/algorithms/roles.ts";
+import { injectFault, type FaultPlan } from "../engine/runtime/fault.ts";
+
+let ctx: RoleContext | null = null;
+
+const api = {
+  init(module: WebAssembly.Module, memory: WebAssembly.Memory, setup: RunSetup, worker: number, fault: FaultPlan | null): void {
+    let k: KernelExports = instantiateKernels(module, memory);
+    if (fault && fault.worker === worker) {
+      if (fault.at === "init") throw new Error(`injected fault at start-up of worker ${worker}`);
+      k = injectFault(k, fault);
+    }
+    const control = new Control(memory, setup.control, setup.workers);
+    const net = new Network(setup.model, setup.inputShape, setup.classes);
+    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers) };
+  },
+
+  run(role: RoleName, args: Record<string, number>): unknown {
+    if (!ctx) throw new Error("worker used before init");
+    const program: RoleProgram<unknown> = ROLES[role](ctx, args);
+    return runToEnd(program);
+  },
+};
+
+export type WorkerApi = typeof api;
+Comlink.expose(api);
