@@ -1,0 +1,103 @@
+/**
+ * The `--data` spec: one string names where samples come from.
+ *   digits             the embedded 10,000 real digits (default; no download)
+ *   idx:DIR            MNIST-layout IDX files (MNIST, Fashion-MNIST, ...), raw or .gz
+ *   cifar10:DIR        CIFAR-10 binary version
+ *   synthetic[:N[:SEED]]  N train samples (default 2000) of learnable 1×28×28, 10-class data
+ */
+import { resolve } from "node:path";
+import { UserError } from "../errors.ts";
+import { loadCifar10 } from "./cifar10.ts";
+import { loadEmbeddedDigits } from "./embedded.ts";
+import { loadIdx } from "./idx.ts";
+import { synthetic } from "./synthetic.ts";
+import { sampleSize, type Dataset } from "./types.ts";
+
+export type DataSpec =
+  | { kind: "digits" }
+  | { kind: "idx"; dir: string }
+  | { kind: "cifar10"; dir: string }
+  | { kind: "synthetic"; trainCount: number; seed: number };
+
+export const DEFAULT_DATA_SPEC = "digits";
+const SYNTHETIC_DEFAULT_COUNT = 2000;
+/** Synthetic data has its own fixed seed: the data set is part of the spec, not of the training seed. */
+const SYNTHETIC_DEFAULT_SEED = 1;
+const VALID = "digits, idx:DIR, cifar10:DIR, synthetic, synthetic:N, synthetic:N:SEED";
+
+export function parseDataSpec(spec: string): DataSpec {
+  const colon = spec.indexOf(":");
+  const scheme = colon < 0 ? spec : spec.slice(0, colon);
+  const rest = colon < 0 ? undefined : spec.slice(colon + 1);
+  switch (scheme) {
+    case "digits":
+      if (rest !== undefined) throw new UserError(`data ${spec}: digits takes no argument`);
+      return { kind: "digits" };
+    case "idx":
+    case "cifar10":
+      if (!rest) throw new UserError(`data ${spec}: missing folder, write ${scheme}:DIR`);
+      return { kind: scheme, dir: resolve(rest) };
+    case "synthetic": {
+      if (rest === undefined) return { kind: "synthetic", trainCount: SYNTHETIC_DEFAULT_COUNT, seed: SYNTHETIC_DEFAULT_SEED };
+      const [countText, seedText, ...extra] = rest.split(":");
+      const trainCount = Number(countText);
+      const seed = seedText === undefined ? SYNTHETIC_DEFAULT_SEED : Number(seedText);
+      if (extra.length > 0 || !/^\d+$/.test(countText ?? "") || trainCount < 1 || trainCount > 10_000_000) {
+        throw new UserError(`data ${spec}: want synthetic:N with N a whole number of train samples in 1..10000000`);
+      }
+      if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UserError(`data ${spec}: SEED must be a non-negative integer`);
+      return { kind: "synthetic", trainCount, seed };
+    }
+    default:
+      throw new UserError(`data ${JSON.stringify(spec)}: unknown source; valid: ${VALID}`);
+  }
+}
+
+/** Parses and loads. Every problem with the spec or the files is a UserError naming them. */
+export async function loadDataset(spec: string = DEFAULT_DATA_SPEC): Promise<Dataset> {
+  const parsed = parseDataSpec(spec);
+  switch (parsed.kind) {
+    case "digits":
+      return loadEmbeddedDigits();
+    case "idx":
+      return loadIdx(parsed.dir, { source: spec });
+    case "cifar10":
+      return loadCifar10(parsed.dir, spec);
+    case "synthetic":
+      return synthetic({
+        shape: [1, 28, 28],
+        classes: 10,
+        trainCount: parsed.trainCount,
+        // 20% held out, like the embedded digits.
+        testCount: Math.max(1, Math.ceil(parsed.trainCount / 4)),
+        seed: parsed.seed,
+        source: spec,
+      });
+  }
+}
+
+export interface FitOptions {
+  /** The model reads images spatially (conv): require the exact [c,h,w], not only the same size. */
+  exact?: boolean;
+  /** The model's number of outputs: must cover every label of the data set. */
+  outputs?: number;
+}
+
+/**
+ * Checks that the data can feed the model. A flattening model (mlp) takes C·H·W inputs in any
+ * layout, so only the product must match; a spatial one (`exact`) needs the same [c,h,w].
+ */
+export function checkFitsModel(dataset: Dataset, inputShape: [number, number, number], modelName: string, options: FitOptions = {}): void {
+  const [c, h, w] = dataset.shape;
+  if (options.outputs !== undefined && options.outputs < dataset.classes) {
+    throw new UserError(`data ${dataset.source} has ${dataset.classes} classes but model ${modelName} has ${options.outputs} outputs`);
+  }
+  const same = inputShape[0] === c && inputShape[1] === h && inputShape[2] === w;
+  if (same) return;
+  if (options.exact) {
+    throw new UserError(`data ${dataset.source} has ${c}×${h}×${w} images but model ${modelName} expects ${inputShape.join("×")} images`);
+  }
+  if (sampleSize(inputShape) !== sampleSize(dataset.shape)) {
+    throw new UserError(`data ${dataset.source} has ${c}×${h}×${w} images but model ${modelName} expects ${sampleSize(inputShape)} inputs`);
+  }
+}
