@@ -50,8 +50,10 @@ export interface TrainOptions {
   resume?: LoadedCheckpoint;
   onProgress?: (p: Progress) => void;
   onEpoch?: (m: EpochMetrics) => void;
-  /** Tests only. */
+  /** Tests only: make a worker fail. */
   fault?: FaultPlan;
+  /** Deterministic executor: the interleaving's seed (default: the run's seed). */
+  schedulerSeed?: number;
   /** Read the final parameters (tests compare runs bitwise). */
   onFinish?: (params: Float32Array) => void;
 }
@@ -101,118 +103,170 @@ export interface Summary {
 
 const PROGRESS_INTERVAL_MS = 200;
 
+/**
+ * An open run: arena planned and filled, workers started. `train()` drives it epoch by epoch; the
+ * benchmarks drive it directly to time epochs on a warm pool.
+ */
+export class TrainingSession {
+  readonly stepsPerEpoch: number;
+  epochsDone: number;
+  private peakRss = process.memoryUsage().rss;
+
+  private constructor(
+    readonly config: TrainConfig,
+    readonly dataset: Dataset,
+    readonly net: Network,
+    readonly setup: RunSetup,
+    readonly memory: WebAssembly.Memory,
+    readonly control: Control,
+    readonly executor: Executor,
+    readonly kernels: string,
+    resume: LoadedCheckpoint | undefined,
+  ) {
+    this.stepsPerEpoch = stepsPerEpoch(dataset.train.count, config.batch);
+    this.epochsDone = resume?.state.epochsDone ?? 0;
+  }
+
+  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed"> = {}): Promise<TrainingSession> {
+    const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
+    const net = buildNetwork(config.model, dataset);
+    const setup = planRun(new ArenaPlanner(), config, net, dataset);
+    const memory = createSharedMemory(setup.plan);
+    const control = new Control(memory, setup.control, config.workers);
+    copyData(memory, setup.data, dataset);
+    if (options.resume) options.resume.restore(net, memory, vectorsOf(setup));
+    else net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
+    const executor = await startExecutor(config, module, memory, setup, control, options.fault ?? null, options.schedulerSeed ?? config.seed);
+    return new TrainingSession(config, dataset, net, setup, memory, control, executor, variant, options.resume);
+  }
+
+  /** Train one epoch (the next one); progress is sampled from the control block while it runs. */
+  async trainEpoch(onProgress?: (p: Progress) => void): Promise<{ trainLoss: number; seconds: number; samples: number }> {
+    const { control, config, dataset } = this;
+    const epoch = this.epochsDone;
+    const started = performance.now();
+    control.reset(WORD.samplesDone);
+    control.workerLoss.fill(0);
+    const watch = setInterval(() => {
+      this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+      const samples = control.read(WORD.samplesDone);
+      const rate = samples / Math.max((performance.now() - started) / 1000, 1e-9);
+      const remaining = (config.epochs - epoch) * dataset.train.count - samples;
+      onProgress?.({
+        epoch: epoch + 1,
+        epochs: config.epochs,
+        epochFraction: samples / dataset.train.count,
+        samplesPerSec: rate,
+        loss: samples > 0 ? control.workerLoss.reduce((a, b) => a + b, 0) / samples : NaN,
+        etaSec: rate > 0 ? remaining / rate : NaN,
+      });
+    }, PROGRESS_INTERVAL_MS);
+    let results: EpochResult[];
+    try {
+      results = await this.executor.run<EpochResult>("sync.epoch", () => ({ epoch }));
+    } finally {
+      clearInterval(watch);
+    }
+    this.epochsDone++;
+    const samples = results.reduce((a, r) => a + r.samples, 0);
+    const trainLoss = results.reduce((a, r) => a + r.lossSum, 0) / samples;
+    if (!Number.isFinite(trainLoss)) throw new RunError(`training diverged in epoch ${epoch + 1} (loss ${trainLoss}): lower --lr`);
+    return { trainLoss, seconds: (performance.now() - started) / 1000, samples };
+  }
+
+  /** Test-split loss and accuracy, the split shared out across the workers. */
+  async evaluate(): Promise<{ testLoss: number; testAccuracy: number }> {
+    const n = this.setup.data.testCount;
+    const parts = await this.executor.run<EvaluationResult>("evaluate", (w) => ({ params: this.setup.params, ...shardOf(n, this.executor.size, w) }));
+    // Summed in worker order: the reported loss does not depend on thread timing.
+    const lossSum = parts.reduce((a, p) => a + p.lossSum, 0);
+    const correct = parts.reduce((a, p) => a + p.correct, 0);
+    return { testLoss: lossSum / n, testAccuracy: correct / n };
+  }
+
+  async checkpoint(path: string): Promise<void> {
+    await saveCheckpoint(path, this.net, this.memory, vectorsOf(this.setup), {
+      config: this.config,
+      epochsDone: this.epochsDone,
+      stepsDone: this.epochsDone * this.stepsPerEpoch,
+    });
+  }
+
+  params(): Float32Array {
+    return f32(this.memory, this.setup.params, this.net.paramFloats).slice();
+  }
+
+  peakRssBytes(): number {
+    const maxRss = (process.resourceUsage?.().maxRSS ?? 0) * 1024; // kB on Linux
+    return Math.max(this.peakRss, process.memoryUsage().rss, maxRss);
+  }
+
+  close(): void {
+    this.executor.terminate();
+  }
+}
+
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<Summary> {
   const started = performance.now();
-  const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
-  const net = buildNetwork(config.model, dataset);
-
-  const planner = new ArenaPlanner();
-  const setup = planRun(planner, config, net, dataset);
-  const memory = createSharedMemory(setup.plan);
-  const control = new Control(memory, setup.control, config.workers);
-  copyData(memory, setup.data, dataset);
-  const vectors = { params: setup.params, optimizerState: setup.optimizerState };
-  let epochsDone = 0;
-  if (options.resume) {
-    options.resume.restore(net, memory, vectors);
-    epochsDone = options.resume.state.epochsDone;
-  } else {
-    net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
-  }
-
-  // Nothing is written until every input has been checked above.
+  const session = await TrainingSession.open(config, options);
   const out = options.out ?? null;
-  if (out) await prepareRunFolder(out, Boolean(options.resume));
-
-  let peakRss = process.memoryUsage().rss;
-  const pool = await startExecutor(config, module, memory, setup, control, options.fault ?? null);
-  const history: EpochMetrics[] = [];
   let trainSeconds = 0;
-  const steps = stepsPerEpoch(dataset.train.count, config.batch);
+  let samplesTrained = 0;
+  let last: EpochMetrics | null = null;
   try {
-    for (let epoch = epochsDone; epoch < config.epochs; epoch++) {
-      const epochStart = performance.now();
-      control.reset(WORD.samplesDone);
-      control.workerLoss.fill(0);
-      const watch = setInterval(() => {
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
-        const seconds = (performance.now() - epochStart) / 1000;
-        const samples = control.read(WORD.samplesDone);
-        const rate = samples / Math.max(seconds, 1e-9);
-        const lossSum = control.workerLoss.reduce((a, b) => a + b, 0);
-        const remaining = (config.epochs - epoch) * dataset.train.count - samples;
-        options.onProgress?.({
-          epoch: epoch + 1,
-          epochs: config.epochs,
-          epochFraction: samples / dataset.train.count,
-          samplesPerSec: rate,
-          loss: samples > 0 ? lossSum / samples : NaN,
-          etaSec: rate > 0 ? remaining / rate : NaN,
-        });
-      }, PROGRESS_INTERVAL_MS);
-      let results: EpochResult[];
-      try {
-        results = await pool.run<EpochResult>("sync.epoch", () => ({ epoch }));
-      } finally {
-        clearInterval(watch);
-      }
-      const epochSeconds = (performance.now() - epochStart) / 1000;
-      trainSeconds += epochSeconds;
-      const lossSum = results.reduce((a, r) => a + r.lossSum, 0);
-      const samples = results.reduce((a, r) => a + r.samples, 0);
-      const evaluation = await evaluate(pool, setup);
-      const metrics: EpochMetrics = {
-        epoch: epoch + 1,
-        steps: (epoch + 1) * steps,
-        trainLoss: lossSum / samples,
-        testLoss: evaluation.lossSum / evaluation.count,
-        testAccuracy: evaluation.correct / evaluation.count,
-        trainSeconds: epochSeconds,
-        samplesPerSec: samples / epochSeconds,
+    // Inputs are all checked by now (data, model, checkpoint, workers started): only now write.
+    if (out) await prepareRunFolder(out, Boolean(options.resume));
+    while (session.epochsDone < config.epochs) {
+      const epoch = await session.trainEpoch(options.onProgress);
+      trainSeconds += epoch.seconds;
+      samplesTrained += epoch.samples;
+      last = {
+        epoch: session.epochsDone,
+        steps: session.epochsDone * session.stepsPerEpoch,
+        trainLoss: epoch.trainLoss,
+        ...(await session.evaluate()),
+        trainSeconds: epoch.seconds,
+        samplesPerSec: epoch.samples / epoch.seconds,
         elapsedSeconds: (performance.now() - started) / 1000,
       };
-      if (!Number.isFinite(metrics.trainLoss)) throw new RunError(`training diverged in epoch ${epoch + 1} (loss ${metrics.trainLoss}): lower --lr`);
-      history.push(metrics);
-      options.onEpoch?.(metrics);
+      options.onEpoch?.(last);
       if (out) {
-        await appendFile(join(out, "metrics.jsonl"), JSON.stringify(metrics) + "\n");
-        await saveCheckpoint(join(out, CHECKPOINT_FILE), net, memory, vectors, { config, epochsDone: epoch + 1, stepsDone: (epoch + 1) * steps });
+        await appendFile(join(out, "metrics.jsonl"), JSON.stringify(last) + "\n");
+        await session.checkpoint(join(out, CHECKPOINT_FILE));
       }
     }
+    const final = last ?? { trainLoss: NaN, ...(await session.evaluate()) };
+    options.onFinish?.(session.params());
+    const summary: Summary = {
+      algo: config.algo,
+      model: config.model,
+      data: session.dataset.source,
+      epochs: config.epochs,
+      workers: config.workers,
+      batch: config.batch,
+      optimizer: config.optimizer.kind,
+      lr: config.optimizer.lr,
+      seed: config.seed,
+      kernels: session.kernels,
+      seconds: (performance.now() - started) / 1000,
+      trainSeconds,
+      samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
+      trainLoss: final.trainLoss,
+      testLoss: final.testLoss,
+      testAccuracy: final.testAccuracy,
+      parameters: session.net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0),
+      peakRssBytes: session.peakRssBytes(),
+      arena: arenaReport(session.setup.plan, session.memory),
+      out,
+    };
+    if (out) await Bun.write(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    return summary;
   } finally {
-    pool.terminate();
+    session.close();
   }
-  options.onFinish?.(f32(memory, setup.params, net.paramFloats).slice());
-
-  const last = history[history.length - 1];
-  const evaluation = last ? null : await evaluateOnce(config, setup, module, memory, control);
-  const samplesTrained = history.length * dataset.train.count;
-  peakRss = Math.max(peakRss, process.memoryUsage().rss, (process.resourceUsage?.().maxRSS ?? 0) * 1024);
-  const summary: Summary = {
-    algo: config.algo,
-    model: config.model,
-    data: dataset.source,
-    epochs: config.epochs,
-    workers: config.workers,
-    batch: config.batch,
-    optimizer: config.optimizer.kind,
-    lr: config.optimizer.lr,
-    seed: config.seed,
-    kernels: variant,
-    seconds: (performance.now() - started) / 1000,
-    trainSeconds,
-    samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
-    trainLoss: last?.trainLoss ?? NaN,
-    testLoss: last?.testLoss ?? evaluation!.lossSum / evaluation!.count,
-    testAccuracy: last?.testAccuracy ?? evaluation!.correct / evaluation!.count,
-    parameters: net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0),
-    peakRssBytes: peakRss,
-    arena: arenaReport(setup.plan, memory),
-    out,
-  };
-  if (out) await Bun.write(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
-  return summary;
 }
+
+const vectorsOf = (setup: RunSetup) => ({ params: setup.params, optimizerState: setup.optimizerState });
 
 /** The network for a model spec on this data, or a UserError saying why they do not fit. */
 export function buildNetwork(model: string, dataset: Dataset): Network {
@@ -261,26 +315,10 @@ async function startExecutor(
   setup: RunSetup,
   control: Control,
   fault: FaultPlan | null,
+  schedulerSeed = config.seed,
 ): Promise<Executor> {
-  if (config.executor === "deterministic") return new DeterministicExecutor(module, memory, setup, control, config.seed, fault);
+  if (config.executor === "deterministic") return new DeterministicExecutor(module, memory, setup, control, schedulerSeed, fault);
   return WorkerPool.start(config.workers, module, memory, setup, control, fault);
-}
-
-async function evaluate(pool: Executor, setup: RunSetup): Promise<EvaluationResult> {
-  const n = setup.data.testCount;
-  const parts = await pool.run<EvaluationResult>("evaluate", (w) => ({ params: setup.params, ...shardOf(n, pool.size, w) }));
-  // Summed in worker order: the reported loss does not depend on thread timing.
-  return parts.reduce((a, p) => ({ lossSum: a.lossSum + p.lossSum, correct: a.correct + p.correct, count: a.count + p.count }));
-}
-
-/** Evaluation when no epoch ran (resuming a finished run): start a pool just for it. */
-async function evaluateOnce(config: TrainConfig, setup: RunSetup, module: WebAssembly.Module, memory: WebAssembly.Memory, control: Control) {
-  const pool = await startExecutor(config, module, memory, setup, control, null);
-  try {
-    return await evaluate(pool, setup);
-  } finally {
-    pool.terminate();
-  }
 }
 
 function arenaReport(plan: ArenaPlan, memory: WebAssembly.Memory): Summary["arena"] {

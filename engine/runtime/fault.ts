@@ -14,14 +14,16 @@ export interface FaultPlan {
 export function injectFault(k: KernelExports, fault: FaultPlan): KernelExports {
   let calls = 0;
   const limit = fault.afterCalls ?? 10;
-  return new Proxy(k, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== "function") return value;
-      return (...args: unknown[]) => {
-        if (++calls === limit) throw new Error(`injected fault in kernel ${String(name)} (call ${calls}) of worker ${fault.worker}`);
-        return (value as (...a: unknown[]) => unknown)(...args);
-      };
-    },
-  });
+  // A plain object of wrappers: wasm export objects are frozen, so a Proxy may not substitute values.
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(k)) {
+    wrapped[name] =
+      typeof value !== "function"
+        ? value
+        : (...args: unknown[]) => {
+            if (++calls === limit) throw new Error(`injected fault in kernel ${name} (call ${calls}) of worker ${fault.worker}`);
+            return (value as (...a: unknown[]) => unknown)(...args);
+          };
+  }
+  return wrapped as unknown as KernelExports;
 }

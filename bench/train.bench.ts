@@ -1,0 +1,56 @@
+/**
+ * End-to-end training throughput, side by side in one run: skein on 1 and 2 workers against
+ * TensorFlow.js with its wasm backend (single-threaded under Bun), all training the same
+ * mlp:784-256-128-10 with SGD at batch 128 on the same number of samples per iteration.
+ *
+ *   npx bun bench/train.bench.ts
+ *
+ * One iteration = one epoch of SAMPLES samples (skein: a warm worker pool runs the epoch; tfjs:
+ * the same number of 128-sample steps). Printed: median samples/s and the ratios that matter.
+ */
+import { bench, do_not_optimize, run, summary } from "mitata";
+import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { createTfjsMlp } from "./peers/tfjs-mlp.ts";
+
+const BATCH = 128;
+const STEPS = 16;
+const SAMPLES = BATCH * STEPS;
+const MODEL = "mlp:784-256-128-10";
+
+const config = (workers: number): TrainConfig => ({
+  algo: "sync",
+  model: MODEL,
+  data: `synthetic:${SAMPLES}`,
+  epochs: 1_000_000,
+  batch: BATCH,
+  workers,
+  executor: "threads",
+  seed: 1,
+  optimizer: { ...defaultOptimizer("sgd"), lr: 0.01 },
+});
+
+const skein1 = await TrainingSession.open(config(1));
+const skein2 = await TrainingSession.open(config(2));
+const tfjs = await createTfjsMlp({ widths: [784, 256, 128, 10], batch: BATCH, lr: 0.01 });
+
+summary(() => {
+  bench(`tfjs-wasm  1 thread  (${tfjs.backend})`, async () => {
+    for (let s = 0; s < STEPS; s++) do_not_optimize(await tfjs.step());
+  }).baseline(true);
+  bench(`skein      1 worker  (${skein1.kernels})`, async () => do_not_optimize(await skein1.trainEpoch()));
+  bench(`skein      2 workers (${skein2.kernels})`, async () => do_not_optimize(await skein2.trainEpoch()));
+});
+
+const { benchmarks } = await run();
+skein1.close();
+skein2.close();
+tfjs.dispose();
+
+const median = (i: number) => benchmarks[i]!.runs[0]!.stats!.p50 / 1e9; // ns → s
+const rate = (i: number) => SAMPLES / median(i);
+const [tf, one, two] = [rate(0), rate(1), rate(2)];
+console.log(`\n${MODEL}, batch ${BATCH}, median samples/s:`);
+console.log(`  tfjs-wasm     ${tf.toFixed(0)}`);
+console.log(`  skein 1 worker ${one.toFixed(0)}   ${(one / tf).toFixed(2)}× tfjs-wasm   (target ≥ 6×)`);
+console.log(`  skein 2 workers ${two.toFixed(0)}   ${(two / one).toFixed(2)}× 1 worker   (target ≥ 1.8×)`);

@@ -1,0 +1,64 @@
+/**
+ * Test plumbing: a shared memory with the kernels instantiated on it, and an allocator over it.
+ * (The arena planner is the allocator: tests plan as they go on a memory sized generously up front.)
+ */
+import type { KernelExports } from "../engine/kernels/abi.ts";
+import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
+import { ArenaPlanner } from "../engine/memory/arena.ts";
+
+export interface TestMemory {
+  k: KernelExports;
+  memory: WebAssembly.Memory;
+  planner: ArenaPlanner;
+  floats(n: number): number;
+  put(values: ArrayLike<number>): number;
+  read(ptr: number, n: number): Float32Array;
+  write(ptr: number, values: ArrayLike<number>): void;
+}
+
+const module = (await loadKernelModule()).module;
+
+export function testMemory(mib = 64): TestMemory {
+  const pages = (mib * 1024 * 1024) / 65536;
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  const k = instantiateKernels(module, memory);
+  const planner = new ArenaPlanner();
+  const floats = (n: number) => {
+    const p = planner.floats("scratch", "t", Math.max(n, 1));
+    if (p + n * 4 > memory.buffer.byteLength) throw new Error("test memory too small");
+    return p;
+  };
+  const write = (ptr: number, values: ArrayLike<number>) => new Float32Array(memory.buffer, ptr, values.length).set(values);
+  return {
+    k,
+    memory,
+    planner,
+    floats,
+    put(values) {
+      const p = floats(values.length);
+      write(p, values);
+      return p;
+    },
+    read: (ptr, n) => new Float32Array(memory.buffer, ptr, n).slice(),
+    write,
+  };
+}
+
+/** Deterministic pseudo-random floats in [-1, 1) for test data (fast-check chooses the seed). */
+export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 2 ** 32 * 2 - 1) * scale;
+  }
+  return out;
+}
+
+export const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+};
