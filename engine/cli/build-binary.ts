@@ -9,7 +9,9 @@ import { join } from "node:path";
 const root = join(import.meta.dir, "../..");
 await ensureKernelsBuilt();
 await buildDigitsCache();
-const outfile = join(root, "dist/skein");
+// `--outfile PATH` (tests build into a temp folder); default dist/skein.
+const at = process.argv.indexOf("--outfile");
+const outfile = at > 0 && process.argv[at + 1] ? process.argv[at + 1]! : join(root, "dist/skein");
 const result = await Bun.build({
   entrypoints: [join(root, "engine/cli/binary.ts"), join(root, "workers/worker.ts")],
   compile: { outfile },
