@@ -19,7 +19,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "epochs", type: "int", default: 5, min: 0, max: 100000, help: "passes over the training split" },
   { name: "batch", type: "int", default: 64, min: 1, max: 65536, help: "global batch per optimizer step, split across the workers" },
   { name: "optimizer", type: "string", default: "momentum", choices: OPTIMIZERS, help: "update rule" },
-  { name: "lr", type: "number", above: 0, help: "learning rate (default 0.05 for sgd/momentum/nesterov, 0.001 for adam/adamw/rmsprop)" },
+  { name: "lr", type: "number", above: 0, help: "learning rate (default 0.02 for sgd/momentum/nesterov, 0.001 for adam/adamw/rmsprop)" },
   { name: "momentum", type: "number", min: 0, max: 0.9999, help: "momentum μ for momentum/nesterov (default 0.9)" },
   { name: "weight-decay", type: "number", min: 0, help: "L2 penalty; decoupled for adamw (default 0, adamw 0.01)" },
   { name: "workers", type: "int", default: 1, min: 1, max: MAX_WORKERS, help: "worker threads sharing the memory" },

@@ -82,7 +82,18 @@ export interface KernelExports {
   // ---- data ----------------------------------------------------------------------------------------
   /** For i < count: out[i, :] = bytes[indices[i], :] · scale + shift (u8 → f32), labelsOut[i] = labelBytes[indices[i]]. */
   gather_batch(out: Ptr, labelsOut: Ptr, bytes: Ptr, labelBytes: Ptr, indices: Ptr, count: number, sampleBytes: number, scale: number, shift: number): void;
+
+  // ---- benchmarks ------------------------------------------------------------------------------------
+  /** Pure multiply-add loop, no memory traffic: `iters` × 96 flops. Returns a value so it is not eliminated. */
+  fma_ceiling(iters: number): number;
 }
 
-/** Bytes of GEMM packing scratch any gemm_* call with these dims needs. Keep in sync with asm/gemm.ts. */
-export const GEMM_PACK_FLOATS = (K: number, N: number): number => Math.max(K, 1) * (Math.ceil(Math.max(N, 1) / 16) * 16) + 64;
+/**
+ * Floats of GEMM packing scratch (`pack`) any gemm_* call with these dims needs; conv2d_* need the max
+ * over their three GEMMs (forward M=Cout,K=CKK,N=OHW; dW M=Cout,K=OHW,N=CKK; dcols M=CKK,K=Cout,N=OHW).
+ * Layout (asm/gemm.ts): one K block (≤ 256) of B packed in 8-column panels, one 6-row block of A
+ * packed pre-broadcast (24 floats per k), one 6×8 edge tile. M does not matter; it is in the
+ * signature so callers need not change if a future packing depends on it. Keep in sync with asm/gemm.ts.
+ */
+export const GEMM_PACK_FLOATS = (_M: number, K: number, N: number): number =>
+  Math.min(Math.max(K, 1), 256) * (Math.ceil(Math.max(N, 1) / 8) * 8 + 24) + 64;

@@ -27,7 +27,7 @@ export function defaultOptimizer(kind: OptimizerKind): OptimizerConfig {
   const adaptive = kind === "adam" || kind === "adamw" || kind === "rmsprop";
   return {
     kind,
-    lr: adaptive ? 0.001 : 0.05,
+    lr: adaptive ? 0.001 : 0.02,
     momentum: 0.9,
     alpha: 0.99,
     weightDecay: kind === "adamw" ? 0.01 : 0,
