@@ -1,0 +1,270 @@
+/**
+ * Layer kernels against the f64 references, both builds: bias + activation (dense and per-channel),
+ * softmax cross-entropy and accuracy, conv2d forward/backward (direct-loop reference, no im2col),
+ * max/avg pooling. Odd sizes exercise every SIMD tail.
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { Act, GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
+import { arenaFor, expectClose, expectGemmClose, randomFloats, randomInts, VARIANTS } from "./kernels.harness.ts";
+import * as ref from "./reference.ts";
+
+const ACTS = [Act.identity, Act.relu, Act.tanh, Act.gelu] as const;
+const size = fc.oneof(fc.constantFrom(1, 3, 4, 5, 7, 8, 17, 33), fc.integer({ min: 1, max: 40 }));
+const seed = fc.integer({ min: 1, max: 1e9 });
+
+for (const variant of VARIANTS) {
+  describe(`activations (${variant} build)`, () => {
+    test("tanh and gelu stay within a few ulp over a wide range", async () => {
+      const a = await arenaFor(variant);
+      a.reset();
+      const n = 4001;
+      const z = Float32Array.from({ length: n }, (_, i) => (i - 2000) / 100); // −20 … 20
+      for (const act of [Act.tanh, Act.gelu]) {
+        const pz = a.put(z);
+        const py = a.floats(n);
+        a.k.bias_act_forward(py, pz, 0, 1, n, act);
+        expectClose(a.read(py, n), Array.from(z, (v) => ref.actForward(v, act)), 2e-6, 2e-7, `act ${act}`);
+      }
+      // tiny inputs keep relative precision
+      const tiny = Float32Array.from([1e-8, -3e-6, 2e-4, -3.9e-4, 4.1e-4, 1e-30]);
+      const pt = a.put(tiny);
+      const po = a.floats(tiny.length);
+      a.k.bias_act_forward(po, pt, 0, 1, tiny.length, Act.tanh);
+      expectClose(a.read(po, tiny.length), Array.from(tiny, Math.tanh), 1e-6, 0, "tanh tiny");
+      a.checkGuards();
+    });
+
+    test("bias_act_forward: z += b, y = act(z), with and without bias", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(size, size, fc.constantFrom(...ACTS), fc.boolean(), seed, (rows, cols, act, withBias, s) => {
+          a.reset();
+          const z = randomFloats(rows * cols, s, 3);
+          const b = randomFloats(cols, s + 1);
+          const pz = a.put(z);
+          const pb = withBias ? a.put(b) : 0;
+          const py = act === Act.identity && withBias && s % 2 === 0 ? pz : a.floats(rows * cols); // identity may run in place
+          a.k.bias_act_forward(py, pz, pb, rows, cols, act);
+          a.checkGuards();
+          const want = ref.biasActForward(z, withBias ? b : null, rows, cols, act);
+          expectClose(a.read(pz, rows * cols), want.z, 1e-6, 1e-7, "z");
+          expectClose(a.read(py, rows * cols), want.y, 2e-6, 2e-7, "y");
+        }),
+        { numRuns: 80 },
+      );
+    });
+
+    test("bias_act_backward: dz = dy·act'(z), db (+)= column sums, dz may alias dy", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(size, size, fc.constantFrom(...ACTS), fc.boolean(), fc.boolean(), fc.boolean(), seed, (rows, cols, act, withDb, acc, alias, s) => {
+          a.reset();
+          const z = randomFloats(rows * cols, s, 3);
+          const dy = randomFloats(rows * cols, s + 1);
+          const db0 = randomFloats(cols, s + 2);
+          const y = Float32Array.from(z, (v) => ref.actForward(v, act));
+          const pz = a.put(z);
+          const py = a.put(y);
+          const pdy = a.put(dy);
+          const pdz = alias ? pdy : a.floats(rows * cols);
+          const pdb = withDb ? (acc ? a.put(db0) : a.floats(cols)) : 0;
+          a.k.bias_act_backward(pdz, pdy, pz, py, pdb, rows, cols, act, acc ? 1 : 0);
+          a.checkGuards();
+          // tanh's backward uses y (rounded to f32), the reference differentiates z exactly
+          const want = ref.biasActBackward(dy, z, rows, cols, act, acc, db0);
+          expectClose(a.read(pdz, rows * cols), want.dz, 1e-5, 1e-6, "dz");
+          if (withDb) expectClose(a.read(pdb, cols), want.db, 1e-5, 1e-5 * rows, "db");
+        }),
+        { numRuns: 80 },
+      );
+    });
+
+    test("channel_bias_act_forward / backward over NCHW maps", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), size, fc.constantFrom(...ACTS), fc.boolean(), fc.boolean(), seed,
+          (batch, channels, spatial, act, withBias, acc, s) => {
+            a.reset();
+            const n = batch * channels * spatial;
+            const z = randomFloats(n, s, 3);
+            const b = randomFloats(channels, s + 1);
+            const dy = randomFloats(n, s + 2);
+            const db0 = randomFloats(channels, s + 3);
+            const pz = a.put(z);
+            const py = a.floats(n);
+            a.k.channel_bias_act_forward(py, pz, withBias ? a.put(b) : 0, batch, channels, spatial, act);
+            const fwd = ref.channelBiasActForward(z, withBias ? b : null, batch, channels, spatial, act);
+            expectClose(a.read(pz, n), fwd.z, 1e-6, 1e-7, "z");
+            expectClose(a.read(py, n), fwd.y, 2e-6, 2e-7, "y");
+            const pdy = a.put(dy);
+            const pdz = a.floats(n);
+            const pdb = acc ? a.put(db0) : a.floats(channels);
+            a.k.channel_bias_act_backward(pdz, pdy, pz, py, pdb, batch, channels, spatial, act, acc ? 1 : 0);
+            a.checkGuards();
+            const bwd = ref.channelBiasActBackward(dy, a.read(pz, n), batch, channels, spatial, act, acc, db0);
+            expectClose(a.read(pdz, n), bwd.dz, 1e-5, 1e-6, "dz");
+            expectClose(a.read(pdb, channels), bwd.db, 1e-5, 1e-5 * batch * spatial, "db");
+          }),
+        { numRuns: 60 },
+      );
+    });
+  });
+
+  describe(`loss (${variant} build)`, () => {
+    test("softmax_xent: loss sum and scaled gradient, stable for large logits", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(size, fc.integer({ min: 1, max: 37 }), fc.constantFrom(1, 10, 80), fc.boolean(), seed, (rows, classes, spread, withGrad, s) => {
+          a.reset();
+          const logits = randomFloats(rows * classes, s, spread);
+          if (s % 3 === 0) for (let i = 0; i < classes; i++) logits[i]! += 1000; // shifted row: no overflow
+          const labels = randomInts(rows, s + 1, classes);
+          if (rows > 2 && s % 5 === 0) labels[1] = -1; // an ignored row
+          const scale = 1 / rows;
+          const pl = a.put(logits);
+          const pd = withGrad ? (s % 4 === 1 ? pl : a.floats(rows * classes)) : 0; // dlogits may alias logits
+          const loss = a.k.softmax_xent(pd, pl, a.putI32(labels), rows, classes, scale);
+          a.checkGuards();
+          const want = ref.softmaxXent(logits, labels, rows, classes, scale);
+          expect(Math.abs(loss - want.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, want.loss) + 1e-5 * rows);
+          if (withGrad) expectClose(a.read(pd, rows * classes), want.dlogits, 1e-5, 1e-7, "dlogits");
+        }),
+        { numRuns: 80 },
+      );
+    });
+
+    test("count_correct counts first-argmax hits", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(size, fc.integer({ min: 1, max: 12 }), seed, (rows, classes, s) => {
+          a.reset();
+          // coarse values so ties happen: the first maximum must win
+          const logits = Float32Array.from(randomFloats(rows * classes, s), (v) => Math.round(v * 2));
+          const labels = randomInts(rows, s + 1, classes);
+          expect(a.k.count_correct(a.put(logits), a.putI32(labels), rows, classes)).toBe(ref.countCorrect(logits, labels, rows, classes));
+        }),
+        { numRuns: 60 },
+      );
+    });
+  });
+
+  describe(`conv2d (${variant} build)`, () => {
+    const convDims = fc
+      .record({
+        N: fc.integer({ min: 1, max: 3 }),
+        Cin: fc.integer({ min: 1, max: 4 }),
+        H: fc.integer({ min: 1, max: 11 }),
+        W: fc.integer({ min: 1, max: 11 }),
+        Cout: fc.integer({ min: 1, max: 9 }),
+        KH: fc.integer({ min: 1, max: 4 }),
+        KW: fc.integer({ min: 1, max: 4 }),
+        stride: fc.integer({ min: 1, max: 3 }),
+        pad: fc.integer({ min: 0, max: 2 }),
+      })
+      .filter((d) => d.H + 2 * d.pad >= d.KH && d.W + 2 * d.pad >= d.KW);
+
+    function convCase(a: Awaited<ReturnType<typeof arenaFor>>, d: ref.ConvDims, acc: boolean, withDx: boolean, s: number): void {
+      a.reset();
+      const { OH, OW } = ref.convOutSize(d);
+      const CKK = d.Cin * d.KH * d.KW;
+      const OHW = OH * OW;
+      const x = randomFloats(d.N * d.Cin * d.H * d.W, s);
+      const w = randomFloats(d.Cout * CKK, s + 1);
+      const dy = randomFloats(d.N * d.Cout * OHW, s + 2);
+      const dw0 = randomFloats(d.Cout * CKK, s + 3);
+      const px = a.put(x);
+      const pw = a.put(w);
+      const cols = a.floats(CKK * OHW);
+      const pack = a.floats(Math.max(GEMM_PACK_FLOATS(d.Cout, CKK, OHW), GEMM_PACK_FLOATS(d.Cout, OHW, CKK), GEMM_PACK_FLOATS(CKK, d.Cout, OHW)));
+      const py = a.floats(d.N * d.Cout * OHW);
+      a.k.conv2d_forward(py, px, pw, d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.stride, d.pad, cols, pack);
+      a.checkGuards();
+      expectGemmClose(a.read(py, d.N * d.Cout * OHW), ref.conv2dForward(x, w, d), CKK + 1, "y");
+
+      const pdy = a.put(dy);
+      const pdw = acc ? a.put(dw0) : a.floats(d.Cout * CKK);
+      const pdx = withDx ? a.floats(x.length) : 0;
+      a.k.conv2d_backward(pdx, pdw, pdy, px, pw, d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.stride, d.pad, acc ? 1 : 0, cols, pack);
+      a.checkGuards();
+      const want = ref.conv2dBackward(dy, x, w, d, acc, dw0);
+      expectGemmClose(a.read(pdw, d.Cout * CKK), want.dw, d.N * OHW + 2, "dw");
+      if (withDx) expectGemmClose(a.read(pdx, x.length), want.dx, d.Cout * d.KH * d.KW + 2, "dx");
+    }
+
+    test("forward and backward match direct convolution (stride, padding, odd sizes)", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(convDims, fc.boolean(), fc.boolean(), seed, (d, acc, withDx, s) => convCase(a, d, acc, withDx, s)),
+        { numRuns: 60 },
+      );
+    });
+
+    test("larger deterministic shapes: LeNet-like 5×5, 3×3 pad 1, 1×1 pointwise, strided", async () => {
+      const a = await arenaFor(variant);
+      const shapes: ref.ConvDims[] = [
+        { N: 2, Cin: 1, H: 28, W: 28, Cout: 6, KH: 5, KW: 5, stride: 1, pad: 0 },
+        { N: 2, Cin: 6, H: 14, W: 14, Cout: 16, KH: 3, KW: 3, stride: 1, pad: 1 },
+        { N: 2, Cin: 16, H: 7, W: 9, Cout: 13, KH: 1, KW: 1, stride: 1, pad: 0 },
+        { N: 1, Cin: 3, H: 17, W: 15, Cout: 8, KH: 3, KW: 3, stride: 2, pad: 1 },
+      ];
+      for (const [i, d] of shapes.entries()) convCase(a, d, i % 2 === 1, true, 100 + i);
+    });
+  });
+
+  describe(`pooling (${variant} build)`, () => {
+    const poolCase = fc
+      .record({
+        planes: fc.integer({ min: 1, max: 5 }),
+        H: fc.integer({ min: 1, max: 13 }),
+        W: fc.integer({ min: 1, max: 13 }),
+        K: fc.integer({ min: 1, max: 4 }),
+        stride: fc.integer({ min: 1, max: 3 }),
+      })
+      .filter((p) => p.H >= p.K && p.W >= p.K);
+
+    test("maxpool forward (value + argmax) and backward", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(poolCase, seed, ({ planes, H, W, K, stride }, s) => {
+          a.reset();
+          const { OH, OW } = ref.poolOutSize(H, W, K, stride);
+          // coarse values so windows hold ties: the first maximum must be recorded
+          const x = Float32Array.from(randomFloats(planes * H * W, s), (v) => Math.round(v * 3));
+          const dy = randomFloats(planes * OH * OW, s + 1);
+          const py = a.floats(planes * OH * OW);
+          const pam = a.alloc(planes * OH * OW * 4);
+          a.k.maxpool_forward(py, pam, a.put(x), planes, H, W, K, stride);
+          const want = ref.maxpoolForward(x, planes, H, W, K, stride);
+          expect(Array.from(a.read(py, want.y.length))).toEqual(Array.from(want.y));
+          expect(Array.from(a.readI32(pam, want.argmax.length))).toEqual(Array.from(want.argmax));
+          const pdx = a.floats(planes * H * W);
+          a.k.maxpool_backward(pdx, a.put(dy), pam, planes, H, W, K, stride);
+          a.checkGuards();
+          expectClose(a.read(pdx, planes * H * W), ref.maxpoolBackward(dy, want.argmax, planes, H, W, K, stride), 1e-5, 1e-6, "dx");
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    test("avgpool forward and backward", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(poolCase, seed, ({ planes, H, W, K, stride }, s) => {
+          a.reset();
+          const { OH, OW } = ref.poolOutSize(H, W, K, stride);
+          const x = randomFloats(planes * H * W, s);
+          const dy = randomFloats(planes * OH * OW, s + 1);
+          const py = a.floats(planes * OH * OW);
+          a.k.avgpool_forward(py, a.put(x), planes, H, W, K, stride);
+          expectClose(a.read(py, planes * OH * OW), ref.avgpoolForward(x, planes, H, W, K, stride), 1e-5, 1e-6, "y");
+          const pdx = a.floats(planes * H * W);
+          a.k.avgpool_backward(pdx, a.put(dy), planes, H, W, K, stride);
+          a.checkGuards();
+          expectClose(a.read(pdx, planes * H * W), ref.avgpoolBackward(dy, planes, H, W, K, stride), 1e-5, 1e-6, "dx");
+        }),
+        { numRuns: 60 },
+      );
+    });
+  });
+}

@@ -1,0 +1,220 @@
+/**
+ * Optimizer, vector and data kernels against the f64 references (both builds), plus the module's
+ * shape (no data section, no mutable globals, only env.memory imported) and the loader's choices.
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { readFileSync } from "node:fs";
+import { checkModuleShape } from "../asm/build.ts";
+import { kernelPath } from "../engine/kernels/build.ts";
+import { chooseVariant, supportsRelaxedSimd } from "../engine/kernels/load.ts";
+import { arenaFor, expectClose, randomFloats, randomInts, VARIANTS } from "./kernels.harness.ts";
+import * as ref from "./reference.ts";
+
+/** Element counts around the 4-lane (and 16-float) main loops. */
+const count = fc.oneof(fc.constantFrom(0, 1, 3, 4, 5, 7, 15, 16, 17, 33, 64, 65), fc.integer({ min: 0, max: 300 }));
+const seed = fc.integer({ min: 1, max: 1e9 });
+/** A hyperparameter in [min, max] on a grid of 1000 steps (no subnormals, no NaN). */
+const hyper = (min: number, max: number) => fc.integer({ min: 0, max: 1000 }).map((i) => min + ((max - min) * i) / 1000);
+
+for (const variant of VARIANTS) {
+  describe(`optimizers (${variant} build)`, () => {
+    test("sgd_update", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(count, hyper(0, 1), hyper(0, 0.1), seed, (n, lr, wd, s) => {
+          a.reset();
+          const w = randomFloats(n, s), g = randomFloats(n, s + 1);
+          const pw = a.put(w);
+          a.k.sgd_update(pw, a.put(g), n, lr, wd);
+          a.checkGuards();
+          expectClose(a.read(pw, n), ref.sgdUpdate(w, g, Math.fround(lr), Math.fround(wd)), 1e-6, 1e-7, "w");
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    test("momentum_update, plain and Nesterov, with dampening and weight decay", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(count, hyper(0, 1), hyper(0, 0.99), hyper(0, 0.5), hyper(0, 0.1), fc.boolean(), seed, (n, lr, mu, damp, wd, nesterov, s) => {
+          a.reset();
+          const w = randomFloats(n, s), g = randomFloats(n, s + 1), m = randomFloats(n, s + 2);
+          const pw = a.put(w), pm = a.put(m);
+          a.k.momentum_update(pw, a.put(g), pm, n, lr, mu, damp, wd, nesterov ? 1 : 0);
+          a.checkGuards();
+          const f = Math.fround;
+          const want = ref.momentumUpdate(w, g, m, f(lr), f(mu), f(damp), f(wd), nesterov);
+          expectClose(a.read(pm, n), want.m, 1e-6, 1e-6, "m");
+          expectClose(a.read(pw, n), want.w, 1e-6, 1e-6, "w");
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    test("adam_update: Adam (L2) and AdamW (decoupled), bias corrections", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(count, hyper(1e-4, 0.1), hyper(0, 0.1), fc.boolean(), fc.integer({ min: 1, max: 1000 }), seed, (n, lr, wd, decoupled, t, s) => {
+          a.reset();
+          const [b1, b2, eps] = [0.9, 0.999, 1e-8];
+          const w = randomFloats(n, s), g = randomFloats(n, s + 1), m = randomFloats(n, s + 2, 0.1);
+          const v = Float32Array.from(randomFloats(n, s + 3), (x) => x * x * 0.01);
+          const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
+          const pw = a.put(w), pm = a.put(m), pv = a.put(v);
+          a.k.adam_update(pw, a.put(g), pm, pv, n, lr, b1, b2, eps, wd, decoupled ? 1 : 0, bc1, bc2);
+          a.checkGuards();
+          const f = Math.fround;
+          const want = ref.adamUpdate(w, g, m, v, f(lr), f(b1), f(b2), f(eps), f(wd), decoupled, f(bc1), f(bc2));
+          expectClose(a.read(pm, n), want.m, 1e-5, 1e-7, "m");
+          expectClose(a.read(pv, n), want.v, 1e-5, 1e-9, "v");
+          // the step is lr·m̂/(√v̂+ε), up to ~lr·(1/(1−β1ᵗ)) in size: judge w by its change
+          expectClose(a.read(pw, n), want.w, 1e-5, 1e-5 * f(lr) / f(bc1) + 1e-7, "w");
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    test("rmsprop_update", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(count, hyper(1e-4, 0.1), hyper(0.5, 0.999), hyper(0, 0.1), seed, (n, lr, alpha, wd, s) => {
+          a.reset();
+          const w = randomFloats(n, s), g = randomFloats(n, s + 1);
+          const v = Float32Array.from(randomFloats(n, s + 2), (x) => x * x);
+          const pw = a.put(w), pv = a.put(v);
+          a.k.rmsprop_update(pw, a.put(g), pv, n, lr, alpha, 1e-8, wd);
+          a.checkGuards();
+          const f = Math.fround;
+          const want = ref.rmspropUpdate(w, g, v, f(lr), f(alpha), f(1e-8), f(wd));
+          expectClose(a.read(pv, n), want.v, 1e-5, 1e-9, "v");
+          expectClose(a.read(pw, n), want.w, 1e-5, 1e-5 * f(lr) + 1e-7, "w");
+        }),
+        { numRuns: 60 },
+      );
+    });
+  });
+
+  describe(`vector ops (${variant} build)`, () => {
+    test("axpy, scale, copy, fill_zero", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(count, hyper(-2, 2), seed, (n, alpha, s) => {
+          a.reset();
+          const x = randomFloats(n, s), y = randomFloats(n, s + 1);
+          const px = a.put(x), py = a.put(y);
+          a.k.axpy(py, px, n, alpha);
+          expectClose(a.read(py, n), ref.axpy(y, x, Math.fround(alpha)), 1e-6, 1e-7, "axpy");
+          a.k.scale(px, n, alpha);
+          expectClose(a.read(px, n), ref.scale(x, Math.fround(alpha)), 1e-6, 0, "scale");
+          const pc = a.floats(n);
+          a.k.copy(pc, px, n);
+          expect(a.read(pc, n)).toEqual(a.read(px, n));
+          a.k.fill_zero(pc, n);
+          expect(Array.from(a.read(pc, n))).toEqual(new Array(n).fill(0));
+          a.checkGuards();
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    test("weighted_sum, including out aliasing one of its inputs", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(count, fc.integer({ min: 1, max: 6 }), fc.integer({ min: -1, max: 5 }), seed, (n, k, aliasAt, s) => {
+          a.reset();
+          const tensors = Array.from({ length: k }, (_, i) => randomFloats(n, s + i));
+          const weights = randomFloats(k, s + 99);
+          const ptrs = tensors.map((t) => a.put(t));
+          const out = aliasAt >= 0 && aliasAt < k ? ptrs[aliasAt]! : a.floats(n);
+          a.k.weighted_sum(out, a.putI32(ptrs), a.put(weights), k, n);
+          a.checkGuards();
+          expectClose(a.read(out, n), ref.weightedSum(tensors, weights, n), 1e-5, 1e-6 * k, "out");
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    test("squared_distance and sum_squares accumulate in f64", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(count, seed, (n, s) => {
+          a.reset();
+          const x = randomFloats(n, s, 100), y = randomFloats(n, s + 1, 100);
+          const px = a.put(x), py = a.put(y);
+          expect(a.k.squared_distance(px, py, n)).toBeCloseTo(ref.squaredDistance(x, y), 6);
+          expect(Math.abs(a.k.sum_squares(px, n) - ref.sumSquares(x))).toBeLessThanOrEqual(1e-12 * ref.sumSquares(x) + 1e-12);
+        }),
+        { numRuns: 60 },
+      );
+      // f64 accumulation: a million ones plus one tiny difference stays exact
+      a.reset();
+      const n = 1 << 20;
+      const ones = new Float32Array(n).fill(1);
+      const p = a.put(ones);
+      expect(a.k.sum_squares(p, n)).toBe(n);
+      const q = a.put(ones);
+      new Float32Array(a.memory.buffer, q, n)[n - 1] = 1 + 2 ** -20;
+      expect(a.k.squared_distance(p, q, n)).toBe(2 ** -40);
+    });
+  });
+
+  describe(`data (${variant} build)`, () => {
+    test("gather_batch: u8 → f32 with scale and shift, labels widened", async () => {
+      const a = await arenaFor(variant);
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 0, max: 12 }), fc.oneof(fc.constantFrom(1, 15, 16, 17, 33, 784), fc.integer({ min: 1, max: 70 })), seed,
+          (samples, count, sampleBytes, s) => {
+            a.reset();
+            const bytes = Uint8Array.from(randomInts(samples * sampleBytes, s, 256));
+            const labelBytes = Uint8Array.from(randomInts(samples, s + 1, 256));
+            const indices = randomInts(count, s + 2, samples);
+            const scale = 1 / 255, shift = -0.5;
+            const pout = a.floats(count * sampleBytes);
+            const plab = a.alloc(count * 4);
+            a.k.gather_batch(pout, plab, a.putU8(bytes), a.putU8(labelBytes), a.putI32(indices), count, sampleBytes, scale, shift);
+            a.checkGuards();
+            const want = ref.gatherBatch(bytes, labelBytes, indices, sampleBytes, Math.fround(scale), Math.fround(shift));
+            expectClose(a.read(pout, count * sampleBytes), want.out, 1e-6, 1e-7, "out");
+            expect(Array.from(a.readI32(plab, count))).toEqual(Array.from(want.labels));
+          }),
+        { numRuns: 60 },
+      );
+    });
+  });
+}
+
+describe("kernel module", () => {
+  for (const variant of VARIANTS) {
+    test(`${variant} build: no data section, no mutable globals, imports only env.memory`, () => {
+      const bytes = new Uint8Array(readFileSync(kernelPath(variant)));
+      expect(() => checkModuleShape(bytes, variant)).not.toThrow();
+      const module = new WebAssembly.Module(bytes);
+      expect(WebAssembly.Module.imports(module)).toEqual([{ module: "env", name: "memory", kind: "memory" }]);
+      const exported = WebAssembly.Module.exports(module).map((e) => e.name).sort();
+      for (const name of ["gemm_nn", "gemm_nt", "gemm_tn", "softmax_xent", "conv2d_backward", "adam_update", "gather_batch", "fma_ceiling"]) {
+        expect(exported).toContain(name);
+      }
+    });
+  }
+
+  test("checkModuleShape rejects data segments and mutable globals", () => {
+    const header = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+    // global section: one mutable i32 initialised to 0
+    const mutableGlobal = new Uint8Array([...header, 0x06, 0x06, 0x01, 0x7f, 0x01, 0x41, 0x00, 0x0b]);
+    expect(() => checkModuleShape(mutableGlobal, "g")).toThrow(/mutable/);
+    const immutableGlobal = new Uint8Array([...header, 0x06, 0x06, 0x01, 0x7f, 0x00, 0x41, 0x0b, 0x0b]);
+    expect(() => checkModuleShape(immutableGlobal, "g")).not.toThrow();
+    // data count section is enough to be refused
+    const data = new Uint8Array([...header, 0x0c, 0x01, 0x00]);
+    expect(() => checkModuleShape(data, "d")).toThrow(/data section/);
+  });
+
+  test("relaxed-SIMD probe and SKEIN_KERNELS", () => {
+    expect(typeof supportsRelaxedSimd()).toBe("boolean");
+    expect(chooseVariant("simd")).toBe("simd");
+    expect(chooseVariant("")).toBe(supportsRelaxedSimd() ? "relaxed" : "simd");
+    if (supportsRelaxedSimd()) expect(chooseVariant("relaxed")).toBe("relaxed");
+    expect(() => chooseVariant("avx")).toThrow(/SKEIN_KERNELS/);
+  });
+});
