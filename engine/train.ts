@@ -110,7 +110,6 @@ const PROGRESS_INTERVAL_MS = 200;
 export class TrainingSession {
   readonly stepsPerEpoch: number;
   epochsDone: number;
-  private peakRss = process.memoryUsage().rss;
 
   private constructor(
     readonly config: TrainConfig,
@@ -147,12 +146,13 @@ export class TrainingSession {
     const started = performance.now();
     control.reset(WORD.samplesDone);
     control.workerLoss.fill(0);
-    const watch = setInterval(() => {
-      this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+    // Only when someone shows progress: a timer on the main thread takes a core from a worker now and
+    // then, and with synchronous workers every stall of one is a stall of all.
+    const watch = onProgress && setInterval(() => {
       const samples = control.read(WORD.samplesDone);
       const rate = samples / Math.max((performance.now() - started) / 1000, 1e-9);
       const remaining = (config.epochs - epoch) * dataset.train.count - samples;
-      onProgress?.({
+      onProgress({
         epoch: epoch + 1,
         epochs: config.epochs,
         epochFraction: samples / dataset.train.count,
@@ -165,7 +165,7 @@ export class TrainingSession {
     try {
       results = await this.executor.run<EpochResult>("sync.epoch", () => ({ epoch }));
     } finally {
-      clearInterval(watch);
+      if (watch) clearInterval(watch);
     }
     this.epochsDone++;
     const samples = results.reduce((a, r) => a + r.samples, 0);
@@ -196,9 +196,9 @@ export class TrainingSession {
     return f32(this.memory, this.setup.params, this.net.paramFloats).slice();
   }
 
+  /** The process's peak resident set (workers are threads of this process, so they are in it). */
   peakRssBytes(): number {
-    const maxRss = (process.resourceUsage?.().maxRSS ?? 0) * 1024; // kB on Linux
-    return Math.max(this.peakRss, process.memoryUsage().rss, maxRss);
+    return Math.max(process.resourceUsage().maxRSS * 1024, process.memoryUsage().rss); // maxRSS is in KiB
   }
 
   close(): void {

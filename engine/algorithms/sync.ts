@@ -5,7 +5,7 @@
  *     every worker w: g_w = ∇ loss on its shard of the batch, scaled by 1/|batch|
  *     barrier
  *     all-reduce, split as reduce-scatter: worker w owns slice w of the flat parameter vector; it sums
- *       g_0 + … + g_{N−1} over its slice and applies the optimizer to that slice only
+ *       g_0 + … + g_{N−1} over its slice (into gradSum) and applies the optimizer to that slice only
  *     barrier
  *
  * With N = 1 this is plain minibatch SGD. The sum runs in worker order on every slice, so the result
@@ -22,6 +22,12 @@ import { epochOrder } from "../data/order.ts";
 
 export interface SyncLayout {
   grads: Ptr[]; // one gradient vector per worker
+  /**
+   * The summed gradient. Slice w is written and read only by worker w: summing into grads[0] instead
+   * would make every worker dirty part of worker 0's vector each step, and worker 0's next backward
+   * would pull those cache lines back across cores.
+   */
+  gradSum: Ptr;
   /** Per worker: i32[N] pointers to the N gradient slices it sums, f32[N] weights (all 1). */
   reduceArgs: { tensors: Ptr; weights: Ptr }[];
   slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
@@ -44,12 +50,14 @@ export function alignedSliceOf(floats: number, parts: number, p: number): { lo: 
 
 export function planSync(planner: ArenaPlanner, net: Network, workers: number): SyncLayout {
   const grads = Array.from({ length: workers }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats));
+  // One worker needs no sum: its gradient is the batch gradient.
+  const gradSum = workers > 1 ? planner.floats("gradients", "gradSum", net.paramFloats) : grads[0]!;
   const reduceArgs = Array.from({ length: workers }, (_, w) => ({
     tensors: planner.reserve("control", `worker${w}.reduce.tensors`, workers * 4),
     weights: planner.reserve("control", `worker${w}.reduce.weights`, workers * 4),
   }));
   const slices = Array.from({ length: workers }, (_, w) => alignedSliceOf(net.paramFloats, workers, w));
-  return { grads, reduceArgs, slices };
+  return { grads, gradSum, reduceArgs, slices };
 }
 
 export function stepsPerEpoch(trainCount: number, batch: number): number {
@@ -97,11 +105,11 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
 
     if (hi > lo) {
       const { tensors, weights } = layout.reduceArgs[worker]!;
-      if (N > 1) k.weighted_sum(layout.grads[0]! + lo * 4, tensors, weights, N, hi - lo);
+      if (N > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, N, hi - lo);
       const at = (base: Ptr) => (base === 0 ? 0 : base + lo * 4);
       applyUpdate(k, setup.optimizer, {
         w: at(setup.params),
-        g: at(layout.grads[0]!),
+        g: at(layout.gradSum),
         m: at(setup.optimizerState[0] ?? 0),
         v: at(setup.optimizerState[1] ?? 0),
         n: hi - lo,
