@@ -1,25 +1,18 @@
 // CIFAR-10 binary loading: exact round trips (flat or nested folder) and fast-check-generated damage
 // that must always surface as a one-line UserError naming the damaged batch file.
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { encodeCifarBatch, loadCifar10, loadDataset, type Split } from "../engine/data/index.ts";
+import { tempFolders } from "./tempdir.ts";
 
 const RECORD = 3073;
 const PIXELS = 3072;
 const FILES = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"];
 
-const root = mkdtempSync(join(tmpdir(), "skein-cifar-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-let runs = 0;
-function freshDir(): string {
-  const dir = join(root, `run-${runs++}`);
-  mkdirSync(dir);
-  return dir;
-}
+const freshDir = tempFolders("skein-cifar-");
 
 /** A batch of 1..3 records with pseudo-random pixels (cheap to make; fast-check picks the seed). */
 const batchArb: fc.Arbitrary<Split> = fc.tuple(fc.integer({ min: 1, max: 3 }), fc.uint8Array({ minLength: 3, maxLength: 3, max: 9 }), fc.nat()).map(([count, labels, salt]) => {

@@ -1,21 +1,14 @@
 // IDX loading: exact round trips (raw, gzip, both spellings), fast-check-generated corruptions that
 // must always surface as a one-line UserError naming the damaged file, and the real Fashion-MNIST.
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { encodeIdx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, loadDataset, loadIdx } from "../engine/data/index.ts";
+import { tempFolders } from "./tempdir.ts";
 
-const root = mkdtempSync(join(tmpdir(), "skein-idx-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-let runs = 0;
-function freshDir(): string {
-  const dir = join(root, `run-${runs++}`);
-  mkdirSync(dir);
-  return dir;
-}
+const freshDir = tempFolders("skein-idx-");
 
 interface Split {
   images: Uint8Array;

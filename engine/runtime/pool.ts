@@ -45,7 +45,7 @@ export class WorkerPool implements Executor {
     control: Control,
     fault: FaultPlan | null = null,
   ): Promise<WorkerPool> {
-    const members = Array.from({ length: count }, (_, w) => spawn(w));
+    const members = Array.from({ length: count }, spawn);
     const pool = new WorkerPool(members, control);
     try {
       await pool.all(
@@ -108,7 +108,7 @@ export class WorkerPool implements Executor {
   }
 }
 
-function spawn(index: number): Member {
+function spawn(): Member {
   const worker = new Worker(workerEntry);
   const died = new Promise<never>((_, reject) => {
     worker.addEventListener("error", (e: ErrorEvent) => reject(new Error(e.message || "worker crashed")));
