@@ -14,7 +14,7 @@ import { ArenaPlanner, bytesByKind, createSharedMemory, f32, type ArenaPlan } fr
 import { Network } from "./model/network.ts";
 import { shapeSize } from "./model/layers.ts";
 import { parseModelSpec } from "./model/spec.ts";
-import type { OptimizerConfig } from "./optim/optimizer.ts";
+import { planOptimizerState, type OptimizerConfig } from "./optim/optimizer.ts";
 import { Rng } from "./rng.ts";
 import { Control, planControl, WORD } from "./runtime/control.ts";
 import { copyData, planData, planWorkerBuffers, type RunSetup } from "./runtime/context.ts";
@@ -22,7 +22,8 @@ import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool } from "./runtime/pool.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import type { Executor, ExecutorName } from "./runtime/executor.ts";
-import { planOptimizerState, planSync, shardOf, stepsPerEpoch, type EpochResult } from "./algorithms/sync.ts";
+import { planSync, stepsPerEpoch, type EpochResult } from "./algorithms/sync.ts";
+import { shardOf } from "./runtime/split.ts";
 import type { EvaluationResult } from "./algorithms/evaluate.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 
@@ -285,7 +286,7 @@ function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, datas
   const control = planControl(planner, config.workers);
   const data = planData(planner, dataset);
   const params = planner.floats("parameters", "params", net.paramFloats);
-  const optimizerState = planOptimizerState(planner, net, config.optimizer);
+  const optimizerState = planOptimizerState(planner, net.paramFloats, config.optimizer.kind);
   const layout = planSync(planner, net, config.workers);
   const rows = Math.ceil(config.batch / config.workers);
   const perWorker = Array.from({ length: config.workers }, (_, w) => planWorkerBuffers(planner, net, w, rows));
@@ -304,7 +305,7 @@ function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, datas
     perWorker,
     params,
     optimizerState,
-    layout: layout as unknown as Record<string, unknown>,
+    layout,
   };
 }
 

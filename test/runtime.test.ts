@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { alignedSliceOf, shardOf } from "../engine/algorithms/sync.ts";
+import { alignedSliceOf, shardOf } from "../engine/runtime/split.ts";
 import { ALIGN, ArenaPlanner, bytesByKind, REGION_KINDS, type RegionKind } from "../engine/memory/arena.ts";
 import { Control, planControl } from "../engine/runtime/control.ts";
 import { interleave } from "../engine/runtime/deterministic.ts";

@@ -14,10 +14,11 @@
 import type { Ptr } from "../kernels/abi.ts";
 import type { ArenaPlanner } from "../memory/arena.ts";
 import type { Network } from "../model/network.ts";
-import { applyUpdate, stateSlots, type OptimizerConfig } from "../optim/optimizer.ts";
+import { applyUpdate } from "../optim/optimizer.ts";
 import { WORD } from "../runtime/control.ts";
 import { loadBatch, type RoleContext } from "../runtime/context.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
+import { alignedSliceOf, shardOf } from "../runtime/split.ts";
 import { epochOrder } from "../data/order.ts";
 
 export interface SyncLayout {
@@ -31,21 +32,6 @@ export interface SyncLayout {
   /** Per worker: i32[N] pointers to the N gradient slices it sums, f32[N] weights (all 1). */
   reduceArgs: { tensors: Ptr; weights: Ptr }[];
   slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
-  [key: string]: unknown;
-}
-
-/** Contiguous split of `count` items into `parts`, the first ones one larger: [lo, hi) of part p. */
-export function shardOf(count: number, parts: number, p: number): { lo: number; hi: number } {
-  const base = Math.floor(count / parts);
-  const extra = count % parts;
-  const lo = p * base + Math.min(p, extra);
-  return { lo, hi: lo + base + (p < extra ? 1 : 0) };
-}
-
-/** Like shardOf, in units of 16 floats so every slice starts 64-byte aligned. */
-export function alignedSliceOf(floats: number, parts: number, p: number): { lo: number; hi: number } {
-  const { lo, hi } = shardOf(Math.ceil(floats / 16), parts, p);
-  return { lo: Math.min(lo * 16, floats), hi: Math.min(hi * 16, floats) };
 }
 
 export function planSync(planner: ArenaPlanner, net: Network, workers: number): SyncLayout {
@@ -116,7 +102,6 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
       }, stepsBefore + step + 1);
     }
     yield* sync.barrier(); // the whole vector is updated before anyone reads it again
-    if (worker === 0) control.add(WORD.stepsDone, 1);
   }
   return { lossSum, samples };
 }
@@ -131,9 +116,4 @@ function writeReduceArgs(ctx: RoleContext, layout: SyncLayout, lo: number): void
     ptrs[w] = layout.grads[w]! + lo * 4;
     ws[w] = 1;
   }
-}
-
-/** Optimizer state vectors for the algorithm's single parameter vector. */
-export function planOptimizerState(planner: ArenaPlanner, net: Network, cfg: OptimizerConfig): Ptr[] {
-  return Array.from({ length: stateSlots(cfg.kind) }, (_, s) => planner.floats("optimizerState", `optimizer.slot${s}`, net.paramFloats));
 }

@@ -8,6 +8,7 @@
  */
 import { UserError } from "../errors.ts";
 import type { KernelExports, Ptr } from "../kernels/abi.ts";
+import type { ArenaPlanner } from "../memory/arena.ts";
 
 export const OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"] as const;
 export type OptimizerKind = (typeof OPTIMIZERS)[number];
@@ -55,6 +56,11 @@ export function stateSlots(kind: OptimizerKind): number {
     case "adamw":
       return 2;
   }
+}
+
+/** The state vectors for one parameter vector of `floats` floats, laid out like it. */
+export function planOptimizerState(planner: ArenaPlanner, floats: number, kind: OptimizerKind, tag = "optimizer"): Ptr[] {
+  return Array.from({ length: stateSlots(kind) }, (_, s) => planner.floats("optimizerState", `${tag}.slot${s}`, floats));
 }
 
 /** Pointers of one region: weights, gradient, and the state slots at the same offset. */

@@ -47,8 +47,8 @@ export interface RunSetup {
   params: Ptr;
   /** Optimizer state vectors, in slot order (momentum m, then v). */
   optimizerState: Ptr[];
-  /** Algorithm-specific pointers. */
-  layout: Record<string, unknown>;
+  /** Algorithm-specific pointers (each algorithm knows its own layout's type). */
+  layout: unknown;
 }
 
 export interface RoleContext {

@@ -11,10 +11,8 @@ export const WORD = {
   stop: 0,
   barrierCount: 1,
   barrierGeneration: 2,
-  /** Optimizer steps completed in the current run (progress, watchdog). */
-  stepsDone: 3,
-  /** Samples whose gradient has been computed (progress). */
-  samplesDone: 4,
+  /** Samples of the current epoch whose gradient has been computed (progress). */
+  samplesDone: 3,
   count: 16,
 } as const;
 
