@@ -82,7 +82,8 @@ function convert(spec: FlagSpec, raw: string): FlagValue {
 
 export function formatHelp(usage: string, summary: string, specs: FlagSpec[], footer = ""): string {
   const rows = specs.map((s) => {
-    const left = `--${s.name}${s.type === "bool" ? "" : ` ${s.valueName ?? s.type.toUpperCase()}`}`;
+    const value = s.valueName ?? s.choices?.join("|") ?? s.type.toUpperCase();
+    const left = `--${s.name}${s.type === "bool" ? "" : ` ${value}`}`;
     const dflt = s.default !== undefined && s.type !== "bool" ? ` (default ${s.default})` : "";
     return [left, s.help + dflt] as const;
   });
