@@ -49,6 +49,8 @@ export interface TrainOptions {
   out?: string;
   /** A checkpoint (or run folder holding one) to continue from. */
   resume?: LoadedCheckpoint;
+  /** Called once every input has been checked and the workers are up. */
+  onStart?: () => void;
   onProgress?: (p: Progress) => void;
   onEpoch?: (m: EpochMetrics) => void;
   /** Tests only: make a worker fail. */
@@ -217,6 +219,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   try {
     // Inputs are all checked by now (data, model, checkpoint, workers started): only now write.
     if (out) await prepareRunFolder(out, Boolean(options.resume));
+    options.onStart?.();
     while (session.epochsDone < config.epochs) {
       const epoch = await session.trainEpoch(options.onProgress);
       trainSeconds += epoch.seconds;

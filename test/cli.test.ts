@@ -74,6 +74,7 @@ describe("skein CLI", () => {
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
       expect(r.stderr).not.toContain("    at ");
+      expect(r.stdout).toBe("");
       expect(existsSync(out)).toBe(false);
     });
   }

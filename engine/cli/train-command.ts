@@ -78,6 +78,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const options: TrainOptions = {
     out,
     resume,
+    onStart: () => {
+      if (!json) say(`skein train: ${config.algo} on ${config.workers} worker${config.workers > 1 ? "s" : ""}, ${config.model} on ${config.data}, ${config.epochs} epoch${config.epochs === 1 ? "" : "s"}, batch ${config.batch}, ${config.optimizer.kind} lr ${config.optimizer.lr}`);
+    },
     onProgress: (p) => display.update(p),
     onEpoch: (m) =>
       say(
@@ -85,7 +88,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
           `test accuracy ${(m.testAccuracy * 100).toFixed(2)}%  ${formatRate(m.samplesPerSec)} samples/s`,
       ),
   };
-  if (!json) say(`skein train: ${config.algo} on ${config.workers} worker${config.workers > 1 ? "s" : ""}, ${config.model} on ${config.data}, ${config.epochs} epoch${config.epochs === 1 ? "" : "s"}, batch ${config.batch}, ${config.optimizer.kind} lr ${config.optimizer.lr}`);
   const summary = await train(config, options);
   display.clear();
   if (json) process.stdout.write(JSON.stringify(summary) + "\n");
