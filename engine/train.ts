@@ -14,20 +14,24 @@ import { ArenaPlanner, bytesByKind, createSharedMemory, f32, type ArenaPlan } fr
 import { Network } from "./model/network.ts";
 import { shapeSize } from "./model/layers.ts";
 import { parseModelSpec } from "./model/spec.ts";
-import { planOptimizerState, type OptimizerConfig } from "./optim/optimizer.ts";
+import type { OptimizerConfig } from "./optim/optimizer.ts";
 import { Rng } from "./rng.ts";
 import { Control, planControl, WORD } from "./runtime/control.ts";
-import { copyData, planData, planWorkerBuffers, type RunSetup } from "./runtime/context.ts";
+import { copyData, planData, type RunSetup } from "./runtime/context.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool } from "./runtime/pool.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import type { Executor, ExecutorName } from "./runtime/executor.ts";
-import { planSync, stepsPerEpoch, type EpochResult } from "./algorithms/sync.ts";
+import { planSync, stepsPerEpoch } from "./algorithms/sync.ts";
+import { planHogwild } from "./algorithms/async/hogwild.ts";
+import { planLayerwise } from "./algorithms/async/layerwise.ts";
+import { DEFAULT_ASYNC, type AlgorithmPlan, type AsyncOptions, type EpochResult, type PlanInput } from "./algorithms/algorithm.ts";
+import { mergeStaleness, summarizeStaleness, type StalenessReport } from "./algorithms/async/staleness.ts";
 import { shardOf } from "./runtime/split.ts";
 import type { EvaluationResult } from "./algorithms/evaluate.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 
-export const ALGORITHMS = ["sync"] as const;
+export const ALGORITHMS = ["sync", "hogwild", "lap", "lpp", "layerwise"] as const;
 export type AlgorithmName = (typeof ALGORITHMS)[number];
 
 export interface TrainConfig {
@@ -42,6 +46,17 @@ export interface TrainConfig {
   executor: ExecutorName;
   seed: number;
   optimizer: OptimizerConfig;
+  /** hogwild, lap, lpp, layerwise: replicas, averaging period, threads, queue (defaults: DEFAULT_ASYNC). */
+  async?: Partial<AsyncOptions>;
+}
+
+const asyncOptions = (config: TrainConfig): AsyncOptions => ({ ...DEFAULT_ASYNC, ...config.async });
+
+/** Role programs a run starts: layerwise runs F + B threads per replica, the others one per worker. */
+export function programsOf(config: TrainConfig): number {
+  if (config.algo !== "layerwise") return config.workers;
+  const o = asyncOptions(config);
+  return o.replicas * (o.fwdThreads + o.bwdThreads);
 }
 
 export interface TrainOptions {
@@ -57,6 +72,8 @@ export interface TrainOptions {
   fault?: FaultPlan;
   /** Deterministic executor: the interleaving's seed (default: the run's seed). */
   schedulerSeed?: number;
+  /** Tests only: keep Σ of every applied gradient per replica (async algorithms), see TrainingSession.ledger. */
+  audit?: boolean;
   /** Read the final parameters (tests compare runs bitwise). */
   onFinish?: (params: Float32Array) => void;
 }
@@ -78,7 +95,13 @@ export interface EpochMetrics {
   testAccuracy: number;
   trainSeconds: number;
   samplesPerSec: number;
+  /** Minibatch updates applied per second (a sync step is one update). */
+  updatesPerSec: number;
   elapsedSeconds: number;
+  /** Per program: the fraction of the epoch it was not blocked (threads executor only). */
+  busy: number[];
+  /** Asynchronous algorithms: per layer, mean and max staleness and the histogram of this epoch. */
+  staleness?: ReturnType<typeof summarizeStaleness>;
 }
 
 export interface Summary {
@@ -99,6 +122,11 @@ export interface Summary {
   testLoss: number;
   testAccuracy: number;
   parameters: number;
+  updatesPerSec: number;
+  /** Asynchronous algorithms: staleness per layer over the whole run. */
+  staleness?: ReturnType<typeof summarizeStaleness>;
+  /** layerwise: backward time / forward time per batch, measured on the threads (β of the paper). */
+  beta?: number;
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;
@@ -119,6 +147,7 @@ export class TrainingSession {
     readonly dataset: Dataset,
     readonly net: Network,
     readonly setup: RunSetup,
+    readonly plan: AlgorithmPlan,
     readonly memory: WebAssembly.Memory,
     readonly control: Control,
     readonly executor: Executor,
@@ -129,21 +158,26 @@ export class TrainingSession {
     this.epochsDone = resume?.state.epochsDone ?? 0;
   }
 
-  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed"> = {}): Promise<TrainingSession> {
+  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit"> = {}): Promise<TrainingSession> {
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
-    const setup = planRun(new ArenaPlanner(), config, net, dataset);
+    const { setup, plan } = planRun(new ArenaPlanner(), config, net, dataset, options.audit ?? false);
     const memory = createSharedMemory(setup.plan);
-    const control = new Control(memory, setup.control, config.workers);
+    const control = new Control(memory, setup.control, setup.workers);
     copyData(memory, setup.data, dataset);
-    if (options.resume) options.resume.restore(net, memory, vectorsOf(setup));
-    else net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
+    if (options.resume) {
+      options.resume.restore(net, memory, vectorsOf(setup));
+      plan.restoreCounters?.(memory, options.resume.state.counters);
+    } else {
+      net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
+    }
+    plan.prepare?.(memory);
     const executor = await startExecutor(config, module, memory, setup, control, options.fault ?? null, options.schedulerSeed ?? config.seed);
-    return new TrainingSession(config, dataset, net, setup, memory, control, executor, variant, options.resume);
+    return new TrainingSession(config, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
   }
 
   /** Train one epoch (the next one); progress is sampled from the control block while it runs. */
-  async trainEpoch(onProgress?: (p: Progress) => void): Promise<{ trainLoss: number; seconds: number; samples: number }> {
+  async trainEpoch(onProgress?: (p: Progress) => void): Promise<EpochOutcome> {
     const { control, config, dataset } = this;
     const epoch = this.epochsDone;
     const started = performance.now();
@@ -166,7 +200,7 @@ export class TrainingSession {
     }, PROGRESS_INTERVAL_MS);
     let results: EpochResult[];
     try {
-      results = await this.executor.run<EpochResult>("sync.epoch", () => ({ epoch }));
+      results = await this.executor.run<EpochResult>(this.plan.epochRole, () => ({ epoch }));
     } finally {
       if (watch) clearInterval(watch);
     }
@@ -174,7 +208,15 @@ export class TrainingSession {
     const samples = results.reduce((a, r) => a + r.samples, 0);
     const trainLoss = results.reduce((a, r) => a + r.lossSum, 0) / samples;
     if (!Number.isFinite(trainLoss)) throw new RunError(`training diverged in epoch ${epoch + 1} (loss ${trainLoss}): lower --lr`);
-    return { trainLoss, seconds: (performance.now() - started) / 1000, samples };
+    return {
+      trainLoss,
+      seconds: (performance.now() - started) / 1000,
+      samples,
+      updates: results.reduce((a, r) => a + r.updates, 0),
+      busy: results.map((r) => (r.elapsedMs > 0 ? 1 - r.waitedMs / r.elapsedMs : 1)),
+      results,
+      staleness: mergeStaleness(results.map((r) => r.staleness)),
+    };
   }
 
   /** Test-split loss and accuracy, the split shared out across the workers. */
@@ -192,7 +234,15 @@ export class TrainingSession {
       config: this.config,
       epochsDone: this.epochsDone,
       stepsDone: this.epochsDone * this.stepsPerEpoch,
+      counters: this.plan.counters?.(this.memory) ?? [],
     });
+  }
+
+  /** With `audit`: Σ of every gradient applied to replica r so far. */
+  ledger(replica = 0): Float32Array | null {
+    const layout = this.setup.layout as { replicas?: { ledger: number[] } };
+    const at = layout.replicas?.ledger[replica] ?? 0;
+    return at ? f32(this.memory, at, this.net.paramFloats).slice() : null;
   }
 
   params(): Float32Array {
@@ -215,7 +265,9 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   const out = options.out ?? null;
   let trainSeconds = 0;
   let samplesTrained = 0;
+  let updates = 0;
   let last: EpochMetrics | null = null;
+  const epochResults: EpochOutcome[] = [];
   try {
     // Inputs are all checked by now (data, model, checkpoint, workers started): only now write.
     if (out) await prepareRunFolder(out, Boolean(options.resume));
@@ -224,6 +276,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       const epoch = await session.trainEpoch(options.onProgress);
       trainSeconds += epoch.seconds;
       samplesTrained += epoch.samples;
+      updates += epoch.updates;
+      epochResults.push(epoch);
       last = {
         epoch: session.epochsDone,
         steps: session.epochsDone * session.stepsPerEpoch,
@@ -231,7 +285,10 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         ...(await session.evaluate()),
         trainSeconds: epoch.seconds,
         samplesPerSec: epoch.samples / epoch.seconds,
+        updatesPerSec: epoch.updates / epoch.seconds,
         elapsedSeconds: (performance.now() - started) / 1000,
+        busy: epoch.busy,
+        ...(epoch.staleness ? { staleness: summarizeStaleness(epoch.staleness) } : {}),
       };
       options.onEpoch?.(last);
       if (out) {
@@ -246,7 +303,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       model: config.model,
       data: session.dataset.source,
       epochs: config.epochs,
-      workers: config.workers,
+      workers: session.setup.workers,
       batch: config.batch,
       optimizer: config.optimizer.kind,
       lr: config.optimizer.lr,
@@ -255,6 +312,9 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       seconds: (performance.now() - started) / 1000,
       trainSeconds,
       samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
+      updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
+      ...runStaleness(epochResults),
+      ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptions(config)) } : {}),
       trainLoss: final.trainLoss,
       testLoss: final.testLoss,
       testAccuracy: final.testAccuracy,
@@ -284,32 +344,66 @@ export function buildNetwork(model: string, dataset: Dataset): Network {
   return new Network(model, dataset.shape, dataset.classes);
 }
 
-/** The whole arena of a sync run: control, data, parameters, optimizer state, per-worker gradients and buffers. */
-function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, dataset: Dataset): RunSetup {
-  const control = planControl(planner, config.workers);
+/** The whole arena of a run: control, data, then whatever the algorithm plans. */
+function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, dataset: Dataset, audit: boolean): { setup: RunSetup; plan: AlgorithmPlan } {
+  const programs = programsOf(config);
+  const control = planControl(planner, programs);
   const data = planData(planner, dataset);
-  const params = planner.floats("parameters", "params", net.paramFloats);
-  const optimizerState = planOptimizerState(planner, net.paramFloats, config.optimizer.kind);
-  const layout = planSync(planner, net, config.workers);
-  const rows = Math.ceil(config.batch / config.workers);
-  const perWorker = Array.from({ length: config.workers }, (_, w) => planWorkerBuffers(planner, net, w, rows));
-  return {
+  const input: PlanInput = { planner, net, programs, batch: config.batch, optimizer: config.optimizer, async: asyncOptions(config) };
+  const plan =
+    config.algo === "sync" ? planSync(input) : config.algo === "layerwise" ? planLayerwise(input, audit) : planHogwild(config.algo, input, audit);
+  const setup: RunSetup = {
     algo: config.algo,
     model: config.model,
     inputShape: [...dataset.shape],
     classes: dataset.classes,
-    workers: config.workers,
+    workers: programs,
     seed: config.seed,
     batch: config.batch,
     optimizer: config.optimizer,
     plan: planner.finish(),
     control,
     data,
-    perWorker,
-    params,
-    optimizerState,
-    layout,
+    perWorker: plan.perWorker,
+    params: plan.params,
+    optimizerState: plan.optimizerState,
+    layout: plan.layout,
+    async: input.async,
   };
+  return { setup, plan };
+}
+
+/** What one epoch produced, merged over the programs. */
+export interface EpochOutcome {
+  trainLoss: number;
+  seconds: number;
+  samples: number;
+  updates: number;
+  busy: number[];
+  results: EpochResult[];
+  staleness?: StalenessReport;
+}
+
+function runStaleness(epochs: EpochOutcome[]): { staleness?: ReturnType<typeof summarizeStaleness> } {
+  const merged = mergeStaleness(epochs.map((e) => e.staleness));
+  return merged ? { staleness: summarizeStaleness(merged) } : {};
+}
+
+/**
+ * β = backward time / forward time of one batch, from the layerwise threads' busy time: forward
+ * threads spend their unblocked time on forwards, backward threads on backwards and updates.
+ */
+function measuredBeta(epochs: EpochOutcome[], o: AsyncOptions): number {
+  let forward = 0;
+  let backward = 0;
+  for (const e of epochs) {
+    e.results.forEach((r, p) => {
+      const busyMs = r.elapsedMs - r.waitedMs;
+      if (p % (o.fwdThreads + o.bwdThreads) < o.fwdThreads) forward += busyMs;
+      else backward += busyMs;
+    });
+  }
+  return forward > 0 ? backward / forward : NaN;
 }
 
 async function startExecutor(
@@ -322,7 +416,7 @@ async function startExecutor(
   schedulerSeed = config.seed,
 ): Promise<Executor> {
   if (config.executor === "deterministic") return new DeterministicExecutor(module, memory, setup, control, schedulerSeed, fault);
-  return WorkerPool.start(config.workers, module, memory, setup, control, fault);
+  return WorkerPool.start(setup.workers, module, memory, setup, control, fault);
 }
 
 function arenaReport(plan: ArenaPlan, memory: WebAssembly.Memory): Summary["arena"] {

@@ -24,7 +24,7 @@ const api = {
     }
     const control = new Control(memory, setup.control, setup.workers);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
-    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers) };
+    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers, memory) };
   },
 
   run(role: RoleName, args: Record<string, number>): unknown {

@@ -13,12 +13,13 @@ export interface EvaluationResult {
 }
 
 export function* evaluateRange(ctx: RoleContext, params: Ptr, lo: number, hi: number): RoleProgram<EvaluationResult> {
-  const { ws } = ctx.setup.perWorker[ctx.worker]!;
+  const buffers = ctx.setup.perWorker[ctx.worker]!;
+  const { ws } = buffers;
   let lossSum = 0;
   let correct = 0;
   for (let from = lo; from < hi; from += ws.rows) {
     const rows = Math.min(ws.rows, hi - from);
-    loadBatch(ctx, "test", null, from, rows);
+    loadBatch(ctx, buffers, "test", null, from, rows);
     const r = ctx.net.evaluate(ctx.k, params, ws, rows);
     lossSum += r.lossSum;
     correct += r.correct;

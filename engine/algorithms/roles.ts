@@ -6,11 +6,15 @@ import type { RoleContext } from "../runtime/context.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
 import { evaluateRange } from "./evaluate.ts";
 import { syncWorkerEpoch } from "./sync.ts";
+import { hogwildWorkerEpoch } from "./async/hogwild.ts";
+import { layerwiseEpoch } from "./async/layerwise.ts";
 
 type Args = Record<string, number>;
 
 export const ROLES = {
   "sync.epoch": (ctx: RoleContext, a: Args) => syncWorkerEpoch(ctx, a.epoch!),
+  "hogwild.epoch": (ctx: RoleContext, a: Args) => hogwildWorkerEpoch(ctx, a.epoch!),
+  "layerwise.epoch": (ctx: RoleContext, a: Args) => layerwiseEpoch(ctx, a.epoch!),
   evaluate: (ctx: RoleContext, a: Args) => evaluateRange(ctx, a.params!, a.lo!, a.hi!),
 } satisfies Record<string, (ctx: RoleContext, args: Args) => RoleProgram<unknown>>;
 

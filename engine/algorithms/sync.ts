@@ -12,11 +12,10 @@
  * does not depend on which thread finished first: same seed and config → bitwise the same weights.
  */
 import type { Ptr } from "../kernels/abi.ts";
-import type { ArenaPlanner } from "../memory/arena.ts";
-import type { Network } from "../model/network.ts";
-import { applyUpdate } from "../optim/optimizer.ts";
+import { applyUpdate, planOptimizerState } from "../optim/optimizer.ts";
 import { WORD } from "../runtime/control.ts";
-import { loadBatch, type RoleContext } from "../runtime/context.ts";
+import { loadBatch, planWorkerBuffers, type RoleContext } from "../runtime/context.ts";
+import type { AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
 import { alignedSliceOf, shardOf } from "../runtime/split.ts";
 import { epochOrder } from "../data/order.ts";
@@ -34,7 +33,10 @@ export interface SyncLayout {
   slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
 }
 
-export function planSync(planner: ArenaPlanner, net: Network, workers: number): SyncLayout {
+export function planSync(input: PlanInput): AlgorithmPlan {
+  const { planner, net, programs: workers } = input;
+  const params = planner.floats("parameters", "params", net.paramFloats);
+  const optimizerState = planOptimizerState(planner, net.paramFloats, input.optimizer.kind);
   const grads = Array.from({ length: workers }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats));
   // One worker needs no sum: its gradient is the batch gradient.
   const gradSum = workers > 1 ? planner.floats("gradients", "gradSum", net.paramFloats) : grads[0]!;
@@ -43,24 +45,29 @@ export function planSync(planner: ArenaPlanner, net: Network, workers: number): 
     weights: planner.reserve("control", `worker${w}.reduce.weights`, workers * 4),
   }));
   const slices = Array.from({ length: workers }, (_, w) => alignedSliceOf(net.paramFloats, workers, w));
-  return { grads, gradSum, reduceArgs, slices };
+  const layout: SyncLayout = { grads, gradSum, reduceArgs, slices };
+  const rows = Math.ceil(input.batch / workers);
+  return {
+    layout,
+    params,
+    optimizerState,
+    perWorker: Array.from({ length: workers }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, rows)),
+    epochRole: "sync.epoch",
+  };
 }
 
 export function stepsPerEpoch(trainCount: number, batch: number): number {
   return Math.ceil(trainCount / batch);
 }
 
-export interface EpochResult {
-  lossSum: number;
-  samples: number;
-}
-
 /** One epoch of one worker; Adam's step count continues from the epochs before it. */
 export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
   const { k, net, setup, worker, sync, control } = ctx;
+  const started = performance.now();
+  const waitedBefore = sync.waitedMs;
   const layout = setup.layout as SyncLayout;
   const N = setup.workers;
-  const { ws } = setup.perWorker[worker]!;
+  const mine = setup.perWorker[worker]!;
   const myGrads = layout.grads[worker]!;
   const { lo, hi } = layout.slices[worker]!;
   writeReduceArgs(ctx, layout, lo);
@@ -78,8 +85,8 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
     const shard = shardOf(batchRows, N, worker);
     const rows = shard.hi - shard.lo;
     if (rows > 0) {
-      loadBatch(ctx, "train", order, batchStart + shard.lo, rows);
-      const loss = net.gradient(k, setup.params, myGrads, ws, rows, 1 / batchRows);
+      loadBatch(ctx, mine, "train", order, batchStart + shard.lo, rows);
+      const loss = net.gradient(k, setup.params, myGrads, mine.ws, rows, 1 / batchRows);
       lossSum += loss;
       samples += rows;
       control.workerLoss[worker] = lossSum;
@@ -103,7 +110,16 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
     }
     yield* sync.barrier(); // the whole vector is updated before anyone reads it again
   }
-  return { lossSum, samples };
+  // Every worker takes part in every step; worker 0 speaks for the step count.
+  const updates = worker === 0 ? steps : 0;
+  return {
+    lossSum,
+    samples,
+    updates,
+    layerUpdates: updates * net.trainableLayers.length,
+    waitedMs: sync.waitedMs - waitedBefore,
+    elapsedMs: performance.now() - started,
+  };
 }
 
 /** Point this worker's reduce arguments at slice `lo` of every worker's gradient vector. */

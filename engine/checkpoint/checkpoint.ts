@@ -16,6 +16,8 @@ export interface CheckpointState {
   config: unknown;
   epochsDone: number;
   stepsDone: number;
+  /** Algorithm counters a resumed run continues from (per-layer update versions); [] for sync. */
+  counters: number[];
 }
 
 /** Vectors laid out like the parameter vector: the parameters, then each optimizer slot. */
@@ -43,6 +45,7 @@ export async function saveCheckpoint(path: string, net: Network, memory: WebAsse
     config: JSON.stringify(state.config),
     epochsDone: String(state.epochsDone),
     stepsDone: String(state.stepsDone),
+    counters: JSON.stringify(state.counters),
   });
 }
 
@@ -67,9 +70,18 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   if (!Number.isInteger(epochsDone) || epochsDone < 0 || !Number.isInteger(stepsDone) || stepsDone < 0) {
     throw new UserError(`${path}: the checkpoint's epochsDone/stepsDone metadata is not a count`);
   }
+  let counters: unknown = [];
+  try {
+    counters = JSON.parse(metadata.counters ?? "[]");
+  } catch {
+    // reported below
+  }
+  if (!Array.isArray(counters) || !counters.every((c) => Number.isInteger(c) && c >= 0)) {
+    throw new UserError(`${path}: the checkpoint's counters metadata is not a list of counts`);
+  }
   return {
     path,
-    state: { config, epochsDone, stepsDone },
+    state: { config, epochsDone, stepsDone, counters: counters as number[] },
     restore(net, memory, v) {
       const put = (name: string, shape: number[], base: number, offset: number) => {
         const t = tensors.get(name);

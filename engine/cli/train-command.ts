@@ -7,13 +7,14 @@ import { defaultOptimizer, OPTIMIZERS, parseOptimizerKind } from "../optim/optim
 import { ALGORITHMS, openResume, train, type TrainConfig, type TrainOptions } from "../train.ts";
 import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
+import { DEFAULT_ASYNC, type AsyncOptions } from "../algorithms/algorithm.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
 
 const MAX_WORKERS = 64;
 
 export const TRAIN_FLAGS: FlagSpec[] = [
-  { name: "algo", type: "string", default: "sync", choices: ALGORITHMS, help: "training algorithm: sync = data-parallel SGD, gradients all-reduced every step" },
+  { name: "algo", type: "string", default: "sync", choices: ALGORITHMS, help: "sync: gradients all-reduced every step; hogwild: lock-free shared weights; lap/lpp: replicas of hogwild groups averaged every --avg-every batches (lpp: plus partial chunk steps); layerwise: decoupled forward/backward threads, layer-wise updates" },
   { name: "model", type: "string", default: "mlp:784-256-128-10", valueName: "SPEC", help: "mlp:IN-H1-...-OUT[:relu|tanh|gelu] or lenet" },
   { name: "data", type: "string", default: "digits", valueName: "SPEC", help: "digits (embedded MNIST digits), idx:DIR, cifar10:DIR, synthetic[:N]" },
   { name: "epochs", type: "int", default: 5, min: 0, max: 100000, help: "passes over the training split" },
@@ -22,7 +23,13 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "lr", type: "number", above: 0, help: "learning rate (default 0.02 for sgd/momentum/nesterov, 0.001 for adam/adamw/rmsprop)" },
   { name: "momentum", type: "number", min: 0, max: 0.9999, help: "momentum μ for momentum/nesterov (default 0.9)" },
   { name: "weight-decay", type: "number", min: 0, help: "L2 penalty; decoupled for adamw (default 0, adamw 0.01)" },
-  { name: "workers", type: "int", default: 1, min: 1, max: MAX_WORKERS, help: "worker threads sharing the memory" },
+  { name: "workers", type: "int", min: 1, max: MAX_WORKERS, help: "worker threads sharing the memory (default 1; layerwise: replicas × (fwd + bwd threads))" },
+  { name: "replicas", type: "int", min: 1, max: 64, help: "lap, lpp, layerwise: model replicas, each trained by its own threads (default 1)" },
+  { name: "avg-every", type: "int", min: 1, max: 1_000_000, help: "lap, lpp, layerwise with replicas: average the replicas every K batches of each (default 8)" },
+  { name: "fwd-threads", type: "int", min: 1, max: 32, help: "layerwise: forward threads per replica (default 1)" },
+  { name: "bwd-threads", type: "int", min: 1, max: 32, help: "layerwise: backward threads per replica (default 2; the paper's 1:2 for β ≈ 2)" },
+  { name: "queue", type: "int", min: 1, max: 256, help: "layerwise: activation slots in flight per replica; bounds staleness by queue − 1 (default 4)" },
+  { name: "lpp-warmup", type: "int", min: 0, max: 100000, help: "lpp: epochs of full steps before partial steps start (default 1)" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
@@ -58,13 +65,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (v.lr !== undefined) optimizer.lr = Number(v.lr);
     if (v.momentum !== undefined) optimizer.momentum = Number(v.momentum);
     if (v["weight-decay"] !== undefined) optimizer.weightDecay = Number(v["weight-decay"]);
+    const algo = v.algo as TrainConfig["algo"];
+    const async = asyncFlags(algo, flags.given, v);
     config = {
-      algo: v.algo as TrainConfig["algo"],
+      algo,
       model: String(v.model),
       data: String(v.data),
       epochs: Number(v.epochs),
       batch: Number(v.batch),
-      workers: Number(v.workers),
+      workers: workersFor(algo, async, v.workers),
+      async,
       executor: v.executor as ExecutorName,
       seed: Number(v.seed),
       optimizer,
@@ -96,6 +106,43 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (summary.out) say(`run folder: ${summary.out}`);
   }
   return 0;
+}
+
+const ASYNC_FLAGS: Record<string, { option: keyof AsyncOptions; algos: string[] }> = {
+  replicas: { option: "replicas", algos: ["lap", "lpp", "layerwise"] },
+  "avg-every": { option: "avgEvery", algos: ["lap", "lpp", "layerwise"] },
+  "fwd-threads": { option: "fwdThreads", algos: ["layerwise"] },
+  "bwd-threads": { option: "bwdThreads", algos: ["layerwise"] },
+  queue: { option: "queue", algos: ["layerwise"] },
+  "lpp-warmup": { option: "lppWarmup", algos: ["lpp"] },
+};
+
+/** The asynchronous options given; a flag that means nothing for the chosen algorithm is an error. */
+function asyncFlags(algo: string, given: Set<string>, v: Record<string, unknown>): Partial<AsyncOptions> {
+  const out: Partial<AsyncOptions> = {};
+  for (const [flag, { option, algos }] of Object.entries(ASYNC_FLAGS)) {
+    if (!given.has(flag)) continue;
+    if (!algos.includes(algo)) throw new UserError(`--${flag} applies to --algo ${algos.join("|")}, not ${algo}`);
+    out[option] = Number(v[flag]);
+  }
+  return out;
+}
+
+/** Worker count: given, or for layerwise derived from its threads (and checked when given). */
+function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown): number {
+  const o = { ...DEFAULT_ASYNC, ...async };
+  if (algo === "layerwise") {
+    const threads = o.replicas * (o.fwdThreads + o.bwdThreads);
+    if (given !== undefined && Number(given) !== threads) {
+      throw new UserError(`--workers ${given}: layerwise runs --replicas × (--fwd-threads + --bwd-threads) = ${threads} threads; drop --workers or match it`);
+    }
+    return threads;
+  }
+  const workers = given === undefined ? 1 : Number(given);
+  if ((algo === "lap" || algo === "lpp") && workers % o.replicas !== 0) {
+    throw new UserError(`--workers ${workers} is not a multiple of --replicas ${o.replicas}: every replica needs the same number of workers`);
+  }
+  return workers;
 }
 
 function resumedConfig(resume: LoadedCheckpoint, given: Set<string>, v: Record<string, unknown>): TrainConfig {

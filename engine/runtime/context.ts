@@ -9,6 +9,7 @@ import type { Network, Workspace } from "../model/network.ts";
 import type { OptimizerConfig } from "../optim/optimizer.ts";
 import type { Control, ControlLayout } from "./control.ts";
 import type { Sync } from "./sync.ts";
+import type { AsyncOptions } from "../algorithms/algorithm.ts";
 
 /** The data set copied into the arena once, as bytes; batches are gathered and normalised by a kernel. */
 export interface DataLayout {
@@ -49,6 +50,8 @@ export interface RunSetup {
   optimizerState: Ptr[];
   /** Algorithm-specific pointers (each algorithm knows its own layout's type). */
   layout: unknown;
+  /** The asynchronous family's options (sync ignores them). */
+  async: AsyncOptions;
 }
 
 export interface RoleContext {
@@ -83,20 +86,20 @@ export function copyData(memory: WebAssembly.Memory, l: DataLayout, d: Dataset):
   u8(memory, l.testLabels, d.test.labels.length).set(d.test.labels);
 }
 
-export function planWorkerBuffers(planner: ArenaPlanner, net: Network, worker: number, rows: number): WorkerBuffers {
+export function planWorkerBuffers(planner: ArenaPlanner, net: Network, tag: string, rows: number): WorkerBuffers {
   return {
-    ws: net.planWorkspace(planner, `worker${worker}`, rows),
-    indices: planner.reserve("activations", `worker${worker}.indices`, rows * 4),
+    ws: net.planWorkspace(planner, tag, rows),
+    indices: planner.reserve("activations", `${tag}.indices`, rows * 4),
   };
 }
 
 /**
- * Gather samples `order[from .. from+rows)` of a split into the worker's input buffer (u8 → f32,
- * normalised) and its labels buffer.
+ * Gather samples `order[from .. from+rows)` of a split (or from..from+rows itself when order is null)
+ * into a workspace's input buffer (u8 → f32, normalised) and its labels buffer.
  */
-export function loadBatch(ctx: RoleContext, split: "train" | "test", order: Uint32Array | null, from: number, rows: number): void {
+export function loadBatch(ctx: RoleContext, into: WorkerBuffers, split: "train" | "test", order: Uint32Array | null, from: number, rows: number): void {
   const { k, memory, setup } = ctx;
-  const { ws, indices } = setup.perWorker[ctx.worker]!;
+  const { ws, indices } = into;
   const d = setup.data;
   const idx = new Int32Array(memory.buffer, indices, rows);
   for (let i = 0; i < rows; i++) idx[i] = order ? order[from + i]! : from + i;

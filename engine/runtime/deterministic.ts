@@ -19,25 +19,31 @@ import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
 
 /** Shared by the cooperative programs: one thread, so plain fields are enough. */
-interface BarrierState {
+interface SchedulerState {
   arrived: number;
   generation: number;
-  /** Arrivals so far: the scheduler's evidence that some program made progress. */
-  arrivals: number;
+  /** Events that prove some program moved (arrivals, wakes, scheduling points): deadlock evidence. */
+  progress: number;
 }
 
 class CooperativeSync implements Sync {
+  readonly waitedMs = 0;
+  private readonly all: Int32Array;
+
   constructor(
-    private readonly barrierState: BarrierState,
+    private readonly state: SchedulerState,
     private readonly parties: number,
     private readonly control: Control,
-  ) {}
+    memory: WebAssembly.Memory,
+  ) {
+    this.all = new Int32Array(memory.buffer);
+  }
 
   *barrier(): Generator<Blocked, void, void> {
     this.checkStop();
-    const s = this.barrierState;
+    const s = this.state;
     const generation = s.generation;
-    s.arrivals++;
+    s.progress++;
     if (++s.arrived === this.parties) {
       s.arrived = 0;
       s.generation++;
@@ -47,6 +53,24 @@ class CooperativeSync implements Sync {
       yield { waitingFor: "barrier" };
       this.checkStop();
     }
+  }
+
+  *waitChange(word: number, seen: number, what: string): Generator<Blocked, void, void> {
+    while (Atomics.load(this.all, word >> 2) === seen) {
+      yield { waitingFor: what };
+      this.checkStop();
+    }
+  }
+
+  wake(word: number): void {
+    Atomics.add(this.all, word >> 2, 1);
+    this.state.progress++;
+  }
+
+  *point(): Generator<Blocked, void, void> {
+    this.state.progress++;
+    yield { waitingFor: "nothing (scheduling point)" };
+    this.checkStop();
   }
 
   checkStop(): void {
@@ -73,12 +97,12 @@ export class DeterministicExecutor implements Executor {
     // One instance serves every logical worker: kernels keep no state, so sharing it is exact.
     const k = instantiateKernels(module, memory);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
-    const barrier: BarrierState = { arrived: 0, generation: 0, arrivals: 0 };
-    this.progress = () => barrier.arrivals;
+    const state: SchedulerState = { arrived: 0, generation: 0, progress: 0 };
+    this.progress = () => state.progress;
     this.contexts = Array.from({ length: setup.workers }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
       const kw: KernelExports = fault?.worker === worker ? injectFault(k, fault) : k;
-      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(barrier, setup.workers, control) };
+      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.workers, control, memory) };
     });
   }
 
@@ -99,7 +123,7 @@ export class DeterministicExecutor implements Executor {
 
 /**
  * Advance a random live program to its next yield until all are done. `progress` counts events that
- * prove some program moved (barrier arrivals); many yields without one mean a deadlock.
+ * prove some program moved (arrivals, wakes, scheduling points); many yields without one mean a deadlock.
  */
 export function interleave<R>(programs: RoleProgram<R>[], rng: Rng, progress: () => number, what = "run"): R[] {
   const results = new Array<R>(programs.length);

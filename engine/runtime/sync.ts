@@ -22,8 +22,19 @@ export type RoleProgram<R = void> = Generator<Blocked, R, void>;
 export interface Sync {
   /** All `parties` programs must arrive before any leaves. Reusable: generation-counted. */
   barrier(): Generator<Blocked, void, void>;
+  /**
+   * Block until the i32 at byte offset `word` differs from `seen`. Callers read the word, test their
+   * condition, and wait with the value they read, so a change in between is never missed.
+   */
+  waitChange(word: number, seen: number, what: string): Generator<Blocked, void, void>;
+  /** Bump the i32 at `word` and wake everyone waiting on it. */
+  wake(word: number): void;
+  /** A point where the deterministic scheduler may switch programs; nothing on real threads. */
+  point(): Generator<Blocked, void, void>;
   /** Throws StopRequested when a peer failed or the run was interrupted. */
   checkStop(): void;
+  /** Milliseconds this program has spent blocked (threads only; 0 under the deterministic executor). */
+  readonly waitedMs: number;
 }
 
 /** How long a thread sleeps between checks of the stop flag while it waits. */
@@ -40,14 +51,63 @@ const CORES = typeof navigator !== "undefined" ? navigator.hardwareConcurrency :
 
 /** Real threads: a generation barrier on the control words, with the stop flag checked while waiting. */
 export class ThreadSync implements Sync {
+  waitedMs = 0;
+  private readonly all: Int32Array;
+
   constructor(
     private readonly control: Control,
     private readonly parties: number,
+    memory: WebAssembly.Memory,
     /** A peer that has not arrived after this long is treated as hung. */
     private readonly timeoutMs = 120_000,
-  ) {}
+  ) {
+    this.all = new Int32Array(memory.buffer);
+  }
 
   *barrier(): Generator<Blocked, void, void> {
+    const started = performance.now();
+    try {
+      this.arriveAndWait();
+    } finally {
+      this.waitedMs += performance.now() - started;
+    }
+  }
+
+  *waitChange(word: number, seen: number, what: string): Generator<Blocked, void, void> {
+    const index = word >> 2;
+    if (Atomics.load(this.all, index) !== seen) return;
+    const started = performance.now();
+    try {
+      if (this.spin(index, seen)) return;
+      const deadline = Date.now() + this.timeoutMs;
+      while (Atomics.load(this.all, index) === seen) {
+        this.checkStop();
+        if (Date.now() > deadline) throw new Error(`waited ${this.timeoutMs / 1000} s for ${what}`);
+        Atomics.wait(this.all, index, seen, WAIT_SLICE_MS);
+      }
+    } finally {
+      this.waitedMs += performance.now() - started;
+    }
+  }
+
+  wake(word: number): void {
+    Atomics.add(this.all, word >> 2, 1);
+    Atomics.notify(this.all, word >> 2);
+  }
+
+  *point(): Generator<Blocked, void, void> {}
+
+  /** Poll briefly before sleeping when every party has a core (see SPIN_MS). True if it changed. */
+  private spin(index: number, seen: number): boolean {
+    if (this.parties > CORES) return false;
+    const until = performance.now() + SPIN_MS;
+    do {
+      for (let i = 0; i < 256; i++) if (Atomics.load(this.all, index) !== seen) return true;
+    } while (performance.now() < until);
+    return false;
+  }
+
+  private arriveAndWait(): void {
     const w = this.control.words;
     this.checkStop();
     const generation = Atomics.load(w, WORD.barrierGeneration);
@@ -57,12 +117,7 @@ export class ThreadSync implements Sync {
       Atomics.notify(w, WORD.barrierGeneration);
       return;
     }
-    if (this.parties <= CORES) {
-      const spinUntil = performance.now() + SPIN_MS;
-      do {
-        for (let i = 0; i < 256; i++) if (Atomics.load(w, WORD.barrierGeneration) !== generation) return;
-      } while (performance.now() < spinUntil);
-    }
+    if (this.spin(this.control.words.byteOffset / 4 + WORD.barrierGeneration, generation)) return;
     const deadline = Date.now() + this.timeoutMs;
     while (Atomics.load(w, WORD.barrierGeneration) === generation) {
       this.checkStop();

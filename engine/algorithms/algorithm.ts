@@ -1,0 +1,65 @@
+/**
+ * What an algorithm gives the run: its arena regions, the vector to evaluate and checkpoint, how many
+ * role programs run, and the role that trains one epoch. Everything else (workers, evaluation,
+ * metrics, checkpoints) is shared by all algorithms.
+ */
+import type { Ptr } from "../kernels/abi.ts";
+import type { ArenaPlanner } from "../memory/arena.ts";
+import type { Network } from "../model/network.ts";
+import type { WorkerBuffers } from "../runtime/context.ts";
+import type { StalenessReport } from "./async/staleness.ts";
+import type { RoleName } from "./roles.ts";
+
+/** Options of the asynchronous family; sync ignores them. */
+export interface AsyncOptions {
+  /** Model replicas (lap, lpp, layerwise): each trained by its own group of threads, averaged every avgEvery batches. */
+  replicas: number;
+  avgEvery: number;
+  /** layerwise: forward and backward threads per replica, and activation slots in flight per replica. */
+  fwdThreads: number;
+  bwdThreads: number;
+  queue: number;
+  /** lpp: epochs of full-gradient steps before partial steps start. */
+  lppWarmup: number;
+}
+
+export const DEFAULT_ASYNC: AsyncOptions = { replicas: 1, avgEvery: 8, fwdThreads: 1, bwdThreads: 2, queue: 4, lppWarmup: 1 };
+
+export interface AlgorithmPlan {
+  layout: unknown;
+  /** The vector evaluated and checkpointed (replica 0 where there are several). */
+  params: Ptr;
+  /** Vectors checkpointed beside it: optimizer state of every replica. */
+  optimizerState: Ptr[];
+  /** Per program: buffers for loading batches and evaluating. */
+  perWorker: WorkerBuffers[];
+  epochRole: RoleName;
+  /** After `params` was initialised or restored: e.g. copy it into the other replicas. */
+  prepare?(memory: WebAssembly.Memory): void;
+  /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
+  counters?(memory: WebAssembly.Memory): number[];
+  restoreCounters?(memory: WebAssembly.Memory, counters: number[]): void;
+}
+
+export interface PlanInput {
+  planner: ArenaPlanner;
+  net: Network;
+  programs: number;
+  batch: number;
+  optimizer: import("../optim/optimizer.ts").OptimizerConfig;
+  async: AsyncOptions;
+}
+
+/** What one program returns after an epoch; the session merges them. */
+export interface EpochResult {
+  lossSum: number;
+  samples: number;
+  /** Optimizer updates applied (a whole-model update counts once per layer it touched). */
+  layerUpdates: number;
+  /** Minibatch updates applied (hogwild/lap/lpp/layerwise: one per batch; sync: one per step). */
+  updates: number;
+  /** Time blocked in synchronisation (threads only). */
+  waitedMs: number;
+  elapsedMs: number;
+  staleness?: StalenessReport;
+}

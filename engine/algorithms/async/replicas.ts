@@ -1,0 +1,102 @@
+/**
+ * Model replicas for the asynchronous family: each replica is a parameter vector with its own
+ * optimizer state and per-layer version counters, updated in place, layer by layer, by the threads
+ * that train it, and averaged with the other replicas from time to time (LAP/LPP, layerwise × R).
+ *
+ * Races, and what we chose. Threads of one replica update a layer's weights and its optimizer state
+ * (momentum m, Adam's v) in place without locks, as Hogwild! does: two concurrent updates of the same
+ * layer interleave element by element, so either may overwrite part of the other's change to w and to
+ * m. Keeping m per thread instead would make momentum average over one thread's gradients only; a
+ * lock per layer would serialise the updates Hogwild! exists to overlap. The version counter, which
+ * staleness and Adam's bias correction read, is incremented atomically, so every update gets its own
+ * step number even when the element updates race. (layerwise orders updates of one layer by batch, so
+ * there they never overlap; hogwild, lap and lpp accept the race.)
+ */
+import type { Ptr } from "../../kernels/abi.ts";
+import type { ArenaPlanner } from "../../memory/arena.ts";
+import type { Network } from "../../model/network.ts";
+import { applyUpdate, planOptimizerState, type OptimizerConfig } from "../../optim/optimizer.ts";
+import type { RoleContext } from "../../runtime/context.ts";
+import { alignedSliceOf } from "../../runtime/split.ts";
+import type { StalenessRecorder } from "./staleness.ts";
+
+export interface ReplicaLayout {
+  params: Ptr[]; // per replica
+  state: Ptr[][]; // per replica: optimizer slots
+  /** Per replica: i32[layers], updates applied to each layer so far. */
+  versions: Ptr[];
+  /** Per program: scratch for the averaging kernel's arguments (R pointers, R weights). */
+  averageArgs: { tensors: Ptr; weights: Ptr }[];
+  /** Per replica, tests only: Σ of every gradient applied (0 when not audited). */
+  ledger: Ptr[];
+}
+
+export function planReplicas(planner: ArenaPlanner, net: Network, replicas: number, programs: number, optimizer: OptimizerConfig, audit: boolean): ReplicaLayout {
+  const layers = net.layers.length;
+  return {
+    params: Array.from({ length: replicas }, (_, r) => planner.floats("parameters", `replica${r}.params`, net.paramFloats)),
+    state: Array.from({ length: replicas }, (_, r) => planOptimizerState(planner, net.paramFloats, optimizer.kind, `replica${r}.optimizer`)),
+    versions: Array.from({ length: replicas }, (_, r) => planner.reserve("control", `replica${r}.versions`, layers * 4)),
+    averageArgs: Array.from({ length: programs }, (_, p) => ({
+      tensors: planner.reserve("control", `program${p}.average.tensors`, replicas * 4),
+      weights: planner.reserve("control", `program${p}.average.weights`, replicas * 4),
+    })),
+    ledger: Array.from({ length: replicas }, (_, r) => (audit ? planner.floats("gradients", `replica${r}.ledger`, net.paramFloats) : 0)),
+  };
+}
+
+/** Every replica starts from replica 0's weights. */
+export function copyReplica0(memory: WebAssembly.Memory, layout: ReplicaLayout, floats: number): void {
+  const from = new Float32Array(memory.buffer, layout.params[0]!, floats);
+  for (const p of layout.params.slice(1)) new Float32Array(memory.buffer, p, floats).set(from);
+}
+
+export function versionsView(memory: WebAssembly.Memory, layout: ReplicaLayout, replica: number, layers: number): Int32Array {
+  return new Int32Array(memory.buffer, layout.versions[replica]!, layers);
+}
+
+/**
+ * Apply one layer's gradient (at `grads`, laid out like the parameter vector) to replica r in place.
+ * `versionRead` is the layer's version the forward pass saw; returns the staleness.
+ */
+export function applyLayerUpdate(
+  ctx: RoleContext,
+  layout: ReplicaLayout,
+  replica: number,
+  layer: number,
+  grads: Ptr,
+  versionRead: number,
+  recorder: StalenessRecorder,
+): number {
+  const { k, net, setup, memory } = ctx;
+  const versions = versionsView(memory, layout, replica, net.layers.length);
+  const version = Atomics.add(versions, layer, 1); // this update's number: unique even under races
+  const staleness = version - versionRead;
+  const region = net.params[layer]!;
+  const at = (base: Ptr) => (base === 0 ? 0 : base + region.offset * 4);
+  const state = layout.state[replica]!;
+  applyUpdate(k, setup.optimizer as OptimizerConfig, { w: at(layout.params[replica]!), g: at(grads), m: at(state[0] ?? 0), v: at(state[1] ?? 0), n: region.floats }, version + 1);
+  if (layout.ledger[replica] !== 0) k.axpy(at(layout.ledger[replica]!), at(grads), region.floats, 1);
+  recorder.applied(layer, staleness);
+  return staleness;
+}
+
+/**
+ * Average the replicas over this program's slice of the parameter vector (every program takes one
+ * slice, so the whole vector is covered once all have run): replica 0 gets the mean, the others a copy.
+ */
+export function averageReplicasSlice(ctx: RoleContext, layout: ReplicaLayout, program: number, programs: number): void {
+  const { k, net, memory } = ctx;
+  const R = layout.params.length;
+  const { lo, hi } = alignedSliceOf(net.paramFloats, programs, program);
+  if (R < 2 || hi <= lo) return;
+  const { tensors, weights } = layout.averageArgs[program]!;
+  const ptrs = new Int32Array(memory.buffer, tensors, R);
+  const ws = new Float32Array(memory.buffer, weights, R);
+  layout.params.forEach((p, r) => {
+    ptrs[r] = p + lo * 4;
+    ws[r] = 1 / R;
+  });
+  k.weighted_sum(layout.params[0]! + lo * 4, tensors, weights, R, hi - lo);
+  for (const p of layout.params.slice(1)) k.copy(p + lo * 4, layout.params[0]! + lo * 4, hi - lo);
+}
