@@ -171,7 +171,7 @@ export class TrainingSession {
     } else {
       net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
     }
-    plan.prepare?.(memory);
+    plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0);
     const executor = await startExecutor(config, module, memory, setup, control, options.fault ?? null, options.schedulerSeed ?? config.seed);
     return new TrainingSession(config, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
   }
@@ -349,7 +349,7 @@ function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, datas
   const programs = programsOf(config);
   const control = planControl(planner, programs);
   const data = planData(planner, dataset);
-  const input: PlanInput = { planner, net, programs, batch: config.batch, optimizer: config.optimizer, async: asyncOptions(config) };
+  const input: PlanInput = { planner, net, programs, batch: config.batch, trainCount: dataset.train.count, optimizer: config.optimizer, async: asyncOptions(config) };
   const plan =
     config.algo === "sync" ? planSync(input) : config.algo === "layerwise" ? planLayerwise(input, audit) : planHogwild(config.algo, input, audit);
   const setup: RunSetup = {

@@ -34,8 +34,11 @@ export interface AlgorithmPlan {
   /** Per program: buffers for loading batches and evaluating. */
   perWorker: WorkerBuffers[];
   epochRole: RoleName;
-  /** After `params` was initialised or restored: e.g. copy it into the other replicas. */
-  prepare?(memory: WebAssembly.Memory): void;
+  /**
+   * Before the first epoch, once `params` is initialised or restored: copy it into the other
+   * replicas, set counters to where epoch `epochsDone` begins.
+   */
+  prepare?(memory: WebAssembly.Memory, epochsDone: number): void;
   /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
   counters?(memory: WebAssembly.Memory): number[];
   restoreCounters?(memory: WebAssembly.Memory, counters: number[]): void;
@@ -46,6 +49,7 @@ export interface PlanInput {
   net: Network;
   programs: number;
   batch: number;
+  trainCount: number;
   optimizer: import("../optim/optimizer.ts").OptimizerConfig;
   async: AsyncOptions;
 }

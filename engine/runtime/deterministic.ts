@@ -83,7 +83,6 @@ const DEADLOCK_LIMIT = 100_000;
 
 export class DeterministicExecutor implements Executor {
   private readonly contexts: RoleContext[];
-  private calls = 0;
   private readonly progress: () => number;
 
   constructor(
@@ -111,9 +110,9 @@ export class DeterministicExecutor implements Executor {
   }
 
   async run<R>(role: RoleName, args: (worker: number) => Record<string, number>): Promise<R[]> {
-    // Each call gets its own scheduler stream: the interleaving of epoch e does not depend on how
-    // many scheduling decisions earlier calls made.
-    const rng = Rng.derive(this.seed, "scheduler", this.calls++);
+    // Each call's interleaving depends only on the seed, the role and its arguments (the epoch): not
+    // on how many calls came before, so a resumed run replays the same interleavings.
+    const rng = Rng.derive(this.seed, "scheduler", role, ...Object.values(args(0)));
     const programs = this.contexts.map((ctx) => ROLES[role](ctx, args(ctx.worker)) as RoleProgram<unknown>);
     return interleave(programs, rng, this.progress, role) as R[];
   }

@@ -14,15 +14,17 @@
  *     give the slot back
  *   with R > 1 replicas: every K batches of each replica, drain, average the replicas, go on
  *
- * Updates of one layer are applied in the order the slots were taken (a per-layer turn counter): a
- * backward thread that catches up with an older batch on some layer waits for it there. That keeps
- * updates of a layer from racing, and gives the staleness bound below.
+ * Batches keep one order from start to end, their ticket: a forward thread takes a free slot first and
+ * only then claims the next ticket, hands slots over in ticket order, and updates of a layer are
+ * applied in ticket order (a per-layer turn counter: a backward thread that catches up with an older
+ * batch on some layer waits for it there, so updates of one layer never race).
  *
- * Staleness bound. Batch i reads layer m's version v during its forward; between that read and i's
- * own update of m, layer m is updated only by batches taken from the hand-off queue before i (turn
- * order), which have not reached m yet when i reads it. Each of those holds a slot at that moment and
- * so does i: there are at most Q − 1 of them. Hence staleness ≤ Q − 1 for any F and B, and with
- * Q = 1, F = B = 1 every batch runs alone: the updates are exactly synchronous SGD's.
+ * Staleness bound. Batch i reads layer m's version during its forward; until i's own update of m, the
+ * layer is updated only by batches with earlier tickets that had not updated it yet. Each of those
+ * already held a slot when i read m (slot before ticket), and so did i: at most Q − 1 of them. Hence
+ * staleness ≤ Q − 1 for any F and B. (Without the ordering, a slow forward thread keeps its slot while
+ * others cycle through the rest and staleness has no bound; the test suite found exactly that.) With
+ * Q = 1 every batch runs alone and the updates are exactly synchronous SGD's.
  */
 import { epochOrder } from "../../data/order.ts";
 import type { Ptr } from "../../kernels/abi.ts";
@@ -45,9 +47,10 @@ interface ReplicaPipeline {
   slots: Slot[];
   free: QueueLayout;
   ready: QueueLayout;
-  /** i32 words: the next batch to forward, the next slot to take for backward (claims, see `claim`). */
+  /** i32 words: the next ticket to claim for a forward, for a backward, and to hand over. */
   forwardTicket: Ptr;
   backwardTicket: Ptr;
+  handOver: Ptr;
   /** i32[layers]: updates of each layer applied so far in turn order. */
   turn: Ptr;
 }
@@ -79,6 +82,7 @@ export function planLayerwise(input: PlanInput, audit = false): AlgorithmPlan {
     ready: planQueue(planner, `replica${r}.ready`, o.queue),
     forwardTicket: planner.reserve("control", `replica${r}.forwardTicket`, 4),
     backwardTicket: planner.reserve("control", `replica${r}.backwardTicket`, 4),
+    handOver: planner.reserve("control", `replica${r}.handOver`, 4),
     turn: planner.reserve("control", `replica${r}.turn`, layers * 4),
   }));
   const grads = Array.from({ length: programs }, (_, p) =>
@@ -92,25 +96,34 @@ export function planLayerwise(input: PlanInput, audit = false): AlgorithmPlan {
     // Evaluation buffers only: training batches live in the slots.
     perWorker: Array.from({ length: programs }, (_, p) => planWorkerBuffers(planner, net, `thread${p}`, Math.min(input.batch, 256))),
     epochRole: "layerwise.epoch",
-    prepare(memory) {
+    prepare(memory, epochsDone) {
       copyReplica0(memory, replicas, net.paramFloats);
-      for (const pipe of pipelines) fillQueueWithIndices(memory, pipe.free, o.queue);
+      const words = new Int32Array(memory.buffer);
+      pipelines.forEach((pipe, r) => {
+        fillQueueWithIndices(memory, pipe.free, o.queue);
+        const first = epochsDone * batchesPerEpoch(input.trainCount, input.batch, r, R);
+        for (const word of [pipe.forwardTicket, pipe.backwardTicket, pipe.handOver]) words[word >> 2] = first;
+      });
     },
     counters: (memory) => replicas.versions.flatMap((_, r) => [...versionsView(memory, replicas, r, layers)]),
     restoreCounters: (memory, counters) => replicas.versions.forEach((_, r) => versionsView(memory, replicas, r, layers).set(counters.slice(r * layers, (r + 1) * layers))),
   };
 }
 
+/** Replica r trains batches r, r + R, r + 2R, … of each epoch's `steps` batches. */
+function batchesPerEpoch(trainCount: number, batch: number, replica: number, R: number): number {
+  return Math.ceil((Math.ceil(trainCount / batch) - replica) / R);
+}
+
 /**
- * Claim the next ticket in [lo, hi) from a shared counter, or null when none is left. Counters only
- * grow, across epochs; a counter below `lo` (a resumed process starts at 0) jumps to it.
+ * Claim the next ticket below `hi` from a shared counter, or null when none is left. Counters only
+ * grow, across epochs (prepare() starts them where the first epoch of this process begins).
  */
-function claim(words: Int32Array, index: number, lo: number, hi: number): number | null {
+function claim(words: Int32Array, index: number, hi: number): number | null {
   for (;;) {
     const seen = Atomics.load(words, index);
-    const next = Math.max(seen, lo);
-    if (next >= hi) return null;
-    if (Atomics.compareExchange(words, index, seen, next + 1) === seen) return next;
+    if (seen >= hi) return null;
+    if (Atomics.compareExchange(words, index, seen, seen + 1) === seen) return seen;
   }
 }
 
@@ -127,15 +140,14 @@ export function* layerwiseEpoch(ctx: RoleContext, epoch: number): RoleProgram<Ep
 
   // Replica r trains batches r, r + R, r + 2R, … of the epoch, in segments of K between averagings.
   const steps = Math.ceil(setup.data.trainCount / setup.batch);
-  const mineCount = Math.ceil((steps - replica) / R);
+  const mineCount = batchesPerEpoch(setup.data.trainCount, setup.batch, replica, R);
   const K = R > 1 ? layout.avgEvery : mineCount;
   const segments = Math.ceil(Math.ceil(steps / R) / K);
   const order = epochOrder(setup.data.trainCount, setup.seed, epoch);
   for (let s = 0; s < segments; s++) {
-    const lo = epoch * mineCount + Math.min(s * K, mineCount);
     const hi = epoch * mineCount + Math.min((s + 1) * K, mineCount);
-    if (isForward) yield* forwardThread(ctx, layout, replica, order, epoch * mineCount, lo, hi, totals);
-    else yield* backwardThread(ctx, layout, replica, lo, hi, recorder, totals);
+    if (isForward) yield* forwardThread(ctx, layout, replica, order, epoch * mineCount, hi, totals);
+    else yield* backwardThread(ctx, layout, replica, hi, recorder, totals);
     if (R > 1) {
       yield* ctx.sync.barrier(); // every replica has drained its segment
       averageReplicasSlice(ctx, layout.replicas, worker, setup.workers);
@@ -158,7 +170,6 @@ function* forwardThread(
   replica: number,
   order: Uint32Array,
   epochBase: number,
-  lo: number,
   hi: number,
   totals: { lossSum: number; samples: number },
 ): RoleProgram<void> {
@@ -171,10 +182,10 @@ function* forwardThread(
   const versions = versionsView(memory, layout.replicas, replica, net.layers.length);
   const R = layout.pipelines.length;
   for (;;) {
-    const ticket = claim(words, pipe.forwardTicket >> 2, lo, hi);
-    if (ticket === null) return;
+    const { item } = yield* free.pop(); // slot first, then ticket: see the staleness bound
+    const ticket = claim(words, pipe.forwardTicket >> 2, hi);
+    if (ticket === null) return yield* free.push(item);
     const batch = replica + R * (ticket - epochBase);
-    const { item } = yield* free.pop();
     const slot = pipe.slots[item]!;
     const from = batch * setup.batch;
     const rows = Math.min(setup.batch, setup.data.trainCount - from);
@@ -190,7 +201,12 @@ function* forwardThread(
     control.workerLoss[ctx.worker] = totals.lossSum;
     control.add(WORD.samplesDone, rows);
     new Int32Array(memory.buffer, slot.rows, 1)[0] = rows;
+    // Hand over in ticket order, so the ready queue's order (the backward turn order) is ticket order.
+    for (let seen = Atomics.load(words, pipe.handOver >> 2); seen !== ticket; seen = Atomics.load(words, pipe.handOver >> 2)) {
+      yield* sync.waitChange(pipe.handOver, seen, "an older batch's hand-over");
+    }
     yield* ready.push(item);
+    sync.wake(pipe.handOver);
   }
 }
 
@@ -198,7 +214,6 @@ function* backwardThread(
   ctx: RoleContext,
   layout: LayerwiseLayout,
   replica: number,
-  lo: number,
   hi: number,
   recorder: StalenessRecorder,
   totals: { updates: number },
@@ -214,7 +229,7 @@ function* backwardThread(
   const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
   for (;;) {
     // One claim per batch forwarded in this segment, so no thread waits for a slot that never comes.
-    if (claim(words, pipe.backwardTicket >> 2, lo, hi) === null) return;
+    if (claim(words, pipe.backwardTicket >> 2, hi) === null) return;
     const { item, ticket: turn } = yield* ready.pop();
     const slot = pipe.slots[item]!;
     const rows = new Int32Array(memory.buffer, slot.rows, 1)[0]!;
