@@ -72,6 +72,8 @@ export interface TrainOptions {
   fault?: FaultPlan;
   /** Deterministic executor: the interleaving's seed (default: the run's seed). */
   schedulerSeed?: number;
+  /** Time kernel calls: the summary then reports the fraction of busy time spent outside kernels. */
+  profileKernels?: boolean;
   /** Tests only: keep Σ of every applied gradient per replica (async algorithms), see TrainingSession.ledger. */
   audit?: boolean;
   /** Read the final parameters (tests compare runs bitwise). */
@@ -127,6 +129,8 @@ export interface Summary {
   staleness?: ReturnType<typeof summarizeStaleness>;
   /** layerwise: backward time / forward time per batch, measured on the threads (β of the paper). */
   beta?: number;
+  /** With profileKernels: the fraction of the programs' busy (unblocked) time spent outside kernels. */
+  controlOverhead?: number;
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;
@@ -158,10 +162,10 @@ export class TrainingSession {
     this.epochsDone = resume?.state.epochsDone ?? 0;
   }
 
-  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit"> = {}): Promise<TrainingSession> {
+  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit" | "profileKernels"> = {}): Promise<TrainingSession> {
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
-    const { setup, plan } = planRun(new ArenaPlanner(), config, net, dataset, options.audit ?? false);
+    const { setup, plan } = planRun(new ArenaPlanner(), config, net, dataset, options.audit ?? false, options.profileKernels ?? false);
     const memory = createSharedMemory(setup.plan);
     const control = new Control(memory, setup.control, setup.workers);
     copyData(memory, setup.data, dataset);
@@ -315,6 +319,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
       ...runStaleness(epochResults),
       ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptions(config)) } : {}),
+      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults) } : {}),
       trainLoss: final.trainLoss,
       testLoss: final.testLoss,
       testAccuracy: final.testAccuracy,
@@ -345,7 +350,7 @@ export function buildNetwork(model: string, dataset: Dataset): Network {
 }
 
 /** The whole arena of a run: control, data, then whatever the algorithm plans. */
-function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, dataset: Dataset, audit: boolean): { setup: RunSetup; plan: AlgorithmPlan } {
+function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, dataset: Dataset, audit: boolean, profileKernels: boolean): { setup: RunSetup; plan: AlgorithmPlan } {
   const programs = programsOf(config);
   const control = planControl(planner, programs);
   const data = planData(planner, dataset);
@@ -369,6 +374,7 @@ function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, datas
     optimizerState: plan.optimizerState,
     layout: plan.layout,
     async: input.async,
+    profileKernels,
   };
   return { setup, plan };
 }
@@ -387,6 +393,19 @@ export interface EpochOutcome {
 function runStaleness(epochs: EpochOutcome[]): { staleness?: ReturnType<typeof summarizeStaleness> } {
   const merged = mergeStaleness(epochs.map((e) => e.staleness));
   return merged ? { staleness: summarizeStaleness(merged) } : {};
+}
+
+/** Busy time outside kernels over busy time: what queues, barriers and TypeScript bookkeeping cost. */
+function controlOverhead(epochs: EpochOutcome[]): number {
+  let busy = 0;
+  let kernels = 0;
+  for (const e of epochs) {
+    for (const r of e.results) {
+      busy += r.elapsedMs - r.waitedMs;
+      kernels += r.kernelMs ?? 0;
+    }
+  }
+  return busy > 0 ? (busy - kernels) / busy : NaN;
 }
 
 /**

@@ -9,8 +9,9 @@ import type { KernelExports } from "../engine/kernels/abi.ts";
 import { Network } from "../engine/model/network.ts";
 import { Control } from "../engine/runtime/control.ts";
 import type { RoleContext, RunSetup } from "../engine/runtime/context.ts";
-import { ThreadSync, runToEnd, type RoleProgram } from "../engine/runtime/sync.ts";
-import { ROLES, type RoleName } from "../engine/algorithms/roles.ts";
+import { ThreadSync } from "../engine/runtime/sync.ts";
+import { runRole, type RoleName } from "../engine/algorithms/roles.ts";
+import { timeKernels } from "../engine/runtime/kernel-timer.ts";
 import { injectFault, type FaultPlan } from "../engine/runtime/fault.ts";
 
 let ctx: RoleContext | null = null;
@@ -22,15 +23,16 @@ const api = {
       if (fault.at === "init") throw new Error(`injected fault at start-up of worker ${worker}`);
       k = injectFault(k, fault);
     }
+    const kernelTimer = setup.profileKernels ? { ms: 0 } : null;
+    if (kernelTimer) k = timeKernels(k, kernelTimer);
     const control = new Control(memory, setup.control, setup.workers);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
-    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers, memory) };
+    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers, memory), kernelTimer };
   },
 
   run(role: RoleName, args: Record<string, number>): unknown {
     if (!ctx) throw new Error("worker used before init");
-    const program: RoleProgram<unknown> = ROLES[role](ctx, args);
-    return runToEnd(program);
+    return runRole(ctx, role, args);
   },
 };
 

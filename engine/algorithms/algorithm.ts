@@ -65,5 +65,7 @@ export interface EpochResult {
   /** Time blocked in synchronisation (threads only). */
   waitedMs: number;
   elapsedMs: number;
+  /** Time inside kernels (profiled runs only). */
+  kernelMs?: number;
   staleness?: StalenessReport;
 }

@@ -3,7 +3,7 @@
  * over comlink, so this table is the whole surface between the orchestrator and the programs.
  */
 import type { RoleContext } from "../runtime/context.ts";
-import type { RoleProgram } from "../runtime/sync.ts";
+import { runToEnd, type RoleProgram } from "../runtime/sync.ts";
 import { evaluateRange } from "./evaluate.ts";
 import { syncWorkerEpoch } from "./sync.ts";
 import { hogwildWorkerEpoch } from "./async/hogwild.ts";
@@ -19,3 +19,16 @@ export const ROLES = {
 } satisfies Record<string, (ctx: RoleContext, args: Args) => RoleProgram<unknown>>;
 
 export type RoleName = keyof typeof ROLES;
+
+/** Run a role to completion on this thread (the threaded executor), adding its kernel time if profiled. */
+export function runRole(ctx: RoleContext, role: RoleName, args: Args): unknown {
+  const before = ctx.kernelTimer?.ms ?? 0;
+  const result = runToEnd(ROLES[role](ctx, args) as RoleProgram<unknown>);
+  return withKernelTime(ctx, result, before);
+}
+
+/** Attach the kernel time spent since `before` to an epoch result (profiled runs only). */
+export function withKernelTime(ctx: RoleContext, result: unknown, before: number): unknown {
+  if (!ctx.kernelTimer || typeof result !== "object" || result === null) return result;
+  return { ...result, kernelMs: ctx.kernelTimer.ms - before };
+}

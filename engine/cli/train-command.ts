@@ -4,7 +4,7 @@
  */
 import { UserError } from "../errors.ts";
 import { defaultOptimizer, OPTIMIZERS, parseOptimizerKind } from "../optim/optimizer.ts";
-import { ALGORITHMS, openResume, train, type TrainConfig, type TrainOptions } from "../train.ts";
+import { ALGORITHMS, openResume, train, type EpochMetrics, type TrainConfig, type TrainOptions } from "../train.ts";
 import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
 import { DEFAULT_ASYNC, type AsyncOptions } from "../algorithms/algorithm.ts";
@@ -35,10 +35,11 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run whose checkpoint is in DIR (its config; --epochs, --workers, --out may change)" },
   { name: "json", type: "bool", help: "print the summary as one JSON object on the last line of stdout" },
+  { name: "profile", type: "bool", help: "time every kernel call; the summary's controlOverhead is the share of busy time outside kernels" },
 ];
 
 /** What a resumed run may change: how long it goes on, and where it runs and writes. */
-const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume"]);
+const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile"]);
 
 export const TRAIN_HELP = formatHelp(
   "skein train [flags]",
@@ -88,6 +89,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const options: TrainOptions = {
     out,
     resume,
+    profileKernels: Boolean(v.profile),
     onStart: () => {
       if (!json) say(`skein train: ${config.algo} on ${config.workers} worker${config.workers > 1 ? "s" : ""}, ${config.model} on ${config.data}, ${config.epochs} epoch${config.epochs === 1 ? "" : "s"}, batch ${config.batch}, ${config.optimizer.kind} lr ${config.optimizer.lr}`);
     },
@@ -95,7 +97,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     onEpoch: (m) =>
       say(
         `epoch ${m.epoch}/${config.epochs}  train loss ${m.trainLoss.toFixed(4)}  test loss ${m.testLoss.toFixed(4)}  ` +
-          `test accuracy ${(m.testAccuracy * 100).toFixed(2)}%  ${formatRate(m.samplesPerSec)} samples/s`,
+          `test accuracy ${(m.testAccuracy * 100).toFixed(2)}%  ${formatRate(m.samplesPerSec)} samples/s` +
+          (m.staleness ? `  staleness ${stalenessLine(m.staleness)}` : ""),
       ),
   };
   const summary = await train(config, options);
@@ -143,6 +146,13 @@ function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown):
     throw new UserError(`--workers ${workers} is not a multiple of --replicas ${o.replicas}: every replica needs the same number of workers`);
   }
   return workers;
+}
+
+/** Mean over all applied updates, and the largest, across layers. */
+function stalenessLine(layers: NonNullable<EpochMetrics["staleness"]>): string {
+  const applied = layers.reduce((a, l) => a + l.applied, 0);
+  const mean = layers.reduce((a, l) => a + l.mean * l.applied, 0) / Math.max(applied, 1);
+  return `mean ${mean.toFixed(2)} max ${Math.max(...layers.map((l) => l.max))}`;
 }
 
 function resumedConfig(resume: LoadedCheckpoint, given: Set<string>, v: Record<string, unknown>): TrainConfig {

@@ -10,6 +10,7 @@ import type { OptimizerConfig } from "../optim/optimizer.ts";
 import type { Control, ControlLayout } from "./control.ts";
 import type { Sync } from "./sync.ts";
 import type { AsyncOptions } from "../algorithms/algorithm.ts";
+import type { KernelTimer } from "./kernel-timer.ts";
 
 /** The data set copied into the arena once, as bytes; batches are gathered and normalised by a kernel. */
 export interface DataLayout {
@@ -52,6 +53,8 @@ export interface RunSetup {
   layout: unknown;
   /** The asynchronous family's options (sync ignores them). */
   async: AsyncOptions;
+  /** Time kernel calls (EpochResult.kernelMs); off by default: it costs two clock reads per call. */
+  profileKernels: boolean;
 }
 
 export interface RoleContext {
@@ -62,6 +65,8 @@ export interface RoleContext {
   worker: number;
   control: Control;
   sync: Sync;
+  /** Milliseconds inside kernels so far, when setup.profileKernels. */
+  kernelTimer: KernelTimer | null;
 }
 
 export function planData(planner: ArenaPlanner, d: Dataset): DataLayout {

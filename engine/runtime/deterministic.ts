@@ -6,7 +6,8 @@
  * Programs are the very generators the threaded executor runs; only `Sync` differs: a barrier here
  * yields to the scheduler until every party has arrived, instead of blocking a thread.
  */
-import { ROLES, type RoleName } from "../algorithms/roles.ts";
+import { ROLES, withKernelTime, type RoleName } from "../algorithms/roles.ts";
+import { timeKernels } from "./kernel-timer.ts";
 import type { KernelExports } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { Network } from "../model/network.ts";
@@ -100,8 +101,10 @@ export class DeterministicExecutor implements Executor {
     this.progress = () => state.progress;
     this.contexts = Array.from({ length: setup.workers }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
-      const kw: KernelExports = fault?.worker === worker ? injectFault(k, fault) : k;
-      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.workers, control, memory) };
+      const kernelTimer = setup.profileKernels ? { ms: 0 } : null;
+      let kw: KernelExports = fault?.worker === worker ? injectFault(k, fault) : k;
+      if (kernelTimer) kw = timeKernels(kw, kernelTimer);
+      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.workers, control, memory), kernelTimer };
     });
   }
 
@@ -113,8 +116,10 @@ export class DeterministicExecutor implements Executor {
     // Each call's interleaving depends only on the seed, the role and its arguments (the epoch): not
     // on how many calls came before, so a resumed run replays the same interleavings.
     const rng = Rng.derive(this.seed, "scheduler", role, ...Object.values(args(0)));
+    const before = this.contexts.map((ctx) => ctx.kernelTimer?.ms ?? 0);
     const programs = this.contexts.map((ctx) => ROLES[role](ctx, args(ctx.worker)) as RoleProgram<unknown>);
-    return interleave(programs, rng, this.progress, role) as R[];
+    const results = interleave(programs, rng, this.progress, role);
+    return results.map((r, w) => withKernelTime(this.contexts[w]!, r, before[w]!)) as R[];
   }
 
   terminate(): void {}
