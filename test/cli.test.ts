@@ -65,6 +65,10 @@ describe("skein CLI", () => {
     ["resume from nowhere", ["train", "--resume", join(dir, "nothing")], /nothing/],
     ["resume from a non-checkpoint", ["train", "--resume", notAFile + ".safetensors"], /file\.txt/],
     ["resume with a changed flag", ["train", "--resume", join(dir, "nothing"), "--lr", "0.1"], /nothing|--lr/],
+    ["a layerwise flag on hogwild", ["train", "--algo", "hogwild", "--queue", "3"], /--queue applies to --algo layerwise, not hogwild/],
+    ["workers not a multiple of replicas", ["train", "--algo", "lap", "--workers", "3", "--replicas", "2"], /not a multiple of --replicas 2/],
+    ["layerwise workers mismatch", ["train", "--algo", "layerwise", "--workers", "2"], /layerwise runs .* = 3 threads/],
+    ["zero slots", ["train", "--algo", "layerwise", "--queue", "0"], /--queue 0: must be at least 1/],
   ];
   for (const [what, args, message] of cases) {
     test(`bad input: ${what} → one line, exit 2, nothing written`, () => {
