@@ -27,11 +27,13 @@ import { planHogwild } from "./algorithms/async/hogwild.ts";
 import { planLayerwise } from "./algorithms/async/layerwise.ts";
 import { DEFAULT_ASYNC, type AlgorithmPlan, type AsyncOptions, type EpochResult, type PlanInput } from "./algorithms/algorithm.ts";
 import { mergeStaleness, summarizeStaleness, type StalenessReport } from "./algorithms/async/staleness.ts";
+import { GOSSIP_ALGORITHMS, planGossip } from "./algorithms/gossip/gossip.ts";
+import { DEFAULT_GOSSIP, gossipOptions, isGossip, type GossipConfig } from "./algorithms/gossip/setup.ts";
 import { shardOf } from "./runtime/split.ts";
 import type { EvaluationResult } from "./algorithms/evaluate.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 
-export const ALGORITHMS = ["sync", "hogwild", "lap", "lpp", "layerwise"] as const;
+export const ALGORITHMS = ["sync", "hogwild", "lap", "lpp", "layerwise", ...GOSSIP_ALGORITHMS] as const;
 export type AlgorithmName = (typeof ALGORITHMS)[number];
 
 export interface TrainConfig {
@@ -48,6 +50,8 @@ export interface TrainConfig {
   optimizer: OptimizerConfig;
   /** hogwild, lap, lpp, layerwise: replicas, averaging period, threads, queue (defaults: DEFAULT_ASYNC). */
   async?: Partial<AsyncOptions>;
+  /** pmsgd, dsgd, dmsgd, decentlam: nodes, topology and data partition (defaults: DEFAULT_GOSSIP). */
+  gossip?: Partial<GossipConfig>;
 }
 
 const asyncOptions = (config: TrainConfig): AsyncOptions => ({ ...DEFAULT_ASYNC, ...config.async });
@@ -104,6 +108,10 @@ export interface EpochMetrics {
   busy: number[];
   /** Asynchronous algorithms: per layer, mean and max staleness and the histogram of this epoch. */
   staleness?: ReturnType<typeof summarizeStaleness>;
+  /** Gossip: (1/n)Σ‖x_i − x̄‖², the mean of the nodes' own test accuracies, bytes each node sends per round. */
+  consensusDistance?: number;
+  nodeTestAccuracy?: number;
+  bytesPerNodeStep?: number;
 }
 
 export interface Summary {
@@ -131,6 +139,10 @@ export interface Summary {
   beta?: number;
   /** With profileKernels: the fraction of the programs' busy (unblocked) time spent outside kernels. */
   controlOverhead?: number;
+  /** Gossip: testAccuracy is the averaged model's; these as in EpochMetrics, from the last epoch. */
+  consensusDistance?: number;
+  nodeTestAccuracy?: number;
+  bytesPerNodeStep?: number;
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;
@@ -225,8 +237,18 @@ export class TrainingSession {
 
   /** Test-split loss and accuracy, the split shared out across the workers. */
   async evaluate(): Promise<{ testLoss: number; testAccuracy: number }> {
+    this.plan.beforeEvaluate?.(this.memory);
+    return this.evaluateVector(this.setup.params);
+  }
+
+  /** The algorithm's extra per-epoch metrics (gossip: consensus distance, node accuracy, traffic). */
+  async epochMetrics(): Promise<Record<string, number>> {
+    return this.plan.epochMetrics ? this.plan.epochMetrics(this.memory, (p) => this.evaluateVector(p)) : {};
+  }
+
+  private async evaluateVector(params: number): Promise<{ testLoss: number; testAccuracy: number }> {
     const n = this.setup.data.testCount;
-    const parts = await this.executor.run<EvaluationResult>("evaluate", (w) => ({ params: this.setup.params, ...shardOf(n, this.executor.size, w) }));
+    const parts = await this.executor.run<EvaluationResult>("evaluate", (w) => ({ params, ...shardOf(n, this.executor.size, w) }));
     // Summed in worker order: the reported loss does not depend on thread timing.
     const lossSum = parts.reduce((a, p) => a + p.lossSum, 0);
     const correct = parts.reduce((a, p) => a + p.correct, 0);
@@ -293,6 +315,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         elapsedSeconds: (performance.now() - started) / 1000,
         busy: epoch.busy,
         ...(epoch.staleness ? { staleness: summarizeStaleness(epoch.staleness) } : {}),
+        ...(await session.epochMetrics()),
       };
       options.onEpoch?.(last);
       if (out) {
@@ -300,7 +323,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         await session.checkpoint(join(out, CHECKPOINT_FILE));
       }
     }
-    const final = last ?? { trainLoss: NaN, ...(await session.evaluate()) };
+    const final = last ?? { trainLoss: NaN, ...(await session.evaluate()), ...(await session.epochMetrics()) };
+    const extra = Object.fromEntries(Object.entries(final).filter(([key]) => EXTRA_METRICS.has(key)));
     options.onFinish?.(session.params());
     const summary: Summary = {
       algo: config.algo,
@@ -323,6 +347,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       trainLoss: final.trainLoss,
       testLoss: final.testLoss,
       testAccuracy: final.testAccuracy,
+      ...extra,
       parameters: session.net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0),
       peakRssBytes: session.peakRssBytes(),
       arena: arenaReport(session.setup.plan, session.memory),
@@ -334,6 +359,9 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     session.close();
   }
 }
+
+/** Algorithm metrics (epochMetrics) the summary repeats from the last epoch. */
+const EXTRA_METRICS = new Set(["consensusDistance", "nodeTestAccuracy", "bytesPerNodeStep"]);
 
 const vectorsOf = (setup: RunSetup) => ({ params: setup.params, optimizerState: setup.optimizerState });
 
@@ -355,8 +383,13 @@ function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, datas
   const control = planControl(planner, programs);
   const data = planData(planner, dataset);
   const input: PlanInput = { planner, net, programs, batch: config.batch, trainCount: dataset.train.count, optimizer: config.optimizer, async: asyncOptions(config) };
-  const plan =
-    config.algo === "sync" ? planSync(input) : config.algo === "layerwise" ? planLayerwise(input, audit) : planHogwild(config.algo, input, audit);
+  const plan = isGossip(config.algo)
+    ? planGossip(input, gossipOptions(config.algo, { ...DEFAULT_GOSSIP, ...config.gossip }, dataset, config.seed, config.optimizer))
+    : config.algo === "sync"
+      ? planSync(input)
+      : config.algo === "layerwise"
+        ? planLayerwise(input, audit)
+        : planHogwild(config.algo, input, audit);
   const setup: RunSetup = {
     algo: config.algo,
     model: config.model,

@@ -39,6 +39,10 @@ export interface AlgorithmPlan {
    * replicas, set counters to where epoch `epochsDone` begins.
    */
   prepare?(memory: WebAssembly.Memory, epochsDone: number): void;
+  /** Before each evaluation of `params` (gossip: average the nodes into it). */
+  beforeEvaluate?(memory: WebAssembly.Memory): void;
+  /** Extra per-epoch metrics, given a way to evaluate any parameter vector on the test split. */
+  epochMetrics?(memory: WebAssembly.Memory, evaluate: (params: Ptr) => Promise<{ testLoss: number; testAccuracy: number }>): Promise<Record<string, number>>;
   /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
   counters?(memory: WebAssembly.Memory): number[];
   restoreCounters?(memory: WebAssembly.Memory, counters: number[]): void;

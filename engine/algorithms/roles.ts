@@ -8,6 +8,7 @@ import { evaluateRange } from "./evaluate.ts";
 import { syncWorkerEpoch } from "./sync.ts";
 import { hogwildWorkerEpoch } from "./async/hogwild.ts";
 import { layerwiseEpoch } from "./async/layerwise.ts";
+import { gossipWorkerEpoch } from "./gossip/gossip.ts";
 
 type Args = Record<string, number>;
 
@@ -15,6 +16,7 @@ export const ROLES = {
   "sync.epoch": (ctx: RoleContext, a: Args) => syncWorkerEpoch(ctx, a.epoch!),
   "hogwild.epoch": (ctx: RoleContext, a: Args) => hogwildWorkerEpoch(ctx, a.epoch!),
   "layerwise.epoch": (ctx: RoleContext, a: Args) => layerwiseEpoch(ctx, a.epoch!),
+  "gossip.epoch": (ctx: RoleContext, a: Args) => gossipWorkerEpoch(ctx, a.epoch!),
   evaluate: (ctx: RoleContext, a: Args) => evaluateRange(ctx, a.params!, a.lo!, a.hi!),
 } satisfies Record<string, (ctx: RoleContext, args: Args) => RoleProgram<unknown>>;
 

@@ -5,11 +5,13 @@
  */
 import { RunError, UserError } from "../errors.ts";
 import { trainCommand } from "./train-command.ts";
+import { topologyCommand } from "./topology-command.ts";
 
 const VERSION = "0.1.0";
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   train: { summary: "train a model on CPU workers (see skein train --help)", run: trainCommand },
+  topology: { summary: "a gossip topology: degree, stochasticity, rho and spectral gap (see skein topology --help)", run: topologyCommand },
 };
 
 const HELP = `skein ${VERSION}: parallel neural-network training on CPU cores, WebAssembly SIMD kernels in workers sharing one memory

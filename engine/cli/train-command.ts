@@ -8,6 +8,7 @@ import { ALGORITHMS, openResume, train, type EpochMetrics, type TrainConfig, typ
 import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
 import { DEFAULT_ASYNC, type AsyncOptions } from "../algorithms/algorithm.ts";
+import { DEFAULT_GOSSIP, isGossip, type GossipConfig } from "../algorithms/gossip/setup.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
 
@@ -18,7 +19,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "model", type: "string", default: "mlp:784-256-128-10", valueName: "SPEC", help: "mlp:IN-H1-...-OUT[:relu|tanh|gelu] or lenet" },
   { name: "data", type: "string", default: "digits", valueName: "SPEC", help: "digits (embedded MNIST digits), idx:DIR, cifar10:DIR, synthetic[:N]" },
   { name: "epochs", type: "int", default: 5, min: 0, max: 100000, help: "passes over the training split" },
-  { name: "batch", type: "int", default: 64, min: 1, max: 65536, help: "global batch per optimizer step, split across the workers" },
+  { name: "batch", type: "int", default: 64, min: 1, max: 65536, help: "sync: global batch per step, split across the workers; hogwild, lap, lpp, layerwise: each worker's batch; gossip algorithms: each node's batch per round" },
   { name: "optimizer", type: "string", default: "momentum", choices: OPTIMIZERS, help: "update rule" },
   { name: "lr", type: "number", above: 0, help: "learning rate (default 0.02 for sgd/momentum/nesterov, 0.001 for adam/adamw/rmsprop)" },
   { name: "momentum", type: "number", min: 0, max: 0.9999, help: "momentum μ for momentum/nesterov (default 0.9)" },
@@ -30,6 +31,10 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "bwd-threads", type: "int", min: 1, max: 32, help: "layerwise: backward threads per replica (default 2; the paper's 1:2 for β ≈ 2)" },
   { name: "queue", type: "int", min: 1, max: 256, help: "layerwise: activation slots in flight per replica; bounds staleness by queue − 1 (default 4)" },
   { name: "lpp-warmup", type: "int", min: 0, max: 100000, help: "lpp: epochs of full steps before partial steps start (default 1)" },
+  { name: "topology", type: "string", valueName: "NAME", help: "pmsgd, dsgd, dmsgd, decentlam: the mixing graph (see skein topology --help; default ring)" },
+  { name: "nodes", type: "int", min: 1, max: 1024, help: "gossip algorithms: logical nodes, each with its own model, dealt to the workers (default 8)" },
+  { name: "partition", type: "string", valueName: "SPEC", help: "gossip algorithms: iid | sorted | dirichlet:ALPHA split of the training data across nodes (default iid)" },
+  { name: "force", type: "bool", help: "decentlam: run with momentum on a non-symmetric topology although it is known to diverge" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
@@ -68,14 +73,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (v["weight-decay"] !== undefined) optimizer.weightDecay = Number(v["weight-decay"]);
     const algo = v.algo as TrainConfig["algo"];
     const async = asyncFlags(algo, flags.given, v);
+    const gossip = gossipFlags(algo, flags.given, v);
     config = {
       algo,
       model: String(v.model),
       data: String(v.data),
       epochs: Number(v.epochs),
       batch: Number(v.batch),
-      workers: workersFor(algo, async, v.workers),
+      workers: workersFor(algo, async, v.workers, gossip),
       async,
+      gossip,
       executor: v.executor as ExecutorName,
       seed: Number(v.seed),
       optimizer,
@@ -131,8 +138,21 @@ function asyncFlags(algo: string, given: Set<string>, v: Record<string, unknown>
   return out;
 }
 
+const GOSSIP_FLAGS: Record<string, keyof GossipConfig> = { topology: "topology", nodes: "nodes", partition: "partition", force: "force" };
+
+/** The gossip options given; they mean nothing to the other algorithms. */
+function gossipFlags(algo: string, given: Set<string>, v: Record<string, unknown>): Partial<GossipConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, option] of Object.entries(GOSSIP_FLAGS)) {
+    if (!given.has(flag)) continue;
+    if (!isGossip(algo)) throw new UserError(`--${flag} applies to --algo pmsgd|dsgd|dmsgd|decentlam, not ${algo}`);
+    out[option] = v[flag];
+  }
+  return out as Partial<GossipConfig>;
+}
+
 /** Worker count: given, or for layerwise derived from its threads (and checked when given). */
-function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown): number {
+function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown, gossip: Partial<GossipConfig>): number {
   const o = { ...DEFAULT_ASYNC, ...async };
   if (algo === "layerwise") {
     const threads = o.replicas * (o.fwdThreads + o.bwdThreads);
@@ -142,6 +162,8 @@ function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown):
     return threads;
   }
   const workers = given === undefined ? 1 : Number(given);
+  const nodes = { ...DEFAULT_GOSSIP, ...gossip }.nodes;
+  if (isGossip(algo) && workers > nodes) throw new UserError(`--workers ${workers} is more than --nodes ${nodes}: every worker needs at least one node`);
   if ((algo === "lap" || algo === "lpp") && workers % o.replicas !== 0) {
     throw new UserError(`--workers ${workers} is not a multiple of --replicas ${o.replicas}: every replica needs the same number of workers`);
   }

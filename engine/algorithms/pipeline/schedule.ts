@@ -1,0 +1,196 @@
+/**
+ * Pipeline schedules as data (the split of PyTorch's `torch.distributed.pipelining`): a schedule is,
+ * per stage, the list of actions that stage runs in order. Generators build them here; validate.ts
+ * checks them, simulate.ts times them, and the runtime only executes them.
+ *
+ * Actions: F = forward, B = full backward, or B split for zero-bubble schedules into I (input
+ * gradient, on the critical path: the previous stage waits for it) and W (weight gradient, which
+ * nobody waits for and can fill bubbles). A microbatch's activations on a stage are live from its F
+ * until its B (or its W, which still reads them).
+ *
+ * Derivations (D stages, M microbatches, every stage costs f per F and b per B, no communication):
+ * - Any schedule with full backwards has makespan ≥ (M+D−1)(f+b): the last stage cannot start before
+ *   (D−1)f, then does M(f+b) of work, and the gradient of its last backward still has D−1 stages to
+ *   cross, (D−1)b. GPipe and 1F1B both reach the bound, so both have bubble (D−1)/(M+D−1), for any f, b.
+ * - ZB-H1 with f = i = w = 1: stage 0 waits D−1 after its warm-up for the first input gradient and is
+ *   busy from then on; the W's each stage defers fill what was 1F1B's drain bubble. Makespan
+ *   3M+D−1 for M ≥ D, bubble (D−1)/(3M+D−1): a third of 1F1B's bubble time (D−1 instead of 3(D−1)).
+ */
+
+export type ActionKind = "F" | "B" | "I" | "W";
+
+export interface Action {
+  kind: ActionKind;
+  microbatch: number;
+  stage: number;
+  /** The weight version the action uses: for asynchronous schedules, the number of updates the stage has applied before the microbatch's F. */
+  version?: number;
+}
+
+export interface Schedule {
+  name: string;
+  stages: number;
+  microbatches: number;
+  /** Per stage, in execution order. */
+  actions: Action[][];
+  /** true: weights updated once per batch after all microbatches; false: after every backward (asynchronous). */
+  flush: boolean;
+  /** The schedule's declared per-stage bound on live activations (F done, B or W not yet). */
+  maxInFlight: number[];
+}
+
+export type ScheduleBuilder = (stages: number, microbatches: number) => Schedule;
+
+const act = (kind: ActionKind, microbatch: number, stage: number): Action => ({ kind, microbatch, stage });
+
+function checkSize(name: string, D: number, M: number): void {
+  if (!Number.isInteger(D) || D < 1) throw new RangeError(`${name}: stages must be a positive integer, got ${D}`);
+  if (!Number.isInteger(M) || M < 1) throw new RangeError(`${name}: microbatches must be a positive integer, got ${M}`);
+}
+
+const stagesOf = <T>(D: number, f: (k: number) => T): T[] => Array.from({ length: D }, (_, k) => f(k));
+
+/** GPipe: every stage runs all forwards, then all backwards (in microbatch order), then one update. */
+export function gpipe(D: number, M: number): Schedule {
+  checkSize("gpipe", D, M);
+  const actions = stagesOf(D, (k) => {
+    const list: Action[] = [];
+    for (let m = 0; m < M; m++) list.push(act("F", m, k));
+    for (let m = 0; m < M; m++) list.push(act("B", m, k));
+    return list;
+  });
+  return { name: "gpipe", stages: D, microbatches: M, actions, flush: true, maxInFlight: stagesOf(D, () => M) };
+}
+
+/**
+ * One stage of 1F1B: min(D−k−1, M) warm-up forwards, then one forward and one backward at a time,
+ * then the remaining backwards. The forward of microbatch j+warmup runs before the backward of j, so
+ * at most warmup+1 = min(D−k, M) microbatches are live.
+ */
+function oneFOneBStage(D: number, M: number, k: number): Action[] {
+  const warmup = Math.min(D - k - 1, M);
+  const list: Action[] = [];
+  for (let m = 0; m < warmup; m++) list.push(act("F", m, k));
+  for (let j = 0; j < M; j++) {
+    if (j + warmup < M) list.push(act("F", j + warmup, k));
+    list.push(act("B", j, k));
+  }
+  return list;
+}
+
+/** 1F1B with flush (PipeDream-Flush, DAPPLE): GPipe's bubble, at most D−k microbatches live on stage k. */
+export function oneFOneB(D: number, M: number): Schedule {
+  checkSize("1f1b", D, M);
+  return {
+    name: "1f1b",
+    stages: D,
+    microbatches: M,
+    actions: stagesOf(D, (k) => oneFOneBStage(D, M, k)),
+    flush: true,
+    maxInFlight: stagesOf(D, (k) => Math.min(D - k, M)),
+  };
+}
+
+/**
+ * Asynchronous 1F1B (PipeDream, 2BW, SpecTrain, PipeOptim): a window of M microbatches of the steady
+ * state, in 1F1B's per-stage order, with no flush: the stage updates its weights after every backward.
+ * Each F is annotated with the version PipeDream's weight stashing gives it, the number of backwards
+ * the stage has completed before it (so F of microbatch m on stage k uses version
+ * max(0, m − (D−k−1)): weights D−k−1 updates old), and each B with its F's version.
+ */
+export function asyncOneFOneB(D: number, M: number): Schedule {
+  checkSize("async-1f1b", D, M);
+  const actions = stagesOf(D, (k) => annotateVersions(oneFOneBStage(D, M, k)));
+  return { name: "async-1f1b", stages: D, microbatches: M, actions, flush: false, maxInFlight: stagesOf(D, (k) => Math.min(D - k, M)) };
+}
+
+/** Versions for a stage that updates after every B (or W): F sees all updates so far; B, I and W reuse their F's. */
+function annotateVersions(list: Action[]): Action[] {
+  let updates = 0;
+  const versionOf = new Map<number, number>();
+  return list.map((a) => {
+    if (a.kind === "F") {
+      versionOf.set(a.microbatch, updates);
+      return { ...a, version: updates };
+    }
+    const version = versionOf.get(a.microbatch) ?? 0;
+    if (a.kind === "B" || a.kind === "W") updates++;
+    return { ...a, version };
+  });
+}
+
+/**
+ * ZB-H1 (Qi et al., arXiv 2401.10241): 1F1B's order with each B split into I and W. The I's keep
+ * 1F1B's places (the critical path now carries only input gradients); stage k runs the W of
+ * microbatch j−k after the I of j, so the last stages, which would idle longest in 1F1B's drain,
+ * hold up to k W's back and run them there. That keeps every stage at most min(D, M) microbatches
+ * live — 1F1B's peak, the first stage's — though later stages now reach it too (in 1F1B they hold
+ * D−k); the paper's ZB-H1 bounds every worker by p in the same way. With f = i = w the bubble drops
+ * from 1F1B's 3(D−1) per stage to D−1.
+ */
+export function zbH1(D: number, M: number): Schedule {
+  checkSize("zb-h1", D, M);
+  const actions = stagesOf(D, (k) => {
+    const warmup = Math.min(D - k - 1, M);
+    const list: Action[] = [];
+    for (let m = 0; m < warmup; m++) list.push(act("F", m, k));
+    for (let j = 0; j < M; j++) {
+      if (j + warmup < M) list.push(act("F", j + warmup, k));
+      list.push(act("I", j, k));
+      if (j >= k) list.push(act("W", j - k, k));
+    }
+    for (let m = Math.max(0, M - k); m < M; m++) list.push(act("W", m, k));
+    return list;
+  });
+  return { name: "zb-h1", stages: D, microbatches: M, actions, flush: true, maxInFlight: stagesOf(D, () => Math.min(D, M)) };
+}
+
+export const SCHEDULES: Record<string, ScheduleBuilder> = {
+  gpipe,
+  "1f1b": oneFOneB,
+  "async-1f1b": asyncOneFOneB,
+  "zb-h1": zbH1,
+};
+
+export const SCHEDULE_SUMMARIES: Record<string, string> = {
+  gpipe: "all forwards, then all backwards, one update per batch (GPipe)",
+  "1f1b": "warm-up forwards, then one forward and one backward, one update per batch (PipeDream-Flush, DAPPLE)",
+  "async-1f1b": "1F1B without flush, an update after every backward, versions annotated for weight stashing (PipeDream)",
+  "zb-h1": "1F1B with backwards split into input (I) and weight (W) gradients, W's filling the bubbles (ZB-H1)",
+};
+
+/** Per stage, the most microbatches live at once (F done, B or W not yet), following the list order. */
+export function peakInFlight(s: Schedule): number[] {
+  return s.actions.map((list) => {
+    let live = 0;
+    let peak = 0;
+    for (const a of list) {
+      if (a.kind === "F") peak = Math.max(peak, ++live);
+      else if (a.kind === "B" || a.kind === "W") live--;
+    }
+    return peak;
+  });
+}
+
+/**
+ * Per stage, the most distinct weight versions that live microbatches need at once: the copies
+ * weight stashing keeps (PipeDream: D−k on stage k). 1 for schedules without versions.
+ */
+export function peakStashedVersions(s: Schedule): number[] {
+  return s.actions.map((list) => {
+    const live = new Map<number, number>(); // microbatch → version
+    let peak = 0;
+    for (const a of list) {
+      if (a.kind === "F") {
+        live.set(a.microbatch, a.version ?? 0);
+        peak = Math.max(peak, new Set(live.values()).size);
+      } else if (a.kind === "B" || a.kind === "W") live.delete(a.microbatch);
+    }
+    return Math.max(peak, 1);
+  });
+}
+
+/** `2F0`-style label (stage, kind, microbatch), as PyTorch writes actions. */
+export function actionLabel(a: Action): string {
+  return `${a.stage}${a.kind}${a.microbatch}${a.version !== undefined ? `v${a.version}` : ""}`;
+}
