@@ -126,7 +126,8 @@ function timelineGrid(s: Schedule, sim: Simulation, costs: Costs, width: number)
   const labelWidth = `stage ${s.stages - 1}`.length + 2;
   const perBlock = width > 0 ? Math.max(1, Math.floor((width - labelWidth) / cw)) : cells;
   // Ruler ticks every 1, 2, 5, 10, 20, 50, … cells, far enough apart for the widest time label.
-  const widest = fmt(cells * unit).length + 1;
+  let widest = 0;
+  for (let c = 0; c <= cells; c++) widest = Math.max(widest, fmt(c * unit).length + 1);
   const tick = [1, 2, 5].flatMap((b) => [1, 10, 100, 1000, 10_000].map((p) => b * p)).sort((a, b) => a - b).find((t) => t * cw >= widest) ?? cells;
   const lines: string[] = [];
   for (let from = 0; from < cells; from += perBlock) {
@@ -136,7 +137,7 @@ function timelineGrid(s: Schedule, sim: Simulation, costs: Costs, width: number)
     for (let c = from; c < to; c++) {
       if (c % tick !== 0) continue;
       const at = labelWidth + (c - from) * cw;
-      ruler = ruler.padEnd(at) + fmt(c * unit);
+      if (c === from || ruler.length < at) ruler = ruler.padEnd(at) + fmt(c * unit);
     }
     lines.push(ruler.trimEnd());
     grid.forEach((row, k) => lines.push((`stage ${k}`.padEnd(labelWidth) + row.slice(from, to).join(" ")).trimEnd()));

@@ -17,7 +17,7 @@
  * The messages h are the double buffer: a node reads its neighbours' round-r messages while its own
  * x_i changes, and nobody writes a message until everyone has finished reading (the barrier).
  */
-import type { Ptr } from "../../kernels/abi.ts";
+import type { KernelExports, Ptr } from "../../kernels/abi.ts";
 import { epochOrder } from "../../data/order.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../../runtime/context.ts";
 import { WORD } from "../../runtime/control.ts";
@@ -99,7 +99,8 @@ export function planGossip(input: PlanInput, options: GossipOptions): AlgorithmP
       return {
         consensusDistance: consensusDistance(memory, layout, net.paramFloats),
         nodeTestAccuracy: accuracy / n,
-        bytesPerNodeStep: bytesPerNodeStep(layout, net.paramFloats * 4),
+        // Messages carry the parameters, not the arena's alignment padding.
+        bytesPerNodeStep: bytesPerNodeStep(layout, net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0) * 4),
       };
     },
     prepare(memory) {
@@ -160,7 +161,7 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
   const grads = layout.grads[worker]!;
   const scratch = layout.scratch[worker]!;
   const mine = setup.perWorker[worker]!;
-  const floats = net.paramFloats;
+  const v: GossipVectors = { k, memory: ctx.memory, floats: net.paramFloats, layout };
   const gamma = setup.optimizer.lr;
   const beta = setup.optimizer.kind === "sgd" ? 0 : setup.optimizer.momentum;
   const rounds = roundsPerEpoch(setup.data.trainCount, layout.nodes, setup.batch);
@@ -179,7 +180,7 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
       loadBatch(ctx, mine, "train", wrap(order, from, rows), 0, rows);
       lossSum += net.gradient(k, layout.params[i]!, grads, mine.ws, rows, 1 / rows);
       samples += rows;
-      writeMessage(ctx, layout, i, grads, gamma, beta);
+      writeMessage(v, i, grads, gamma, beta);
       yield* sync.point();
     }
     control.workerLoss[worker] = lossSum;
@@ -188,23 +189,8 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
 
     // 2. mix and update
     const round = layout.mixing.rounds[(epoch * rounds + r) % period]!;
-    // PmSGD's mixing matrix is J whatever the topology: every node gets the same mean gradient, so a
-    // worker computes it once for all its nodes.
-    if (layout.algorithm === "pmsgd" && hi > lo) mixInto(ctx, layout, lo, scratch, allNodes(layout.nodes));
     for (let i = lo; i < hi; i++) {
-      const x = layout.params[i]!;
-      const m = layout.momentum[i]!;
-      if (layout.algorithm === "pmsgd") {
-        k.momentum_update(x, scratch, m, floats, gamma, beta, 0, 0, 0); // ḡ = (1/n) Σ_j g_j
-      } else if (layout.algorithm === "decentlam") {
-        mixInto(ctx, layout, i, scratch, round[i]!); // z_i
-        k.scale(scratch, floats, -1); // −z_i
-        k.axpy(scratch, x, floats, 1); // x_i − z_i
-        k.scale(scratch, floats, 1 / gamma); // g̃_i
-        k.momentum_update(x, scratch, m, floats, gamma, beta, 0, 0, 0); // m ← βm + g̃; x ← x − γm
-      } else {
-        mixInto(ctx, layout, i, x, round[i]!); // dsgd, dmsgd: x_i ← Σ_j w_ij h_j
-      }
+      mixAndUpdate(v, i, round[i]!, scratch, gamma, beta, i > lo);
       yield* sync.point();
     }
     yield* sync.barrier(); // no message is overwritten before every node has mixed
@@ -219,10 +205,17 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
   };
 }
 
-/** h_i, what node i's neighbours will read this round. */
-function writeMessage(ctx: RoleContext, layout: GossipLayout, i: number, grads: Ptr, gamma: number, beta: number): void {
-  const { k, net } = ctx;
-  const floats = net.paramFloats;
+/** What the per-node steps need: kernels, memory, the vectors' length and where they live. */
+export interface GossipVectors {
+  k: KernelExports;
+  memory: WebAssembly.Memory;
+  floats: number;
+  layout: Pick<GossipLayout, "algorithm" | "nodes" | "params" | "momentum" | "messages" | "mixArgs">;
+}
+
+/** Phase 1 for node i: h_i, what its neighbours will read this round, from its gradient g_i. */
+export function writeMessage(v: GossipVectors, i: number, grads: Ptr, gamma: number, beta: number): void {
+  const { k, floats, layout } = v;
   const h = layout.messages[i]!;
   switch (layout.algorithm) {
     case "pmsgd":
@@ -237,9 +230,36 @@ function writeMessage(ctx: RoleContext, layout: GossipLayout, i: number, grads: 
   }
 }
 
+/**
+ * Phase 2 for node i, once every message is written: mix what it receives and update x_i (and m_i).
+ * `scratch` is a vector of the worker's; `reuseMean` says it already holds PmSGD's mean gradient
+ * (W = J whatever the topology: every node gets the same ḡ, so a worker computes it once).
+ */
+export function mixAndUpdate(v: GossipVectors, i: number, edges: Edges, scratch: Ptr, gamma: number, beta: number, reuseMean = false): void {
+  const { k, floats, layout } = v;
+  const x = layout.params[i]!;
+  const m = layout.momentum[i]!;
+  switch (layout.algorithm) {
+    case "pmsgd":
+      if (!reuseMean) mixInto(v, i, scratch, allNodes(layout.nodes)); // ḡ = (1/n) Σ_j g_j
+      return k.momentum_update(x, scratch, m, floats, gamma, beta, 0, 0, 0); // m ← βm + ḡ; x ← x − γm
+    case "decentlam":
+      mixInto(v, i, scratch, edges); // z_i
+      k.scale(scratch, floats, -1);
+      k.axpy(scratch, x, floats, 1); // x_i − z_i
+      k.scale(scratch, floats, 1 / gamma); // g̃_i = (x_i − z_i)/γ
+      return k.momentum_update(x, scratch, m, floats, gamma, beta, 0, 0, 0); // m ← βm + g̃; x ← x − γm
+    case "dsgd":
+    case "dmsgd":
+      return mixInto(v, i, x, edges); // x_i ← Σ_j w_ij h_j
+  }
+}
+
+type Edges = { from: number[]; weights: number[] };
+
 /** out = Σ_j w_j h_j over one node's incoming edges. */
-function mixInto(ctx: RoleContext, layout: GossipLayout, i: number, out: Ptr, edges: { from: number[]; weights: number[] }): void {
-  const { k, memory, net } = ctx;
+function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges): void {
+  const { k, memory, floats, layout } = v;
   const { tensors, weights } = layout.mixArgs[i]!;
   const ptrs = new Int32Array(memory.buffer, tensors, edges.from.length);
   const ws = new Float32Array(memory.buffer, weights, edges.from.length);
@@ -247,7 +267,7 @@ function mixInto(ctx: RoleContext, layout: GossipLayout, i: number, out: Ptr, ed
     ptrs[e] = layout.messages[j]!;
     ws[e] = edges.weights[e]!;
   });
-  k.weighted_sum(out, tensors, weights, edges.from.length, net.paramFloats);
+  k.weighted_sum(out, tensors, weights, edges.from.length, floats);
 }
 
 const allNodesCache = new Map<number, { from: number[]; weights: number[] }>();

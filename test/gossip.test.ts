@@ -1,0 +1,193 @@
+/**
+ * The gossip algorithms' update rules, run through the engine's own per-node steps (writeMessage,
+ * mixAndUpdate on the wasm kernels) with arbitrary per-node gradients, against the invariants of
+ * ALGORITHMS.md §3; then end to end.
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { GOSSIP_ALGORITHMS, mixAndUpdate, writeMessage, type GossipAlgorithm, type GossipVectors } from "../engine/algorithms/gossip/gossip.ts";
+import { mixingSchedule } from "../engine/algorithms/gossip/setup.ts";
+import { buildTopology } from "../engine/algorithms/gossip/topology.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { train, type TrainConfig } from "../engine/train.ts";
+import { randomFloats, testMemory } from "./helpers.ts";
+
+type Rows = Float64Array[]; // per node
+
+/** n nodes of d floats in a fresh memory, with x, m and messages, and a gradient slot per node. */
+function nodes(algorithm: GossipAlgorithm, n: number, d: number) {
+  const t = testMemory(8);
+  const vec = () => Array.from({ length: n }, () => t.floats(d));
+  const layout = {
+    algorithm,
+    nodes: n,
+    params: vec(),
+    momentum: vec(),
+    messages: vec(),
+    mixArgs: Array.from({ length: n }, () => ({ tensors: t.floats(n), weights: t.floats(n) })),
+  };
+  const grads = vec();
+  const scratch = t.floats(d);
+  const v: GossipVectors = { k: t.k, memory: t.memory, floats: d, layout };
+  const set = (ptrs: number[], rows: Rows) => ptrs.forEach((p, i) => t.write(p, rows[i]!));
+  const get = (ptrs: number[]): Rows => ptrs.map((p) => Float64Array.from(t.read(p, d)));
+  return {
+    setState(x: Rows, m: Rows) {
+      set(layout.params, x);
+      set(layout.momentum, m);
+    },
+    /** One round: every node writes its message, then every node mixes (the barrier is implicit). */
+    round(g: Rows, edges: { from: number[]; weights: number[] }[], gamma: number, beta: number) {
+      set(grads, g);
+      for (let i = 0; i < n; i++) writeMessage(v, i, grads[i]!, gamma, beta);
+      for (let i = 0; i < n; i++) mixAndUpdate(v, i, edges[i]!, scratch, gamma, beta);
+    },
+    x: () => get(layout.params),
+    m: () => get(layout.momentum),
+  };
+}
+
+const mean = (rows: Rows) => rows[0]!.map((_, e) => rows.reduce((a, r) => a + r[e]!, 0) / rows.length);
+const rows = (n: number, d: number, seed: number, scale = 1): Rows => Array.from({ length: n }, (_, i) => Float64Array.from(randomFloats(d, seed * 31 + i, scale)));
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 2e-4) => {
+  for (let e = 0; e < a.length; e++) if (Math.abs(a[e]! - b[e]!) > tol * (1 + Math.abs(b[e]!))) return false;
+  return true;
+};
+
+/** Doubly stochastic topologies of n nodes (dynamic ones contribute every round of their period). */
+const doublyStochastic = (n: number) =>
+  ["ring", "exponential", "symmetric-exponential", "one-peer-exponential", "star", "full", "mesh", "erdos-renyi"].flatMap((name) =>
+    mixingSchedule(buildTopology(name, n, { seed: n })).rounds,
+  );
+
+const params = fc.record({
+  n: fc.integer({ min: 2, max: 9 }),
+  d: fc.integer({ min: 1, max: 37 }),
+  seed: fc.integer({ min: 1, max: 1e6 }),
+  gamma: fc.double({ min: 0.01, max: 0.5, noNaN: true }),
+  beta: fc.double({ min: 0, max: 0.95, noNaN: true }),
+  pick: fc.nat(),
+});
+
+describe("gossip update rules", () => {
+  test("dmsgd and decentlam: the node-means of x and m follow PmSGD on the mean gradient, for any doubly stochastic W and gradients", () => {
+    fc.assert(
+      fc.property(params, fc.constantFrom("dmsgd", "decentlam") as fc.Arbitrary<GossipAlgorithm>, ({ n, d, seed, gamma, beta, pick }, algorithm) => {
+        const all = doublyStochastic(n);
+        const edges = all[pick % all.length]!;
+        const sim = nodes(algorithm, n, d);
+        const [x, m, g] = [rows(n, d, seed), rows(n, d, seed + 1), rows(n, d, seed + 2)];
+        sim.setState(x, m);
+        sim.round(g, edges, gamma, beta);
+        const mNext = mean(m).map((mv, e) => beta * mv + mean(g)[e]!);
+        const xNext = mean(x).map((xv, e) => xv - gamma * mNext[e]!);
+        expect(close(mean(sim.m()), mNext)).toBe(true);
+        expect(close(mean(sim.x()), xNext)).toBe(true);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test("with W = 11ᵀ/n, dmsgd and decentlam equal pmsgd round after round", () => {
+    fc.assert(
+      fc.property(params, fc.integer({ min: 1, max: 4 }), ({ n, d, seed, gamma, beta }, rounds) => {
+        const J = mixingSchedule(buildTopology("full", n)).rounds[0]!;
+        const start = rows(1, d, seed)[0]!;
+        const sims = (["pmsgd", "dmsgd", "decentlam"] as const).map((a) => {
+          const s = nodes(a, n, d);
+          s.setState(Array.from({ length: n }, () => start), Array.from({ length: n }, () => new Float64Array(d)));
+          return s;
+        });
+        for (let r = 0; r < rounds; r++) {
+          const g = rows(n, d, seed + 10 + r);
+          for (const s of sims) s.round(g, J, gamma, beta);
+        }
+        const [pmsgd, dmsgd, decentlam] = sims.map((s) => s.x());
+        for (let i = 0; i < n; i++) {
+          expect(close(dmsgd![i]!, pmsgd![i]!, 1e-3)).toBe(true);
+          expect(close(decentlam![i]!, pmsgd![i]!, 1e-3)).toBe(true);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test("decentlam with β = 0 is D-PSGD", () => {
+    fc.assert(
+      fc.property(params, ({ n, d, seed, gamma, pick }) => {
+        const all = doublyStochastic(n);
+        const edges = all[pick % all.length]!;
+        const [x, g] = [rows(n, d, seed), rows(n, d, seed + 2)];
+        const results = (["dsgd", "decentlam"] as const).map((a) => {
+          const s = nodes(a, n, d);
+          s.setState(x, rows(n, d, seed + 1)); // any momentum: β = 0 ignores it
+          s.round(g, edges, gamma, 0);
+          return s.x();
+        });
+        for (let i = 0; i < n; i++) expect(close(results[1]![i]!, results[0]![i]!, 1e-3)).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  test("identical starting points and gradients stay identical for any W with W1 = 1", () => {
+    fc.assert(
+      fc.property(params, fc.constantFrom(...GOSSIP_ALGORITHMS), ({ n, d, seed, gamma, beta, pick }, algorithm) => {
+        const all = doublyStochastic(n);
+        const sim = nodes(algorithm, n, d);
+        const x = rows(1, d, seed)[0]!;
+        sim.setState(Array.from({ length: n }, () => x), Array.from({ length: n }, () => new Float64Array(d)));
+        for (let r = 0; r < 3; r++) {
+          const g = rows(1, d, seed + 5 + r)[0]!;
+          sim.round(Array.from({ length: n }, () => g), all[(pick + r) % all.length]!, gamma, beta);
+        }
+        const xs = sim.x();
+        for (let i = 1; i < n; i++) expect(close(xs[i]!, xs[0]!, 1e-5)).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe("gossip training", () => {
+  const base: TrainConfig = {
+    algo: "decentlam",
+    model: "mlp:784-16-10",
+    data: "synthetic:400",
+    epochs: 2,
+    batch: 16,
+    workers: 3,
+    executor: "threads",
+    seed: 2,
+    optimizer: defaultOptimizer("momentum"),
+    gossip: { nodes: 7, topology: "ring", partition: "dirichlet:0.5" },
+  };
+
+  test("threads and the deterministic executor give bitwise the same weights, for every algorithm", async () => {
+    for (const algo of GOSSIP_ALGORITHMS) {
+      const params: Float32Array[] = [];
+      for (const executor of ["threads", "deterministic"] as const) {
+        await train({ ...base, algo, executor }, { onFinish: (p) => params.push(p) });
+      }
+      expect(Buffer.from(params[0]!.buffer).equals(Buffer.from(params[1]!.buffer))).toBe(true);
+    }
+  });
+
+  test("the summary reports the averaged model, the nodes, consensus and traffic", async () => {
+    const s = await train(base);
+    expect(s.testAccuracy).toBeGreaterThan(0.3);
+    expect(s.nodeTestAccuracy).toBeGreaterThan(0.2);
+    expect(s.consensusDistance).toBeGreaterThan(0);
+    // A ring node sends its model to its two neighbours each round.
+    expect(s.bytesPerNodeStep).toBe(2 * s.parameters * 4);
+    const pmsgd = await train({ ...base, algo: "pmsgd" });
+    expect(pmsgd.consensusDistance).toBe(0);
+  });
+
+  test("decentlam with momentum on a directed graph is refused unless forced; with β = 0 it runs", async () => {
+    const directed = { ...base, gossip: { ...base.gossip, nodes: 8, topology: "exponential" } };
+    await expect(train(directed)).rejects.toThrow(/unstable on the non-symmetric exponential topology/);
+    await train({ ...directed, optimizer: defaultOptimizer("sgd") });
+    await train({ ...directed, epochs: 1, gossip: { ...directed.gossip, force: true } });
+  });
+});
