@@ -28,12 +28,13 @@ import { planLayerwise } from "./algorithms/async/layerwise.ts";
 import { DEFAULT_ASYNC, type AlgorithmPlan, type AsyncOptions, type EpochResult, type PlanInput } from "./algorithms/algorithm.ts";
 import { mergeStaleness, summarizeStaleness, type StalenessReport } from "./algorithms/async/staleness.ts";
 import { GOSSIP_ALGORITHMS, planGossip } from "./algorithms/gossip/gossip.ts";
+import { DEFAULT_PIPELINE, isPipeline, PIPELINE_ALGORITHMS, planPipeline, type PipelineOptions } from "./algorithms/pipeline/pipeline.ts";
 import { DEFAULT_GOSSIP, gossipOptions, isGossip, type GossipConfig } from "./algorithms/gossip/setup.ts";
 import { shardOf } from "./runtime/split.ts";
 import type { EvaluationResult } from "./algorithms/evaluate.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 
-export const ALGORITHMS = ["sync", "hogwild", "lap", "lpp", "layerwise", ...GOSSIP_ALGORITHMS] as const;
+export const ALGORITHMS = ["sync", "hogwild", "lap", "lpp", "layerwise", ...GOSSIP_ALGORITHMS, ...PIPELINE_ALGORITHMS] as const;
 export type AlgorithmName = (typeof ALGORITHMS)[number];
 
 export interface TrainConfig {
@@ -52,12 +53,15 @@ export interface TrainConfig {
   async?: Partial<AsyncOptions>;
   /** pmsgd, dsgd, dmsgd, decentlam: nodes, topology and data partition (defaults: DEFAULT_GOSSIP). */
   gossip?: Partial<GossipConfig>;
+  /** gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim: stages and microbatches per batch. */
+  pipeline?: Partial<PipelineOptions>;
 }
 
 const asyncOptions = (config: TrainConfig): AsyncOptions => ({ ...DEFAULT_ASYNC, ...config.async });
 
 /** Role programs a run starts: layerwise runs F + B threads per replica, the others one per worker. */
 export function programsOf(config: TrainConfig): number {
+  if (isPipeline(config.algo)) return { ...DEFAULT_PIPELINE, ...config.pipeline }.stages;
   if (config.algo !== "layerwise") return config.workers;
   const o = asyncOptions(config);
   return o.replicas * (o.fwdThreads + o.bwdThreads);
@@ -108,6 +112,8 @@ export interface EpochMetrics {
   busy: number[];
   /** Asynchronous algorithms: per layer, mean and max staleness and the histogram of this epoch. */
   staleness?: ReturnType<typeof summarizeStaleness>;
+  /** Pipelines: per stage, mean ‖weights at F − weights at B‖² over the epoch's microbatches. */
+  inconsistency?: number[];
   /** Gossip: (1/n)Σ‖x_i − x̄‖², the mean of the nodes' own test accuracies, bytes each node sends per round. */
   consensusDistance?: number;
   nodeTestAccuracy?: number;
@@ -139,6 +145,9 @@ export interface Summary {
   beta?: number;
   /** With profileKernels: the fraction of the programs' busy (unblocked) time spent outside kernels. */
   controlOverhead?: number;
+  /** Pipelines: per stage inconsistency of the last epoch, and per stage memory (weights, versions, activations). */
+  inconsistency?: number[];
+  stages?: unknown;
   /** Gossip: testAccuracy is the averaged model's; these as in EpochMetrics, from the last epoch. */
   consensusDistance?: number;
   nodeTestAccuracy?: number;
@@ -314,6 +323,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         updatesPerSec: epoch.updates / epoch.seconds,
         elapsedSeconds: (performance.now() - started) / 1000,
         busy: epoch.busy,
+        ...(epoch.results.some((r) => r.inconsistency !== undefined) ? { inconsistency: epoch.results.map((r) => r.inconsistency ?? 0) } : {}),
         ...(epoch.staleness ? { staleness: summarizeStaleness(epoch.staleness) } : {}),
         ...(await session.epochMetrics()),
       };
@@ -348,6 +358,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       testLoss: final.testLoss,
       testAccuracy: final.testAccuracy,
       ...extra,
+      ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
+      ...session.plan.summary?.(),
       parameters: session.net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0),
       peakRssBytes: session.peakRssBytes(),
       arena: arenaReport(session.setup.plan, session.memory),
@@ -383,7 +395,9 @@ function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, datas
   const control = planControl(planner, programs);
   const data = planData(planner, dataset);
   const input: PlanInput = { planner, net, programs, batch: config.batch, trainCount: dataset.train.count, optimizer: config.optimizer, async: asyncOptions(config) };
-  const plan = isGossip(config.algo)
+  const plan = isPipeline(config.algo)
+    ? planPipeline(config.algo, input, { ...DEFAULT_PIPELINE, ...config.pipeline })
+    : isGossip(config.algo)
     ? planGossip(input, gossipOptions(config.algo, { ...DEFAULT_GOSSIP, ...config.gossip }, dataset, config.seed, config.optimizer))
     : config.algo === "sync"
       ? planSync(input)

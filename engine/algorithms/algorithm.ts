@@ -43,6 +43,8 @@ export interface AlgorithmPlan {
   beforeEvaluate?(memory: WebAssembly.Memory): void;
   /** Extra per-epoch metrics, given a way to evaluate any parameter vector on the test split. */
   epochMetrics?(memory: WebAssembly.Memory, evaluate: (params: Ptr) => Promise<{ testLoss: number; testAccuracy: number }>): Promise<Record<string, number>>;
+  /** Static facts for the summary (pipelines: what each stage keeps in memory). */
+  summary?(): Record<string, unknown>;
   /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
   counters?(memory: WebAssembly.Memory): number[];
   restoreCounters?(memory: WebAssembly.Memory, counters: number[]): void;
@@ -71,5 +73,7 @@ export interface EpochResult {
   elapsedMs: number;
   /** Time inside kernels (profiled runs only). */
   kernelMs?: number;
+  /** Pipelines: mean ‖weights at F − weights at B‖² over this stage's microbatches (asynchronous strategies). */
+  inconsistency?: number;
   staleness?: StalenessReport;
 }

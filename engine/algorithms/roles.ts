@@ -9,6 +9,7 @@ import { syncWorkerEpoch } from "./sync.ts";
 import { hogwildWorkerEpoch } from "./async/hogwild.ts";
 import { layerwiseEpoch } from "./async/layerwise.ts";
 import { gossipWorkerEpoch } from "./gossip/gossip.ts";
+import { pipelineStageEpoch } from "./pipeline/pipeline.ts";
 
 type Args = Record<string, number>;
 
@@ -17,6 +18,7 @@ export const ROLES = {
   "hogwild.epoch": (ctx: RoleContext, a: Args) => hogwildWorkerEpoch(ctx, a.epoch!),
   "layerwise.epoch": (ctx: RoleContext, a: Args) => layerwiseEpoch(ctx, a.epoch!),
   "gossip.epoch": (ctx: RoleContext, a: Args) => gossipWorkerEpoch(ctx, a.epoch!),
+  "pipeline.epoch": (ctx: RoleContext, a: Args) => pipelineStageEpoch(ctx, a.epoch!),
   evaluate: (ctx: RoleContext, a: Args) => evaluateRange(ctx, a.params!, a.lo!, a.hi!),
 } satisfies Record<string, (ctx: RoleContext, args: Args) => RoleProgram<unknown>>;
 

@@ -9,6 +9,7 @@ import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
 import { DEFAULT_ASYNC, type AsyncOptions } from "../algorithms/algorithm.ts";
 import { DEFAULT_GOSSIP, isGossip, type GossipConfig } from "../algorithms/gossip/setup.ts";
+import { DEFAULT_PIPELINE, isPipeline, PIPELINE_ALGORITHMS, type PipelineOptions } from "../algorithms/pipeline/pipeline.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
 
@@ -35,6 +36,8 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "nodes", type: "int", min: 1, max: 1024, help: "gossip algorithms: logical nodes, each with its own model, dealt to the workers (default 8)" },
   { name: "partition", type: "string", valueName: "SPEC", help: "gossip algorithms: iid | sorted | dirichlet:ALPHA split of the training data across nodes (default iid)" },
   { name: "force", type: "bool", help: "decentlam: run with momentum on a non-symmetric topology although it is known to diverge" },
+  { name: "stages", type: "int", min: 1, max: 64, help: "gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim: pipeline stages, one worker each (default 2)" },
+  { name: "microbatches", type: "int", min: 1, max: 4096, help: "pipelines: microbatches per batch (default 4; --batch is split into them)" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
@@ -74,15 +77,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const algo = v.algo as TrainConfig["algo"];
     const async = asyncFlags(algo, flags.given, v);
     const gossip = gossipFlags(algo, flags.given, v);
+    const pipeline = pipelineFlags(algo, flags.given, v);
     config = {
       algo,
       model: String(v.model),
       data: String(v.data),
       epochs: Number(v.epochs),
       batch: Number(v.batch),
-      workers: workersFor(algo, async, v.workers, gossip),
+      workers: workersFor(algo, async, v.workers, gossip, pipeline),
       async,
       gossip,
+      pipeline,
       executor: v.executor as ExecutorName,
       seed: Number(v.seed),
       optimizer,
@@ -151,9 +156,25 @@ function gossipFlags(algo: string, given: Set<string>, v: Record<string, unknown
   return out as Partial<GossipConfig>;
 }
 
+/** --stages and --microbatches; pipelines run one worker per stage. */
+function pipelineFlags(algo: string, given: Set<string>, v: Record<string, unknown>): Partial<PipelineOptions> {
+  const out: Partial<PipelineOptions> = {};
+  for (const flag of ["stages", "microbatches"] as const) {
+    if (!given.has(flag)) continue;
+    if (!isPipeline(algo)) throw new UserError(`--${flag} applies to --algo ${PIPELINE_ALGORITHMS.join("|")}, not ${algo}`);
+    out[flag] = Number(v[flag]);
+  }
+  return out;
+}
+
 /** Worker count: given, or for layerwise derived from its threads (and checked when given). */
-function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown, gossip: Partial<GossipConfig>): number {
+function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown, gossip: Partial<GossipConfig>, pipeline: Partial<PipelineOptions>): number {
   const o = { ...DEFAULT_ASYNC, ...async };
+  if (isPipeline(algo)) {
+    const stages = pipeline.stages ?? DEFAULT_PIPELINE.stages;
+    if (given !== undefined && Number(given) !== stages) throw new UserError(`--workers ${given}: a pipeline runs one worker per stage (--stages ${stages}); drop --workers`);
+    return stages;
+  }
   if (algo === "layerwise") {
     const threads = o.replicas * (o.fwdThreads + o.bwdThreads);
     if (given !== undefined && Number(given) !== threads) {
