@@ -50,6 +50,12 @@ export const DEFAULT_PIPELINE: PipelineOptions = { stages: 2, microbatches: 4 };
 
 /** Flush strategies run GPipe or 1F1B batch by batch; the others one asynchronous 1F1B window per epoch. */
 const flushes = (a: PipelineAlgorithm) => a === "gpipe" || a === "1f1b";
+const predicts = (a: PipelineAlgorithm) => a === "spectrain" || a === "pipeoptim";
+/**
+ * Inconsistency is measured on every SAMPLE-th microbatch: a measurement copies the stage's weights at
+ * F and compares at B, which would otherwise cost as much as the strategy's own work.
+ */
+const SAMPLE = 8;
 
 export interface StageLayout {
   first: number; // layers [first, last]
@@ -59,7 +65,10 @@ export interface StageLayout {
   hi: number;
   /** Weight copies: pipedream's stash (D − k), 2bw's previous version, spectrain/pipeoptim's predictions. */
   versions: Ptr[];
-  /** Per in-flight slot: the weights its F used, to measure inconsistency at its B (async strategies). */
+  /**
+   * spectrain, pipeoptim: per in-flight slot, a copy of the weights a sampled F used, to measure the
+   * inconsistency at its B. (pipedream and 2bw keep their F weights anyway: no copy needed.)
+   */
   forwardWeights: Ptr[];
   grads: Ptr;
 }
@@ -79,30 +88,40 @@ export interface PipelineLayout {
 }
 
 /**
- * Contiguous stages of about equal forward cost (multiply-adds per sample); layers without parameters
- * go with the layer before them. D may not exceed the number of trainable layers.
+ * Contiguous stages that minimise the most expensive stage (forward multiply-adds per sample; the
+ * backward costs about twice as much everywhere, so the balance is the same): the classic linear
+ * partition, by dynamic programming over where each stage ends. Layers without parameters go with the
+ * layer before them. D may not exceed the number of layers with parameters.
  */
 export function partitionStages(net: Network, D: number): { first: number; last: number }[] {
-  const cost = net.layers.map((l, i) => (net.params[i]!.floats > 0 ? Math.max(1, macsPerSample(net, i)) : 0));
   const trainable = net.trainableLayers;
   if (D > trainable.length) throw new UserError(`--stages ${D}: a stage needs a layer with parameters and ${net.specText} has ${trainable.length}`);
-  const total = cost.reduce((a, b) => a + b, 0);
-  const stages: { first: number; last: number }[] = [];
-  let first = 0;
-  let acc = 0;
-  for (let t = 0; t < trainable.length; t++) {
-    const layer = trainable[t]!;
-    acc += cost[layer]!;
-    const stagesLeft = D - stages.length - 1;
-    const layersLeft = trainable.length - t - 1;
-    if (stagesLeft > 0 && (acc >= (total * (stages.length + 1)) / D || layersLeft === stagesLeft)) {
-      const next = trainable[t + 1]!; // the stage ends right before the next trainable layer
-      stages.push({ first, last: next - 1 });
-      first = next;
+  const cost = trainable.map((l) => Math.max(1, macsPerSample(net, l)));
+  const L = cost.length;
+  const prefix = [0];
+  for (const c of cost) prefix.push(prefix[prefix.length - 1]! + c);
+  // best[d][j]: the smallest possible max-stage cost of the first j trainable layers in d stages.
+  const best = Array.from({ length: D + 1 }, () => new Array<number>(L + 1).fill(Infinity));
+  const cut = Array.from({ length: D + 1 }, () => new Array<number>(L + 1).fill(0));
+  best[0]![0] = 0;
+  for (let d = 1; d <= D; d++) {
+    for (let j = d; j <= L; j++) {
+      for (let i = d - 1; i < j; i++) {
+        const worst = Math.max(best[d - 1]![i]!, prefix[j]! - prefix[i]!);
+        if (worst < best[d]![j]!) {
+          best[d]![j] = worst;
+          cut[d]![j] = i;
+        }
+      }
     }
   }
-  stages.push({ first, last: net.layers.length - 1 });
-  return stages;
+  const starts: number[] = [];
+  for (let d = D, j = L; d > 0; j = cut[d]![j]!, d--) starts.unshift(cut[d]![j]!);
+  // Stage d starts at its first trainable layer (stage 0 at layer 0) and ends before the next stage's.
+  return starts.map((t, d) => ({
+    first: d === 0 ? 0 : trainable[t]!,
+    last: d === D - 1 ? net.layers.length - 1 : trainable[starts[d + 1]!]! - 1,
+  }));
 }
 
 function macsPerSample(net: Network, i: number): number {
@@ -135,7 +154,7 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
       lo,
       hi: end.offset + end.floats,
       versions: Array.from({ length: versionsPerStage(k) }, (_, v) => planner.floats("parameters", `stage${k}.version${v}`, net.paramFloats)),
-      forwardWeights: flushes(algorithm) ? [] : Array.from({ length: slotCount }, (_, s) => planner.floats("scratch", `stage${k}.slot${s}.forwardWeights`, net.paramFloats)),
+      forwardWeights: predicts(algorithm) ? Array.from({ length: slotCount }, (_, s) => planner.floats("scratch", `stage${k}.slot${s}.forwardWeights`, net.paramFloats)) : [],
       grads: planner.floats("gradients", `stage${k}.grads`, net.paramFloats),
     };
   });
@@ -332,7 +351,7 @@ class WeightStrategy {
         used = this.predict(me.versions[0]!, pipeoptimSteps(this.stage, this.D));
         break;
     }
-    if (me.forwardWeights.length > 0) this.copyStage(me.forwardWeights[g % me.forwardWeights.length]!, used);
+    if (me.forwardWeights.length > 0 && g % SAMPLE === 0) this.copyStage(me.forwardWeights[g % me.forwardWeights.length]!, used);
     return used;
   }
 
@@ -350,11 +369,23 @@ class WeightStrategy {
     }
   }
 
-  /** ‖weights at F − weights at B‖² on this stage (asynchronous strategies; flush ones use one version). */
+  /**
+   * ‖weights at F − weights at B‖² on this stage, on sampled microbatches of the asynchronous
+   * strategies. pipedream's and 2bw's B uses the very vector its F used: 0 by construction, and
+   * measured as such (their F weights are still there, so the comparison costs no copy).
+   */
   inconsistency(g: number, backward: Ptr): number | null {
-    const { me } = this;
-    if (me.forwardWeights.length === 0) return null;
-    return this.k.squared_distance(this.range(me.forwardWeights[g % me.forwardWeights.length]!), this.range(backward), this.n);
+    const { layout, me } = this;
+    if (flushes(layout.algorithm) || g % SAMPLE !== 0) return null;
+    const forward = predicts(layout.algorithm) ? me.forwardWeights[g % me.forwardWeights.length]! : this.forwardWeightsOf(g);
+    return this.k.squared_distance(this.range(forward), this.range(backward), this.n);
+  }
+
+  /** pipedream, 2bw: the vector microbatch g's F ran on, still held. */
+  private forwardWeightsOf(g: number): Ptr {
+    const { layout, me } = this;
+    if (layout.algorithm === "pipedream") return me.versions[g % me.versions.length]!;
+    return g < this.liveSince ? me.versions[0]! : layout.params;
   }
 
   /** Asynchronous strategies step after every backward, but 2bw once per M microbatches. */
