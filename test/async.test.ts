@@ -19,10 +19,11 @@ import { interleave } from "../engine/runtime/deterministic.ts";
 import { fillQueueWithIndices, planQueue, SharedQueue } from "../engine/runtime/queue.ts";
 import { Rng } from "../engine/rng.ts";
 import type { Blocked, RoleProgram, Sync } from "../engine/runtime/sync.ts";
-import { openResume, TrainingSession, train, type TrainConfig, type TrainOptions } from "../engine/train.ts";
+import { openResume, TrainingSession, train, type TrainConfig } from "../engine/train.ts";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sameBits, trainAndRead } from "./helpers.ts";
 
 const base: TrainConfig = {
   algo: "sync",
@@ -36,12 +37,7 @@ const base: TrainConfig = {
   optimizer: defaultOptimizer("adam"),
 };
 
-async function run(config: TrainConfig, options: TrainOptions = {}) {
-  let params: Float32Array | null = null;
-  const summary = await train(config, { ...options, onFinish: (p) => (params = p) });
-  return { summary, params: params! as Float32Array };
-}
-const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+const run = trainAndRead;
 
 describe("reductions to simpler algorithms (bitwise)", () => {
   for (const executor of ["threads", "deterministic"] as const) {

@@ -5,6 +5,7 @@
 import type { KernelExports } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { ArenaPlanner } from "../engine/memory/arena.ts";
+import { train, type TrainConfig, type TrainOptions } from "../engine/train.ts";
 
 export interface TestMemory {
   k: KernelExports;
@@ -62,3 +63,12 @@ export const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
   return s;
 };
+
+/** Train and keep the final parameters (tests compare runs bitwise). */
+export async function trainAndRead(config: TrainConfig, options: TrainOptions = {}) {
+  let params: Float32Array | null = null;
+  const summary = await train(config, { ...options, onFinish: (p) => (params = p) });
+  return { summary, params: params! as Float32Array };
+}
+
+export const sameBits = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));

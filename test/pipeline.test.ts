@@ -9,7 +9,8 @@ import { partitionStages, PIPELINE_ALGORITHMS } from "../engine/algorithms/pipel
 import { RunError } from "../engine/errors.ts";
 import { Network } from "../engine/model/network.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
-import { train, type TrainConfig, type TrainOptions } from "../engine/train.ts";
+import type { TrainConfig } from "../engine/train.ts";
+import { sameBits, trainAndRead } from "./helpers.ts";
 
 const base: TrainConfig = {
   algo: "gpipe",
@@ -24,12 +25,7 @@ const base: TrainConfig = {
   pipeline: { stages: 3, microbatches: 4 },
 };
 
-async function run(config: TrainConfig, options: TrainOptions = {}) {
-  let params: Float32Array | null = null;
-  const summary = await train(config, { ...options, onFinish: (p) => (params = p) });
-  return { summary, params: params! as Float32Array };
-}
-const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+const run = trainAndRead;
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 describe("pipelines reduce to synchronous SGD", () => {

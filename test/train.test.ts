@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RunError } from "../engine/errors.ts";
 import { defaultOptimizer, OPTIMIZERS } from "../engine/optim/optimizer.ts";
-import { openResume, train, type TrainConfig, type TrainOptions } from "../engine/train.ts";
+import { openResume, train, type TrainConfig } from "../engine/train.ts";
+import { sameBits, trainAndRead } from "./helpers.ts";
 
 const base: TrainConfig = {
   algo: "sync",
@@ -23,13 +24,8 @@ const base: TrainConfig = {
   optimizer: defaultOptimizer("momentum"),
 };
 
-async function finalParams(config: TrainConfig, options: TrainOptions = {}) {
-  let params: Float32Array | null = null;
-  const summary = await train(config, { ...options, onFinish: (p) => (params = p) });
-  return { summary, params: params! as Float32Array };
-}
+const finalParams = trainAndRead;
 
-const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
 const tempDir = () => mkdtempSync(join(tmpdir(), "skein-test-"));
 
 describe("sync training", () => {

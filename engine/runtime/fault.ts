@@ -3,6 +3,7 @@
  * after a number of calls, to prove a failing worker ends the run with a clear error and no hang.
  */
 import type { KernelExports } from "../kernels/abi.ts";
+import { wrapKernels } from "./kernel-timer.ts";
 
 export interface FaultPlan {
   worker: number;
@@ -14,16 +15,8 @@ export interface FaultPlan {
 export function injectFault(k: KernelExports, fault: FaultPlan): KernelExports {
   let calls = 0;
   const limit = fault.afterCalls ?? 10;
-  // A plain object of wrappers: wasm export objects are frozen, so a Proxy may not substitute values.
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(k)) {
-    wrapped[name] =
-      typeof value !== "function"
-        ? value
-        : (...args: unknown[]) => {
-            if (++calls === limit) throw new Error(`injected fault in kernel ${name} (call ${calls}) of worker ${fault.worker}`);
-            return (value as (...a: unknown[]) => unknown)(...args);
-          };
-  }
-  return wrapped as unknown as KernelExports;
+  return wrapKernels(k, (name, call) => {
+    if (++calls === limit) throw new Error(`injected fault in kernel ${name} (call ${calls}) of worker ${fault.worker}`);
+    return call();
+  });
 }

@@ -1,27 +1,29 @@
 /**
- * Time spent inside kernels, per program: wraps every export so a profiled run can report how much
- * of a step is compute and how much is orchestration (queues, barriers, bookkeeping in TypeScript).
+ * Wrappers around every kernel export: time spent inside kernels per program (a profiled run reports
+ * how much of a step is compute and how much orchestration), and fault injection for tests.
  */
 import type { KernelExports } from "../kernels/abi.ts";
+
+/** A plain object of wrappers: wasm export objects are frozen, so a Proxy may not substitute values. */
+export function wrapKernels(k: KernelExports, around: (name: string, call: () => unknown) => unknown): KernelExports {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(k)) {
+    wrapped[name] = typeof value !== "function" ? value : (...args: unknown[]) => around(name, () => (value as (...a: unknown[]) => unknown)(...args));
+  }
+  return wrapped as unknown as KernelExports;
+}
 
 export interface KernelTimer {
   ms: number;
 }
 
 export function timeKernels(k: KernelExports, timer: KernelTimer): KernelExports {
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(k)) {
-    wrapped[name] =
-      typeof value !== "function"
-        ? value
-        : (...args: unknown[]) => {
-            const started = performance.now();
-            try {
-              return (value as (...a: unknown[]) => unknown)(...args);
-            } finally {
-              timer.ms += performance.now() - started;
-            }
-          };
-  }
-  return wrapped as unknown as KernelExports;
+  return wrapKernels(k, (_name, call) => {
+    const started = performance.now();
+    try {
+      return call();
+    } finally {
+      timer.ms += performance.now() - started;
+    }
+  });
 }
