@@ -20,6 +20,7 @@ import { Control, planControl, WORD } from "./runtime/control.ts";
 import { copyData, planData, type RunSetup } from "./runtime/context.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool } from "./runtime/pool.ts";
+import { traceEvents, type SpanLog, type TraceEvent } from "./runtime/trace.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import type { Executor, ExecutorName } from "./runtime/executor.ts";
 import { planSync, stepsPerEpoch } from "./algorithms/sync.ts";
@@ -80,6 +81,8 @@ export interface TrainOptions {
   fault?: FaultPlan;
   /** Deterministic executor: the interleaving's seed (default: the run's seed). */
   schedulerSeed?: number;
+  /** Record spans per worker; train() writes them to trace.json in the run folder (default: when `out` is set). */
+  trace?: boolean;
   /** Time kernel calls: the summary then reports the fraction of busy time spent outside kernels. */
   profileKernels?: boolean;
   /** Tests only: keep Σ of every applied gradient per replica (async algorithms), see TrainingSession.ledger. */
@@ -183,10 +186,10 @@ export class TrainingSession {
     this.epochsDone = resume?.state.epochsDone ?? 0;
   }
 
-  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit" | "profileKernels"> = {}): Promise<TrainingSession> {
+  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit" | "profileKernels" | "trace"> = {}): Promise<TrainingSession> {
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
-    const { setup, plan } = planRun(new ArenaPlanner(), config, net, dataset, options.audit ?? false, options.profileKernels ?? false);
+    const { setup, plan } = planRun(new ArenaPlanner(), config, net, dataset, options.audit ?? false, options.profileKernels ?? false, options.trace ?? false);
     const memory = createSharedMemory(setup.plan);
     const control = new Control(memory, setup.control, setup.workers);
     copyData(memory, setup.data, dataset);
@@ -296,7 +299,9 @@ export class TrainingSession {
 
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<Summary> {
   const started = performance.now();
-  const session = await TrainingSession.open(config, options);
+  const session = await TrainingSession.open(config, { ...options, trace: options.trace ?? Boolean(options.out) });
+  const traceEvents: TraceEvent[] = [];
+  const namedTracks = new Set<number>();
   const out = options.out ?? null;
   let trainSeconds = 0;
   let samplesTrained = 0;
@@ -313,6 +318,11 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       samplesTrained += epoch.samples;
       updates += epoch.updates;
       epochResults.push(epoch);
+      epoch.results.forEach((r, w) => {
+        if (!r.trace) return;
+        traceEvents.push(...toTraceEvents(r.trace, w, session.plan.trackName?.(w) ?? `worker ${w}`, !namedTracks.has(w)));
+        namedTracks.add(w);
+      });
       last = {
         epoch: session.epochsDone,
         steps: session.epochsDone * session.stepsPerEpoch,
@@ -365,7 +375,10 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       arena: arenaReport(session.setup.plan, session.memory),
       out,
     };
-    if (out) await Bun.write(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    if (out) {
+      await Bun.write(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+      if (traceEvents.length > 0) await Bun.write(join(out, "trace.json"), JSON.stringify({ traceEvents, displayTimeUnit: "ms" }));
+    }
     return summary;
   } finally {
     session.close();
@@ -374,6 +387,12 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
 
 /** Algorithm metrics (epochMetrics) the summary repeats from the last epoch. */
 const EXTRA_METRICS = new Set(["consensusDistance", "nodeTestAccuracy", "bytesPerNodeStep"]);
+
+/** One program's spans as trace events; its track name only once per run. */
+function toTraceEvents(log: SpanLog, worker: number, track: string, first: boolean): TraceEvent[] {
+  const events = traceEvents(log, worker, track);
+  return first ? events : events.filter((e) => e.ph !== "M");
+}
 
 const vectorsOf = (setup: RunSetup) => ({ params: setup.params, optimizerState: setup.optimizerState });
 
@@ -390,7 +409,7 @@ export function buildNetwork(model: string, dataset: Dataset): Network {
 }
 
 /** The whole arena of a run: control, data, then whatever the algorithm plans. */
-function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, dataset: Dataset, audit: boolean, profileKernels: boolean): { setup: RunSetup; plan: AlgorithmPlan } {
+function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, dataset: Dataset, audit: boolean, profileKernels: boolean, trace: boolean): { setup: RunSetup; plan: AlgorithmPlan } {
   const programs = programsOf(config);
   const control = planControl(planner, programs);
   const data = planData(planner, dataset);
@@ -422,6 +441,7 @@ function planRun(planner: ArenaPlanner, config: TrainConfig, net: Network, datas
     layout: plan.layout,
     async: input.async,
     profileKernels,
+    trace,
   };
   return { setup, plan };
 }

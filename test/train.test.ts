@@ -77,6 +77,24 @@ describe("sync training", () => {
     expect(summary.epochs).toBe(3);
   });
 
+  test("a run folder has a Chrome trace: one named track per worker, spans in order, inside the run's time", async () => {
+    const dir = tempDir();
+    const before = Date.now() * 1000;
+    await train({ ...base, data: "synthetic:256", workers: 2, executor: "threads" }, { out: dir });
+    const { traceEvents } = await Bun.file(join(dir, "trace.json")).json();
+    const tracks = traceEvents.filter((e: { ph: string }) => e.ph === "M");
+    expect(tracks.map((e: { tid: number }) => e.tid).sort()).toEqual([0, 1]);
+    for (const tid of [0, 1]) {
+      const spans = traceEvents.filter((e: { ph: string; tid: number }) => e.ph === "X" && e.tid === tid);
+      expect(spans.length).toBeGreaterThan(0);
+      spans.forEach((e: { ts: number; dur: number }, i: number) => {
+        expect(e.dur).toBeGreaterThanOrEqual(0);
+        expect(e.ts).toBeGreaterThan(before);
+        if (i > 0) expect(e.ts).toBeGreaterThanOrEqual(spans[i - 1].ts + spans[i - 1].dur - 1);
+      });
+    }
+  });
+
   test("every optimizer trains", async () => {
     for (const kind of OPTIMIZERS) {
       const { summary } = await finalParams({ ...base, data: "synthetic:1000", batch: 32, optimizer: defaultOptimizer(kind) });

@@ -12,6 +12,7 @@ import type { RoleContext, RunSetup } from "../engine/runtime/context.ts";
 import { ThreadSync } from "../engine/runtime/sync.ts";
 import { runRole, type RoleName } from "../engine/algorithms/roles.ts";
 import { timeKernels } from "../engine/runtime/kernel-timer.ts";
+import { SpanRecorder } from "../engine/runtime/trace.ts";
 import { injectFault, type FaultPlan } from "../engine/runtime/fault.ts";
 
 let ctx: RoleContext | null = null;
@@ -27,7 +28,7 @@ const api = {
     if (kernelTimer) k = timeKernels(k, kernelTimer);
     const control = new Control(memory, setup.control, setup.workers);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
-    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers, memory), kernelTimer };
+    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
   },
 
   run(role: RoleName, args: Record<string, number>): unknown {

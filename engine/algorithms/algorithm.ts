@@ -9,6 +9,7 @@ import type { Network } from "../model/network.ts";
 import type { WorkerBuffers } from "../runtime/context.ts";
 import type { StalenessReport } from "./async/staleness.ts";
 import type { RoleName } from "./roles.ts";
+import type { SpanLog } from "../runtime/trace.ts";
 
 /** Options of the asynchronous family; sync ignores them. */
 export interface AsyncOptions {
@@ -43,6 +44,8 @@ export interface AlgorithmPlan {
   beforeEvaluate?(memory: WebAssembly.Memory): void;
   /** Extra per-epoch metrics, given a way to evaluate any parameter vector on the test split. */
   epochMetrics?(memory: WebAssembly.Memory, evaluate: (params: Ptr) => Promise<{ testLoss: number; testAccuracy: number }>): Promise<Record<string, number>>;
+  /** The trace's name for program w's track (default "worker w"). */
+  trackName?(program: number): string;
   /** Static facts for the summary (pipelines: what each stage keeps in memory). */
   summary?(): Record<string, unknown>;
   /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
@@ -75,5 +78,7 @@ export interface EpochResult {
   kernelMs?: number;
   /** Pipelines: mean ‖weights at F − weights at B‖² over this stage's microbatches (asynchronous strategies). */
   inconsistency?: number;
+  /** Spans recorded for the Chrome trace (traced runs only). */
+  trace?: SpanLog;
   staleness?: StalenessReport;
 }

@@ -28,11 +28,15 @@ export type RoleName = keyof typeof ROLES;
 export function runRole(ctx: RoleContext, role: RoleName, args: Args): unknown {
   const before = ctx.kernelTimer?.ms ?? 0;
   const result = runToEnd(ROLES[role](ctx, args) as RoleProgram<unknown>);
-  return withKernelTime(ctx, result, before);
+  return withRunFacts(ctx, result, before);
 }
 
-/** Attach the kernel time spent since `before` to an epoch result (profiled runs only). */
-export function withKernelTime(ctx: RoleContext, result: unknown, before: number): unknown {
-  if (!ctx.kernelTimer || typeof result !== "object" || result === null) return result;
-  return { ...result, kernelMs: ctx.kernelTimer.ms - before };
+/** Attach what the executor measured around a program: kernel time since `before`, trace spans. */
+export function withRunFacts(ctx: RoleContext, result: unknown, before: number): unknown {
+  if (typeof result !== "object" || result === null) return result;
+  return {
+    ...result,
+    ...(ctx.kernelTimer ? { kernelMs: ctx.kernelTimer.ms - before } : {}),
+    ...(ctx.trace ? { trace: ctx.trace.take() } : {}),
+  };
 }

@@ -18,6 +18,7 @@ import { loadBatch, planWorkerBuffers, type RoleContext } from "../runtime/conte
 import type { AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
 import { alignedSliceOf, shardOf } from "../runtime/split.ts";
+import { mark, span } from "../runtime/trace.ts";
 import { epochOrder } from "../data/order.ts";
 
 export interface SyncLayout {
@@ -84,6 +85,7 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
     const batchRows = Math.min(setup.batch, trainCount - batchStart);
     const shard = shardOf(batchRows, N, worker);
     const rows = shard.hi - shard.lo;
+    const t0 = mark(ctx.trace);
     if (rows > 0) {
       loadBatch(ctx, mine, "train", order, batchStart + shard.lo, rows);
       const loss = net.gradient(k, setup.params, myGrads, mine.ws, rows, 1 / batchRows);
@@ -94,8 +96,10 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
     } else {
       k.fill_zero(myGrads, net.paramFloats); // a tiny last batch may leave a worker without rows
     }
+    span(ctx.trace, "forward+backward", t0);
     yield* sync.barrier(); // every shard's gradient is in place
 
+    const t1 = mark(ctx.trace);
     if (hi > lo) {
       const { tensors, weights } = layout.reduceArgs[worker]!;
       if (N > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, N, hi - lo);
@@ -108,6 +112,7 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
         n: hi - lo,
       }, stepsBefore + step + 1);
     }
+    span(ctx.trace, "reduce+update", t1);
     yield* sync.barrier(); // the whole vector is updated before anyone reads it again
   }
   // Every worker takes part in every step; worker 0 speaks for the step count.

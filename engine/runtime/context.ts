@@ -11,6 +11,7 @@ import type { Control, ControlLayout } from "./control.ts";
 import type { Sync } from "./sync.ts";
 import type { AsyncOptions } from "../algorithms/algorithm.ts";
 import type { KernelTimer } from "./kernel-timer.ts";
+import type { SpanRecorder } from "./trace.ts";
 
 /** The data set copied into the arena once, as bytes; batches are gathered and normalised by a kernel. */
 export interface DataLayout {
@@ -55,6 +56,8 @@ export interface RunSetup {
   async: AsyncOptions;
   /** Time kernel calls (EpochResult.kernelMs); off by default: it costs two clock reads per call. */
   profileKernels: boolean;
+  /** Record spans for trace.json (runs with a run folder). */
+  trace: boolean;
 }
 
 export interface RoleContext {
@@ -67,6 +70,8 @@ export interface RoleContext {
   sync: Sync;
   /** Milliseconds inside kernels so far, when setup.profileKernels. */
   kernelTimer: KernelTimer | null;
+  /** Spans for the Chrome trace, when setup.trace. */
+  trace: SpanRecorder | null;
 }
 
 export function planData(planner: ArenaPlanner, d: Dataset): DataLayout {

@@ -6,7 +6,8 @@
  * Programs are the very generators the threaded executor runs; only `Sync` differs: a barrier here
  * yields to the scheduler until every party has arrived, instead of blocking a thread.
  */
-import { ROLES, withKernelTime, type RoleName } from "../algorithms/roles.ts";
+import { ROLES, withRunFacts, type RoleName } from "../algorithms/roles.ts";
+import { SpanRecorder } from "./trace.ts";
 import { timeKernels } from "./kernel-timer.ts";
 import type { KernelExports } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
@@ -104,7 +105,7 @@ export class DeterministicExecutor implements Executor {
       const kernelTimer = setup.profileKernels ? { ms: 0 } : null;
       let kw: KernelExports = fault?.worker === worker ? injectFault(k, fault) : k;
       if (kernelTimer) kw = timeKernels(kw, kernelTimer);
-      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.workers, control, memory), kernelTimer };
+      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.workers, control, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
     });
   }
 
@@ -119,7 +120,7 @@ export class DeterministicExecutor implements Executor {
     const before = this.contexts.map((ctx) => ctx.kernelTimer?.ms ?? 0);
     const programs = this.contexts.map((ctx) => ROLES[role](ctx, args(ctx.worker)) as RoleProgram<unknown>);
     const results = interleave(programs, rng, this.progress, role);
-    return results.map((r, w) => withKernelTime(this.contexts[w]!, r, before[w]!)) as R[];
+    return results.map((r, w) => withRunFacts(this.contexts[w]!, r, before[w]!)) as R[];
   }
 
   terminate(): void {}

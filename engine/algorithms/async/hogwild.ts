@@ -27,6 +27,7 @@ import type { RoleProgram } from "../../runtime/sync.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
 import { applyLayerUpdate, averageReplicasSlice, copyReplica0, planReplicas, versionsView, type ReplicaLayout } from "./replicas.ts";
 import { StalenessRecorder } from "./staleness.ts";
+import { mark, span } from "../../runtime/trace.ts";
 
 export type LocalAsyncKind = "hogwild" | "lap" | "lpp";
 
@@ -124,6 +125,7 @@ export function* hogwildWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgra
       const partial = partialSteps && round % 2 === 1;
       const lowest = partial ? chunk.first : (net.trainableLayers[0] ?? net.layers.length);
 
+      let t = mark(ctx.trace);
       for (let m = 0; m < net.layers.length; m++) {
         versionRead[m] = Atomics.load(versions, m);
         net.forwardLayer(k, m, params, mine.ws, rows);
@@ -131,16 +133,21 @@ export function* hogwildWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgra
       }
       lossSum += net.lossAndGradient(k, mine.ws, rows, 1 / rows);
       samples += rows;
+      span(ctx.trace, "forward", t);
+      t = mark(ctx.trace);
       for (let m = net.layers.length - 1; m >= lowest; m--) {
         net.backwardLayer(k, m, params, grads, mine.ws, rows, false);
         yield* sync.point();
       }
+      span(ctx.trace, partial ? "backward (partial)" : "backward", t);
+      t = mark(ctx.trace);
       for (let m = net.layers.length - 1; m >= lowest; m--) {
         if (net.params[m]!.floats === 0 || (partial && m > chunk.last)) continue;
         recorder.produced(m);
         applyLayerUpdate(ctx, layout.replicas, replica, m, grads, versionRead[m]!, recorder);
         yield* sync.point();
       }
+      span(ctx.trace, "update", t);
       updates++;
       control.workerLoss[worker] = lossSum;
       control.add(WORD.samplesDone, rows);
@@ -148,7 +155,9 @@ export function* hogwildWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgra
     const lastRound = round === rounds - 1;
     if (R > 1 && ((round + 1) % layout.avgEvery === 0 || lastRound)) {
       yield* sync.barrier(); // every replica has finished its batches of this round
+      const t = mark(ctx.trace);
       averageReplicasSlice(ctx, layout.replicas, worker, N);
+      span(ctx.trace, "average replicas", t);
       yield* sync.barrier(); // the average is complete before anyone trains on it
     }
   }

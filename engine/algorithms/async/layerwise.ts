@@ -35,6 +35,7 @@ import type { RoleProgram } from "../../runtime/sync.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
 import { applyLayerUpdate, averageReplicasSlice, copyReplica0, planReplicas, versionsView, type ReplicaLayout } from "./replicas.ts";
 import { StalenessRecorder } from "./staleness.ts";
+import { mark, span } from "../../runtime/trace.ts";
 
 interface Slot extends WorkerBuffers {
   /** i32[layers]: each layer's version when the forward read it. */
@@ -96,6 +97,7 @@ export function planLayerwise(input: PlanInput, audit = false): AlgorithmPlan {
     // Evaluation buffers only: training batches live in the slots.
     perWorker: Array.from({ length: programs }, (_, p) => planWorkerBuffers(planner, net, `thread${p}`, Math.min(input.batch, 256))),
     epochRole: "layerwise.epoch",
+    trackName: (p) => `replica ${Math.floor(p / perReplica)} ${p % perReplica < o.fwdThreads ? "forward" : "backward"} thread ${p}`,
     prepare(memory, epochsDone) {
       copyReplica0(memory, replicas, net.paramFloats);
       const words = new Int32Array(memory.buffer);
@@ -191,12 +193,14 @@ function* forwardThread(
     const rows = Math.min(setup.batch, setup.data.trainCount - from);
     loadBatch(ctx, slot, "train", order, from, rows);
     const read = new Int32Array(memory.buffer, slot.versionRead, net.layers.length);
+    const t = mark(ctx.trace);
     for (let m = 0; m < net.layers.length; m++) {
       read[m] = Atomics.load(versions, m);
       net.forwardLayer(k, m, params, slot.ws, rows);
       yield* sync.point();
     }
     totals.lossSum += net.lossAndGradient(k, slot.ws, rows, 1 / rows);
+    span(ctx.trace, "forward", t);
     totals.samples += rows;
     control.workerLoss[ctx.worker] = totals.lossSum;
     control.add(WORD.samplesDone, rows);
@@ -234,6 +238,7 @@ function* backwardThread(
     const slot = pipe.slots[item]!;
     const rows = new Int32Array(memory.buffer, slot.rows, 1)[0]!;
     const read = new Int32Array(memory.buffer, slot.versionRead, net.layers.length);
+    const t = mark(ctx.trace);
     for (let m = net.layers.length - 1; m >= firstTrainable; m--) {
       net.backwardLayer(k, m, params, grads, slot.ws, rows, false);
       if (net.params[m]!.floats > 0) {
@@ -247,6 +252,7 @@ function* backwardThread(
       }
       yield* sync.point();
     }
+    span(ctx.trace, "backward + layer updates", t);
     totals.updates++;
     yield* free.push(item);
   }

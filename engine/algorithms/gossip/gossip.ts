@@ -25,6 +25,7 @@ import { shardOf } from "../../runtime/split.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
 import { Rng } from "../../rng.ts";
+import { mark, span } from "../../runtime/trace.ts";
 
 export const GOSSIP_ALGORITHMS = ["pmsgd", "dsgd", "dmsgd", "decentlam"] as const;
 export type GossipAlgorithm = (typeof GOSSIP_ALGORITHMS)[number];
@@ -177,10 +178,12 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
       const order = orders[i - lo]!;
       const rows = setup.batch;
       const from = (r * rows) % order.length;
+      const t = mark(ctx.trace);
       loadBatch(ctx, mine, "train", wrap(order, from, rows), 0, rows);
       lossSum += net.gradient(k, layout.params[i]!, grads, mine.ws, rows, 1 / rows);
       samples += rows;
       writeMessage(v, i, grads, gamma, beta);
+      span(ctx.trace, `node ${i}: gradient + message`, t);
       yield* sync.point();
     }
     control.workerLoss[worker] = lossSum;
@@ -190,7 +193,9 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
     // 2. mix and update
     const round = layout.mixing.rounds[(epoch * rounds + r) % period]!;
     for (let i = lo; i < hi; i++) {
+      const t = mark(ctx.trace);
       mixAndUpdate(v, i, round[i]!, scratch, gamma, beta, i > lo);
+      span(ctx.trace, `node ${i}: mix + update`, t);
       yield* sync.point();
     }
     yield* sync.barrier(); // no message is overwritten before every node has mixed

@@ -37,6 +37,7 @@ import type { RoleProgram } from "../../runtime/sync.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
 import { asyncOneFOneB, gpipe, oneFOneB, type Schedule } from "./schedule.ts";
 import { pipeoptimSteps, predictionDirection, predictWeights, spectrainSteps } from "./prediction.ts";
+import { mark, span } from "../../runtime/trace.ts";
 
 export const PIPELINE_ALGORITHMS = ["gpipe", "1f1b", "pipedream", "2bw", "spectrain", "pipeoptim"] as const;
 export type PipelineAlgorithm = (typeof PIPELINE_ALGORITHMS)[number];
@@ -176,6 +177,7 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     // Evaluation buffers, one per stage program.
     perWorker: Array.from({ length: D }, (_, k) => planWorkerBuffers(planner, net, `stage${k}.eval`, Math.min(input.batch, 256))),
     epochRole: "pipeline.epoch",
+    trackName: (k) => `stage ${k} (layers ${stages[k]!.first}–${stages[k]!.last})`,
     prepare(memory, epochsDone) {
       // Hand-off counters count global microbatches: start where this process's first epoch begins.
       const first = epochsDone * pipelineBatches(input.trainCount, input.batch) * M;
@@ -256,6 +258,7 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
       if (action.kind === "F") {
         if (stage > 0) yield* waitAtLeast(words, forwarded(stage - 1), g + 1, sync, `stage ${stage - 1}'s forward of microbatch ${g}`);
         else loadBatch(ctx, slot, "train", order, batch * setup.batch + lo, rows);
+        const t = mark(ctx.trace);
         const weights = strategy.forwardWeights(g);
         for (let l = me.first; l <= me.last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
         if (stage === D - 1) {
@@ -265,9 +268,11 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
           control.workerLoss[stage] = totals.lossSum;
           control.add(WORD.samplesDone, rows);
         }
+        span(ctx.trace, `F${g - epochBase}`, t);
         sync.wake(forwarded(stage)); // the counter counts microbatches: wake() adds one
       } else {
         if (stage < D - 1) yield* waitAtLeast(words, backpropagated(stage + 1), g + 1, sync, `stage ${stage + 1}'s backward of microbatch ${g}`);
+        const t = mark(ctx.trace);
         const weights = strategy.backwardWeights(g);
         const accumulate = accumulates && g % M !== 0; // the first microbatch of a batch overwrites
         for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) net.backwardLayer(k, l, weights, me.grads, slot.ws, rows, accumulate);
@@ -276,8 +281,13 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
           totals.inconsistencySum += distance;
           totals.inconsistencyCount++;
         }
+        span(ctx.trace, `B${g - epochBase}`, t);
         sync.wake(backpropagated(stage));
-        if (!flush && strategy.updatesAfter(g)) totals.updates += strategy.update(Atomics.add(updates, stage, 1) + 1);
+        if (!flush && strategy.updatesAfter(g)) {
+          const u = mark(ctx.trace);
+          totals.updates += strategy.update(Atomics.add(updates, stage, 1) + 1);
+          span(ctx.trace, "update", u);
+        }
       }
       yield* sync.point();
     }
