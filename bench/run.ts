@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 
-const suites = ["kernels.bench.ts", "train.bench.ts", "async.bench.ts", "gossip.bench.ts"];
+const suites = ["kernels.bench.ts", "train.bench.ts", "async.bench.ts", "pipeline.bench.ts", "gossip.bench.ts"];
 for (const suite of suites) {
   console.log(`\n=== bench/${suite} ===`);
   const proc = Bun.spawn([process.execPath, join(import.meta.dir, suite)], { stdout: "inherit", stderr: "inherit" });
