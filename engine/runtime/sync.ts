@@ -1,7 +1,7 @@
 /**
  * Synchronisation as role programs see it.
  *
- * A role program (one worker of sync training, later a forward thread, a pipeline stage, a gossip
+ * A role program (a sync worker, a layerwise forward or backward thread, a pipeline stage, a gossip
  * node) is a generator function. Wherever it must wait for its peers it writes `yield* sync.barrier()`.
  * Two executors give `sync` a meaning:
  *  - threaded: the generator runs inside a worker and `barrier()` blocks that thread on Atomics.wait,
