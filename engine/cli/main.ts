@@ -8,12 +8,14 @@ import { trainCommand } from "./train-command.ts";
 import { topologyCommand } from "./topology-command.ts";
 import { scheduleCommand } from "./schedule-command.ts";
 import { reportCommand } from "./report-command.ts";
+import { experimentCommand } from "./experiment-command.ts";
 
 const VERSION = "0.1.0";
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   train: { summary: "train a model on CPU workers (see skein train --help)", run: trainCommand },
   schedule: { summary: "build, check and simulate a pipeline schedule (see skein schedule --help)", run: scheduleCommand },
+  experiment: { summary: "run a comparison suite: async, pipeline, gossip or all (see skein experiment --help)", run: experimentCommand },
   report: { summary: "an HTML report (tables, inline SVG charts) of run or experiment folders (see skein report --help)", run: reportCommand },
   topology: { summary: "a gossip topology: degree, stochasticity, rho and spectral gap (see skein topology --help)", run: topologyCommand },
 };

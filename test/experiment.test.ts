@@ -1,0 +1,97 @@
+/**
+ * `skein experiment`: the `all` suite in its quick form end to end (run folders, results.json,
+ * results.csv), a diverging run recorded as a row rather than a crash, and bad names and flags
+ * refused as UserErrors before anything is written.
+ */
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../engine/errors.ts";
+import { experimentCommand, parseSeeds } from "../engine/cli/experiment-command.ts";
+import { COLUMNS, runExperiment, toCsv, type ResultRow } from "../engine/experiments/run.ts";
+import { SUITE_NAMES, SUITES } from "../engine/experiments/suites.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { tempFolders } from "./tempdir.ts";
+
+// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
+setDefaultTimeout(120_000);
+
+const tempDir = tempFolders("skein-experiment-");
+
+describe("skein experiment", () => {
+  test("all --quick: one row per run, each with its run folder; CSV has a header and one line per row", async () => {
+    const out = join(tempDir(), "all");
+    const lines: string[] = [];
+    const { out: written, rows } = await runExperiment("all", { quick: true, out, onRun: (line) => lines.push(line) });
+    expect(written).toBe(out);
+    const quick = SUITES.all.quick;
+    expect(rows.length).toBe(quick.runs.length * quick.seeds.length);
+    expect(rows.map((r) => r.algo).sort()).toEqual(["decentlam", "hogwild", "layerwise", "pipeoptim", "sync"]);
+    expect(new Set(rows.map((r) => r.model)).size).toBe(1);
+    expect(lines.length).toBe(rows.length);
+    expect(lines[0]).toMatch(/^\[1\/5\] all .+: \d+\.\d% in \d+\.\d s$/);
+
+    const saved = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as ResultRow[];
+    expect(saved).toEqual(rows);
+    for (const row of saved) {
+      expect(row.suite).toBe("all");
+      expect(row.diverged).toBeUndefined();
+      expect(row.testAccuracy).toBeGreaterThan(0.5); // one epoch of digits, far above chance
+      expect(row.samplesPerSec).toBeGreaterThan(0);
+      expect(existsSync(join(out, row.runDir, "summary.json"))).toBe(true);
+      expect(existsSync(join(out, row.runDir, "metrics.jsonl"))).toBe(true);
+    }
+    const byAlgo = Object.fromEntries(saved.map((r) => [r.algo, r]));
+    expect(byAlgo.hogwild!.stalenessMean).toBeGreaterThanOrEqual(0);
+    expect(byAlgo.layerwise!.beta).toBeGreaterThan(0);
+    expect(byAlgo.pipeoptim!.inconsistency!.length).toBe(2);
+    expect(byAlgo.decentlam!.consensusDistance).toBeGreaterThanOrEqual(0);
+
+    const csv = readFileSync(join(out, "results.csv"), "utf8").trimEnd().split("\n");
+    expect(csv[0]).toBe(COLUMNS.join(","));
+    expect(csv.length).toBe(rows.length + 1);
+  });
+
+  test("a run that diverges is a row with `diverged`, and its folder exists", async () => {
+    const out = tempDir();
+    const gossip = SUITES.gossip.quick.runs.find((r) => r.config.algo === "decentlam")!;
+    const runs = [{ label: "decentlam lr 50", config: { ...gossip.config, optimizer: { ...defaultOptimizer("momentum"), lr: 50 } } }];
+    const { rows } = await runExperiment("gossip", { out, runs, seeds: [1] });
+    expect(rows.length).toBe(1);
+    expect(rows[0]!.diverged).toContain("diverged");
+    expect(rows[0]!.testAccuracy).toBeNull();
+    expect(existsSync(join(out, rows[0]!.runDir))).toBe(true);
+    const csv = readFileSync(join(out, "results.csv"), "utf8").trimEnd().split("\n");
+    expect(csv.length).toBe(2);
+  });
+
+  test("CSV fields with commas, quotes or newlines are quoted", () => {
+    const row = { suite: "s", label: 'a,"b"\nc', seed: 1, inconsistency: [1, 2], runDir: "r" } as unknown as ResultRow;
+    expect(toCsv([row], ["label", "seed", "inconsistency", "diverged", "runDir"])).toBe('label,seed,inconsistency,diverged,runDir\n"a,""b""\nc",1,1 2,,r\n');
+  });
+
+  test("bad suite names, seeds and flags are UserErrors; nothing is written", async () => {
+    const out = join(tempDir(), "never");
+    await expect(runExperiment("nope", { out })).rejects.toBeInstanceOf(UserError);
+    await expect(runExperiment("all", { out, seeds: [-1] })).rejects.toBeInstanceOf(UserError);
+    await expect(experimentCommand(["nope", "--quick"])).rejects.toBeInstanceOf(UserError);
+    await expect(experimentCommand(["--quick"])).rejects.toBeInstanceOf(UserError);
+    await expect(experimentCommand(["all", "--fast"])).rejects.toBeInstanceOf(UserError);
+    await expect(experimentCommand(["all", "extra"])).rejects.toBeInstanceOf(UserError);
+    expect(() => parseSeeds("1,,2")).toThrow(UserError);
+    expect(() => parseSeeds("1.5")).toThrow(UserError);
+    expect(parseSeeds("1, 2")).toEqual([1, 2]);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  test("every suite has quick and full runs with fixed seeds", () => {
+    for (const name of SUITE_NAMES) {
+      for (const mode of ["quick", "full"] as const) {
+        const v = SUITES[name][mode];
+        expect(v.seeds.length).toBeGreaterThan(0);
+        expect(v.runs.length).toBeGreaterThan(0);
+        expect(new Set(v.runs.map((r) => r.label)).size).toBe(v.runs.length);
+      }
+    }
+  });
+});
