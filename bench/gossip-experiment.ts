@@ -45,7 +45,7 @@ import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig, type EpochMetrics } from "../engine/train.ts";
 import { RunError } from "../engine/errors.ts";
 import { loadDataset } from "../engine/data/index.ts";
-import { roundsPerEpoch } from "../engine/algorithms/gossip/gossip.ts";
+import { roundsPerEpoch } from "../engine/algorithms/gossip/round.ts";
 import { buildTopology, isSymmetric } from "../engine/algorithms/gossip/topology.ts";
 
 const { values: flags } = parseArgs({

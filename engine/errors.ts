@@ -11,3 +11,14 @@ export class UserError extends Error {
 export class RunError extends Error {
   override name = "RunError";
 }
+
+/** The training loss stopped being finite: the run diverged in `epoch` (1-based). */
+export class DivergedError extends RunError {
+  override name = "DivergedError";
+  constructor(
+    readonly epoch: number,
+    readonly loss: number,
+  ) {
+    super(`training diverged in epoch ${epoch} (loss ${loss}): lower --lr`);
+  }
+}

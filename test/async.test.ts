@@ -10,7 +10,7 @@
  */
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import fc from "fast-check";
-import { lppChunks } from "../engine/algorithms/async/hogwild.ts";
+import { lppChunks } from "../engine/algorithms/async/lpp.ts";
 import { RunError } from "../engine/errors.ts";
 import { Network } from "../engine/model/network.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";

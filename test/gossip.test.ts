@@ -5,7 +5,13 @@
  */
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import fc from "fast-check";
-import { GOSSIP_ALGORITHMS, mixAndUpdate, writeMessage, type GossipAlgorithm, type GossipVectors } from "../engine/algorithms/gossip/gossip.ts";
+import type { GossipVectors } from "../engine/algorithms/gossip/round.ts";
+import { algorithmsOf } from "../engine/algorithms/registry.ts";
+import type { GossipAlgorithm } from "../engine/algorithms/gossip/round.ts";
+
+const GOSSIP = algorithmsOf("gossip") as GossipAlgorithm[];
+const GOSSIP_ALGORITHMS = GOSSIP.map((a) => a.name);
+const ruleOf = (name: string) => GOSSIP.find((a) => a.name === name)!.rule;
 import { mixingSchedule } from "../engine/algorithms/gossip/setup.ts";
 import { buildTopology } from "../engine/algorithms/gossip/topology.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
@@ -18,11 +24,11 @@ setDefaultTimeout(120_000);
 type Rows = Float64Array[]; // per node
 
 /** n nodes of d floats in a fresh memory, with x, m and messages, and a gradient slot per node. */
-function nodes(algorithm: GossipAlgorithm, n: number, d: number) {
+function nodes(algorithm: string, n: number, d: number) {
   const t = testMemory(8);
+  const rule = ruleOf(algorithm);
   const vec = () => Array.from({ length: n }, () => t.floats(d));
   const layout = {
-    algorithm,
     nodes: n,
     params: vec(),
     momentum: vec(),
@@ -42,8 +48,8 @@ function nodes(algorithm: GossipAlgorithm, n: number, d: number) {
     /** One round: every node writes its message, then every node mixes (the barrier is implicit). */
     round(g: Rows, edges: { from: number[]; weights: number[] }[], gamma: number, beta: number) {
       set(grads, g);
-      for (let i = 0; i < n; i++) writeMessage(v, i, grads[i]!, gamma, beta);
-      for (let i = 0; i < n; i++) mixAndUpdate(v, i, edges[i]!, scratch, gamma, beta);
+      for (let i = 0; i < n; i++) rule.message(v, i, grads[i]!, gamma, beta);
+      for (let i = 0; i < n; i++) rule.update(v, i, edges[i]!, scratch, gamma, beta, true);
     },
     x: () => get(layout.params),
     m: () => get(layout.momentum),
@@ -75,7 +81,7 @@ const params = fc.record({
 describe("gossip update rules", () => {
   test("dmsgd and decentlam: the node-means of x and m follow PmSGD on the mean gradient, for any doubly stochastic W and gradients", () => {
     fc.assert(
-      fc.property(params, fc.constantFrom("dmsgd", "decentlam") as fc.Arbitrary<GossipAlgorithm>, ({ n, d, seed, gamma, beta, pick }, algorithm) => {
+      fc.property(params, fc.constantFrom("dmsgd", "decentlam"), ({ n, d, seed, gamma, beta, pick }, algorithm) => {
         const all = doublyStochastic(n);
         const edges = all[pick % all.length]!;
         const sim = nodes(algorithm, n, d);

@@ -1,24 +1,27 @@
 /**
  * The worker entry: instantiate the kernel module on the run's shared memory, rebuild the network
  * from its spec (same plan, same pointers as the main thread), then run role programs on request.
- * comlink carries these calls; the programs themselves synchronise through shared memory.
+ * comlink carries these calls; the programs themselves synchronise through shared memory. The role
+ * table comes from the algorithm registry: this entry is the one place a thread learns it.
  */
 import * as Comlink from "comlink";
 import { instantiateKernels } from "../engine/kernels/load.ts";
 import type { KernelExports } from "../engine/kernels/abi.ts";
 import { Network } from "../engine/model/network.ts";
 import { Control } from "../engine/runtime/control.ts";
-import type { RoleContext, RunSetup } from "../engine/runtime/context.ts";
+import type { RoleContext } from "../engine/runtime/context.ts";
 import { ThreadSync } from "../engine/runtime/sync.ts";
-import { runRole, type RoleName } from "../engine/algorithms/roles.ts";
+import { runRole } from "../engine/runtime/roles.ts";
+import type { WorkerApi } from "../engine/runtime/worker-api.ts";
+import { ROLE_TABLE } from "../engine/algorithms/registry.ts";
 import { timeKernels } from "../engine/runtime/kernel-timer.ts";
 import { SpanRecorder } from "../engine/runtime/trace.ts";
-import { injectFault, type FaultPlan } from "../engine/runtime/fault.ts";
+import { injectFault } from "../engine/runtime/fault.ts";
 
 let ctx: RoleContext | null = null;
 
-const api = {
-  init(module: WebAssembly.Module, memory: WebAssembly.Memory, setup: RunSetup, worker: number, fault: FaultPlan | null): void {
+const api: WorkerApi = {
+  init(module, memory, setup, worker, fault) {
     let k: KernelExports = instantiateKernels(module, memory);
     if (fault && fault.worker === worker) {
       if (fault.at === "init") throw new Error(`injected fault at start-up of worker ${worker}`);
@@ -31,11 +34,10 @@ const api = {
     ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
   },
 
-  run(role: RoleName, args: Record<string, number>): unknown {
+  run(role, args) {
     if (!ctx) throw new Error("worker used before init");
-    return runRole(ctx, role, args);
+    return runRole(ROLE_TABLE, ctx, role, args);
   },
 };
 
-export type WorkerApi = typeof api;
 Comlink.expose(api);

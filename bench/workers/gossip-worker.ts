@@ -1,11 +1,12 @@
 /**
  * A bench worker for bench/gossip.bench.ts: on the shared memory, either runs gossip rounds of the
- * engine's own mixAndUpdate over its block of nodes (with the engine's barrier between rounds), or
+ * engine's own DmSGD mixing step over its block of nodes (with the engine's barrier between rounds), or
  * streams the same number of bytes through a plain weighted sum (the bandwidth peer).
  */
 import * as Comlink from "comlink";
 import { instantiateKernels } from "../../engine/kernels/load.ts";
-import { mixAndUpdate, type GossipVectors } from "../../engine/algorithms/gossip/gossip.ts";
+import type { GossipVectors } from "../../engine/algorithms/gossip/round.ts";
+import { dmsgd } from "../../engine/algorithms/gossip/dmsgd.ts";
 import { Control, type ControlLayout } from "../../engine/runtime/control.ts";
 import { ThreadSync, runToEnd } from "../../engine/runtime/sync.ts";
 
@@ -31,7 +32,7 @@ const api = {
     runToEnd(sync.barrier());
     for (let r = 0; r < job.rounds; r++) {
       const t = performance.now();
-      for (let i = job.nodes[0]; i < job.nodes[1]; i++) mixAndUpdate(v, i, job.edges[i]!, job.scratch, 0.1, 0.9);
+      for (let i = job.nodes[0]; i < job.nodes[1]; i++) dmsgd.rule.update(v, i, job.edges[i]!, job.scratch, 0.1, 0.9, i === job.nodes[0]);
       runToEnd(sync.barrier());
       times.push(performance.now() - t);
     }

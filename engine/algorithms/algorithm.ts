@@ -1,40 +1,69 @@
 /**
- * What an algorithm gives the run: its arena regions, the vector to evaluate and checkpoint, how many
- * role programs run, and the role that trains one epoch. Everything else (workers, evaluation,
- * metrics, checkpoints) is shared by all algorithms.
+ * What an algorithm is to the rest of skein. Each algorithm is one file exporting one `Algorithm`
+ * entry (registry.ts lists them): its family and paper, the flags it accepts, how many role programs
+ * it runs, how it plans the arena, and the role program that trains one epoch. Everything else
+ * (workers, evaluation, metrics, checkpoints) is shared by all algorithms.
  */
 import type { Ptr } from "../kernels/abi.ts";
 import type { ArenaPlanner } from "../memory/arena.ts";
 import type { Network } from "../model/network.ts";
-import type { WorkerBuffers } from "../runtime/context.ts";
-import type { StalenessReport } from "./async/staleness.ts";
-import type { RoleName } from "./roles.ts";
+import type { Dataset } from "../data/types.ts";
+import type { OptimizerConfig } from "../optim/optimizer.ts";
+import type { RoleContext, WorkerBuffers } from "../runtime/context.ts";
+import type { RoleProgram } from "../runtime/sync.ts";
 import type { SpanLog } from "../runtime/trace.ts";
+import type { StalenessReport } from "./async/staleness.ts";
+import type { TrainConfig } from "./config.ts";
 
-/** Options of the asynchronous family; sync ignores them. */
-export interface AsyncOptions {
-  /** Model replicas (lap, lpp, layerwise): each trained by its own group of threads, averaged every avgEvery batches. */
-  replicas: number;
-  avgEvery: number;
-  /** layerwise: forward and backward threads per replica, and activation slots in flight per replica. */
-  fwdThreads: number;
-  bwdThreads: number;
-  queue: number;
-  /** lpp: epochs of full-gradient steps before partial steps start. */
-  lppWarmup: number;
+export type Family = "sync" | "async" | "pipeline" | "gossip";
+
+export interface Algorithm<Layout = unknown> {
+  /** The `--algo` value. */
+  name: string;
+  family: Family;
+  /** One line for `--help`: what the algorithm does. */
+  about: string;
+  /** The paper it follows. */
+  paper: string;
+  /** Flags beyond the common ones that this algorithm accepts (a family flag given to another algorithm is refused). */
+  flags: readonly string[];
+  /** Role programs the run starts (workers, threads, stages). */
+  programs(config: TrainConfig): number;
+  /**
+   * Where the program count comes from when it is not `--workers` (layerwise: its threads; pipelines:
+   * one per stage); a `--workers` that disagrees is then refused. Undefined: `--workers` itself.
+   */
+  programsFrom?: string;
+  /** Optimizer steps (sync, pipelines), batches (asynchronous) or gossip rounds in one epoch. */
+  stepsPerEpoch(config: TrainConfig, trainCount: number): number;
+  /** Checks of the configuration beyond each flag's own range; throws UserError. */
+  check?(config: TrainConfig): void;
+  plan(input: PlanInput): AlgorithmPlan<Layout>;
+  /** The role program one worker runs for one epoch. */
+  epoch(ctx: RoleContext<Layout>, epoch: number): RoleProgram<EpochResult>;
 }
 
-export const DEFAULT_ASYNC: AsyncOptions = { replicas: 1, avgEvery: 8, fwdThreads: 1, bwdThreads: 2, queue: 4, lppWarmup: 1 };
+export interface PlanInput {
+  planner: ArenaPlanner;
+  net: Network;
+  config: TrainConfig;
+  dataset: Dataset;
+  programs: number;
+  batch: number;
+  trainCount: number;
+  optimizer: OptimizerConfig;
+  /** Tests only: keep Σ of every applied gradient per replica (asynchronous algorithms). */
+  audit: boolean;
+}
 
-export interface AlgorithmPlan {
-  layout: unknown;
+export interface AlgorithmPlan<Layout = unknown> {
+  layout: Layout;
   /** The vector evaluated and checkpointed (replica 0 where there are several). */
   params: Ptr;
   /** Vectors checkpointed beside it: optimizer state of every replica. */
   optimizerState: Ptr[];
   /** Per program: buffers for loading batches and evaluating. */
   perWorker: WorkerBuffers[];
-  epochRole: RoleName;
   /**
    * Before the first epoch, once `params` is initialised or restored: copy it into the other
    * replicas, set counters to where epoch `epochsDone` begins.
@@ -43,24 +72,36 @@ export interface AlgorithmPlan {
   /** Before each evaluation of `params` (gossip: average the nodes into it). */
   beforeEvaluate?(memory: WebAssembly.Memory): void;
   /** Extra per-epoch metrics, given a way to evaluate any parameter vector on the test split. */
-  epochMetrics?(memory: WebAssembly.Memory, evaluate: (params: Ptr) => Promise<{ testLoss: number; testAccuracy: number }>): Promise<Record<string, number>>;
+  epochMetrics?(memory: WebAssembly.Memory, evaluate: (params: Ptr) => Promise<{ testLoss: number; testAccuracy: number }>): Promise<GossipMetrics>;
   /** The trace's name for program w's track (default "worker w"). */
   trackName?(program: number): string;
   /** Static facts for the summary (pipelines: what each stage keeps in memory). */
-  summary?(): Record<string, unknown>;
+  summary?(): { stages: StageMemory[] };
   /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
   counters?(memory: WebAssembly.Memory): number[];
   restoreCounters?(memory: WebAssembly.Memory, counters: number[]): void;
+  /** Tests only (audit): Σ of every gradient applied to replica r, or 0 where there is none. */
+  ledger?(replica: number): Ptr;
 }
 
-export interface PlanInput {
-  planner: ArenaPlanner;
-  net: Network;
-  programs: number;
-  batch: number;
-  trainCount: number;
-  optimizer: import("../optim/optimizer.ts").OptimizerConfig;
-  async: AsyncOptions;
+/** Gossip: the averaged model's distance to the nodes, their own accuracy, and what a node sends. */
+export interface GossipMetrics {
+  /** (1/n) Σ_i ‖x_i − x̄‖². */
+  consensusDistance: number;
+  /** Mean of the nodes' own test accuracies. */
+  nodeTestAccuracy: number;
+  /** Bytes each node sends per round (parameters, not padding). */
+  bytesPerNodeStep: number;
+}
+
+/** Pipelines: what one stage keeps in memory. */
+export interface StageMemory {
+  stage: number;
+  layers: [number, number];
+  weightBytes: number;
+  extraWeightVersions: number;
+  weightVersionBytes: number;
+  activationBytes: number;
 }
 
 /** What one program returns after an epoch; the session merges them. */

@@ -15,7 +15,7 @@ import type { Ptr } from "../kernels/abi.ts";
 import { applyUpdate, planOptimizerState } from "../optim/optimizer.ts";
 import { WORD } from "../runtime/control.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../runtime/context.ts";
-import type { AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
+import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
 import { alignedSliceOf, shardOf } from "../runtime/split.ts";
 import { mark, span } from "../runtime/trace.ts";
@@ -34,7 +34,19 @@ export interface SyncLayout {
   slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
 }
 
-export function planSync(input: PlanInput): AlgorithmPlan {
+export const sync: Algorithm<SyncLayout> = {
+  name: "sync",
+  family: "sync",
+  about: "synchronous data-parallel SGD: gradients all-reduced every step",
+  paper: "minibatch SGD with an all-reduce (the baseline every other algorithm is compared to)",
+  flags: [],
+  programs: (config) => config.workers,
+  stepsPerEpoch: (config, trainCount) => stepsPerEpoch(trainCount, config.batch),
+  plan: planSync,
+  epoch: syncWorkerEpoch,
+};
+
+function planSync(input: PlanInput): AlgorithmPlan<SyncLayout> {
   const { planner, net, programs: workers } = input;
   const params = planner.floats("parameters", "params", net.paramFloats);
   const optimizerState = planOptimizerState(planner, net.paramFloats, input.optimizer.kind);
@@ -53,7 +65,6 @@ export function planSync(input: PlanInput): AlgorithmPlan {
     params,
     optimizerState,
     perWorker: Array.from({ length: workers }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, rows)),
-    epochRole: "sync.epoch",
   };
 }
 
@@ -62,11 +73,11 @@ export function stepsPerEpoch(trainCount: number, batch: number): number {
 }
 
 /** One epoch of one worker; Adam's step count continues from the epochs before it. */
-export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
+function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProgram<EpochResult> {
   const { k, net, setup, worker, sync, control } = ctx;
   const started = performance.now();
   const waitedBefore = sync.waitedMs;
-  const layout = setup.layout as SyncLayout;
+  const layout = setup.layout;
   const N = setup.workers;
   const mine = setup.perWorker[worker]!;
   const myGrads = layout.grads[worker]!;
@@ -128,7 +139,7 @@ export function* syncWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<E
 }
 
 /** Point this worker's reduce arguments at slice `lo` of every worker's gradient vector. */
-function writeReduceArgs(ctx: RoleContext, layout: SyncLayout, lo: number): void {
+function writeReduceArgs(ctx: RoleContext<SyncLayout>, layout: SyncLayout, lo: number): void {
   const N = ctx.setup.workers;
   const { tensors, weights } = layout.reduceArgs[ctx.worker]!;
   const ptrs = new Int32Array(ctx.memory.buffer, tensors, N);

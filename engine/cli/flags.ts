@@ -1,7 +1,9 @@
 /**
  * Command-line flags, declared as data: each command lists its flags once and gets parsing,
- * validation and its --help text from the same table. Any problem is a UserError naming the flag.
+ * validation and its --help text from the same table. `node:util`'s parseArgs splits the words into
+ * tokens; this file checks them against the table. Any problem is a UserError naming the flag.
  */
+import { parseArgs } from "node:util";
 import { UserError } from "../errors.ts";
 
 export type FlagValue = string | number | boolean;
@@ -33,31 +35,35 @@ export function parseFlags(command: string, argv: string[], specs: FlagSpec[]): 
   for (const s of specs) values[s.name] = s.default;
   const given = new Set<string>();
   let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--help" || arg === "-h") {
+  const { tokens } = parseArgs({
+    args: argv,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+    options: Object.fromEntries(specs.map((s) => [s.name, { type: s.type === "bool" ? ("boolean" as const) : ("string" as const) }])),
+  });
+  for (const token of tokens) {
+    if (token.kind === "option-terminator") continue;
+    if (token.kind === "positional") throw new UserError(`unexpected argument '${token.value}' for 'skein ${command}' (see skein ${command} --help)`);
+    if (token.rawName === "--help" || token.rawName === "-h") {
       help = true;
       continue;
     }
-    if (!arg.startsWith("--")) throw new UserError(`unexpected argument '${arg}' for 'skein ${command}' (see skein ${command} --help)`);
-    const eq = arg.indexOf("=");
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const spec = byName.get(name);
-    if (!spec) throw new UserError(`unknown flag --${name} for 'skein ${command}' (see skein ${command} --help)`);
-    if (given.has(name)) throw new UserError(`--${name} given twice`);
-    given.add(name);
+    const spec = token.rawName.startsWith("--") ? byName.get(token.name) : undefined;
+    if (!spec) throw new UserError(`unknown flag ${token.rawName} for 'skein ${command}' (see skein ${command} --help)`);
+    if (given.has(spec.name)) throw new UserError(`--${spec.name} given twice`);
+    given.add(spec.name);
     if (spec.type === "bool") {
-      if (eq >= 0) throw new UserError(`--${name} takes no value`);
-      values[name] = true;
+      if (token.value !== undefined) throw new UserError(`--${spec.name} takes no value`);
+      values[spec.name] = true;
       continue;
     }
-    let raw: string | undefined;
-    if (eq >= 0) raw = arg.slice(eq + 1);
-    else {
-      raw = argv[++i];
-      if (raw === undefined || (raw.startsWith("--") && raw.length > 2)) throw new UserError(`--${name} needs a value (${spec.valueName ?? spec.type})`);
+    // parseArgs takes the next word as the value whatever it looks like; a flag there means none was given.
+    const raw = token.value;
+    if (raw === undefined || (!token.inlineValue && raw.startsWith("--") && raw.length > 2)) {
+      throw new UserError(`--${spec.name} needs a value (${spec.valueName ?? spec.type})`);
     }
-    values[name] = convert(spec, raw);
+    values[spec.name] = convert(spec, raw);
   }
   return { values, given, help };
 }
@@ -80,6 +86,46 @@ function convert(spec: FlagSpec, raw: string): FlagValue {
   return n;
 }
 
+/** Help text is laid out for terminals of this many columns. */
+export const HELP_COLUMNS = 100;
+/** A name longer than this starts its description on the next line. */
+const NAME_COLUMN_MAX = 26;
+
+/**
+ * Two columns, names then descriptions, wrapped to HELP_COLUMNS: at least two spaces between a name
+ * and its description, continuation lines aligned under the description.
+ */
+export function formatColumns(rows: readonly (readonly [string, string])[], indent = 2): string {
+  const fits = rows.filter(([name]) => name.length <= NAME_COLUMN_MAX).map(([name]) => name.length);
+  const nameWidth = Math.max(0, ...fits) + 2;
+  const descriptionAt = indent + nameWidth;
+  const lines: string[] = [];
+  for (const [name, description] of rows) {
+    const wrapped = wrap(description, HELP_COLUMNS - descriptionAt);
+    if (name.length > NAME_COLUMN_MAX) {
+      lines.push(" ".repeat(indent) + name);
+      for (const line of wrapped) lines.push(" ".repeat(descriptionAt) + line);
+      continue;
+    }
+    wrapped.forEach((line, i) => lines.push(i === 0 ? " ".repeat(indent) + name.padEnd(nameWidth) + line : " ".repeat(descriptionAt) + line));
+  }
+  return lines.join("\n");
+}
+
+/** Words of `text` in lines of at most `width` characters (a longer word gets a line of its own). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line || lines.length === 0) lines.push(line);
+  return lines;
+}
+
 export function formatHelp(usage: string, summary: string, specs: FlagSpec[], footer = ""): string {
   const rows = specs.map((s) => {
     const value = s.valueName ?? s.choices?.join("|") ?? s.type.toUpperCase();
@@ -87,7 +133,7 @@ export function formatHelp(usage: string, summary: string, specs: FlagSpec[], fo
     const dflt = s.default !== undefined && s.type !== "bool" ? ` (default ${s.default})` : "";
     return [left, s.help + dflt] as const;
   });
-  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
-  const lines = rows.map(([l, r]) => `  ${l.padEnd(width)}${r}`);
-  return `Usage: ${usage}\n\n${summary}\n\nFlags:\n${lines.join("\n")}\n  ${"--help".padEnd(width)}show this help\n${footer ? `\n${footer}\n` : ""}`;
+  rows.push(["--help", "show this help"]);
+  const text = wrap(summary, HELP_COLUMNS).join("\n");
+  return `Usage: ${usage}\n\n${text}\n\nFlags:\n${formatColumns(rows)}\n${footer ? `\n${footer}\n` : ""}`;
 }

@@ -4,19 +4,19 @@
  */
 import { UserError } from "../errors.ts";
 import { defaultOptimizer, OPTIMIZERS, parseOptimizerKind } from "../optim/optimizer.ts";
-import { ALGORITHMS, openResume, train, type EpochMetrics, type TrainConfig, type TrainOptions } from "../train.ts";
+import { openResume, train, type TrainConfig, type TrainOptions } from "../train.ts";
 import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
-import { DEFAULT_ASYNC, type AsyncOptions } from "../algorithms/algorithm.ts";
-import { DEFAULT_GOSSIP, isGossip, type GossipConfig } from "../algorithms/gossip/setup.ts";
-import { DEFAULT_PIPELINE, isPipeline, PIPELINE_ALGORITHMS, type PipelineOptions } from "../algorithms/pipeline/pipeline.ts";
-import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
+import type { Family } from "../algorithms/algorithm.ts";
+import { ALGORITHMS, ALGORITHM_NAMES, algorithmNamed } from "../algorithms/registry.ts";
+import { overallStaleness } from "../algorithms/async/staleness.ts";
+import { formatColumns, formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
 
 const MAX_WORKERS = 64;
 
 export const TRAIN_FLAGS: FlagSpec[] = [
-  { name: "algo", type: "string", default: "sync", choices: ALGORITHMS, help: "sync: gradients all-reduced every step; hogwild: lock-free shared weights; lap/lpp: replicas of hogwild groups averaged every --avg-every batches (lpp: plus partial chunk steps); layerwise: decoupled forward/backward threads, layer-wise updates" },
+  { name: "algo", type: "string", default: "sync", choices: ALGORITHM_NAMES, valueName: "NAME", help: "the training algorithm (listed below)" },
   { name: "model", type: "string", default: "mlp:784-256-128-10", valueName: "SPEC", help: "mlp:IN-H1-...-OUT[:relu|tanh|gelu] or lenet" },
   { name: "data", type: "string", default: "digits", valueName: "SPEC", help: "digits (embedded MNIST digits), idx:DIR, cifar10:DIR, synthetic[:N]" },
   { name: "epochs", type: "int", default: 5, min: 0, max: 100000, help: "passes over the training split" },
@@ -49,11 +49,25 @@ export const TRAIN_FLAGS: FlagSpec[] = [
 /** What a resumed run may change: how long it goes on, and where it runs and writes. */
 const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile"]);
 
+const FAMILY_TITLES: Record<Family, string> = {
+  sync: "Synchronous",
+  async: "Asynchronous (shared weights, replicas, decoupled threads)",
+  pipeline: "Pipeline parallel (--stages, --microbatches)",
+  gossip: "Decentralized gossip (--nodes, --topology, --partition)",
+};
+
+/** The algorithms, family by family, each with what it does; generated from the registry. */
+function algorithmsHelp(): string {
+  return (Object.keys(FAMILY_TITLES) as Family[])
+    .map((family) => `${FAMILY_TITLES[family]}:\n${formatColumns(ALGORITHMS.filter((a) => a.family === family).map((a) => [a.name, a.about] as const))}`)
+    .join("\n\n");
+}
+
 export const TRAIN_HELP = formatHelp(
   "skein train [flags]",
   "Train a model on CPU workers that share one WebAssembly memory, evaluating on the test split after every epoch.",
   TRAIN_FLAGS,
-  "Example: skein train --model lenet --epochs 10 --workers 2 --out runs/lenet",
+  `Algorithms (--algo):\n\n${algorithmsHelp()}\n\nExample: skein train --model lenet --epochs 10 --workers 2 --out runs/lenet`,
 );
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -74,24 +88,25 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (v.lr !== undefined) optimizer.lr = Number(v.lr);
     if (v.momentum !== undefined) optimizer.momentum = Number(v.momentum);
     if (v["weight-decay"] !== undefined) optimizer.weightDecay = Number(v["weight-decay"]);
-    const algo = v.algo as TrainConfig["algo"];
-    const async = asyncFlags(algo, flags.given, v);
-    const gossip = gossipFlags(algo, flags.given, v);
-    const pipeline = pipelineFlags(algo, flags.given, v);
+    const algorithm = algorithmNamed(String(v.algo));
     config = {
-      algo,
+      algo: algorithm.name,
       model: String(v.model),
       data: String(v.data),
       epochs: Number(v.epochs),
       batch: Number(v.batch),
-      workers: workersFor(algo, async, v.workers, gossip, pipeline),
-      async,
-      gossip,
-      pipeline,
+      workers: 1,
+      ...familyOptions(algorithm.name, flags.given, v),
       executor: v.executor as ExecutorName,
       seed: Number(v.seed),
       optimizer,
     };
+    // Without --workers, the algorithm's own program count (layerwise: its threads; pipelines: stages).
+    const programs = algorithm.programs(config);
+    if (algorithm.programsFrom && v.workers !== undefined && Number(v.workers) !== programs) {
+      throw new UserError(`--workers ${v.workers}: ${algorithm.name} runs ${algorithm.programsFrom} = ${programs} here; drop --workers or match it`);
+    }
+    config.workers = v.workers !== undefined ? Number(v.workers) : programs;
   }
   const json = Boolean(v.json);
   const out = v.out !== undefined ? String(v.out) : resume ? resumeFolder(String(v.resume)) : undefined;
@@ -123,79 +138,41 @@ export async function trainCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-const ASYNC_FLAGS: Record<string, { option: keyof AsyncOptions; algos: string[] }> = {
-  replicas: { option: "replicas", algos: ["lap", "lpp", "layerwise"] },
-  "avg-every": { option: "avgEvery", algos: ["lap", "lpp", "layerwise"] },
-  "fwd-threads": { option: "fwdThreads", algos: ["layerwise"] },
-  "bwd-threads": { option: "bwdThreads", algos: ["layerwise"] },
-  queue: { option: "queue", algos: ["layerwise"] },
-  "lpp-warmup": { option: "lppWarmup", algos: ["lpp"] },
+/** Where each family flag goes in the configuration. */
+const FAMILY_FLAGS: Record<string, { section: "async" | "gossip" | "pipeline"; option: string }> = {
+  replicas: { section: "async", option: "replicas" },
+  "avg-every": { section: "async", option: "avgEvery" },
+  "fwd-threads": { section: "async", option: "fwdThreads" },
+  "bwd-threads": { section: "async", option: "bwdThreads" },
+  queue: { section: "async", option: "queue" },
+  "lpp-warmup": { section: "async", option: "lppWarmup" },
+  topology: { section: "gossip", option: "topology" },
+  nodes: { section: "gossip", option: "nodes" },
+  partition: { section: "gossip", option: "partition" },
+  force: { section: "gossip", option: "force" },
+  stages: { section: "pipeline", option: "stages" },
+  microbatches: { section: "pipeline", option: "microbatches" },
 };
 
-/** The asynchronous options given; a flag that means nothing for the chosen algorithm is an error. */
-function asyncFlags(algo: string, given: Set<string>, v: Record<string, unknown>): Partial<AsyncOptions> {
-  const out: Partial<AsyncOptions> = {};
-  for (const [flag, { option, algos }] of Object.entries(ASYNC_FLAGS)) {
+/** The family options given; a flag the chosen algorithm does not accept (its registry entry says) is an error. */
+function familyOptions(algo: string, given: Set<string>, v: Record<string, unknown>): Pick<TrainConfig, "async" | "gossip" | "pipeline"> {
+  const sections: Record<"async" | "gossip" | "pipeline", Record<string, unknown>> = { async: {}, gossip: {}, pipeline: {} };
+  const accepts = algorithmNamed(algo).flags;
+  for (const [flag, { section, option }] of Object.entries(FAMILY_FLAGS)) {
     if (!given.has(flag)) continue;
-    if (!algos.includes(algo)) throw new UserError(`--${flag} applies to --algo ${algos.join("|")}, not ${algo}`);
-    out[option] = Number(v[flag]);
-  }
-  return out;
-}
-
-const GOSSIP_FLAGS: Record<string, keyof GossipConfig> = { topology: "topology", nodes: "nodes", partition: "partition", force: "force" };
-
-/** The gossip options given; they mean nothing to the other algorithms. */
-function gossipFlags(algo: string, given: Set<string>, v: Record<string, unknown>): Partial<GossipConfig> {
-  const out: Record<string, unknown> = {};
-  for (const [flag, option] of Object.entries(GOSSIP_FLAGS)) {
-    if (!given.has(flag)) continue;
-    if (!isGossip(algo)) throw new UserError(`--${flag} applies to --algo pmsgd|dsgd|dmsgd|decentlam, not ${algo}`);
-    out[option] = v[flag];
-  }
-  return out as Partial<GossipConfig>;
-}
-
-/** --stages and --microbatches; pipelines run one worker per stage. */
-function pipelineFlags(algo: string, given: Set<string>, v: Record<string, unknown>): Partial<PipelineOptions> {
-  const out: Partial<PipelineOptions> = {};
-  for (const flag of ["stages", "microbatches"] as const) {
-    if (!given.has(flag)) continue;
-    if (!isPipeline(algo)) throw new UserError(`--${flag} applies to --algo ${PIPELINE_ALGORITHMS.join("|")}, not ${algo}`);
-    out[flag] = Number(v[flag]);
-  }
-  return out;
-}
-
-/** Worker count: given, or for layerwise derived from its threads (and checked when given). */
-function workersFor(algo: string, async: Partial<AsyncOptions>, given: unknown, gossip: Partial<GossipConfig>, pipeline: Partial<PipelineOptions>): number {
-  const o = { ...DEFAULT_ASYNC, ...async };
-  if (isPipeline(algo)) {
-    const stages = pipeline.stages ?? DEFAULT_PIPELINE.stages;
-    if (given !== undefined && Number(given) !== stages) throw new UserError(`--workers ${given}: a pipeline runs one worker per stage (--stages ${stages}); drop --workers`);
-    return stages;
-  }
-  if (algo === "layerwise") {
-    const threads = o.replicas * (o.fwdThreads + o.bwdThreads);
-    if (given !== undefined && Number(given) !== threads) {
-      throw new UserError(`--workers ${given}: layerwise runs --replicas × (--fwd-threads + --bwd-threads) = ${threads} threads; drop --workers or match it`);
+    if (!accepts.includes(flag)) {
+      const takers = ALGORITHMS.filter((a) => a.flags.includes(flag)).map((a) => a.name);
+      throw new UserError(`--${flag} applies to --algo ${takers.join("|")}, not ${algo}`);
     }
-    return threads;
+    sections[section][option] = v[flag];
   }
-  const workers = given === undefined ? 1 : Number(given);
-  const nodes = { ...DEFAULT_GOSSIP, ...gossip }.nodes;
-  if (isGossip(algo) && workers > nodes) throw new UserError(`--workers ${workers} is more than --nodes ${nodes}: every worker needs at least one node`);
-  if ((algo === "lap" || algo === "lpp") && workers % o.replicas !== 0) {
-    throw new UserError(`--workers ${workers} is not a multiple of --replicas ${o.replicas}: every replica needs the same number of workers`);
-  }
-  return workers;
+  return sections as Pick<TrainConfig, "async" | "gossip" | "pipeline">;
 }
 
 /** Mean over all applied updates, and the largest, across layers. */
-function stalenessLine(layers: NonNullable<EpochMetrics["staleness"]>): string {
-  const applied = layers.reduce((a, l) => a + l.applied, 0);
-  const mean = layers.reduce((a, l) => a + l.mean * l.applied, 0) / Math.max(applied, 1);
-  return `mean ${mean.toFixed(2)} max ${Math.max(...layers.map((l) => l.max))}`;
+function stalenessLine(layers: Parameters<typeof overallStaleness>[0]): string {
+  const { mean, max } = overallStaleness(layers);
+  return `mean ${mean.toFixed(2)} max ${max}`;
 }
 
 function resumedConfig(resume: LoadedCheckpoint, given: Set<string>, v: Record<string, unknown>): TrainConfig {

@@ -59,6 +59,11 @@ export class Network {
     this.paramFloats = offset;
   }
 
+  /** Parameters of the model, without the arena's alignment padding between tensors. */
+  get parameterCount(): number {
+    return this.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0);
+  }
+
   /** Indices of layers that own parameters: the units layer-wise algorithms update. */
   get trainableLayers(): number[] {
     return this.params.flatMap((p, i) => (p.floats > 0 ? [i] : []));

@@ -9,7 +9,6 @@ import type { Network, Workspace } from "../model/network.ts";
 import type { OptimizerConfig } from "../optim/optimizer.ts";
 import type { Control, ControlLayout } from "./control.ts";
 import type { Sync } from "./sync.ts";
-import type { AsyncOptions } from "../algorithms/algorithm.ts";
 import type { KernelTimer } from "./kernel-timer.ts";
 import type { SpanRecorder } from "./trace.ts";
 
@@ -33,11 +32,12 @@ export interface WorkerBuffers {
   indices: Ptr;
 }
 
-export interface RunSetup {
-  algo: string;
+/** The run as every program sees it: plain JSON, identical in every worker. `Layout` is the algorithm's own. */
+export interface RunSetup<Layout = unknown> {
   model: string;
   inputShape: number[];
   classes: number;
+  /** Role programs of the run (threads, stages, worker programs), one per executor slot. */
   workers: number;
   seed: number;
   batch: number;
@@ -50,21 +50,19 @@ export interface RunSetup {
   params: Ptr;
   /** Optimizer state vectors, in slot order (momentum m, then v). */
   optimizerState: Ptr[];
-  /** Algorithm-specific pointers (each algorithm knows its own layout's type). */
-  layout: unknown;
-  /** The asynchronous family's options (sync ignores them). */
-  async: AsyncOptions;
+  /** Algorithm-specific pointers, planned by the algorithm (its plan's layout). */
+  layout: Layout;
   /** Time kernel calls (EpochResult.kernelMs); off by default: it costs two clock reads per call. */
   profileKernels: boolean;
   /** Record spans for trace.json (runs with a run folder). */
   trace: boolean;
 }
 
-export interface RoleContext {
+export interface RoleContext<Layout = unknown> {
   k: KernelExports;
   memory: WebAssembly.Memory;
   net: Network;
-  setup: RunSetup;
+  setup: RunSetup<Layout>;
   worker: number;
   control: Control;
   sync: Sync;

@@ -6,7 +6,7 @@
  * Programs are the very generators the threaded executor runs; only `Sync` differs: a barrier here
  * yields to the scheduler until every party has arrived, instead of blocking a thread.
  */
-import { ROLES, withRunFacts, type RoleName } from "../algorithms/roles.ts";
+import { roleOf, withRunFacts, type RoleArgs, type RoleTable } from "./roles.ts";
 import { SpanRecorder } from "./trace.ts";
 import { timeKernels } from "./kernel-timer.ts";
 import type { KernelExports } from "../kernels/abi.ts";
@@ -92,6 +92,7 @@ export class DeterministicExecutor implements Executor {
     memory: WebAssembly.Memory,
     setup: RunSetup,
     control: Control,
+    private readonly roles: RoleTable,
     private readonly seed: number,
     fault: FaultPlan | null = null,
   ) {
@@ -113,12 +114,15 @@ export class DeterministicExecutor implements Executor {
     return this.contexts.length;
   }
 
-  async run<R>(role: RoleName, args: (worker: number) => Record<string, number>): Promise<R[]> {
-    // Each call's interleaving depends only on the seed, the role and its arguments (the epoch): not
-    // on how many calls came before, so a resumed run replays the same interleavings.
-    const rng = Rng.derive(this.seed, "scheduler", role, ...Object.values(args(0)));
+  async run<R>(role: string, args: (worker: number) => RoleArgs): Promise<R[]> {
+    // Each call's interleaving depends only on the seed and the call's arguments (the epoch, or what
+    // to evaluate): not on how many calls came before, so a resumed run replays the same
+    // interleavings; and not on the role's name, so two algorithms that should agree (lap with one
+    // replica and hogwild) can be compared under the very same interleaving.
+    const rng = Rng.derive(this.seed, "scheduler", ...Object.keys(args(0)), ...Object.values(args(0)));
     const before = this.contexts.map((ctx) => ctx.kernelTimer?.ms ?? 0);
-    const programs = this.contexts.map((ctx) => ROLES[role](ctx, args(ctx.worker)) as RoleProgram<unknown>);
+    const program = roleOf(this.roles, role);
+    const programs = this.contexts.map((ctx) => program(ctx, args(ctx.worker)));
     const results = interleave(programs, rng, this.progress, role);
     return results.map((r, w) => withRunFacts(this.contexts[w]!, r, before[w]!)) as R[];
   }

@@ -8,12 +8,12 @@
  */
 import * as Comlink from "comlink";
 import { RunError } from "../errors.ts";
-import type { RoleName } from "../algorithms/roles.ts";
 import type { Control } from "./control.ts";
 import type { RunSetup } from "./context.ts";
 import type { FaultPlan } from "./fault.ts";
 import type { Executor } from "./executor.ts";
-import type { WorkerApi } from "../../workers/worker.ts";
+import type { RoleArgs } from "./roles.ts";
+import type { WorkerApi } from "./worker-api.ts";
 
 /** Where the worker entry is: next to the sources, or handed in by the single binary. */
 let workerEntry: string | URL = new URL("../../workers/worker.ts", import.meta.url);
@@ -65,8 +65,8 @@ export class WorkerPool implements Executor {
   }
 
   /** Run a role program on every worker (args per worker) and collect their results in worker order. */
-  run<R>(role: RoleName, args: (worker: number) => Record<string, number>, timeoutMs = 0): Promise<R[]> {
-    return this.all((m, w) => m.api.run(role, args(w)) as Promise<R>, timeoutMs, role);
+  run<R>(role: string, args: (worker: number) => RoleArgs): Promise<R[]> {
+    return this.all((m, w) => m.api.run(role, args(w)) as Promise<R>, 0, role);
   }
 
   private async all<R>(call: (m: Member, w: number) => Promise<R>, timeoutMs: number, what: string): Promise<R[]> {

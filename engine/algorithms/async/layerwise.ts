@@ -32,8 +32,9 @@ import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } fr
 import { WORD } from "../../runtime/control.ts";
 import { fillQueueWithIndices, planQueue, SharedQueue, type QueueLayout } from "../../runtime/queue.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
-import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
-import { applyLayerUpdate, averageReplicasSlice, copyReplica0, planReplicas, versionsView, type ReplicaLayout } from "./replicas.ts";
+import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
+import { asyncOptionsOf, type TrainConfig } from "../config.ts";
+import { applyLayerUpdate, averageReplicasSlice, copyReplica0, planReplicas, replicaCounters, restoreReplicaCounters, versionsView, type ReplicaLayout } from "./replicas.ts";
 import { StalenessRecorder } from "./staleness.ts";
 import { mark, span } from "../../runtime/trace.ts";
 
@@ -66,12 +67,33 @@ export interface LayerwiseLayout {
   grads: Ptr[];
 }
 
-export function planLayerwise(input: PlanInput, audit = false): AlgorithmPlan {
-  const { planner, net, async: o } = input;
+export const layerwise: Algorithm<LayerwiseLayout> = {
+  name: "layerwise",
+  family: "async",
+  about: "decoupled forward and backward threads, each layer updated as soon as its gradient exists",
+  paper: "Fokam, Nazeer, König, Kappel, Subramoney: asynchronous SGD with decoupled backpropagation (arXiv 2410.05985)",
+  flags: ["replicas", "avg-every", "fwd-threads", "bwd-threads", "queue"],
+  programs: threadsOf,
+  programsFrom: "--replicas × (--fwd-threads + --bwd-threads)",
+  // Batches of the epoch, whichever thread trains them.
+  stepsPerEpoch: (config, trainCount) => Math.ceil(trainCount / config.batch),
+  plan: planLayerwise,
+  epoch: layerwiseEpoch,
+};
+
+/** Threads of a layerwise run: F forward and B backward threads per replica. */
+export function threadsOf(config: TrainConfig): number {
+  const o = asyncOptionsOf(config);
+  return o.replicas * (o.fwdThreads + o.bwdThreads);
+}
+
+function planLayerwise(input: PlanInput): AlgorithmPlan<LayerwiseLayout> {
+  const { planner, net } = input;
+  const o = asyncOptionsOf(input.config);
   const R = o.replicas;
   const perReplica = o.fwdThreads + o.bwdThreads;
   const programs = R * perReplica;
-  const replicas = planReplicas(planner, net, R, programs, input.optimizer, audit);
+  const replicas = planReplicas(planner, net, R, programs, input.optimizer, input.audit);
   const layers = net.layers.length;
   const pipelines = Array.from({ length: R }, (_, r): ReplicaPipeline => ({
     slots: Array.from({ length: o.queue }, (_, s) => ({
@@ -96,7 +118,6 @@ export function planLayerwise(input: PlanInput, audit = false): AlgorithmPlan {
     optimizerState: replicas.state.flat(),
     // Evaluation buffers only: training batches live in the slots.
     perWorker: Array.from({ length: programs }, (_, p) => planWorkerBuffers(planner, net, `thread${p}`, Math.min(input.batch, 256))),
-    epochRole: "layerwise.epoch",
     trackName: (p) => `replica ${Math.floor(p / perReplica)} ${p % perReplica < o.fwdThreads ? "forward" : "backward"} thread ${p}`,
     prepare(memory, epochsDone) {
       copyReplica0(memory, replicas, net.paramFloats);
@@ -107,8 +128,9 @@ export function planLayerwise(input: PlanInput, audit = false): AlgorithmPlan {
         for (const word of [pipe.forwardTicket, pipe.backwardTicket, pipe.handOver]) words[word >> 2] = first;
       });
     },
-    counters: (memory) => replicas.versions.flatMap((_, r) => [...versionsView(memory, replicas, r, layers)]),
-    restoreCounters: (memory, counters) => replicas.versions.forEach((_, r) => versionsView(memory, replicas, r, layers).set(counters.slice(r * layers, (r + 1) * layers))),
+    counters: (memory) => replicaCounters(memory, replicas, layers),
+    restoreCounters: (memory, counters) => restoreReplicaCounters(memory, replicas, layers, counters),
+    ledger: (r) => replicas.ledger[r] ?? 0,
   };
 }
 
@@ -129,9 +151,9 @@ function claim(words: Int32Array, index: number, hi: number): number | null {
   }
 }
 
-export function* layerwiseEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
+function* layerwiseEpoch(ctx: RoleContext<LayerwiseLayout>, epoch: number): RoleProgram<EpochResult> {
   const { setup, worker } = ctx;
-  const layout = setup.layout as LayerwiseLayout;
+  const layout = setup.layout;
   const R = layout.pipelines.length;
   const replica = Math.floor(worker / layout.threadsPerReplica);
   const isForward = worker % layout.threadsPerReplica < layout.fwdThreads;

@@ -55,6 +55,15 @@ export function versionsView(memory: WebAssembly.Memory, layout: ReplicaLayout, 
   return new Int32Array(memory.buffer, layout.versions[replica]!, layers);
 }
 
+/** Every replica's per-layer update versions, replica after replica (what a checkpoint saves). */
+export function replicaCounters(memory: WebAssembly.Memory, layout: ReplicaLayout, layers: number): number[] {
+  return layout.versions.flatMap((_, r) => [...versionsView(memory, layout, r, layers)]);
+}
+
+export function restoreReplicaCounters(memory: WebAssembly.Memory, layout: ReplicaLayout, layers: number, counters: number[]): void {
+  layout.versions.forEach((_, r) => versionsView(memory, layout, r, layers).set(counters.slice(r * layers, (r + 1) * layers)));
+}
+
 /**
  * Apply one layer's gradient (at `grads`, laid out like the parameter vector) to replica r in place.
  * `versionRead` is the layer's version the forward pass saw; returns the staleness.

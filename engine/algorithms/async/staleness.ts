@@ -69,3 +69,10 @@ export function mergeStaleness(reports: (StalenessReport | undefined)[]): Stalen
 export function summarizeStaleness(r: StalenessReport): { layer: number; mean: number; max: number; applied: number; histogram: number[] }[] {
   return r.layers.map((l) => ({ layer: l.layer, mean: l.applied > 0 ? l.sum / l.applied : 0, max: l.max, applied: l.applied, histogram: l.histogram }));
 }
+
+/** Over all layers: the mean staleness of every applied update, and the largest. */
+export function overallStaleness(layers: readonly { mean: number; max: number; applied: number }[]): { mean: number; max: number } {
+  const applied = layers.reduce((a, l) => a + l.applied, 0);
+  const mean = layers.reduce((a, l) => a + l.mean * l.applied, 0) / Math.max(applied, 1);
+  return { mean, max: Math.max(0, ...layers.map((l) => l.max)) };
+}

@@ -132,7 +132,7 @@ function macsPerSample(net: Network, i: number): number {
   return weights * spatial;
 }
 
-export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, options: PipelineOptions): AlgorithmPlan {
+export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, options: PipelineOptions): AlgorithmPlan<PipelineLayout> {
   const { planner, net } = input;
   const D = options.stages;
   const M = options.microbatches;
@@ -176,7 +176,6 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     optimizerState: state,
     // Evaluation buffers, one per stage program.
     perWorker: Array.from({ length: D }, (_, k) => planWorkerBuffers(planner, net, `stage${k}.eval`, Math.min(input.batch, 256))),
-    epochRole: "pipeline.epoch",
     trackName: (k) => `stage ${k} (layers ${stages[k]!.first}–${stages[k]!.last})`,
     prepare(memory, epochsDone) {
       // Hand-off counters count global microbatches: start where this process's first epoch begins.
@@ -211,7 +210,7 @@ function stageMemory(net: Network, layout: PipelineLayout, rows: number) {
     const slots = inFlight ?? Math.min(layout.stages.length - k, layout.microbatches);
     return {
       stage: k,
-      layers: [s.first, s.last],
+      layers: [s.first, s.last] as [number, number],
       weightBytes,
       extraWeightVersions: s.versions.length,
       weightVersionBytes: s.versions.length * weightBytes,

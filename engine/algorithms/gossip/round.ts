@@ -1,34 +1,41 @@
 /**
- * Decentralized training: n logical nodes, each with its own parameters x_i and momentum m_i, that
- * average only with neighbours through a mixing matrix W (row i: what node i receives). Per round,
- * with γ the learning rate and β the momentum:
- *
- *   PmSGD (all-reduce):   m_i ← β m_i + (1/n) Σ_j g_j;           x_i ← x_i − γ m_i
- *   D-PSGD (ATC):         x_i ← Σ_j w_ij (x_j − γ g_j)
- *   DmSGD (ATC):          m_i ← β m_i + g_i;                      x_i ← Σ_j w_ij (x_j − γ m_j)
- *   DecentLaM:            z_i = Σ_j w_ij (x_j − γ g_j);  g̃_i = (x_i − z_i)/γ;
- *                         m_i ← β m_i + g̃_i;                     x_i ← x_i − γ m_i
- *     (Yuan et al., ICCV 2021: matrix form x⁺ = W(x − γg) + β(x − x⁻); with β = 0 it is D-PSGD.)
+ * The gossip round that every decentralized algorithm here shares: n logical nodes, each with its own
+ * parameters x_i and momentum m_i, averaging only with neighbours through a mixing matrix W (row i:
+ * what node i receives). An algorithm is its `GossipRule`: the message a node sends, and the update it
+ * makes from the messages it receives (pmsgd.ts, dsgd.ts, dmsgd.ts, decentlam.ts).
  *
  * Each round is two phases on every worker (nodes are dealt to workers in contiguous blocks):
- *   1. local: gradient g_i on node i's batch, then the message h_i every neighbour will read
- *      (x_i − γ g_i, x_i − γ m_i, or g_i for PmSGD); barrier
- *   2. mix: z_i = Σ_j w_ij h_j, then node i's update from z_i; barrier
+ *   1. local: gradient g_i on node i's batch, then its message h_i; barrier
+ *   2. mix: node i's update from Σ_j w_ij h_j (its rule); barrier
  * The messages h are the double buffer: a node reads its neighbours' round-r messages while its own
  * x_i changes, and nobody writes a message until everyone has finished reading (the barrier).
  */
 import type { KernelExports, Ptr } from "../../kernels/abi.ts";
+import { UserError } from "../../errors.ts";
 import { epochOrder } from "../../data/order.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../../runtime/context.ts";
 import { WORD } from "../../runtime/control.ts";
 import { shardOf } from "../../runtime/split.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
-import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
+import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
+import { gossipOptionsOf } from "../config.ts";
+import { gossipOptions } from "./setup.ts";
 import { Rng } from "../../rng.ts";
 import { mark, span } from "../../runtime/trace.ts";
 
-export const GOSSIP_ALGORITHMS = ["pmsgd", "dsgd", "dmsgd", "decentlam"] as const;
-export type GossipAlgorithm = (typeof GOSSIP_ALGORITHMS)[number];
+/** What makes one gossip algorithm different from another. */
+export interface GossipRule {
+  /** Phase 1 for node i: h_i, what its neighbours read this round, from its gradient g_i. */
+  message(v: GossipVectors, i: number, grads: Ptr, gamma: number, beta: number): void;
+  /**
+   * Phase 2 for node i, once every message is written: mix what it receives and update x_i (and m_i).
+   * `scratch` is a vector of the worker's; `firstOfWorker` says node i is the first node of its worker
+   * this round (PmSGD computes the network mean once per worker).
+   */
+  update(v: GossipVectors, i: number, edges: Edges, scratch: Ptr, gamma: number, beta: number, firstOfWorker: boolean): void;
+  /** Bytes a node sends per round (default: one model per out-neighbour). */
+  bytesPerNodeStep?(layout: GossipLayout, modelBytes: number): number;
+}
 
 /** Per round of the topology's period, per node: the nodes it receives from (itself included) and their weights. */
 export interface MixingSchedule {
@@ -37,14 +44,12 @@ export interface MixingSchedule {
 }
 
 export interface GossipOptions {
-  algorithm: GossipAlgorithm;
   mixing: MixingSchedule;
   /** Per node: the training sample indices it owns (the partition). */
   shards: Uint32Array[];
 }
 
 export interface GossipLayout {
-  algorithm: GossipAlgorithm;
   nodes: number;
   params: Ptr[]; // x_i
   momentum: Ptr[]; // m_i
@@ -62,7 +67,33 @@ export interface GossipLayout {
   shardIndices: Ptr; // i32, all shards back to back
 }
 
-export function planGossip(input: PlanInput, options: GossipOptions): AlgorithmPlan {
+/** A gossip algorithm's registry entry, and its rule (tests run the rule on its own). */
+export type GossipAlgorithm = Algorithm<GossipLayout> & { readonly rule: GossipRule };
+
+/** A gossip algorithm's registry entry: the shared round, planned and run with its rule. */
+export function gossipAlgorithm(entry: Pick<Algorithm, "name" | "about" | "paper"> & { rule: GossipRule; check?: Algorithm["check"]; flags?: string[] }): GossipAlgorithm {
+  const { rule, check, flags = [], ...rest } = entry;
+  return {
+    ...rest,
+    rule,
+    family: "gossip",
+    flags: ["topology", "nodes", "partition", ...flags],
+    programs: (config) => config.workers,
+    stepsPerEpoch: (config, trainCount) => roundsPerEpoch(trainCount, gossipOptionsOf(config).nodes, config.batch),
+    check(config) {
+      const { nodes } = gossipOptionsOf(config);
+      if (config.optimizer.kind !== "sgd" && config.optimizer.kind !== "momentum") {
+        throw new UserError(`--optimizer ${config.optimizer.kind}: ${entry.name} has its own update rule; use momentum (β = --momentum) or sgd (β = 0)`);
+      }
+      if (config.workers > nodes) throw new UserError(`--workers ${config.workers} is more than --nodes ${nodes}: every worker needs at least one node`);
+      check?.(config);
+    },
+    plan: (input) => planGossip(input, gossipOptions(input.dataset, input.config), rule),
+    epoch: (ctx, epoch) => gossipWorkerEpoch(ctx, epoch, rule),
+  };
+}
+
+function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule): AlgorithmPlan<GossipLayout> {
   const { planner, net, programs } = input;
   const n = options.mixing.nodes;
   const vectors = (name: string, kind: "parameters" | "optimizerState" | "gradients") =>
@@ -70,7 +101,6 @@ export function planGossip(input: PlanInput, options: GossipOptions): AlgorithmP
   const shardOffsets: number[] = [0];
   for (const s of options.shards) shardOffsets.push(shardOffsets[shardOffsets.length - 1]! + s.length);
   const layout: GossipLayout = {
-    algorithm: options.algorithm,
     nodes: n,
     params: vectors("params", "parameters"),
     momentum: vectors("momentum", "optimizerState"),
@@ -91,7 +121,6 @@ export function planGossip(input: PlanInput, options: GossipOptions): AlgorithmP
     params: layout.average,
     optimizerState: [...layout.params, ...layout.momentum],
     perWorker: Array.from({ length: programs }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, input.batch)),
-    epochRole: "gossip.epoch",
     beforeEvaluate: (memory) => averageNodes(memory, layout, net.paramFloats),
     async epochMetrics(memory, evaluate) {
       averageNodes(memory, layout, net.paramFloats);
@@ -101,7 +130,7 @@ export function planGossip(input: PlanInput, options: GossipOptions): AlgorithmP
         consensusDistance: consensusDistance(memory, layout, net.paramFloats),
         nodeTestAccuracy: accuracy / n,
         // Messages carry the parameters, not the arena's alignment padding.
-        bytesPerNodeStep: bytesPerNodeStep(layout, net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0) * 4),
+        bytesPerNodeStep: (rule.bytesPerNodeStep ?? bytesToNeighbours)(layout, net.parameterCount * 4),
       };
     },
     prepare(memory) {
@@ -138,11 +167,10 @@ function consensusDistance(memory: WebAssembly.Memory, layout: GossipLayout, flo
 
 /**
  * Bytes a node sends per round: one model-sized message per out-neighbour (self excluded), averaged
- * over the period and the nodes. PmSGD is an all-reduce: a ring all-reduce sends 2(n − 1)/n models.
+ * over the period and the nodes.
  */
-function bytesPerNodeStep(layout: GossipLayout, modelBytes: number): number {
+function bytesToNeighbours(layout: GossipLayout, modelBytes: number): number {
   const n = layout.nodes;
-  if (layout.algorithm === "pmsgd") return (2 * (n - 1) * modelBytes) / n;
   let edges = 0;
   for (const round of layout.mixing.rounds) for (let i = 0; i < n; i++) edges += round[i]!.from.filter((j) => j !== i).length;
   return (edges / (layout.mixing.rounds.length * n)) * modelBytes;
@@ -153,9 +181,9 @@ export function roundsPerEpoch(trainCount: number, nodes: number, batch: number)
   return Math.ceil(trainCount / (nodes * batch));
 }
 
-export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
+function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule: GossipRule): RoleProgram<EpochResult> {
   const { k, net, setup, worker, sync, control } = ctx;
-  const layout = setup.layout as GossipLayout;
+  const layout = setup.layout;
   const started = performance.now();
   const waitedBefore = sync.waitedMs;
   const { lo, hi } = shardOf(layout.nodes, setup.workers, worker);
@@ -182,7 +210,7 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
       loadBatch(ctx, mine, "train", wrap(order, from, rows), 0, rows);
       lossSum += net.gradient(k, layout.params[i]!, grads, mine.ws, rows, 1 / rows);
       samples += rows;
-      writeMessage(v, i, grads, gamma, beta);
+      rule.message(v, i, grads, gamma, beta);
       span(ctx.trace, `node ${i}: gradient + message`, t);
       yield* sync.point();
     }
@@ -194,7 +222,7 @@ export function* gossipWorkerEpoch(ctx: RoleContext, epoch: number): RoleProgram
     const round = layout.mixing.rounds[(epoch * rounds + r) % period]!;
     for (let i = lo; i < hi; i++) {
       const t = mark(ctx.trace);
-      mixAndUpdate(v, i, round[i]!, scratch, gamma, beta, i > lo);
+      rule.update(v, i, round[i]!, scratch, gamma, beta, i === lo);
       span(ctx.trace, `node ${i}: mix + update`, t);
       yield* sync.point();
     }
@@ -215,55 +243,14 @@ export interface GossipVectors {
   k: KernelExports;
   memory: WebAssembly.Memory;
   floats: number;
-  layout: Pick<GossipLayout, "algorithm" | "nodes" | "params" | "momentum" | "messages" | "mixArgs">;
+  layout: Pick<GossipLayout, "nodes" | "params" | "momentum" | "messages" | "mixArgs">;
 }
 
-/** Phase 1 for node i: h_i, what its neighbours will read this round, from its gradient g_i. */
-export function writeMessage(v: GossipVectors, i: number, grads: Ptr, gamma: number, beta: number): void {
-  const { k, floats, layout } = v;
-  const h = layout.messages[i]!;
-  switch (layout.algorithm) {
-    case "pmsgd":
-      return k.copy(h, grads, floats); // the all-reduce averages gradients
-    case "dsgd":
-    case "decentlam":
-      k.copy(h, layout.params[i]!, floats);
-      return k.sgd_update(h, grads, floats, gamma, 0); // x_i − γ g_i
-    case "dmsgd":
-      k.copy(h, layout.params[i]!, floats);
-      return k.momentum_update(h, grads, layout.momentum[i]!, floats, gamma, beta, 0, 0, 0); // m_i ← βm_i + g_i; x_i − γ m_i
-  }
-}
-
-/**
- * Phase 2 for node i, once every message is written: mix what it receives and update x_i (and m_i).
- * `scratch` is a vector of the worker's; `reuseMean` says it already holds PmSGD's mean gradient
- * (W = J whatever the topology: every node gets the same ḡ, so a worker computes it once).
- */
-export function mixAndUpdate(v: GossipVectors, i: number, edges: Edges, scratch: Ptr, gamma: number, beta: number, reuseMean = false): void {
-  const { k, floats, layout } = v;
-  const x = layout.params[i]!;
-  const m = layout.momentum[i]!;
-  switch (layout.algorithm) {
-    case "pmsgd":
-      if (!reuseMean) mixInto(v, i, scratch, allNodes(layout.nodes)); // ḡ = (1/n) Σ_j g_j
-      return k.momentum_update(x, scratch, m, floats, gamma, beta, 0, 0, 0); // m ← βm + ḡ; x ← x − γm
-    case "decentlam":
-      mixInto(v, i, scratch, edges); // z_i
-      k.scale(scratch, floats, -1);
-      k.axpy(scratch, x, floats, 1); // x_i − z_i
-      k.scale(scratch, floats, 1 / gamma); // g̃_i = (x_i − z_i)/γ
-      return k.momentum_update(x, scratch, m, floats, gamma, beta, 0, 0, 0); // m ← βm + g̃; x ← x − γm
-    case "dsgd":
-    case "dmsgd":
-      return mixInto(v, i, x, edges); // x_i ← Σ_j w_ij h_j
-  }
-}
-
-type Edges = { from: number[]; weights: number[] };
+/** One node's incoming edges this round: the nodes it receives from (itself included) and their weights. */
+export type Edges = { from: number[]; weights: number[] };
 
 /** out = Σ_j w_j h_j over one node's incoming edges. */
-function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges): void {
+export function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges): void {
   const { k, memory, floats, layout } = v;
   const { tensors, weights } = layout.mixArgs[i]!;
   const ptrs = new Int32Array(memory.buffer, tensors, edges.from.length);
@@ -275,8 +262,9 @@ function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges): void {
   k.weighted_sum(out, tensors, weights, edges.from.length, floats);
 }
 
-const allNodesCache = new Map<number, { from: number[]; weights: number[] }>();
-function allNodes(n: number): { from: number[]; weights: number[] } {
+const allNodesCache = new Map<number, Edges>();
+/** W = J: every node with weight 1/n (the exact average an all-reduce computes). */
+export function allNodes(n: number): Edges {
   let e = allNodesCache.get(n);
   if (!e) allNodesCache.set(n, (e = { from: Array.from({ length: n }, (_, j) => j), weights: new Array(n).fill(1 / n) }));
   return e;

@@ -1,0 +1,125 @@
+/**
+ * What a run reports: progress while an epoch runs, one metrics line per epoch, and the summary at
+ * the end; and the figures derived from the programs' epoch results (staleness, β, overheads).
+ */
+import type { ArenaPlan } from "./memory/arena.ts";
+import { bytesByKind } from "./memory/arena.ts";
+import type { AsyncOptions } from "./algorithms/async/options.ts";
+import type { EpochResult, GossipMetrics, StageMemory } from "./algorithms/algorithm.ts";
+import { mergeStaleness, summarizeStaleness, type StalenessReport } from "./algorithms/async/staleness.ts";
+
+export interface Progress {
+  epoch: number; // 1-based
+  epochs: number;
+  epochFraction: number;
+  samplesPerSec: number;
+  loss: number;
+  etaSec: number;
+}
+
+export type LayerStalenessSummary = ReturnType<typeof summarizeStaleness>;
+
+export interface EpochMetrics extends Partial<GossipMetrics> {
+  epoch: number;
+  /** Steps done so far: optimizer steps, batches or gossip rounds, as the algorithm counts them. */
+  steps: number;
+  trainLoss: number;
+  testLoss: number;
+  testAccuracy: number;
+  trainSeconds: number;
+  samplesPerSec: number;
+  /** Minibatch updates applied per second (a sync step is one update). */
+  updatesPerSec: number;
+  elapsedSeconds: number;
+  /** Per program: the fraction of the epoch it was not blocked (threads executor only). */
+  busy: number[];
+  /** Asynchronous algorithms: per layer, mean and max staleness and the histogram of this epoch. */
+  staleness?: LayerStalenessSummary;
+  /** Pipelines: per stage, mean ‖weights at F − weights at B‖² over the epoch's microbatches. */
+  inconsistency?: number[];
+}
+
+export interface Summary extends Partial<GossipMetrics> {
+  algo: string;
+  model: string;
+  data: string;
+  epochs: number;
+  workers: number;
+  batch: number;
+  optimizer: string;
+  lr: number;
+  seed: number;
+  kernels: string;
+  seconds: number;
+  trainSeconds: number;
+  samplesPerSec: number;
+  trainLoss: number;
+  testLoss: number;
+  testAccuracy: number;
+  parameters: number;
+  updatesPerSec: number;
+  /** Asynchronous algorithms: staleness per layer over the whole run. */
+  staleness?: LayerStalenessSummary;
+  /** layerwise: backward time / forward time per batch, measured on the threads (β of the paper). */
+  beta?: number;
+  /** With profileKernels: the fraction of the programs' busy (unblocked) time spent outside kernels. */
+  controlOverhead?: number;
+  /** Pipelines: per stage inconsistency of the last epoch, and what each stage keeps in memory. */
+  inconsistency?: number[];
+  stages?: StageMemory[];
+  peakRssBytes: number;
+  arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
+  out: string | null;
+}
+
+/** What one epoch produced, merged over the programs. */
+export interface EpochOutcome {
+  trainLoss: number;
+  seconds: number;
+  samples: number;
+  updates: number;
+  busy: number[];
+  results: EpochResult[];
+  staleness?: StalenessReport;
+}
+
+export function runStaleness(epochs: EpochOutcome[]): LayerStalenessSummary | undefined {
+  const merged = mergeStaleness(epochs.map((e) => e.staleness));
+  return merged ? summarizeStaleness(merged) : undefined;
+}
+
+/** Busy time outside kernels over busy time: what queues, barriers and TypeScript bookkeeping cost. */
+export function controlOverhead(epochs: EpochOutcome[]): number {
+  let busy = 0;
+  let kernels = 0;
+  for (const e of epochs) {
+    for (const r of e.results) {
+      busy += r.elapsedMs - r.waitedMs;
+      kernels += r.kernelMs ?? 0;
+    }
+  }
+  return busy > 0 ? (busy - kernels) / busy : NaN;
+}
+
+/**
+ * β = backward time / forward time of one batch, from the layerwise threads' busy time: forward
+ * threads spend their unblocked time on forwards, backward threads on backwards and updates.
+ */
+export function measuredBeta(epochs: EpochOutcome[], o: AsyncOptions): number {
+  let forward = 0;
+  let backward = 0;
+  for (const e of epochs) {
+    e.results.forEach((r, p) => {
+      const busyMs = r.elapsedMs - r.waitedMs;
+      if (p % (o.fwdThreads + o.bwdThreads) < o.fwdThreads) forward += busyMs;
+      else backward += busyMs;
+    });
+  }
+  return forward > 0 ? backward / forward : NaN;
+}
+
+export function arenaReport(plan: ArenaPlan, memory: WebAssembly.Memory): Summary["arena"] {
+  const needed = plan.regions.reduce((a, r) => a + r.requested, 0);
+  const bytes = memory.buffer.byteLength;
+  return { bytes, neededBytes: needed, overhead: bytes / needed, byRegion: bytesByKind(plan) };
+}

@@ -1,0 +1,232 @@
+/**
+ * An open run: kernels and data loaded, the arena planned and filled, the workers started. `train()`
+ * drives it epoch by epoch; the benchmarks drive it directly to time epochs on a warm pool.
+ */
+import { loadDataset, type Dataset } from "./data/index.ts";
+import { DivergedError, UserError } from "./errors.ts";
+import { loadKernelModule } from "./kernels/load.ts";
+import { ArenaPlanner, createSharedMemory, f32 } from "./memory/arena.ts";
+import { Network } from "./model/network.ts";
+import { shapeSize } from "./model/layers.ts";
+import { parseModelSpec } from "./model/spec.ts";
+import { Rng } from "./rng.ts";
+import { Control, planControl, WORD } from "./runtime/control.ts";
+import { copyData, planData, type RunSetup } from "./runtime/context.ts";
+import type { FaultPlan } from "./runtime/fault.ts";
+import { WorkerPool } from "./runtime/pool.ts";
+import { DeterministicExecutor } from "./runtime/deterministic.ts";
+import type { Executor } from "./runtime/executor.ts";
+import { shardOf } from "./runtime/split.ts";
+import type { Algorithm, AlgorithmPlan, EpochResult } from "./algorithms/algorithm.ts";
+import type { TrainConfig } from "./algorithms/config.ts";
+import { algorithmNamed, ROLE_TABLE } from "./algorithms/registry.ts";
+import { mergeStaleness } from "./algorithms/async/staleness.ts";
+import type { EvaluationResult } from "./algorithms/evaluate.ts";
+import { saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
+import type { EpochOutcome, Progress } from "./run-metrics.ts";
+
+export interface SessionOptions {
+  /** A checkpoint to continue from. */
+  resume?: LoadedCheckpoint;
+  /** Tests only: make a worker fail. */
+  fault?: FaultPlan;
+  /** Deterministic executor: the interleaving's seed (default: the run's seed). */
+  schedulerSeed?: number;
+  /** Tests only: keep Σ of every applied gradient per replica (asynchronous algorithms), see ledger(). */
+  audit?: boolean;
+  /** Time kernel calls: the summary then reports the fraction of busy time spent outside kernels. */
+  profileKernels?: boolean;
+  /** Record spans per worker for the Chrome trace. */
+  trace?: boolean;
+}
+
+const PROGRESS_INTERVAL_MS = 200;
+
+export class TrainingSession {
+  readonly stepsPerEpoch: number;
+  epochsDone: number;
+
+  private constructor(
+    readonly config: TrainConfig,
+    readonly algorithm: Algorithm,
+    readonly dataset: Dataset,
+    readonly net: Network,
+    readonly setup: RunSetup,
+    readonly plan: AlgorithmPlan,
+    readonly memory: WebAssembly.Memory,
+    readonly control: Control,
+    readonly executor: Executor,
+    readonly kernels: string,
+    resume: LoadedCheckpoint | undefined,
+  ) {
+    this.stepsPerEpoch = algorithm.stepsPerEpoch(config, dataset.train.count);
+    this.epochsDone = resume?.state.epochsDone ?? 0;
+  }
+
+  static async open(config: TrainConfig, options: SessionOptions = {}): Promise<TrainingSession> {
+    const algorithm = algorithmNamed(config.algo);
+    algorithm.check?.(config);
+    const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
+    const net = buildNetwork(config.model, dataset);
+    const { setup, plan } = planRun(algorithm, config, net, dataset, options);
+    const memory = createSharedMemory(setup.plan);
+    const control = new Control(memory, setup.control, setup.workers);
+    copyData(memory, setup.data, dataset);
+    if (options.resume) {
+      options.resume.restore(net, memory, vectorsOf(setup));
+      plan.restoreCounters?.(memory, options.resume.state.counters);
+    } else {
+      net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
+    }
+    plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0);
+    const fault = options.fault ?? null;
+    const executor =
+      config.executor === "deterministic"
+        ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
+        : await WorkerPool.start(setup.workers, module, memory, setup, control, fault);
+    return new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+  }
+
+  /** Train one epoch (the next one); progress is sampled from the control block while it runs. */
+  async trainEpoch(onProgress?: (p: Progress) => void): Promise<EpochOutcome> {
+    const { control, config, dataset } = this;
+    const epoch = this.epochsDone;
+    const started = performance.now();
+    control.reset(WORD.samplesDone);
+    control.workerLoss.fill(0);
+    // Only when someone shows progress: a timer on the main thread takes a core from a worker now and
+    // then, and with synchronous workers every stall of one is a stall of all.
+    const watch = onProgress && setInterval(() => {
+      const samples = control.read(WORD.samplesDone);
+      const rate = samples / Math.max((performance.now() - started) / 1000, 1e-9);
+      const remaining = (config.epochs - epoch) * dataset.train.count - samples;
+      onProgress({
+        epoch: epoch + 1,
+        epochs: config.epochs,
+        epochFraction: samples / dataset.train.count,
+        samplesPerSec: rate,
+        loss: samples > 0 ? control.workerLoss.reduce((a, b) => a + b, 0) / samples : NaN,
+        etaSec: rate > 0 ? remaining / rate : NaN,
+      });
+    }, PROGRESS_INTERVAL_MS);
+    let results: EpochResult[];
+    try {
+      results = await this.executor.run<EpochResult>(config.algo, () => ({ epoch }));
+    } finally {
+      if (watch) clearInterval(watch);
+    }
+    this.epochsDone++;
+    const samples = results.reduce((a, r) => a + r.samples, 0);
+    const trainLoss = results.reduce((a, r) => a + r.lossSum, 0) / samples;
+    if (!Number.isFinite(trainLoss)) throw new DivergedError(epoch + 1, trainLoss);
+    return {
+      trainLoss,
+      seconds: (performance.now() - started) / 1000,
+      samples,
+      updates: results.reduce((a, r) => a + r.updates, 0),
+      busy: results.map((r) => (r.elapsedMs > 0 ? 1 - r.waitedMs / r.elapsedMs : 1)),
+      results,
+      staleness: mergeStaleness(results.map((r) => r.staleness)),
+    };
+  }
+
+  /** Test-split loss and accuracy, the split shared out across the workers. */
+  async evaluate(): Promise<{ testLoss: number; testAccuracy: number }> {
+    this.plan.beforeEvaluate?.(this.memory);
+    return this.evaluateVector(this.setup.params);
+  }
+
+  /** The algorithm's extra per-epoch metrics (gossip: consensus distance, node accuracy, traffic). */
+  async epochMetrics() {
+    return this.plan.epochMetrics ? this.plan.epochMetrics(this.memory, (p) => this.evaluateVector(p)) : undefined;
+  }
+
+  private async evaluateVector(params: number): Promise<{ testLoss: number; testAccuracy: number }> {
+    const n = this.setup.data.testCount;
+    const parts = await this.executor.run<EvaluationResult>("evaluate", (w) => ({ params, ...shardOf(n, this.executor.size, w) }));
+    // Summed in worker order: the reported loss does not depend on thread timing.
+    const lossSum = parts.reduce((a, p) => a + p.lossSum, 0);
+    const correct = parts.reduce((a, p) => a + p.correct, 0);
+    return { testLoss: lossSum / n, testAccuracy: correct / n };
+  }
+
+  async checkpoint(path: string): Promise<void> {
+    await saveCheckpoint(path, this.net, this.memory, vectorsOf(this.setup), {
+      config: this.config,
+      epochsDone: this.epochsDone,
+      stepsDone: this.epochsDone * this.stepsPerEpoch,
+      counters: this.plan.counters?.(this.memory) ?? [],
+    });
+  }
+
+  /** With `audit`: Σ of every gradient applied to replica r so far, or null where the algorithm keeps none. */
+  ledger(replica = 0): Float32Array | null {
+    const at = this.plan.ledger?.(replica) ?? 0;
+    return at ? f32(this.memory, at, this.net.paramFloats).slice() : null;
+  }
+
+  params(): Float32Array {
+    return f32(this.memory, this.setup.params, this.net.paramFloats).slice();
+  }
+
+  /** The process's peak resident set (workers are threads of this process, so they are in it). */
+  peakRssBytes(): number {
+    return Math.max(process.resourceUsage().maxRSS * 1024, process.memoryUsage().rss); // maxRSS is in KiB
+  }
+
+  close(): void {
+    this.executor.terminate();
+  }
+}
+
+const vectorsOf = (setup: RunSetup) => ({ params: setup.params, optimizerState: setup.optimizerState });
+
+/** The network for a model spec on this data, or a UserError saying why they do not fit. */
+export function buildNetwork(model: string, dataset: Dataset): Network {
+  const spec = parseModelSpec(model);
+  const sample = shapeSize(dataset.shape);
+  if (spec.inputFloats !== undefined && spec.inputFloats !== sample) {
+    throw new UserError(
+      `data ${dataset.source} has ${dataset.shape.join("×")} = ${sample}-value samples but model ${model} expects ${spec.inputFloats} inputs`,
+    );
+  }
+  return new Network(model, dataset.shape, dataset.classes);
+}
+
+/** The whole arena of a run: control, data, then whatever the algorithm plans. */
+function planRun(algorithm: Algorithm, config: TrainConfig, net: Network, dataset: Dataset, options: SessionOptions): { setup: RunSetup; plan: AlgorithmPlan } {
+  const planner = new ArenaPlanner();
+  const programs = algorithm.programs(config);
+  const control = planControl(planner, programs);
+  const data = planData(planner, dataset);
+  const plan = algorithm.plan({
+    planner,
+    net,
+    config,
+    dataset,
+    programs,
+    batch: config.batch,
+    trainCount: dataset.train.count,
+    optimizer: config.optimizer,
+    audit: options.audit ?? false,
+  });
+  const setup: RunSetup = {
+    model: config.model,
+    inputShape: [...dataset.shape],
+    classes: dataset.classes,
+    workers: programs,
+    seed: config.seed,
+    batch: config.batch,
+    optimizer: config.optimizer,
+    plan: planner.finish(),
+    control,
+    data,
+    perWorker: plan.perWorker,
+    params: plan.params,
+    optimizerState: plan.optimizerState,
+    layout: plan.layout,
+    profileKernels: options.profileKernels ?? false,
+    trace: options.trace ?? false,
+  };
+  return { setup, plan };
+}
