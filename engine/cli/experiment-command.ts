@@ -6,7 +6,7 @@
 import { UserError } from "../errors.ts";
 import { runExperiment, type ResultRow } from "../experiments/run.ts";
 import { SUITE_NAMES, SUITES } from "../experiments/suites.ts";
-import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
+import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
 
 export const EXPERIMENT_FLAGS: FlagSpec[] = [
   { name: "quick", type: "bool", help: "the smoke-test form: few configs, 1 epoch, under a minute" },
@@ -19,7 +19,7 @@ export const EXPERIMENT_HELP = formatHelp(
   "skein experiment <suite> [--quick] [--out DIR] [--seeds 1,2] [--json]",
   "Run a suite of training runs that compare algorithms on the same model, data and cores.",
   EXPERIMENT_FLAGS,
-  `Suites:\n${SUITE_NAMES.map((n) => `  ${n.padEnd(10)}${SUITES[n].about}`).join("\n")}\n\nExample: skein experiment all --quick --out runs/all-quick`,
+  `${formatSection("Suites", SUITE_NAMES.map((n) => [n, SUITES[n].about] as const))}\n\nExample: skein experiment all --quick --out runs/all-quick`,
 );
 
 export async function experimentCommand(argv: string[]): Promise<number> {

@@ -126,6 +126,11 @@ export function wrap(text: string, width: number): string[] {
   return lines;
 }
 
+/** A titled two-column section of help text (the algorithms, suites, schedules or topologies a command knows). */
+export function formatSection(title: string, rows: readonly (readonly [string, string])[]): string {
+  return `${title}:\n${formatColumns(rows)}`;
+}
+
 export function formatHelp(usage: string, summary: string, specs: FlagSpec[], footer = ""): string {
   const rows = specs.map((s) => {
     const value = s.valueName ?? s.choices?.join("|") ?? s.type.toUpperCase();

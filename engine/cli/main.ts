@@ -9,6 +9,7 @@ import { topologyCommand } from "./topology-command.ts";
 import { scheduleCommand } from "./schedule-command.ts";
 import { reportCommand } from "./report-command.ts";
 import { experimentCommand } from "./experiment-command.ts";
+import { formatColumns, HELP_COLUMNS, wrap } from "./flags.ts";
 
 const VERSION = "0.1.0";
 
@@ -20,14 +21,12 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   topology: { summary: "a gossip topology: degree, stochasticity, rho and spectral gap (see skein topology --help)", run: topologyCommand },
 };
 
-const HELP = `skein ${VERSION}: parallel neural-network training on CPU cores, WebAssembly SIMD kernels in workers sharing one memory
+export const HELP = `${wrap(`skein ${VERSION}: parallel neural-network training on CPU cores, WebAssembly SIMD kernels in workers sharing one memory`, HELP_COLUMNS).join("\n")}
 
 Usage: skein <command> [flags]
 
 Commands:
-${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`)
-  .join("\n")}
+${formatColumns(Object.entries(COMMANDS).map(([name, c]) => [name, c.summary] as const))}
 
 Run 'skein <command> --help' for a command's flags.
 `;

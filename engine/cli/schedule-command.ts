@@ -9,7 +9,7 @@ import { UserError } from "../errors.ts";
 import { peakStashedVersions, SCHEDULE_SUMMARIES, SCHEDULES, type ActionKind, type Schedule } from "../algorithms/pipeline/schedule.ts";
 import { durations, simulate, type Costs, type Simulation } from "../algorithms/pipeline/simulate.ts";
 import { validateSchedule } from "../algorithms/pipeline/validate.ts";
-import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
+import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
 
 export const SCHEDULE_FLAGS: FlagSpec[] = [
   { name: "name", type: "string", default: "1f1b", choices: Object.keys(SCHEDULES), help: "the schedule (listed below)" },
@@ -29,9 +29,7 @@ export const SCHEDULE_HELP = formatHelp(
   "skein schedule [flags]",
   "Build a pipeline-parallel schedule, check it, and simulate it: timeline, makespan, bubble fraction\n(idle time / (stages × makespan)) and live activations per stage.",
   SCHEDULE_FLAGS,
-  `Schedules:\n${Object.entries(SCHEDULE_SUMMARIES)
-    .map(([name, summary]) => `  ${name.padEnd(12)}${summary}`)
-    .join("\n")}\n\nExample: skein schedule --name zb-h1 --stages 4 --microbatches 8 --svg zb.svg`,
+  `${formatSection("Schedules", Object.entries(SCHEDULE_SUMMARIES))}\n\nExample: skein schedule --name zb-h1 --stages 4 --microbatches 8 --svg zb.svg`,
 );
 
 export async function scheduleCommand(argv: string[]): Promise<number> {

@@ -15,7 +15,7 @@ import {
   type MixingMatrix,
   type TopologySummary,
 } from "../algorithms/gossip/topology.ts";
-import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
+import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
 
 export const TOPOLOGY_FLAGS: FlagSpec[] = [
   { name: "name", type: "string", choices: TOPOLOGY_NAMES, valueName: "NAME", help: "the topology (required; see the list below)" },
@@ -33,7 +33,7 @@ export const TOPOLOGY_HELP = formatHelp(
   "skein topology --name NAME [--nodes N] [flags]",
   "Build a gossip topology and print its degree, stochasticity, symmetry, ρ = ‖W − J‖₂ and spectral gap 1 − ρ.",
   TOPOLOGY_FLAGS,
-  `Topologies:\n${TOPOLOGY_NAMES.map((name) => `  ${name.padEnd(23)}${TOPOLOGIES[name].about}`).join("\n")}\n\nExample: skein topology --name one-peer-exponential --nodes 16 --json`,
+  `${formatSection("Topologies", TOPOLOGY_NAMES.map((name) => [name, TOPOLOGIES[name].about] as const))}\n\nExample: skein topology --name one-peer-exponential --nodes 16 --json`,
 );
 
 export async function topologyCommand(argv: string[]): Promise<number> {

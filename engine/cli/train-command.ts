@@ -10,7 +10,7 @@ import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
 import type { Family } from "../algorithms/algorithm.ts";
 import { ALGORITHMS, ALGORITHM_NAMES, algorithmNamed } from "../algorithms/registry.ts";
 import { overallStaleness } from "../algorithms/async/staleness.ts";
-import { formatColumns, formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
+import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
 
 const MAX_WORKERS = 64;
@@ -59,7 +59,7 @@ const FAMILY_TITLES: Record<Family, string> = {
 /** The algorithms, family by family, each with what it does; generated from the registry. */
 function algorithmsHelp(): string {
   return (Object.keys(FAMILY_TITLES) as Family[])
-    .map((family) => `${FAMILY_TITLES[family]}:\n${formatColumns(ALGORITHMS.filter((a) => a.family === family).map((a) => [a.name, a.about] as const))}`)
+    .map((family) => formatSection(FAMILY_TITLES[family], ALGORITHMS.filter((a) => a.family === family).map((a) => [a.name, a.about] as const)))
     .join("\n\n");
 }
 
