@@ -8,28 +8,16 @@ import { Rng } from "../engine/rng.ts";
 import {
   buildTopology,
   ceilLog2,
-  consensusDistance,
   erdosRenyi,
   exponential,
-  extremeEigenvalues,
   fullyConnected,
   hypercube,
-  isCirculant,
-  isColumnStochastic,
-  isRowStochastic,
-  isSymmetric,
-  mean,
   mesh2d,
-  mix,
   mixingAt,
   mixingMatrix,
   onePeerExponential,
-  productOfRounds,
-  rho,
-  rhoOfPeriod,
   ring,
   star,
-  summarizeTopology,
   symmetricExponential,
   TOPOLOGY_NAMES,
   torus2d,
@@ -37,6 +25,18 @@ import {
   type Topology,
   type TopologyName,
 } from "../engine/algorithms/gossip/topology.ts";
+import {
+  isCirculant,
+  isColumnStochastic,
+  isRowStochastic,
+  isSymmetric,
+  productOfRounds,
+  rho,
+  rhoOfPeriod,
+  summarizeTopology,
+} from "../engine/algorithms/gossip/analysis.ts";
+import { extremeEigenvalues } from "../engine/algorithms/gossip/eigen.ts";
+import { consensusDistance, mean, mix } from "./mixing-reference.ts";
 import { topologyCommand } from "../engine/cli/topology-command.ts";
 
 // Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).

@@ -12,7 +12,8 @@
  * does not depend on which thread finished first: same seed and config → bitwise the same weights.
  */
 import type { Ptr } from "../kernels/abi.ts";
-import { applyUpdate, planOptimizerState } from "../optim/optimizer.ts";
+import { applyUpdate, planOptimizerState, updateRegion } from "../optim/optimizer.ts";
+import { writeWeightedSumArgs, type WeightedSumArgs } from "../kernels/weighted-sum.ts";
 import { WORD } from "../runtime/control.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../runtime/context.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
@@ -30,7 +31,7 @@ export interface SyncLayout {
    */
   gradSum: Ptr;
   /** Per worker: i32[N] pointers to the N gradient slices it sums, f32[N] weights (all 1). */
-  reduceArgs: { tensors: Ptr; weights: Ptr }[];
+  reduceArgs: WeightedSumArgs[];
   slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
 }
 
@@ -82,7 +83,8 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   const mine = setup.perWorker[worker]!;
   const myGrads = layout.grads[worker]!;
   const { lo, hi } = layout.slices[worker]!;
-  writeReduceArgs(ctx, layout, lo);
+  // The table of slice `lo` of every worker's gradient, written once: each step reuses it.
+  writeWeightedSumArgs(ctx.memory, layout.reduceArgs[worker]!, layout.grads, 1, lo);
 
   const { trainCount } = setup.data;
   const order = epochOrder(trainCount, setup.seed, epoch);
@@ -114,14 +116,7 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     if (hi > lo) {
       const { tensors, weights } = layout.reduceArgs[worker]!;
       if (N > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, N, hi - lo);
-      const at = (base: Ptr) => (base === 0 ? 0 : base + lo * 4);
-      applyUpdate(k, setup.optimizer, {
-        w: at(setup.params),
-        g: at(layout.gradSum),
-        m: at(setup.optimizerState[0] ?? 0),
-        v: at(setup.optimizerState[1] ?? 0),
-        n: hi - lo,
-      }, stepsBefore + step + 1);
+      applyUpdate(k, setup.optimizer, updateRegion(setup.params, layout.gradSum, setup.optimizerState, lo, hi - lo), stepsBefore + step + 1);
     }
     span(ctx.trace, "reduce+update", t1);
     yield* sync.barrier(); // the whole vector is updated before anyone reads it again
@@ -138,14 +133,4 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   };
 }
 
-/** Point this worker's reduce arguments at slice `lo` of every worker's gradient vector. */
-function writeReduceArgs(ctx: RoleContext<SyncLayout>, layout: SyncLayout, lo: number): void {
-  const N = ctx.setup.workers;
-  const { tensors, weights } = layout.reduceArgs[ctx.worker]!;
-  const ptrs = new Int32Array(ctx.memory.buffer, tensors, N);
-  const ws = new Float32Array(ctx.memory.buffer, weights, N);
-  for (let w = 0; w < N; w++) {
-    ptrs[w] = layout.grads[w]! + lo * 4;
-    ws[w] = 1;
-  }
-}
+

@@ -9,12 +9,11 @@ import {
   DEFAULT_ERDOS_RENYI_P,
   DEFAULT_ERDOS_RENYI_SEED,
   MAX_NODES,
-  summarizeTopology,
   TOPOLOGIES,
   TOPOLOGY_NAMES,
   type MixingMatrix,
-  type TopologySummary,
 } from "../algorithms/gossip/topology.ts";
+import { summarizeTopology, type TopologySummary } from "../algorithms/gossip/analysis.ts";
 import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
 
 export const TOPOLOGY_FLAGS: FlagSpec[] = [

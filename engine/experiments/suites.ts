@@ -5,7 +5,7 @@
  * bench/ (async.bench.ts, pipeline.bench.ts, gossip-experiment.ts); see their headers for why.
  */
 import { PIPELINE_ALGORITHMS } from "../algorithms/pipeline/pipeline.ts";
-import { buildTopology, isSymmetric } from "../algorithms/gossip/topology.ts";
+import { buildTopology } from "../algorithms/gossip/topology.ts";
 import { defaultOptimizer } from "../optim/optimizer.ts";
 import type { TrainConfig } from "../train.ts";
 
@@ -82,7 +82,7 @@ const GOSSIP_NODES = 8;
 /** Linear scaling γ = 0.01 · b/16, capped at 0.16 where DmSGD and DecentLaM stop training on the ring. */
 export const gossipLr = (batch: number) => Math.min((0.01 * batch) / 16, 0.16);
 
-const symmetricTopology = (name: string) => buildTopology(name, GOSSIP_NODES, { seed: 1 }).rounds.every((w) => isSymmetric(w));
+const symmetricTopology = (name: string) => buildTopology(name, GOSSIP_NODES, { seed: 1 }).symmetric;
 
 function gossipRuns(epochs: number, data: string, batches: number[], topologies: string[]): RunSpec[] {
   const at = (algo: TrainConfig["algo"], batch: number, topology: string, force: boolean) =>

@@ -73,6 +73,15 @@ export interface UpdateRegion {
 }
 
 /**
+ * The region of `floats` floats at float offset `offset` of the weights, the gradient and each
+ * optimizer slot (slots laid out like the weights; an absent slot stays 0).
+ */
+export function updateRegion(w: Ptr, g: Ptr, state: readonly Ptr[], offset: number, floats: number): UpdateRegion {
+  const at = (base: Ptr) => (base === 0 ? 0 : base + offset * 4);
+  return { w: at(w), g: at(g), m: at(state[0] ?? 0), v: at(state[1] ?? 0), n: floats };
+}
+
+/**
  * Apply one update. `step` counts updates of this region starting at 1 (Adam's bias correction).
  */
 export function applyUpdate(k: KernelExports, cfg: OptimizerConfig, r: UpdateRegion, step: number): void {

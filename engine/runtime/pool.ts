@@ -75,7 +75,7 @@ export class WorkerPool implements Executor {
       Promise.race([call(m, w), m.died]).catch((e: unknown) => {
         const err = describeFailure(e, w, what);
         // A peer's "stopped" is a consequence, not the cause: report the first real failure.
-        if (!firstFailure || /stopped because a peer failed/.test(firstFailure.message)) firstFailure = err;
+        if (!firstFailure || firstFailure instanceof StoppedByPeer) firstFailure = err;
         this.control.requestStop();
         throw err;
       }),
@@ -118,9 +118,14 @@ function spawn(): Member {
   return { worker, api: Comlink.wrap<WorkerApi>(worker), died };
 }
 
+/** A worker that returned because the stop flag was raised: a consequence of a failure, not its cause. */
+class StoppedByPeer extends RunError {}
+
 function describeFailure(e: unknown, worker: number, what: string): RunError {
   const message = e instanceof Error ? e.message : String(e);
-  return new RunError(`worker ${worker} failed during ${what}: ${message.split("\n")[0]}`);
+  // comlink carries a thrown error's name across the thread boundary, not its class.
+  const Kind = e instanceof Error && e.name === "StopRequested" ? StoppedByPeer : RunError;
+  return new Kind(`worker ${worker} failed during ${what}: ${message.split("\n")[0]}`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -15,7 +15,8 @@
 import type { Ptr } from "../../kernels/abi.ts";
 import type { ArenaPlanner } from "../../memory/arena.ts";
 import type { Network } from "../../model/network.ts";
-import { applyUpdate, planOptimizerState, type OptimizerConfig } from "../../optim/optimizer.ts";
+import { applyUpdate, planOptimizerState, updateRegion, type OptimizerConfig } from "../../optim/optimizer.ts";
+import { weightedSum, type WeightedSumArgs } from "../../kernels/weighted-sum.ts";
 import type { RoleContext } from "../../runtime/context.ts";
 import { alignedSliceOf } from "../../runtime/split.ts";
 import type { StalenessRecorder } from "./staleness.ts";
@@ -26,7 +27,7 @@ export interface ReplicaLayout {
   /** Per replica: i32[layers], updates applied to each layer so far. */
   versions: Ptr[];
   /** Per program: scratch for the averaging kernel's arguments (R pointers, R weights). */
-  averageArgs: { tensors: Ptr; weights: Ptr }[];
+  averageArgs: WeightedSumArgs[];
   /** Per replica, tests only: Σ of every gradient applied (0 when not audited). */
   ledger: Ptr[];
 }
@@ -82,10 +83,8 @@ export function applyLayerUpdate(
   const version = Atomics.add(versions, layer, 1); // this update's number: unique even under races
   const staleness = version - versionRead;
   const region = net.params[layer]!;
-  const at = (base: Ptr) => (base === 0 ? 0 : base + region.offset * 4);
-  const state = layout.state[replica]!;
-  applyUpdate(k, setup.optimizer as OptimizerConfig, { w: at(layout.params[replica]!), g: at(grads), m: at(state[0] ?? 0), v: at(state[1] ?? 0), n: region.floats }, version + 1);
-  if (layout.ledger[replica] !== 0) k.axpy(at(layout.ledger[replica]!), at(grads), region.floats, 1);
+  applyUpdate(k, setup.optimizer, updateRegion(layout.params[replica]!, grads, layout.state[replica]!, region.offset, region.floats), version + 1);
+  if (layout.ledger[replica] !== 0) k.axpy(layout.ledger[replica]! + region.offset * 4, grads + region.offset * 4, region.floats, 1);
   recorder.applied(layer, staleness);
   return staleness;
 }
@@ -99,13 +98,6 @@ export function averageReplicasSlice(ctx: RoleContext, layout: ReplicaLayout, pr
   const R = layout.params.length;
   const { lo, hi } = alignedSliceOf(net.paramFloats, programs, program);
   if (R < 2 || hi <= lo) return;
-  const { tensors, weights } = layout.averageArgs[program]!;
-  const ptrs = new Int32Array(memory.buffer, tensors, R);
-  const ws = new Float32Array(memory.buffer, weights, R);
-  layout.params.forEach((p, r) => {
-    ptrs[r] = p + lo * 4;
-    ws[r] = 1 / R;
-  });
-  k.weighted_sum(layout.params[0]! + lo * 4, tensors, weights, R, hi - lo);
+  weightedSum(k, memory, layout.averageArgs[program]!, layout.params[0]! + lo * 4, layout.params, 1 / R, hi - lo, lo);
   for (const p of layout.params.slice(1)) k.copy(p + lo * 4, layout.params[0]! + lo * 4, hi - lo);
 }

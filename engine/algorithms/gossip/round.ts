@@ -12,6 +12,7 @@
  */
 import type { KernelExports, Ptr } from "../../kernels/abi.ts";
 import { UserError } from "../../errors.ts";
+import { weightedSum, type WeightedSumArgs } from "../../kernels/weighted-sum.ts";
 import { epochOrder } from "../../data/order.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../../runtime/context.ts";
 import { WORD } from "../../runtime/control.ts";
@@ -60,7 +61,7 @@ export interface GossipLayout {
   /** The averaged model x̄ (evaluated and checkpointed). */
   average: Ptr;
   /** Per node: room for the mixing kernel's arguments (up to n pointers and weights). */
-  mixArgs: { tensors: Ptr; weights: Ptr }[];
+  mixArgs: WeightedSumArgs[];
   mixing: MixingSchedule;
   /** Per node: offsets into `shardIndices` of its samples. */
   shardOffsets: number[];
@@ -251,15 +252,7 @@ export type Edges = { from: number[]; weights: number[] };
 
 /** out = Σ_j w_j h_j over one node's incoming edges. */
 export function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges): void {
-  const { k, memory, floats, layout } = v;
-  const { tensors, weights } = layout.mixArgs[i]!;
-  const ptrs = new Int32Array(memory.buffer, tensors, edges.from.length);
-  const ws = new Float32Array(memory.buffer, weights, edges.from.length);
-  edges.from.forEach((j, e) => {
-    ptrs[e] = layout.messages[j]!;
-    ws[e] = edges.weights[e]!;
-  });
-  k.weighted_sum(out, tensors, weights, edges.from.length, floats);
+  weightedSum(v.k, v.memory, v.layout.mixArgs[i]!, out, edges.from.map((j) => v.layout.messages[j]!), edges.weights, v.floats);
 }
 
 const allNodesCache = new Map<number, Edges>();
