@@ -55,7 +55,7 @@ for (let trial = 0; trial < 5; trial++) {
     apis.map((api, w) =>
       api.mix({
         module, memory, control, parties: WORKERS,
-        vectors: { floats, layout: { nodes: NODES, params, momentum, messages, mixArgs } },
+        vectors: { floats, layout: { nodes: NODES, params, momentum, messages, mixArgs, state: {}, scalars: 0, scalarMessages: 0, settings: {} } },
         edges: ring, nodes: [shardOf(NODES, WORKERS, w).lo, shardOf(NODES, WORKERS, w).hi], scratch: scratch[w]!, rounds: ROUNDS,
       }),
     ),

@@ -34,7 +34,7 @@ describe("the registry", () => {
       sync: 13, hogwild: 13, lap: 13, lpp: 13, layerwise: 13, // ⌈203/16⌉ batches
       gpipe: 12, "1f1b": 12, "2bw": 12, // ⌊203/16⌋ full batches, one update each
       pipedream: 48, spectrain: 48, pipeoptim: 48, // an update per microbatch: 12 × 4
-      pmsgd: 5, dsgd: 5, dmsgd: 5, decentlam: 5, // ⌈203/(3·16)⌉ rounds
+      pmsgd: 5, dsgd: 5, dmsgd: 5, decentlam: 5, gt: 5, ed: 5, qgm: 5, sgp: 5, localsgd: 5, slowmo: 5, // ⌈203/(3·16)⌉ rounds
     };
     expect(Object.keys(expected).sort()).toEqual([...ALGORITHM_NAMES].sort());
     for (const algorithm of ALGORITHMS) {
@@ -47,7 +47,8 @@ describe("the registry", () => {
         workers: 2,
         executor: "deterministic",
         seed: 1,
-        optimizer: defaultOptimizer("momentum"),
+        // Gradient tracking and exact diffusion take plain steps.
+        optimizer: defaultOptimizer(algorithm.name === "gt" || algorithm.name === "ed" ? "sgd" : "momentum"),
         gossip: { nodes: 3 },
         pipeline: { stages: 2, microbatches: 4 },
       });

@@ -32,7 +32,7 @@ const api = {
     runToEnd(sync.barrier());
     for (let r = 0; r < job.rounds; r++) {
       const t = performance.now();
-      for (let i = job.nodes[0]; i < job.nodes[1]; i++) dmsgd.rule.update(v, i, job.edges[i]!, job.scratch, 0.1, 0.9, i === job.nodes[0]);
+      for (let i = job.nodes[0]; i < job.nodes[1]; i++) dmsgd.rule.update(v, i, job.edges[i]!, job.scratch, 0.1, 0.9, i === job.nodes[0], 0);
       runToEnd(sync.barrier());
       times.push(performance.now() - t);
     }

@@ -16,6 +16,11 @@ import { pmsgd } from "./gossip/pmsgd.ts";
 import { dsgd } from "./gossip/dsgd.ts";
 import { dmsgd } from "./gossip/dmsgd.ts";
 import { decentlam } from "./gossip/decentlam.ts";
+import { gt } from "./gossip/gt.ts";
+import { ed } from "./gossip/ed.ts";
+import { qgm } from "./gossip/qgm.ts";
+import { sgp } from "./gossip/sgp.ts";
+import { localsgd, slowmo } from "./gossip/slowmo.ts";
 import { gpipe, oneFOneB, pipedream, pipeoptim, spectrain, twoBW } from "./pipeline/algorithms.ts";
 
 export const ALGORITHMS: readonly Algorithm[] = [
@@ -34,6 +39,12 @@ export const ALGORITHMS: readonly Algorithm[] = [
   dsgd,
   dmsgd,
   decentlam,
+  gt,
+  ed,
+  qgm,
+  sgp,
+  localsgd,
+  slowmo,
 ];
 
 export const ALGORITHM_NAMES: readonly string[] = ALGORITHMS.map((a) => a.name);

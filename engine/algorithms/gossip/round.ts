@@ -19,21 +19,30 @@ import { WORD } from "../../runtime/control.ts";
 import { shardOf } from "../../runtime/split.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
-import { gossipOptionsOf } from "../config.ts";
+import { gossipOptionsOf, type TrainConfig } from "../config.ts";
 import { gossipOptions } from "./setup.ts";
 import { Rng } from "../../rng.ts";
 import { mark, span } from "../../runtime/trace.ts";
 
 /** What makes one gossip algorithm different from another. */
 export interface GossipRule {
-  /** Phase 1 for node i: h_i, what its neighbours read this round, from its gradient g_i. */
-  message(v: GossipVectors, i: number, grads: Ptr, gamma: number, beta: number): void;
+  /** Per-node vectors the rule keeps beyond x_i and m_i (zero at the start unless `prepare` sets them). */
+  state?: readonly string[];
+  /** Before the first round, once every x_i holds the initial model: set the rule's own state. */
+  prepare?(memory: WebAssembly.Memory, layout: GossipLayout, i: number, floats: number): void;
+  /**
+   * Node i's own model: where its gradient is taken, what its accuracy and consensus distance are
+   * measured on (default x_i; push-sum: the de-biased x_i / w_i).
+   */
+  modelOf?(layout: GossipLayout, i: number): Ptr;
+  /** Phase 1 for node i in round t: h_i, what its neighbours read this round, from its gradient g_i. */
+  message(v: GossipVectors, i: number, grads: Ptr, gamma: number, beta: number, t: number): void;
   /**
    * Phase 2 for node i, once every message is written: mix what it receives and update x_i (and m_i).
    * `scratch` is a vector of the worker's; `firstOfWorker` says node i is the first node of its worker
    * this round (PmSGD computes the network mean once per worker).
    */
-  update(v: GossipVectors, i: number, edges: Edges, scratch: Ptr, gamma: number, beta: number, firstOfWorker: boolean): void;
+  update(v: GossipVectors, i: number, edges: Edges, scratch: Ptr, gamma: number, beta: number, firstOfWorker: boolean, t: number): void;
   /** Bytes a node sends per round (default: one model per out-neighbour). */
   bytesPerNodeStep?(layout: GossipLayout, modelBytes: number): number;
 }
@@ -46,6 +55,8 @@ export interface MixingSchedule {
 
 export interface GossipOptions {
   mixing: MixingSchedule;
+  /** What the rule reads at run time beyond γ and β. */
+  settings: Record<string, number>;
   /** Per node: the training sample indices it owns (the partition). */
   shards: Uint32Array[];
 }
@@ -55,6 +66,11 @@ export interface GossipLayout {
   params: Ptr[]; // x_i
   momentum: Ptr[]; // m_i
   messages: Ptr[]; // h_i
+  /** The rule's own per-node vectors, by name (GossipRule.state). */
+  state: Record<string, Ptr[]>;
+  /** f32 per node: a scalar the rule keeps beside x_i (push-sum's weight), and its round-r message. */
+  scalars: Ptr;
+  scalarMessages: Ptr;
   /** Per worker: its gradient vector, and a scratch vector for DecentLaM's g̃. */
   grads: Ptr[];
   scratch: Ptr[];
@@ -63,6 +79,7 @@ export interface GossipLayout {
   /** Per node: room for the mixing kernel's arguments (up to n pointers and weights). */
   mixArgs: WeightedSumArgs[];
   mixing: MixingSchedule;
+  settings: Record<string, number>;
   /** Per node: offsets into `shardIndices` of its samples. */
   shardOffsets: number[];
   shardIndices: Ptr; // i32, all shards back to back
@@ -72,8 +89,16 @@ export interface GossipLayout {
 export type GossipAlgorithm = Algorithm<GossipLayout> & { readonly rule: GossipRule };
 
 /** A gossip algorithm's registry entry: the shared round, planned and run with its rule. */
-export function gossipAlgorithm(entry: Pick<Algorithm, "name" | "about" | "paper"> & { rule: GossipRule; check?: Algorithm["check"]; flags?: string[] }): GossipAlgorithm {
-  const { rule, check, flags = [], ...rest } = entry;
+export function gossipAlgorithm(
+  entry: Pick<Algorithm, "name" | "about" | "paper"> & {
+    rule: GossipRule;
+    check?: Algorithm["check"];
+    flags?: string[];
+    /** Numbers the rule reads at run time, from the configuration (e.g. SlowMo's τ, β, α). */
+    settings?(config: TrainConfig): Record<string, number>;
+  },
+): GossipAlgorithm {
+  const { rule, check, flags = [], settings, ...rest } = entry;
   return {
     ...rest,
     rule,
@@ -89,7 +114,7 @@ export function gossipAlgorithm(entry: Pick<Algorithm, "name" | "about" | "paper
       if (config.workers > nodes) throw new UserError(`--workers ${config.workers} is more than --nodes ${nodes}: every worker needs at least one node`);
       check?.(config);
     },
-    plan: (input) => planGossip(input, gossipOptions(input.dataset, input.config), rule),
+    plan: (input) => planGossip(input, { ...gossipOptions(input.dataset, input.config), settings: settings?.(input.config) ?? {} }, rule),
     epoch: (ctx, epoch) => gossipWorkerEpoch(ctx, epoch, rule),
   };
 }
@@ -106,6 +131,9 @@ function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule):
     params: vectors("params", "parameters"),
     momentum: vectors("momentum", "optimizerState"),
     messages: vectors("message", "gradients"),
+    state: Object.fromEntries((rule.state ?? []).map((name) => [name, vectors(name, "optimizerState")])),
+    scalars: planner.reserve("optimizerState", "nodes.scalars", n * 4),
+    scalarMessages: planner.reserve("gradients", "nodes.scalarMessages", n * 4),
     grads: Array.from({ length: programs }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats)),
     scratch: Array.from({ length: programs }, (_, w) => planner.floats("scratch", `worker${w}.mixScratch`, net.paramFloats)),
     average: planner.floats("parameters", "average", net.paramFloats),
@@ -114,21 +142,23 @@ function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule):
       weights: planner.reserve("control", `node${i}.mix.weights`, n * 4),
     })),
     mixing: options.mixing,
+    settings: options.settings,
     shardOffsets,
     shardIndices: planner.reserve("data", "gossip.shards", shardOffsets[n]! * 4),
   };
   return {
     layout,
     params: layout.average,
-    optimizerState: [...layout.params, ...layout.momentum],
+    optimizerState: [...layout.params, ...layout.momentum, ...Object.values(layout.state).flat()],
     perWorker: Array.from({ length: programs }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, input.batch)),
     beforeEvaluate: (memory) => averageNodes(memory, layout, net.paramFloats),
     async epochMetrics(memory, evaluate) {
       averageNodes(memory, layout, net.paramFloats);
       let accuracy = 0;
-      for (const x of layout.params) accuracy += (await evaluate(x)).testAccuracy;
+      const models = layout.params.map((x, i) => rule.modelOf?.(layout, i) ?? x);
+      for (const x of models) accuracy += (await evaluate(x)).testAccuracy;
       return {
-        consensusDistance: consensusDistance(memory, layout, net.paramFloats),
+        consensusDistance: consensusDistance(memory, layout, models, net.paramFloats),
         nodeTestAccuracy: accuracy / n,
         // Messages carry the parameters, not the arena's alignment padding.
         bytesPerNodeStep: (rule.bytesPerNodeStep ?? bytesToNeighbours)(layout, net.parameterCount * 4),
@@ -138,6 +168,7 @@ function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule):
       // Every node starts from the same initial weights (those initialised into `average`).
       const from = new Float32Array(memory.buffer, layout.average, net.paramFloats);
       for (const p of layout.params) new Float32Array(memory.buffer, p, net.paramFloats).set(from);
+      for (let i = 0; i < n; i++) rule.prepare?.(memory, layout, i, net.paramFloats);
       const indices = new Int32Array(memory.buffer, layout.shardIndices, shardOffsets[n]!);
       options.shards.forEach((s, i) => indices.set(s, shardOffsets[i]!));
     },
@@ -155,11 +186,11 @@ function averageNodes(memory: WebAssembly.Memory, layout: GossipLayout, floats: 
   for (let e = 0; e < floats; e++) avg[e] = sum[e]! / layout.nodes;
 }
 
-/** (1/n) Σ_i ‖x_i − x̄‖², with x̄ already in `average`. */
-function consensusDistance(memory: WebAssembly.Memory, layout: GossipLayout, floats: number): number {
+/** (1/n) Σ_i ‖model_i − x̄‖², with x̄ already in `average`. */
+function consensusDistance(memory: WebAssembly.Memory, layout: GossipLayout, models: Ptr[], floats: number): number {
   const avg = new Float32Array(memory.buffer, layout.average, floats);
   let total = 0;
-  for (const p of layout.params) {
+  for (const p of models) {
     const x = new Float32Array(memory.buffer, p, floats);
     for (let e = 0; e < floats; e++) total += (x[e]! - avg[e]!) ** 2;
   }
@@ -202,6 +233,7 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
   let samples = 0;
 
   for (let r = 0; r < rounds; r++) {
+    const round = epoch * rounds + r; // rounds since the run began
     // 1. local: gradient and message
     for (let i = lo; i < hi; i++) {
       const order = orders[i - lo]!;
@@ -209,9 +241,9 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
       const from = (r * rows) % order.length;
       const t = mark(ctx.trace);
       loadBatch(ctx, mine, "train", wrap(order, from, rows), 0, rows);
-      lossSum += net.gradient(k, layout.params[i]!, grads, mine.ws, rows, 1 / rows);
+      lossSum += net.gradient(k, rule.modelOf?.(layout, i) ?? layout.params[i]!, grads, mine.ws, rows, 1 / rows);
       samples += rows;
-      rule.message(v, i, grads, gamma, beta);
+      rule.message(v, i, grads, gamma, beta, round);
       span(ctx.trace, `node ${i}: gradient + message`, t);
       yield* sync.point();
     }
@@ -220,10 +252,10 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
     yield* sync.barrier(); // every message of this round is written
 
     // 2. mix and update
-    const round = layout.mixing.rounds[(epoch * rounds + r) % period]!;
+    const mixing = layout.mixing.rounds[round % period]!;
     for (let i = lo; i < hi; i++) {
       const t = mark(ctx.trace);
-      rule.update(v, i, round[i]!, scratch, gamma, beta, i === lo);
+      rule.update(v, i, mixing[i]!, scratch, gamma, beta, i === lo, round);
       span(ctx.trace, `node ${i}: mix + update`, t);
       yield* sync.point();
     }
@@ -244,15 +276,15 @@ export interface GossipVectors {
   k: KernelExports;
   memory: WebAssembly.Memory;
   floats: number;
-  layout: Pick<GossipLayout, "nodes" | "params" | "momentum" | "messages" | "mixArgs">;
+  layout: Pick<GossipLayout, "nodes" | "params" | "momentum" | "messages" | "mixArgs" | "state" | "scalars" | "scalarMessages" | "settings">;
 }
 
 /** One node's incoming edges this round: the nodes it receives from (itself included) and their weights. */
 export type Edges = { from: number[]; weights: number[] };
 
-/** out = Σ_j w_j h_j over one node's incoming edges. */
-export function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges): void {
-  weightedSum(v.k, v.memory, v.layout.mixArgs[i]!, out, edges.from.map((j) => v.layout.messages[j]!), edges.weights, v.floats);
+/** out = Σ_j w_j h_j over one node's incoming edges (h: the messages, or another per-node vector). */
+export function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges, h: readonly Ptr[] = v.layout.messages): void {
+  weightedSum(v.k, v.memory, v.layout.mixArgs[i]!, out, edges.from.map((j) => h[j]!), edges.weights, v.floats);
 }
 
 const allNodesCache = new Map<number, Edges>();

@@ -16,11 +16,15 @@ export interface GossipConfig {
   partition: string;
   /** Run DecentLaM with momentum on a non-symmetric topology anyway. */
   force: boolean;
+  /** localsgd, slowmo: local steps τ between exact averages; SlowMo's slow momentum β and slow learning rate α. */
+  localSteps: number;
+  slowMomentum: number;
+  slowLr: number;
 }
 
-export const DEFAULT_GOSSIP: GossipConfig = { topology: "ring", nodes: 8, partition: "iid", force: false };
+export const DEFAULT_GOSSIP: GossipConfig = { topology: "ring", nodes: 8, partition: "iid", force: false, localSteps: 8, slowMomentum: 0.5, slowLr: 1 };
 
-export function gossipOptions(dataset: Dataset, config: TrainConfig): GossipOptions {
+export function gossipOptions(dataset: Dataset, config: TrainConfig): Omit<GossipOptions, "settings"> {
   const g: GossipConfig = { ...DEFAULT_GOSSIP, ...config.gossip };
   const { seed } = config;
   if (g.nodes > dataset.train.count) throw new UserError(`--nodes ${g.nodes}: more nodes than the ${dataset.train.count} training samples`);
