@@ -8,7 +8,7 @@
  *  - layerwise's staleness never exceeds queue − 1;
  *  - a worker that throws ends the run with a clear error under both executors.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { lppChunks } from "../engine/algorithms/async/hogwild.ts";
 import { RunError } from "../engine/errors.ts";
@@ -24,9 +24,6 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sameBits, trainAndRead } from "./helpers.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const base: TrainConfig = {
   algo: "sync",

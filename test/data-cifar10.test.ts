@@ -1,15 +1,12 @@
 // CIFAR-10 binary loading: exact round trips (flat or nested folder) and fast-check-generated damage
 // that must always surface as a one-line UserError naming the damaged batch file.
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { mkdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { encodeCifarBatch, loadCifar10, loadDataset, type Split } from "../engine/data/index.ts";
 import { tempFolders } from "./tempdir.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const RECORD = 3073;
 const PIXELS = 3072;

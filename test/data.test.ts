@@ -1,5 +1,5 @@
 // The data layer: epoch orders, partitions, the embedded digits, synthetic data and data specs.
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, unlinkSync } from "node:fs";
 import { UserError } from "../engine/errors.ts";
@@ -15,9 +15,6 @@ import {
   synthetic,
   type Dataset,
 } from "../engine/data/index.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 function isPermutation(order: Uint32Array, count: number): boolean {
   if (order.length !== count) return false;

@@ -3,7 +3,7 @@
  * mixAndUpdate on the wasm kernels) with arbitrary per-node gradients, against the invariants of
  * ALGORITHMS.md §3; then end to end.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { GOSSIP_ALGORITHMS, mixAndUpdate, writeMessage, type GossipAlgorithm, type GossipVectors } from "../engine/algorithms/gossip/gossip.ts";
 import { mixingSchedule } from "../engine/algorithms/gossip/setup.ts";
@@ -11,9 +11,6 @@ import { buildTopology } from "../engine/algorithms/gossip/topology.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 import { randomFloats, testMemory } from "./helpers.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 type Rows = Float64Array[]; // per node
 

@@ -4,14 +4,11 @@
  * accumulate modes. Outputs start as NaN garbage, so "overwrite" really must not read them, and guard
  * bands catch writes past C or past the packing scratch.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
 import { arenaFor, expectGemmClose, randomFloats, VARIANTS, type KernelArena } from "./kernels.harness.ts";
 import { gemmNN, gemmNT, gemmTN } from "./reference.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 type Layout = "nn" | "nt" | "tn";
 const REFERENCE = { nn: gemmNN, nt: gemmNT, tn: gemmTN };

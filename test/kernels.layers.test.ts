@@ -3,14 +3,11 @@
  * softmax cross-entropy and accuracy, conv2d forward/backward (direct-loop reference, no im2col),
  * max/avg pooling. Odd sizes exercise every SIMD tail.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Act, GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
 import { arenaFor, expectClose, expectGemmClose, randomFloats, randomInts, VARIANTS } from "./kernels.harness.ts";
 import * as ref from "./reference.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const ACTS = [Act.identity, Act.relu, Act.tanh, Act.gelu] as const;
 const size = fc.oneof(fc.constantFrom(1, 3, 4, 5, 7, 8, 17, 33), fc.integer({ min: 1, max: 40 }));

@@ -2,7 +2,7 @@
  * Optimizer, vector and data kernels against the f64 references (both builds), plus the module's
  * shape (no data section, no mutable globals, only env.memory imported) and the loader's choices.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { checkModuleShape } from "../asm/build.ts";
@@ -10,9 +10,6 @@ import { kernelPath } from "../engine/kernels/build.ts";
 import { chooseVariant, supportsRelaxedSimd } from "../engine/kernels/load.ts";
 import { arenaFor, expectClose, randomFloats, randomInts, VARIANTS } from "./kernels.harness.ts";
 import * as ref from "./reference.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 /** Element counts around the 4-lane (and 16-float) main loops. */
 const count = fc.oneof(fc.constantFrom(0, 1, 3, 4, 5, 7, 15, 16, 17, 33, 64, 65), fc.integer({ min: 0, max: 300 }));

@@ -5,7 +5,7 @@
  * with L = Σ y ⊙ r for a random r (so dy = r). Directional checks see every coordinate at once and are
  * robust to f32 rounding; a wrong index anywhere in a backward shows up as a mismatch.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Activation, Conv2d, Dense, Flatten, Pool2d, type Layer, type LayerBuffers, shapeSize } from "../engine/model/layers.ts";
 import { GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
@@ -14,9 +14,6 @@ import { ArenaPlanner, createSharedMemory, f32 } from "../engine/memory/arena.ts
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { Rng } from "../engine/rng.ts";
 import { dot, randomFloats, testMemory } from "./helpers.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 /**
  * Relu and max-pool are piecewise: a finite difference that crosses a kink (a pre-activation changing

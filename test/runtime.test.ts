@@ -2,7 +2,7 @@
  * Runtime pieces on their own: the arena's plan, the work splits, and the deterministic executor's
  * barrier and deadlock detection.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { alignedSliceOf, shardOf } from "../engine/runtime/split.ts";
 import { ALIGN, ArenaPlanner, bytesByKind, REGION_KINDS, type RegionKind } from "../engine/memory/arena.ts";
@@ -10,9 +10,6 @@ import { Control, planControl } from "../engine/runtime/control.ts";
 import { interleave } from "../engine/runtime/deterministic.ts";
 import { Rng } from "../engine/rng.ts";
 import type { Blocked, RoleProgram } from "../engine/runtime/sync.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 describe("arena plan", () => {
   test("regions are aligned, disjoint, above the null line, and add up", () => {

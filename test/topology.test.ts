@@ -1,7 +1,7 @@
 // Gossip topologies: every builder gives a doubly stochastic receive matrix (symmetric where it says
 // so) on fast-check-generated sizes; ρ = ‖W − J‖₂ matches the closed forms of ALGORITHMS.md §3 and an
 // independent Jacobi eigen-solver; mixing keeps the mean and contracts by ρ²; the CLI reports it.
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { UserError } from "../engine/errors.ts";
 import { Rng } from "../engine/rng.ts";
@@ -38,9 +38,6 @@ import {
   type TopologyName,
 } from "../engine/algorithms/gossip/topology.ts";
 import { topologyCommand } from "../engine/cli/topology-command.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 /** Node counts each topology accepts, up to 64. */
 const sizeOf: Record<TopologyName, fc.Arbitrary<number>> = {
