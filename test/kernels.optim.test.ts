@@ -133,14 +133,13 @@ for (const variant of VARIANTS) {
       );
     });
 
-    test("squared_distance and sum_squares accumulate in f64", async () => {
+    test("squared_distance accumulates in f64", async () => {
       const a = await arenaFor(variant);
       fc.assert(
         fc.property(vectors(2, 100), ([n, [x, y]]) => {
           a.reset();
           const px = a.put(x), py = a.put(y);
           expect(a.k.squared_distance(px, py, n)).toBeCloseTo(ref.squaredDistance(x, y), 6);
-          expect(Math.abs(a.k.sum_squares(px, n) - ref.sumSquares(x))).toBeLessThanOrEqual(1e-12 * ref.sumSquares(x) + 1e-12);
         }),
         { numRuns: 60 },
       );
@@ -149,7 +148,6 @@ for (const variant of VARIANTS) {
       const n = 1 << 20;
       const ones = new Float32Array(n).fill(1);
       const p = a.put(ones);
-      expect(a.k.sum_squares(p, n)).toBe(n);
       const q = a.put(ones);
       new Float32Array(a.memory.buffer, q, n)[n - 1] = 1 + 2 ** -20;
       expect(a.k.squared_distance(p, q, n)).toBe(2 ** -40);
