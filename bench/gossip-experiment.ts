@@ -5,7 +5,7 @@
  *                                      [--epochs N] [--batches 16,64,256] [--topologies ring,...] [--partition SPEC]
  *                                      [--model SPEC] [--data SPEC]
  *
- * The claim under test (Yuan et al., ICCV 2021; ALGORITHMS.md §3): with heterogeneous data and a large
+ * The claim under test (Yuan et al., ICCV 2021; docs/ALGORITHMS.md §6.2): with heterogeneous data and a large
  * batch (so a large γ and little gradient noise), DmSGD's fixed point is D-SGD's with step γ/(1−β),
  * an inconsistency bias ∝ γ²b²/((1−β)²(1−ρ)²), while DecentLaM's is D-SGD's with step γ (bias
  * ∝ γ²b²/(1−ρ)²). So at the largest batch DecentLaM should reach at least DmSGD's accuracy with a lower
@@ -325,7 +325,7 @@ for (const topology of TOPOLOGIES) {
 }
 const diverged = results.filter((c) => c.algo === "decentlam" && !SYMMETRIC.has(c.topology));
 if (diverged.length > 0) {
-  console.log("decentlam at β = 0.9 on directed graphs (ALGORITHMS.md predicts divergence):");
+  console.log("decentlam at β = 0.9 on directed graphs (heavy-ball gossip predicts divergence, docs/ALGORITHMS.md §6.2):");
   for (const topology of TOPOLOGIES.filter((t) => !SYMMETRIC.has(t))) {
     const cs = diverged.filter((c) => c.topology === topology);
     const nan = cs.filter((c) => c.status === "diverged");

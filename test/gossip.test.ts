@@ -1,7 +1,7 @@
 /**
  * The gossip algorithms' update rules, run through the engine's own per-node steps (writeMessage,
  * mixAndUpdate on the wasm kernels) with arbitrary per-node gradients, against the invariants of
- * ALGORITHMS.md §3; then end to end.
+ * docs/ALGORITHMS.md §6.4; then end to end.
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";

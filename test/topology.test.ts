@@ -1,5 +1,5 @@
 // Gossip topologies: every builder gives a doubly stochastic receive matrix (symmetric where it says
-// so) on fast-check-generated sizes; ρ = ‖W − J‖₂ matches the closed forms of ALGORITHMS.md §3 and an
+// so) on fast-check-generated sizes; ρ = ‖W − J‖₂ matches the closed forms of docs/ALGORITHMS.md §6.3 and an
 // independent Jacobi eigen-solver; mixing keeps the mean and contracts by ρ²; the CLI reports it.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";

@@ -29,7 +29,8 @@ export function gossipOptions(algorithm: GossipAlgorithm, g: GossipConfig, datas
   const topology = buildTopology(g.topology, g.nodes, { seed });
   const beta = optimizer.kind === "sgd" ? 0 : optimizer.momentum;
   // Heavy-ball gossip z² − (λ + β)z + β = 0 is stable for real eigenvalues λ of a symmetric W; on
-  // directed exponential and one-peer graphs DecentLaM diverges at β = 0.9 (ALGORITHMS.md).
+  // directed exponential and one-peer graphs DecentLaM diverges at β = 0.9 in a numerical check, where
+  // DmSGD stays stable (docs/ALGORITHMS.md §6.2).
   if (algorithm === "decentlam" && beta > 0 && !topologySymmetric(topology) && !g.force) {
     throw new UserError(`--algo decentlam with momentum ${beta} is unstable on the non-symmetric ${g.topology} topology; use a symmetric one, --momentum 0, or --force`);
   }
