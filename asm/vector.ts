@@ -89,26 +89,3 @@ export function squared_distance(a: usize, b: usize, n: i32): f64 {
   }
   return total;
 }
-
-/** Σ x², accumulated in f64. */
-export function sum_squares(x: usize, n: i32): f64 {
-  let s0 = f64x2.splat(0), s1 = s0;
-  const end = x + (<usize>max(n, 0) << 2);
-  const end4 = x + (<usize>max(n, 0) >> 2 << 4);
-  while (x < end4) {
-    const v = v128.load(x);
-    const lo = f64x2.promote_low_f32x4(v);
-    const hi = f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3));
-    s0 = f64x2.add(s0, f64x2.mul(lo, lo));
-    s1 = f64x2.add(s1, f64x2.mul(hi, hi));
-    x += 16;
-  }
-  const s = f64x2.add(s0, s1);
-  let total = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
-  while (x < end) {
-    const d = <f64>load<f32>(x);
-    total += d * d;
-    x += 4;
-  }
-  return total;
-}

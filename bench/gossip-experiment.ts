@@ -5,11 +5,14 @@
  *                                      [--epochs N] [--batches 16,64,256] [--topologies ring,...] [--partition SPEC]
  *                                      [--model SPEC] [--data SPEC]
  *
- * The claim under test (Yuan et al., ICCV 2021; ALGORITHMS.md §3): with heterogeneous data and a large
+ * The claim under test (Yuan et al., ICCV 2021; docs/ALGORITHMS.md §6.2): with heterogeneous data and a large
  * batch (so a large γ and little gradient noise), DmSGD's fixed point is D-SGD's with step γ/(1−β),
  * an inconsistency bias ∝ γ²b²/((1−β)²(1−ρ)²), while DecentLaM's is D-SGD's with step γ (bias
  * ∝ γ²b²/(1−ρ)²). So at the largest batch DecentLaM should reach at least DmSGD's accuracy with a lower
  * consensus distance (1/n)Σ‖x_i − x̄‖².
+ *
+ * The runs are the gossip experiment suite's (gossipRuns and gossipLr in engine/experiments/suites.ts,
+ * what `skein experiment gossip` runs); the flags below change the grid, the defaults are the suite's.
  *
  * Choices (and why):
  *  - 8 nodes on 2 worker threads, momentum β = 0.9, mlp:784-256-128-10 on the embedded digits
@@ -38,17 +41,19 @@
  *  - A run that stops with RunError "training diverged" is recorded as diverged (with the epoch); one
  *    that ends with a train loss above ln(classes) (worse than guessing uniformly) is flagged unstable (!).
  *
- * --quick: 1 seed, batches 16 and 128, ring only, 1 epoch, on synthetic:4000 — a smoke test.
+ * --quick: the suite's quick grid (1 seed, batches 16 and 128, ring only, 1 epoch) — a smoke test.
  */
-import { parseArgs } from "node:util";
-import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig, type EpochMetrics } from "../engine/train.ts";
 import { RunError } from "../engine/errors.ts";
 import { loadDataset } from "../engine/data/index.ts";
 import { roundsPerEpoch } from "../engine/algorithms/gossip/round.ts";
 import { buildTopology } from "../engine/algorithms/gossip/topology.ts";
+import { GOSSIP_NODES, gossipLr, gossipRuns, SUITES, type RunSpec } from "../engine/experiments/suites.ts";
+import type { GossipConfig } from "../engine/algorithms/gossip/setup.ts";
+import { benchArgs, intListFlag } from "./args.ts";
 
-const { values: flags } = parseArgs({
+const SCRIPT = "gossip-experiment";
+const { values: flags } = benchArgs(SCRIPT, {
   options: {
     quick: { type: "boolean", default: false },
     seeds: { type: "string" },
@@ -60,33 +65,28 @@ const { values: flags } = parseArgs({
     model: { type: "string" },
     data: { type: "string" },
   },
-  strict: true,
 });
 
-const ints = (name: string, text: string): number[] => {
-  const list = text.split(",").map((s) => Number(s.trim()));
-  if (list.length === 0 || list.some((x) => !Number.isInteger(x) || x < 0)) {
-    console.error(`gossip-experiment: --${name} ${text}: want comma-separated whole numbers`);
-    process.exit(2);
-  }
-  return list;
-};
-
 const QUICK = flags.quick ?? false;
-const NODES = 8;
-const WORKERS = 2;
-const BETA = 0.9;
-const BASE_LR = 0.01; // at a per-node batch of BASE_BATCH
-const BASE_BATCH = 16;
-const MAX_LR = 0.16;
-const SEEDS = ints("seeds", flags.seeds ?? (QUICK ? "1" : "1,2"));
-const BATCHES = ints("batches", flags.batches ?? (QUICK ? "16,128" : "16,64,256"));
-const EPOCHS = ints("epochs", flags.epochs ?? (QUICK ? "1" : "10"))[0]!;
-const PARTITION = flags.partition ?? "sorted";
-const MODEL = flags.model ?? "mlp:784-256-128-10";
-const DATA = flags.data ?? (QUICK ? "synthetic:4000" : "digits");
+/** The suite's grid: the defaults of every flag below. */
+const suite = QUICK ? SUITES.gossip.quick : SUITES.gossip.full;
+const unique = <T,>(xs: T[]) => [...new Set(xs)];
+/** A suite run's gossip settings: the suite fills every field. */
+const gossipOf = (config: RunSpec["config"]) => config.gossip as GossipConfig;
+const suiteConfig = suite.runs[0]!.config;
+const SEEDS = flags.seeds ? intListFlag(SCRIPT, "seeds", flags.seeds) : suite.seeds;
+const BATCHES = flags.batches ? intListFlag(SCRIPT, "batches", flags.batches) : unique(suite.runs.map((r) => r.config.batch));
+const EPOCHS = flags.epochs ? intListFlag(SCRIPT, "epochs", flags.epochs)[0]! : suiteConfig.epochs;
+const PARTITION = flags.partition ?? gossipOf(suiteConfig).partition;
+const MODEL = flags.model ?? suiteConfig.model;
+const DATA = flags.data ?? suiteConfig.data;
 const CLASSES = 10;
-const TOPOLOGIES = (flags.topologies ?? (QUICK ? "ring" : "ring,symmetric-exponential,exponential,one-peer-exponential")).split(",").map((t) => t.trim());
+const TOPOLOGIES = flags.topologies
+  ? flags.topologies.split(",").map((t) => t.trim())
+  : unique(suite.runs.filter((r) => r.config.algo !== "pmsgd").map((r) => gossipOf(r.config).topology));
+const NODES = GOSSIP_NODES;
+const WORKERS = suiteConfig.workers;
+const BETA = suiteConfig.optimizer.momentum;
 /** Topologies whose every mixing round is symmetric (as the engine builds them): DecentLaM runs there unforced. */
 const SYMMETRIC = new Set(
   TOPOLOGIES.filter((t) => {
@@ -103,8 +103,8 @@ type Algo = "pmsgd" | (typeof GOSSIPERS)[number];
 
 const TRAIN_COUNT = (await loadDataset(DATA)).train.count;
 
-/** Linear scaling from the base, capped where DmSGD and DecentLaM stop training (see the header). */
-const lrFor = (batch: number) => Math.min((BASE_LR * batch) / BASE_BATCH, MAX_LR);
+/** Linear scaling from γ = 0.01 at b = 16, capped where DmSGD and DecentLaM stop training (see the header). */
+const lrFor = gossipLr;
 
 interface Cell {
   algo: Algo;
@@ -132,26 +132,17 @@ interface Cell {
   curve: { epoch: number; testAccuracy: number; nodeTestAccuracy: number | null; consensusDistance: number | null; trainLoss: number }[];
 }
 
-async function runCell(algo: Algo, topology: string, batch: number, seed: number): Promise<Cell> {
-  const lr = lrFor(batch);
-  const config: TrainConfig = {
-    algo,
-    model: MODEL,
-    data: DATA,
-    epochs: EPOCHS,
-    batch,
-    workers: WORKERS,
-    executor: "threads",
-    seed,
-    optimizer: { ...defaultOptimizer("momentum"), lr, momentum: BETA },
-    // pmsgd ignores the graph; the ring is only there to make the config complete.
-    gossip: { topology: algo === "pmsgd" ? "ring" : topology, nodes: NODES, partition: PARTITION, force: !SYMMETRIC.has(topology) },
-  };
+async function runCell(spec: RunSpec, seed: number): Promise<Cell> {
+  const config: TrainConfig = { ...spec.config, model: MODEL, gossip: { ...gossipOf(spec.config), partition: PARTITION }, seed };
+  const { algo, batch } = config as { algo: Algo; batch: number };
+  const lr = config.optimizer.lr;
+  // pmsgd ignores the graph (the suite gives it the ring only to make the config complete).
+  const topology = algo === "pmsgd" ? "all-reduce" : gossipOf(spec.config).topology;
   const curve: Cell["curve"] = [];
   const onEpoch = (m: EpochMetrics) =>
     curve.push({ epoch: m.epoch, testAccuracy: m.testAccuracy, nodeTestAccuracy: m.nodeTestAccuracy ?? null, consensusDistance: m.consensusDistance ?? null, trainLoss: m.trainLoss });
   const started = performance.now();
-  const base = { algo, topology: algo === "pmsgd" ? "all-reduce" : topology, batch, lr, seed, epochs: EPOCHS, roundsPerEpoch: roundsPerEpoch(TRAIN_COUNT, NODES, batch), curve };
+  const base = { algo, topology, batch, lr, seed, epochs: EPOCHS, roundsPerEpoch: roundsPerEpoch(TRAIN_COUNT, NODES, batch), curve };
   try {
     const s = await train(config, { onEpoch });
     return {
@@ -274,25 +265,21 @@ const statusShort = (c: Side) => (c.status === "ok" ? `${pct(c.testAccuracy)} (n
 // ---- the grid -------------------------------------------------------------------------------------
 
 const started = performance.now();
-const plan: { algo: Algo; topology: string; batch: number; seed: number }[] = [];
-for (const seed of SEEDS) {
-  for (const batch of BATCHES) {
-    plan.push({ algo: "pmsgd", topology: "all-reduce", batch, seed });
-    for (const topology of TOPOLOGIES) for (const algo of GOSSIPERS) plan.push({ algo, topology, batch, seed });
-  }
-}
+// The suite's runs for these batches and topologies: per batch, pmsgd once, then dmsgd and decentlam per topology.
+const specs = gossipRuns(EPOCHS, DATA, BATCHES, TOPOLOGIES);
+const plan = SEEDS.flatMap((seed) => specs.map((spec) => ({ spec, seed })));
 console.log(
   `gossip experiment: ${plan.length} runs — ${NODES} nodes on ${WORKERS} threads, ${MODEL} on ${DATA}, partition ${PARTITION}, ` +
     `β = ${BETA}, ${EPOCHS} epoch${EPOCHS === 1 ? "" : "s"} per run (equal samples), batches ${BATCHES.join("/")} per node with γ = ${BATCHES.map(lrFor).join("/")} ` +
-    `(γ = ${BASE_LR}·b/${BASE_BATCH}, cap ${MAX_LR}; ${BATCHES.map((b) => roundsPerEpoch(TRAIN_COUNT, NODES, b)).join("/")} rounds/epoch), seeds ${SEEDS.join(",")}`,
+    `(gossipLr; ${BATCHES.map((b) => roundsPerEpoch(TRAIN_COUNT, NODES, b)).join("/")} rounds/epoch), seeds ${SEEDS.join(",")}`,
 );
 
 const results: Cell[] = [];
 for (const [i, p] of plan.entries()) {
-  const c = await runCell(p.algo, p.topology, p.batch, p.seed);
+  const c = await runCell(p.spec, p.seed);
   results.push(c);
   const what = c.status === "ok" ? `${pct(c.testAccuracy)} avg / ${pct(c.nodeTestAccuracy)} nodes, consensus ${sci(c.consensusDistance)}, loss ${c.trainLoss!.toPrecision(3)}${c.unstable ? " UNSTABLE" : ""}` : `${c.status} in epoch ${c.stoppedInEpoch}`;
-  console.error(`[${String(i + 1).padStart(String(plan.length).length)}/${plan.length}] seed ${p.seed} ${pad(p.algo, 9)} b=${pad(String(p.batch), 3)} ${pad(p.topology, 21)} ${what}  (${c.seconds.toFixed(1)} s)`);
+  console.error(`[${String(i + 1).padStart(String(plan.length).length)}/${plan.length}] seed ${p.seed} ${pad(c.algo, 9)} b=${pad(String(c.batch), 3)} ${pad(c.topology, 21)} ${what}  (${c.seconds.toFixed(1)} s)`);
 }
 
 console.log("\ncells: test accuracy of the averaged model x̄ / consensus distance (1/n)Σ‖x_i − x̄‖² after the last epoch");
@@ -325,7 +312,7 @@ for (const topology of TOPOLOGIES) {
 }
 const diverged = results.filter((c) => c.algo === "decentlam" && !SYMMETRIC.has(c.topology));
 if (diverged.length > 0) {
-  console.log("decentlam at β = 0.9 on directed graphs (ALGORITHMS.md predicts divergence):");
+  console.log("decentlam at β = 0.9 on directed graphs (heavy-ball gossip predicts divergence, docs/ALGORITHMS.md §6.2):");
   for (const topology of TOPOLOGIES.filter((t) => !SYMMETRIC.has(t))) {
     const cs = diverged.filter((c) => c.topology === topology);
     const nan = cs.filter((c) => c.status === "diverged");
@@ -340,7 +327,7 @@ console.log(`\nwall time ${wallSeconds.toFixed(1)} s for ${plan.length} runs`);
 if (flags.out) {
   const report = {
     command: `npx bun bench/gossip-experiment.ts ${process.argv.slice(2).join(" ")}`.trim(),
-    settings: { nodes: NODES, workers: WORKERS, executor: "threads", momentum: BETA, model: MODEL, data: DATA, partition: PARTITION, epochs: EPOCHS, batches: BATCHES, lr: Object.fromEntries(BATCHES.map((b) => [b, lrFor(b)])), lrRule: `min(${BASE_LR}·b/${BASE_BATCH}, ${MAX_LR})`, topologies: TOPOLOGIES, seeds: SEEDS },
+    settings: { nodes: NODES, workers: WORKERS, executor: "threads", momentum: BETA, model: MODEL, data: DATA, partition: PARTITION, epochs: EPOCHS, batches: BATCHES, lr: Object.fromEntries(BATCHES.map((b) => [b, lrFor(b)])), lrRule: "gossipLr (engine/experiments/suites.ts): min(0.01·b/16, 0.16)", topologies: TOPOLOGIES, seeds: SEEDS },
     results,
     verdicts,
     wallSeconds,

@@ -18,6 +18,9 @@ import { buildTopology } from "../engine/algorithms/gossip/topology.ts";
 import { mixingSchedule } from "../engine/algorithms/gossip/setup.ts";
 import { shardOf } from "../engine/runtime/split.ts";
 import type { GossipBenchWorker } from "./workers/gossip-worker.ts";
+import { benchArgs } from "./args.ts";
+
+benchArgs("gossip.bench", { options: {} }); // takes no flags: refuse any rather than ignore it
 
 const NODES = 16;
 const WORKERS = 2;

@@ -16,6 +16,7 @@
 import { bench, do_not_optimize, run, summary } from "mitata";
 import { GEMM_PACK_FLOATS, type KernelExports } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule, type KernelVariant } from "../engine/kernels/load.ts";
+import { benchArgs } from "./args.ts";
 
 type Layout = "nn" | "nt" | "tn";
 interface Shape { layout: Layout; M: number; K: number; N: number; label: string }
@@ -42,8 +43,13 @@ const SHAPES: Shape[] = [
 const CEILING_ITERS = 2_000_000;
 const CEILING_FLOPS = CEILING_ITERS * 96;
 
-const arg = process.argv[2];
-const variants: KernelVariant[] = arg === "relaxed" || arg === "simd" ? [arg] : ["relaxed", "simd"];
+const { positionals } = benchArgs("kernels.bench", { options: {}, allowPositionals: true });
+const BUILDS: KernelVariant[] = ["relaxed", "simd"];
+if (positionals.length > 1 || (positionals[0] !== undefined && !(BUILDS as string[]).includes(positionals[0]))) {
+  console.error(`kernels.bench: ${positionals.join(" ")}: want one build, relaxed or simd, or none for both`);
+  process.exit(2);
+}
+const variants: KernelVariant[] = positionals[0] ? [positionals[0] as KernelVariant] : BUILDS;
 
 interface Case { variant: KernelVariant; shape: Shape | null; name: string; flops: number }
 const cases: Case[] = [];

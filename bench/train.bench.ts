@@ -17,6 +17,9 @@ import { bench, do_not_optimize, run, summary } from "mitata";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { createTfjsMlp } from "./peers/tfjs-mlp.ts";
+import { benchArgs } from "./args.ts";
+
+benchArgs("train.bench", { options: {} }); // takes no flags: refuse any rather than ignore it
 
 const BATCH = 128;
 const STEPS = 16;

@@ -3,13 +3,10 @@
  * (Bun resolves a compiled binary's worker path against the entry points' common root: this is the
  * test that would catch it resolving against the working directory instead.)
  */
-import { expect, test, setDefaultTimeout } from "bun:test";
+import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 test("dist binary trains from another directory with nothing beside it", async () => {
   const dir = mkdtempSync(join(tmpdir(), "skein-bin-"));

@@ -2,13 +2,10 @@
  * The command line as a user meets it: help, the --json summary, and bad input — one line naming what
  * and where, exit code 2, no stack trace, nothing written.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const MAIN = join(import.meta.dir, "../engine/cli/main.ts");
 

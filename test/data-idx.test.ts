@@ -1,15 +1,12 @@
 // IDX loading: exact round trips (raw, gzip, both spellings), fast-check-generated corruptions that
 // must always surface as a one-line UserError naming the damaged file, and the real Fashion-MNIST.
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { encodeIdx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, loadDataset, loadIdx } from "../engine/data/index.ts";
 import { tempFolders } from "./tempdir.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const freshDir = tempFolders("skein-idx-");
 

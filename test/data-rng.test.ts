@@ -1,10 +1,7 @@
 // The seeded PRNG: exact reference stream, derived-stream independence, and distribution sanity.
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Rng } from "../engine/rng.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 describe("Rng", () => {
   test("xoshiro128** matches the reference outputs for state {1,2,3,4}", () => {

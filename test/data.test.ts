@@ -1,11 +1,10 @@
 // The data layer: epoch orders, partitions, the embedded digits, synthetic data and data specs.
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, unlinkSync } from "node:fs";
 import { UserError } from "../engine/errors.ts";
 import {
   buildDigitsCache,
-  checkFitsModel,
   epochOrder,
   loadDataset,
   loadEmbeddedDigits,
@@ -15,9 +14,6 @@ import {
   synthetic,
   type Dataset,
 } from "../engine/data/index.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 function isPermutation(order: Uint32Array, count: number): boolean {
   if (order.length !== count) return false;
@@ -281,14 +277,5 @@ describe("data specs", () => {
   test("missing folders are UserErrors naming them", async () => {
     await expect(loadDataset("idx:/nonexistent/skein-data")).rejects.toThrow(UserError);
     await expect(loadDataset("cifar10:/nonexistent/skein-data")).rejects.toThrow("/nonexistent/skein-data");
-  });
-
-  test("checkFitsModel: same size fits a flattening model; otherwise a one-line UserError", () => {
-    const d = synthetic({ shape: [3, 32, 32], classes: 10, trainCount: 10, testCount: 10, seed: 1, source: "idx:/x" });
-    checkFitsModel(d, [3, 32, 32], "cnn:small", { exact: true });
-    checkFitsModel(d, [1, 1, 3072], "mlp:3072-10");
-    expectUserError(() => checkFitsModel(d, [1, 28, 28], "mlp:784-100-10"), "data idx:/x has 3×32×32 images but model mlp:784-100-10 expects 784 inputs");
-    expectUserError(() => checkFitsModel(d, [1, 1, 3072], "cnn:x", { exact: true }), "expects 1×1×3072 images");
-    expectUserError(() => checkFitsModel(d, [3, 32, 32], "mlp:3072-5", { outputs: 5 }), "10 classes", "5 outputs");
   });
 });

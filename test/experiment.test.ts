@@ -3,7 +3,7 @@
  * results.csv), a diverging run recorded as a row rather than a crash, and bad names and flags
  * refused as UserErrors before anything is written.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
@@ -12,9 +12,6 @@ import { COLUMNS, runExperiment, toCsv, type ResultRow } from "../engine/experim
 import { SUITE_NAMES, SUITES } from "../engine/experiments/suites.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { tempFolders } from "./tempdir.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const tempDir = tempFolders("skein-experiment-");
 

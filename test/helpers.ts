@@ -45,7 +45,7 @@ export function testMemory(mib = 64): TestMemory {
   };
 }
 
-/** Deterministic pseudo-random floats in [-1, 1) for test data (fast-check chooses the seed). */
+/** Deterministic pseudo-random floats in [-1, 1) for fixed examples (properties use ./arbitraries.ts). */
 export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);

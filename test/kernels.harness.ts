@@ -1,7 +1,7 @@
 /**
  * Test plumbing for the kernel tests: one shared memory per build variant with the kernels on it, a
  * bump allocator (64-byte aligned, from 1024), and guard bands after every region so a kernel that
- * writes past its output is caught. Also seeded test data and the tolerance checks.
+ * writes past its output is caught. Also the fixed examples' data and the tolerance checks.
  */
 import { expect } from "bun:test";
 import type { KernelExports, Ptr } from "../engine/kernels/abi.ts";
@@ -91,7 +91,7 @@ export class KernelArena {
   }
 }
 
-/** Deterministic floats in [-scale, scale) (xorshift32; fast-check picks the seed). */
+/** Deterministic floats in [-scale, scale) (xorshift32): data for the fixed examples; properties use ./arbitraries.ts. */
 export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
   let s = (seed >>> 0) || 0x9e3779b9;
   const out = new Float32Array(n);
@@ -104,12 +104,6 @@ export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
     out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
   }
   return out;
-}
-
-/** Deterministic integers in [0, bound). */
-export function randomInts(n: number, seed: number, bound: number): Int32Array {
-  const f = randomFloats(n, seed);
-  return Int32Array.from(f, (x) => Math.min(bound - 1, Math.floor(((x + 1) / 2) * bound)));
 }
 
 const F32_EPS = 2 ** -23;

@@ -3,18 +3,18 @@
  * softmax cross-entropy and accuracy, conv2d forward/backward (direct-loop reference, no im2col),
  * max/avg pooling. Odd sizes exercise every SIMD tail.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Act, GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
-import { arenaFor, expectClose, expectGemmClose, randomFloats, randomInts, VARIANTS } from "./kernels.harness.ts";
+import { floats, ints, wholeFloats } from "./arbitraries.ts";
+import { arenaFor, expectClose, expectGemmClose, randomFloats, VARIANTS } from "./kernels.harness.ts";
 import * as ref from "./reference.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const ACTS = [Act.identity, Act.relu, Act.tanh, Act.gelu] as const;
 const size = fc.oneof(fc.constantFrom(1, 3, 4, 5, 7, 8, 17, 33), fc.integer({ min: 1, max: 40 }));
-const seed = fc.integer({ min: 1, max: 1e9 });
+/** rows × cols, then data sized from them (a failure shrinks the shape and the data). */
+const matrix = <T,>(data: (rows: number, cols: number) => fc.Arbitrary<T>) =>
+  fc.tuple(size, size).chain(([rows, cols]) => fc.tuple(fc.constant(rows), fc.constant(cols), data(rows, cols)));
 
 for (const variant of VARIANTS) {
   describe(`activations (${variant} build)`, () => {
@@ -41,13 +41,11 @@ for (const variant of VARIANTS) {
     test("bias_act_forward: z += b, y = act(z), with and without bias", async () => {
       const a = await arenaFor(variant);
       fc.assert(
-        fc.property(size, size, fc.constantFrom(...ACTS), fc.boolean(), seed, (rows, cols, act, withBias, s) => {
+        fc.property(matrix((r, c) => fc.record({ z: floats(r * c, 3), b: floats(c) })), fc.constantFrom(...ACTS), fc.boolean(), fc.boolean(), ([rows, cols, { z, b }], act, withBias, inPlace) => {
           a.reset();
-          const z = randomFloats(rows * cols, s, 3);
-          const b = randomFloats(cols, s + 1);
           const pz = a.put(z);
           const pb = withBias ? a.put(b) : 0;
-          const py = act === Act.identity && withBias && s % 2 === 0 ? pz : a.floats(rows * cols); // identity may run in place
+          const py = act === Act.identity && withBias && inPlace ? pz : a.floats(rows * cols); // identity may run in place
           a.k.bias_act_forward(py, pz, pb, rows, cols, act);
           a.checkGuards();
           const want = ref.biasActForward(z, withBias ? b : null, rows, cols, act);
@@ -60,12 +58,10 @@ for (const variant of VARIANTS) {
 
     test("bias_act_backward: dz = dy·act'(z), db (+)= column sums, dz may alias dy", async () => {
       const a = await arenaFor(variant);
+      const data = matrix((r, c) => fc.record({ z: floats(r * c, 3), dy: floats(r * c), db0: floats(c) }));
       fc.assert(
-        fc.property(size, size, fc.constantFrom(...ACTS), fc.boolean(), fc.boolean(), fc.boolean(), seed, (rows, cols, act, withDb, acc, alias, s) => {
+        fc.property(data, fc.constantFrom(...ACTS), fc.boolean(), fc.boolean(), fc.boolean(), ([rows, cols, { z, dy, db0 }], act, withDb, acc, alias) => {
           a.reset();
-          const z = randomFloats(rows * cols, s, 3);
-          const dy = randomFloats(rows * cols, s + 1);
-          const db0 = randomFloats(cols, s + 2);
           const y = Float32Array.from(z, (v) => ref.actForward(v, act));
           const pz = a.put(z);
           const py = a.put(y);
@@ -86,14 +82,15 @@ for (const variant of VARIANTS) {
     test("channel_bias_act_forward / backward over NCHW maps", async () => {
       const a = await arenaFor(variant);
       fc.assert(
-        fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), size, fc.constantFrom(...ACTS), fc.boolean(), fc.boolean(), seed,
-          (batch, channels, spatial, act, withBias, acc, s) => {
+        fc.property(
+          fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), size).chain(([batch, channels, spatial]) => {
+            const n = batch * channels * spatial;
+            return fc.record({ batch: fc.constant(batch), channels: fc.constant(channels), spatial: fc.constant(spatial), z: floats(n, 3), b: floats(channels), dy: floats(n), db0: floats(channels) });
+          }),
+          fc.constantFrom(...ACTS), fc.boolean(), fc.boolean(),
+          ({ batch, channels, spatial, z, b, dy, db0 }, act, withBias, acc) => {
             a.reset();
             const n = batch * channels * spatial;
-            const z = randomFloats(n, s, 3);
-            const b = randomFloats(channels, s + 1);
-            const dy = randomFloats(n, s + 2);
-            const db0 = randomFloats(channels, s + 3);
             const pz = a.put(z);
             const py = a.floats(n);
             a.k.channel_bias_act_forward(py, pz, withBias ? a.put(b) : 0, batch, channels, spatial, act);
@@ -117,16 +114,19 @@ for (const variant of VARIANTS) {
   describe(`loss (${variant} build)`, () => {
     test("softmax_xent: loss sum and scaled gradient, stable for large logits", async () => {
       const a = await arenaFor(variant);
+      const batch = fc.tuple(size, fc.integer({ min: 1, max: 37 }), fc.constantFrom(1, 10, 80)).chain(([rows, classes, spread]) =>
+        fc.record({ rows: fc.constant(rows), classes: fc.constant(classes), logits: floats(rows * classes, spread), labels: ints(rows, classes) }),
+      );
       fc.assert(
-        fc.property(size, fc.integer({ min: 1, max: 37 }), fc.constantFrom(1, 10, 80), fc.boolean(), seed, (rows, classes, spread, withGrad, s) => {
+        fc.property(batch, fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean(), ({ rows, classes, logits, labels }, withGrad, shifted, ignoreOne, alias) => {
           a.reset();
-          const logits = randomFloats(rows * classes, s, spread);
-          if (s % 3 === 0) for (let i = 0; i < classes; i++) logits[i]! += 1000; // shifted row: no overflow
-          const labels = randomInts(rows, s + 1, classes);
-          if (rows > 2 && s % 5 === 0) labels[1] = -1; // an ignored row
+          logits = logits.slice();
+          labels = labels.slice();
+          if (shifted) for (let i = 0; i < classes; i++) logits[i]! += 1000; // shifted row: no overflow
+          if (rows > 2 && ignoreOne) labels[1] = -1; // an ignored row
           const scale = 1 / rows;
           const pl = a.put(logits);
-          const pd = withGrad ? (s % 4 === 1 ? pl : a.floats(rows * classes)) : 0; // dlogits may alias logits
+          const pd = withGrad ? (alias ? pl : a.floats(rows * classes)) : 0; // dlogits may alias logits
           const loss = a.k.softmax_xent(pd, pl, a.putI32(labels), rows, classes, scale);
           a.checkGuards();
           const want = ref.softmaxXent(logits, labels, rows, classes, scale);
@@ -139,12 +139,13 @@ for (const variant of VARIANTS) {
 
     test("count_correct counts first-argmax hits", async () => {
       const a = await arenaFor(variant);
+      // coarse values (−2 … 2) so ties happen: the first maximum must win
+      const batch = fc.tuple(size, fc.integer({ min: 1, max: 12 })).chain(([rows, classes]) =>
+        fc.record({ rows: fc.constant(rows), classes: fc.constant(classes), logits: wholeFloats(rows * classes, -2, 2), labels: ints(rows, classes) }),
+      );
       fc.assert(
-        fc.property(size, fc.integer({ min: 1, max: 12 }), seed, (rows, classes, s) => {
+        fc.property(batch, ({ rows, classes, logits, labels }) => {
           a.reset();
-          // coarse values so ties happen: the first maximum must win
-          const logits = Float32Array.from(randomFloats(rows * classes, s), (v) => Math.round(v * 2));
-          const labels = randomInts(rows, s + 1, classes);
           expect(a.k.count_correct(a.put(logits), a.putI32(labels), rows, classes)).toBe(ref.countCorrect(logits, labels, rows, classes));
         }),
         { numRuns: 60 },
@@ -167,15 +168,32 @@ for (const variant of VARIANTS) {
       })
       .filter((d) => d.H + 2 * d.pad >= d.KH && d.W + 2 * d.pad >= d.KW);
 
-    function convCase(a: Awaited<ReturnType<typeof arenaFor>>, d: ref.ConvDims, acc: boolean, withDx: boolean, s: number): void {
+    interface ConvData {
+      x: Float32Array;
+      w: Float32Array;
+      dy: Float32Array;
+      dw0: Float32Array;
+    }
+    const sizes = (d: ref.ConvDims) => {
+      const { OH, OW } = ref.convOutSize(d);
+      return { x: d.N * d.Cin * d.H * d.W, w: d.Cout * d.Cin * d.KH * d.KW, dy: d.N * d.Cout * OH * OW };
+    };
+    /** Dimensions, then tensors of those dimensions. */
+    const convData = convDims.chain((d) => {
+      const n = sizes(d);
+      return fc.record({ d: fc.constant(d), data: fc.record({ x: floats(n.x), w: floats(n.w), dy: floats(n.dy), dw0: floats(n.w) }) });
+    });
+    /** A fixed example's tensors (the larger shapes below). */
+    const example = (d: ref.ConvDims, s: number): ConvData => {
+      const n = sizes(d);
+      return { x: randomFloats(n.x, s), w: randomFloats(n.w, s + 1), dy: randomFloats(n.dy, s + 2), dw0: randomFloats(n.w, s + 3) };
+    };
+
+    function convCase(a: Awaited<ReturnType<typeof arenaFor>>, d: ref.ConvDims, acc: boolean, withDx: boolean, { x, w, dy, dw0 }: ConvData): void {
       a.reset();
       const { OH, OW } = ref.convOutSize(d);
       const CKK = d.Cin * d.KH * d.KW;
       const OHW = OH * OW;
-      const x = randomFloats(d.N * d.Cin * d.H * d.W, s);
-      const w = randomFloats(d.Cout * CKK, s + 1);
-      const dy = randomFloats(d.N * d.Cout * OHW, s + 2);
-      const dw0 = randomFloats(d.Cout * CKK, s + 3);
       const px = a.put(x);
       const pw = a.put(w);
       const cols = a.floats(CKK * OHW);
@@ -198,7 +216,7 @@ for (const variant of VARIANTS) {
     test("forward and backward match direct convolution (stride, padding, odd sizes)", async () => {
       const a = await arenaFor(variant);
       fc.assert(
-        fc.property(convDims, fc.boolean(), fc.boolean(), seed, (d, acc, withDx, s) => convCase(a, d, acc, withDx, s)),
+        fc.property(convData, fc.boolean(), fc.boolean(), ({ d, data }, acc, withDx) => convCase(a, d, acc, withDx, data)),
         { numRuns: 60 },
       );
     });
@@ -211,7 +229,7 @@ for (const variant of VARIANTS) {
         { N: 2, Cin: 16, H: 7, W: 9, Cout: 13, KH: 1, KW: 1, stride: 1, pad: 0 },
         { N: 1, Cin: 3, H: 17, W: 15, Cout: 8, KH: 3, KW: 3, stride: 2, pad: 1 },
       ];
-      for (const [i, d] of shapes.entries()) convCase(a, d, i % 2 === 1, true, 100 + i);
+      for (const [i, d] of shapes.entries()) convCase(a, d, i % 2 === 1, true, example(d, 100 + i));
     });
   });
 
@@ -225,16 +243,21 @@ for (const variant of VARIANTS) {
         stride: fc.integer({ min: 1, max: 3 }),
       })
       .filter((p) => p.H >= p.K && p.W >= p.K);
+    /** A pooling shape, then x (from `xs`) and dy of that shape. */
+    const poolData = (xs: (n: number) => fc.Arbitrary<Float32Array>) =>
+      poolCase.chain((p) => {
+        const { OH, OW } = ref.poolOutSize(p.H, p.W, p.K, p.stride);
+        return fc.record({ p: fc.constant(p), x: xs(p.planes * p.H * p.W), dy: floats(p.planes * OH * OW) });
+      });
 
     test("maxpool forward (value + argmax) and backward", async () => {
       const a = await arenaFor(variant);
+      // coarse values (−3 … 3) so windows hold ties: the first maximum must be recorded
+      const coarse = (n: number) => wholeFloats(n, -3, 3);
       fc.assert(
-        fc.property(poolCase, seed, ({ planes, H, W, K, stride }, s) => {
+        fc.property(poolData(coarse), ({ p: { planes, H, W, K, stride }, x, dy }) => {
           a.reset();
           const { OH, OW } = ref.poolOutSize(H, W, K, stride);
-          // coarse values so windows hold ties: the first maximum must be recorded
-          const x = Float32Array.from(randomFloats(planes * H * W, s), (v) => Math.round(v * 3));
-          const dy = randomFloats(planes * OH * OW, s + 1);
           const py = a.floats(planes * OH * OW);
           const pam = a.alloc(planes * OH * OW * 4);
           a.k.maxpool_forward(py, pam, a.put(x), planes, H, W, K, stride);
@@ -253,11 +276,9 @@ for (const variant of VARIANTS) {
     test("avgpool forward and backward", async () => {
       const a = await arenaFor(variant);
       fc.assert(
-        fc.property(poolCase, seed, ({ planes, H, W, K, stride }, s) => {
+        fc.property(poolData((n) => floats(n)), ({ p: { planes, H, W, K, stride }, x, dy }) => {
           a.reset();
           const { OH, OW } = ref.poolOutSize(H, W, K, stride);
-          const x = randomFloats(planes * H * W, s);
-          const dy = randomFloats(planes * OH * OW, s + 1);
           const py = a.floats(planes * OH * OW);
           a.k.avgpool_forward(py, a.put(x), planes, H, W, K, stride);
           expectClose(a.read(py, planes * OH * OW), ref.avgpoolForward(x, planes, H, W, K, stride), 1e-5, 1e-6, "y");

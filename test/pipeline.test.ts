@@ -4,16 +4,13 @@
  * that step per microbatch); PipeDream's and 2BW's backwards use exactly their forward's weights; the
  * memory each strategy keeps; a failing stage ends the run.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { partitionStages, PIPELINE_ALGORITHMS } from "../engine/algorithms/pipeline/pipeline.ts";
 import { RunError } from "../engine/errors.ts";
 import { Network } from "../engine/model/network.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import type { TrainConfig } from "../engine/train.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const base: TrainConfig = {
   algo: "gpipe",

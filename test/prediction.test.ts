@@ -11,15 +11,12 @@
  *    the B's stage k runs between F(k,m) and B(k,m) (list order, version annotations, simulator
  *    timeline), and a replay of each stage where the forward's Ŵ equals the weights its backward sees.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { pipeoptimSteps, predictionDirection, predictWeights, spectrainSteps } from "../engine/algorithms/pipeline/prediction.ts";
 import { asyncOneFOneB } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate } from "../engine/algorithms/pipeline/simulate.ts";
 import { defaultOptimizer, OPTIMIZERS, type OptimizerConfig, type OptimizerKind } from "../engine/optim/optimizer.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 // ---- reference optimizer: one update, the semantics of the kernels (abi.ts), dampening 0 ----------
 

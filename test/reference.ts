@@ -403,12 +403,6 @@ export function squaredDistance(a: Floats, b: Floats): number {
   return s;
 }
 
-export function sumSquares(x: Floats): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i]! ** 2;
-  return s;
-}
-
 // ---- data -------------------------------------------------------------------------------------------------------------
 
 /** out[i, :] = bytes[indices[i], :]·scale + shift; labels[i] = labelBytes[indices[i]]. */

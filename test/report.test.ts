@@ -3,7 +3,7 @@
  * experiment folder; one self-contained document with a chart per expected figure; bad folders and
  * files give a UserError naming them. The SVG builders are checked on their own too.
  */
-import { beforeAll, describe, expect, spyOn, test, setDefaultTimeout } from "bun:test";
+import { beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
@@ -15,9 +15,6 @@ import { SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate } from "../engine/algorithms/pipeline/simulate.ts";
 import { reportCommand, splitArgs } from "../engine/cli/report-command.ts";
 import { tempFolders } from "./tempdir.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const folder = tempFolders("skein-report-");
 

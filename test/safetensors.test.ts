@@ -1,6 +1,6 @@
 // safetensors checkpoints: exact round trips, the on-disk layout, atomic writes, and a reader that
 // answers every corrupted file with a UserError naming it (never a crash of another kind).
-import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,9 +14,6 @@ import {
   type TensorToWrite,
 } from "../engine/checkpoint/safetensors.ts";
 import { UserError } from "../engine/errors.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const scratch = await mkdtemp(join(tmpdir(), "skein-safetensors-"));
 afterAll(() => rm(scratch, { recursive: true, force: true }));

@@ -8,7 +8,7 @@
  *  - D = 1 is plain sequential training;
  *  - `skein schedule` prints, writes JSON and SVG, and turns bad input into one-line UserErrors.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,9 +18,6 @@ import { validateSchedule } from "../engine/algorithms/pipeline/validate.ts";
 import { scheduleCommand } from "../engine/cli/schedule-command.ts";
 import { UserError } from "../engine/errors.ts";
 import { tempFolders } from "./tempdir.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const NAMES = Object.keys(SCHEDULES);
 const GRID: [number, number][] = [];

@@ -2,7 +2,7 @@
  * Synchronous training end to end: it learns, it is reproducible bit for bit, the two executors agree,
  * resuming equals not stopping, and a failing worker ends the run with a clear error, not a hang.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,9 +11,6 @@ import { RunError } from "../engine/errors.ts";
 import { defaultOptimizer, OPTIMIZERS } from "../engine/optim/optimizer.ts";
 import { openResume, train, type TrainConfig } from "../engine/train.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
-
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const base: TrainConfig = {
   algo: "sync",
@@ -114,11 +111,11 @@ describe("sync training", () => {
 describe("a failing worker ends the run with a clear error", () => {
   for (const executor of ["threads", "deterministic"] as const) {
     test(`throws mid-run (${executor})`, async () => {
-      const started = performance.now();
+      // No clock here: a peer left blocked (the stop flag not waking it) would sit in its barrier
+      // until ThreadSync's 120 s deadline, which is the test timeout, so the test fails either way.
       const run = train({ ...base, data: "synthetic:2000", workers: 2, executor }, { fault: { worker: 1, at: "kernel", afterCalls: 200 } });
       await expect(run).rejects.toThrow(RunError);
       await expect(run).rejects.toThrow(/worker 1 .*injected fault/);
-      expect(performance.now() - started).toBeLessThan(5000);
     });
 
     test(`fails to start (${executor})`, async () => {

@@ -5,5 +5,5 @@ export { loadEmbeddedDigits, setEmbeddedDigits, buildDigitsCache, DIGITS_CACHE_P
 export { loadIdx, encodeIdx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, type IdxOptions } from "./idx.ts";
 export { loadCifar10, encodeCifarBatch } from "./cifar10.ts";
 export { synthetic, type SyntheticOptions } from "./synthetic.ts";
-export { parseDataSpec, loadDataset, checkFitsModel, DEFAULT_DATA_SPEC, type DataSpec, type FitOptions } from "./source.ts";
+export { parseDataSpec, loadDataset, DEFAULT_DATA_SPEC, type DataSpec } from "./source.ts";
 export { epochOrder, partition, parsePartitionSpec, type PartitionSpec } from "./order.ts";

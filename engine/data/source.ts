@@ -11,7 +11,7 @@ import { loadCifar10 } from "./cifar10.ts";
 import { loadEmbeddedDigits } from "./embedded.ts";
 import { loadIdx } from "./idx.ts";
 import { synthetic } from "./synthetic.ts";
-import { sampleSize, type Dataset } from "./types.ts";
+import type { Dataset } from "./types.ts";
 
 export type DataSpec =
   | { kind: "digits" }
@@ -73,31 +73,5 @@ export async function loadDataset(spec: string = DEFAULT_DATA_SPEC): Promise<Dat
         seed: parsed.seed,
         source: spec,
       });
-  }
-}
-
-export interface FitOptions {
-  /** The model reads images spatially (conv): require the exact [c,h,w], not only the same size. */
-  exact?: boolean;
-  /** The model's number of outputs: must cover every label of the data set. */
-  outputs?: number;
-}
-
-/**
- * Checks that the data can feed the model. A flattening model (mlp) takes C·H·W inputs in any
- * layout, so only the product must match; a spatial one (`exact`) needs the same [c,h,w].
- */
-export function checkFitsModel(dataset: Dataset, inputShape: [number, number, number], modelName: string, options: FitOptions = {}): void {
-  const [c, h, w] = dataset.shape;
-  if (options.outputs !== undefined && options.outputs < dataset.classes) {
-    throw new UserError(`data ${dataset.source} has ${dataset.classes} classes but model ${modelName} has ${options.outputs} outputs`);
-  }
-  const same = inputShape[0] === c && inputShape[1] === h && inputShape[2] === w;
-  if (same) return;
-  if (options.exact) {
-    throw new UserError(`data ${dataset.source} has ${c}×${h}×${w} images but model ${modelName} expects ${inputShape.join("×")} images`);
-  }
-  if (sampleSize(inputShape) !== sampleSize(dataset.shape)) {
-    throw new UserError(`data ${dataset.source} has ${c}×${h}×${w} images but model ${modelName} expects ${sampleSize(inputShape)} inputs`);
   }
 }

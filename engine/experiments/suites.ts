@@ -78,13 +78,13 @@ const LENET_D2 = { label: "lenet D=2", model: "lenet", stages: 2 };
 
 // ---- gossip: PmSGD vs DmSGD vs DecentLaM on non-iid data (bench/gossip-experiment.ts) ------------
 
-const GOSSIP_NODES = 8;
+export const GOSSIP_NODES = 8;
 /** Linear scaling γ = 0.01 · b/16, capped at 0.16 where DmSGD and DecentLaM stop training on the ring. */
 export const gossipLr = (batch: number) => Math.min((0.01 * batch) / 16, 0.16);
 
 const symmetricTopology = (name: string) => buildTopology(name, GOSSIP_NODES, { seed: 1 }).symmetric;
 
-function gossipRuns(epochs: number, data: string, batches: number[], topologies: string[]): RunSpec[] {
+export function gossipRuns(epochs: number, data: string, batches: number[], topologies: string[]): RunSpec[] {
   const at = (algo: TrainConfig["algo"], batch: number, topology: string, force: boolean) =>
     base({
       algo,

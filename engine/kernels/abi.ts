@@ -76,8 +76,6 @@ export interface KernelExports {
   weighted_sum(out: Ptr, tensors: Ptr, weights: Ptr, k: number, n: number): void;
   /** Σ (a − b)² accumulated in f64. */
   squared_distance(a: Ptr, b: Ptr, n: number): number;
-  /** Σ x² accumulated in f64. */
-  sum_squares(x: Ptr, n: number): number;
 
   // ---- data ----------------------------------------------------------------------------------------
   /** For i < count: out[i, :] = bytes[indices[i], :] · scale + shift (u8 → f32), labelsOut[i] = labelBytes[indices[i]]. */

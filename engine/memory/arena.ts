@@ -78,16 +78,8 @@ export function createSharedMemory(plan: ArenaPlan): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 }
 
-export function memoryBytes(memory: WebAssembly.Memory): number {
-  return memory.buffer.byteLength;
-}
-
 /** Typed views over the shared memory. Never cache across a memory.grow (we never grow). */
 export const f32 = (memory: WebAssembly.Memory, ptr: number, count: number): Float32Array =>
   new Float32Array(memory.buffer, ptr, count);
-export const i32 = (memory: WebAssembly.Memory, ptr: number, count: number): Int32Array =>
-  new Int32Array(memory.buffer, ptr, count);
 export const u8 = (memory: WebAssembly.Memory, ptr: number, count: number): Uint8Array =>
   new Uint8Array(memory.buffer, ptr, count);
-export const f64 = (memory: WebAssembly.Memory, ptr: number, count: number): Float64Array =>
-  new Float64Array(memory.buffer, ptr, count);

@@ -181,8 +181,4 @@ export class Network {
       }
     });
   }
-
-  describe(): string {
-    return this.layers.map((l) => `${l.kind}[${l.outShape.join("×")}]`).join(" → ");
-  }
 }

@@ -21,14 +21,15 @@ import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
 
 /** Shared by the cooperative programs: one thread, so plain fields are enough. */
-interface SchedulerState {
+export interface SchedulerState {
   arrived: number;
   generation: number;
   /** Events that prove some program moved (arrivals, wakes, scheduling points): deadlock evidence. */
   progress: number;
 }
 
-class CooperativeSync implements Sync {
+/** The deterministic executor's Sync: waits yield to the scheduler instead of blocking a thread. */
+export class CooperativeSync implements Sync {
   readonly waitedMs = 0;
   private readonly all: Int32Array;
 

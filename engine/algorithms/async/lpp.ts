@@ -69,7 +69,7 @@ export function lppChunks(net: Network, ranks: number): { first: number; last: n
     acc += net.params[trainable[i]!]!.floats;
     const remainingRanks = ranks - chunks.length;
     const remainingLayers = trainable.length - i - 1;
-    if (remainingRanks > 1 && (acc >= (total * (chunks.length + 1)) / ranks || remainingLayers < remainingRanks - 1)) {
+    if (remainingRanks > 1 && (acc >= (total * (chunks.length + 1)) / ranks || remainingLayers <= remainingRanks - 1)) {
       chunks.push({ first: trainable[start]!, last: trainable[i]! });
       start = i + 1;
     }

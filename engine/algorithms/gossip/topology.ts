@@ -14,10 +14,10 @@
  *
  * Directions. The static exponential graph has edges i → i + 2^k (BlueFog's ExponentialTwoGraph), so
  * node i RECEIVES from i − 2^k. The one-peer exponential graph uses, in round r, the one edge
- * i → i + 2^r of that graph, so node i receives ½ from i − 2^r. ALGORITHMS.md writes the round as
- * "½ from i + 2^r", which is the mirror image (Ying et al. 2021 write both graphs in receive form with
- * +2^k); either direction gives a period product of exactly J for n a power of two and the same
- * spectrum, and ours keeps every one-peer round a subgraph of our static exponential graph.
+ * i → i + 2^r of that graph, so node i receives ½ from i − 2^r. Ying et al. (NeurIPS 2021) write both
+ * graphs in receive form with +2^k, "½ from i + 2^r", the mirror image; either direction gives a
+ * period product of exactly J for n a power of two and the same spectrum, and ours keeps every
+ * one-peer round a subgraph of our static exponential graph.
  */
 import { UserError } from "../../errors.ts";
 import { Rng } from "../../rng.ts";
