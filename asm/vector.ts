@@ -89,3 +89,24 @@ export function squared_distance(a: usize, b: usize, n: i32): f64 {
   }
   return total;
 }
+
+/**
+ * Delay compensation (DC-ASGD, Zheng et al. 2017): g += λ · g ⊙ g ⊙ (w_now − w_read), the diagonal
+ * approximation of the Hessian term that a gradient computed on w_read misses at w_now.
+ */
+export function delay_compensate(g: usize, wNow: usize, wRead: usize, n: i32, lambda: f32): void {
+  const vl = f32x4.splat(lambda);
+  const end = g + (<usize>max(n, 0) << 2);
+  const end4 = g + (<usize>max(n, 0) >> 2 << 4);
+  while (g < end4) {
+    const vg = v128.load(g);
+    const d = f32x4.sub(v128.load(wNow), v128.load(wRead));
+    v128.store(g, madd(f32x4.mul(f32x4.mul(vl, vg), vg), d, vg));
+    g += 16; wNow += 16; wRead += 16;
+  }
+  while (g < end) {
+    const x = load<f32>(g);
+    store<f32>(g, x + lambda * x * x * (load<f32>(wNow) - load<f32>(wRead)));
+    g += 4; wNow += 4; wRead += 4;
+  }
+}

@@ -74,6 +74,8 @@ export interface KernelExports {
   fill_zero(dst: Ptr, n: number): void;
   /** out = Σ_i weights[i] · tensors[i]; `tensors` is an i32 array of k Ptrs, `weights` an f32 array of k. out may alias one input. */
   weighted_sum(out: Ptr, tensors: Ptr, weights: Ptr, k: number, n: number): void;
+  /** DC-ASGD's delay compensation: g += λ · g ⊙ g ⊙ (wNow − wRead). */
+  delay_compensate(g: Ptr, wNow: Ptr, wRead: Ptr, n: number, lambda: number): void;
   /** Σ (a − b)² accumulated in f64. */
   squared_distance(a: Ptr, b: Ptr, n: number): number;
 

@@ -26,18 +26,22 @@ export interface LocalAsyncLayout {
   grads: Ptr[];
   /** lap, lpp: average the replicas every this many rounds. */
   avgEvery: number;
+  /** DC-ASGD: per worker, the weights each layer had when its forward read them (0 when λ = 0). */
+  readWeights: Ptr[];
 }
 
 /** R replicas (each with its optimizer state and layer versions) and one gradient vector per worker. */
 export function planLocalAsync(input: PlanInput, R: number): AlgorithmPlan<LocalAsyncLayout> {
   const { planner, net, programs } = input;
-  const replicas = planReplicas(planner, net, R, programs, input.optimizer, input.audit);
+  const o = asyncOptionsOf(input.config);
+  const replicas = planReplicas(planner, net, R, programs, input.optimizer, input.audit, o);
   const layers = net.layers.length;
   return {
     layout: {
       replicas,
       grads: Array.from({ length: programs }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats)),
-      avgEvery: asyncOptionsOf(input.config).avgEvery,
+      avgEvery: o.avgEvery,
+      readWeights: Array.from({ length: programs }, (_, w) => (o.dcLambda > 0 ? planner.floats("scratch", `worker${w}.readWeights`, net.paramFloats) : 0)),
     },
     params: replicas.params[0]!,
     optimizerState: replicas.state.flat(),
@@ -52,6 +56,12 @@ export function planLocalAsync(input: PlanInput, R: number): AlgorithmPlan<Local
 /** Batches per epoch: the training split in batches of `--batch`, the last one partial. */
 export function localAsyncBatches(trainCount: number, batch: number): number {
   return Math.ceil(trainCount / batch);
+}
+
+/** DC-ASGD: copy layer m's weights, as the forward is about to read them, into `into` (laid out like the parameters). */
+export function keepWeights(ctx: RoleContext, m: number, into: Ptr, params: Ptr): void {
+  const region = ctx.net.params[m]!;
+  if (region.floats > 0) ctx.k.copy(into + region.offset * 4, params + region.offset * 4, region.floats);
 }
 
 /** One worker of a local-asynchronous run, for one epoch: its replica, buffers and tallies. */
@@ -106,6 +116,7 @@ export class HogwildWorker {
     const layout = setup.layout;
     const params = layout.replicas.params[this.replica]!;
     const grads = layout.grads[worker]!;
+    const readWeights = layout.readWeights[worker]!;
     const versions = versionsView(memory, layout.replicas, this.replica, net.layers.length);
     const from = batch * setup.batch;
     const rows = Math.min(setup.batch, setup.data.trainCount - from);
@@ -114,6 +125,7 @@ export class HogwildWorker {
     let t = mark(ctx.trace);
     for (let m = 0; m < net.layers.length; m++) {
       versionRead[m] = Atomics.load(versions, m);
+      if (readWeights !== 0) keepWeights(ctx, m, readWeights, params);
       net.forwardLayer(k, m, params, buffers.ws, rows);
       yield* sync.point();
     }
@@ -130,7 +142,7 @@ export class HogwildWorker {
     for (let m = net.layers.length - 1; m >= lowest; m--) {
       if (net.params[m]!.floats === 0 || m > highest) continue;
       recorder.produced(m);
-      applyLayerUpdate(ctx, layout.replicas, this.replica, m, grads, versionRead[m]!, recorder);
+      applyLayerUpdate(ctx, layout.replicas, this.replica, m, grads, versionRead[m]!, recorder, readWeights);
       yield* sync.point();
     }
     span(ctx.trace, "update", t);

@@ -16,7 +16,7 @@ export const hogwild: Algorithm<LocalAsyncLayout> = {
   family: "async",
   about: "lock-free shared weights, every worker updating in place",
   paper: "Niu, Recht, Ré, Wright: Hogwild! (NeurIPS 2011)",
-  flags: [],
+  flags: ["staleness-lr", "dc-lambda"],
   programs: (config) => config.workers,
   stepsPerEpoch: (config, trainCount) => localAsyncBatches(trainCount, config.batch),
   plan: (input) => planLocalAsync(input, 1),

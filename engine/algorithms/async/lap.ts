@@ -20,7 +20,7 @@ export const lap: Algorithm<LocalAsyncLayout> = {
   family: "async",
   about: "replicas, each trained by a Hogwild! group, averaged every --avg-every batches",
   paper: "Chatterjee, Kungurtsev, Alistarh: Scaling the Wild (arXiv 2203.06638)",
-  flags: ["replicas", "avg-every"],
+  flags: ["replicas", "avg-every", "staleness-lr", "dc-lambda"],
   programs: (config) => config.workers,
   stepsPerEpoch: (config, trainCount) => localAsyncBatches(trainCount, config.batch),
   check: checkGroups,

@@ -36,6 +36,7 @@ import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "../algori
 import { asyncOptionsOf, type TrainConfig } from "../config.ts";
 import { applyLayerUpdate, averageReplicasSlice, copyReplica0, planReplicas, replicaCounters, restoreReplicaCounters, versionsView, type ReplicaLayout } from "./replicas.ts";
 import { StalenessRecorder } from "./staleness.ts";
+import { keepWeights } from "./hogwild-step.ts";
 import { mark, span } from "../../runtime/trace.ts";
 
 interface Slot extends WorkerBuffers {
@@ -43,6 +44,8 @@ interface Slot extends WorkerBuffers {
   versionRead: Ptr;
   /** i32: rows of the batch in this slot. */
   rows: Ptr;
+  /** DC-ASGD: the weights the forward read, laid out like the parameters (0 when λ = 0). */
+  readWeights: Ptr;
 }
 
 interface ReplicaPipeline {
@@ -72,7 +75,7 @@ export const layerwise: Algorithm<LayerwiseLayout> = {
   family: "async",
   about: "decoupled forward and backward threads, each layer updated as soon as its gradient exists",
   paper: "Fokam, Nazeer, König, Kappel, Subramoney: asynchronous SGD with decoupled backpropagation (arXiv 2410.05985)",
-  flags: ["replicas", "avg-every", "fwd-threads", "bwd-threads", "queue"],
+  flags: ["replicas", "avg-every", "fwd-threads", "bwd-threads", "queue", "staleness-lr", "dc-lambda"],
   programs: threadsOf,
   programsFrom: "--replicas × (--fwd-threads + --bwd-threads)",
   // Batches of the epoch, whichever thread trains them.
@@ -93,13 +96,14 @@ function planLayerwise(input: PlanInput): AlgorithmPlan<LayerwiseLayout> {
   const R = o.replicas;
   const perReplica = o.fwdThreads + o.bwdThreads;
   const programs = R * perReplica;
-  const replicas = planReplicas(planner, net, R, programs, input.optimizer, input.audit);
+  const replicas = planReplicas(planner, net, R, programs, input.optimizer, input.audit, o);
   const layers = net.layers.length;
   const pipelines = Array.from({ length: R }, (_, r): ReplicaPipeline => ({
     slots: Array.from({ length: o.queue }, (_, s) => ({
       ...planWorkerBuffers(planner, net, `replica${r}.slot${s}`, input.batch),
       versionRead: planner.reserve("control", `replica${r}.slot${s}.versions`, layers * 4),
       rows: planner.reserve("control", `replica${r}.slot${s}.rows`, 4),
+      readWeights: o.dcLambda > 0 ? planner.floats("scratch", `replica${r}.slot${s}.readWeights`, net.paramFloats) : 0,
     })),
     free: planQueue(planner, `replica${r}.free`, o.queue),
     ready: planQueue(planner, `replica${r}.ready`, o.queue),
@@ -218,6 +222,7 @@ function* forwardThread(
     const t = mark(ctx.trace);
     for (let m = 0; m < net.layers.length; m++) {
       read[m] = Atomics.load(versions, m);
+      if (slot.readWeights !== 0) keepWeights(ctx, m, slot.readWeights, params);
       net.forwardLayer(k, m, params, slot.ws, rows);
       yield* sync.point();
     }
@@ -269,7 +274,7 @@ function* backwardThread(
         for (let seen = Atomics.load(words, turnWord(m) >> 2); seen !== turn; seen = Atomics.load(words, turnWord(m) >> 2)) {
           yield* sync.waitChange(turnWord(m), seen, `layer ${m}'s turn`);
         }
-        applyLayerUpdate(ctx, layout.replicas, replica, m, grads, read[m]!, recorder);
+        applyLayerUpdate(ctx, layout.replicas, replica, m, grads, read[m]!, recorder, slot.readWeights);
         sync.wake(turnWord(m));
       }
       yield* sync.point();

@@ -29,7 +29,7 @@ export const lpp: Algorithm<LppLayout> = {
   family: "async",
   about: "lap, and after --lpp-warmup epochs partial steps on each worker's chunk of layers",
   paper: "Chatterjee, Kungurtsev, Alistarh: Scaling the Wild (arXiv 2203.06638)",
-  flags: ["replicas", "avg-every", "lpp-warmup"],
+  flags: ["replicas", "avg-every", "lpp-warmup", "staleness-lr", "dc-lambda"],
   programs: (config) => config.workers,
   stepsPerEpoch: (config, trainCount) => localAsyncBatches(trainCount, config.batch),
   check: checkGroups,

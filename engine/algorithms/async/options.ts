@@ -9,6 +9,10 @@ export interface AsyncOptions {
   queue: number;
   /** lpp: epochs of full-gradient steps before partial steps start. */
   lppWarmup: number;
+  /** Staleness-aware learning rate (Zhang, Gupta, Lian, Liu, IJCAI 2016): a gradient τ ≥ 1 versions old is applied with lr/τ. */
+  stalenessLr: boolean;
+  /** DC-ASGD's λ (Zheng et al., ICML 2017): compensate each gradient by λ·g⊙g⊙(w_now − w_read); 0 = off. */
+  dcLambda: number;
 }
 
-export const DEFAULT_ASYNC: AsyncOptions = { replicas: 1, avgEvery: 8, fwdThreads: 1, bwdThreads: 2, queue: 4, lppWarmup: 1 };
+export const DEFAULT_ASYNC: AsyncOptions = { replicas: 1, avgEvery: 8, fwdThreads: 1, bwdThreads: 2, queue: 4, lppWarmup: 1, stalenessLr: false, dcLambda: 0 };

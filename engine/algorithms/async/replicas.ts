@@ -20,6 +20,7 @@ import { weightedSum, type WeightedSumArgs } from "../../kernels/weighted-sum.ts
 import type { RoleContext } from "../../runtime/context.ts";
 import { alignedSliceOf } from "../../runtime/split.ts";
 import type { StalenessRecorder } from "./staleness.ts";
+import type { AsyncOptions } from "./options.ts";
 
 export interface ReplicaLayout {
   params: Ptr[]; // per replica
@@ -28,11 +29,22 @@ export interface ReplicaLayout {
   versions: Ptr[];
   /** Per program: scratch for the averaging kernel's arguments (R pointers, R weights). */
   averageArgs: WeightedSumArgs[];
-  /** Per replica, tests only: Σ of every gradient applied (0 when not audited). */
+  /** Per replica, tests only: Σ of every gradient applied, times lr_applied/lr (0 when not audited). */
   ledger: Ptr[];
+  /** Staleness mitigations: lr/τ for a gradient τ versions old; DC-ASGD's λ (0: off). */
+  stalenessLr: boolean;
+  dcLambda: number;
 }
 
-export function planReplicas(planner: ArenaPlanner, net: Network, replicas: number, programs: number, optimizer: OptimizerConfig, audit: boolean): ReplicaLayout {
+export function planReplicas(
+  planner: ArenaPlanner,
+  net: Network,
+  replicas: number,
+  programs: number,
+  optimizer: OptimizerConfig,
+  audit: boolean,
+  mitigation: Pick<AsyncOptions, "stalenessLr" | "dcLambda">,
+): ReplicaLayout {
   const layers = net.layers.length;
   return {
     params: Array.from({ length: replicas }, (_, r) => planner.floats("parameters", `replica${r}.params`, net.paramFloats)),
@@ -43,6 +55,8 @@ export function planReplicas(planner: ArenaPlanner, net: Network, replicas: numb
       weights: planner.reserve("control", `program${p}.average.weights`, replicas * 4),
     })),
     ledger: Array.from({ length: replicas }, (_, r) => (audit ? planner.floats("gradients", `replica${r}.ledger`, net.paramFloats) : 0)),
+    stalenessLr: mitigation.stalenessLr,
+    dcLambda: mitigation.dcLambda,
   };
 }
 
@@ -67,7 +81,12 @@ export function restoreReplicaCounters(memory: WebAssembly.Memory, layout: Repli
 
 /**
  * Apply one layer's gradient (at `grads`, laid out like the parameter vector) to replica r in place.
- * `versionRead` is the layer's version the forward pass saw; returns the staleness.
+ * `versionRead` is the layer's version the forward pass saw, `readWeights` (0: not kept) a copy of the
+ * layer's weights as the forward read them; returns the staleness.
+ *
+ * Mitigations, when the run asks for them: DC-ASGD first compensates the gradient for the weights
+ * having moved since the forward read them (the term is 0 when nothing moved); the staleness-aware
+ * rate then applies a gradient τ ≥ 1 versions old with lr/τ (τ = 0: lr).
  */
 export function applyLayerUpdate(
   ctx: RoleContext,
@@ -77,14 +96,19 @@ export function applyLayerUpdate(
   grads: Ptr,
   versionRead: number,
   recorder: StalenessRecorder,
+  readWeights: Ptr = 0,
 ): number {
   const { k, net, setup, memory } = ctx;
   const versions = versionsView(memory, layout, replica, net.layers.length);
   const version = Atomics.add(versions, layer, 1); // this update's number: unique even under races
   const staleness = version - versionRead;
   const region = net.params[layer]!;
-  applyUpdate(k, setup.optimizer, updateRegion(layout.params[replica]!, grads, layout.state[replica]!, region.offset, region.floats), version + 1);
-  if (layout.ledger[replica] !== 0) k.axpy(layout.ledger[replica]! + region.offset * 4, grads + region.offset * 4, region.floats, 1);
+  const at = (base: Ptr) => base + region.offset * 4;
+  if (layout.dcLambda > 0 && readWeights !== 0) k.delay_compensate(at(grads), at(layout.params[replica]!), at(readWeights), region.floats, layout.dcLambda);
+  const rateScale = layout.stalenessLr && staleness > 1 ? 1 / staleness : 1;
+  const optimizer = rateScale === 1 ? setup.optimizer : { ...setup.optimizer, lr: setup.optimizer.lr * rateScale };
+  applyUpdate(k, optimizer, updateRegion(layout.params[replica]!, grads, layout.state[replica]!, region.offset, region.floats), version + 1);
+  if (layout.ledger[replica] !== 0) k.axpy(at(layout.ledger[replica]!), at(grads), region.floats, rateScale);
   recorder.applied(layer, staleness);
   return staleness;
 }
