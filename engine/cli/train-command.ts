@@ -10,6 +10,7 @@ import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
 import { DEFAULT_ASYNC, type AsyncOptions } from "../algorithms/algorithm.ts";
 import { DEFAULT_GOSSIP, isGossip, type GossipConfig } from "../algorithms/gossip/setup.ts";
 import { DEFAULT_PIPELINE, isPipeline, PIPELINE_ALGORITHMS, type PipelineOptions } from "../algorithms/pipeline/pipeline.ts";
+import { pipelineScheduleFlags } from "../algorithms/pipeline/pipeline-flags.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
 
@@ -38,6 +39,8 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "force", type: "bool", help: "decentlam: run with momentum on a non-symmetric topology although it is known to diverge" },
   { name: "stages", type: "int", min: 1, max: 64, help: "gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim: pipeline stages, one worker each (default 2)" },
   { name: "microbatches", type: "int", min: 1, max: 4096, help: "pipelines: microbatches per batch (default 4; --batch is split into them)" },
+  { name: "schedule", type: "string", valueName: "FILE", help: "pipelines: run this schedule (JSON, as skein schedule --json prints) one window per batch; an invalid one is refused" },
+  { name: "pipeline-unit", type: "string", choices: ["microbatch", "batch"], help: "pipedream, spectrain, pipeoptim: update once per microbatch (default) or once per batch of --batch samples, as gpipe, 1f1b, 2bw do" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
@@ -164,7 +167,7 @@ function pipelineFlags(algo: string, given: Set<string>, v: Record<string, unkno
     if (!isPipeline(algo)) throw new UserError(`--${flag} applies to --algo ${PIPELINE_ALGORITHMS.join("|")}, not ${algo}`);
     out[flag] = Number(v[flag]);
   }
-  return out;
+  return { ...out, ...pipelineScheduleFlags(algo, given, v, out) };
 }
 
 /** Worker count: given, or for layerwise derived from its threads (and checked when given). */
