@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { partitionStages, PIPELINE_ALGORITHMS, type PipelineAlgorithm, type PipelineOptions } from "../engine/algorithms/pipeline/pipeline.ts";
 import { parseScheduleJson } from "../engine/algorithms/pipeline/schedule-file.ts";
-import { oneFOneB } from "../engine/algorithms/pipeline/schedule.ts";
+import { oneFOneB, SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
 import { trainCommand } from "../engine/cli/train-command.ts";
 import { RunError, UserError } from "../engine/errors.ts";
 import { Network } from "../engine/model/network.ts";
@@ -86,6 +86,19 @@ describe("the runtime executes the schedule", () => {
           expect({ algo, M, unit, same }).toEqual({ algo, M, unit, same: true });
         }
       }
+    }
+  });
+
+  test("zb-h1 (split I/W), an out-of-order schedule and a `skein schedule --json` print run on real threads as under the deterministic executor, bitwise", async () => {
+    const D = 3;
+    const printed = JSON.parse(JSON.stringify({ ...SCHEDULES["zb-h1"]!(D, 4), makespan: 1 })); // extra keys are ignored
+    const schedules = [parseScheduleJson(JSON.stringify(printed), "zb-h1.json"), randomSchedule(D, 4, [3, 1, 4, 1, 5, 9, 2, 6], [true, false, false], false)];
+    for (const [algo, schedule] of [["gpipe", schedules[0]!], ["pipeoptim", schedules[1]!]] as const) {
+      const config = { ...base, algo, workers: D, epochs: 1, pipeline: { stages: D, microbatches: 4, schedule } };
+      const a = await run(config);
+      const b = await run({ ...config, executor: "threads" });
+      const ref = await referencePipeline(config);
+      expect({ algo, threads: sameBits(a.params, b.params), reference: sameBits(a.params, ref) }).toEqual({ algo, threads: true, reference: true });
     }
   });
 
