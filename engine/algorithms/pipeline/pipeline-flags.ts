@@ -26,7 +26,7 @@ export function pipelineScheduleFlags(algo: string, given: Set<string>, v: Recor
     } catch (e) {
       throw new UserError(`--schedule ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    const schedule = parseScheduleJson(text, `--schedule ${file}`);
+    const schedule = parseScheduleJson(text, `--schedule ${file}`, file);
     if (sizes.stages !== undefined && sizes.stages !== schedule.stages) throw new UserError(`--schedule ${file} has ${schedule.stages} stages but --stages is ${sizes.stages}`);
     if (sizes.microbatches !== undefined && sizes.microbatches !== schedule.microbatches) throw new UserError(`--schedule ${file} has ${schedule.microbatches} microbatches but --microbatches is ${sizes.microbatches}`);
     out.schedule = schedule;

@@ -15,7 +15,8 @@ import { peakInFlight, type Action, type ActionKind, type Schedule } from "./sch
 
 const LABEL = /^([FBIW])(\d+)(?:v(\d+))?$/;
 
-export function parseScheduleJson(text: string, where: string): Schedule {
+/** `where` names the input in messages; a schedule without a "name" is called `fallbackName`. */
+export function parseScheduleJson(text: string, where: string, fallbackName = where): Schedule {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -35,7 +36,7 @@ export function parseScheduleJson(text: string, where: string): Schedule {
   if (o.flush !== undefined && typeof o.flush !== "boolean") throw new UserError(`${where}: "flush" must be true or false`);
   const actions = (o.actions as unknown[][]).map((list, k) => list.map((item, p) => readAction(item, k, `${where}: stage ${k} action #${p}`)));
   const s: Schedule = {
-    name: typeof o.name === "string" ? o.name : where,
+    name: typeof o.name === "string" ? o.name : fallbackName,
     stages,
     microbatches,
     actions,
