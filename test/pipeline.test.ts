@@ -176,6 +176,15 @@ describe("weight versions", () => {
     });
   }
 
+  test("2bw's versions do not depend on the depth (delay one everywhere, as published): D = 2, 4, 6 give the same weights, bitwise", async () => {
+    const at = (D: number) => run({ ...base, algo: "2bw", model: DEEP, data: "synthetic:96", batch: 12, workers: D, pipeline: { stages: D, microbatches: 6 } });
+    const [two, four, six] = [await at(2), await at(4), await at(6)];
+    expect([sameBits(two.params, four.params), sameBits(two.params, six.params)]).toEqual([true, true]);
+    // PipeDream's staleness D − k − 1 does depend on it.
+    const pd = (D: number) => run({ ...base, algo: "pipedream", model: DEEP, data: "synthetic:96", batch: 12, workers: D, pipeline: { stages: D, microbatches: 6 } });
+    expect(sameBits((await pd(2)).params, (await pd(4)).params)).toBe(false);
+  });
+
   test("2bw needs M ≥ D", async () => {
     const attempt = run({ ...base, algo: "2bw", workers: 4, model: DEEP, pipeline: { stages: 4, microbatches: 2 } });
     await expect(attempt).rejects.toThrow(UserError);
