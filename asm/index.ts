@@ -8,6 +8,7 @@ export * from "./loss";
 export * from "./conv";
 export * from "./pool";
 export * from "./optim";
+export * from "./predict";
 export * from "./vector";
 export * from "./data";
 export * from "./ceiling";

@@ -61,6 +61,27 @@ describe("the registry", () => {
       }
     }
   });
+
+  test("a pipeline that streams whole batches (--pipeline-unit batch) counts one step per batch", async () => {
+    const session = await TrainingSession.open({
+      algo: "pipeoptim",
+      model: "mlp:784-8-10",
+      data: "synthetic:203",
+      epochs: 1,
+      batch: 16,
+      workers: 2,
+      executor: "deterministic",
+      seed: 1,
+      optimizer: defaultOptimizer("momentum"),
+      pipeline: { stages: 2, microbatches: 4, unit: "batch" },
+    });
+    try {
+      const epoch = await session.trainEpoch();
+      expect([session.stepsPerEpoch, epoch.updates]).toEqual([12, 12]);
+    } finally {
+      session.close();
+    }
+  });
 });
 
 describe("help", () => {

@@ -12,7 +12,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { peakStashedVersions, SCHEDULES, type Action, type Schedule } from "../engine/algorithms/pipeline/schedule.ts";
+import { peakInFlight, peakStashedVersions, SCHEDULES, type Action, type Schedule } from "../engine/algorithms/pipeline/schedule.ts";
 import { NotProgressingError, simulate } from "../engine/algorithms/pipeline/simulate.ts";
 import { validateSchedule } from "../engine/algorithms/pipeline/validate.ts";
 import { scheduleCommand } from "../engine/cli/schedule-command.ts";
@@ -400,5 +400,116 @@ describe("skein schedule", () => {
     const { code, stdout } = await run("--help");
     expect(code).toBe(0);
     for (const word of ["--name", "--stages", "--microbatches", "--cost-f", "--cost-b", "--json", "--svg", "gpipe", "1f1b", "async-1f1b", "zb-h1"]) expect(stdout).toContain(word);
+  });
+});
+
+// ---- weight strategies as annotations, and their lowering to buffers ------------------------------
+
+import { annotate, PIPELINE_ALGORITHMS as STRATEGIES, type PipelineAlgorithm } from "../engine/algorithms/pipeline/strategies.ts";
+import { lower } from "../engine/algorithms/pipeline/lower.ts";
+import { asyncOneFOneB, updatePoints, writesGradient } from "../engine/algorithms/pipeline/schedule.ts";
+import { randomSchedule } from "./pipeline-reference.ts";
+
+describe("PipeDream-2BW as published", () => {
+  test("microbatch j reads version max(⌊j/m⌋ − 1, 0) for F and B on every stage; every update applies gradients exactly one version old", () => {
+    for (let D = 1; D <= 6; D++) {
+      for (const m of [D, D + 1, 2 * D]) {
+        const batches = 5;
+        const s = annotate("2bw", asyncOneFOneB(D, batches * m), m);
+        expect(validateSchedule(s)).toEqual([]);
+        s.actions.forEach((list, k) => {
+          let version = 0; // the stage's live version
+          const grads: number[] = []; // versions of the gradients accumulated since the last update
+          for (const a of list) {
+            expect({ D, m, k, a: a.microbatch, v: a.version }).toEqual({ D, m, k, a: a.microbatch, v: Math.max(Math.floor(a.microbatch / m) - 1, 0) });
+            if (writesGradient(a)) grads.push(a.version!);
+            if (a.update) {
+              // Update `version` → version + 1 applies ∇f(W(version − 1)) (W(0) for the first).
+              expect({ D, m, k, version, grads: [...new Set(grads)] }).toEqual({ D, m, k, version, grads: [Math.max(version - 1, 0)] });
+              expect(grads.length).toBe(m);
+              grads.length = 0;
+              version++;
+            }
+          }
+          expect(version).toBe(batches);
+        });
+      }
+    }
+  });
+
+  test("M < D is refused", () => {
+    expect(() => annotate("2bw", asyncOneFOneB(4, 12), 3)).toThrow(/at least as many as --stages 4/);
+  });
+});
+
+describe("lowering", () => {
+  const arb = fc.record({
+    D: fc.integer({ min: 1, max: 6 }),
+    M: fc.integer({ min: 1, max: 12 }),
+    choices: fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+    split: fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }),
+    algo: fc.constantFrom<PipelineAlgorithm>(...STRATEGIES),
+    stream: fc.boolean(),
+  });
+
+  test("on random valid schedules and every strategy: each action reads the version it names, and no activation slot is reused while live", () => {
+    fc.assert(
+      fc.property(arb, ({ D, M, choices, split, algo, stream }) => {
+        const flush = algo === "gpipe" || algo === "1f1b";
+        const raw = stream && !flush ? asyncOneFOneB(D, M) : randomSchedule(D, M, choices, split, flush);
+        fc.pre(algo !== "2bw" || M >= D);
+        const s = annotate(algo, raw, algo === "2bw" ? (stream ? D : M) : 1);
+        expect(validateSchedule(s)).toEqual([]);
+        const l = lower(s, () => 1);
+        // Stage 0's own in-flight peak bounds the slot count (a slot is free after I: W reads no activations).
+        expect(l.slots).toBeLessThanOrEqual(peakInFlight(s)[0]!);
+        if (!s.actions[0]!.some((a) => a.kind === "I")) expect(l.slots).toBe(peakInFlight(s)[0]!);
+        // Abstract execution per stage: buffers hold version labels.
+        l.steps.forEach((steps, k) => {
+          let live = 0;
+          const stash = new Array<number>(l.stashBuffers[k]!).fill(-1);
+          steps.forEach((step, p) => {
+            const a = s.actions[k]![p]!;
+            if (step.kind !== "W" && step.weights.from === "live" && (a.weights ?? "version") === "version") expect(live).toBe(a.version ?? 0);
+            if (step.weights.from === "stash") expect(stash[step.weights.buffer]).toBe(a.version ?? 0);
+            if (step.stash >= 0) stash[step.stash] = live;
+            if (step.update) live++;
+          });
+        });
+        // Slots, in an order the schedule can run in: an owner per slot.
+        const owner = new Array<number>(l.slots).fill(-1);
+        const stepOf = new Map<string, (typeof l.steps)[0][0]>();
+        l.steps.forEach((steps, k) => steps.forEach((st) => stepOf.set(`${k}${st.kind}${st.microbatch}`, st)));
+        for (const e of simulate(s, { f: 1, b: 1 }).timeline) {
+          const st = stepOf.get(`${e.stage}${e.kind}${e.microbatch}`)!;
+          if (st.kind === "W") continue;
+          if (e.stage === 0 && st.kind === "F") {
+            expect(owner[st.slot]).toBe(-1);
+            owner[st.slot] = st.microbatch;
+          }
+          expect(owner[st.slot]).toBe(st.microbatch);
+          if (st.releasesSlot) owner[st.slot] = -1;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("asynchronous 1F1B with weight stashing keeps D − k − 1 copies on stage k (+ the live weights: D − k versions)", () => {
+    for (let D = 1; D <= 6; D++) {
+      const l = lower(annotate("pipedream", asyncOneFOneB(D, 4 * D), 1), () => 1);
+      expect(l.stashBuffers).toEqual(Array.from({ length: D }, (_, k) => D - k - 1));
+      expect(l.slots).toBe(D);
+    }
+  });
+
+  test("update points: explicit flags win; else a flushed schedule updates after each stage's last action, an asynchronous one after every B and W", () => {
+    const flushed = SCHEDULES["zb-h1"]!(3, 4);
+    flushed.actions.forEach((list, k) => expect(updatePoints(flushed, k)).toEqual(list.map((_, p) => p === list.length - 1)));
+    const a = asyncOneFOneB(3, 4);
+    a.actions.forEach((list, k) => expect(updatePoints(a, k)).toEqual(list.map((x) => x.kind === "B")));
+    const bad = clone(a);
+    bad.actions[0]![0]!.update = true; // an F cannot update
+    expect(validateSchedule(bad).join("\n")).toMatch(/only a B or a W writes gradients/);
   });
 });

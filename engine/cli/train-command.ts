@@ -11,6 +11,7 @@ import type { Family } from "../algorithms/algorithm.ts";
 import { ALGORITHMS, ALGORITHM_NAMES, algorithmNamed } from "../algorithms/registry.ts";
 import { overallStaleness } from "../algorithms/async/staleness.ts";
 import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
+import { pipelineScheduleFlags } from "../algorithms/pipeline/pipeline-flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
 
 const MAX_WORKERS = 64;
@@ -43,6 +44,8 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "slow-lr", type: "number", above: 0, help: "slowmo: slow learning rate α (default 1)" },
   { name: "stages", type: "int", min: 1, max: 64, help: "gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim: pipeline stages, one worker each (default 2)" },
   { name: "microbatches", type: "int", min: 1, max: 4096, help: "pipelines: microbatches per batch (default 4; --batch is split into them)" },
+  { name: "schedule", type: "string", valueName: "FILE", help: "pipelines: run this schedule (JSON, as skein schedule --json prints) one window per batch; an invalid one is refused" },
+  { name: "pipeline-unit", type: "string", choices: ["microbatch", "batch"], help: "pipedream, spectrain, pipeoptim: update once per microbatch (default) or once per batch of --batch samples, as gpipe, 1f1b, 2bw do" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
@@ -106,6 +109,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
       seed: Number(v.seed),
       optimizer,
     };
+    // --schedule FILE and --pipeline-unit: read and checked by the pipeline family itself.
+    const pipeline = pipelineScheduleFlags(algorithm.name, flags.given, v, config.pipeline ?? {});
+    if (Object.keys(pipeline).length > 0) config.pipeline = { ...config.pipeline, ...pipeline };
     // Without --workers, the algorithm's own program count (layerwise: its threads; pipelines: stages).
     const programs = algorithm.programs(config);
     if (algorithm.programsFrom && v.workers !== undefined && Number(v.workers) !== programs) {

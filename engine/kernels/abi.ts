@@ -63,6 +63,16 @@ export interface KernelExports {
   /** g' = g + wd·w; v = α·v + (1−α)·g'²; w −= lr·g'/(√v + eps). */
   rmsprop_update(w: Ptr, g: Ptr, v: Ptr, n: number, lr: number, alpha: number, eps: number, wd: number): void;
 
+  // ---- weight prediction for pipelines (Ŵ = W − a·Δ, a = lr·s; one fused pass, Δ never stored) -------
+  /** out = w − a·d (SGD: d = last gradient; momentum: d = m). out may alias w. */
+  predict_linear(out: Ptr, w: Ptr, d: Ptr, n: number, a: number): void;
+  /** out = w − a·(g + μ·m) (Nesterov). */
+  predict_nesterov(out: Ptr, w: Ptr, g: Ptr, m: Ptr, n: number, a: number, mu: number): void;
+  /** out = w − (a/bc1)·m/(√v/√bc2 + eps) (Adam, AdamW: no weight-decay term). */
+  predict_adam(out: Ptr, w: Ptr, m: Ptr, v: Ptr, n: number, a: number, bc1: number, bc2: number, eps: number): void;
+  /** out = w − a·g/(√v + eps) (RMSprop). */
+  predict_rmsprop(out: Ptr, w: Ptr, g: Ptr, v: Ptr, n: number, a: number, eps: number): void;
+
   // ---- vector ops the algorithms need ---------------------------------------------------------------
   /** y += a·x */
   axpy(y: Ptr, x: Ptr, n: number, a: number): void;

@@ -8,7 +8,8 @@ import { pipelineBatches, pipelineStageEpoch, planPipeline, type PipelineAlgorit
 
 /**
  * Strategies that update once per batch (gpipe and 1f1b after their flush, 2bw from gradients
- * accumulated over the batch) and those that update after every microbatch's backward.
+ * accumulated over the batch) and those that update after every microbatch's backward (unless
+ * --pipeline-unit batch streams whole batches through them).
  */
 type UpdatesPer = "batch" | "microbatch";
 
@@ -22,7 +23,11 @@ function pipelineAlgorithm(name: PipelineAlgorithm, updatesPer: UpdatesPer, abou
     programs: (config) => pipelineOptionsOf(config).stages,
     programsFrom: "one worker per stage (--stages)",
     // Full batches of --batch samples (a partial last batch is dropped), each one or M updates.
-    stepsPerEpoch: (config, trainCount) => pipelineBatches(trainCount, config.batch) * (updatesPer === "batch" ? 1 : pipelineOptionsOf(config).microbatches),
+    stepsPerEpoch(config, trainCount) {
+      const o = pipelineOptionsOf(config);
+      const perBatch = updatesPer === "microbatch" && (o.unit ?? "microbatch") === "microbatch" ? o.microbatches : 1;
+      return pipelineBatches(trainCount, config.batch) * perBatch;
+    },
     plan: (input) => planPipeline(name, input, pipelineOptionsOf(input.config)),
     epoch: pipelineStageEpoch,
   };

@@ -1,62 +1,70 @@
 /**
  * Pipeline-parallel training: the network cut into D stages of contiguous layers, one role program per
- * stage, each executing its list of actions from a schedule (schedule.ts) on microbatches.
+ * stage. The stage program is an interpreter: it executes its stage's list of lowered actions (a
+ * schedule, annotated by a weight strategy, strategies.ts, and lowered to buffers, lower.ts) and
+ * decides nothing itself.
  *
- *   stage k, for each action of its list:
- *     F(m): wait until stage k − 1 has forwarded m; forward k's layers on m with the weights the
- *           strategy picks (and, on the last stage, the loss and its gradient)
- *     B(m): wait until stage k + 1 has back-propagated m; backward k's layers with the weights the
- *           strategy picks; then, asynchronous strategies update k's layers at once
- *   flush strategies update once per batch, after the stage's last action of the batch
+ *   F(m)  wait until stage k − 1 has forwarded m (stage 0: load m's samples); forward k's layers on
+ *         the weights the action names (live, a stashed version, or a prediction); on the last
+ *         stage, the loss and its gradient
+ *   B(m)  wait until stage k + 1 has back-propagated m; backward k's layers on the weights the action
+ *         names, adding to (or starting) the stage's gradient
+ *   I(m)  the same backward, its weight gradient kept aside for m's W
+ *   W(m)  add m's weight gradient (from its I) to the stage's gradient
+ *   then, where the action says: copy the live weights into a stash buffer, apply the update
  *
- * Weight strategies (--algo):
- *   gpipe, 1f1b   one version; gradients accumulated over the batch's M microbatches, then a step
- *   pipedream     weight stashing: F(m) saves the stage's weights, B(m) uses exactly them; stage k keeps
- *                 D − k versions; every backward updates the live weights
- *   2bw           two versions: updates once per M microbatches (≥ D) from accumulated gradients;
- *                 microbatches in flight keep the version their F used (W_{t+1} = W_t − η∇f(W_{t−1}))
- *   spectrain     F uses Ŵ = W − s_F·lr·v, B uses Ŵ = W − s_B·lr·v, v the momentum (SpecTrain v1:
- *                 s_F = ⌊k/2⌋ + D − k − 1, s_B = ⌊k/2⌋); updates the live weights after every B
- *   pipeoptim     F uses Ŵ = W − lr·s·Δ with Δ the optimizer's own direction (prediction.ts); B and the
- *                 update use the live weights, no stash
+ * What flows through the pipeline (one epoch):
+ *   gpipe, 1f1b, --schedule FILE  one window per batch, the batch split into M microbatches
+ *   pipedream, spectrain, pipeoptim  one asynchronous 1F1B window over the epoch's stream of units:
+ *                 microbatches (--pipeline-unit microbatch: one update per B/M samples) or whole
+ *                 batches (--pipeline-unit batch: one update per B samples, as the PipeDream-based
+ *                 runtimes of SpecTrain and PipeOptim run, and as GPipe, 1F1B and 2BW update)
+ *   2bw           one asynchronous 1F1B window over the epoch's microbatches, an update per batch
  *
  * A microbatch's activations live in one slot, a workspace for the whole network that every stage
  * uses in turn (stage k writes its layers' outputs, stage k + 1 reads them as its input): hand-offs
- * are a counter per stage boundary, not copies. Slot = global microbatch index mod S, S the most
- * microbatches any schedule keeps in flight (GPipe: M; 1F1B: min(D, M)).
+ * are a flag per stage and microbatch, not copies. The lowering hands out slots; the runtime checks
+ * at every action that its slot still belongs to its microbatch.
  */
 import type { KernelExports, Ptr } from "../../kernels/abi.ts";
 import { UserError } from "../../errors.ts";
 import { epochOrder } from "../../data/order.ts";
 import type { Network } from "../../model/network.ts";
-import { applyUpdate, planOptimizerState } from "../../optim/optimizer.ts";
+import { applyUpdate, planOptimizerState, type OptimizerConfig, type UpdateRegion } from "../../optim/optimizer.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../../runtime/context.ts";
 import { WORD } from "../../runtime/control.ts";
 import { shardOf } from "../../runtime/split.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
-import { asyncOneFOneB, gpipe, oneFOneB, type Schedule } from "./schedule.ts";
-import { pipeoptimSteps, predictionDirection, predictWeights, spectrainSteps } from "./prediction.ts";
+import { asyncOneFOneB, gpipe, oneFOneB, peakInFlight, writesGradient, type Schedule } from "./schedule.ts";
+import { validateSchedule } from "./validate.ts";
+import { lower, type Lowered, type Step, type Weights } from "./lower.ts";
+import { predictionReadsGradient, predictWeights } from "./prediction.ts";
+import { annotate, flushes, type PipelineAlgorithm } from "./strategies.ts";
 import { mark, span } from "../../runtime/trace.ts";
 
-export const PIPELINE_ALGORITHMS = ["gpipe", "1f1b", "pipedream", "2bw", "spectrain", "pipeoptim"] as const;
-export type PipelineAlgorithm = (typeof PIPELINE_ALGORITHMS)[number];
-export const isPipeline = (algo: string): algo is PipelineAlgorithm => (PIPELINE_ALGORITHMS as readonly string[]).includes(algo);
+export { PIPELINE_ALGORITHMS, isPipeline, type PipelineAlgorithm } from "./strategies.ts";
+
+export const PIPELINE_UNITS = ["microbatch", "batch"] as const;
+export type PipelineUnit = (typeof PIPELINE_UNITS)[number];
 
 export interface PipelineOptions {
   stages: number;
   microbatches: number;
+  /**
+   * pipedream, spectrain, pipeoptim: what one update is computed from — a microbatch of B/M samples
+   * (the stream is the epoch's microbatches), or a whole batch of B samples (the stream is its
+   * batches; every strategy then makes one update per B samples). Default microbatch.
+   */
+  unit?: PipelineUnit;
+  /** A schedule to run instead of the algorithm's own, one window per batch (--schedule FILE). */
+  schedule?: Schedule;
+  /** spectrain, pipeoptim: false turns every prediction off (s = 0), the same run without prediction. */
+  prediction?: boolean;
+  /** Measure ‖W_F − W_B‖² on every n-th unit of the asynchronous strategies (default 8; tests use 1). */
+  measureEvery?: number;
 }
 export const DEFAULT_PIPELINE: PipelineOptions = { stages: 2, microbatches: 4 };
-
-/** Flush strategies run GPipe or 1F1B batch by batch; the others one asynchronous 1F1B window per epoch. */
-const flushes = (a: PipelineAlgorithm) => a === "gpipe" || a === "1f1b";
-const predicts = (a: PipelineAlgorithm) => a === "spectrain" || a === "pipeoptim";
-/**
- * Inconsistency is measured on every SAMPLE-th microbatch: a measurement copies the stage's weights at
- * F and compares at B, which would otherwise cost as much as the strategy's own work.
- */
-const SAMPLE = 8;
 
 export interface StageLayout {
   first: number; // layers [first, last]
@@ -64,30 +72,95 @@ export interface StageLayout {
   /** Float range of the flat parameter vector the stage owns. */
   lo: number;
   hi: number;
-  /** Weight copies: pipedream's stash (D − k), 2bw's previous version, spectrain/pipeoptim's predictions. */
-  versions: Ptr[];
-  /**
-   * spectrain, pipeoptim: per in-flight slot, a copy of the weights a sampled F used, to measure the
-   * inconsistency at its B. (pipedream and 2bw keep their F weights anyway: no copy needed.)
-   */
-  forwardWeights: Ptr[];
+  /** Stashed weight versions (weight stashing, 2BW's previous version). */
+  stash: Ptr[];
+  /** The predicted weights Ŵ (spectrain, pipeoptim), 0 when the stage never predicts. */
+  prediction: Ptr;
+  /** Weight gradients of I's waiting for their W's. */
+  pending: Ptr[];
+  /** Asynchronous strategies: per activation slot, a copy of the weights a measured F read, compared at its B. */
+  forwardCopy: Ptr[];
   grads: Ptr;
+}
+
+/** How an epoch is cut into windows of the schedule. */
+export interface EpochShape {
+  /** Windows per epoch, each a run of the (lowered) schedule. */
+  windows: number;
+  /** Microbatches (units) per window: the schedule's M. */
+  perWindow: number;
+  /** Units per batch: each unit is shard `u mod unitsPerBatch` of batch ⌊u / unitsPerBatch⌋. */
+  unitsPerBatch: number;
 }
 
 export interface PipelineLayout {
   algorithm: PipelineAlgorithm;
+  options: PipelineOptions;
+  shape: EpochShape;
   stages: StageLayout[];
-  microbatches: number;
   slots: WorkerBuffers[];
   params: Ptr;
   state: Ptr[];
-  /** i32 per stage: microbatches forwarded / back-propagated so far (the hand-off counters). */
-  forwarded: Ptr;
-  backpropagated: Ptr;
-  /** i32 per stage: updates applied (the stage's weight version). */
+  /** i32 per stage and epoch unit: bumped when the stage has forwarded / back-propagated the unit. */
+  forwardDone: Ptr;
+  gradientDone: Ptr;
+  /** i32 per activation slot: 1 + the epoch unit holding it, 0 when free. */
+  slotOwner: Ptr;
+  /** i32 per stage: updates applied (the stage's weight version, Adam's t). */
   updates: Ptr;
+  measureEvery: number;
 }
 
+/** Full batches per epoch (a partial last batch is dropped: every batch splits into M microbatches). */
+export function pipelineBatches(trainCount: number, batch: number): number {
+  return Math.floor(trainCount / batch);
+}
+
+export function epochShape(algorithm: PipelineAlgorithm, o: PipelineOptions, batches: number): EpochShape {
+  if (o.schedule) return { windows: batches, perWindow: o.schedule.microbatches, unitsPerBatch: o.schedule.microbatches };
+  if (flushes(algorithm)) return { windows: batches, perWindow: o.microbatches, unitsPerBatch: o.microbatches };
+  const unitsPerBatch = algorithm !== "2bw" && o.unit === "batch" ? 1 : o.microbatches;
+  return { windows: 1, perWindow: batches * unitsPerBatch, unitsPerBatch };
+}
+
+/**
+ * The annotated, validated, lowered schedule one window runs. A user's schedule that the validator
+ * rejects is refused with its messages.
+ */
+export function windowProgram(algorithm: PipelineAlgorithm, o: PipelineOptions, shape: EpochShape, batch: number): Lowered {
+  const D = o.stages;
+  let raw: Schedule;
+  if (o.schedule) {
+    raw = o.schedule;
+    if (raw.stages !== D) throw new UserError(`--schedule '${raw.name}' has ${raw.stages} stages but the run has --stages ${D}`);
+    const errors = validateSchedule(raw);
+    if (errors.length > 0) throw new UserError(`--schedule '${raw.name}' is not a valid schedule: ${errors.slice(0, 3).join("; ")}${errors.length > 3 ? ` (and ${errors.length - 3} more)` : ""}`);
+  } else if (flushes(algorithm)) raw = algorithm === "gpipe" ? gpipe(D, shape.perWindow) : oneFOneB(D, shape.perWindow);
+  else raw = asyncOneFOneB(D, shape.perWindow);
+  const annotated = annotate(algorithm, raw, shape.unitsPerBatch, o.prediction !== false);
+  const errors = validateSchedule(annotated);
+  if (errors.length > 0) throw new UserError(`--algo ${algorithm} on schedule '${raw.name}': ${errors.slice(0, 3).join("; ")}`);
+  const rows = (m: number) => {
+    const { lo, hi } = shardOf(batch, shape.unitsPerBatch, m % shape.unitsPerBatch);
+    return hi - lo;
+  };
+  return lower(annotated, rows);
+}
+
+/** Refuses a prediction that would read a gradient the stage has half-accumulated since its last update. */
+function checkPredictionInputs(l: Lowered, optimizer: OptimizerConfig): void {
+  if (!predictionReadsGradient(optimizer)) return;
+  l.steps.forEach((list, k) => {
+    let midAccumulation = false;
+    for (const step of list) {
+      if (step.weights.from === "predicted" && step.weights.steps > 0 && midAccumulation) {
+        throw new UserError(`--optimizer ${optimizer.kind}: its prediction reads the last update's gradient, but stage ${k} predicts for ${step.kind}${step.microbatch} after accumulating part of the next one; use momentum or adam, or a schedule that updates after every backward`);
+      }
+      if (writesGradient(step)) midAccumulation = true;
+      if (step.update) midAccumulation = false;
+    }
+  });
+}
 /**
  * Contiguous stages that minimise the most expensive stage (forward multiply-adds per sample; the
  * backward costs about twice as much everywhere, so the balance is the same): the classic linear
@@ -132,43 +205,55 @@ function macsPerSample(net: Network, i: number): number {
   return weights * spatial;
 }
 
-export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, options: PipelineOptions): AlgorithmPlan<PipelineLayout> {
+/** The plan, plus the annotated schedule one window runs (for reports and tests). */
+export type PipelinePlan = AlgorithmPlan<PipelineLayout> & { schedule: Schedule; lowered: Lowered };
+
+export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, options: PipelineOptions): PipelinePlan {
   const { planner, net } = input;
   const D = options.stages;
-  const M = options.microbatches;
-  if (M > input.batch) throw new UserError(`--microbatches ${M}: more microbatches than the ${input.batch} samples of a batch`);
+  const batches = pipelineBatches(input.trainCount, input.batch);
+  const shape = epochShape(algorithm, options, batches);
+  if (shape.unitsPerBatch > input.batch) throw new UserError(`--microbatches ${shape.unitsPerBatch}: more microbatches than the ${input.batch} samples of a batch`);
   if (input.batch > input.trainCount) throw new UserError(`--batch ${input.batch}: larger than the ${input.trainCount} training samples`);
+  const program = windowProgram(algorithm, options, shape, input.batch);
+  checkPredictionInputs(program, input.optimizer);
   const ranges = partitionStages(net, D);
   const params = planner.floats("parameters", "params", net.paramFloats);
   const state = planOptimizerState(planner, net.paramFloats, input.optimizer.kind);
-  const slotCount = algorithm === "gpipe" ? M : Math.min(D, M);
-  const rows = Math.ceil(input.batch / M);
-  const slots = Array.from({ length: slotCount }, (_, s) => planWorkerBuffers(planner, net, `slot${s}`, rows));
-  const versionsPerStage = (k: number) =>
-    algorithm === "pipedream" ? D - k : algorithm === "2bw" ? 1 : algorithm === "spectrain" ? 2 : algorithm === "pipeoptim" ? 1 : 0;
+  const rows = Math.ceil(input.batch / shape.unitsPerBatch);
+  const slots = Array.from({ length: program.slots }, (_, s) => planWorkerBuffers(planner, net, `slot${s}`, rows));
+  const measures = !flushes(algorithm) && !options.schedule?.flush;
   // Whole-vector copies (a stage uses only its range): simpler pointer arithmetic for a little memory.
+  const vector = (kind: "parameters" | "gradients" | "scratch", name: string) => planner.floats(kind, name, net.paramFloats);
   const stages = ranges.map((r, k): StageLayout => {
     const lo = net.params[r.first]!.offset;
     const end = net.params[r.last]!;
+    const predicts = program.steps[k]!.some((s) => s.weights.from === "predicted" && s.weights.steps > 0);
     return {
       ...r,
       lo,
       hi: end.offset + end.floats,
-      versions: Array.from({ length: versionsPerStage(k) }, (_, v) => planner.floats("parameters", `stage${k}.version${v}`, net.paramFloats)),
-      forwardWeights: predicts(algorithm) ? Array.from({ length: slotCount }, (_, s) => planner.floats("scratch", `stage${k}.slot${s}.forwardWeights`, net.paramFloats)) : [],
-      grads: planner.floats("gradients", `stage${k}.grads`, net.paramFloats),
+      stash: Array.from({ length: program.stashBuffers[k]! }, (_, v) => vector("parameters", `stage${k}.stash${v}`)),
+      prediction: predicts ? vector("parameters", `stage${k}.prediction`) : 0,
+      pending: Array.from({ length: program.pendingBuffers[k]! }, (_, v) => vector("gradients", `stage${k}.pending${v}`)),
+      forwardCopy: measures ? Array.from({ length: program.slots }, (_, s) => vector("scratch", `stage${k}.slot${s}.forwardWeights`)) : [],
+      grads: vector("gradients", `stage${k}.grads`),
     };
   });
+  const units = shape.windows * shape.perWindow;
   const layout: PipelineLayout = {
     algorithm,
+    options,
+    shape,
     stages,
-    microbatches: M,
     slots,
     params,
     state,
-    forwarded: planner.reserve("control", "pipeline.forwarded", D * 4),
-    backpropagated: planner.reserve("control", "pipeline.backpropagated", D * 4),
+    forwardDone: planner.reserve("control", "pipeline.forwardDone", D * units * 4),
+    gradientDone: planner.reserve("control", "pipeline.gradientDone", D * units * 4),
+    slotOwner: planner.reserve("control", "pipeline.slotOwner", Math.max(1, program.slots) * 4),
     updates: planner.reserve("control", "pipeline.updates", D * 4),
+    measureEvery: options.measureEvery ?? 8,
   };
   return {
     layout,
@@ -178,27 +263,25 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     perWorker: Array.from({ length: D }, (_, k) => planWorkerBuffers(planner, net, `stage${k}.eval`, Math.min(input.batch, 256))),
     trackName: (k) => `stage ${k} (layers ${stages[k]!.first}–${stages[k]!.last})`,
     prepare(memory, epochsDone) {
-      // Hand-off counters count global microbatches: start where this process's first epoch begins.
-      const first = epochsDone * pipelineBatches(input.trainCount, input.batch) * M;
-      for (const word of [layout.forwarded, layout.backpropagated]) new Int32Array(memory.buffer, word, D).fill(first);
+      // Done flags count epochs: in epoch e a stage waits for its peer's flag to reach e + 1.
+      for (const word of [layout.forwardDone, layout.gradientDone]) new Int32Array(memory.buffer, word, D * units).fill(epochsDone);
+      new Int32Array(memory.buffer, layout.slotOwner, Math.max(1, program.slots)).fill(0);
     },
-    summary: () => ({ stages: stageMemory(net, layout, rows) }),
+    summary: () => ({ stages: stageMemory(net, layout, program, rows) }),
     counters: (memory) => [...new Int32Array(memory.buffer, layout.updates, D)],
     restoreCounters: (memory, counters) => new Int32Array(memory.buffer, layout.updates, D).set(counters),
+    schedule: program.schedule,
+    lowered: program,
   };
 }
 
-/** Full batches per epoch (a partial last batch is dropped: every batch splits into M microbatches). */
-export function pipelineBatches(trainCount: number, batch: number): number {
-  return Math.floor(trainCount / batch);
-}
-
 /**
- * What each stage keeps: its layers, the weight versions the strategy holds beyond the live weights
- * (measurement copies excluded), and the activations of the microbatches it can have in flight.
+ * What each stage keeps: its layers, the weight copies the strategy holds beyond the live weights
+ * (stashed versions and the prediction; measurement copies excluded), and the activations of the
+ * microbatches it has in flight at its peak.
  */
-function stageMemory(net: Network, layout: PipelineLayout, rows: number) {
-  const inFlight = layout.algorithm === "gpipe" ? layout.microbatches : undefined;
+function stageMemory(net: Network, layout: PipelineLayout, program: Lowered, rows: number) {
+  const peaks = peakInFlight(program.schedule);
   return layout.stages.map((s, k) => {
     const weightBytes = (s.hi - s.lo) * 4;
     let activationFloats = 0;
@@ -207,16 +290,30 @@ function stageMemory(net: Network, layout: PipelineLayout, rows: number) {
       const out = layer.outShape.reduce((a, b) => a * b, 1);
       activationFloats += layer.aliasesInput ? 0 : out * (2 + (layer.savedFloatsPerSample > 0 ? 1 : 0));
     }
-    const slots = inFlight ?? Math.min(layout.stages.length - k, layout.microbatches);
+    const copies = s.stash.length + (s.prediction ? 1 : 0);
     return {
       stage: k,
       layers: [s.first, s.last] as [number, number],
       weightBytes,
-      extraWeightVersions: s.versions.length,
-      weightVersionBytes: s.versions.length * weightBytes,
-      activationBytes: slots * rows * activationFloats * 4,
+      extraWeightVersions: copies,
+      weightVersionBytes: copies * weightBytes,
+      pendingGradientBytes: s.pending.length * weightBytes,
+      activationBytes: peaks[k]! * rows * activationFloats * 4,
     };
   });
+}
+
+/** The lowered window, computed once per worker and shape (it is pure: every stage gets the same). */
+const programs = new Map<string, Lowered>();
+function programOf(layout: PipelineLayout, batch: number): Lowered {
+  const key = JSON.stringify([layout.algorithm, layout.options, layout.shape, batch]);
+  let p = programs.get(key);
+  if (!p) {
+    p = windowProgram(layout.algorithm, layout.options, layout.shape, batch);
+    if (programs.size > 16) programs.clear();
+    programs.set(key, p);
+  }
+  return p;
 }
 
 export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
@@ -225,73 +322,81 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
   const started = performance.now();
   const waitedBefore = sync.waitedMs;
   const D = layout.stages.length;
-  const M = layout.microbatches;
+  const { windows, perWindow, unitsPerBatch } = layout.shape;
+  const units = windows * perWindow;
   const me = layout.stages[stage]!;
   const words = new Int32Array(memory.buffer);
-  const forwarded = (s: number) => layout.forwarded + s * 4;
-  const backpropagated = (s: number) => layout.backpropagated + s * 4;
-  const updates = new Int32Array(memory.buffer, layout.updates, D);
-  const batches = pipelineBatches(setup.data.trainCount, setup.batch);
+  const forwardDone = (s: number, u: number) => layout.forwardDone + (s * units + u) * 4;
+  const gradientDone = (s: number, u: number) => layout.gradientDone + (s * units + u) * 4;
   const order = epochOrder(setup.data.trainCount, setup.seed, epoch);
-  const flush = flushes(layout.algorithm);
-  // gpipe, 1f1b and 2bw step on gradients accumulated over M microbatches: each is scaled by the batch.
-  const accumulates = flush || layout.algorithm === "2bw";
-  // Flush strategies: a GPipe or 1F1B window per batch. Asynchronous: one 1F1B window over the epoch.
-  const windows: Schedule[] = flush
-    ? Array.from({ length: batches }, () => (layout.algorithm === "gpipe" ? gpipe(D, M) : oneFOneB(D, M)))
-    : [asyncOneFOneB(D, batches * M)];
-  const epochBase = epoch * batches * M; // global microbatch index of this epoch's first microbatch
-  const strategy = new WeightStrategy(ctx, layout, me, stage);
+  const steps = programOf(layout, setup.batch).steps[stage]!;
+  const runtime = new StageRuntime(ctx, layout, me, stage);
   const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
   const totals = { lossSum: 0, samples: 0, updates: 0, inconsistencySum: 0, inconsistencyCount: 0 };
+  const measured = (u: number) => me.forwardCopy.length > 0 && u % layout.measureEvery === 0;
 
-  let windowBase = epochBase;
-  for (const window of windows) {
-    for (const action of window.actions[stage]!) {
-      const g = windowBase + action.microbatch; // global microbatch index
-      const slot = layout.slots[g % layout.slots.length]!;
-      const local = g - epochBase;
-      const batch = Math.floor(local / M);
-      const { lo, hi } = shardOf(setup.batch, M, local % M);
+  for (let w = 0; w < windows; w++) {
+    for (const step of steps) {
+      const u = w * perWindow + step.microbatch; // the unit's index in the epoch
+      const slot = layout.slots[step.slot]!;
+      const { lo, hi } = shardOf(setup.batch, unitsPerBatch, u % unitsPerBatch);
       const rows = hi - lo;
-      if (action.kind === "F") {
-        if (stage > 0) yield* waitAtLeast(words, forwarded(stage - 1), g + 1, sync, `stage ${stage - 1}'s forward of microbatch ${g}`);
-        else loadBatch(ctx, slot, "train", order, batch * setup.batch + lo, rows);
-        const t = mark(ctx.trace);
-        const weights = strategy.forwardWeights(g);
-        for (let l = me.first; l <= me.last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
-        if (stage === D - 1) {
-          // Flush strategies average over the batch; asynchronous ones step on every microbatch.
-          totals.lossSum += net.lossAndGradient(k, slot.ws, rows, 1 / (accumulates ? setup.batch : rows));
-          totals.samples += rows;
-          control.workerLoss[stage] = totals.lossSum;
-          control.add(WORD.samplesDone, rows);
+      const t = mark(ctx.trace);
+      switch (step.kind) {
+        case "F": {
+          if (stage > 0) yield* waitAtLeast(words, forwardDone(stage - 1, u), epoch + 1, sync, `stage ${stage - 1}'s forward of unit ${u}`);
+          else {
+            runtime.claimSlot(step.slot, u);
+            loadBatch(ctx, slot, "train", order, Math.floor(u / unitsPerBatch) * setup.batch + lo, rows);
+          }
+          runtime.checkSlot(step.slot, u, step);
+          const weights = runtime.weights(step.weights);
+          if (measured(u)) runtime.copyStage(me.forwardCopy[step.slot]!, weights);
+          for (let l = me.first; l <= me.last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
+          if (stage === D - 1) {
+            totals.lossSum += net.lossAndGradient(k, slot.ws, rows, step.lossScale);
+            totals.samples += rows;
+            control.workerLoss[stage] = totals.lossSum;
+            control.add(WORD.samplesDone, rows);
+          }
+          sync.wake(forwardDone(stage, u));
+          break;
         }
-        span(ctx.trace, `F${g - epochBase}`, t);
-        sync.wake(forwarded(stage)); // the counter counts microbatches: wake() adds one
-      } else {
-        if (stage < D - 1) yield* waitAtLeast(words, backpropagated(stage + 1), g + 1, sync, `stage ${stage + 1}'s backward of microbatch ${g}`);
-        const t = mark(ctx.trace);
-        const weights = strategy.backwardWeights(g);
-        const accumulate = accumulates && g % M !== 0; // the first microbatch of a batch overwrites
-        for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) net.backwardLayer(k, l, weights, me.grads, slot.ws, rows, accumulate);
-        const distance = strategy.inconsistency(g, weights);
-        if (distance !== null) {
-          totals.inconsistencySum += distance;
-          totals.inconsistencyCount++;
+        case "B":
+        case "I": {
+          if (stage < D - 1) yield* waitAtLeast(words, gradientDone(stage + 1, u), epoch + 1, sync, `stage ${stage + 1}'s backward of unit ${u}`);
+          runtime.checkSlot(step.slot, u, step);
+          const weights = runtime.weights(step.weights);
+          // A full B adds to the stage's gradient; an I keeps its weight gradient aside for its W.
+          const into = step.kind === "B" ? me.grads : me.pending[step.pending]!;
+          const accumulate = step.kind === "B" && step.accumulate;
+          for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) net.backwardLayer(k, l, weights, into, slot.ws, rows, accumulate);
+          if (measured(u)) {
+            totals.inconsistencySum += runtime.distance(me.forwardCopy[step.slot]!, weights);
+            totals.inconsistencyCount++;
+          }
+          sync.wake(gradientDone(stage, u));
+          if (step.releasesSlot) runtime.releaseSlot(step.slot);
+          break;
         }
-        span(ctx.trace, `B${g - epochBase}`, t);
-        sync.wake(backpropagated(stage));
-        if (!flush && strategy.updatesAfter(g)) {
-          const u = mark(ctx.trace);
-          totals.updates += strategy.update(Atomics.add(updates, stage, 1) + 1);
-          span(ctx.trace, "update", u);
+        case "W":
+          runtime.addPending(me.pending[step.pending]!, step.accumulate);
+          break;
+        default: {
+          const unknown: never = step.kind;
+          throw new Error(`pipeline stage ${stage}: unknown action kind ${String(unknown)}`);
         }
+      }
+      span(ctx.trace, `${step.kind}${u}`, t);
+      if (step.stash >= 0) runtime.copyStage(me.stash[step.stash]!, layout.params);
+      if (step.update) {
+        const t2 = mark(ctx.trace);
+        runtime.update();
+        totals.updates++;
+        span(ctx.trace, "update", t2);
       }
       yield* sync.point();
     }
-    if (flush) totals.updates += strategy.update(Atomics.add(updates, stage, 1) + 1);
-    windowBase += window.microbatches;
   }
   return {
     lossSum: totals.lossSum,
@@ -311,15 +416,14 @@ function* waitAtLeast(words: Int32Array, word: Ptr, target: number, sync: RoleCo
 }
 
 /**
- * Which weights a stage's F and B use, and how it updates: the one place the strategies differ.
- * Weight vectors are whole-model sized; only the stage's float range [lo, hi) is read or written.
+ * The kernels behind a stage's actions. Weight vectors are whole-model sized; only the stage's float
+ * range [lo, hi) is read or written.
  */
-class WeightStrategy {
+class StageRuntime {
   private readonly k: KernelExports;
   private readonly n: number;
-  private readonly D: number;
-  /** 2bw: the global microbatch index from which the live weights are the ones F used. */
-  private liveSince = 0;
+  private readonly owners: Int32Array;
+  private readonly updates: Int32Array;
 
   constructor(
     private readonly ctx: RoleContext,
@@ -329,114 +433,77 @@ class WeightStrategy {
   ) {
     this.k = ctx.k;
     this.n = me.hi - me.lo;
-    this.D = layout.stages.length;
+    this.owners = new Int32Array(ctx.memory.buffer, layout.slotOwner, Math.max(1, layout.slots.length));
+    this.updates = new Int32Array(ctx.memory.buffer, layout.updates, layout.stages.length);
   }
 
   private range(base: Ptr): Ptr {
     return base + this.me.lo * 4;
   }
 
-  private copyStage(to: Ptr, from: Ptr): void {
+  copyStage(to: Ptr, from: Ptr): void {
     this.k.copy(this.range(to), this.range(from), this.n);
   }
 
-  forwardWeights(g: number): Ptr {
-    const { layout, me } = this;
-    const live = layout.params;
-    let used = live;
-    switch (layout.algorithm) {
-      case "pipedream": {
-        used = me.versions[g % me.versions.length]!; // the stash this microbatch's B will use
-        this.copyStage(used, live);
-        break;
-      }
-      case "2bw":
-        used = g < this.liveSince ? me.versions[0]! : live;
-        break;
-      case "spectrain":
-        used = this.predict(me.versions[0]!, spectrainSteps(this.stage, this.D, "v1", "forward"));
-        break;
-      case "pipeoptim":
-        used = this.predict(me.versions[0]!, pipeoptimSteps(this.stage, this.D));
-        break;
-    }
-    if (me.forwardWeights.length > 0 && g % SAMPLE === 0) this.copyStage(me.forwardWeights[g % me.forwardWeights.length]!, used);
-    return used;
+  /** ‖a − b‖² over the stage's range: contents, never pointers. */
+  distance(a: Ptr, b: Ptr): number {
+    return this.k.squared_distance(this.range(a), this.range(b), this.n);
   }
 
-  backwardWeights(g: number): Ptr {
+  /** The vector an action reads. */
+  weights(w: Weights): Ptr {
     const { layout, me } = this;
-    switch (layout.algorithm) {
-      case "pipedream":
-        return me.versions[g % me.versions.length]!;
-      case "2bw":
-        return g < this.liveSince ? me.versions[0]! : layout.params;
-      case "spectrain":
-        return this.predict(me.versions[1]!, spectrainSteps(this.stage, this.D, "v1", "backward"));
-      default:
+    switch (w.from) {
+      case "live":
         return layout.params;
+      case "stash":
+        return me.stash[w.buffer]!;
+      case "predicted": {
+        const step = Atomics.load(this.updates, this.stage);
+        const wrote = me.prediction !== 0 && predictWeights(this.k, this.ctx.setup.optimizer, this.range(me.prediction), this.region(), w.steps, step);
+        return wrote ? me.prediction : layout.params;
+      }
     }
   }
 
-  /**
-   * ‖weights at F − weights at B‖² on this stage, on sampled microbatches of the asynchronous
-   * strategies. pipedream's and 2bw's B uses the very vector its F used: 0 by construction, and
-   * measured as such (their F weights are still there, so the comparison costs no copy).
-   */
-  inconsistency(g: number, backward: Ptr): number | null {
+  /** The stage's whole range as one update region (state vectors are laid out like the weights). */
+  private region(): UpdateRegion {
     const { layout, me } = this;
-    if (flushes(layout.algorithm) || g % SAMPLE !== 0) return null;
-    const forward = predicts(layout.algorithm) ? me.forwardWeights[g % me.forwardWeights.length]! : this.forwardWeightsOf(g);
-    return this.k.squared_distance(this.range(forward), this.range(backward), this.n);
+    const at = (base: Ptr | undefined) => (base ? this.range(base) : 0);
+    return { w: this.range(layout.params), g: this.range(me.grads), m: at(layout.state[0]), v: at(layout.state[1]), n: this.n };
   }
 
-  /** pipedream, 2bw: the vector microbatch g's F ran on, still held. */
-  private forwardWeightsOf(g: number): Ptr {
-    const { layout, me } = this;
-    if (layout.algorithm === "pipedream") return me.versions[g % me.versions.length]!;
-    return g < this.liveSince ? me.versions[0]! : layout.params;
+  addPending(pending: Ptr, accumulate: boolean): void {
+    if (accumulate) this.k.axpy(this.range(this.me.grads), this.range(pending), this.n, 1);
+    else this.copyStage(this.me.grads, pending);
   }
 
-  /** Asynchronous strategies step after every backward, but 2bw once per M microbatches. */
-  updatesAfter(g: number): boolean {
-    return this.layout.algorithm !== "2bw" || (g + 1) % this.layout.microbatches === 0;
-  }
-
-  /** Apply the stage's accumulated gradient as update number `step`; returns 1. */
-  update(step: number): number {
+  /** Apply the stage's accumulated gradient, layer by layer, as the stage's next update. */
+  update(): void {
     const { ctx, layout, me } = this;
-    if (layout.algorithm === "2bw") {
-      // The version in-flight microbatches used becomes the shadow; newer F's see the updated one.
-      this.copyStage(me.versions[0]!, layout.params);
-      this.liveSince = this.nextForward();
-    }
+    const step = Atomics.add(this.updates, this.stage, 1) + 1;
     for (let l = me.first; l <= me.last; l++) {
       const region = ctx.net.params[l]!;
       if (region.floats === 0) continue;
       const at = (base: Ptr) => (base === 0 ? 0 : base + region.offset * 4);
       applyUpdate(this.k, ctx.setup.optimizer, { w: at(layout.params), g: at(me.grads), m: at(layout.state[0] ?? 0), v: at(layout.state[1] ?? 0), n: region.floats }, step);
     }
-    return 1;
   }
 
-  /** 2bw: the next microbatch this stage will forward (all earlier ones already did). */
-  private nextForward(): number {
-    return Atomics.load(new Int32Array(this.ctx.memory.buffer), (this.layout.forwarded + this.stage * 4) >> 2);
+  // Activation slots: the lowering hands them out; these checks make a reused live slot an error
+  // instead of silently wrong gradients.
+  claimSlot(slot: number, unit: number): void {
+    const owner = Atomics.load(this.owners, slot);
+    if (owner !== 0) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner - 1} still holds it`);
+    Atomics.store(this.owners, slot, unit + 1);
   }
 
-  /** Ŵ = W − lr·s·Δ into `into` (stage range); the live weights themselves when there is no Δ yet. */
-  private predict(into: Ptr, s: number): Ptr {
-    const { ctx, layout, me } = this;
-    const view = (base: Ptr) => new Float32Array(ctx.memory.buffer, base + me.lo * 4, this.n);
-    const step = Atomics.load(new Int32Array(ctx.memory.buffer, layout.updates, this.D), this.stage);
-    const delta = view(into); // written in place: Δ first, then Ŵ over it
-    const has = predictionDirection(
-      ctx.setup.optimizer,
-      { m: layout.state[0] ? view(layout.state[0]) : undefined, v: layout.state[1] ? view(layout.state[1]) : undefined, lastGrad: view(me.grads), step },
-      delta,
-    );
-    if (!has || s === 0) return layout.params;
-    predictWeights(view(layout.params), delta, ctx.setup.optimizer.lr, s, delta);
-    return into;
+  checkSlot(slot: number, unit: number, step: Step): void {
+    const owner = Atomics.load(this.owners, slot);
+    if (owner !== unit + 1) throw new Error(`pipeline stage ${this.stage}: ${step.kind} of unit ${unit} finds its activation slot ${slot} held by ${owner === 0 ? "nobody" : `unit ${owner - 1}`}`);
+  }
+
+  releaseSlot(slot: number): void {
+    Atomics.store(this.owners, slot, 0);
   }
 }

@@ -7,12 +7,13 @@
  *
  * where Δ_t is the optimizer's own update direction. The executor keeps the live weights W_t, writes
  * Ŵ into a scratch copy for the forward, and runs the backward and the optimizer step on W_t (no
- * weight stashing: memory is live weights + one prediction).
+ * weight stashing: memory is live weights + one prediction). Ŵ is one fused kernel pass per stage
+ * (asm/predict.ts): Δ is read from the optimizer's state and never written out.
  *
  * The rule behind every Δ_t here: Δ_t is the direction update t actually applied, with the weight-decay
  * term left out, i.e. W_{t−1} − W_t = lr·Δ_t when weight decay is 0. With a constant gradient and the
  * optimizer's state at its fixed point, every later update applies the same Δ, so s updates move the
- * weights by exactly lr·s·Δ_t (test/prediction.test.ts checks both facts per optimizer).
+ * weights by exactly lr·s·Δ_t (the tests check both facts per optimizer, on the kernels).
  *
  * Where the prediction is not exact even with a constant gradient:
  *  - weight decay > 0, every optimizer: the decay term (wd·W, coupled into g or decoupled as AdamW's
@@ -26,97 +27,47 @@
  *    every t (mathematically; in f32 to rounding).
  * With real, changing gradients the prediction is of course an extrapolation, never exact.
  */
-import type { OptimizerConfig } from "../../optim/optimizer.ts";
-
-export interface PredictionState {
-  /** First slot: momentum buffer (momentum, nesterov) or Adam's first moment. */
-  m?: Float32Array;
-  /** Adam's second moment, or RMSprop's square average (RMSprop keeps it in the optimizer's slot 0, which `applyUpdate` passes as `r.m`; `m` is accepted for it when `v` is absent). */
-  v?: Float32Array;
-  /** The raw gradient of the last update (before weight decay): SGD, Nesterov, RMSprop. */
-  lastGrad?: Float32Array;
-  /** Updates applied so far (Adam's t); 0 = none yet. */
-  step: number;
-}
-
-function need(a: Float32Array | undefined, n: number, what: string, kind: string): Float32Array {
-  if (a === undefined) throw new Error(`predictionDirection(${kind}): state.${what} is required`);
-  if (a.length < n) throw new RangeError(`predictionDirection(${kind}): state.${what} has ${a.length} floats, out has ${n}`);
-  return a;
-}
+import type { KernelExports, Ptr } from "../../kernels/abi.ts";
+import type { OptimizerConfig, UpdateRegion } from "../../optim/optimizer.ts";
 
 /**
- * Writes Δ_t, the optimizer's update direction, into `out` (out.length elements). Returns false, with
- * `out` untouched, when no update has happened yet (step 0): nothing is predicted before the first
- * backward. `out` must not alias the state arrays except `lastGrad` (elementwise, so that is safe too).
- *
- * - sgd:       Δ = g_t (the last gradient).
- * - momentum:  Δ = m_t (dampening 0, as the engine runs it; PipeOptim's Δ for SGD with momentum).
- * - nesterov:  Δ = g_t + μ·m_t. PyTorch's Nesterov update t moves W by lr·(g_t + μ·m_t), so this is,
- *              as for every optimizer here, the direction the last update took. With a constant g and
- *              m at its fixed point m* = g/(1−μ) it equals g + μg/(1−μ) = g/(1−μ) = m*, the direction
- *              every next update takes, so the prediction is exact there. (The alternative, the next
- *              update's exact direction under constant g, g + μ(μ·m_t + g), agrees at the fixed point,
- *              is closer during warm-up, but breaks the "Δ = last update" rule that momentum's m_t,
- *              PipeOptim's own choice, follows — both lag the same way before the fixed point.)
- * - adam/adamw: Δ = m̂/(√v̂ + ε), m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ); no weight-decay term.
- * - rmsprop:   Δ = g_t/(√v_t + ε), as PipeOptim's code does (the last update's direction).
+ * Writes Ŵ = W − lr·s·Δ_t over region `r` into `out` (laid out like r.w) and returns true; returns
+ * false, writing nothing, when there is nothing to predict: s = 0, or no update yet (step 0, no Δ).
+ * `r.g` must hold the raw gradient of the last update (SGD, Nesterov, RMSprop read it), `r.m`/`r.v`
+ * the optimizer's state slots as `applyUpdate` passes them (RMSprop's square average is slot 0).
+ * Δ_t per optimizer, the direction update t took, weight decay left out:
+ * - sgd:       Δ = g_t;
+ * - momentum:  Δ = m_t (dampening 0, as the engine runs it; PipeOptim's Δ for SGD with momentum);
+ * - nesterov:  Δ = g_t + μ·m_t, PyTorch's Nesterov step; with constant g and m at its fixed point
+ *              g/(1−μ) it equals m*, the direction every next update takes;
+ * - adam/adamw: Δ = m̂/(√v̂ + ε), m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ), t = `step`;
+ * - rmsprop:   Δ = g_t/(√v_t + ε), as PipeOptim's code does.
  */
-export function predictionDirection(
-  cfg: OptimizerConfig,
-  state: { m?: Float32Array; v?: Float32Array; lastGrad?: Float32Array; step: number },
-  out: Float32Array,
-): boolean {
-  if (!(state.step > 0)) return false;
-  const n = out.length;
-  const kind = cfg.kind;
-  switch (kind) {
-    case "sgd": {
-      const g = need(state.lastGrad, n, "lastGrad", kind);
-      for (let i = 0; i < n; i++) out[i] = g[i]!;
+export function predictWeights(k: KernelExports, cfg: OptimizerConfig, out: Ptr, r: UpdateRegion, steps: number, step: number): boolean {
+  if (!(steps > 0) || !(step > 0)) return false;
+  const a = cfg.lr * steps;
+  switch (cfg.kind) {
+    case "sgd":
+      k.predict_linear(out, r.w, r.g, r.n, a);
       return true;
-    }
-    case "momentum": {
-      const m = need(state.m, n, "m", kind);
-      for (let i = 0; i < n; i++) out[i] = m[i]!;
+    case "momentum":
+      k.predict_linear(out, r.w, r.m, r.n, a);
       return true;
-    }
-    case "nesterov": {
-      const g = need(state.lastGrad, n, "lastGrad", kind);
-      const m = need(state.m, n, "m", kind);
-      const mu = cfg.momentum;
-      for (let i = 0; i < n; i++) out[i] = g[i]! + mu * m[i]!;
+    case "nesterov":
+      k.predict_nesterov(out, r.w, r.g, r.m, r.n, a, cfg.momentum);
       return true;
-    }
     case "adam":
-    case "adamw": {
-      const m = need(state.m, n, "m", kind);
-      const v = need(state.v, n, "v", kind);
-      const bc1 = 1 - Math.pow(cfg.beta1, state.step);
-      const bc2 = 1 - Math.pow(cfg.beta2, state.step);
-      const invBc1 = 1 / bc1;
-      const invSqrtBc2 = 1 / Math.sqrt(bc2);
-      const eps = cfg.eps;
-      for (let i = 0; i < n; i++) out[i] = (m[i]! * invBc1) / (Math.sqrt(v[i]!) * invSqrtBc2 + eps);
+    case "adamw":
+      k.predict_adam(out, r.w, r.m, r.v, r.n, a, 1 - Math.pow(cfg.beta1, step), 1 - Math.pow(cfg.beta2, step), cfg.eps);
       return true;
-    }
-    case "rmsprop": {
-      const g = need(state.lastGrad, n, "lastGrad", kind);
-      const v = need(state.v ?? state.m, n, "v", kind);
-      const eps = cfg.eps;
-      for (let i = 0; i < n; i++) out[i] = g[i]! / (Math.sqrt(v[i]!) + eps);
+    case "rmsprop":
+      k.predict_rmsprop(out, r.w, r.g, r.m, r.n, a, cfg.eps);
       return true;
-    }
   }
 }
 
-/** Ŵ = W − lr·s·Δ, over out.length elements. `out` may alias `w` or `delta` (elementwise). */
-export function predictWeights(w: Float32Array, delta: Float32Array, lr: number, s: number, out: Float32Array): void {
-  const n = out.length;
-  if (w.length < n || delta.length < n) throw new RangeError(`predictWeights: w has ${w.length}, delta ${delta.length} floats, out has ${n}`);
-  const a = lr * s;
-  for (let i = 0; i < n; i++) out[i] = w[i]! - a * delta[i]!;
-}
+/** The optimizers whose Δ reads the last gradient, which a stage must not overwrite before it predicts. */
+export const predictionReadsGradient = (cfg: OptimizerConfig): boolean => cfg.kind === "sgd" || cfg.kind === "nesterov" || cfg.kind === "rmsprop";
 
 function checkStage(name: string, stage: number, stages: number): void {
   if (!Number.isInteger(stages) || stages < 1) throw new RangeError(`${name}: stages must be a positive integer, got ${stages}`);
@@ -159,9 +110,9 @@ export function spectrainSteps(stage: number, stages: number, variant: "v1" | "v
  * PipeOptim's code uses D − k instead. That is one step too far here: the forward would run on weights
  * one update ahead of those its backward sees (overshoot lr·Δ). It matches if stages are counted from
  * 1, or if the prediction is taken before the previous backward's update has been applied — neither
- * holds in this engine, whose stages are 0-based and update right after each B. test/prediction.test.ts
- * counts the B's between F(k,m) and B(k,m) in the generated schedule (list order and the simulator's
- * timeline) and replays a stage with a constant gradient to check that Ŵ equals the backward's weights.
+ * holds in this engine, whose stages are 0-based and update right after each B. The PipeOptim
+ * strategy (strategies.ts) does not use this formula: it counts the updates between each F and its B
+ * in the schedule it runs, which is D − k − 1 in the steady state and fewer before it.
  */
 export function pipeoptimSteps(stage: number, stages: number): number {
   checkStage("pipeoptimSteps", stage, stages);

@@ -25,7 +25,25 @@ export interface Action {
   stage: number;
   /** The weight version the action uses: for asynchronous schedules, the number of updates the stage has applied before the microbatch's F. */
   version?: number;
+  /**
+   * Which weights the action reads (annotated by a weight strategy, strategies.ts; default "version"):
+   *   "version"    the stage's weights after `version` updates (0 when absent): the live weights if the
+   *                stage has applied no more since, else a stashed copy of them (weight stashing);
+   *   "live"       whatever the stage's weights are when the action runs;
+   *   "predicted"  Ŵ = W − lr·s·Δ, a guess of the live weights `predictSteps` updates ahead (SpecTrain,
+   *                PipeOptim); the live weights when s = 0 or no update has happened yet.
+   */
+  weights?: WeightSource;
+  predictSteps?: number;
+  /**
+   * B or W: the stage applies the gradients accumulated since its previous update right after this
+   * action. When no action of a schedule says, a flushed schedule updates after each stage's last
+   * action and an asynchronous one after every B and W (see `updatePoints`).
+   */
+  update?: boolean;
 }
+
+export type WeightSource = "version" | "live" | "predicted";
 
 export interface Schedule {
   name: string;
@@ -193,4 +211,20 @@ export function peakStashedVersions(s: Schedule): number[] {
 /** `2F0`-style label (stage, kind, microbatch), as PyTorch writes actions. */
 export function actionLabel(a: Action): string {
   return `${a.stage}${a.kind}${a.microbatch}${a.version !== undefined ? `v${a.version}` : ""}`;
+}
+
+/** Does the action write weight gradients (a full B, or the W of a split backward)? */
+export const writesGradient = (a: { kind: ActionKind }): boolean => a.kind === "B" || a.kind === "W";
+
+/**
+ * Per action of stage k, whether the stage updates its weights right after it. Explicit `update`
+ * flags win when any action of the schedule carries one; otherwise a flushed schedule updates once,
+ * after each stage's last action, and an asynchronous one after every action that writes gradients.
+ */
+export function updatePoints(s: Schedule, k: number): boolean[] {
+  const list = s.actions[k]!;
+  const explicit = s.actions.some((l) => l.some((a) => a.update !== undefined));
+  if (explicit) return list.map((a) => a.update === true);
+  if (s.flush) return list.map((_, p) => p === list.length - 1);
+  return list.map(writesGradient);
 }

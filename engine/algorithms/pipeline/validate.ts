@@ -4,13 +4,14 @@
  *  - per stage, exactly one F per microbatch, and for each microbatch either one B or one I and one W
  *    (so #I = #W); B or I after its F, W after its I;
  *  - live activations (F done, B or W not yet) never above the stage's declared maxInFlight;
- *  - versions: B, I and W use their F's version; a flushed schedule has one version per batch (0);
- *    an asynchronous stage's forwards never go back to older weights nor ahead of the updates applied;
+ *  - versions: B, I and W use their F's version; a flushed schedule has one version per batch (0) and
+ *    updates once, after its last action; an asynchronous stage's forwards never go back to older
+ *    weights nor ahead of the updates applied; only B and W update; predictions look s ≥ 0 steps ahead;
  *  - cross-stage: F(k,m) waits for F(k−1,m) and B(k,m) for B(k+1,m); lists whose waits form a cycle
  *    never finish — the dry run on the simulator reports "not progressing at stage k …".
  * Each violation is one line; an empty list means the schedule is valid.
  */
-import type { Action, Schedule } from "./schedule.ts";
+import { updatePoints, writesGradient, type Action, type Schedule } from "./schedule.ts";
 import { NotProgressingError, simulate } from "./simulate.ts";
 
 export function validateSchedule(s: Schedule): string[] {
@@ -101,23 +102,32 @@ function checkStage(s: Schedule, k: number, list: Action[], errors: string[]): b
   return ordered;
 }
 
+const WEIGHT_SOURCES = new Set(["version", "live", "predicted"]);
+
 function checkVersions(s: Schedule, k: number, list: Action[], fAt: Int32Array, say: (text: string) => void): void {
+  const updatesAfter = updatePoints(s, k);
   let updates = 0;
   let last = -Infinity;
-  for (const a of list) {
+  list.forEach((a, p) => {
     const v = a.version;
+    if (a.weights !== undefined && !WEIGHT_SOURCES.has(a.weights)) say(`${name(a)} reads weights '${String(a.weights)}', not version, live or predicted`);
+    if (a.weights === "predicted" && (!Number.isInteger(a.predictSteps) || a.predictSteps! < 0)) say(`${name(a)} predicts ${a.predictSteps} steps ahead, not an integer ≥ 0`);
+    if (a.weights === "predicted" && a.kind === "W") say(`${name(a)} cannot predict: a W applies the gradient its I computed`);
+    if (updatesAfter[p] && !writesGradient(a)) say(`${name(a)} (action #${p}) updates the weights, but only a B or a W writes gradients`);
+    if (s.flush && updatesAfter[p] && p !== list.length - 1) say(`${name(a)} (action #${p}) updates mid-batch, but a flushed schedule updates once, after its last action`);
     if (a.kind === "F") {
-      if (v === undefined) continue;
-      if (!Number.isInteger(v) || v < 0) say(`${name(a)} has version ${v}, not an integer ≥ 0`);
-      else if (s.flush && v !== 0) say(`${name(a)} uses version ${v}, but a flushed schedule updates only after the batch (version 0)`);
-      else if (v > updates) say(`${name(a)} uses version ${v}, but the stage has applied only ${updates} updates before it`);
-      else if (v < last) say(`${name(a)} goes back to version ${v} after a forward on version ${last}`);
-      if (v !== undefined) last = Math.max(last, v);
+      if (v !== undefined) {
+        if (!Number.isInteger(v) || v < 0) say(`${name(a)} has version ${v}, not an integer ≥ 0`);
+        else if (s.flush && v !== 0) say(`${name(a)} uses version ${v}, but a flushed schedule updates only after the batch (version 0)`);
+        else if (v > updates) say(`${name(a)} uses version ${v}, but the stage has applied only ${updates} updates before it`);
+        else if (v < last) say(`${name(a)} goes back to version ${v} after a forward on version ${last}`);
+        last = Math.max(last, v);
+      }
     } else {
       const f = fAt[a.microbatch]!;
       const fv = f >= 0 ? list[f]!.version : undefined;
       if (v !== fv) say(`${name(a)} uses version ${v ?? "none"} but its F used ${fv ?? "none"}`);
-      if (a.kind === "B" || a.kind === "W") updates++;
     }
-  }
+    if (updatesAfter[p]) updates++;
+  });
 }
