@@ -93,7 +93,7 @@ describe("buildReport on four run folders", () => {
       "Test accuracy vs epoch",
       "Test accuracy vs wall time",
       "Train loss vs epoch",
-      "layerwise: staleness (last epoch, all layers)",
+      "layerwise: staleness",
       "Consensus distance",
       "pipeoptim: weight inconsistency per stage",
       "pipeoptim: async-1f1b schedule, 2 stages × 2 microbatches (simulated)",
@@ -137,7 +137,7 @@ describe("experiment folders", () => {
     const doc = await buildReport([exp]);
     expect(doc).toContain("algos/sync-1");
     expect(doc).toContain("algos/lw-1");
-    expect(titleOfAll(doc)).toContain("algos/lw-1: staleness (last epoch, all layers)");
+    expect(titleOfAll(doc)).toContain("algos/lw-1: staleness");
   });
 
   test("diverged runs (no summary) are listed, not charted", async () => {
@@ -149,8 +149,11 @@ describe("experiment folders", () => {
     ];
     writeFileSync(join(exp, "results.json"), JSON.stringify(rows));
     const doc = await buildReport([exp]);
-    expect(doc).toContain("Not shown: s/boom (training diverged in epoch 1");
-    expect(doc.match(/<tr>/g)?.length).toBe(2); // the header and the one finished run
+    expect(doc).toContain("Diverged (counted in n, not charted past where they stopped): s/boom (training diverged in epoch 1");
+    // Counted in the per-method table, absent from the per-run table of finished runs.
+    expect(doc).toMatch(/s\/boom<\/td><td>1 <span class="diverged">\(1 diverged\)<\/span><\/td>/);
+    const perRun = /<table class="runs">([\s\S]*?)<\/table>/.exec(doc)![1]!;
+    expect(perRun.match(/<tr>/g)?.length).toBe(2); // the header and the one finished run
   });
 
   test("a row whose runDir does not exist names results.json", async () => {

@@ -2,12 +2,15 @@
  * Runs a suite: every (seed, run) pair in turn — seeds outer, so every run sees every stretch of this
  * shared machine's speed — each into its own run folder, then one row per run in results.json and
  * results.csv. A run that diverges is a result (a row with `diverged`), not a failure of the suite.
+ * experiment.json says what the suite claims; at the end aggregate.csv (one row per method, over
+ * seeds) and claims.csv (each claim with its verdict) sum it up.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RunError, UserError } from "../errors.ts";
 import { train, type Summary, type TrainConfig } from "../train.ts";
 import { SUITE_NAMES, SUITES, type RunSpec, type SuiteName } from "./suites.ts";
+import { experimentMeta, summarizeExperiment, writeSummary, type ExperimentSummary } from "./summary.ts";
 
 export interface ExperimentOptions {
   quick?: boolean;
@@ -69,7 +72,7 @@ export function defaultOut(name: string, now = new Date()): string {
   return join("runs", `experiment-${name}-${stamp}`);
 }
 
-export async function runExperiment(name: string, opts: ExperimentOptions = {}): Promise<{ out: string; rows: ResultRow[] }> {
+export async function runExperiment(name: string, opts: ExperimentOptions = {}): Promise<{ out: string; rows: ResultRow[]; summary: ExperimentSummary }> {
   if (!isSuiteName(name)) throw new UserError(`unknown experiment '${name}' (one of ${SUITE_NAMES.join(", ")})`);
   const variant = SUITES[name][opts.quick ? "quick" : "full"];
   const seeds = opts.seeds ?? variant.seeds;
@@ -83,6 +86,8 @@ export async function runExperiment(name: string, opts: ExperimentOptions = {}):
   } catch (e) {
     throw new UserError(`--out ${out}: cannot create the experiment folder (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
+  const meta = experimentMeta(name, opts.quick ? "quick" : "full", SUITES[name].about, { ...variant, seeds, runs: specs });
+  await writeFile(join(out, "experiment.json"), JSON.stringify(meta, null, 2) + "\n");
   const plan = seeds.flatMap((seed) => specs.map((spec) => ({ spec, seed })));
   const width = String(plan.length).length;
   const rows: ResultRow[] = [];
@@ -97,7 +102,10 @@ export async function runExperiment(name: string, opts: ExperimentOptions = {}):
     opts.onRun?.(`[${i + 1}/${plan.length}] ${name} ${spec.label}${seedNote}: ${outcome} in ${row.seconds.toFixed(1)} s`, row);
   }
   if (plan.length === 0) await writeResults(out, rows);
-  return { out, rows };
+  // Read back from the folder, so these are the numbers the report will show.
+  const summary = await summarizeExperiment(out, meta);
+  await writeSummary(out, summary);
+  return { out, rows, summary };
 }
 
 async function runOne(suite: string, spec: RunSpec, seed: number, dir: string, runDir: string): Promise<ResultRow> {
