@@ -21,7 +21,7 @@ export const EXPERIMENT_FLAGS: FlagSpec[] = [
 
 export const EXPERIMENT_HELP = formatHelp(
   "skein experiment <suite> [--quick] [--out DIR] [--seeds 1,2] [--json]",
-  "Run a suite of training runs that compare algorithms on the same model, data and cores.",
+  "Run a suite of training runs that compare algorithms on the same model, data and cores, then test the\nsuite's claims over the seeds. Writes results.json/.csv (per run), aggregate.csv (per method), claims.csv\n(per claim, with its verdict), experiment.json and one folder per run; `skein report DIR` draws them.",
   EXPERIMENT_FLAGS,
   `Suites:\n${SUITE_NAMES.map((n) => `  ${n.padEnd(10)}${SUITES[n].about}`).join("\n")}\n\nExample: skein experiment all --quick --out runs/all-quick`,
 );

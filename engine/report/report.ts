@@ -335,7 +335,7 @@ th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}
 td:first-child,th:first-child{text-align:left}
 table.runs td:nth-child(-n+4),table.runs th:nth-child(-n+4){text-align:left}
 table.small{font-size:12px}caption{text-align:left;font-weight:600;padding:4px 0}
-table.claims td.claim{text-align:left;max-width:420px}table.claims{font-size:13px}
+table.claims td.claim{text-align:left;max-width:420px}table.claims{font-size:13px}table.claims td:nth-child(n+2):nth-child(-n+5){white-space:nowrap}
 .formula,.source{color:#666;font-size:11px}
 td.verdict{text-align:left;font-weight:600;max-width:260px}td.holds{background:#e3f4e1;color:#1d5e1a}td.fails{background:#fbe3e1;color:#8a1c13}td.open{background:#fff6d9;color:#6b5200}
 td.verdict .formula{font-weight:400}
@@ -362,7 +362,8 @@ export async function buildReport(dirs: string[]): Promise<string> {
     ...chartsOf(model, { title: "Test accuracy vs wall time", y: "testAccuracy", x: "elapsedSeconds", xLabel: "seconds since start (mean over seeds)", yLabel: "test accuracy", target: true }),
     ...chartsOf(model, { title: "Train loss vs epoch", y: "trainLoss", x: "epoch", xLabel: "epoch", yLabel: "train loss" }),
   ].join("");
-  const dirsText = [...model.experiments.map((e) => e.dir), ...runs.filter((r) => !model.experiments.some((e) => model.experiments.length && e.methods.includes(r.method))).map((r) => r.dir)].join(" · ");
+  // Experiment folders by name, run folders given on their own by theirs.
+  const dirsText = [...model.experiments.map((e) => e.dir), ...runs.filter((r) => !model.experiments.some((e) => e.methods.includes(r.method))).map((r) => r.dir)].join(" · ");
   const perRun = `<details><summary>Every run (${runs.length})</summary>${runsTable(runs, model.colors)}</details>`;
   return `<!DOCTYPE html>
 <html lang="en">
