@@ -209,6 +209,9 @@ describe("claims", () => {
     const overlap = evaluateClaim(greater, pair([0.95, 0.9, 0.93], [0.9, 0.95, 0.93]));
     expect(overlap.verdict).toBe("inconclusive");
     expect(verdictText(overlap)).toBe("inconclusive at n = 3");
+    // Identical on every seed: "A > B" does not hold, "A ≥ B" does.
+    expect(evaluateClaim(greater, pair([0.9, 0.91, 0.92], [0.9, 0.91, 0.92])).verdict).toBe("does not hold");
+    expect(evaluateClaim({ ...greater, relation: ">=" }, pair([0.9, 0.91, 0.92], [0.9, 0.91, 0.92])).verdict).toBe("holds");
     // One seed: no spread, no verdict.
     expect(evaluateClaim(greater, pair([0.99], [0.1])).verdict).toBe("inconclusive");
   });
@@ -239,7 +242,7 @@ describe("claims", () => {
         const d = noise.map((e) => shift + e * 0.1);
         const r = decide(greater, d);
         const t = pairedTInterval(d)!;
-        const expected = t.lo > 0 ? "holds" : t.hi < 0 ? "does not hold" : "inconclusive";
+        const expected = t.lo > 0 ? "holds" : t.hi <= 0 ? "does not hold" : "inconclusive";
         expect(r.verdict).toBe(expected);
         // Flipping the relation and the differences gives the same verdict.
         expect(decide({ ...greater, relation: "<" }, d.map((x) => -x)).verdict).toBe(expected);

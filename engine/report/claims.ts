@@ -105,8 +105,11 @@ export function decide(claim: Claim, differences: number[], values: [number, num
     const [lo, hi] = sign > 0 ? [t.lo, t.hi] : [-t.hi, -t.lo];
     const level = `${Math.round(t.level * 100)}% paired t-interval`;
     const decided = { ...base, decidedBy: "paired t-interval" as const };
-    if (lo > -tolerance) return { ...decided, verdict: "holds", reason: `the ${level} lies entirely on the claimed side${tolText}` };
-    if (hi < -tolerance) return { ...decided, verdict: "does not hold", reason: `the ${level} lies entirely on the other side${tolText}` };
+    // Equality decides only when A and B are identical on every seed (an interval of exactly [0, 0]):
+    // then "A > B" does not hold and "A ≥ B" does.
+    const strict = !claim.relation.endsWith("=");
+    if (strict ? lo > 0 : lo >= -tolerance) return { ...decided, verdict: "holds", reason: `the ${level} lies entirely on the claimed side${tolText}` };
+    if (strict ? hi <= 0 : hi < -tolerance) return { ...decided, verdict: "does not hold", reason: `the ${level} lies entirely on the other side${tolText}` };
     return { ...decided, verdict: "inconclusive", reason: `the ${level} covers both sides` };
   }
   // Some pairs are infinite (diverged, never reached): only their signs are known.
