@@ -108,9 +108,9 @@ export function decide(claim: Claim, differences: number[], values: [number, num
     // Equality decides only when A and B are identical on every seed (an interval of exactly [0, 0]):
     // then "A > B" does not hold and "A ≥ B" does.
     const strict = !claim.relation.endsWith("=");
-    if (strict ? lo > 0 : lo >= -tolerance) return { ...decided, verdict: "holds", reason: `the ${level} lies entirely on the claimed side${tolText}` };
-    if (strict ? hi <= 0 : hi < -tolerance) return { ...decided, verdict: "does not hold", reason: `the ${level} lies entirely on the other side${tolText}` };
-    return { ...decided, verdict: "inconclusive", reason: `the ${level} covers both sides` };
+    if (strict ? lo > 0 : lo >= -tolerance) return { ...decided, verdict: "holds", reason: `${level} on the claimed side${tolText}` };
+    if (strict ? hi <= 0 : hi < -tolerance) return { ...decided, verdict: "does not hold", reason: `${level} on the other side${tolText}` };
+    return { ...decided, verdict: "inconclusive", reason: `${level} covers both sides` };
   }
   // Some pairs are infinite (diverged, never reached): only their signs are known.
   const decided = { ...base, decidedBy: "sign test" as const };

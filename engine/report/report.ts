@@ -109,16 +109,16 @@ function claimsSection(model: ReportModel): string {
         `<td>${escapeXml(side(r.a))}<br>${escapeXml(side(r.b))}</td>`,
         `<td>${escapeXml(formatDifference(r.difference?.mean, info.kind))}${r.difference && r.difference.n > 1 ? `<br><span class="formula">sd ${escapeXml(formatDifference(r.difference.std, info.kind).replace(/^\+/, ""))}</span>` : ""}${r.difference && r.difference.n < r.pairs ? `<br><span class="formula">${r.pairs - r.difference.n} of ${r.pairs} pairs infinite</span>` : ""}</td>`,
         `<td>${t ? `[${escapeXml(formatDifference(t.lo, info.kind))}, ${escapeXml(formatDifference(t.hi, info.kind))}]` : "–"}</td>`,
-        `<td>${r.pairs ? `${r.sign.plus}+ / ${r.sign.minus}− / ${r.sign.ties}=, p = ${r.sign.p.toPrecision(2)}` : "–"}</td>`,
-        `<td class="verdict ${VERDICT_CLASS[r.verdict]}" title="${escapeXml(r.reason)}">${escapeXml(verdictText(r))}<br><span class="formula">${escapeXml(r.decidedBy === "none" ? r.reason : `${r.decidedBy}: ${r.reason}`)}</span></td>`,
+        `<td>${r.pairs ? `${r.sign.plus}+ ${r.sign.minus}− ${r.sign.ties}=, p = ${r.sign.p.toPrecision(2)}` : "–"}</td>`,
+        `<td class="verdict ${VERDICT_CLASS[r.verdict]}" title="${escapeXml(r.reason)}">${escapeXml(verdictText(r))}<br><span class="formula">${escapeXml(r.reason)}</span></td>`,
       ];
       return `<tr>${cells.join("")}</tr>`;
     });
-    const head = ["claim", "A, B (mean ± sd over seeds)", "difference A − B (mean, sd)", "95% paired t-interval", "sign test (+ claimed side)", "verdict"];
+    const head = ["claim", "A, B (mean ± sd)", "A − B (mean, sd)", "95% paired t-interval", "sign test", "verdict"];
     const caption = `${experiment.meta?.suite ?? experiment.dir}${experiment.meta?.mode ? ` (${experiment.meta.mode})` : ""}: claims${target !== undefined ? `; target accuracy ${pct(target)}` : ""}`;
     return `<table class="claims"><caption>${escapeXml(caption)}</caption><thead><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
   });
-  const note = `<p class="note">Runs are paired by seed. The verdict comes from the paired t-interval on the per-seed differences when every pair is finite, and from the exact two-sided sign test (α = 0.05) when a run diverged or never reached the target; "inconclusive at n" means neither test separates the two at this many seeds.</p>`;
+  const note = `<p class="note">A and B: the claim's two methods, mean ± sd over seeds. Sign test: seeds on the claimed side (+), against (−), tied (=), exact two-sided p. Runs are paired by seed. The verdict comes from the paired t-interval on the per-seed differences when every pair is finite, and from the exact two-sided sign test (α = 0.05) when a run diverged or never reached the target; "inconclusive at n" means neither test separates the two at this many seeds.</p>`;
   return `<section id="claims"><h2>Claims</h2>${parts.join("")}${note}</section>`;
 }
 
@@ -335,9 +335,9 @@ th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}
 td:first-child,th:first-child{text-align:left}
 table.runs td:nth-child(-n+4),table.runs th:nth-child(-n+4){text-align:left}
 table.small{font-size:12px}caption{text-align:left;font-weight:600;padding:4px 0}
-table.claims td.claim{text-align:left;max-width:420px}table.claims{font-size:13px}table.claims td:nth-child(n+2):nth-child(-n+5){white-space:nowrap}
+table.claims td.claim{text-align:left;min-width:360px;max-width:480px}table.claims{font-size:13px}table.claims td:nth-child(n+2):nth-child(-n+5){white-space:nowrap}
 .formula,.source{color:#666;font-size:11px}
-td.verdict{text-align:left;font-weight:600;max-width:260px}td.holds{background:#e3f4e1;color:#1d5e1a}td.fails{background:#fbe3e1;color:#8a1c13}td.open{background:#fff6d9;color:#6b5200}
+td.verdict{text-align:left;font-weight:600;max-width:240px}td.holds{background:#e3f4e1;color:#1d5e1a}td.fails{background:#fbe3e1;color:#8a1c13}td.open{background:#fff6d9;color:#6b5200}
 td.verdict .formula{font-weight:400}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px}
 .charts{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
