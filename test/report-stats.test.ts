@@ -6,7 +6,7 @@
  */
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import fc from "fast-check";
-import { pairedTInterval, signTest, spread, studentTCdf, studentTQuantile } from "../engine/report/stats.ts";
+import { maxOf, minOf, pairedTInterval, signTest, spread, studentTCdf, studentTQuantile } from "../engine/report/stats.ts";
 import { aggregate, metricOf, timeToTarget, type CurvePoint, type RunRecord } from "../engine/report/aggregate.ts";
 import { decide, evaluateClaim, verdictText, type Claim } from "../engine/report/claims.ts";
 
@@ -59,6 +59,14 @@ describe("spread, paired t-interval, sign test", () => {
     expect(spread([3])).toEqual({ n: 1, mean: 3, std: 0, min: 3, max: 3 });
     expect(spread([])).toBeUndefined();
     expect(spread([1, Infinity, -Infinity, NaN])!.n).toBe(1);
+  });
+
+  test("maxOf/minOf take arrays past the engine's argument limit (Math.max(...xs) overflows at ~1e6)", () => {
+    const xs = Float64Array.from({ length: 2_000_000 }, (_, i) => (i * 7919) % 1_000_003);
+    expect(maxOf(xs as unknown as number[])).toBe(1_000_002);
+    expect(minOf(xs as unknown as number[])).toBe(0);
+    expect(maxOf([])).toBe(-Infinity);
+    expect(Number.isNaN(maxOf([1, NaN, 2]))).toBe(true);
   });
 
   test("paired t-interval of 1..5: 3 ± 2.776 · √2.5/√5", () => {

@@ -123,9 +123,15 @@ export function aggregate(records: readonly RunRecord[], target?: number): Metho
       const s = spread(times);
       if (s) metrics.timeToTarget = s;
     }
-    const epochs = [...new Set(runs.flatMap((r) => r.curve.map((p) => p.epoch)))].sort((a, b) => a - b);
+    // Each run's first point per epoch, looked up by epoch (linear in the points, however many epochs).
+    const byEpoch = runs.map((r) => {
+      const m = new Map<number, CurvePoint>();
+      for (const p of r.curve) if (!m.has(p.epoch)) m.set(p.epoch, p);
+      return m;
+    });
+    const epochs = [...new Set(byEpoch.flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
     const curve = epochs.map((epoch): CurveAggregate => {
-      const points = runs.flatMap((r) => r.curve.filter((p) => p.epoch === epoch).slice(0, 1));
+      const points = byEpoch.flatMap((m) => (m.has(epoch) ? [m.get(epoch)!] : []));
       const agg: CurveAggregate = { epoch, n: points.length };
       for (const f of CURVE_FIELDS) {
         const s = spread(points.flatMap((p) => (typeof p[f] === "number" ? [p[f]!] : [])));

@@ -17,7 +17,7 @@ import { barChart, escapeXml, ganttChart, lineChart, PALETTE, type Series } from
 import { aggregate, formatDifference, formatRange, formatSpread, METRICS, type CurveAggregate, type MethodAggregate, type Metric } from "./aggregate.ts";
 import { claimFormula, evaluateClaim, verdictText, type ClaimResult } from "./claims.ts";
 import { isObject, loadFolders, stalenessOf, type Experiment, type RunData } from "./load.ts";
-import type { Spread } from "./stats.ts";
+import { maxOf, minOf, type Spread } from "./stats.ts";
 
 export { loadFolders, type RunData } from "./load.ts";
 
@@ -142,7 +142,7 @@ function methodsTable(model: ReportModel): string {
   if (has("consensusDistance")) cols.push({ head: "consensus distance", cell: (a) => escapeXml(formatSpread(a.metrics.consensusDistance, "small")) });
   if (has("inconsistency")) cols.push({ head: "inconsistency (stage mean)", cell: (a) => escapeXml(formatSpread(a.metrics.inconsistency, "small")) });
   const rows = ms.map((a) => `<tr>${cols.map((c) => `<td>${c.cell(a)}</td>`).join("")}</tr>`);
-  const seeds = Math.max(...ms.map((m) => m.runs));
+  const seeds = maxOf(ms.map((m) => m.runs));
   const caption = seeds > 1 ? "One row per method: runs that differ only in seed, mean ± sample standard deviation over seeds (diverged runs counted in n, not in the means)" : "One row per run";
   return `<table class="methods"><caption>${escapeXml(caption)}</caption><thead><tr>${cols.map((c) => `<th>${escapeXml(c.head)}</th>`).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
@@ -200,7 +200,7 @@ function domainOf(series: Series[], extra: number[] = [], log = false): { x: [nu
   const ys = [...series.flatMap((s) => [...s.points.map(([, y]) => y), ...(s.band ?? []).flatMap(([, lo, hi]) => [lo, hi])]), ...extra].filter((y) => Number.isFinite(y) && (!log || y > 0));
   if (!xs.length || !ys.length) return undefined;
   const pad = (lo: number, hi: number): [number, number] => (hi > lo ? [lo, hi] : [lo - (Math.abs(lo) || 1) * 0.05, hi + (Math.abs(hi) || 1) * 0.05]);
-  return { x: pad(Math.min(...xs), Math.max(...xs)), y: pad(Math.min(...ys), Math.max(...ys)) };
+  return { x: pad(minOf(xs), maxOf(xs)), y: pad(minOf(ys), maxOf(ys)) };
 }
 
 function chartsOf(model: ReportModel, o: { title: string; y: CurveField; x: "epoch" | "elapsedSeconds"; xLabel: string; yLabel: string; logY?: boolean; target?: boolean; methods?: MethodAggregate[] }): string[] {
@@ -236,7 +236,7 @@ function stalenessHistogram(runs: RunData[]): number[] | undefined {
   for (const r of runs) {
     const last = [...r.metrics].reverse().find((m) => m.staleness?.length)?.staleness ?? r.summary.staleness;
     if (!last?.length) continue;
-    const bins = Math.max(...last.map((l) => (Array.isArray(l.histogram) ? l.histogram.length : 0)));
+    const bins = maxOf(last.map((l) => (Array.isArray(l.histogram) ? l.histogram.length : 0)));
     sum ??= [];
     while (sum.length < bins) sum.push(0);
     for (const l of last) if (Array.isArray(l.histogram)) l.histogram.forEach((c, i) => (sum![i]! += typeof c === "number" ? c : 0));
@@ -277,17 +277,25 @@ function pipelineSection(model: ReportModel): string {
     if (!r) continue;
     const name = SCHEDULE_OF[r.summary.algo];
     if (!name) continue;
-    const stageCount = Math.max(...r.metrics.map((e) => (Array.isArray(e.inconsistency) ? e.inconsistency.length : 0)), Array.isArray(r.summary.inconsistency) ? r.summary.inconsistency.length : 0);
+    const stageCount = maxOf([...r.metrics.map((e) => (Array.isArray(e.inconsistency) ? e.inconsistency.length : 0)), Array.isArray(r.summary.inconsistency) ? r.summary.inconsistency.length : 0]);
     if (stageCount > 0 && stageCount <= MAX_STAGE_ROWS) {
       // Per stage and epoch, the mean over the method's runs.
-      const series = Array.from({ length: stageCount }, (_, k): Series => {
-        const epochs = [...new Set(runs.flatMap((x) => x.metrics.map((e) => e.epoch)))].sort((a, b) => a - b);
-        const points = epochs.flatMap((epoch): [number, number][] => {
-          const vals = runs.flatMap((x) => x.metrics.filter((e) => e.epoch === epoch).flatMap((e) => (typeof e.inconsistency?.[k] === "number" ? [e.inconsistency[k]!] : [])));
-          return vals.length ? [[epoch, vals.reduce((a, v) => a + v, 0) / vals.length]] : [];
-        });
-        return { name: `stage ${k}`, points };
-      });
+      // Σ and count per (stage, epoch) in one pass over the runs' epochs.
+      const sums = Array.from({ length: stageCount }, () => new Map<number, [number, number]>());
+      for (const x of runs) {
+        for (const e of x.metrics) {
+          if (!Array.isArray(e.inconsistency)) continue;
+          e.inconsistency.slice(0, stageCount).forEach((v, k) => {
+            if (typeof v !== "number") return;
+            const [sum, n] = sums[k]!.get(e.epoch) ?? [0, 0];
+            sums[k]!.set(e.epoch, [sum + v, n + 1]);
+          });
+        }
+      }
+      const series = sums.map((m, k): Series => ({
+        name: `stage ${k}`,
+        points: [...m].sort((a, b) => a[0] - b[0]).map(([epoch, [sum, n]]): [number, number] => [epoch, sum / n]),
+      }));
       const over = runs.length > 1 ? ` (mean of ${runs.length} seeds)` : "";
       parts.push(figure(lineChart(series, { title: `${m.method}: weight inconsistency per stage${over}`, xLabel: "epoch", integerX: true, yLabel: "mean ‖w at F − w at B‖²" })));
     }
@@ -349,7 +357,7 @@ details{margin:16px 0}summary{cursor:pointer;font-weight:600}
 export async function buildReport(dirs: string[]): Promise<string> {
   const model = await buildModel(dirs);
   const { runs, methods } = model;
-  const seeds = Math.max(...methods.map((m) => m.runs));
+  const seeds = maxOf(methods.map((m) => m.runs));
   const suites = [...new Set(model.experiments.flatMap((e) => (e.meta ? [`${e.meta.suite}${e.meta.mode ? ` (${e.meta.mode})` : ""}`] : [])))];
   const title =
     runs.length === 1 && model.skipped.length === 0

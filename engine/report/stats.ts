@@ -4,6 +4,19 @@
  * beta function), the paired t-interval and the exact two-sided sign test.
  */
 
+/** Largest / smallest of an array of any length (spreading a long array into Math.max overflows the stack). */
+export function maxOf(xs: readonly number[]): number {
+  let m = -Infinity;
+  for (const x of xs) if (x > m || Number.isNaN(x)) m = x;
+  return m;
+}
+
+export function minOf(xs: readonly number[]): number {
+  let m = Infinity;
+  for (const x of xs) if (x < m || Number.isNaN(x)) m = x;
+  return m;
+}
+
 export interface Spread {
   n: number;
   mean: number;
@@ -21,7 +34,7 @@ export function spread(values: readonly number[]): Spread | undefined {
   const mean = xs.reduce((a, x) => a + x, 0) / n;
   // Two-pass: subtract the mean first, so values that agree in many leading digits keep their spread.
   const ss = xs.reduce((a, x) => a + (x - mean) ** 2, 0);
-  return { n, mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : 0, min: Math.min(...xs), max: Math.max(...xs) };
+  return { n, mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : 0, min: minOf(xs), max: maxOf(xs) };
 }
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms: ~15 significant digits). */

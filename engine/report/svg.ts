@@ -3,6 +3,7 @@
  * a bar chart (histograms) and a Gantt timeline (pipeline schedules). Every chart has a title, axes
  * drawn as <path>s, and escapes all the text it is given, so any label is safe inside HTML.
  */
+import { maxOf, minOf } from "./stats.ts";
 
 export const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
 
@@ -52,8 +53,8 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 
 /** Round the domain out to whole tick steps; a single value becomes a small range around it. */
 function linearDomain(values: number[]): [number, number] {
-  let lo = Math.min(...values);
-  let hi = Math.max(...values);
+  let lo = minOf(values);
+  let hi = maxOf(values);
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
   if (hi === lo) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
@@ -161,7 +162,7 @@ function layoutLegend(items: { name: string; color: string }[], x0: number, widt
   let rowLines = 1;
   for (const it of items) {
     const lines = wrapText(it.name, width - 16);
-    const w = 16 + Math.max(...lines.map((l) => textWidth(l))) + 14;
+    const w = 16 + maxOf(lines.map((l) => textWidth(l))) + 14;
     if (x > x0 && x + w > x0 + width) {
       row += rowLines;
       rowLines = 1;
@@ -216,7 +217,7 @@ export function lineChart(series: Series[], o: LineChartOptions): string {
   let yhi: number;
   let yTickValues: number[];
   if (logY) {
-    const [a, b] = o.yDomain ? [Math.log10(o.yDomain[0]), Math.log10(o.yDomain[1])] : ys.length ? [Math.log10(Math.min(...ys)), Math.log10(Math.max(...ys))] : [0, 1];
+    const [a, b] = o.yDomain ? [Math.log10(o.yDomain[0]), Math.log10(o.yDomain[1])] : ys.length ? [Math.log10(minOf(ys)), Math.log10(maxOf(ys))] : [0, 1];
     ylo = Math.floor(a);
     yhi = Math.ceil(b) > ylo ? Math.ceil(b) : ylo + 1;
     const stride = Math.max(1, Math.ceil((yhi - ylo) / 6));
@@ -333,8 +334,8 @@ const ROW_HEIGHT = 26;
  * labelled with kind and microbatch where that fits, or the microbatch alone, or nothing.
  */
 export function ganttChart(entries: TimelineBar[], o: GanttOptions): string {
-  const stages = o.stages ?? (entries.length ? Math.max(...entries.map((e) => e.stage)) + 1 : 1);
-  const end = entries.length ? Math.max(...entries.map((e) => e.end)) : 1;
+  const stages = o.stages ?? (entries.length ? maxOf(entries.map((e) => e.stage)) + 1 : 1);
+  const end = entries.length ? maxOf(entries.map((e) => e.end)) : 1;
   const span = end > 0 ? end : 1;
   const w = o.scale !== undefined ? Math.ceil(MARGIN.left + span * o.scale + MARGIN.right) : (o.width ?? 720);
   const top = 52 + (o.note ? 14 : 0);
