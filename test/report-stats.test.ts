@@ -242,6 +242,14 @@ describe("claims", () => {
     expect(against.verdict).toBe("does not hold");
     // Three seeds cannot reach p < 0.05 by signs alone.
     expect(evaluateClaim(sooner, pair([0.95, 0.95, 0.95], [null, 0.5, 0.5]), 0.9).verdict).toBe("inconclusive");
+    // Unless the finite pairs' t-interval decides and the infinite pair agrees: A sooner on seeds 1–3
+    // by 0.3–0.5 s (times 10 · (1 − acc)), B never on seed 4.
+    const agree = evaluateClaim(sooner, pair([0.95, 0.96, 0.97, 0.95], [0.92, 0.91, 0.93, 0.5]), 0.9);
+    expect([agree.verdict, agree.decidedBy]).toEqual(["holds", "paired t-interval"]);
+    expect(agree.reason).toContain("over 3 finite pairs, 1 infinite pair on the same side");
+    // An infinite pair against the interval sends it back to the sign test.
+    const disagree = evaluateClaim(sooner, pair([0.95, 0.96, 0.97, 0.5], [0.92, 0.91, 0.93, 0.92]), 0.9);
+    expect([disagree.verdict, disagree.decidedBy]).toEqual(["inconclusive", "sign test"]);
   });
 
   test("property: shifted differences decide as their interval says", () => {

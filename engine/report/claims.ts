@@ -8,10 +8,11 @@
  * - exact two-sided sign test on all differences, including the infinite ones of runs that diverged
  *   or never reached the target (a t-interval cannot use those, a sign test only needs their sign).
  *
- * The t-interval decides when every pair is finite; the sign test decides when some pair is not.
- * "holds" when the decisive test puts the difference on the claimed side, "does not hold" when it
- * puts it on the other side, "inconclusive at n = …" otherwise (including n = 1, where neither test
- * can say anything).
+ * The t-interval decides when every pair is finite, and also when some pair is infinite but every
+ * infinite pair lies on the side the interval of the finite pairs already chose; otherwise the sign
+ * test decides. "holds" when the decisive test puts the difference on the claimed side, "does not
+ * hold" when it puts it on the other side, "inconclusive at n = …" otherwise (including n = 1, where
+ * neither test can say anything).
  */
 import { METRICS, metricOf, type Metric, type RunRecord } from "./aggregate.ts";
 import { pairedTInterval, signTest, spread, type SignTest, type Spread, type TInterval } from "./stats.ts";
@@ -98,21 +99,33 @@ export function decide(claim: Claim, differences: number[], values: [number, num
   };
   if (n === 0) return { ...base, decidedBy: "none", verdict: "inconclusive", reason: "no seed with both runs" };
   const tolText = tolerance > 0 ? " (with the tolerance)" : "";
-  if (finite.length === n) {
-    const t = base.tInterval;
-    if (!t) return { ...base, decidedBy: "none", verdict: "inconclusive", reason: "one seed: no spread to test against" };
+  const t = base.tInterval;
+  // The t-interval's verdict on the finite pairs, when there are at least two.
+  let onFinite: { verdict: Verdict; reason: string } | undefined;
+  if (t) {
     // The interval of sign · (A − B).
     const [lo, hi] = sign > 0 ? [t.lo, t.hi] : [-t.hi, -t.lo];
     const level = `${Math.round(t.level * 100)}% paired t-interval`;
-    const decided = { ...base, decidedBy: "paired t-interval" as const };
     // Equality decides only when A and B are identical on every seed (an interval of exactly [0, 0]):
     // then "A > B" does not hold and "A ≥ B" does.
     const strict = !claim.relation.endsWith("=");
-    if (strict ? lo > 0 : lo >= -tolerance) return { ...decided, verdict: "holds", reason: `${level} on the claimed side${tolText}` };
-    if (strict ? hi <= 0 : hi < -tolerance) return { ...decided, verdict: "does not hold", reason: `${level} on the other side${tolText}` };
-    return { ...decided, verdict: "inconclusive", reason: `${level} covers both sides` };
+    if (strict ? lo > 0 : lo >= -tolerance) onFinite = { verdict: "holds", reason: `${level} on the claimed side${tolText}` };
+    else if (strict ? hi <= 0 : hi < -tolerance) onFinite = { verdict: "does not hold", reason: `${level} on the other side${tolText}` };
+    else onFinite = { verdict: "inconclusive", reason: `${level} covers both sides` };
   }
-  // Some pairs are infinite (diverged, never reached): only their signs are known.
+  if (finite.length === n) {
+    if (!onFinite) return { ...base, decidedBy: "none", verdict: "inconclusive", reason: "one seed: no spread to test against" };
+    return { ...base, decidedBy: "paired t-interval", ...onFinite };
+  }
+  // Some pairs are infinite (diverged, never reached): only their signs are known. Where they all
+  // fall on the side the t-interval of the finite pairs already decided for, they can only
+  // strengthen it, and that verdict stands; otherwise the sign test over every pair decides.
+  const infiniteSide = differences.filter((d) => !Number.isFinite(d)).map((d) => Math.sign(sign * d));
+  const agrees = (side: number) => infiniteSide.every((x) => x === side);
+  if (onFinite && ((onFinite.verdict === "holds" && agrees(1)) || (onFinite.verdict === "does not hold" && agrees(-1)))) {
+    const which = `${n - finite.length} infinite pair${n - finite.length === 1 ? "" : "s"} on the same side`;
+    return { ...base, decidedBy: "paired t-interval", verdict: onFinite.verdict, reason: `${onFinite.reason} over ${finite.length} finite pairs, ${which}` };
+  }
   const decided = { ...base, decidedBy: "sign test" as const };
   const counts = `${sideSign.plus} of ${n} seeds on the claimed side, ${sideSign.minus} against, sign test p = ${sideSign.p.toPrecision(2)}`;
   if (sideSign.p < ALPHA && sideSign.plus > sideSign.minus) return { ...decided, verdict: "holds", reason: counts };
