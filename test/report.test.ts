@@ -4,13 +4,13 @@
  * files give a UserError naming them. The SVG builders are checked on their own too.
  */
 import { beforeAll, describe, expect, spyOn, test, setDefaultTimeout } from "bun:test";
-import { cpSync, existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { writeSafetensors } from "../engine/checkpoint/safetensors.ts";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
-import { buildReport } from "../engine/report/report.ts";
+import { buildReport, loadFolders } from "../engine/report/report.ts";
 import { barChart, escapeXml, ganttChart, lineChart, niceTicks, textWidth } from "../engine/report/svg.ts";
 import { SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate } from "../engine/algorithms/pipeline/simulate.ts";
@@ -265,6 +265,15 @@ describe("sizes are checked before anything is allocated", () => {
     const doc = await buildReport([dir]);
     expect(doc).toContain("100000 stages × 100000 microbatches, too large to simulate and draw here");
     expect(doc).not.toContain("async-1f1b schedule");
+  });
+
+  test("an experiment listing one run folder many times stops at the report's byte budget", async () => {
+    const exp = folder();
+    cpSync(runs.sync!, join(exp, "a"), { recursive: true });
+    writeFileSync(join(exp, "results.json"), JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ suite: "s", label: "x", seed: i, runDir: "a" }))));
+    const perRun = statSync(join(exp, "a", "metrics.jsonl")).size + statSync(join(exp, "a", "summary.json")).size;
+    expect((await loadFolders([exp], 100 * perRun)).runs.length).toBe(50);
+    expect(await userError(loadFolders([exp], 10 * perRun))).toContain(`the report's inputs pass ${10 * perRun} bytes in all`);
   });
 
   test("a metrics.jsonl past 64 MiB is refused by its size", async () => {

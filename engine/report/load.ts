@@ -57,20 +57,32 @@ export interface Loaded {
 /** Run files past this are not ours (a run of 10⁴ epochs writes a few MB). */
 const MAX_FILE_BYTES = 64 << 20;
 /** A checkpoint is read whole for its metadata; past this the report goes without its config. */
-const MAX_CHECKPOINT_BYTES = 512 << 20;
+const MAX_CHECKPOINT_BYTES = 64 << 20;
 
-function sizeChecked(path: string, limit = MAX_FILE_BYTES): void {
+/** What one report may read in all (run files are read whole and kept until the page is built). */
+export const MAX_TOTAL_BYTES = 512 << 20;
+
+/** Bytes still allowed to be read for the report being built. */
+interface Budget {
+  total: number;
+  left: number;
+}
+
+/** The file's size, checked against the per-file limit and the report's budget before it is read. */
+function sizeChecked(path: string, budget: Budget): void {
   let size: number;
   try {
     size = statSync(path).size;
   } catch (e) {
     throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
-  if (size > limit) throw new UserError(`${path}: ${size} bytes, more than a run writes (limit ${limit})`);
+  if (size > MAX_FILE_BYTES) throw new UserError(`${path}: ${size} bytes, more than a run writes (limit ${MAX_FILE_BYTES})`);
+  if (size > budget.left) throw new UserError(`${path}: the report's inputs pass ${budget.total} bytes in all; give fewer folders`);
+  budget.left -= size;
 }
 
-async function readText(path: string): Promise<string> {
-  sizeChecked(path);
+async function readText(path: string, budget: Budget): Promise<string> {
+  sizeChecked(path, budget);
   try {
     return await readFile(path, "utf8");
   } catch (e) {
@@ -78,8 +90,8 @@ async function readText(path: string): Promise<string> {
   }
 }
 
-async function readJson(path: string): Promise<unknown> {
-  const text = await readText(path);
+async function readJson(path: string, budget: Budget): Promise<unknown> {
+  const text = await readText(path, budget);
   try {
     return JSON.parse(text);
   } catch {
@@ -89,16 +101,16 @@ async function readJson(path: string): Promise<unknown> {
 
 export const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
 
-async function readSummary(dir: string): Promise<Summary> {
+async function readSummary(dir: string, budget: Budget): Promise<Summary> {
   const path = join(dir, "summary.json");
-  const s = await readJson(path);
+  const s = await readJson(path, budget);
   if (!isObject(s) || typeof s.algo !== "string") throw new UserError(`${path}: not a run summary (no "algo")`);
   return s as unknown as Summary;
 }
 
-async function readMetrics(dir: string): Promise<EpochMetrics[]> {
+async function readMetrics(dir: string, budget: Budget): Promise<EpochMetrics[]> {
   const path = join(dir, "metrics.jsonl");
-  const text = await readText(path);
+  const text = await readText(path, budget);
   const rows: EpochMetrics[] = [];
   text.split("\n").forEach((line, i) => {
     if (line.trim() === "") return;
@@ -188,11 +200,12 @@ function parseMeta(path: string, x: unknown): ExperimentMeta {
 }
 
 /** Run folders and experiment folders → runs, in the order given. */
-export async function loadFolders(dirs: string[]): Promise<Loaded> {
+export async function loadFolders(dirs: string[], maxTotalBytes = MAX_TOTAL_BYTES): Promise<Loaded> {
   const runs: RunData[] = [];
   const records: RunRecord[] = [];
   const experiments: Experiment[] = [];
   const suitesSeen = new Map<string, number>();
+  const budget: Budget = { total: maxTotalBytes, left: maxTotalBytes };
   const usedLabels = new Map<string, number>();
   /** Same names from different places: number them so legends stay unambiguous. */
   const unique = (label: string) => {
@@ -202,7 +215,7 @@ export async function loadFolders(dirs: string[]): Promise<Loaded> {
   };
   for (const dir of dirs) {
     if (existsSync(join(dir, "summary.json"))) {
-      const [summary, metrics, config] = await Promise.all([readSummary(dir), readMetrics(dir), readCheckpointConfig(dir)]);
+      const [summary, metrics, config] = await Promise.all([readSummary(dir, budget), readMetrics(dir, budget), readCheckpointConfig(dir)]);
       const label = unique(basename(resolve(dir)));
       const run: RunData = { label, method: label, dir, summary, metrics, ...(config ? { config } : {}) };
       runs.push(run);
@@ -211,10 +224,10 @@ export async function loadFolders(dirs: string[]): Promise<Loaded> {
     }
     if (!existsSync(join(dir, "results.json"))) throw new UserError(`${dir}: neither a run folder (summary.json) nor an experiment folder (results.json)`);
     const path = join(dir, "results.json");
-    const rows = await readJson(path);
+    const rows = await readJson(path, budget);
     if (!Array.isArray(rows)) throw new UserError(`${path}: expected an array of runs`);
     const metaPath = join(dir, "experiment.json");
-    const meta = existsSync(metaPath) ? parseMeta(metaPath, await readJson(metaPath)) : undefined;
+    const meta = existsSync(metaPath) ? parseMeta(metaPath, await readJson(metaPath, budget)) : undefined;
     // A second folder of the same suite keeps its methods apart from the first's.
     const suite = meta?.suite ?? (rows.find((r) => isObject(r) && typeof r.suite === "string") as { suite?: string } | undefined)?.suite ?? "";
     const seen = suitesSeen.get(suite) ?? 0;
@@ -233,12 +246,12 @@ export async function loadFolders(dirs: string[]): Promise<Loaded> {
       const group = meta?.groups?.[runLabel];
       if (typeof row.diverged === "string") {
         // Its folder holds the epochs that finished, when it got that far.
-        const metrics = existsSync(join(runDir, "metrics.jsonl")) ? await readMetrics(runDir) : [];
+        const metrics = existsSync(join(runDir, "metrics.jsonl")) ? await readMetrics(runDir, budget) : [];
         records.push({ method, label, ...(seed !== undefined ? { seed } : {}), ...(group !== undefined ? { group } : {}), diverged: row.diverged, final: {}, curve: curveOf(metrics) });
         continue;
       }
       if (!existsSync(join(runDir, "summary.json"))) throw new UserError(`${path}: run ${i + 1}: ${join(runDir, "summary.json")} does not exist`);
-      const [summary, metrics, config] = await Promise.all([readSummary(runDir), readMetrics(runDir), readCheckpointConfig(runDir)]);
+      const [summary, metrics, config] = await Promise.all([readSummary(runDir, budget), readMetrics(runDir, budget), readCheckpointConfig(runDir)]);
       const run: RunData = { label, method, ...(seed !== undefined ? { seed } : {}), dir: runDir, summary, metrics, ...(config ? { config } : {}) };
       runs.push(run);
       records.push(recordOf(run, group));
