@@ -1,13 +1,14 @@
 /**
  * `skein experiment`: the `all` suite in its quick form end to end (run folders, results.json,
- * results.csv), a diverging run recorded as a row rather than a crash, and bad names and flags
+ * results.csv, experiment.json, aggregate.csv, claims.csv and the tables the CLI prints), a diverging run recorded as a row rather than a crash, and bad names and flags
  * refused as UserErrors before anything is written.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
-import { experimentCommand, parseSeeds } from "../engine/cli/experiment-command.ts";
+import { experimentCommand, formatClaims, formatMethods, parseSeeds } from "../engine/cli/experiment-command.ts";
+import { METRICS } from "../engine/report/aggregate.ts";
 import { COLUMNS, runExperiment, toCsv, type ResultRow } from "../engine/experiments/run.ts";
 import { SUITE_NAMES, SUITES } from "../engine/experiments/suites.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
@@ -19,7 +20,7 @@ describe("skein experiment", () => {
   test("all --quick: one row per run, each with its run folder; CSV has a header and one line per row", async () => {
     const out = join(tempDir(), "all");
     const lines: string[] = [];
-    const { out: written, rows } = await runExperiment("all", { quick: true, out, onRun: (line) => lines.push(line) });
+    const { out: written, rows, summary } = await runExperiment("all", { quick: true, out, onRun: (line) => lines.push(line) });
     expect(written).toBe(out);
     const quick = SUITES.all.quick;
     expect(rows.length).toBe(quick.runs.length * quick.seeds.length);
@@ -47,14 +48,55 @@ describe("skein experiment", () => {
     const csv = readFileSync(join(out, "results.csv"), "utf8").trimEnd().split("\n");
     expect(csv[0]).toBe(COLUMNS.join(","));
     expect(csv.length).toBe(rows.length + 1);
+
+    // What the suite claims, and what it adds up to: one row per method, one per claim with a verdict.
+    const meta = JSON.parse(readFileSync(join(out, "experiment.json"), "utf8"));
+    expect(meta).toMatchObject({ suite: "all", mode: "quick", target: quick.target });
+    expect(meta.claims).toEqual(quick.claims);
+    expect(summary.methods.map((m) => m.method)).toEqual(quick.runs.map((r) => r.label));
+    for (const m of summary.methods) expect(m.runs).toBe(quick.seeds.length);
+    expect(summary.claims.length).toBe(quick.claims.length);
+    for (const c of summary.claims) expect(["holds", "does not hold", "inconclusive"]).toContain(c.verdict);
+    const aggregateCsv = readFileSync(join(out, "aggregate.csv"), "utf8").trimEnd().split("\n");
+    expect(aggregateCsv.length).toBe(quick.runs.length + 1);
+    expect(aggregateCsv[0]).toStartWith("suite,method,group,runs,finished,diverged,seeds,target,reachedTarget,finalAccuracy_mean,finalAccuracy_sd");
+    const claimsCsv = readFileSync(join(out, "claims.csv"), "utf8").trimEnd().split("\n");
+    expect(claimsCsv.length).toBe(quick.claims.length + 1);
+    const table = formatMethods(summary).split("\n");
+    expect(table.length).toBe(quick.runs.length + 1);
+    expect(table[0]).toMatch(/^method +n +final acc \(mean ± sd\)/);
+    const claimLines = formatClaims(summary).split("\n");
+    expect(claimLines.length).toBe(1 + 2 * quick.claims.length);
+    expect(claimLines[1]).toMatch(/^  (HOLDS|DOES NOT HOLD|INCONCLUSIVE AT N = 1) +\S/);
+  });
+
+  test("every claim of every suite names two of its runs and a metric", () => {
+    for (const name of SUITE_NAMES) {
+      for (const mode of ["quick", "full"] as const) {
+        const v = SUITES[name][mode];
+        expect(v.claims.length).toBeGreaterThan(0);
+        expect(v.target).toBeGreaterThan(0);
+        expect(v.target).toBeLessThanOrEqual(1);
+        const labels = new Set(v.runs.map((r) => r.label));
+        for (const c of v.claims) {
+          expect(labels.has(c.a)).toBe(true);
+          expect(labels.has(c.b)).toBe(true);
+          expect(Object.keys(METRICS)).toContain(c.metric);
+        }
+      }
+    }
   });
 
   test("a run that diverges is a row with `diverged`, and its folder exists", async () => {
     const out = tempDir();
     const gossip = SUITES.gossip.quick.runs.find((r) => r.config.algo === "decentlam")!;
     const runs = [{ label: "decentlam lr 50", config: { ...gossip.config, optimizer: { ...defaultOptimizer("momentum"), lr: 50 } } }];
-    const { rows } = await runExperiment("gossip", { out, runs, seeds: [1] });
+    const { rows, summary } = await runExperiment("gossip", { out, runs, seeds: [1] });
     expect(rows.length).toBe(1);
+    // Counted, not dropped: the method has one run, and it diverged.
+    expect(summary.methods).toMatchObject([{ method: "decentlam lr 50", runs: 1, finished: 0, diverged: 1 }]);
+    expect(summary.claims).toEqual([]);
+    expect(readFileSync(join(out, "aggregate.csv"), "utf8")).toContain("gossip,decentlam lr 50,,1,0,1,");
     expect(rows[0]!.diverged).toContain("diverged");
     expect(rows[0]!.testAccuracy).toBeNull();
     expect(existsSync(join(out, rows[0]!.runDir))).toBe(true);

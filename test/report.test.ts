@@ -4,17 +4,20 @@
  * files give a UserError naming them. The SVG builders are checked on their own too.
  */
 import { beforeAll, describe, expect, spyOn, test } from "bun:test";
-import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { writeSafetensors } from "../engine/checkpoint/safetensors.ts";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
-import { buildReport } from "../engine/report/report.ts";
-import { barChart, escapeXml, ganttChart, lineChart, niceTicks } from "../engine/report/svg.ts";
+import { buildReport, loadFolders } from "../engine/report/report.ts";
+import { barChart, escapeXml, ganttChart, lineChart, niceTicks, textWidth } from "../engine/report/svg.ts";
 import { SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate } from "../engine/algorithms/pipeline/simulate.ts";
 import { reportCommand, splitArgs } from "../engine/cli/report-command.ts";
 import { tempFolders } from "./tempdir.ts";
+
+// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
 
 const folder = tempFolders("skein-report-");
 
@@ -90,7 +93,7 @@ describe("buildReport on four run folders", () => {
       "Test accuracy vs epoch",
       "Test accuracy vs wall time",
       "Train loss vs epoch",
-      "layerwise: staleness (last epoch, all layers)",
+      "layerwise: staleness",
       "Consensus distance",
       "pipeoptim: weight inconsistency per stage",
       "pipeoptim: async-1f1b schedule, 2 stages × 2 microbatches (simulated)",
@@ -134,7 +137,7 @@ describe("experiment folders", () => {
     const doc = await buildReport([exp]);
     expect(doc).toContain("algos/sync-1");
     expect(doc).toContain("algos/lw-1");
-    expect(titleOfAll(doc)).toContain("algos/lw-1: staleness (last epoch, all layers)");
+    expect(titleOfAll(doc)).toContain("algos/lw-1: staleness");
   });
 
   test("diverged runs (no summary) are listed, not charted", async () => {
@@ -146,8 +149,11 @@ describe("experiment folders", () => {
     ];
     writeFileSync(join(exp, "results.json"), JSON.stringify(rows));
     const doc = await buildReport([exp]);
-    expect(doc).toContain("Not shown: s/boom (training diverged in epoch 1");
-    expect(doc.match(/<tr>/g)?.length).toBe(2); // the header and the one finished run
+    expect(doc).toContain("Diverged (counted in n, not charted past where they stopped): s/boom (training diverged in epoch 1");
+    // Counted in the per-method table, absent from the per-run table of finished runs.
+    expect(doc).toMatch(/s\/boom<\/td><td>1 <span class="diverged">\(1 diverged\)<\/span><\/td>/);
+    const perRun = /<table class="runs">([\s\S]*?)<\/table>/.exec(doc)![1]!;
+    expect(perRun.match(/<tr>/g)?.length).toBe(2); // the header and the one finished run
   });
 
   test("a row whose runDir does not exist names results.json", async () => {
@@ -158,6 +164,124 @@ describe("experiment folders", () => {
 });
 
 const titleOfAll = (doc: string) => svgsOf(doc).map(titleOf);
+
+/**
+ * An experiment folder of copies of the sync run with known final accuracies: methods × seeds, each
+ * run's last epoch (and summary) at the given accuracy, the first epoch at half of it.
+ */
+function craftExperiment(accuracies: Record<string, number[]>, meta: object): string {
+  const exp = folder();
+  const rows: object[] = [];
+  for (const [label, accs] of Object.entries(accuracies)) {
+    accs.forEach((acc, i) => {
+      const runDir = `${label}-s${i + 1}`;
+      cpSync(runs.sync!, join(exp, runDir), { recursive: true });
+      const summary = JSON.parse(readFileSync(join(exp, runDir, "summary.json"), "utf8"));
+      writeFileSync(join(exp, runDir, "summary.json"), JSON.stringify({ ...summary, testAccuracy: acc }));
+      const epochs = readFileSync(join(exp, runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const last = epochs.length - 1;
+      writeFileSync(join(exp, runDir, "metrics.jsonl"), epochs.map((e, k) => JSON.stringify({ ...e, testAccuracy: k === last ? acc : acc / 2, elapsedSeconds: k + 1 })).join("\n") + "\n");
+      rows.push({ suite: "t", label, seed: i + 1, runDir });
+    });
+  }
+  writeFileSync(join(exp, "results.json"), JSON.stringify(rows));
+  writeFileSync(join(exp, "experiment.json"), JSON.stringify({ suite: "t", mode: "full", ...meta }));
+  return exp;
+}
+
+describe("aggregated experiments", () => {
+  const claims = [
+    { text: "A beats B", metric: "finalAccuracy", a: "A", b: "B", relation: ">" },
+    { text: "B beats A", metric: "finalAccuracy", a: "B", b: "A", relation: ">" },
+    { text: "A reaches 80% before C", metric: "timeToTarget", a: "A", b: "C", relation: "<" },
+  ];
+  let doc = "";
+  beforeAll(async () => {
+    const exp = craftExperiment({ A: [0.9, 0.92, 0.94], B: [0.8, 0.83, 0.85], C: [0.9, 0.7, 0.95] }, { target: 0.8, claims });
+    doc = await buildReport([exp]);
+  });
+
+  test("the claims come first, each with its verdict, then one row per method", () => {
+    const claimsAt = doc.indexOf('<section id="claims">');
+    const methodsAt = doc.indexOf('<section id="methods">');
+    expect(claimsAt).toBeGreaterThan(0);
+    expect(methodsAt).toBeGreaterThan(claimsAt);
+    expect(doc.indexOf("<svg")).toBeGreaterThan(methodsAt);
+    const verdicts = [...doc.matchAll(/<td class="verdict [a-z]+"[^>]*>([^<]*)</g)].map((m) => m[1]);
+    // A − B = 0.1, 0.09, 0.09: the t-interval is far above 0. C: 2 of 3 pairs tie on time, 1 never reaches.
+    expect(verdicts).toEqual(["holds", "does not hold", "inconclusive at n = 3"]);
+    expect(doc).toContain("+9.33 pt");
+    const methods = /<table class="methods">([\s\S]*?)<\/table>/.exec(doc)![1]!;
+    expect(methods.match(/<tr>/g)!.length).toBe(4);
+    // A: mean 92%, sd 2 pt, range 90–94%.
+    expect(methods).toContain("t/A</td><td>3</td><td>92.00% ± 2.00 pt</td><td>90.00%–94.00%</td>");
+    expect(methods).toContain("(2/3 reached)");
+  });
+
+  test("charts draw a mean line and a min–max band per method, and the target", () => {
+    const acc = svgsOf(doc).find((s) => titleOf(s) === "Test accuracy vs epoch")!;
+    expect(acc.match(/class="series"/g)!.length).toBe(3);
+    expect(acc.match(/class="band"/g)!.length).toBe(3);
+    expect(acc.match(/class="legend-entry"/g)!.length).toBe(3);
+    expect(acc).toContain("band: min–max over seeds");
+    expect(acc).toContain('class="target"');
+    expect(acc).toContain("target 80.00%");
+    // The per-run table is there, folded.
+    expect(doc).toMatch(/<details><summary>Every run \(9\)<\/summary><table class="runs">/);
+  });
+
+  test("more methods than one chart tells apart: small multiples with shared axes", async () => {
+    const many = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`m${i}`, [0.5 + i / 40]]));
+    const d = await buildReport([craftExperiment(many, {})]);
+    const panels = svgsOf(d).filter((s) => titleOf(s).startsWith("Test accuracy vs epoch"));
+    expect(panels.length).toBe(2);
+    expect(panels.map((p) => p.match(/class="legend-entry"/g)!.length)).toEqual([8, 4]);
+    // Same y ticks in both panels.
+    const ticks = (svg: string) => [...svg.matchAll(/text-anchor="end" font-size="11">([^<]*)</g)].map((m) => m[1]).join(",");
+    expect(ticks(panels[0]!)).toBe(ticks(panels[1]!));
+    // Colours restart in each panel (so a suite's groups colour their algorithms alike).
+    const firstFill = (svg: string) => /class="legend-entry"[^>]*><rect [^>]*fill="([^"]*)"/.exec(svg)![1];
+    expect(firstFill(panels[0]!)).toBe(firstFill(panels[1]!));
+  });
+
+  test("a bad experiment.json is named", async () => {
+    const exp = craftExperiment({ A: [0.9] }, {});
+    writeFileSync(join(exp, "experiment.json"), JSON.stringify({ suite: "t", claims: [{ text: "x" }] }));
+    expect(await userError(buildReport([exp]))).toContain(`${join(exp, "experiment.json")}: claim 1 needs`);
+    writeFileSync(join(exp, "experiment.json"), JSON.stringify({ suite: "t", target: 7 }));
+    expect(await userError(buildReport([exp]))).toContain("target");
+  });
+});
+
+describe("sizes are checked before anything is allocated", () => {
+  test("a checkpoint whose config claims 1e5 stages × 1e5 microbatches: no schedule drawn, a note instead", async () => {
+    const dir = folder();
+    cpSync(runs.pipeoptim!, dir, { recursive: true });
+    const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"));
+    delete summary.stages;
+    writeFileSync(join(dir, "summary.json"), JSON.stringify(summary));
+    await writeSafetensors(join(dir, "checkpoint.safetensors"), { w: { dtype: "F32", shape: [1], data: new Float32Array(1) } }, { config: JSON.stringify({ pipeline: { stages: 1e5, microbatches: 1e5 } }) });
+    const doc = await buildReport([dir]);
+    expect(doc).toContain("100000 stages × 100000 microbatches, too large to simulate and draw here");
+    expect(doc).not.toContain("async-1f1b schedule");
+  });
+
+  test("an experiment listing one run folder many times stops at the report's byte budget", async () => {
+    const exp = folder();
+    cpSync(runs.sync!, join(exp, "a"), { recursive: true });
+    writeFileSync(join(exp, "results.json"), JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ suite: "s", label: "x", seed: i, runDir: "a" }))));
+    const perRun = statSync(join(exp, "a", "metrics.jsonl")).size + statSync(join(exp, "a", "summary.json")).size;
+    expect((await loadFolders([exp], 100 * perRun)).runs.length).toBe(50);
+    expect(await userError(loadFolders([exp], 10 * perRun))).toContain(`the report's inputs pass ${10 * perRun} bytes in all`);
+  });
+
+  test("a metrics.jsonl past 64 MiB is refused by its size", async () => {
+    const dir = folder();
+    cpSync(runs.sync!, dir, { recursive: true });
+    truncateSync(join(dir, "metrics.jsonl"), 65 << 20);
+    expect(await userError(buildReport([dir]))).toContain(`${join(dir, "metrics.jsonl")}: ${65 << 20} bytes, more than a run writes`);
+  });
+});
 
 describe("bad input", () => {
   test("a folder that is neither a run nor an experiment", async () => {
@@ -251,6 +375,20 @@ describe("svg builders", () => {
     const sim = simulate(SCHEDULES["1f1b"]!(3, 4), { f: 1, b: 2 });
     const svg = ganttChart(sim.timeline, { title: "1f1b" });
     expect((svg.match(/<rect [^>]*><title>stage/g) ?? []).length).toBe(3 * 4 * 2);
+  });
+
+  test("legend names are never cut: long ones wrap onto lines that fit the chart", () => {
+    const long = "decentlam b=256 one-peer-exponential (forced) with a label far longer than any chart is wide, on purpose";
+    const names = [long, "short", "x".repeat(150)];
+    const svg = lineChart(names.map((name, i) => ({ name, points: [[0, i], [1, i + 1]] as [number, number][] })), { title: "t", width: 400 });
+    const entries = [...svg.matchAll(/<g class="legend-entry" data-name="([^"]*)">[\s\S]*?<\/g>/g)];
+    expect(entries.map((e) => e[1])).toEqual(names.map(escapeXml));
+    for (const [entry, name] of entries.map((e) => [e[0], e[1]!])) {
+      const lines = [...entry.matchAll(/<tspan[^>]*>([^<]*)<\/tspan>/g)].map((m) => m[1]!);
+      expect(lines.join(" ").replace(/ /g, "")).toBe(name.replace(/ /g, ""));
+      for (const l of lines) expect(textWidth(l)).toBeLessThanOrEqual(400 - 64 - 16);
+    }
+    expect(svg).not.toContain("…");
   });
 
   test("nice ticks are round and cover the range", () => {

@@ -12,7 +12,7 @@ export const REPORT_FLAGS: FlagSpec[] = [{ name: "out", type: "string", default:
 
 export const REPORT_HELP = formatHelp(
   "skein report DIR... [--out FILE]",
-  "Write an HTML report (final figures, accuracy and loss curves, staleness histograms, consensus distance,\npipeline inconsistency and schedule) for run folders (summary.json) and experiment folders (results.json).",
+  "Write an HTML report for run folders (summary.json) and experiment folders (results.json): first the suite's\nclaims with their verdicts (paired by seed: 95% paired t-interval, exact sign test), then one row per method\n(mean ± sd over seeds, min–max, n, diverged runs counted), accuracy and loss curves (mean line, min–max band),\nstaleness histograms, consensus distance, pipeline inconsistency and schedules, and every run's figures.",
   REPORT_FLAGS,
   "Example: skein report runs/sync runs/layerwise --out report.html",
 );

@@ -10,6 +10,7 @@ import { peakStashedVersions, SCHEDULE_SUMMARIES, SCHEDULES, type ActionKind, ty
 import { durations, simulate, type Costs, type Simulation } from "../algorithms/pipeline/simulate.ts";
 import { validateSchedule } from "../algorithms/pipeline/validate.ts";
 import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
+import { ganttChart } from "../report/svg.ts";
 
 export const SCHEDULE_FLAGS: FlagSpec[] = [
   { name: "name", type: "string", default: "1f1b", choices: Object.keys(SCHEDULES), help: "the schedule (listed below)" },
@@ -158,55 +159,22 @@ function commonUnit(values: number[]): number {
 
 const fmt = (x: number) => String(Math.round(x * 1e6) / 1e6);
 
-const COLOURS: Record<ActionKind, string> = { F: "#4e79a7", B: "#59a14f", I: "#f28e2b", W: "#b07aa1" };
-
-/** One rect per action (colour by kind, microbatch as label, hover title), a row per stage, a time axis. */
+/** The timeline as an SVG image: the report's Gantt chart, at 2–40 px per time unit (about 1600 px wide). */
 export function renderSvg(s: Schedule, sim: Simulation, costs: Costs): string {
   const span = Math.max(sim.makespan, 1e-9);
-  const scale = Math.min(40, Math.max(2, 1600 / span));
-  const [left, top, rowH] = [64, 44, 26];
-  const plotW = span * scale;
-  const width = Math.ceil(left + plotW + 16);
-  const height = top + s.stages * rowH + 48;
-  const esc = (t: string) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-  const n = (x: number) => String(Math.round(x * 100) / 100);
-  const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
-  out.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
   const d = durations(costs);
   const kinds = [...kindsIn(s)];
-  out.push(`<text x="${left}" y="18" font-size="13">${esc(`${s.name}: ${s.stages} stages × ${s.microbatches} microbatches, costs ${kinds.map((k) => `${k.toLowerCase()}=${fmt(d[k])}`).join(" ")}${costs.comm ? ` comm=${fmt(costs.comm)}` : ""} — makespan ${fmt(sim.makespan)}, bubble ${sim.bubbleFraction.toFixed(4)}`)}</text>`);
-  kinds.forEach((k, j) => {
-    const x = left + j * 170;
-    out.push(`<rect x="${x}" y="26" width="10" height="10" fill="${COLOURS[k]}"/><text x="${x + 14}" y="35">${k} ${KIND_WORDS[k]}</text>`);
-  });
-  for (let k = 0; k < s.stages; k++) {
-    const y = top + k * rowH;
-    out.push(`<text x="${left - 8}" y="${y + rowH / 2 + 4}" text-anchor="end">stage ${k}</text>`);
-    out.push(`<rect x="${left}" y="${y + 2}" width="${n(plotW)}" height="${rowH - 4}" fill="#f2f2f2"/>`);
-  }
-  const digits = String(s.microbatches - 1).length;
-  for (const e of sim.timeline) {
-    const x = left + e.start * scale;
-    const w = (e.end - e.start) * scale;
-    const y = top + e.stage * rowH + 2;
-    out.push(`<g><title>stage ${e.stage}: ${e.kind}${e.microbatch}, ${fmt(e.start)}–${fmt(e.end)}</title><rect x="${n(x)}" y="${y}" width="${n(w)}" height="${rowH - 4}" fill="${COLOURS[e.kind]}" stroke="#fff" stroke-width="0.5"/>`);
-    if (w >= digits * 7 + 2) out.push(`<text x="${n(x + w / 2)}" y="${y + rowH / 2 + 2}" text-anchor="middle" fill="#fff">${e.microbatch}</text>`);
-    out.push(`</g>`);
-  }
-  // Time axis with about ten ticks at round values.
-  const axisY = top + s.stages * rowH + 4;
-  const raw = span / 10;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((b) => b * mag).find((t) => t >= raw) ?? raw;
-  out.push(`<line x1="${left}" y1="${axisY}" x2="${n(left + plotW)}" y2="${axisY}" stroke="#333"/>`);
-  for (let t = 0; t <= span + 1e-9; t += step) {
-    const x = n(left + t * scale);
-    out.push(`<line x1="${x}" y1="${axisY}" x2="${x}" y2="${axisY + 4}" stroke="#333"/><text x="${x}" y="${axisY + 16}" text-anchor="middle">${fmt(t)}</text>`);
-  }
-  out.push(`<text x="${n(left + plotW / 2)}" y="${axisY + 32}" text-anchor="middle">time</text>`);
-  out.push(`</svg>`);
-  return out.join("\n") + "\n";
+  const costText = `${kinds.map((k) => `${k.toLowerCase()}=${fmt(d[k])}`).join(" ")}${costs.comm ? ` comm=${fmt(costs.comm)}` : ""}`;
+  return (
+    ganttChart(sim.timeline, {
+      title: `${s.name}: ${s.stages} stages × ${s.microbatches} microbatches`,
+      note: `costs ${costText}; makespan ${fmt(sim.makespan)}, bubble ${sim.bubbleFraction.toFixed(4)}`,
+      xLabel: "time",
+      stages: s.stages,
+      kindNames: KIND_WORDS,
+      scale: Math.min(40, Math.max(2, 1600 / span)),
+    }) + "\n"
+  );
 }
 
 /** Write via a temporary file in the same folder and a rename: the file is whole or not there. */

@@ -2,12 +2,16 @@
  * Runs a suite: every (seed, run) pair in turn — seeds outer, so every run sees every stretch of this
  * shared machine's speed — each into its own run folder, then one row per run in results.json and
  * results.csv. A run that diverges is a result (a row with `diverged`), not a failure of the suite.
+ * experiment.json says what the suite claims; at the end aggregate.csv (one row per method, over
+ * seeds) and claims.csv (each claim with its verdict) sum it up.
  */
+import { overallStaleness } from "../algorithms/async/staleness.ts";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DivergedError, UserError } from "../errors.ts";
 import { train, type Summary, type TrainConfig } from "../train.ts";
 import { SUITE_NAMES, SUITES, type RunSpec, type SuiteName } from "./suites.ts";
+import { experimentMeta, summarizeExperiment, writeSummary, type ExperimentSummary } from "./summary.ts";
 
 export interface ExperimentOptions {
   quick?: boolean;
@@ -69,7 +73,7 @@ export function defaultOut(name: string, now = new Date()): string {
   return join("runs", `experiment-${name}-${stamp}`);
 }
 
-export async function runExperiment(name: string, opts: ExperimentOptions = {}): Promise<{ out: string; rows: ResultRow[] }> {
+export async function runExperiment(name: string, opts: ExperimentOptions = {}): Promise<{ out: string; rows: ResultRow[]; summary: ExperimentSummary }> {
   if (!isSuiteName(name)) throw new UserError(`unknown experiment '${name}' (one of ${SUITE_NAMES.join(", ")})`);
   const variant = SUITES[name][opts.quick ? "quick" : "full"];
   const seeds = opts.seeds ?? variant.seeds;
@@ -83,6 +87,8 @@ export async function runExperiment(name: string, opts: ExperimentOptions = {}):
   } catch (e) {
     throw new UserError(`--out ${out}: cannot create the experiment folder (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
+  const meta = experimentMeta(name, opts.quick ? "quick" : "full", SUITES[name].about, { ...variant, seeds, runs: specs });
+  await writeFile(join(out, "experiment.json"), JSON.stringify(meta, null, 2) + "\n");
   const plan = seeds.flatMap((seed) => specs.map((spec) => ({ spec, seed })));
   const width = String(plan.length).length;
   const rows: ResultRow[] = [];
@@ -97,7 +103,10 @@ export async function runExperiment(name: string, opts: ExperimentOptions = {}):
     opts.onRun?.(`[${i + 1}/${plan.length}] ${name} ${spec.label}${seedNote}: ${outcome} in ${row.seconds.toFixed(1)} s`, row);
   }
   if (plan.length === 0) await writeResults(out, rows);
-  return { out, rows };
+  // Read back from the folder, so these are the numbers the report will show.
+  const summary = await summarizeExperiment(out, meta);
+  await writeSummary(out, summary);
+  return { out, rows, summary };
 }
 
 async function runOne(suite: string, spec: RunSpec, seed: number, dir: string, runDir: string): Promise<ResultRow> {
@@ -147,9 +156,8 @@ async function runOne(suite: string, spec: RunSpec, seed: number, dir: string, r
 /** Mean over every applied update of every layer, and the largest staleness seen. */
 function stalenessOf(s: Summary): { stalenessMean?: number; stalenessMax?: number } {
   if (!s.staleness || s.staleness.length === 0) return {};
-  const applied = s.staleness.reduce((a, l) => a + l.applied, 0);
-  const mean = s.staleness.reduce((a, l) => a + l.mean * l.applied, 0) / Math.max(applied, 1);
-  return { stalenessMean: mean, stalenessMax: Math.max(...s.staleness.map((l) => l.max)) };
+  const { mean, max } = overallStaleness(s.staleness);
+  return { stalenessMean: mean, stalenessMax: max };
 }
 
 const slug = (label: string) =>

@@ -8,6 +8,7 @@ import { PIPELINE_ALGORITHMS } from "../algorithms/pipeline/pipeline.ts";
 import { buildTopology } from "../algorithms/gossip/topology.ts";
 import { defaultOptimizer } from "../optim/optimizer.ts";
 import type { TrainConfig } from "../train.ts";
+import type { Claim } from "../report/claims.ts";
 
 export const SUITE_NAMES = ["async", "pipeline", "gossip", "all"] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
@@ -17,11 +18,17 @@ export type SuiteMode = "quick" | "full";
 export interface RunSpec {
   label: string;
   config: Omit<TrainConfig, "seed">;
+  /** The chart panel it is drawn in when the suite has more methods than one chart tells apart. */
+  group?: string;
 }
 
 export interface SuiteVariant {
   seeds: number[];
   runs: RunSpec[];
+  /** The test accuracy "time to target" is measured at. */
+  target: number;
+  /** What the papers say, as comparisons between two of `runs` (by label), answered over the seeds. */
+  claims: Claim[];
 }
 
 export interface Suite {
@@ -75,6 +82,7 @@ function pipelineRuns(epochs: number, grids: { label: string; model: string; sta
     Object.entries(PIPELINE_OPTIMIZERS).flatMap(([name, optimizer]) =>
       PIPELINE_ALGORITHMS.map((algo) => ({
         label: `${g.label} ${name} ${algo}`,
+        group: `${g.label} ${name}`,
         config: base({
           algo,
           model: g.model,
@@ -99,6 +107,8 @@ export const gossipLr = (batch: number) => Math.min((0.01 * batch) / 16, 0.16);
 
 const symmetricTopology = (name: string) => buildTopology(name, GOSSIP_NODES, { seed: 1 }).symmetric;
 
+const decentlamLabel = (b: number, t: string) => `decentlam b=${b} ${t}${symmetricTopology(t) ? "" : " (forced)"}`;
+
 export function gossipRuns(epochs: number, data: string, batches: number[], topologies: string[]): RunSpec[] {
   const at = (algo: TrainConfig["algo"], batch: number, topology: string, force: boolean) =>
     base({
@@ -112,14 +122,66 @@ export function gossipRuns(epochs: number, data: string, batches: number[], topo
     });
   return batches.flatMap((b) => [
     // PmSGD is an exact all-reduce: the topology means nothing to it, so it runs once per batch.
-    { label: `pmsgd b=${b} all-reduce`, config: at("pmsgd", b, "ring", false) },
+    { label: `pmsgd b=${b} all-reduce`, group: `b=${b}`, config: at("pmsgd", b, "ring", false) },
     ...topologies.flatMap((t) => [
-      { label: `dmsgd b=${b} ${t}`, config: at("dmsgd", b, t, false) },
+      { label: `dmsgd b=${b} ${t}`, group: `b=${b}`, config: at("dmsgd", b, t, false) },
       // On directed graphs DecentLaM with β = 0.9 is predicted to diverge: forced, and the divergence is a result.
-      { label: `decentlam b=${b} ${t}${symmetricTopology(t) ? "" : " (forced)"}`, config: at("decentlam", b, t, !symmetricTopology(t)) },
+      { label: decentlamLabel(b, t), group: `b=${b}`, config: at("decentlam", b, t, !symmetricTopology(t)) },
     ]),
   ]);
 }
+
+// ---- claims ------------------------------------------------------------------------------------------
+
+const FOKAM = "Fokam et al. 2024, layer-wise asynchronous SGD with decoupled forward and backward (arXiv 2410.05985)";
+const NIU = "Niu et al. 2011, Hogwild!";
+const GUAN = "Guan et al. 2023, PipeOptim: weight prediction for asynchronous pipelines (arXiv 2312.00839)";
+const PIPEDREAM = "Narayanan et al. 2019, PipeDream: no pipeline flush";
+const YUAN = "Yuan et al. 2021, DecentLaM (ICCV)";
+/** "At least as good", within half a percentage point of accuracy: seeds on this data move final accuracy by about that much. */
+const HALF_POINT = 0.005;
+
+const ASYNC_CLAIMS: Claim[] = [
+  { text: "layerwise reaches the target accuracy before hogwild", source: FOKAM, metric: "timeToTarget", a: "layerwise 1F:1B q2", b: "hogwild 2w", relation: "<" },
+  { text: "layerwise ends as accurate as synchronous SGD", source: FOKAM, metric: "finalAccuracy", a: "layerwise 1F:1B q2", b: "sync 2w", relation: ">=", tolerance: HALF_POINT },
+  { text: "the 1F:2B split (β ≈ 2) reaches the target before 1F:1B", source: FOKAM, metric: "timeToTarget", a: "layerwise 1F:2B q4", b: "layerwise 1F:1B q2", relation: "<" },
+  { text: "hogwild processes more samples per second than synchronous SGD", source: NIU, metric: "samplesPerSec", a: "hogwild 2w", b: "sync 2w", relation: ">" },
+];
+
+/** Same epochs and batch for every strategy: equal updates. */
+function pipelineClaims(grids: { label: string }[]): Claim[] {
+  return grids.flatMap(({ label }) =>
+    Object.keys(PIPELINE_OPTIMIZERS).flatMap((name) => {
+      const g = `${label} ${name}`;
+      return [
+        { text: `pipeoptim ≥ pipedream in final accuracy at equal updates (${g})`, source: GUAN, metric: "finalAccuracy", a: `${g} pipeoptim`, b: `${g} pipedream`, relation: ">=", tolerance: HALF_POINT },
+        { text: `pipeoptim ≥ 2bw in final accuracy at equal updates (${g})`, source: GUAN, metric: "finalAccuracy", a: `${g} pipeoptim`, b: `${g} 2bw`, relation: ">=", tolerance: HALF_POINT },
+        { text: `pipeoptim ≥ spectrain in final accuracy at equal updates (${g})`, source: GUAN, metric: "finalAccuracy", a: `${g} pipeoptim`, b: `${g} spectrain`, relation: ">=", tolerance: HALF_POINT },
+        // How far from the synchronous pipeline: within half a point of GPipe.
+        { text: `pipeoptim ends within half a point of gpipe (${g})`, source: GUAN, metric: "finalAccuracy", a: `${g} pipeoptim`, b: `${g} gpipe`, relation: ">=", tolerance: HALF_POINT },
+      ] satisfies Claim[];
+    }),
+  );
+}
+
+/** DecentLaM's claim is about large per-node batches: at b ≥ 64 its consensus distance (and so its bias) is below DmSGD's. */
+function gossipClaims(batches: number[], topologies: string[]): Claim[] {
+  return batches
+    .filter((b) => b >= 64)
+    .flatMap((b) =>
+      topologies.filter(symmetricTopology).flatMap((t) => [
+        { text: `decentlam's consensus distance < dmsgd's at per-node batch ${b} (${t})`, source: YUAN, metric: "consensusDistance", a: decentlamLabel(b, t), b: `dmsgd b=${b} ${t}`, relation: "<" },
+        { text: `decentlam ≥ dmsgd in final accuracy at per-node batch ${b} (${t})`, source: YUAN, metric: "finalAccuracy", a: decentlamLabel(b, t), b: `dmsgd b=${b} ${t}`, relation: ">=", tolerance: HALF_POINT },
+      ] satisfies Claim[]),
+    );
+}
+
+const ALL_CLAIMS: Claim[] = [
+  { text: "hogwild processes more samples per second than synchronous SGD", source: NIU, metric: "samplesPerSec", a: "hogwild 2w", b: "sync 2w", relation: ">" },
+  { text: "layerwise reaches the target accuracy before synchronous SGD", source: FOKAM, metric: "timeToTarget", a: "layerwise 1F:1B q2", b: "sync 2w", relation: "<" },
+  // Gossip at sync's batch and learning rate on iid data: what inexact consensus costs (1 pt allowed).
+  { text: "decentlam on a ring ends within 1 pt of synchronous SGD", source: YUAN, metric: "finalAccuracy", a: "decentlam 8n ring", b: "sync 2w", relation: ">=", tolerance: 0.01 },
+];
 
 // ---- all: the best of each family against sync, same model, data and cores -----------------------
 
@@ -142,23 +204,29 @@ function allRuns(epochs: number): RunSpec[] {
 export const SUITES: Record<SuiteName, Suite> = {
   async: {
     about: "sync vs hogwild vs lap vs lpp vs layerwise at 2 threads, mlp on digits, momentum",
-    quick: { seeds: [1], runs: asyncRuns(1, "digits") },
+    // 3 seeds even in the quick form: fewer give the paired tests nothing to work with.
+    quick: { seeds: [1, 2, 3], runs: asyncRuns(1, "digits"), target: 0.9, claims: ASYNC_CLAIMS },
     // 5 seeds: a run takes 2–4 s here and this shared host's speed drifts by ±30% between seconds.
-    full: { seeds: [1, 2, 3, 4, 5], runs: asyncRuns(10, "digits") },
+    full: { seeds: [1, 2, 3, 4, 5], runs: asyncRuns(10, "digits"), target: 0.93, claims: ASYNC_CLAIMS },
   },
   pipeline: {
     about: "gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim at one update per 64 samples each, momentum and adam, D = 2 and 4",
-    quick: { seeds: [1], runs: pipelineRuns(1, [MLP_D2]) },
-    full: { seeds: [1, 2, 3], runs: pipelineRuns(3, [MLP_D2, MLP_D4]) },
+    quick: { seeds: [1, 2, 3], runs: pipelineRuns(1, [MLP_D2]), target: 0.85, claims: pipelineClaims([MLP_D2]) },
+    full: { seeds: [1, 2, 3], runs: pipelineRuns(3, [MLP_D2, MLP_D4]), target: 0.93, claims: pipelineClaims([MLP_D2, MLP_D4]) },
   },
   gossip: {
     about: "pmsgd vs dmsgd vs decentlam, 8 nodes on 2 workers, sorted (non-iid) data, per-node batch × topology",
-    quick: { seeds: [1], runs: gossipRuns(1, "digits", [16, 128], ["ring"]) },
-    full: { seeds: [1, 2], runs: gossipRuns(10, "digits", [16, 64, 256], ["ring", "symmetric-exponential", "exponential", "one-peer-exponential"]) },
+    quick: { seeds: [1], runs: gossipRuns(1, "digits", [16, 128], ["ring"]), target: 0.8, claims: gossipClaims([16, 128], ["ring"]) },
+    full: {
+      seeds: [1, 2],
+      runs: gossipRuns(10, "digits", [16, 64, 256], ["ring", "symmetric-exponential", "exponential", "one-peer-exponential"]),
+      target: 0.9,
+      claims: gossipClaims([16, 64, 256], ["ring", "symmetric-exponential", "exponential", "one-peer-exponential"]),
+    },
   },
   all: {
     about: `sync, hogwild, layerwise, pipeoptim and decentlam on ${SHARED_MODEL}, digits, 2 cores`,
-    quick: { seeds: [1], runs: allRuns(1) },
-    full: { seeds: [1, 2, 3], runs: allRuns(10) },
+    quick: { seeds: [1], runs: allRuns(1), target: 0.9, claims: ALL_CLAIMS },
+    full: { seeds: [1, 2, 3], runs: allRuns(10), target: 0.93, claims: ALL_CLAIMS },
   },
 };

@@ -1,168 +1,159 @@
 /**
- * The HTML report of one or more runs: a table of final figures and inline-SVG charts (accuracy vs
- * epoch and wall time, train loss, staleness histograms, consensus distance, pipeline inconsistency
- * and a simulated schedule). One self-contained document: inline CSS, no scripts, nothing fetched.
+ * The HTML report of one or more runs. First screen: each claim of the suite with its verdict, then
+ * one row per method (runs that differ only in seed, aggregated: mean ± standard deviation, range,
+ * n). Below: charts (mean curve and min–max band per method; a single run draws as a plain line;
+ * small multiples when there are too many methods for one chart), staleness histograms, consensus
+ * distance, pipeline inconsistency and simulated schedules, and the per-run table folded away.
+ * One self-contained document: inline CSS, no scripts, nothing fetched.
  *
  * Input folders are run folders (summary.json + metrics.jsonl) or experiment folders (results.json,
- * an array of rows each naming its runDir); an experiment contributes every run it lists.
+ * an array of rows each naming its runDir; experiment.json with the suite's target and claims).
  */
-import { existsSync, openSync, readSync, closeSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { basename, isAbsolute, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { SCHEDULES } from "../algorithms/pipeline/schedule.ts";
 import { DEFAULT_PIPELINE } from "../algorithms/pipeline/pipeline.ts";
 import { simulate } from "../algorithms/pipeline/simulate.ts";
 import { barChart, escapeXml, ganttChart, lineChart, PALETTE, type Series } from "./svg.ts";
-import type { EpochMetrics, Summary } from "../train.ts";
+import { aggregate, formatDifference, formatRange, formatSpread, METRICS, type CurveAggregate, type MethodAggregate, type Metric } from "./aggregate.ts";
+import { claimFormula, evaluateClaim, verdictText, type ClaimResult } from "./claims.ts";
+import { isObject, loadFolders, stalenessOf, type Experiment, type RunData } from "./load.ts";
+import { maxOf, minOf, type Spread } from "./stats.ts";
 
-export interface RunData {
-  label: string;
-  dir: string;
-  summary: Summary;
-  metrics: EpochMetrics[];
-  /** The run's configuration from its checkpoint's metadata, when there is one. */
-  config?: { pipeline?: { stages?: number; microbatches?: number } };
-  color: string;
-}
+export { loadFolders, type RunData } from "./load.ts";
 
 const GOSSIP = new Set(["pmsgd", "dsgd", "dmsgd", "decentlam"]);
-/** Which schedule each pipeline algorithm runs (pipeline.ts: flush strategies batch by batch, the rest asynchronous 1F1B). */
+/** Which schedule each pipeline algorithm runs (flush strategies batch by batch, the rest asynchronous 1F1B). */
 const SCHEDULE_OF: Record<string, string> = { gpipe: "gpipe", "1f1b": "1f1b", pipedream: "async-1f1b", "2bw": "async-1f1b", spectrain: "async-1f1b", pipeoptim: "async-1f1b" };
 
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new UserError(`${path}: not valid JSON`);
-  }
-}
-
-const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
-
-async function readSummary(dir: string): Promise<Summary> {
-  const path = join(dir, "summary.json");
-  const s = await readJson(path);
-  if (!isObject(s) || typeof s.algo !== "string") throw new UserError(`${path}: not a run summary (no "algo")`);
-  return s as unknown as Summary;
-}
-
-async function readMetrics(dir: string): Promise<EpochMetrics[]> {
-  const path = join(dir, "metrics.jsonl");
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
-  const rows: EpochMetrics[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch {
-      throw new UserError(`${path}:${i + 1}: not valid JSON`);
-    }
-    if (!isObject(row) || typeof row.epoch !== "number") throw new UserError(`${path}:${i + 1}: not an epoch's metrics (no "epoch")`);
-    rows.push(row as unknown as EpochMetrics);
-  });
-  return rows;
-}
-
-/** The config JSON in the checkpoint's safetensors header (8-byte length, then JSON); optional, so any problem means none. */
-function readCheckpointConfig(dir: string): RunData["config"] {
-  const path = join(dir, "checkpoint.safetensors");
-  if (!existsSync(path)) return undefined;
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, "r");
-    const head = Buffer.alloc(8);
-    if (readSync(fd, head, 0, 8, 0) !== 8) return undefined;
-    const n = Number(head.readBigUInt64LE(0));
-    if (n <= 0 || n > 1 << 24) return undefined;
-    const json = Buffer.alloc(n);
-    if (readSync(fd, json, 0, n, 8) !== n) return undefined;
-    const header = JSON.parse(json.toString("utf8"));
-    const config = header?.__metadata__?.config;
-    return typeof config === "string" ? JSON.parse(config) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-async function loadRun(dir: string, label: string): Promise<Omit<RunData, "color">> {
-  const [summary, metrics] = await Promise.all([readSummary(dir), readMetrics(dir)]);
-  return { label, dir, summary, metrics, config: readCheckpointConfig(dir) };
-}
-
-/** An experiment's run that diverged: its folder has no summary, the report lists it with the reason. */
-export interface SkippedRun {
-  label: string;
-  reason: string;
-}
-
-/** Run folders and experiment folders → runs, in the order given. */
-export async function loadRuns(dirs: string[], skipped: SkippedRun[] = []): Promise<RunData[]> {
-  const runs: Omit<RunData, "color">[] = [];
-  for (const dir of dirs) {
-    if (existsSync(join(dir, "summary.json"))) {
-      runs.push(await loadRun(dir, basename(resolve(dir))));
-    } else if (existsSync(join(dir, "results.json"))) {
-      const path = join(dir, "results.json");
-      const rows = await readJson(path);
-      if (!Array.isArray(rows)) throw new UserError(`${path}: expected an array of runs`);
-      for (const [i, row] of rows.entries()) {
-        if (!isObject(row) || typeof row.runDir !== "string") throw new UserError(`${path}: run ${i + 1} has no "runDir"`);
-        const runDir = isAbsolute(row.runDir) ? row.runDir : existsSync(join(dir, row.runDir)) ? join(dir, row.runDir) : resolve(row.runDir);
-        const label = [row.suite, row.label].filter((x) => typeof x === "string" && x !== "").join("/") || basename(runDir);
-        if (typeof row.diverged === "string") {
-          skipped.push({ label, reason: row.diverged });
-          continue;
-        }
-        if (!existsSync(join(runDir, "summary.json"))) throw new UserError(`${path}: run ${i + 1}: ${join(runDir, "summary.json")} does not exist`);
-        runs.push(await loadRun(runDir, label));
-      }
-    } else {
-      throw new UserError(`${dir}: neither a run folder (summary.json) nor an experiment folder (results.json)`);
-    }
-  }
-  // Same folder names from different places: number them so legends stay unambiguous.
-  const seen = new Map<string, number>();
-  return runs.map((r, i) => {
-    const n = (seen.get(r.label) ?? 0) + 1;
-    seen.set(r.label, n);
-    return { ...r, label: n > 1 ? `${r.label} (${n})` : r.label, color: PALETTE[i % PALETTE.length]! };
-  });
-}
+/** One chart tells at most this many series apart; past it, small multiples. */
+export const MAX_SERIES_PER_CHART = 10;
+/** The simulated schedule is drawn only for grids the `skein schedule` command accepts, and not past this many actions. */
+const MAX_STAGES = 256;
+const MAX_MICROBATCHES = 4096;
+const MAX_SCHEDULE_CELLS = 16_384;
+/** Rows of the per-stage memory table and lines of the per-stage inconsistency chart. */
+const MAX_STAGE_ROWS = 64;
 
 const fmt = (x: unknown, digits = 3): string => (typeof x === "number" && Number.isFinite(x) ? String(Number(x.toPrecision(digits))) : "–");
 const pct = (x: unknown): string => (typeof x === "number" && Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : "–");
 
-/** Over layers: mean weighted by applied updates, and the largest. */
-function stalenessOf(s: Summary): { mean: number; max: number } | undefined {
-  const layers = s.staleness;
-  if (!layers?.length) return undefined;
-  const applied = layers.reduce((a, l) => a + l.applied, 0);
-  const mean = applied > 0 ? layers.reduce((a, l) => a + l.mean * l.applied, 0) / applied : 0;
-  return { mean, max: Math.max(...layers.map((l) => l.max)) };
+/** Everything the page is drawn from. */
+export interface ReportModel {
+  runs: RunData[];
+  methods: MethodAggregate[];
+  /** Method → colour and panel. */
+  colors: Map<string, string>;
+  panels: { name: string; methods: string[] }[];
+  claims: { experiment: Experiment; results: ClaimResult[] }[];
+  experiments: Experiment[];
+  target?: number;
+  skipped: string[];
 }
 
-function table(runs: RunData[]): string {
+/**
+ * Panels of at most MAX_SERIES_PER_CHART methods: one for all when they fit; else the suite's groups
+ * (e.g. one per pipeline depth), cut into chunks where a group is still too big. Colours repeat
+ * between panels, in the same order within each, so the same algorithm keeps its colour.
+ */
+export function panelsOf(methods: MethodAggregate[]): { name: string; methods: string[] }[] {
+  if (methods.length <= MAX_SERIES_PER_CHART) return [{ name: "", methods: methods.map((m) => m.method) }];
+  const groups = new Map<string, string[]>();
+  methods.forEach((m, i) => {
+    const g = m.group ?? `methods ${Math.floor(i / 8) * 8 + 1}–${Math.min(methods.length, Math.floor(i / 8) * 8 + 8)}`;
+    groups.set(g, [...(groups.get(g) ?? []), m.method]);
+  });
+  return [...groups].flatMap(([name, list]) => {
+    const chunks = Math.ceil(list.length / MAX_SERIES_PER_CHART);
+    return Array.from({ length: chunks }, (_, c) => ({
+      name: chunks > 1 ? `${name} (${c + 1}/${chunks})` : name,
+      methods: list.slice(c * MAX_SERIES_PER_CHART, (c + 1) * MAX_SERIES_PER_CHART),
+    }));
+  });
+}
+
+export async function buildModel(dirs: string[]): Promise<ReportModel> {
+  if (dirs.length === 0) throw new UserError("no run or experiment folder given");
+  const { runs, records, experiments } = await loadFolders(dirs);
+  const skipped = records.filter((r) => r.diverged !== undefined).map((r) => `${r.label} (${r.diverged})`);
+  if (runs.length === 0) throw new UserError(`${dirs.join(", ")}: no run finished (${skipped.length} diverged)`);
+  // One target for the page: the experiments' (they share one when they come from one suite).
+  const targets = [...new Set(experiments.flatMap((e) => (e.meta?.target !== undefined ? [e.meta.target] : [])))];
+  const target = targets.length === 1 ? targets[0] : undefined;
+  const methods = aggregate(records, target);
+  const panels = panelsOf(methods);
+  const colors = new Map<string, string>();
+  for (const p of panels) p.methods.forEach((m, i) => colors.set(m, PALETTE[i % PALETTE.length]!));
+  const claims = experiments.flatMap((experiment) => {
+    const list = experiment.meta?.claims ?? [];
+    if (!list.length) return [];
+    const own = records.filter((r) => experiment.methods.includes(r.method));
+    return [{ experiment, results: list.map((c) => evaluateClaim(c, own, experiment.meta?.target, experiment.methodOf)) }];
+  });
+  return { runs, methods, colors, panels, claims, experiments, ...(target !== undefined ? { target } : {}), skipped };
+}
+
+// ---- first screen: claims and the per-method table -------------------------------------------------
+
+const VERDICT_CLASS = { holds: "holds", "does not hold": "fails", inconclusive: "open" } as const;
+
+function claimsSection(model: ReportModel): string {
+  if (!model.claims.length) return "";
+  const parts = model.claims.map(({ experiment, results }) => {
+    const target = experiment.meta?.target;
+    const rows = results.map((r) => {
+      const info = METRICS[r.claim.metric];
+      const t = r.tInterval;
+      const side = (s: Spread | undefined) => formatSpread(s, info.kind);
+      const cells = [
+        `<td class="claim"><b>${escapeXml(r.claim.text)}</b><br><span class="formula">${escapeXml(claimFormula(r.claim))}</span>${r.claim.source ? ` <span class="source" title="${escapeXml(r.claim.source)}">(${escapeXml(r.claim.source.split(",")[0]!)})</span>` : ""}</td>`,
+        `<td>${escapeXml(side(r.a))}<br>${escapeXml(side(r.b))}</td>`,
+        `<td>${escapeXml(formatDifference(r.difference?.mean, info.kind))}${r.difference && r.difference.n > 1 ? `<br><span class="formula">sd ${escapeXml(formatDifference(r.difference.std, info.kind).replace(/^\+/, ""))}</span>` : ""}${r.difference && r.difference.n < r.pairs ? `<br><span class="formula">${r.pairs - r.difference.n} of ${r.pairs} pairs infinite</span>` : ""}</td>`,
+        `<td>${t ? `[${escapeXml(formatDifference(t.lo, info.kind))}, ${escapeXml(formatDifference(t.hi, info.kind))}]` : "–"}</td>`,
+        `<td>${r.pairs ? `${r.sign.plus}+ ${r.sign.minus}− ${r.sign.ties}=, p = ${r.sign.p.toPrecision(2)}` : "–"}</td>`,
+        `<td class="verdict ${VERDICT_CLASS[r.verdict]}" title="${escapeXml(r.reason)}">${escapeXml(verdictText(r))}<br><span class="formula">${escapeXml(r.reason)}</span></td>`,
+      ];
+      return `<tr>${cells.join("")}</tr>`;
+    });
+    const head = ["claim", "A, B (mean ± sd)", "A − B (mean, sd)", "95% paired t-interval", "sign test", "verdict"];
+    const caption = `${experiment.meta?.suite ?? experiment.dir}${experiment.meta?.mode ? ` (${experiment.meta.mode})` : ""}: claims${target !== undefined ? `; target accuracy ${pct(target)}` : ""}`;
+    return `<table class="claims"><caption>${escapeXml(caption)}</caption><thead><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  });
+  const note = `<p class="note">A and B: the claim's two methods, mean ± sd over seeds. Sign test: seeds on the claimed side (+), against (−), tied (=), exact two-sided p. Runs are paired by seed. The verdict comes from the paired t-interval on the per-seed differences when every pair is finite, and from the exact two-sided sign test (α = 0.05) when a run diverged or never reached the target; "inconclusive at n" means neither test separates the two at this many seeds.</p>`;
+  return `<section id="claims"><h2>Claims</h2>${parts.join("")}${note}</section>`;
+}
+
+function methodsTable(model: ReportModel): string {
+  const ms = model.methods;
+  const has = (m: Metric) => ms.some((a) => a.metrics[m]);
+  const cols: { head: string; cell: (a: MethodAggregate) => string }[] = [
+    { head: "method", cell: (a) => `<span class="swatch" style="background:${model.colors.get(a.method)}"></span>${escapeXml(a.method)}` },
+    { head: "n", cell: (a) => `${a.runs}${a.diverged ? ` <span class="diverged">(${a.diverged} diverged)</span>` : ""}` },
+    { head: "final accuracy (mean ± sd)", cell: (a) => escapeXml(formatSpread(a.metrics.finalAccuracy, "fraction")) },
+    { head: "min–max", cell: (a) => escapeXml(formatRange(a.metrics.finalAccuracy, "fraction")) },
+  ];
+  if (model.target !== undefined) {
+    cols.push({
+      head: `time to ${pct(model.target)}`,
+      cell: (a) => `${escapeXml(formatSpread(a.metrics.timeToTarget, "seconds"))}${a.reached !== a.runs ? ` <span class="note">(${a.reached}/${a.runs} reached)</span>` : ""}`,
+    });
+  }
+  if (has("samplesPerSec")) cols.push({ head: "samples/s", cell: (a) => escapeXml(formatSpread(a.metrics.samplesPerSec, "rate")) });
+  if (has("stalenessMean")) cols.push({ head: "staleness (mean)", cell: (a) => escapeXml(formatSpread(a.metrics.stalenessMean, "small")) });
+  if (has("consensusDistance")) cols.push({ head: "consensus distance", cell: (a) => escapeXml(formatSpread(a.metrics.consensusDistance, "small")) });
+  if (has("inconsistency")) cols.push({ head: "inconsistency (stage mean)", cell: (a) => escapeXml(formatSpread(a.metrics.inconsistency, "small")) });
+  const rows = ms.map((a) => `<tr>${cols.map((c) => `<td>${c.cell(a)}</td>`).join("")}</tr>`);
+  const seeds = maxOf(ms.map((m) => m.runs));
+  const caption = seeds > 1 ? "One row per method: runs that differ only in seed, mean ± sample standard deviation over seeds (diverged runs counted in n, not in the means)" : "One row per run";
+  return `<table class="methods"><caption>${escapeXml(caption)}</caption><thead><tr>${cols.map((c) => `<th>${escapeXml(c.head)}</th>`).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+function runsTable(runs: RunData[], colors: Map<string, string>): string {
   const head = ["run", "algo", "model", "data", "workers", "epochs", "test accuracy", "samples/s", "seconds", "staleness mean / max", "consensus", "β"];
   const rows = runs.map((r) => {
     const s = r.summary;
     const st = stalenessOf(s);
     const cells = [
-      `<span class="swatch" style="background:${r.color}"></span>${escapeXml(r.label)}`,
+      `<span class="swatch" style="background:${colors.get(r.method)}"></span>${escapeXml(r.label)}`,
       escapeXml(String(s.algo)),
       escapeXml(String(s.model ?? "–")),
       escapeXml(String(s.data ?? "–")),
@@ -177,126 +168,211 @@ function table(runs: RunData[]): string {
     ];
     return `<tr>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
   });
-  return `<table><thead><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  return `<table class="runs"><thead><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
-const seriesOf = (runs: RunData[], x: (m: EpochMetrics) => number | undefined, y: (m: EpochMetrics) => number | undefined): Series[] =>
-  runs.map((r) => ({
-    name: r.label,
-    color: r.color,
-    points: r.metrics.flatMap((m): [number, number][] => {
-      const [a, b] = [x(m), y(m)];
-      return typeof a === "number" && typeof b === "number" ? [[a, b]] : [];
-    }),
-  }));
+// ---- charts ------------------------------------------------------------------------------------------
+
+type CurveField = "testAccuracy" | "trainLoss" | "consensusDistance";
+
+/** A method's curve: the mean per epoch (x: epoch, or mean elapsed seconds), min–max band when it has several runs. */
+function seriesOfMethod(m: MethodAggregate, color: string, y: CurveField, x: "epoch" | "elapsedSeconds"): Series {
+  const xOf = (c: CurveAggregate) => (x === "epoch" ? c.epoch : c.elapsedSeconds?.mean);
+  const points: [number, number][] = [];
+  const band: [number, number, number][] = [];
+  for (const c of m.curve) {
+    const xv = xOf(c);
+    const s = c[y];
+    if (xv === undefined || !s) continue;
+    points.push([xv, s.mean]);
+    if (m.runs > 1) band.push([xv, s.min, s.max]);
+  }
+  return { name: m.method, color, points, ...(band.length ? { band } : {}) };
+}
 
 function figure(svg: string, caption?: string): string {
   return `<figure>${svg}${caption ? `<figcaption>${escapeXml(caption)}</figcaption>` : ""}</figure>`;
 }
 
-/** Σ over layers of the last epoch's staleness histogram (the summary's whole-run one if no epoch has it). */
-function stalenessHistogram(r: RunData): number[] | undefined {
-  const last = [...r.metrics].reverse().find((m) => m.staleness?.length)?.staleness ?? r.summary.staleness;
-  if (!last?.length) return undefined;
-  const bins = Math.max(...last.map((l) => l.histogram.length));
-  const sum = new Array<number>(bins).fill(0);
-  for (const l of last) l.histogram.forEach((c, i) => (sum[i]! += c));
+/** Shared domain of all series (small multiples compare by position only if their axes agree). */
+function domainOf(series: Series[], extra: number[] = [], log = false): { x: [number, number]; y: [number, number] } | undefined {
+  const xs = series.flatMap((s) => s.points.map(([x]) => x));
+  const ys = [...series.flatMap((s) => [...s.points.map(([, y]) => y), ...(s.band ?? []).flatMap(([, lo, hi]) => [lo, hi])]), ...extra].filter((y) => Number.isFinite(y) && (!log || y > 0));
+  if (!xs.length || !ys.length) return undefined;
+  const pad = (lo: number, hi: number): [number, number] => (hi > lo ? [lo, hi] : [lo - (Math.abs(lo) || 1) * 0.05, hi + (Math.abs(hi) || 1) * 0.05]);
+  return { x: pad(minOf(xs), maxOf(xs)), y: pad(minOf(ys), maxOf(ys)) };
+}
+
+function chartsOf(model: ReportModel, o: { title: string; y: CurveField; x: "epoch" | "elapsedSeconds"; xLabel: string; yLabel: string; logY?: boolean; target?: boolean; methods?: MethodAggregate[] }): string[] {
+  const methods = o.methods ?? model.methods;
+  const wanted = new Set(methods.map((m) => m.method));
+  const byName = new Map(methods.map((m) => [m.method, m]));
+  const all = methods.map((m) => seriesOfMethod(m, model.colors.get(m.method)!, o.y, o.x));
+  const hLines = o.target && model.target !== undefined ? [{ y: model.target, label: `target ${pct(model.target)}` }] : [];
+  const domain = domainOf(all, hLines.map((l) => l.y), o.logY);
+  const banded = methods.some((m) => m.runs > 1);
+  const note = banded ? "line: mean over seeds · band: min–max over seeds" : undefined;
+  const panels = model.panels.map((p) => ({ name: p.name, methods: p.methods.filter((m) => wanted.has(m)) })).filter((p) => p.methods.length);
+  return panels.map((p) => {
+    const series = p.methods.map((m) => seriesOfMethod(byName.get(m)!, model.colors.get(m)!, o.y, o.x));
+    return figure(
+      lineChart(series, {
+        title: p.name ? `${o.title} — ${p.name}` : o.title,
+        xLabel: o.xLabel,
+        yLabel: o.yLabel,
+        integerX: o.x === "epoch",
+        ...(o.logY ? { logY: true } : {}),
+        ...(panels.length > 1 && domain ? { xDomain: domain.x, yDomain: domain.y } : {}),
+        ...(hLines.length ? { hLines } : {}),
+        ...(note ? { note } : {}),
+      }),
+    );
+  });
+}
+
+/** Σ over layers (and over a method's runs) of the last epoch's staleness histogram. */
+function stalenessHistogram(runs: RunData[]): number[] | undefined {
+  let sum: number[] | undefined;
+  for (const r of runs) {
+    const last = [...r.metrics].reverse().find((m) => m.staleness?.length)?.staleness ?? r.summary.staleness;
+    if (!last?.length) continue;
+    const bins = maxOf(last.map((l) => (Array.isArray(l.histogram) ? l.histogram.length : 0)));
+    sum ??= [];
+    while (sum.length < bins) sum.push(0);
+    for (const l of last) if (Array.isArray(l.histogram)) l.histogram.forEach((c, i) => (sum![i]! += typeof c === "number" ? c : 0));
+  }
   return sum;
 }
 
-function stalenessSection(runs: RunData[]): string {
-  const charts = runs.flatMap((r) => {
-    const h = stalenessHistogram(r);
-    if (!h) return [];
+const runsOf = (model: ReportModel, method: string) => model.runs.filter((r) => r.method === method);
+
+function stalenessSection(model: ReportModel): string {
+  const charts = model.methods.flatMap((m) => {
+    const runs = runsOf(model, m.method);
+    const h = stalenessHistogram(runs);
+    if (!h?.length) return [];
     // Show bins up to the largest staleness seen (at least 8), the last bin being "31 or more".
-    const used = Math.max(8, h.findLastIndex((c) => c > 0) + 1);
+    const used = Math.min(h.length, Math.max(8, h.findLastIndex((c) => c > 0) + 1));
     const bars = h.slice(0, used).map((value, i) => ({ label: i === h.length - 1 ? `${i}+` : String(i), value }));
-    return [figure(barChart(bars, { title: `${r.label}: staleness (last epoch, all layers)`, xLabel: "staleness (updates between read and apply)", yLabel: "gradients", color: r.color }))];
+    const over = runs.length > 1 ? `, ${runs.length} seeds summed` : "";
+    return [figure(barChart(bars, { title: `${m.method}: staleness`, xLabel: "staleness (updates between read and apply)", yLabel: "gradients", color: model.colors.get(m.method)! }), `last epoch, all layers${over}`)];
   });
   return charts.length ? section("Staleness", charts.join("")) : "";
 }
 
-function consensusSection(runs: RunData[]): string {
-  const gossip = runs.filter((r) => GOSSIP.has(r.summary.algo) || r.metrics.some((m) => m.consensusDistance !== undefined));
-  if (!gossip.length) return "";
-  const chart = lineChart(seriesOf(gossip, (m) => m.epoch, (m) => m.consensusDistance), {
-    title: "Consensus distance (1/n)Σ‖xᵢ − x̄‖²",
-    xLabel: "epoch",
-    integerX: true,
-    yLabel: "consensus distance (log)",
-    logY: true,
-  });
-  return section("Gossip", figure(chart));
+function consensusSection(model: ReportModel): string {
+  const methods = model.methods.filter((m) => runsOf(model, m.method).some((r) => GOSSIP.has(r.summary.algo)) || m.curve.some((c) => c.consensusDistance));
+  if (!methods.length) return "";
+  return section(
+    "Gossip",
+    chartsOf(model, { methods, title: "Consensus distance (1/n)Σ‖xᵢ − x̄‖²", y: "consensusDistance", x: "epoch", xLabel: "epoch", yLabel: "consensus distance (log)", logY: true }).join(""),
+  );
 }
 
-function pipelineSection(runs: RunData[]): string {
+function pipelineSection(model: ReportModel): string {
   const parts: string[] = [];
-  for (const r of runs) {
+  for (const m of model.methods) {
+    const runs = runsOf(model, m.method);
+    const r = runs[0];
+    if (!r) continue;
     const name = SCHEDULE_OF[r.summary.algo];
     if (!name) continue;
-    const stageCount = Math.max(...r.metrics.map((m) => m.inconsistency?.length ?? 0), r.summary.inconsistency?.length ?? 0);
-    if (stageCount > 0) {
-      const series = Array.from({ length: stageCount }, (_, k): Series => ({
+    const stageCount = maxOf([...r.metrics.map((e) => (Array.isArray(e.inconsistency) ? e.inconsistency.length : 0)), Array.isArray(r.summary.inconsistency) ? r.summary.inconsistency.length : 0]);
+    if (stageCount > 0 && stageCount <= MAX_STAGE_ROWS) {
+      // Per stage and epoch, the mean over the method's runs.
+      // Σ and count per (stage, epoch) in one pass over the runs' epochs.
+      const sums = Array.from({ length: stageCount }, () => new Map<number, [number, number]>());
+      for (const x of runs) {
+        for (const e of x.metrics) {
+          if (!Array.isArray(e.inconsistency)) continue;
+          e.inconsistency.slice(0, stageCount).forEach((v, k) => {
+            if (typeof v !== "number") return;
+            const [sum, n] = sums[k]!.get(e.epoch) ?? [0, 0];
+            sums[k]!.set(e.epoch, [sum + v, n + 1]);
+          });
+        }
+      }
+      const series = sums.map((m, k): Series => ({
         name: `stage ${k}`,
-        points: r.metrics.flatMap((m): [number, number][] => (m.inconsistency?.[k] !== undefined ? [[m.epoch, m.inconsistency[k]!]] : [])),
+        points: [...m].sort((a, b) => a[0] - b[0]).map(([epoch, [sum, n]]): [number, number] => [epoch, sum / n]),
       }));
-      parts.push(figure(lineChart(series, { title: `${r.label}: weight inconsistency per stage`, xLabel: "epoch", integerX: true, yLabel: "mean ‖w at F − w at B‖²" })));
+      const over = runs.length > 1 ? ` (mean of ${runs.length} seeds)` : "";
+      parts.push(figure(lineChart(series, { title: `${m.method}: weight inconsistency per stage${over}`, xLabel: "epoch", integerX: true, yLabel: "mean ‖w at F − w at B‖²" })));
     }
     const D = Array.isArray(r.summary.stages) ? r.summary.stages.length : (r.config?.pipeline?.stages ?? stageCount);
     // The checkpoint's config holds what the user set; the run used the default for the rest.
     const M = r.config ? (r.config.pipeline?.microbatches ?? DEFAULT_PIPELINE.microbatches) : DEFAULT_PIPELINE.microbatches;
-    if (D >= 1) {
+    const drawable = Number.isSafeInteger(D) && Number.isSafeInteger(M) && D >= 1 && M >= 1 && D <= MAX_STAGES && M <= MAX_MICROBATCHES && D * M <= MAX_SCHEDULE_CELLS;
+    if (drawable) {
       const sim = simulate(SCHEDULES[name]!(D, M), { f: 1, b: 2 });
       parts.push(
         figure(
-          ganttChart(sim.timeline, { title: `${r.label}: ${name} schedule, ${D} stages × ${M} microbatches (simulated)`, xLabel: "time (F = 1, B = 2)" }),
+          ganttChart(sim.timeline, { title: `${m.method}: ${name} schedule, ${D} stages × ${M} microbatches (simulated)`, xLabel: "time (F = 1, B = 2)" }),
           `makespan ${fmt(sim.makespan)}, bubble ${(sim.bubbleFraction * 100).toFixed(1)}%${r.config ? "" : ` (no checkpoint config: ${M} microbatches assumed)`}`,
         ),
       );
+    } else if (D >= 1 || M >= 1) {
+      parts.push(`<p class="note">${escapeXml(`${m.method}: ${D} stages × ${M} microbatches, too large to simulate and draw here (at most ${MAX_STAGES} × ${MAX_MICROBATCHES}, ${MAX_SCHEDULE_CELLS} stage-microbatch pairs)`)}</p>`);
     }
-    if (Array.isArray(r.summary.stages)) parts.push(stageMemoryTable(r.label, r.summary.stages));
+    if (Array.isArray(r.summary.stages)) parts.push(stageMemoryTable(m.method, r.summary.stages));
   }
   return parts.length ? section("Pipelines", parts.join("")) : "";
 }
 
 function stageMemoryTable(label: string, stages: unknown[]): string {
   const kib = (x: unknown) => (typeof x === "number" ? `${(x / 1024).toFixed(1)} KiB` : "–");
-  const rows = stages.filter(isObject).map((s) => {
-    const layers = Array.isArray(s.layers) ? s.layers.join("–") : "–";
-    return `<tr><td>${fmt(s.stage)}</td><td>${escapeXml(layers)}</td><td>${kib(s.weightBytes)}</td><td>${fmt(s.extraWeightVersions)}</td><td>${kib(s.activationBytes)}</td></tr>`;
-  });
-  return `<table class="small"><caption>${escapeXml(label)}: memory per stage</caption><thead><tr><th>stage</th><th>layers</th><th>weights</th><th>extra weight versions</th><th>activations</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  const rows = stages
+    .slice(0, MAX_STAGE_ROWS)
+    .filter(isObject)
+    .map((s) => {
+      const layers = Array.isArray(s.layers) ? s.layers.join("–") : "–";
+      return `<tr><td>${fmt(s.stage)}</td><td>${escapeXml(layers)}</td><td>${kib(s.weightBytes)}</td><td>${fmt(s.extraWeightVersions)}</td><td>${kib(s.activationBytes)}</td></tr>`;
+    });
+  const more = stages.length > MAX_STAGE_ROWS ? ` (first ${MAX_STAGE_ROWS} of ${stages.length} stages)` : "";
+  return `<table class="small"><caption>${escapeXml(`${label}: memory per stage${more}`)}</caption><thead><tr><th>stage</th><th>layers</th><th>weights</th><th>extra weight versions</th><th>activations</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
 const section = (title: string, body: string) => `<section><h2>${escapeXml(title)}</h2><div class="charts">${body}</div></section>`;
 
 const CSS = `
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
-.meta{color:#666;margin:0 0 16px}.diverged{color:#a33}
-table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f5f5f5}
-td:nth-child(-n+4),th:nth-child(-n+4){text-align:left}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:16px auto;max-width:1280px;padding:0 16px;color:#222}
+h1{font-size:21px;margin:0 0 2px}h2{font-size:17px;margin:20px 0 6px;border-bottom:1px solid #ddd;padding-bottom:3px}
+.meta{color:#666;margin:0 0 8px;font-size:12px;overflow-wrap:anywhere}.diverged{color:#a33}.note{color:#666;font-size:12px}
+table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}th{background:#f5f5f5;font-weight:600}
+td:first-child,th:first-child{text-align:left}
+table.runs td:nth-child(-n+4),table.runs th:nth-child(-n+4){text-align:left}
 table.small{font-size:12px}caption{text-align:left;font-weight:600;padding:4px 0}
-td:first-child{white-space:nowrap}
+table.claims td.claim{text-align:left;min-width:360px;max-width:480px}table.claims{font-size:13px}table.claims td:nth-child(n+2):nth-child(-n+5){white-space:nowrap}
+.formula,.source{color:#666;font-size:11px}
+td.verdict{text-align:left;font-weight:600;max-width:240px}td.holds{background:#e3f4e1;color:#1d5e1a}td.fails{background:#fbe3e1;color:#8a1c13}td.open{background:#fff6d9;color:#6b5200}
+td.verdict .formula{font-weight:400}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px}
 .charts{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 figure{margin:0;border:1px solid #eee;border-radius:4px;padding:4px}figcaption{font-size:12px;color:#555;padding:2px 6px}
-svg.chart{display:block;font-family:system-ui,sans-serif}
+svg.chart{display:block}
+details{margin:16px 0}summary{cursor:pointer;font-weight:600}
 `;
 
 export async function buildReport(dirs: string[]): Promise<string> {
-  if (dirs.length === 0) throw new UserError("no run or experiment folder given");
-  const skipped: SkippedRun[] = [];
-  const runs = await loadRuns(dirs, skipped);
-  if (runs.length === 0) throw new UserError(`${dirs.join(", ")}: no run finished (${skipped.length} diverged)`);
-  const accuracy = { yLabel: "test accuracy" };
-  const overview = [
-    figure(lineChart(seriesOf(runs, (m) => m.epoch, (m) => m.testAccuracy), { title: "Test accuracy vs epoch", xLabel: "epoch", integerX: true, ...accuracy })),
-    figure(lineChart(seriesOf(runs, (m) => m.elapsedSeconds, (m) => m.testAccuracy), { title: "Test accuracy vs wall time", xLabel: "seconds since start", ...accuracy })),
-    figure(lineChart(seriesOf(runs, (m) => m.epoch, (m) => m.trainLoss), { title: "Train loss vs epoch", xLabel: "epoch", integerX: true, yLabel: "train loss" })),
+  const model = await buildModel(dirs);
+  const { runs, methods } = model;
+  const seeds = maxOf(methods.map((m) => m.runs));
+  const suites = [...new Set(model.experiments.flatMap((e) => (e.meta ? [`${e.meta.suite}${e.meta.mode ? ` (${e.meta.mode})` : ""}`] : [])))];
+  const title =
+    runs.length === 1 && model.skipped.length === 0
+      ? `skein report: ${runs[0]!.label}`
+      : seeds > 1
+        ? `skein report${suites.length ? `: ${suites.join(", ")}` : ""} — ${methods.length} methods × up to ${seeds} seeds (${runs.length + model.skipped.length} runs)`
+        : `skein report: ${runs.length + model.skipped.length} runs`;
+  const training = [
+    ...chartsOf(model, { title: "Test accuracy vs epoch", y: "testAccuracy", x: "epoch", xLabel: "epoch", yLabel: "test accuracy", target: true }),
+    ...chartsOf(model, { title: "Test accuracy vs wall time", y: "testAccuracy", x: "elapsedSeconds", xLabel: "seconds since start (mean over seeds)", yLabel: "test accuracy", target: true }),
+    ...chartsOf(model, { title: "Train loss vs epoch", y: "trainLoss", x: "epoch", xLabel: "epoch", yLabel: "train loss" }),
   ].join("");
-  const title = runs.length === 1 ? `skein report: ${runs[0]!.label}` : `skein report: ${runs.length} runs`;
+  // Experiment folders by name, run folders given on their own by theirs.
+  const dirsText = [...model.experiments.map((e) => e.dir), ...runs.filter((r) => !model.experiments.some((e) => e.methods.includes(r.method))).map((r) => r.dir)].join(" · ");
+  const perRun = `<details><summary>Every run (${runs.length})</summary>${runsTable(runs, model.colors)}</details>`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -307,13 +383,15 @@ export async function buildReport(dirs: string[]): Promise<string> {
 </head>
 <body>
 <h1>${escapeXml(title)}</h1>
-<p class="meta">${escapeXml(runs.map((r) => r.dir).join(" · "))}</p>
-${table(runs)}
-${skipped.length ? `<p class="diverged">Not shown: ${skipped.map((k) => `${escapeXml(k.label)} (${escapeXml(k.reason)})`).join("; ")}</p>` : ""}
-${section("Training", overview)}
-${stalenessSection(runs)}
-${consensusSection(runs)}
-${pipelineSection(runs)}
+<p class="meta">${escapeXml(dirsText)}</p>
+${claimsSection(model)}
+<section id="methods"><h2>${seeds > 1 ? "Methods" : "Summary"}</h2>${methodsTable(model)}
+${model.skipped.length ? `<p class="diverged">Diverged (counted in n, not charted past where they stopped): ${model.skipped.map(escapeXml).join("; ")}</p>` : ""}</section>
+${section("Training", training)}
+${stalenessSection(model)}
+${consensusSection(model)}
+${pipelineSection(model)}
+${runs.length + model.skipped.length > 1 ? `<section><h2>Runs</h2>${perRun}</section>` : ""}
 </body>
 </html>
 `;
