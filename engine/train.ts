@@ -199,7 +199,7 @@ export class TrainingSession {
     } else {
       net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
     }
-    plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0);
+    plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0, options.resume !== undefined);
     const executor = await startExecutor(config, module, memory, setup, control, options.fault ?? null, options.schedulerSeed ?? config.seed);
     return new TrainingSession(config, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
   }

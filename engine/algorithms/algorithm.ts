@@ -37,9 +37,10 @@ export interface AlgorithmPlan {
   epochRole: RoleName;
   /**
    * Before the first epoch, once `params` is initialised or restored: copy it into the other
-   * replicas, set counters to where epoch `epochsDone` begins.
+   * replicas, set counters to where epoch `epochsDone` begins. `restored`: the vectors were loaded
+   * from a checkpoint, so state saved beside `params` (every gossip node's x and m) must be kept.
    */
-  prepare?(memory: WebAssembly.Memory, epochsDone: number): void;
+  prepare?(memory: WebAssembly.Memory, epochsDone: number, restored: boolean): void;
   /** Before each evaluation of `params` (gossip: average the nodes into it). */
   beforeEvaluate?(memory: WebAssembly.Memory): void;
   /** Extra per-epoch metrics, given a way to evaluate any parameter vector on the test split. */

@@ -104,10 +104,11 @@ export function planGossip(input: PlanInput, options: GossipOptions): AlgorithmP
         bytesPerNodeStep: bytesPerNodeStep(layout, net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0) * 4),
       };
     },
-    prepare(memory) {
-      // Every node starts from the same initial weights (those initialised into `average`).
+    prepare(memory, _epochsDone, restored) {
+      // A new run starts every node from the same initial weights (those initialised into `average`);
+      // a resumed one keeps each node's own x_i and m_i, restored from the checkpoint (optimizerState).
       const from = new Float32Array(memory.buffer, layout.average, net.paramFloats);
-      for (const p of layout.params) new Float32Array(memory.buffer, p, net.paramFloats).set(from);
+      if (!restored) for (const p of layout.params) new Float32Array(memory.buffer, p, net.paramFloats).set(from);
       const indices = new Int32Array(memory.buffer, layout.shardIndices, shardOffsets[n]!);
       options.shards.forEach((s, i) => indices.set(s, shardOffsets[i]!));
     },
