@@ -11,3 +11,31 @@ export class UserError extends Error {
 export class RunError extends Error {
   override name = "RunError";
 }
+
+/**
+ * Training produced a non-finite loss. A RunError (exit 1): the input was valid, the run failed. It
+ * carries the epoch and the configuration's suspects so callers need not parse the message.
+ */
+export class DivergedError extends RunError {
+  override name = "DivergedError";
+  constructor(
+    readonly epoch: number,
+    readonly loss: number,
+    readonly advice: string,
+  ) {
+    super(`training diverged in epoch ${epoch} (loss ${loss}): ${advice}`);
+  }
+}
+
+/** A wait of the orchestrator on its workers ran past its deadline: the run is stuck, not slow. */
+export class WatchdogError extends RunError {
+  override name = "WatchdogError";
+}
+
+/** The process got SIGINT or SIGTERM: the run stops at once and its folder says so. */
+export class StoppedError extends RunError {
+  override name = "StoppedError";
+  constructor(readonly signal: string) {
+    super(`stopped by ${signal}`);
+  }
+}

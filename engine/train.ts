@@ -5,10 +5,11 @@
  * This file owns the run's lifecycle; the algorithm itself (what one epoch does) lives in
  * engine/algorithms/, and per-step coordination never passes through here.
  */
-import { mkdir, appendFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { loadDataset, type Dataset } from "./data/index.ts";
-import { RunError, UserError } from "./errors.ts";
+import { DivergedError, RunError, StoppedError, UserError } from "./errors.ts";
+import { RunFolder, type RunStatus } from "./run-folder.ts";
+import { checkThreads } from "./config-check.ts";
 import { loadKernelModule } from "./kernels/load.ts";
 import { ArenaPlanner, bytesByKind, createSharedMemory, f32, type ArenaPlan } from "./memory/arena.ts";
 import { Network } from "./model/network.ts";
@@ -69,8 +70,10 @@ export function programsOf(config: TrainConfig): number {
 }
 
 export interface TrainOptions {
-  /** Run folder: metrics.jsonl, summary.json, checkpoint.safetensors. */
+  /** Run folder: metrics.jsonl, summary.json, checkpoint.safetensors, trace.json. */
   out?: string;
+  /** Replace a run already in `out` (otherwise such a folder is refused, unless resuming it). */
+  overwrite?: boolean;
   /** A checkpoint (or run folder holding one) to continue from. */
   resume?: LoadedCheckpoint;
   /** Called once every input has been checked and the workers are up. */
@@ -158,6 +161,13 @@ export interface Summary {
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;
+  /** In a run folder: "running" until the run ends (a killed run's folder keeps it), then how it ended. */
+  status?: RunStatus;
+  /** Epochs finished (and checkpointed, in a run folder). */
+  epochsDone?: number;
+  /** A failed, diverged or stopped run: the epoch it was in, and why. */
+  failedEpoch?: number;
+  reason?: string;
 }
 
 const PROGRESS_INTERVAL_MS = 200;
@@ -187,6 +197,7 @@ export class TrainingSession {
   }
 
   static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit" | "profileKernels" | "trace"> = {}): Promise<TrainingSession> {
+    checkThreads(config);
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(new ArenaPlanner(), config, net, dataset, options.audit ?? false, options.profileKernels ?? false, options.trace ?? false);
@@ -195,7 +206,12 @@ export class TrainingSession {
     copyData(memory, setup.data, dataset);
     if (options.resume) {
       options.resume.restore(net, memory, vectorsOf(setup));
-      plan.restoreCounters?.(memory, options.resume.state.counters);
+      const { counters } = options.resume.state;
+      const want = plan.counters?.(memory).length ?? 0;
+      if (counters.length !== want) {
+        throw new UserError(`${options.resume.path}: the checkpoint holds ${counters.length} counters, ${config.algo} with this configuration keeps ${want}`);
+      }
+      plan.restoreCounters?.(memory, counters);
     } else {
       net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
     }
@@ -235,7 +251,7 @@ export class TrainingSession {
     this.epochsDone++;
     const samples = results.reduce((a, r) => a + r.samples, 0);
     const trainLoss = results.reduce((a, r) => a + r.lossSum, 0) / samples;
-    if (!Number.isFinite(trainLoss)) throw new RunError(`training diverged in epoch ${epoch + 1} (loss ${trainLoss}): lower --lr`);
+    if (!Number.isFinite(trainLoss)) throw new DivergedError(epoch + 1, trainLoss, divergenceAdvice(config.optimizer));
     return {
       trainLoss,
       seconds: (performance.now() - started) / 1000,
@@ -300,29 +316,60 @@ export class TrainingSession {
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<Summary> {
   const started = performance.now();
   const session = await TrainingSession.open(config, { ...options, trace: options.trace ?? Boolean(options.out) });
-  const traceEvents: TraceEvent[] = [];
   const namedTracks = new Set<number>();
   const out = options.out ?? null;
+  let folder: RunFolder | null = null;
   let trainSeconds = 0;
   let samplesTrained = 0;
   let updates = 0;
   let last: EpochMetrics | null = null;
   const epochResults: EpochOutcome[] = [];
+  const summarize = (status: RunStatus, final: Partial<EpochMetrics> | null): Summary => ({
+    algo: config.algo,
+    model: config.model,
+    data: session.dataset.source,
+    epochs: config.epochs,
+    workers: session.setup.workers,
+    batch: config.batch,
+    optimizer: config.optimizer.kind,
+    lr: config.optimizer.lr,
+    seed: config.seed,
+    kernels: session.kernels,
+    status,
+    epochsDone: session.epochsDone,
+    seconds: (performance.now() - started) / 1000,
+    trainSeconds,
+    samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
+    updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
+    ...runStaleness(epochResults),
+    ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptions(config)) } : {}),
+    ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults) } : {}),
+    trainLoss: final?.trainLoss ?? NaN,
+    testLoss: final?.testLoss ?? NaN,
+    testAccuracy: final?.testAccuracy ?? NaN,
+    ...Object.fromEntries(Object.entries(final ?? {}).filter(([key]) => EXTRA_METRICS.has(key))),
+    ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
+    ...session.plan.summary?.(),
+    parameters: session.net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0),
+    peakRssBytes: session.peakRssBytes(),
+    arena: arenaReport(session.setup.plan, session.memory),
+    out,
+  });
   try {
     // Inputs are all checked by now (data, model, checkpoint, workers started): only now write.
-    if (out) await prepareRunFolder(out, Boolean(options.resume));
+    if (out) {
+      const resume = options.resume && { from: dirname(options.resume.path), epochsDone: options.resume.state.epochsDone };
+      folder = await RunFolder.open({ out, resume, overwrite: options.overwrite });
+      await folder.writeSummary(summarize("running", null));
+    }
     options.onStart?.();
     while (session.epochsDone < config.epochs) {
+      throwIfStopped();
       const epoch = await session.trainEpoch(options.onProgress);
       trainSeconds += epoch.seconds;
       samplesTrained += epoch.samples;
       updates += epoch.updates;
       epochResults.push(epoch);
-      epoch.results.forEach((r, w) => {
-        if (!r.trace) return;
-        traceEvents.push(...toTraceEvents(r.trace, w, session.plan.trackName?.(w) ?? `worker ${w}`, !namedTracks.has(w)));
-        namedTracks.add(w);
-      });
       last = {
         epoch: session.epochsDone,
         steps: session.epochsDone * session.stepsPerEpoch,
@@ -338,51 +385,58 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         ...(await session.epochMetrics()),
       };
       options.onEpoch?.(last);
-      if (out) {
-        await appendFile(join(out, "metrics.jsonl"), JSON.stringify(last) + "\n");
-        await session.checkpoint(join(out, CHECKPOINT_FILE));
+      if (folder) {
+        // Metrics line first (a resume drops lines past the checkpoint), then this epoch's trace, the
+        // checkpoint, and the summary that points at it.
+        await folder.appendMetrics(last);
+        const events: TraceEvent[] = [];
+        epoch.results.forEach((r, w) => {
+          if (!r.trace) return;
+          events.push(...toTraceEvents(r.trace, w, session.plan.trackName?.(w) ?? `worker ${w}`, !namedTracks.has(w)));
+          namedTracks.add(w);
+        });
+        folder.appendTrace(session.epochsDone, events, Date.now() * 1000);
+        await session.checkpoint(folder.checkpointPath());
+        await folder.writeSummary(summarize("running", last));
       }
+      // Only one epoch's spans are kept: the trace streams to the run folder.
+      for (const r of epoch.results) delete r.trace;
     }
     const final = last ?? { trainLoss: NaN, ...(await session.evaluate()), ...(await session.epochMetrics()) };
-    const extra = Object.fromEntries(Object.entries(final).filter(([key]) => EXTRA_METRICS.has(key)));
     options.onFinish?.(session.params());
-    const summary: Summary = {
-      algo: config.algo,
-      model: config.model,
-      data: session.dataset.source,
-      epochs: config.epochs,
-      workers: session.setup.workers,
-      batch: config.batch,
-      optimizer: config.optimizer.kind,
-      lr: config.optimizer.lr,
-      seed: config.seed,
-      kernels: session.kernels,
-      seconds: (performance.now() - started) / 1000,
-      trainSeconds,
-      samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
-      updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
-      ...runStaleness(epochResults),
-      ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptions(config)) } : {}),
-      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults) } : {}),
-      trainLoss: final.trainLoss,
-      testLoss: final.testLoss,
-      testAccuracy: final.testAccuracy,
-      ...extra,
-      ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
-      ...session.plan.summary?.(),
-      parameters: session.net.params.reduce((a, l) => a + l.tensors.reduce((b, t) => b + t.floats, 0), 0),
-      peakRssBytes: session.peakRssBytes(),
-      arena: arenaReport(session.setup.plan, session.memory),
-      out,
-    };
-    if (out) {
-      await Bun.write(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
-      if (traceEvents.length > 0) await Bun.write(join(out, "trace.json"), JSON.stringify({ traceEvents, displayTimeUnit: "ms" }));
-    }
+    const summary = summarize("completed", final);
+    if (folder) await folder.writeSummary(summary);
     return summary;
+  } catch (e) {
+    if (folder) {
+      const status: RunStatus = e instanceof DivergedError ? "diverged" : e instanceof StoppedError ? "stopped" : "failed";
+      const reason = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+      // The folder must say why it ends here; a second failure (disk full) must not hide the first.
+      await folder.writeSummary({ ...summarize(status, last), failedEpoch: session.epochsDone + 1, reason }).catch(() => {});
+    }
+    throw e;
   } finally {
+    folder?.close();
     session.close();
   }
+}
+
+/** What to change when the loss is no longer finite: the step size, and the weight decay when it alone overshoots. */
+export function divergenceAdvice(o: OptimizerConfig): string {
+  const decayStep = o.lr * o.weightDecay;
+  if (o.weightDecay > 0 && !(decayStep < 1)) {
+    return `lower --weight-decay (now ${o.weightDecay}): lr × weight decay = ${decayStep} ≥ 1 makes each decay step overshoot zero`;
+  }
+  return o.weightDecay > 0 ? `lower --lr (now ${o.lr}) or --weight-decay (now ${o.weightDecay})` : `lower --lr (now ${o.lr})`;
+}
+
+/** Set by the CLI on SIGINT/SIGTERM: the run stops between epochs, or at once through the executor. */
+let stopSignal: string | null = null;
+export function requestStop(signal: string): void {
+  stopSignal = signal;
+}
+function throwIfStopped(): void {
+  if (stopSignal) throw new StoppedError(stopSignal);
 }
 
 /** Algorithm metrics (epochMetrics) the summary repeats from the last epoch. */
@@ -509,15 +563,6 @@ function arenaReport(plan: ArenaPlan, memory: WebAssembly.Memory): Summary["aren
   const needed = plan.regions.reduce((a, r) => a + r.requested, 0);
   const bytes = memory.buffer.byteLength;
   return { bytes, neededBytes: needed, overhead: bytes / needed, byRegion: bytesByKind(plan) };
-}
-
-async function prepareRunFolder(out: string, resuming: boolean): Promise<void> {
-  try {
-    await mkdir(out, { recursive: true });
-    if (!resuming) await rm(join(out, "metrics.jsonl"), { force: true });
-  } catch (e) {
-    throw new UserError(`--out ${out}: cannot create the run folder (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
 }
 
 /** `--resume DIR` accepts the run folder or the checkpoint file itself. */

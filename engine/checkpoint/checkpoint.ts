@@ -8,7 +8,7 @@ import { f32 } from "../memory/arena.ts";
 import type { Network } from "../model/network.ts";
 import { readSafetensors, tensorAsFloat32, writeSafetensors, type TensorToWrite } from "./safetensors.ts";
 
-export const CHECKPOINT_FILE = "checkpoint.safetensors";
+export { CHECKPOINT_FILE } from "../run-folder.ts";
 const FORMAT = "skein-checkpoint-1";
 
 export interface CheckpointState {
@@ -65,9 +65,11 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   } catch {
     throw new UserError(`${path}: the checkpoint's config metadata is not valid JSON`);
   }
-  const epochsDone = Number(metadata.epochsDone);
-  const stepsDone = Number(metadata.stepsDone);
-  if (!Number.isInteger(epochsDone) || epochsDone < 0 || !Number.isInteger(stepsDone) || stepsDone < 0) {
+  // Plain decimal counts only: "1e9" or " 3" is a hand edit, not something skein wrote.
+  const count = (text: string | undefined) => (text !== undefined && /^(0|[1-9]\d{0,14})$/.test(text) ? Number(text) : NaN);
+  const epochsDone = count(metadata.epochsDone);
+  const stepsDone = count(metadata.stepsDone);
+  if (!Number.isInteger(epochsDone) || !Number.isInteger(stepsDone)) {
     throw new UserError(`${path}: the checkpoint's epochsDone/stepsDone metadata is not a count`);
   }
   let counters: unknown = [];
@@ -76,7 +78,8 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   } catch {
     // reported below
   }
-  if (!Array.isArray(counters) || !counters.every((c) => Number.isInteger(c) && c >= 0)) {
+  // Counters live in Int32 words of the arena.
+  if (!Array.isArray(counters) || !counters.every((c) => Number.isInteger(c) && c >= 0 && c <= 2 ** 31 - 1)) {
     throw new UserError(`${path}: the checkpoint's counters metadata is not a list of counts`);
   }
   return {
@@ -89,7 +92,11 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
         if (t.dtype !== "F32" || t.shape.join("×") !== shape.join("×")) {
           throw new UserError(`${path}: tensor ${name} is ${t.dtype} ${t.shape.join("×")}, the model needs F32 ${shape.join("×")}`);
         }
-        f32(memory, base + offset * 4, shapeFloats(shape)).set(tensorAsFloat32(t));
+        const values = tensorAsFloat32(t);
+        // A NaN or infinity would train into more of them and be saved again: refuse it here.
+        const bad = values.findIndex((x) => !Number.isFinite(x));
+        if (bad >= 0) throw new UserError(`${path}: tensor ${name} holds ${values[bad]} at element ${bad}; a checkpoint must hold finite numbers`);
+        f32(memory, base + offset * 4, shapeFloats(shape)).set(values);
       };
       for (const layer of net.params) {
         for (const t of layer.tensors) {

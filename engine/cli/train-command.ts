@@ -3,6 +3,7 @@
  * (with --json, the last stdout line is the summary object).
  */
 import { UserError } from "../errors.ts";
+import { checkThreads, validateTrainConfig } from "../config-check.ts";
 import { defaultOptimizer, OPTIMIZERS, parseOptimizerKind } from "../optim/optimizer.ts";
 import { ALGORITHMS, openResume, train, type EpochMetrics, type TrainConfig, type TrainOptions } from "../train.ts";
 import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
@@ -42,12 +43,13 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run whose checkpoint is in DIR (its config; --epochs, --workers, --out may change)" },
+  { name: "overwrite", type: "bool", help: "replace the run already in --out (otherwise such a folder is refused; --resume continues it instead)" },
   { name: "json", type: "bool", help: "print the summary as one JSON object on the last line of stdout" },
   { name: "profile", type: "bool", help: "time every kernel call; the summary's controlOverhead is the share of busy time outside kernels" },
 ];
 
 /** What a resumed run may change: how long it goes on, and where it runs and writes. */
-const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile"]);
+const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile", "overwrite"]);
 
 export const TRAIN_HELP = formatHelp(
   "skein train [flags]",
@@ -92,6 +94,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       seed: Number(v.seed),
       optimizer,
     };
+    checkThreads(config);
   }
   const json = Boolean(v.json);
   const out = v.out !== undefined ? String(v.out) : resume ? resumeFolder(String(v.resume)) : undefined;
@@ -100,6 +103,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const say = (text: string) => (json ? display.line(text) : (display.clear(), process.stdout.write(text + "\n")));
   const options: TrainOptions = {
     out,
+    overwrite: Boolean(v.overwrite),
     resume,
     profileKernels: Boolean(v.profile),
     onStart: () => {
@@ -198,22 +202,37 @@ function stalenessLine(layers: NonNullable<EpochMetrics["staleness"]>): string {
   return `mean ${mean.toFixed(2)} max ${Math.max(...layers.map((l) => l.max))}`;
 }
 
+/**
+ * The configuration a resumed run continues with: the checkpoint's, validated like a new run's
+ * (schema, then the same cross-checks with the same messages), and only flags that may change.
+ */
 function resumedConfig(resume: LoadedCheckpoint, given: Set<string>, v: Record<string, unknown>): TrainConfig {
-  const saved = resume.state.config as TrainConfig;
-  if (!saved || typeof saved !== "object" || typeof saved.model !== "string" || !saved.optimizer) {
-    throw new UserError(`${resume.path}: the checkpoint's config is incomplete`);
-  }
+  const saved = validateTrainConfig(resume.state.config, resume.path);
   for (const name of given) {
     if (!RESUME_MAY_CHANGE.has(name)) {
       throw new UserError(`--${name} cannot change when resuming: the run continues with the configuration saved in ${resume.path}`);
     }
   }
-  return {
+  try {
+    workersFor(saved.algo, saved.async ?? {}, saved.workers, saved.gossip ?? {}, saved.pipeline ?? {});
+  } catch (e) {
+    throw e instanceof UserError ? new UserError(`${resume.path}: config.workers ${saved.workers} does not fit its algorithm: ${e.message}`) : e;
+  }
+  const done = resume.state.epochsDone;
+  if (done > saved.epochs) throw new UserError(`${resume.path}: epochsDone ${done} is more than the ${saved.epochs} epochs its config asks for`);
+  // A finished run resumed without --epochs is evaluated again; an --epochs that trains nothing is a mistake.
+  if (given.has("epochs") && Number(v.epochs) <= done) {
+    throw new UserError(`--epochs ${v.epochs}: ${resume.path} has ${done} epoch${done === 1 ? "" : "s"} done already; want --epochs above ${done}`);
+  }
+  const epochs = given.has("epochs") ? Number(v.epochs) : saved.epochs;
+  const config: TrainConfig = {
     ...saved,
-    epochs: given.has("epochs") ? Number(v.epochs) : saved.epochs,
-    workers: given.has("workers") ? Number(v.workers) : saved.workers,
+    epochs,
+    workers: given.has("workers") ? workersFor(saved.algo, saved.async ?? {}, v.workers, saved.gossip ?? {}, saved.pipeline ?? {}) : saved.workers,
     executor: given.has("executor") ? (v.executor as ExecutorName) : saved.executor,
   };
+  checkThreads(config);
+  return config;
 }
 
 function resumeFolder(path: string): string {
