@@ -32,10 +32,16 @@ export class WatchdogError extends RunError {
   override name = "WatchdogError";
 }
 
-/** The process got SIGINT or SIGTERM: the run stops at once and its folder says so. */
+/**
+ * The user stopped the run (SIGINT, SIGTERM, or the launcher it was started through went away): the run
+ * stops at once and its folder says so. `exitCode` is the shell's 128 + signal number.
+ */
 export class StoppedError extends RunError {
   override name = "StoppedError";
-  constructor(readonly signal: string) {
-    super(`stopped by ${signal}`);
+  constructor(
+    readonly why: string,
+    readonly exitCode: number,
+  ) {
+    super(`stopped: ${why}`);
   }
 }

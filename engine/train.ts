@@ -82,6 +82,8 @@ export interface TrainOptions {
   onEpoch?: (m: EpochMetrics) => void;
   /** Tests only: make a worker fail. */
   fault?: FaultPlan;
+  /** Threads executor: how long a call on the workers may show no progress before the run is declared stuck. */
+  watchdogMs?: number;
   /** Deterministic executor: the interleaving's seed (default: the run's seed). */
   schedulerSeed?: number;
   /** Record spans per worker; train() writes them to trace.json in the run folder (default: when `out` is set). */
@@ -196,7 +198,7 @@ export class TrainingSession {
     this.epochsDone = resume?.state.epochsDone ?? 0;
   }
 
-  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit" | "profileKernels" | "trace"> = {}): Promise<TrainingSession> {
+  static async open(config: TrainConfig, options: Pick<TrainOptions, "resume" | "fault" | "schedulerSeed" | "audit" | "profileKernels" | "trace" | "watchdogMs"> = {}): Promise<TrainingSession> {
     checkThreads(config);
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
@@ -216,8 +218,11 @@ export class TrainingSession {
       net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
     }
     plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0, options.resume !== undefined);
-    const executor = await startExecutor(config, module, memory, setup, control, options.fault ?? null, options.schedulerSeed ?? config.seed);
-    return new TrainingSession(config, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+    const executor = await startExecutor(config, module, memory, setup, control, options.fault ?? null, options.schedulerSeed ?? config.seed, options.watchdogMs);
+    const session = new TrainingSession(config, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+    openSessions.add(session);
+    if (stopRequest) control.requestStop();
+    return session;
   }
 
   /** Train one epoch (the next one); progress is sampled from the control block while it runs. */
@@ -309,6 +314,7 @@ export class TrainingSession {
   }
 
   close(): void {
+    openSessions.delete(this);
     this.executor.terminate();
   }
 }
@@ -407,7 +413,9 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     const summary = summarize("completed", final);
     if (folder) await folder.writeSummary(summary);
     return summary;
-  } catch (e) {
+  } catch (caught) {
+    // Workers told to stop by a signal fail with "stopped"; the cause to report is the signal.
+    const e = stopRequest && !(caught instanceof UserError) ? stopRequest : caught;
     if (folder) {
       const status: RunStatus = e instanceof DivergedError ? "diverged" : e instanceof StoppedError ? "stopped" : "failed";
       const reason = e instanceof Error ? e.message.split("\n")[0]! : String(e);
@@ -430,13 +438,15 @@ export function divergenceAdvice(o: OptimizerConfig): string {
   return o.weightDecay > 0 ? `lower --lr (now ${o.lr}) or --weight-decay (now ${o.weightDecay})` : `lower --lr (now ${o.lr})`;
 }
 
-/** Set by the CLI on SIGINT/SIGTERM: the run stops between epochs, or at once through the executor. */
-let stopSignal: string | null = null;
-export function requestStop(signal: string): void {
-  stopSignal = signal;
+/** Set by the CLI on SIGINT/SIGTERM: open sessions stop at their workers' next synchronisation point. */
+let stopRequest: StoppedError | null = null;
+const openSessions = new Set<TrainingSession>();
+export function requestStop(why: string, exitCode: number): void {
+  stopRequest ??= new StoppedError(why, exitCode);
+  for (const s of openSessions) s.control.requestStop();
 }
 function throwIfStopped(): void {
-  if (stopSignal) throw new StoppedError(stopSignal);
+  if (stopRequest) throw stopRequest;
 }
 
 /** Algorithm metrics (epochMetrics) the summary repeats from the last epoch. */
@@ -554,9 +564,10 @@ async function startExecutor(
   control: Control,
   fault: FaultPlan | null,
   schedulerSeed = config.seed,
+  watchdogMs?: number,
 ): Promise<Executor> {
   if (config.executor === "deterministic") return new DeterministicExecutor(module, memory, setup, control, schedulerSeed, fault);
-  return WorkerPool.start(setup.workers, module, memory, setup, control, fault);
+  return WorkerPool.start(setup.workers, module, memory, setup, control, fault, watchdogMs);
 }
 
 function arenaReport(plan: ArenaPlan, memory: WebAssembly.Memory): Summary["arena"] {

@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { RunError, UserError } from "../errors.ts";
+import { DivergedError, UserError } from "../errors.ts";
 import { train, type Summary, type TrainConfig } from "../train.ts";
 import { SUITE_NAMES, SUITES, type RunSpec, type SuiteName } from "./suites.ts";
 
@@ -119,7 +119,7 @@ async function runOne(suite: string, spec: RunSpec, seed: number, dir: string, r
   try {
     summary = await train(config, { out: dir });
   } catch (e) {
-    if (!(e instanceof RunError && e.message.includes("diverged"))) throw e;
+    if (!(e instanceof DivergedError)) throw e;
     // The folder holds the epochs that finished (metrics.jsonl); say why it stops there.
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, "diverged.txt"), e.message + "\n");
