@@ -245,7 +245,10 @@ function pipelineSection(runs: RunData[]): string {
     const D = Array.isArray(r.summary.stages) ? r.summary.stages.length : (r.config?.pipeline?.stages ?? stageCount);
     // The checkpoint's config holds what the user set; the run used the default for the rest.
     const M = r.config ? (r.config.pipeline?.microbatches ?? DEFAULT_PIPELINE.microbatches) : DEFAULT_PIPELINE.microbatches;
-    if (D >= 1) {
+    // The sizes come from files: draw only what a run can have (train's limits) and a page can hold.
+    const drawable = Number.isInteger(D) && Number.isInteger(M) && D >= 1 && D <= 64 && M >= 1 && M <= 4096 && D * M <= MAX_DRAWN_ACTIONS;
+    if (!drawable && D >= 1) parts.push(`<p>${escapeXml(`${r.label}: schedule of ${D} stages × ${M} microbatches not drawn (more than ${MAX_DRAWN_ACTIONS} forwards)`)}</p>`);
+    if (drawable) {
       const sim = simulate(SCHEDULES[name]!(D, M), { f: 1, b: 2 });
       parts.push(
         figure(
@@ -258,6 +261,9 @@ function pipelineSection(runs: RunData[]): string {
   }
   return parts.length ? section("Pipelines", parts.join("")) : "";
 }
+
+/** Forwards (stages × microbatches) a simulated schedule chart shows at most. */
+const MAX_DRAWN_ACTIONS = 4096;
 
 function stageMemoryTable(label: string, stages: unknown[]): string {
   const kib = (x: unknown) => (typeof x === "number" ? `${(x / 1024).toFixed(1)} KiB` : "–");
