@@ -145,7 +145,7 @@ export class RunFolder {
       if (!overwrite) {
         throw new UserError(
           `--out ${out} already holds a run (${held.join(", ")}); pass --overwrite to replace it` +
-            (resume ? "" : `, or --resume ${out} to continue it`),
+            (resume || !held.includes(CHECKPOINT_FILE) ? "" : `, or --resume ${out} to continue it`),
         );
       }
       for (const f of held) await rm(join(out, f), { force: true });
@@ -163,6 +163,8 @@ export class RunFolder {
       }
       syncFolder(out);
     }
+    // A run's folder always has its metrics file, empty until the first epoch ends.
+    if (!existsSync(join(out, METRICS_FILE))) await writeFileAtomic(join(out, METRICS_FILE), "");
     if (resume) {
       await folder.cutMetrics(resume.epochsDone);
       folder.openTrace(resume.epochsDone);

@@ -253,10 +253,10 @@ export class TrainingSession {
     } finally {
       if (watch) clearInterval(watch);
     }
-    this.epochsDone++;
     const samples = results.reduce((a, r) => a + r.samples, 0);
     const trainLoss = results.reduce((a, r) => a + r.lossSum, 0) / samples;
     if (!Number.isFinite(trainLoss)) throw new DivergedError(epoch + 1, trainLoss, divergenceAdvice(config.optimizer));
+    this.epochsDone++;
     return {
       trainLoss,
       seconds: (performance.now() - started) / 1000,
