@@ -40,20 +40,22 @@ const tempPathFor = (path: string) => `${path}${TEMP_MARK}${process.pid}-${tempC
 /**
  * Write `data` to `path` so that a reader, or a crash at any instant, sees either the old file or the
  * whole new one: temp file, fsync, rename, fsync of the folder (which makes the rename durable).
+ * `durable: false` skips the two flushes: still atomic for readers and for a killed process (the page
+ * cache outlives it), not across a power cut.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array | Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array | Uint8Array[], { durable = true } = {}): Promise<void> {
   const temp = tempPathFor(path);
   const chunks = typeof data === "string" ? [Buffer.from(data, "utf8")] : Array.isArray(data) ? data : [data];
   try {
     const file = await open(temp, "w");
     try {
       for (const c of chunks) if (c.byteLength > 0) await file.write(c);
-      await file.sync();
+      if (durable) await file.sync();
     } finally {
       await file.close();
     }
     await rename(temp, path);
-    syncFolder(dirname(path));
+    if (durable) syncFolder(dirname(path));
   } catch (e) {
     await rm(temp, { force: true });
     throw new UserError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? e})`);
@@ -258,8 +260,12 @@ export class RunFolder {
     return join(this.dir, CHECKPOINT_FILE);
   }
 
-  async writeSummary(summary: object): Promise<void> {
-    await writeFileAtomic(join(this.dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + "\n");
+  /**
+   * Atomic always (a kill leaves the old summary or the new one); flushed to disk only for the final
+   * one: a "running" summary lost to a power cut leaves the previous one, which is just as true.
+   */
+  async writeSummary<S extends { status?: string }>(summary: S): Promise<void> {
+    await writeFileAtomic(join(this.dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + "\n", { durable: summary.status !== "running" });
   }
 
   close(): void {
