@@ -347,6 +347,24 @@ describe("limits: bombs and thread counts are refused before they cost memory", 
     await expect(TrainingSession.open({ ...base, algo: "layerwise", workers: 4096, async: { replicas: 64, fwdThreads: 32, bwdThreads: 32 } })).rejects.toThrow(UserError);
   });
 
+  test("skein report of a folder whose checkpoint claims 10⁵ stages × 10⁵ microbatches: the schedule is not simulated, memory stays small", async () => {
+    const dir = folder();
+    await train({ ...base, algo: "gpipe", workers: 2, pipeline: { stages: 2, microbatches: 2 }, epochs: 1 }, { out: dir });
+    const file = join(dir, "checkpoint.safetensors");
+    const { tensors, metadata } = await readSafetensors(file);
+    const copy: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
+    for (const [name, t] of tensors) copy[name] = { dtype: "F32", shape: t.shape, data: tensorAsFloat32(t) };
+    const config = JSON.parse(metadata.config!);
+    await writeSafetensors(file, copy, { ...metadata, config: JSON.stringify({ ...config, pipeline: { stages: 100_000, microbatches: 100_000 } }) });
+    const summary = summaryOf(dir);
+    delete summary.stages;
+    writeFileSync(join(dir, "summary.json"), JSON.stringify(summary));
+    const r = skein(["report", dir, "--out", join(dir, "report.html")]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(dir, "report.html"), "utf8")).toContain("100000 stages × 100000 microbatches not drawn");
+    expect(r.maxRssBytes).toBeLessThan(BUDGET);
+  });
+
   test("other bad input once reported as internal errors is exit 2", () => {
     for (const [args, env, message] of [
       [["schedule", "--cost-f", "1e308", "--cost-b", "1e308"], {}, /--cost-f 1e308: must be at most/],
