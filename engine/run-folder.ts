@@ -19,7 +19,7 @@
  *    a resumed run cuts the trace back to its checkpoint.
  *  - A folder that already holds a run is refused unless the caller resumes it or asked to overwrite it.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { copyFile, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
@@ -32,6 +32,8 @@ export const CHECKPOINT_FILE = "checkpoint.safetensors";
 export const RUN_FILES = [METRICS_FILE, SUMMARY_FILE, TRACE_FILE, CHECKPOINT_FILE, "diverged.txt"] as const;
 
 const TEMP_MARK = ".tmp-";
+/** Holds the pid of the process writing the folder; a second writer is refused while that process lives. */
+export const LOCK_FILE = ".skein-lock";
 let tempCounter = 0;
 
 /** `<target>.tmp-<pid>-<n>`: the pid says whose it is, so a later run can tell a dead writer's leftovers. */
@@ -140,6 +142,16 @@ export class RunFolder {
     } catch (e) {
       throw new UserError(`--out ${out}: cannot create the run folder (${(e as NodeJS.ErrnoException).code ?? e})`);
     }
+    takeLock(out);
+    try {
+      return await RunFolder.openLocked(out, resume, overwrite);
+    } catch (e) {
+      releaseLock(out);
+      throw e;
+    }
+  }
+
+  private static async openLocked(out: string, resume: OpenRunFolder["resume"], overwrite: boolean): Promise<RunFolder> {
     await removeStaleTempFiles(out);
     const sameFolder = resume !== undefined && sameDir(resume.from, out);
     const held = RUN_FILES.filter((f) => existsSync(join(out, f)));
@@ -271,6 +283,45 @@ export class RunFolder {
   close(): void {
     if (this.traceFd !== null) closeSync(this.traceFd);
     this.traceFd = null;
+    releaseLock(this.dir);
+  }
+}
+
+/**
+ * Claim `dir` for this process: create the lock file exclusively; one left by a process that is gone
+ * (kill -9) is taken over, one of a live process (two runs on one folder) is refused.
+ */
+function takeLock(dir: string): void {
+  const path = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new UserError(`--out ${dir}: cannot lock the run folder (${(e as NodeJS.ErrnoException).code ?? e})`);
+    }
+    let holder = NaN;
+    try {
+      holder = Number(readFileSync(path, "utf8").trim());
+    } catch {
+      // removed meanwhile: try again
+    }
+    if (processAlive(holder)) {
+      throw new UserError(`--out ${dir}: process ${holder} is writing this run folder${holder === process.pid ? " (this process)" : ""}; stop it first`);
+    }
+    rmSync(path, { force: true });
+  }
+  throw new UserError(`--out ${dir}: another process keeps taking the run folder's lock`);
+}
+
+function releaseLock(dir: string): void {
+  const path = join(dir, LOCK_FILE);
+  try {
+    if (Number(readFileSync(path, "utf8").trim()) === process.pid) rmSync(path, { force: true });
+  } catch {
+    // already gone
   }
 }
 

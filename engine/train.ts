@@ -441,9 +441,11 @@ export function divergenceAdvice(o: OptimizerConfig): string {
 /** Set by the CLI on SIGINT/SIGTERM: open sessions stop at their workers' next synchronisation point. */
 let stopRequest: StoppedError | null = null;
 const openSessions = new Set<TrainingSession>();
-export function requestStop(why: string, exitCode: number): void {
+/** Returns how many open sessions were told to stop (none: nothing is being written, exit at once). */
+export function requestStop(why: string, exitCode: number): number {
   stopRequest ??= new StoppedError(why, exitCode);
   for (const s of openSessions) s.control.requestStop();
+  return openSessions.size;
 }
 function throwIfStopped(): void {
   if (stopRequest) throw stopRequest;

@@ -79,6 +79,16 @@ describe("the run folder is a transactional store", () => {
     expect(tempFilesIn(dir)).toEqual([]);
   });
 
+  test("one writer per folder: a second run on a folder being written is refused; a dead writer's lock is taken over", async () => {
+    const dir = folder();
+    const first = await RunFolder.open({ out: dir });
+    await expect(RunFolder.open({ out: dir, overwrite: true })).rejects.toThrow(new RegExp(`process ${process.pid} is writing this run folder`));
+    first.close();
+    writeFileSync(join(dir, ".skein-lock"), "4194305"); // a pid no process can have: killed -9 long ago
+    (await RunFolder.open({ out: dir, overwrite: true })).close();
+    expect(existsSync(join(dir, ".skein-lock"))).toBe(false);
+  });
+
   test("resume cuts metrics and trace back to the checkpoint's epoch: a line past it (kill before the checkpoint) or a repeated one is dropped", async () => {
     const dir = folder();
     await train({ ...base, epochs: 2 }, { out: dir });

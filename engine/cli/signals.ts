@@ -15,6 +15,8 @@ import { requestStop } from "../train.ts";
 /** After the stop was asked for, how long the run gets to finish writing its folder. */
 const STOP_GRACE_MS = 1_500;
 const LAUNCHER_POLL_MS = 200;
+/** Copies of one signal (to the group, forwarded by a launcher) arrive within this. */
+const REPEAT_MS = 500;
 
 const SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 
@@ -23,11 +25,20 @@ let installed = false;
 export function installStopHandlers(): void {
   if (installed) return;
   installed = true;
-  let stopping = false;
+  let stoppingSince = 0;
   const stop = (why: string, exitCode: number) => {
-    if (stopping) process.exit(exitCode);
-    stopping = true;
-    requestStop(why, exitCode);
+    // A second signal means "now", unless it is the same one arriving twice: Ctrl-C reaches the whole
+    // process group, and a launcher above may forward its copy a moment later.
+    if (stoppingSince > 0) {
+      if (Date.now() - stoppingSince > REPEAT_MS) process.exit(exitCode);
+      return;
+    }
+    stoppingSince = Date.now();
+    // No run open (another command, or between runs): nothing to finish writing.
+    if (requestStop(why, exitCode) === 0) {
+      process.stderr.write(`skein: stopped: ${why}\n`);
+      process.exit(exitCode);
+    }
     setTimeout(() => process.exit(exitCode), STOP_GRACE_MS).unref();
   };
   for (const [signal, code] of Object.entries(SIGNALS)) process.on(signal, () => stop(signal, code));
