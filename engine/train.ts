@@ -7,7 +7,7 @@
  */
 import { dirname, join } from "node:path";
 import { loadDataset, type Dataset } from "./data/index.ts";
-import { DivergedError, RunError, StoppedError, UserError } from "./errors.ts";
+import { DivergedError, StoppedError, UserError } from "./errors.ts";
 import { RunFolder, type RunStatus } from "./run-folder.ts";
 import { checkThreads } from "./config-check.ts";
 import { loadKernelModule } from "./kernels/load.ts";

@@ -41,7 +41,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "microbatches", type: "int", min: 1, max: 4096, help: "pipelines: microbatches per batch (default 4; --batch is split into them)" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
-  { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
+  { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json (status: running, completed, stopped, failed, diverged), checkpoint.safetensors, trace.json; a folder holding another run is refused (see --overwrite, --resume)" },
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run whose checkpoint is in DIR (its config; --epochs, --workers, --out may change)" },
   { name: "overwrite", type: "bool", help: "replace the run already in --out (otherwise such a folder is refused; --resume continues it instead)" },
   { name: "json", type: "bool", help: "print the summary as one JSON object on the last line of stdout" },
