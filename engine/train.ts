@@ -207,7 +207,7 @@ export class TrainingSession {
     const control = new Control(memory, setup.control, setup.workers);
     copyData(memory, setup.data, dataset);
     if (options.resume) {
-      options.resume.restore(net, memory, vectorsOf(setup));
+      options.resume.restore(net, memory, vectorsOf(setup, plan));
       const { counters } = options.resume.state;
       const want = plan.counters?.(memory).length ?? 0;
       if (counters.length !== want) {
@@ -289,7 +289,7 @@ export class TrainingSession {
   }
 
   async checkpoint(path: string): Promise<void> {
-    await saveCheckpoint(path, this.net, this.memory, vectorsOf(this.setup), {
+    await saveCheckpoint(path, this.net, this.memory, vectorsOf(this.setup, this.plan), {
       config: this.config,
       epochsDone: this.epochsDone,
       stepsDone: this.epochsDone * this.stepsPerEpoch,
@@ -460,7 +460,7 @@ function toTraceEvents(log: SpanLog, worker: number, track: string, first: boole
   return first ? events : events.filter((e) => e.ph !== "M");
 }
 
-const vectorsOf = (setup: RunSetup) => ({ params: setup.params, optimizerState: setup.optimizerState });
+const vectorsOf = (setup: RunSetup, plan: AlgorithmPlan) => ({ params: setup.params, optimizerState: setup.optimizerState, extra: plan.checkpointVectors?.() ?? [] });
 
 /** The network for a model spec on this data, or a UserError saying why they do not fit. */
 export function buildNetwork(model: string, dataset: Dataset): Network {

@@ -6,6 +6,7 @@
  * vector (other replicas, every node's x and m, version counters, stashes) has to survive the restart.
  */
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import fc from "fast-check";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,4 +64,61 @@ describe("every algorithm resumes bit-exact under the deterministic executor", (
       expect(epochs).toEqual([1, 2, 3]);
     });
   }
+});
+
+describe("predicting pipelines resume with the last gradient their prediction uses", () => {
+  for (const algo of ["spectrain", "pipeoptim"] as const) {
+    for (const kind of ["sgd", "nesterov", "rmsprop"] as const) {
+      test(`${algo} with ${kind}`, async () => {
+        const config: TrainConfig = { ...base, algo, ...CONFIGS[algo], optimizer: defaultOptimizer(kind) };
+        const straight = await trainAndRead(config);
+        const dir = mkdtempSync(join(tmpdir(), `skein-resume-${algo}-${kind}-`));
+        await train({ ...config, epochs: 1 }, { out: dir });
+        const resumed = await trainAndRead(config, { out: dir, resume: await openResume(dir) });
+        expect(sameBits(resumed.params, straight.params)).toBe(true);
+      });
+    }
+  }
+});
+
+describe("resume is exact over generated configurations", () => {
+  test("any algorithm, replicas, averaging period, stages, microbatches, optimizer and stop epoch k", async () => {
+    const pipelines = ["gpipe", "1f1b", "pipedream", "2bw", "spectrain", "pipeoptim"];
+    const GOSSIP = ["pmsgd", "dsgd", "dmsgd", "decentlam"];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          algo: fc.constantFrom(...ALGORITHMS),
+          stopAfter: fc.integer({ min: 1, max: 2 }),
+          replicas: fc.integer({ min: 1, max: 2 }),
+          avgEvery: fc.integer({ min: 1, max: 4 }),
+          stages: fc.integer({ min: 1, max: 3 }),
+          microbatches: fc.constantFrom(1, 2, 4),
+          optimizer: fc.constantFrom("sgd", "momentum", "adam", "rmsprop"),
+          seed: fc.integer({ min: 0, max: 1000 }),
+        }),
+        async ({ algo, stopAfter, replicas, avgEvery, stages, microbatches, optimizer, seed }) => {
+          const async = algo === "layerwise" ? { replicas, avgEvery, fwdThreads: 1, bwdThreads: 1, queue: 2 } : { replicas, avgEvery, lppWarmup: 1 };
+          const config: TrainConfig = {
+            ...base,
+            algo,
+            seed,
+            // The gossip algorithms have their own update rules: plain or momentum SGD only.
+            optimizer: defaultOptimizer(GOSSIP.includes(algo) && optimizer !== "sgd" ? "momentum" : optimizer),
+            model: "mlp:784-8-8-10",
+            workers: pipelines.includes(algo) ? stages : algo === "layerwise" ? replicas * 2 : algo === "lap" || algo === "lpp" ? replicas * 2 : 2,
+            ...(algo === "lap" || algo === "lpp" || algo === "layerwise" ? { async } : {}),
+            ...(pipelines.includes(algo) ? { pipeline: { stages, microbatches } } : {}),
+            ...(GOSSIP.includes(algo) ? { gossip: { nodes: 3, topology: "ring" } } : {}),
+          };
+          const straight = await trainAndRead(config);
+          const dir = mkdtempSync(join(tmpdir(), `skein-resume-prop-`));
+          await train({ ...config, epochs: stopAfter }, { out: dir });
+          const resumed = await trainAndRead(config, { out: dir, resume: await openResume(dir) });
+          expect(sameBits(resumed.params, straight.params)).toBe(true);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
 });

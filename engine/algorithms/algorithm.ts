@@ -49,9 +49,21 @@ export interface AlgorithmPlan {
   trackName?(program: number): string;
   /** Static facts for the summary (pipelines: what each stage keeps in memory). */
   summary?(): Record<string, unknown>;
+  /**
+   * State a resumed run needs beyond `params` and `optimizerState` (a predicting pipeline's last
+   * gradient per stage): saved in checkpoints by name, restored before `prepare`.
+   */
+  checkpointVectors?(): CheckpointVector[];
   /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
   counters?(memory: WebAssembly.Memory): number[];
   restoreCounters?(memory: WebAssembly.Memory, counters: number[]): void;
+}
+
+/** `floats` f32 values at `ptr`, checkpointed under `name`. */
+export interface CheckpointVector {
+  name: string;
+  ptr: Ptr;
+  floats: number;
 }
 
 export interface PlanInput {

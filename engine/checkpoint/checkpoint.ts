@@ -20,10 +20,14 @@ export interface CheckpointState {
   counters: number[];
 }
 
-/** Vectors laid out like the parameter vector: the parameters, then each optimizer slot. */
+/**
+ * Vectors laid out like the parameter vector: the parameters, then each optimizer slot; then any
+ * other state the algorithm keeps (saved as one flat tensor each, "state.<name>").
+ */
 export interface ModelVectors {
   params: number;
   optimizerState: number[];
+  extra?: { name: string; ptr: number; floats: number }[];
 }
 
 const slotName = (slot: number, tensor: string) => `optimizer.slot${slot}.${tensor}`;
@@ -39,6 +43,7 @@ export async function saveCheckpoint(path: string, net: Network, memory: WebAsse
       });
     }
   }
+  for (const e of v.extra ?? []) tensors[`state.${e.name}`] = { dtype: "F32", shape: [e.floats], data: f32(memory, e.ptr, e.floats).slice() };
   await writeSafetensors(path, tensors, {
     format: FORMAT,
     model: net.specText,
@@ -104,6 +109,7 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
           v.optimizerState.forEach((base, s) => put(slotName(s, t.name), t.shape, base, t.offset));
         }
       }
+      for (const e of v.extra ?? []) put(`state.${e.name}`, [e.floats], e.ptr, 0);
     },
   };
 }

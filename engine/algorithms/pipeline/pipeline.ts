@@ -184,6 +184,8 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
       for (const word of [layout.forwarded, layout.backpropagated]) new Int32Array(memory.buffer, word, D).fill(first);
     },
     summary: () => ({ stages: stageMemory(net, layout, rows) }),
+    // SpecTrain and PipeOptim predict from the last gradient (sgd, nesterov, rmsprop): a resume needs it.
+    checkpointVectors: () => (predicts(algorithm) ? stages.map((s, k) => ({ name: `stage${k}.lastGrad`, ptr: s.grads + s.lo * 4, floats: s.hi - s.lo })) : []),
     counters: (memory) => [...new Int32Array(memory.buffer, layout.updates, D)],
     restoreCounters: (memory, counters) => new Int32Array(memory.buffer, layout.updates, D).set(counters),
   };
