@@ -23,6 +23,7 @@ import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { RunFolder, removeStaleTempFiles, writeFileAtomic } from "../engine/run-folder.ts";
 import { openResume, train, TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { tempFolders } from "./tempdir.ts";
+import { isLauncher } from "../engine/cli/signals.ts";
 
 // Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
 setDefaultTimeout(180_000);
@@ -444,6 +445,15 @@ describe("signals stop the trainer", () => {
       expect(epochs).toEqual(epochs.map((_, i) => i + 1));
     });
   }
+
+  test("which ancestors count as launchers: npm/npx, bun run, sh -c; not a login shell, a test runner or a service manager", () => {
+    for (const argv of [["npm", "exec", "bun", "run", "skein"], ["npx", "skein"], ["sh", "-c", "'bun' run skein train"], ["/usr/bin/bun", "run", "skein"], ["node", "/usr/lib/node_modules/npm/bin/npx-cli.js", "skein"]]) {
+      expect({ argv, launcher: isLauncher(argv) }).toEqual({ argv, launcher: true });
+    }
+    for (const argv of [["bash"], ["-bash"], ["bash", "/dev/fd/3"], ["bun", "test"], ["bun", "engine/cli/main.ts"], ["systemd"], ["node", "server.js"], ["tmux"]]) {
+      expect({ argv, launcher: isLauncher(argv) }).toEqual({ argv, launcher: false });
+    }
+  });
 
   test("SIGTERM to the trainer itself: exit 143, status stopped, resumable", async () => {
     const dir = join(folder(), "direct");
