@@ -12,13 +12,36 @@ export class RunError extends Error {
   override name = "RunError";
 }
 
-/** The training loss stopped being finite: the run diverged in `epoch` (1-based). */
+/**
+ * Training produced a non-finite loss. A RunError (exit 1): the input was valid, the run failed. It
+ * carries the epoch and the configuration's suspects so callers need not parse the message.
+ */
 export class DivergedError extends RunError {
   override name = "DivergedError";
   constructor(
     readonly epoch: number,
     readonly loss: number,
+    readonly advice: string,
   ) {
-    super(`training diverged in epoch ${epoch} (loss ${loss}): lower --lr`);
+    super(`training diverged in epoch ${epoch} (loss ${loss}): ${advice}`);
+  }
+}
+
+/** A wait of the orchestrator on its workers ran past its deadline: the run is stuck, not slow. */
+export class WatchdogError extends RunError {
+  override name = "WatchdogError";
+}
+
+/**
+ * The user stopped the run (SIGINT, SIGTERM, or the launcher it was started through went away): the run
+ * stops at once and its folder says so. `exitCode` is the shell's 128 + signal number.
+ */
+export class StoppedError extends RunError {
+  override name = "StoppedError";
+  constructor(
+    readonly why: string,
+    readonly exitCode: number,
+  ) {
+    super(`stopped: ${why}`);
   }
 }

@@ -3,6 +3,7 @@
  * the end; and the figures derived from the programs' epoch results (staleness, β, overheads).
  */
 import type { ArenaPlan } from "./memory/arena.ts";
+import type { RunStatus } from "./run-folder.ts";
 import { bytesByKind } from "./memory/arena.ts";
 import type { AsyncOptions } from "./algorithms/async/options.ts";
 import type { EpochResult, GossipMetrics, StageMemory } from "./algorithms/algorithm.ts";
@@ -70,6 +71,13 @@ export interface Summary extends Partial<GossipMetrics> {
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;
+  /** In a run folder: "running" until the run ends (a killed run's folder keeps it), then how it ended. */
+  status?: RunStatus;
+  /** Epochs finished (and checkpointed, in a run folder). */
+  epochsDone?: number;
+  /** A failed, diverged or stopped run: the epoch it was in, and why. */
+  failedEpoch?: number;
+  reason?: string;
 }
 
 /** What one epoch produced, merged over the programs. */

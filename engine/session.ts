@@ -3,7 +3,9 @@
  * drives it epoch by epoch; the benchmarks drive it directly to time epochs on a warm pool.
  */
 import { loadDataset, type Dataset } from "./data/index.ts";
-import { DivergedError, UserError } from "./errors.ts";
+import { DivergedError, StoppedError, UserError } from "./errors.ts";
+import { checkThreads } from "./config-check.ts";
+import type { OptimizerConfig } from "./optim/optimizer.ts";
 import { loadKernelModule } from "./kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "./memory/arena.ts";
 import { Network } from "./model/network.ts";
@@ -38,6 +40,8 @@ export interface SessionOptions {
   profileKernels?: boolean;
   /** Record spans per worker for the Chrome trace. */
   trace?: boolean;
+  /** Threads executor: how long a call on the workers may show no progress before the run is declared stuck. */
+  watchdogMs?: number;
 }
 
 const PROGRESS_INTERVAL_MS = 200;
@@ -66,6 +70,7 @@ export class TrainingSession {
   static async open(config: TrainConfig, options: SessionOptions = {}): Promise<TrainingSession> {
     const algorithm = algorithmNamed(config.algo);
     algorithm.check?.(config);
+    checkThreads(config);
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(algorithm, config, net, dataset, options);
@@ -73,18 +78,26 @@ export class TrainingSession {
     const control = new Control(memory, setup.control, setup.workers);
     copyData(memory, setup.data, dataset);
     if (options.resume) {
-      options.resume.restore(net, memory, vectorsOf(setup));
-      plan.restoreCounters?.(memory, options.resume.state.counters);
+      options.resume.restore(net, memory, vectorsOf(setup, plan));
+      const { counters } = options.resume.state;
+      const want = plan.counters?.(memory).length ?? 0;
+      if (counters.length !== want) {
+        throw new UserError(`${options.resume.path}: the checkpoint holds ${counters.length} counters, ${config.algo} with this configuration keeps ${want}`);
+      }
+      plan.restoreCounters?.(memory, counters);
     } else {
       net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
     }
-    plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0);
+    plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0, options.resume !== undefined);
     const fault = options.fault ?? null;
     const executor =
       config.executor === "deterministic"
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
-        : await WorkerPool.start(setup.workers, module, memory, setup, control, fault);
-    return new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+        : await WorkerPool.start(setup.workers, module, memory, setup, control, fault, options.watchdogMs);
+    const session = new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+    openSessions.add(session);
+    if (stopRequest) control.requestStop();
+    return session;
   }
 
   /** Train one epoch (the next one); progress is sampled from the control block while it runs. */
@@ -115,10 +128,10 @@ export class TrainingSession {
     } finally {
       if (watch) clearInterval(watch);
     }
-    this.epochsDone++;
     const samples = results.reduce((a, r) => a + r.samples, 0);
     const trainLoss = results.reduce((a, r) => a + r.lossSum, 0) / samples;
-    if (!Number.isFinite(trainLoss)) throw new DivergedError(epoch + 1, trainLoss);
+    if (!Number.isFinite(trainLoss)) throw new DivergedError(epoch + 1, trainLoss, divergenceAdvice(config.optimizer));
+    this.epochsDone++;
     return {
       trainLoss,
       seconds: (performance.now() - started) / 1000,
@@ -151,7 +164,7 @@ export class TrainingSession {
   }
 
   async checkpoint(path: string): Promise<void> {
-    await saveCheckpoint(path, this.net, this.memory, vectorsOf(this.setup), {
+    await saveCheckpoint(path, this.net, this.memory, vectorsOf(this.setup, this.plan), {
       config: this.config,
       epochsDone: this.epochsDone,
       stepsDone: this.epochsDone * this.stepsPerEpoch,
@@ -175,11 +188,35 @@ export class TrainingSession {
   }
 
   close(): void {
+    openSessions.delete(this);
     this.executor.terminate();
   }
 }
 
-const vectorsOf = (setup: RunSetup) => ({ params: setup.params, optimizerState: setup.optimizerState });
+const vectorsOf = (setup: RunSetup, plan: AlgorithmPlan) => ({ params: setup.params, optimizerState: setup.optimizerState, extra: plan.checkpointVectors?.() ?? [] });
+
+/** What to change when the loss is no longer finite: the step size, and the weight decay when it alone overshoots. */
+export function divergenceAdvice(o: OptimizerConfig): string {
+  const decayStep = o.lr * o.weightDecay;
+  if (o.weightDecay > 0 && !(decayStep < 1)) {
+    return `lower --weight-decay (now ${o.weightDecay}): lr × weight decay = ${decayStep} ≥ 1 makes each decay step overshoot zero`;
+  }
+  return o.weightDecay > 0 ? `lower --lr (now ${o.lr}) or --weight-decay (now ${o.weightDecay})` : `lower --lr (now ${o.lr})`;
+}
+
+/** Set by the CLI on SIGINT/SIGTERM: open sessions stop at their workers' next synchronisation point. */
+let stopRequest: StoppedError | null = null;
+const openSessions = new Set<TrainingSession>();
+
+/** Returns how many open sessions were told to stop (none: nothing is being written, exit at once). */
+export function requestStop(why: string, exitCode: number): number {
+  stopRequest ??= new StoppedError(why, exitCode);
+  for (const s of openSessions) s.control.requestStop();
+  return openSessions.size;
+}
+
+/** The stop the CLI asked for, if any. */
+export const stopRequested = (): StoppedError | null => stopRequest;
 
 /** The network for a model spec on this data, or a UserError saying why they do not fit. */
 export function buildNetwork(model: string, dataset: Dataset): Network {

@@ -5,24 +5,26 @@
  * This file owns the run's lifecycle; what one epoch does lives in engine/algorithms/ (one file per
  * algorithm, listed in the registry), and per-step coordination never passes through here.
  */
-import { mkdir, appendFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { asyncOptionsOf, type TrainConfig } from "./algorithms/config.ts";
-import { UserError } from "./errors.ts";
+import { DivergedError, StoppedError, UserError } from "./errors.ts";
+import { RunFolder, type RunStatus } from "./run-folder.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { traceEvents, type SpanLog, type TraceEvent } from "./runtime/trace.ts";
 import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
-import { TrainingSession } from "./session.ts";
+import { stopRequested, TrainingSession } from "./session.ts";
 import { arenaReport, controlOverhead, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
 export type { TrainConfig } from "./algorithms/config.ts";
 export type { EpochMetrics, Progress, Summary } from "./run-metrics.ts";
-export { TrainingSession } from "./session.ts";
+export { divergenceAdvice, requestStop, TrainingSession } from "./session.ts";
 
 export interface TrainOptions {
-  /** Run folder: metrics.jsonl, summary.json, checkpoint.safetensors. */
+  /** Run folder: metrics.jsonl, summary.json, checkpoint.safetensors, trace.json. */
   out?: string;
+  /** Replace a run already in `out` (otherwise such a folder is refused, unless resuming it). */
+  overwrite?: boolean;
   /** A checkpoint (or run folder holding one) to continue from. */
   resume?: LoadedCheckpoint;
   /** Called once every input has been checked and the workers are up. */
@@ -31,6 +33,8 @@ export interface TrainOptions {
   onEpoch?: (m: EpochMetrics) => void;
   /** Tests only: make a worker fail. */
   fault?: FaultPlan;
+  /** Threads executor: how long a call on the workers may show no progress before the run is declared stuck. */
+  watchdogMs?: number;
   /** Deterministic executor: the interleaving's seed (default: the run's seed). */
   schedulerSeed?: number;
   /** Record spans per worker; train() writes them to trace.json in the run folder (default: when `out` is set). */
@@ -46,29 +50,66 @@ export interface TrainOptions {
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<Summary> {
   const started = performance.now();
   const session = await TrainingSession.open(config, { ...options, trace: options.trace ?? Boolean(options.out) });
-  const traceEvents: TraceEvent[] = [];
   const namedTracks = new Set<number>();
   const out = options.out ?? null;
+  let folder: RunFolder | null = null;
   let trainSeconds = 0;
   let samplesTrained = 0;
   let updates = 0;
   let last: EpochMetrics | null = null;
   const epochResults: EpochOutcome[] = [];
+  const summarize = (status: RunStatus, final: Partial<EpochMetrics> | null): Summary => {
+    const staleness = runStaleness(epochResults);
+    const stages = session.plan.summary?.().stages;
+    return {
+      algo: config.algo,
+      model: config.model,
+      data: session.dataset.source,
+      epochs: config.epochs,
+      workers: session.setup.workers,
+      batch: config.batch,
+      optimizer: config.optimizer.kind,
+      lr: config.optimizer.lr,
+      seed: config.seed,
+      kernels: session.kernels,
+      status,
+      epochsDone: session.epochsDone,
+      seconds: (performance.now() - started) / 1000,
+      trainSeconds,
+      samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
+      updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
+      ...(staleness ? { staleness } : {}),
+      ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptionsOf(config)) } : {}),
+      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults) } : {}),
+      trainLoss: final?.trainLoss ?? NaN,
+      testLoss: final?.testLoss ?? NaN,
+      testAccuracy: final?.testAccuracy ?? NaN,
+      ...(final?.consensusDistance !== undefined ? { consensusDistance: final.consensusDistance } : {}),
+      ...(final?.nodeTestAccuracy !== undefined ? { nodeTestAccuracy: final.nodeTestAccuracy } : {}),
+      ...(final?.bytesPerNodeStep !== undefined ? { bytesPerNodeStep: final.bytesPerNodeStep } : {}),
+      ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
+      ...(stages ? { stages } : {}),
+      parameters: session.net.parameterCount,
+      peakRssBytes: session.peakRssBytes(),
+      arena: arenaReport(session.setup.plan, session.memory),
+      out,
+    };
+  };
   try {
     // Inputs are all checked by now (data, model, checkpoint, workers started): only now write.
-    if (out) await prepareRunFolder(out, Boolean(options.resume));
+    if (out) {
+      const resume = options.resume && { from: dirname(options.resume.path), epochsDone: options.resume.state.epochsDone };
+      folder = await RunFolder.open({ out, resume, overwrite: options.overwrite });
+      await folder.writeSummary(summarize("running", null));
+    }
     options.onStart?.();
     while (session.epochsDone < config.epochs) {
+      throwIfStopped();
       const epoch = await session.trainEpoch(options.onProgress);
       trainSeconds += epoch.seconds;
       samplesTrained += epoch.samples;
       updates += epoch.updates;
       epochResults.push(epoch);
-      epoch.results.forEach((r, w) => {
-        if (!r.trace) return;
-        traceEvents.push(...toTraceEvents(r.trace, w, session.plan.trackName?.(w) ?? `worker ${w}`, !namedTracks.has(w)));
-        namedTracks.add(w);
-      });
       last = {
         epoch: session.epochsDone,
         steps: session.epochsDone * session.stepsPerEpoch,
@@ -84,69 +125,54 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         ...(await session.epochMetrics()),
       };
       options.onEpoch?.(last);
-      if (out) {
-        await appendFile(join(out, "metrics.jsonl"), JSON.stringify(last) + "\n");
-        await session.checkpoint(join(out, CHECKPOINT_FILE));
+      if (folder) {
+        // Metrics line first (a resume drops lines past the checkpoint), then this epoch's trace, the
+        // checkpoint, and the summary that points at it.
+        await folder.appendMetrics(last);
+        const events: TraceEvent[] = [];
+        epoch.results.forEach((r, w) => {
+          if (!r.trace) return;
+          events.push(...toTraceEvents(r.trace, w, session.plan.trackName?.(w) ?? `worker ${w}`, !namedTracks.has(w)));
+          namedTracks.add(w);
+        });
+        folder.appendTrace(session.epochsDone, events, Date.now() * 1000);
+        await session.checkpoint(folder.checkpointPath());
+        await folder.writeSummary(summarize("running", last));
       }
+      // Only one epoch's spans are kept: the trace streams to the run folder.
+      for (const r of epoch.results) delete r.trace;
     }
     const final = last ?? { trainLoss: NaN, ...(await session.evaluate()), ...(await session.epochMetrics()) };
     options.onFinish?.(session.params());
-    const staleness = runStaleness(epochResults);
-    const stages = session.plan.summary?.().stages;
-    const summary: Summary = {
-      algo: config.algo,
-      model: config.model,
-      data: session.dataset.source,
-      epochs: config.epochs,
-      workers: session.setup.workers,
-      batch: config.batch,
-      optimizer: config.optimizer.kind,
-      lr: config.optimizer.lr,
-      seed: config.seed,
-      kernels: session.kernels,
-      seconds: (performance.now() - started) / 1000,
-      trainSeconds,
-      samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
-      updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
-      ...(staleness ? { staleness } : {}),
-      ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptionsOf(config)) } : {}),
-      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults) } : {}),
-      trainLoss: final.trainLoss,
-      testLoss: final.testLoss,
-      testAccuracy: final.testAccuracy,
-      ...(final.consensusDistance !== undefined ? { consensusDistance: final.consensusDistance } : {}),
-      ...(final.nodeTestAccuracy !== undefined ? { nodeTestAccuracy: final.nodeTestAccuracy } : {}),
-      ...(final.bytesPerNodeStep !== undefined ? { bytesPerNodeStep: final.bytesPerNodeStep } : {}),
-      ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
-      ...(stages ? { stages } : {}),
-      parameters: session.net.parameterCount,
-      peakRssBytes: session.peakRssBytes(),
-      arena: arenaReport(session.setup.plan, session.memory),
-      out,
-    };
-    if (out) {
-      await Bun.write(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
-      if (traceEvents.length > 0) await Bun.write(join(out, "trace.json"), JSON.stringify({ traceEvents, displayTimeUnit: "ms" }));
-    }
+    const summary = summarize("completed", final);
+    if (folder) await folder.writeSummary(summary);
     return summary;
+  } catch (caught) {
+    // Workers told to stop by a signal fail with "stopped"; the cause to report is the signal.
+    const stop = stopRequested();
+    const e = stop && !(caught instanceof UserError) ? stop : caught;
+    if (folder) {
+      const status: RunStatus = e instanceof DivergedError ? "diverged" : e instanceof StoppedError ? "stopped" : "failed";
+      const reason = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+      // The folder must say why it ends here; a second failure (disk full) must not hide the first.
+      await folder.writeSummary({ ...summarize(status, last), failedEpoch: session.epochsDone + 1, reason }).catch(() => {});
+    }
+    throw e;
   } finally {
+    folder?.close();
     session.close();
   }
+}
+
+function throwIfStopped(): void {
+  const stop = stopRequested();
+  if (stop) throw stop;
 }
 
 /** One program's spans as trace events; its track name only once per run. */
 function toTraceEvents(log: SpanLog, worker: number, track: string, first: boolean): TraceEvent[] {
   const events = traceEvents(log, worker, track);
   return first ? events : events.filter((e) => e.ph !== "M");
-}
-
-async function prepareRunFolder(out: string, resuming: boolean): Promise<void> {
-  try {
-    await mkdir(out, { recursive: true });
-    if (!resuming) await rm(join(out, "metrics.jsonl"), { force: true });
-  } catch (e) {
-    throw new UserError(`--out ${out}: cannot create the run folder (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
 }
 
 /** `--resume DIR` accepts the run folder or the checkpoint file itself. */

@@ -27,7 +27,7 @@ const ROOMS: { name: string; holds: (path: string) => boolean }[] = [
   { name: "cli", holds: (p) => p.startsWith("engine/cli/") },
   { name: "experiments, report", holds: (p) => p.startsWith("engine/experiments/") || p.startsWith("engine/report/") },
   // The run itself: train.ts and the files it splits into, and the worker entry that runs role programs.
-  { name: "train", holds: (p) => /^engine\/(train|run|session)[^/]*\.ts$/.test(p) || p.startsWith("engine/train/") || p.startsWith("workers/") },
+  { name: "train", holds: (p) => /^engine\/(train|run|session|config-check)[^/]*\.ts$/.test(p) || p.startsWith("engine/train/") || p.startsWith("workers/") },
   { name: "algorithms", holds: (p) => p.startsWith("engine/algorithms/") },
   { name: "runtime, model, optim, data, checkpoint", holds: (p) => ["runtime", "model", "optim", "data", "checkpoint"].some((r) => p.startsWith(`engine/${r}/`)) },
   { name: "kernels, memory", holds: (p) => p.startsWith("engine/kernels/") || p.startsWith("engine/memory/") },

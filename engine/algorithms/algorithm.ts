@@ -66,9 +66,10 @@ export interface AlgorithmPlan<Layout = unknown> {
   perWorker: WorkerBuffers[];
   /**
    * Before the first epoch, once `params` is initialised or restored: copy it into the other
-   * replicas, set counters to where epoch `epochsDone` begins.
+   * replicas, set counters to where epoch `epochsDone` begins. `restored`: the vectors were loaded
+   * from a checkpoint, so state saved beside `params` (every gossip node's x and m) must be kept.
    */
-  prepare?(memory: WebAssembly.Memory, epochsDone: number): void;
+  prepare?(memory: WebAssembly.Memory, epochsDone: number, restored: boolean): void;
   /** Before each evaluation of `params` (gossip: average the nodes into it). */
   beforeEvaluate?(memory: WebAssembly.Memory): void;
   /** Extra per-epoch metrics, given a way to evaluate any parameter vector on the test split. */
@@ -77,6 +78,11 @@ export interface AlgorithmPlan<Layout = unknown> {
   trackName?(program: number): string;
   /** Static facts for the summary (pipelines: what each stage keeps in memory). */
   summary?(): { stages: StageMemory[] };
+  /**
+   * State a resumed run needs beyond `params` and `optimizerState` (a predicting pipeline's last
+   * gradient per stage): saved in checkpoints by name, restored before `prepare`.
+   */
+  checkpointVectors?(): CheckpointVector[];
   /** Counters a resumed run must continue from (per-layer update versions), saved in checkpoints. */
   counters?(memory: WebAssembly.Memory): number[];
   restoreCounters?(memory: WebAssembly.Memory, counters: number[]): void;
@@ -102,6 +108,13 @@ export interface StageMemory {
   extraWeightVersions: number;
   weightVersionBytes: number;
   activationBytes: number;
+}
+
+/** `floats` f32 values at `ptr`, checkpointed under `name`. */
+export interface CheckpointVector {
+  name: string;
+  ptr: Ptr;
+  floats: number;
 }
 
 /** What one program returns after an epoch; the session merges them. */

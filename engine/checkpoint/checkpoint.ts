@@ -20,10 +20,14 @@ export interface CheckpointState {
   counters: number[];
 }
 
-/** Vectors laid out like the parameter vector: the parameters, then each optimizer slot. */
+/**
+ * Vectors laid out like the parameter vector: the parameters, then each optimizer slot; then any
+ * other state the algorithm keeps (saved as one flat tensor each, "state.<name>").
+ */
 export interface ModelVectors {
   params: number;
   optimizerState: number[];
+  extra?: { name: string; ptr: number; floats: number }[];
 }
 
 const slotName = (slot: number, tensor: string) => `optimizer.slot${slot}.${tensor}`;
@@ -39,6 +43,7 @@ export async function saveCheckpoint(path: string, net: Network, memory: WebAsse
       });
     }
   }
+  for (const e of v.extra ?? []) tensors[`state.${e.name}`] = { dtype: "F32", shape: [e.floats], data: f32(memory, e.ptr, e.floats).slice() };
   await writeSafetensors(path, tensors, {
     format: FORMAT,
     model: net.specText,
@@ -65,9 +70,11 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   } catch {
     throw new UserError(`${path}: the checkpoint's config metadata is not valid JSON`);
   }
-  const epochsDone = Number(metadata.epochsDone);
-  const stepsDone = Number(metadata.stepsDone);
-  if (!Number.isInteger(epochsDone) || epochsDone < 0 || !Number.isInteger(stepsDone) || stepsDone < 0) {
+  // Plain decimal counts only: "1e9" or " 3" is a hand edit, not something skein wrote.
+  const count = (text: string | undefined) => (text !== undefined && /^(0|[1-9]\d{0,14})$/.test(text) ? Number(text) : NaN);
+  const epochsDone = count(metadata.epochsDone);
+  const stepsDone = count(metadata.stepsDone);
+  if (!Number.isInteger(epochsDone) || !Number.isInteger(stepsDone)) {
     throw new UserError(`${path}: the checkpoint's epochsDone/stepsDone metadata is not a count`);
   }
   let counters: unknown = [];
@@ -76,7 +83,8 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   } catch {
     // reported below
   }
-  if (!Array.isArray(counters) || !counters.every((c) => Number.isInteger(c) && c >= 0)) {
+  // Counters live in Int32 words of the arena.
+  if (!Array.isArray(counters) || !counters.every((c) => Number.isInteger(c) && c >= 0 && c <= 2 ** 31 - 1)) {
     throw new UserError(`${path}: the checkpoint's counters metadata is not a list of counts`);
   }
   return {
@@ -89,7 +97,11 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
         if (t.dtype !== "F32" || t.shape.join("×") !== shape.join("×")) {
           throw new UserError(`${path}: tensor ${name} is ${t.dtype} ${t.shape.join("×")}, the model needs F32 ${shape.join("×")}`);
         }
-        f32(memory, base + offset * 4, shapeFloats(shape)).set(tensorAsFloat32(t));
+        const values = tensorAsFloat32(t);
+        // A NaN or infinity would train into more of them and be saved again: refuse it here.
+        const bad = values.findIndex((x) => !Number.isFinite(x));
+        if (bad >= 0) throw new UserError(`${path}: tensor ${name} holds ${values[bad]} at element ${bad}; a checkpoint must hold finite numbers`);
+        f32(memory, base + offset * 4, shapeFloats(shape)).set(values);
       };
       for (const layer of net.params) {
         for (const t of layer.tensors) {
@@ -97,6 +109,7 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
           v.optimizerState.forEach((base, s) => put(slotName(s, t.name), t.shape, base, t.offset));
         }
       }
+      for (const e of v.extra ?? []) put(`state.${e.name}`, [e.floats], e.ptr, 0);
     },
   };
 }

@@ -11,8 +11,9 @@
  * line naming the file, because checkpoints are user input (a path on the command line, possibly
  * truncated by a full disk or written by another tool).
  */
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { UserError } from "../errors.ts";
+import { writeFileAtomic } from "./atomic-file.ts";
 
 export type SafetensorsDtype = "F32" | "F64" | "I32" | "U32" | "U8" | "I64";
 
@@ -149,22 +150,8 @@ export async function writeSafetensors(
   new DataView(prefix.buffer).setBigUint64(0, BigInt(headerLength), true);
   prefix.set(json, 8);
 
-  const temporaryPath = `${path}.tmp-${process.pid}`;
-  try {
-    const file = await open(temporaryPath, "w");
-    try {
-      await file.write(prefix);
-      for (const bytes of payloads) if (bytes.byteLength > 0) await file.write(bytes);
-      // Flush before the rename: otherwise a crash can leave the new name pointing at missing data.
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temporaryPath, path);
-  } catch (error) {
-    await rm(temporaryPath, { force: true });
-    throw new UserError(`${path}: cannot write checkpoint (${fsErrorCode(error)})`);
-  }
+  // Temp file, flush, rename, flush the folder: a crash leaves the old file or the whole new one.
+  await writeFileAtomic(path, [prefix, ...payloads]);
 }
 
 /** Reads and validates a safetensors file; tensors come back in data order, each a private copy. */

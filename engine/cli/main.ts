@@ -3,7 +3,8 @@
  * skein's command line. Errors are one line on stderr: bad input (UserError) exits 2, a failed run
  * (RunError) exits 1; a stack trace only with SKEIN_DEBUG=1.
  */
-import { RunError, UserError } from "../errors.ts";
+import { RunError, StoppedError, UserError } from "../errors.ts";
+import { installStopHandlers } from "./signals.ts";
 import { trainCommand } from "./train-command.ts";
 import { topologyCommand } from "./topology-command.ts";
 import { scheduleCommand } from "./schedule-command.ts";
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
 
 export async function runCli(argv: string[]): Promise<never> {
   let code: number;
+  installStopHandlers();
   try {
     code = await main(argv);
   } catch (e) {
@@ -62,6 +64,10 @@ function reportError(e: unknown): number {
   if (e instanceof UserError) {
     process.stderr.write(`skein: ${e.message}\n`);
     return 2;
+  }
+  if (e instanceof StoppedError) {
+    process.stderr.write(`skein: ${e.message}\n`);
+    return e.exitCode;
   }
   const message = e instanceof Error ? e.message : String(e);
   process.stderr.write(`skein: ${e instanceof RunError ? "" : "internal error: "}${message.split("\n")[0]}\n`);

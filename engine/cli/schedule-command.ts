@@ -12,15 +12,18 @@ import { validateSchedule } from "../algorithms/pipeline/validate.ts";
 import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
 import { ganttChart } from "../report/svg.ts";
 
+/** Costs are times in any unit; past this a makespan of 256 stages × 4096 microbatches could overflow, and no timeline needs it. */
+const MAX_COST = 1e12;
+
 export const SCHEDULE_FLAGS: FlagSpec[] = [
   { name: "name", type: "string", default: "1f1b", choices: Object.keys(SCHEDULES), help: "the schedule (listed below)" },
   { name: "stages", type: "int", default: 4, min: 1, max: 256, help: "pipeline stages D" },
   { name: "microbatches", type: "int", default: 8, min: 1, max: 4096, help: "microbatches per batch M" },
-  { name: "cost-f", type: "number", default: 1, above: 0, help: "time of one forward on one stage" },
-  { name: "cost-b", type: "number", default: 2, above: 0, help: "time of one full backward on one stage" },
-  { name: "cost-i", type: "number", min: 0, help: "zb-h1: time of an input-gradient backward I (default cost-b / 2)" },
-  { name: "cost-w", type: "number", min: 0, help: "zb-h1: time of a weight-gradient backward W (default cost-b / 2)" },
-  { name: "cost-comm", type: "number", default: 0, min: 0, help: "latency of each send of activations or gradients between neighbouring stages" },
+  { name: "cost-f", type: "number", max: MAX_COST, default: 1, above: 0, help: "time of one forward on one stage" },
+  { name: "cost-b", type: "number", max: MAX_COST, default: 2, above: 0, help: "time of one full backward on one stage" },
+  { name: "cost-i", type: "number", max: MAX_COST, min: 0, help: "zb-h1: time of an input-gradient backward I (default cost-b / 2)" },
+  { name: "cost-w", type: "number", max: MAX_COST, min: 0, help: "zb-h1: time of a weight-gradient backward W (default cost-b / 2)" },
+  { name: "cost-comm", type: "number", max: MAX_COST, default: 0, min: 0, help: "latency of each send of activations or gradients between neighbouring stages" },
   { name: "width", type: "int", default: 120, min: 0, max: 1_000_000, help: "wrap the text timeline at this many characters (0: one line per stage)" },
   { name: "json", type: "bool", help: "print one JSON object {name, stages, microbatches, actions, makespan, bubbleFraction, peakInFlight, ...} instead of the text" },
   { name: "svg", type: "string", valueName: "FILE", help: "also write the timeline as an SVG image" },

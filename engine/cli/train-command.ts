@@ -3,6 +3,7 @@
  * (with --json, the last stdout line is the summary object).
  */
 import { UserError } from "../errors.ts";
+import { checkThreads, validateTrainConfig } from "../config-check.ts";
 import { defaultOptimizer, OPTIMIZERS, parseOptimizerKind } from "../optim/optimizer.ts";
 import { openResume, train, type TrainConfig, type TrainOptions } from "../train.ts";
 import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
@@ -48,14 +49,15 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "pipeline-unit", type: "string", choices: ["microbatch", "batch"], help: "pipedream, spectrain, pipeoptim: update once per microbatch (default) or once per batch of --batch samples, as gpipe, 1f1b, 2bw do" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
-  { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json, checkpoint.safetensors" },
+  { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json (status: running, completed, stopped, failed, diverged), checkpoint.safetensors, trace.json; a folder holding another run is refused (see --overwrite, --resume)" },
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run whose checkpoint is in DIR (its config; --epochs, --workers, --out may change)" },
+  { name: "overwrite", type: "bool", help: "replace the run already in --out (otherwise such a folder is refused; --resume continues it instead)" },
   { name: "json", type: "bool", help: "print the summary as one JSON object on the last line of stdout" },
   { name: "profile", type: "bool", help: "time every kernel call; the summary's controlOverhead is the share of busy time outside kernels" },
 ];
 
 /** What a resumed run may change: how long it goes on, and where it runs and writes. */
-const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile"]);
+const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile", "overwrite"]);
 
 const FAMILY_TITLES: Record<Family, string> = {
   sync: "Synchronous",
@@ -112,12 +114,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     // --schedule FILE and --pipeline-unit: read and checked by the pipeline family itself.
     const pipeline = pipelineScheduleFlags(algorithm.name, flags.given, v, config.pipeline ?? {});
     if (Object.keys(pipeline).length > 0) config.pipeline = { ...config.pipeline, ...pipeline };
-    // Without --workers, the algorithm's own program count (layerwise: its threads; pipelines: stages).
-    const programs = algorithm.programs(config);
-    if (algorithm.programsFrom && v.workers !== undefined && Number(v.workers) !== programs) {
-      throw new UserError(`--workers ${v.workers}: ${algorithm.name} runs ${algorithm.programsFrom} = ${programs} here; drop --workers or match it`);
-    }
-    config.workers = v.workers !== undefined ? Number(v.workers) : programs;
+    config.workers = workersFor(config, v.workers);
+    checkThreads(config);
   }
   const json = Boolean(v.json);
   const out = v.out !== undefined ? String(v.out) : resume ? resumeFolder(String(v.resume)) : undefined;
@@ -126,6 +124,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const say = (text: string) => (json ? display.line(text) : (display.clear(), process.stdout.write(text + "\n")));
   const options: TrainOptions = {
     out,
+    overwrite: Boolean(v.overwrite),
     resume,
     profileKernels: Boolean(v.profile),
     onStart: () => {
@@ -185,28 +184,58 @@ function familyOptions(algo: string, given: Set<string>, v: Record<string, unkno
   return sections as Pick<TrainConfig, "async" | "gossip" | "pipeline">;
 }
 
+/**
+ * The worker count: --workers, or without it the algorithm's own program count (layerwise: its
+ * threads; pipelines: its stages), where a --workers that disagrees is refused. New runs and resumed
+ * ones both come through here, so they get the same message.
+ */
+function workersFor(config: TrainConfig, given: unknown): number {
+  const algorithm = algorithmNamed(config.algo);
+  const programs = algorithm.programs({ ...config, workers: given === undefined ? 1 : Number(given) });
+  if (algorithm.programsFrom && given !== undefined && Number(given) !== programs) {
+    throw new UserError(`--workers ${given}: ${algorithm.name} runs ${algorithm.programsFrom} = ${programs} here; drop --workers or match it`);
+  }
+  return given !== undefined ? Number(given) : programs;
+}
+
 /** Mean over all applied updates, and the largest, across layers. */
 function stalenessLine(layers: Parameters<typeof overallStaleness>[0]): string {
   const { mean, max } = overallStaleness(layers);
   return `mean ${mean.toFixed(2)} max ${max}`;
 }
 
+/**
+ * The configuration a resumed run continues with: the checkpoint's, validated like a new run's
+ * (schema, then the same cross-checks with the same messages), and only flags that may change.
+ */
 function resumedConfig(resume: LoadedCheckpoint, given: Set<string>, v: Record<string, unknown>): TrainConfig {
-  const saved = resume.state.config as TrainConfig;
-  if (!saved || typeof saved !== "object" || typeof saved.model !== "string" || !saved.optimizer) {
-    throw new UserError(`${resume.path}: the checkpoint's config is incomplete`);
-  }
+  const saved = validateTrainConfig(resume.state.config, resume.path);
   for (const name of given) {
     if (!RESUME_MAY_CHANGE.has(name)) {
       throw new UserError(`--${name} cannot change when resuming: the run continues with the configuration saved in ${resume.path}`);
     }
   }
-  return {
+  try {
+    workersFor(saved, saved.workers);
+    algorithmNamed(saved.algo).check?.(saved);
+  } catch (e) {
+    throw e instanceof UserError ? new UserError(`${resume.path}: its config does not hold together: ${e.message}`) : e;
+  }
+  const done = resume.state.epochsDone;
+  if (done > saved.epochs) throw new UserError(`${resume.path}: epochsDone ${done} is more than the ${saved.epochs} epochs its config asks for`);
+  // A finished run resumed without --epochs is evaluated again; an --epochs that trains nothing is a mistake.
+  if (given.has("epochs") && Number(v.epochs) <= done) {
+    throw new UserError(`--epochs ${v.epochs}: ${resume.path} has ${done} epoch${done === 1 ? "" : "s"} done already; want --epochs above ${done}`);
+  }
+  const epochs = given.has("epochs") ? Number(v.epochs) : saved.epochs;
+  const config: TrainConfig = {
     ...saved,
-    epochs: given.has("epochs") ? Number(v.epochs) : saved.epochs,
-    workers: given.has("workers") ? Number(v.workers) : saved.workers,
+    epochs,
+    workers: given.has("workers") ? workersFor(saved, v.workers) : saved.workers,
     executor: given.has("executor") ? (v.executor as ExecutorName) : saved.executor,
   };
+  checkThreads(config);
+  return config;
 }
 
 function resumeFolder(path: string): string {

@@ -9,6 +9,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
+import { formatBytes, MAX_SPLIT_BYTES } from "./limits.ts";
 import { standardizeFromTrain, type Dataset, type Split } from "./types.ts";
 
 const CLASSES = 10;
@@ -51,8 +52,12 @@ async function readBatch(path: string): Promise<Split> {
   }
   let bytes: Uint8Array<ArrayBuffer>;
   try {
+    // A batch file is read whole: refuse one past what a split may hold before reading it.
+    const size = statSync(path).size;
+    if (size > MAX_SPLIT_BYTES) throw new UserError(`${path}: ${formatBytes(size)}, more than the ${formatBytes(MAX_SPLIT_BYTES)} one split may hold`);
     bytes = await Bun.file(path).bytes();
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(`${path}: cannot read (${err instanceof Error ? err.message : String(err)})`);
   }
   if (bytes.length === 0 || bytes.length % RECORD !== 0) {

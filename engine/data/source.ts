@@ -7,6 +7,7 @@
  */
 import { resolve } from "node:path";
 import { UserError } from "../errors.ts";
+import { checkSplitBytes } from "./limits.ts";
 import { loadCifar10 } from "./cifar10.ts";
 import { loadEmbeddedDigits } from "./embedded.ts";
 import { loadIdx } from "./idx.ts";
@@ -23,6 +24,8 @@ export const DEFAULT_DATA_SPEC = "digits";
 const SYNTHETIC_DEFAULT_COUNT = 2000;
 /** Synthetic data has its own fixed seed: the data set is part of the spec, not of the training seed. */
 const SYNTHETIC_DEFAULT_SEED = 1;
+/** 1×28×28 u8 pixels. */
+const SYNTHETIC_SAMPLE_BYTES = 28 * 28;
 const VALID = "digits, idx:DIR, cifar10:DIR, synthetic, synthetic:N, synthetic:N:SEED";
 
 export function parseDataSpec(spec: string): DataSpec {
@@ -46,6 +49,8 @@ export function parseDataSpec(spec: string): DataSpec {
         throw new UserError(`data ${spec}: want synthetic:N with N a whole number of train samples in 1..10000000`);
       }
       if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UserError(`data ${spec}: SEED must be a non-negative integer`);
+      // Train and test (a quarter as many) are generated in memory, then copied into the run's arena.
+      checkSplitBytes(`data ${spec}`, trainCount, SYNTHETIC_SAMPLE_BYTES);
       return { kind: "synthetic", trainCount, seed };
     }
     default:

@@ -126,7 +126,8 @@ async function runOne(suite: string, spec: RunSpec, seed: number, dir: string, r
   const started = performance.now();
   let summary: Summary;
   try {
-    summary = await train(config, { out: dir });
+    // The experiment owns its run folders: running it again into the same folder replaces them.
+    summary = await train(config, { out: dir, overwrite: true });
   } catch (e) {
     if (!(e instanceof DivergedError)) throw e;
     // The folder holds the epochs that finished (metrics.jsonl); say why it stops there.

@@ -4,6 +4,7 @@
  * on a shared memory. Every worker instantiates the same compiled module on the run's one memory.
  */
 import { readFile } from "node:fs/promises";
+import { UserError } from "../errors.ts";
 import type { KernelExports } from "./abi.ts";
 import { ensureKernelsBuilt, kernelPath } from "./build.ts";
 
@@ -47,10 +48,10 @@ export function supportsRelaxedSimd(): boolean {
 export function chooseVariant(forced: string | undefined = process.env.SKEIN_KERNELS): KernelVariant {
   if (forced !== undefined && forced !== "") {
     if (forced !== "simd" && forced !== "relaxed") {
-      throw new Error(`SKEIN_KERNELS=${forced}: expected "simd" or "relaxed"`);
+      throw new UserError(`SKEIN_KERNELS=${forced}: expected "simd" or "relaxed"`);
     }
     if (forced === "relaxed" && !supportsRelaxedSimd()) {
-      throw new Error("SKEIN_KERNELS=relaxed: this runtime does not support relaxed SIMD");
+      throw new UserError("SKEIN_KERNELS=relaxed: this runtime does not support relaxed SIMD");
     }
     return forced;
   }

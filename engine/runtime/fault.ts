@@ -7,8 +7,9 @@ import { wrapKernels } from "./kernel-timer.ts";
 
 export interface FaultPlan {
   worker: number;
-  at: "init" | "kernel";
-  /** With at = "kernel": the call number that throws. */
+  /** init: fail to start; kernel: throw from a kernel call; hang: spin forever inside one (threads only). */
+  at: "init" | "kernel" | "hang";
+  /** With at = "kernel" or "hang": the call number that fails. */
   afterCalls?: number;
 }
 
@@ -16,7 +17,10 @@ export function injectFault(k: KernelExports, fault: FaultPlan): KernelExports {
   let calls = 0;
   const limit = fault.afterCalls ?? 10;
   return wrapKernels(k, (name, call) => {
-    if (++calls === limit) throw new Error(`injected fault in kernel ${name} (call ${calls}) of worker ${fault.worker}`);
+    if (++calls === limit) {
+      if (fault.at === "hang") for (;;); // a stuck kernel: only the orchestrator's watchdog can end this
+      throw new Error(`injected fault in kernel ${name} (call ${calls}) of worker ${fault.worker}`);
+    }
     return call();
   });
 }

@@ -4,11 +4,14 @@
  *
  * A worker that throws, dies or never starts ends the run with one clear error, never a hang:
  * every call races the worker's death, start-up has a deadline, and on the first failure the stop
- * flag wakes every peer blocked in a barrier so the others return promptly.
+ * flag wakes every peer blocked in a barrier so the others return promptly. A worker that neither
+ * fails nor returns (a kernel spinning, a lost message) is caught by a watchdog on every call: when
+ * nothing moves — no sample counted, no barrier passed, no worker returning — for `stallMs`, the run
+ * ends naming the workers still out and the call they have not returned from.
  */
 import * as Comlink from "comlink";
-import { RunError } from "../errors.ts";
-import type { Control } from "./control.ts";
+import { RunError, WatchdogError } from "../errors.ts";
+import { WORD, type Control } from "./control.ts";
 import type { RunSetup } from "./context.ts";
 import type { FaultPlan } from "./fault.ts";
 import type { Executor } from "./executor.ts";
@@ -24,6 +27,12 @@ export function setWorkerEntry(entry: string | URL): void {
 const START_TIMEOUT_MS = 15_000;
 /** After a failure, how long peers get to notice the stop flag before being terminated anyway. */
 const STOP_GRACE_MS = 1_000;
+/**
+ * How long a call may go without any sign of progress before the run is declared stuck. Longer than
+ * the workers' own barrier timeout (they report a missing peer themselves first) and than any one
+ * batch or evaluation shard takes on a CPU.
+ */
+export const DEFAULT_STALL_MS = 300_000;
 
 interface Member {
   worker: Worker;
@@ -35,6 +44,7 @@ export class WorkerPool implements Executor {
   private constructor(
     private readonly members: Member[],
     private readonly control: Control,
+    private readonly stallMs: number,
   ) {}
 
   static async start(
@@ -44,9 +54,10 @@ export class WorkerPool implements Executor {
     setup: RunSetup,
     control: Control,
     fault: FaultPlan | null = null,
+    stallMs = DEFAULT_STALL_MS,
   ): Promise<WorkerPool> {
     const members = Array.from({ length: count }, spawn);
-    const pool = new WorkerPool(members, control);
+    const pool = new WorkerPool(members, control, stallMs);
     try {
       await pool.all(
         (m, w) => m.api.init(module, memory, setup, w, fault),
@@ -71,32 +82,48 @@ export class WorkerPool implements Executor {
 
   private async all<R>(call: (m: Member, w: number) => Promise<R>, timeoutMs: number, what: string): Promise<R[]> {
     let firstFailure: RunError | null = null;
+    let firstIsConsequence = false;
+    const pending = new Set(this.members.map((_, w) => w));
     const settled = this.members.map((m, w) =>
-      Promise.race([call(m, w), m.died]).catch((e: unknown) => {
-        const err = describeFailure(e, w, what);
-        // A peer's "stopped" is a consequence, not the cause: report the first real failure.
-        if (!firstFailure || firstFailure instanceof StoppedByPeer) firstFailure = err;
-        this.control.requestStop();
-        throw err;
-      }),
+      Promise.race([call(m, w), m.died])
+        .catch((e: unknown) => {
+          const err = describeFailure(e, w, what);
+          // A peer's "stopped" is a consequence, not the cause: report the first real failure. (comlink
+          // carries a thrown error's name across the thread boundary, not its class.)
+          const consequence = (e as Error)?.name === "StopRequested";
+          if (!firstFailure || (firstIsConsequence && !consequence)) [firstFailure, firstIsConsequence] = [err, consequence];
+          this.control.requestStop();
+          throw err;
+        })
+        .finally(() => pending.delete(w)),
     );
     const everything = Promise.all(settled);
     const timers: ReturnType<typeof setTimeout>[] = [];
-    const deadline =
-      timeoutMs > 0
-        ? new Promise<never>((_, reject) => {
-            timers.push(setTimeout(() => reject(new RunError(`workers did not ${what} within ${timeoutMs / 1000} s`)), timeoutMs));
-          })
-        : null;
+    const deadline = new Promise<never>((_, reject) => {
+      if (timeoutMs > 0) timers.push(setTimeout(() => reject(new RunError(`workers did not ${what} within ${timeoutMs / 1000} s`)), timeoutMs));
+      // The watchdog: any movement of the shared progress words, or a worker returning, resets it.
+      const progress = () => `${this.control.read(WORD.samplesDone)}/${this.control.read(WORD.barrierGeneration)}/${pending.size}`;
+      let seen = progress();
+      let since = Date.now();
+      const tick = setInterval(() => {
+        const now = progress();
+        if (now !== seen) [seen, since] = [now, Date.now()];
+        else if (Date.now() - since >= this.stallMs) {
+          const out = [...pending].map((w) => `worker ${w}`).join(", ");
+          reject(new WatchdogError(`stuck: ${out} made no progress in ${what} for ${(this.stallMs / 1000).toFixed(1)} s (waiting for ${pending.size === 1 ? "its" : "their"} ${what} call to return)`));
+        }
+      }, Math.max(10, Math.min(1000, this.stallMs / 4)));
+      timers.push(tick as unknown as ReturnType<typeof setTimeout>);
+    });
     try {
-      return await (deadline ? Promise.race([everything, deadline]) : everything);
+      return await Promise.race([everything, deadline]);
     } catch (e) {
       this.control.requestStop();
       // Give the peers a moment to see the stop flag and return, so the error we report is the root cause.
       await Promise.race([Promise.allSettled(settled), sleep(STOP_GRACE_MS)]);
-      throw firstFailure ?? e;
+      throw firstFailure && !(firstIsConsequence && e instanceof WatchdogError) ? firstFailure : e;
     } finally {
-      for (const t of timers) clearTimeout(t);
+      for (const t of timers) clearInterval(t);
     }
   }
 
@@ -118,14 +145,9 @@ function spawn(): Member {
   return { worker, api: Comlink.wrap<WorkerApi>(worker), died };
 }
 
-/** A worker that returned because the stop flag was raised: a consequence of a failure, not its cause. */
-class StoppedByPeer extends RunError {}
-
 function describeFailure(e: unknown, worker: number, what: string): RunError {
   const message = e instanceof Error ? e.message : String(e);
-  // comlink carries a thrown error's name across the thread boundary, not its class.
-  const Kind = e instanceof Error && e.name === "StopRequested" ? StoppedByPeer : RunError;
-  return new Kind(`worker ${worker} failed during ${what}: ${message.split("\n")[0]}`);
+  return new RunError(`worker ${worker} failed during ${what}: ${message.split("\n")[0]}`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -152,6 +152,7 @@ function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule):
     optimizerState: [...layout.params, ...layout.momentum, ...Object.values(layout.state).flat()],
     perWorker: Array.from({ length: programs }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, input.batch)),
     beforeEvaluate: (memory) => averageNodes(memory, layout, net.paramFloats),
+    checkpointVectors: () => [{ name: "gossip.nodeScalars", ptr: layout.scalars, floats: n }],
     async epochMetrics(memory, evaluate) {
       averageNodes(memory, layout, net.paramFloats);
       let accuracy = 0;
@@ -164,11 +165,15 @@ function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule):
         bytesPerNodeStep: (rule.bytesPerNodeStep ?? bytesToNeighbours)(layout, net.parameterCount * 4),
       };
     },
-    prepare(memory) {
-      // Every node starts from the same initial weights (those initialised into `average`).
+    prepare(memory, _epochsDone, restored) {
+      // A new run starts every node from the same initial weights (those initialised into `average`)
+      // and the rule's own start; a resumed one keeps each node's own x_i, m_i and the rule's vectors,
+      // restored from the checkpoint (optimizerState), and the per-node scalars (checkpointVectors).
       const from = new Float32Array(memory.buffer, layout.average, net.paramFloats);
-      for (const p of layout.params) new Float32Array(memory.buffer, p, net.paramFloats).set(from);
-      for (let i = 0; i < n; i++) rule.prepare?.(memory, layout, i, net.paramFloats);
+      if (!restored) {
+        for (const p of layout.params) new Float32Array(memory.buffer, p, net.paramFloats).set(from);
+        for (let i = 0; i < n; i++) rule.prepare?.(memory, layout, i, net.paramFloats);
+      }
       const indices = new Int32Array(memory.buffer, layout.shardIndices, shardOffsets[n]!);
       options.shards.forEach((s, i) => indices.set(s, shardOffsets[i]!));
     },

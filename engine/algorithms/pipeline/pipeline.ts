@@ -268,6 +268,8 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
       new Int32Array(memory.buffer, layout.slotOwner, Math.max(1, program.slots)).fill(0);
     },
     summary: () => ({ stages: stageMemory(net, layout, program, rows) }),
+    // SpecTrain and PipeOptim predict from the last update's gradient (sgd, nesterov, rmsprop): a resume needs it.
+    checkpointVectors: () => stages.flatMap((s, k) => (s.prediction !== 0 ? [{ name: `stage${k}.lastGrad`, ptr: s.grads + s.lo * 4, floats: s.hi - s.lo }] : [])),
     counters: (memory) => [...new Int32Array(memory.buffer, layout.updates, D)],
     restoreCounters: (memory, counters) => new Int32Array(memory.buffer, layout.updates, D).set(counters),
     schedule: program.schedule,
