@@ -10,7 +10,7 @@ import { defaultOptimizer } from "../optim/optimizer.ts";
 import type { TrainConfig } from "../train.ts";
 import type { Claim } from "../report/claims.ts";
 
-export const SUITE_NAMES = ["async", "pipeline", "gossip", "all"] as const;
+export const SUITE_NAMES = ["async", "pipeline", "gossip", "bias", "all"] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
 export type SuiteMode = "quick" | "full";
 
@@ -140,6 +140,10 @@ const PIPEDREAM = "Narayanan et al. 2019, PipeDream: no pipeline flush";
 const YUAN = "Yuan et al. 2021, DecentLaM (ICCV)";
 /** "At least as good", within half a percentage point of accuracy: seeds on this data move final accuracy by about that much. */
 const HALF_POINT = 0.005;
+const LIN = "Lin, Karimireddy, Stich, Jaggi 2021, quasi-global momentum (ICML)";
+const ED_SOURCE = "Yuan, Ying, Zhao, Sayed 2019, exact diffusion (IEEE TSP)";
+const GT_SOURCE = "Nedić, Olshevsky, Shi 2017, DIGing (SIAM J. Optim.)";
+const SGP_SOURCE = "Assran, Loizou, Ballas, Rabbat 2019, stochastic gradient push (ICML)";
 
 const ASYNC_CLAIMS: Claim[] = [
   { text: "layerwise reaches the target accuracy before hogwild", source: FOKAM, metric: "timeToTarget", a: "layerwise 1F:1B q2", b: "hogwild 2w", relation: "<" },
@@ -183,6 +187,45 @@ const ALL_CLAIMS: Claim[] = [
   { text: "decentlam on a ring ends within 1 pt of synchronous SGD", source: YUAN, metric: "finalAccuracy", a: "decentlam 8n ring", b: "sync 2w", relation: ">=", tolerance: 0.01 },
 ];
 
+// ---- bias: the bias-corrected and newer gossip baselines against DmSGD and DecentLaM -------------
+
+/**
+ * The regime DecentLaM is about: 16 nodes, per-node batch 256 (4096 samples a round), sorted
+ * (non-iid) shards, a ring. Momentum methods at the gossip suite's γ = 0.16, β = 0.9; plain-step
+ * methods (gradient tracking and exact diffusion take plain steps) against D-SGD and exact-average
+ * SGD at their own γ: 0.1 (0.05 for gradient tracking, which is unstable at 0.1 on this ring: its step
+ * must shrink with (1 − ρ)², measured). On the directed exponential graph at β = 0.9: push-sum against
+ * DecentLaM forced to run there.
+ */
+const BIAS_NODES = 16;
+function biasRuns(epochs: number): RunSpec[] {
+  const at = (algo: string, topology: string, optimizer: TrainConfig["optimizer"], force = false) =>
+    base({ algo, model: "mlp:784-256-128-10", epochs, batch: 256, optimizer, gossip: { nodes: BIAS_NODES, topology, partition: "sorted", force } });
+  const heavy = momentum(0.16, 0.9);
+  const plain = (lr: number) => ({ ...defaultOptimizer("sgd"), lr });
+  return [
+    { label: "pmsgd", group: "momentum, ring", config: at("pmsgd", "ring", heavy) },
+    { label: "dmsgd", group: "momentum, ring", config: at("dmsgd", "ring", heavy) },
+    { label: "decentlam", group: "momentum, ring", config: at("decentlam", "ring", heavy) },
+    { label: "qgm", group: "momentum, ring", config: at("qgm", "ring", heavy) },
+    { label: "pmsgd plain", group: "plain steps, ring", config: at("pmsgd", "ring", plain(0.1)) },
+    { label: "dsgd", group: "plain steps, ring", config: at("dsgd", "ring", plain(0.1)) },
+    { label: "ed", group: "plain steps, ring", config: at("ed", "ring", plain(0.1)) },
+    { label: "gt", group: "plain steps, ring", config: at("gt", "ring", plain(0.05)) },
+    { label: "sgp exponential", group: "momentum, directed exponential", config: at("sgp", "exponential", heavy) },
+    { label: "decentlam exponential (forced)", group: "momentum, directed exponential", config: at("decentlam", "exponential", heavy, true) },
+  ];
+}
+
+const BIAS_CLAIMS: Claim[] = [
+  { text: "decentlam ≥ dmsgd in final accuracy at per-node batch 256 (ring)", source: YUAN, metric: "finalAccuracy", a: "decentlam", b: "dmsgd", relation: ">=", tolerance: HALF_POINT },
+  { text: "qgm ≥ dmsgd in final accuracy (quasi-global momentum corrects heterogeneity)", source: LIN, metric: "finalAccuracy", a: "qgm", b: "dmsgd", relation: ">=", tolerance: HALF_POINT },
+  { text: "exact diffusion ≥ D-SGD in final accuracy at equal γ", source: ED_SOURCE, metric: "finalAccuracy", a: "ed", b: "dsgd", relation: ">=", tolerance: HALF_POINT },
+  { text: "gradient tracking ≥ D-SGD in final accuracy (at half D-SGD's γ)", source: GT_SOURCE, metric: "finalAccuracy", a: "gt", b: "dsgd", relation: ">=", tolerance: HALF_POINT },
+  { text: "decentlam's consensus distance < dmsgd's (ring)", source: YUAN, metric: "consensusDistance", a: "decentlam", b: "dmsgd", relation: "<" },
+  { text: "push-sum trains on the directed exponential graph where decentlam with β = 0.9 does not", source: SGP_SOURCE, metric: "finalAccuracy", a: "sgp exponential", b: "decentlam exponential (forced)", relation: ">" },
+];
+
 // ---- all: the best of each family against sync, same model, data and cores -----------------------
 
 function allRuns(epochs: number): RunSpec[] {
@@ -223,6 +266,11 @@ export const SUITES: Record<SuiteName, Suite> = {
       target: 0.9,
       claims: gossipClaims([16, 64, 256], ["ring", "symmetric-exponential", "exponential", "one-peer-exponential"]),
     },
+  },
+  bias: {
+    about: "gradient tracking, exact diffusion, QG-DSGDm, push-sum vs DmSGD and DecentLaM: 16 nodes, per-node batch 256, sorted data",
+    quick: { seeds: [1, 2, 3], runs: biasRuns(2), target: 0.5, claims: BIAS_CLAIMS },
+    full: { seeds: [1, 2, 3], runs: biasRuns(30), target: 0.85, claims: BIAS_CLAIMS },
   },
   all: {
     about: `sync, hogwild, layerwise, pipeoptim and decentlam on ${SHARED_MODEL}, digits, 2 cores`,
