@@ -4,7 +4,8 @@
  */
 import type { Algorithm } from "../algorithm.ts";
 import { pipelineOptionsOf } from "../config.ts";
-import { pipelineBatches, pipelineStageEpoch, planPipeline, type PipelineAlgorithm, type PipelineLayout } from "./pipeline.ts";
+import { pipelineBatches, planPipeline, type PipelineAlgorithm, type PipelineLayout } from "./pipeline.ts";
+import { pipelineStageEpoch } from "./stage.ts";
 
 /**
  * Strategies that update once per batch (gpipe and 1f1b after their flush, 2bw from gradients

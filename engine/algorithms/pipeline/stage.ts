@@ -1,0 +1,223 @@
+/**
+ * The stage program: one per pipeline stage, interpreting its list of lowered steps (F, B, I, W) from
+ * the annotated schedule, window after window. It takes everything from the schedule: which slot a
+ * microbatch's activations use, which weights an action reads (live, a stashed version, a prediction),
+ * when the stage updates. Hand-offs between stages are per-microbatch done flags in shared memory.
+ */
+import type { KernelExports, Ptr } from "../../kernels/abi.ts";
+import { epochOrder } from "../../data/order.ts";
+import { applyUpdate, type UpdateRegion } from "../../optim/optimizer.ts";
+import { loadBatch, type RoleContext } from "../../runtime/context.ts";
+import { WORD } from "../../runtime/control.ts";
+import { shardOf } from "../../runtime/split.ts";
+import type { RoleProgram } from "../../runtime/sync.ts";
+import type { EpochResult } from "../algorithm.ts";
+import { type Lowered, type Step, type Weights } from "./lower.ts";
+import { predictWeights } from "./prediction.ts";
+import { mark, span } from "../../runtime/trace.ts";
+import { windowProgram, type PipelineLayout, type StageLayout } from "./pipeline.ts";
+
+/** The lowered window, computed once per worker and shape (it is pure: every stage gets the same). */
+const programs = new Map<string, Lowered>();
+function programOf(layout: PipelineLayout, batch: number): Lowered {
+  const key = JSON.stringify([layout.algorithm, layout.options, layout.shape, batch]);
+  let p = programs.get(key);
+  if (!p) {
+    p = windowProgram(layout.algorithm, layout.options, layout.shape, batch);
+    if (programs.size > 16) programs.clear();
+    programs.set(key, p);
+  }
+  return p;
+}
+
+export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
+  const { k, net, setup, worker: stage, sync, control, memory } = ctx;
+  const layout = setup.layout as PipelineLayout;
+  const started = performance.now();
+  const waitedBefore = sync.waitedMs;
+  const D = layout.stages.length;
+  const { windows, perWindow, unitsPerBatch } = layout.shape;
+  const units = windows * perWindow;
+  const me = layout.stages[stage]!;
+  const words = new Int32Array(memory.buffer);
+  const forwardDone = (s: number, u: number) => layout.forwardDone + (s * units + u) * 4;
+  const gradientDone = (s: number, u: number) => layout.gradientDone + (s * units + u) * 4;
+  const order = epochOrder(setup.data.trainCount, setup.seed, epoch);
+  const steps = programOf(layout, setup.batch).steps[stage]!;
+  const runtime = new StageRuntime(ctx, layout, me, stage);
+  const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
+  const totals = { lossSum: 0, samples: 0, updates: 0, inconsistencySum: 0, inconsistencyCount: 0 };
+  const measured = (u: number) => me.forwardCopy.length > 0 && u % layout.measureEvery === 0;
+
+  for (let w = 0; w < windows; w++) {
+    for (const step of steps) {
+      const u = w * perWindow + step.microbatch; // the unit's index in the epoch
+      const slot = layout.slots[step.slot]!;
+      const { lo, hi } = shardOf(setup.batch, unitsPerBatch, u % unitsPerBatch);
+      const rows = hi - lo;
+      const t = mark(ctx.trace);
+      switch (step.kind) {
+        case "F": {
+          if (stage > 0) yield* waitAtLeast(words, forwardDone(stage - 1, u), epoch + 1, sync, `stage ${stage - 1}'s forward of unit ${u}`);
+          else {
+            runtime.claimSlot(step.slot, u);
+            loadBatch(ctx, slot, "train", order, Math.floor(u / unitsPerBatch) * setup.batch + lo, rows);
+          }
+          runtime.checkSlot(step.slot, u, step);
+          const weights = runtime.weights(step.weights);
+          if (measured(u)) runtime.copyStage(me.forwardCopy[step.slot]!, weights);
+          for (let l = me.first; l <= me.last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
+          if (stage === D - 1) {
+            totals.lossSum += net.lossAndGradient(k, slot.ws, rows, step.lossScale);
+            totals.samples += rows;
+            control.workerLoss[stage] = totals.lossSum;
+            control.add(WORD.samplesDone, rows);
+          }
+          sync.wake(forwardDone(stage, u));
+          break;
+        }
+        case "B":
+        case "I": {
+          if (stage < D - 1) yield* waitAtLeast(words, gradientDone(stage + 1, u), epoch + 1, sync, `stage ${stage + 1}'s backward of unit ${u}`);
+          runtime.checkSlot(step.slot, u, step);
+          const weights = runtime.weights(step.weights);
+          // A full B adds to the stage's gradient; an I keeps its weight gradient aside for its W.
+          const into = step.kind === "B" ? me.grads : me.pending[step.pending]!;
+          const accumulate = step.kind === "B" && step.accumulate;
+          for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) net.backwardLayer(k, l, weights, into, slot.ws, rows, accumulate);
+          if (measured(u)) {
+            totals.inconsistencySum += runtime.distance(me.forwardCopy[step.slot]!, weights);
+            totals.inconsistencyCount++;
+          }
+          sync.wake(gradientDone(stage, u));
+          if (step.releasesSlot) runtime.releaseSlot(step.slot);
+          break;
+        }
+        case "W":
+          runtime.addPending(me.pending[step.pending]!, step.accumulate);
+          break;
+        default: {
+          const unknown: never = step.kind;
+          throw new Error(`pipeline stage ${stage}: unknown action kind ${String(unknown)}`);
+        }
+      }
+      span(ctx.trace, `${step.kind}${u}`, t);
+      if (step.stash >= 0) runtime.copyStage(me.stash[step.stash]!, layout.params);
+      if (step.update) {
+        const t2 = mark(ctx.trace);
+        runtime.update();
+        totals.updates++;
+        span(ctx.trace, "update", t2);
+      }
+      yield* sync.point();
+    }
+  }
+  return {
+    lossSum: totals.lossSum,
+    samples: totals.samples,
+    inconsistency: totals.inconsistencyCount > 0 ? totals.inconsistencySum / totals.inconsistencyCount : undefined,
+    updates: stage === 0 ? totals.updates : 0,
+    layerUpdates: totals.updates * (me.last - me.first + 1),
+    waitedMs: sync.waitedMs - waitedBefore,
+    elapsedMs: performance.now() - started,
+  };
+}
+
+function* waitAtLeast(words: Int32Array, word: Ptr, target: number, sync: RoleContext["sync"], what: string) {
+  for (let seen = Atomics.load(words, word >> 2); seen < target; seen = Atomics.load(words, word >> 2)) {
+    yield* sync.waitChange(word, seen, what);
+  }
+}
+
+/**
+ * The kernels behind a stage's actions. Weight vectors are whole-model sized; only the stage's float
+ * range [lo, hi) is read or written.
+ */
+class StageRuntime {
+  private readonly k: KernelExports;
+  private readonly n: number;
+  private readonly owners: Int32Array;
+  private readonly updates: Int32Array;
+
+  constructor(
+    private readonly ctx: RoleContext,
+    private readonly layout: PipelineLayout,
+    private readonly me: StageLayout,
+    private readonly stage: number,
+  ) {
+    this.k = ctx.k;
+    this.n = me.hi - me.lo;
+    this.owners = new Int32Array(ctx.memory.buffer, layout.slotOwner, Math.max(1, layout.slots.length));
+    this.updates = new Int32Array(ctx.memory.buffer, layout.updates, layout.stages.length);
+  }
+
+  private range(base: Ptr): Ptr {
+    return base + this.me.lo * 4;
+  }
+
+  copyStage(to: Ptr, from: Ptr): void {
+    this.k.copy(this.range(to), this.range(from), this.n);
+  }
+
+  /** ‖a − b‖² over the stage's range: contents, never pointers. */
+  distance(a: Ptr, b: Ptr): number {
+    return this.k.squared_distance(this.range(a), this.range(b), this.n);
+  }
+
+  /** The vector an action reads. */
+  weights(w: Weights): Ptr {
+    const { layout, me } = this;
+    switch (w.from) {
+      case "live":
+        return layout.params;
+      case "stash":
+        return me.stash[w.buffer]!;
+      case "predicted": {
+        const step = Atomics.load(this.updates, this.stage);
+        const wrote = me.prediction !== 0 && predictWeights(this.k, this.ctx.setup.optimizer, this.range(me.prediction), this.region(), w.steps, step);
+        return wrote ? me.prediction : layout.params;
+      }
+    }
+  }
+
+  /** The stage's whole range as one update region (state vectors are laid out like the weights). */
+  private region(): UpdateRegion {
+    const { layout, me } = this;
+    const at = (base: Ptr | undefined) => (base ? this.range(base) : 0);
+    return { w: this.range(layout.params), g: this.range(me.grads), m: at(layout.state[0]), v: at(layout.state[1]), n: this.n };
+  }
+
+  addPending(pending: Ptr, accumulate: boolean): void {
+    if (accumulate) this.k.axpy(this.range(this.me.grads), this.range(pending), this.n, 1);
+    else this.copyStage(this.me.grads, pending);
+  }
+
+  /** Apply the stage's accumulated gradient, layer by layer, as the stage's next update. */
+  update(): void {
+    const { ctx, layout, me } = this;
+    const step = Atomics.add(this.updates, this.stage, 1) + 1;
+    for (let l = me.first; l <= me.last; l++) {
+      const region = ctx.net.params[l]!;
+      if (region.floats === 0) continue;
+      const at = (base: Ptr) => (base === 0 ? 0 : base + region.offset * 4);
+      applyUpdate(this.k, ctx.setup.optimizer, { w: at(layout.params), g: at(me.grads), m: at(layout.state[0] ?? 0), v: at(layout.state[1] ?? 0), n: region.floats }, step);
+    }
+  }
+
+  // Activation slots: the lowering hands them out; these checks make a reused live slot an error
+  // instead of silently wrong gradients.
+  claimSlot(slot: number, unit: number): void {
+    const owner = Atomics.load(this.owners, slot);
+    if (owner !== 0) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner - 1} still holds it`);
+    Atomics.store(this.owners, slot, unit + 1);
+  }
+
+  checkSlot(slot: number, unit: number, step: Step): void {
+    const owner = Atomics.load(this.owners, slot);
+    if (owner !== unit + 1) throw new Error(`pipeline stage ${this.stage}: ${step.kind} of unit ${unit} finds its activation slot ${slot} held by ${owner === 0 ? "nobody" : `unit ${owner - 1}`}`);
+  }
+
+  releaseSlot(slot: number): void {
+    Atomics.store(this.owners, slot, 0);
+  }
+}
