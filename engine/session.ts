@@ -167,7 +167,6 @@ export class TrainingSession {
     await saveCheckpoint(path, this.net, this.memory, vectorsOf(this.setup, this.plan), {
       config: this.config,
       epochsDone: this.epochsDone,
-      stepsDone: this.epochsDone * this.stepsPerEpoch,
       counters: this.plan.counters?.(this.memory) ?? [],
     });
   }

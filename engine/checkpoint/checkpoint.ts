@@ -15,7 +15,6 @@ export interface CheckpointState {
   /** The run's configuration as JSON (what `--resume` restores). */
   config: unknown;
   epochsDone: number;
-  stepsDone: number;
   /** Algorithm counters a resumed run continues from (per-layer update versions); [] for sync. */
   counters: number[];
 }
@@ -49,7 +48,6 @@ export async function saveCheckpoint(path: string, net: Network, memory: WebAsse
     model: net.specText,
     config: JSON.stringify(state.config),
     epochsDone: String(state.epochsDone),
-    stepsDone: String(state.stepsDone),
     counters: JSON.stringify(state.counters),
   });
 }
@@ -73,9 +71,8 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   // Plain decimal counts only: "1e9" or " 3" is a hand edit, not something skein wrote.
   const count = (text: string | undefined) => (text !== undefined && /^(0|[1-9]\d{0,14})$/.test(text) ? Number(text) : NaN);
   const epochsDone = count(metadata.epochsDone);
-  const stepsDone = count(metadata.stepsDone);
-  if (!Number.isInteger(epochsDone) || !Number.isInteger(stepsDone)) {
-    throw new UserError(`${path}: the checkpoint's epochsDone/stepsDone metadata is not a count`);
+  if (!Number.isInteger(epochsDone)) {
+    throw new UserError(`${path}: the checkpoint's epochsDone metadata is not a count`);
   }
   let counters: unknown = [];
   try {
@@ -89,7 +86,7 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   }
   return {
     path,
-    state: { config, epochsDone, stepsDone, counters: counters as number[] },
+    state: { config, epochsDone, counters: counters as number[] },
     restore(net, memory, v) {
       const put = (name: string, shape: number[], base: number, offset: number) => {
         const t = tensors.get(name);

@@ -75,18 +75,15 @@ function checkStage(name: string, stage: number, stages: number): void {
 }
 
 /**
- * SpecTrain's prediction distance s for stage k (0-based) of D.
- * - v1 (the paper): forward s = ⌊k/2⌋ + D − k − 1, backward s = ⌊k/2⌋ — each pass predicts the weights
- *   at the moment the microbatch's update lands, assuming the round trip costs like a forward + backward.
- * - v2 (the authors' repo): forward s = D − k − 1, and the backward does NOT predict again: it reuses
- *   the forward's predicted weights. For pass "backward" this returns the forward's s, the same value,
- *   only so a caller that recomputes gets identical weights; the executor should keep the forward's Ŵ
- *   and run the backward on it rather than predict from the (since moved) live weights.
+ * SpecTrain's prediction distance s for stage k (0-based) of D, as in the paper (v1): forward
+ * s = ⌊k/2⌋ + D − k − 1, backward s = ⌊k/2⌋ — each pass predicts the weights at the moment the
+ * microbatch's update lands, assuming the round trip costs like a forward + backward. (The authors'
+ * repository, v2, uses s = D − k − 1 for the forward and reuses its prediction in the backward; skein
+ * runs v1.)
  */
-export function spectrainSteps(stage: number, stages: number, variant: "v1" | "v2", pass: "forward" | "backward"): number {
+export function spectrainSteps(stage: number, stages: number, pass: "forward" | "backward"): number {
   checkStage("spectrainSteps", stage, stages);
   const ahead = stages - stage - 1;
-  if (variant === "v2") return ahead;
   const half = Math.floor(stage / 2);
   return pass === "forward" ? half + ahead : half;
 }

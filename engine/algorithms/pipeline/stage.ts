@@ -6,7 +6,7 @@
  */
 import type { KernelExports, Ptr } from "../../kernels/abi.ts";
 import { epochOrder } from "../../data/order.ts";
-import { applyUpdate, type UpdateRegion } from "../../optim/optimizer.ts";
+import { applyUpdate, updateRegion, type UpdateRegion } from "../../optim/optimizer.ts";
 import { loadBatch, type RoleContext } from "../../runtime/context.ts";
 import { WORD } from "../../runtime/control.ts";
 import { shardOf } from "../../runtime/split.ts";
@@ -30,9 +30,9 @@ function programOf(layout: PipelineLayout, batch: number): Lowered {
   return p;
 }
 
-export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgram<EpochResult> {
+export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: number): RoleProgram<EpochResult> {
   const { k, net, setup, worker: stage, sync, control, memory } = ctx;
-  const layout = setup.layout as PipelineLayout;
+  const layout = setup.layout;
   const started = performance.now();
   const waitedBefore = sync.waitedMs;
   const D = layout.stages.length;
@@ -199,8 +199,7 @@ class StageRuntime {
     for (let l = me.first; l <= me.last; l++) {
       const region = ctx.net.params[l]!;
       if (region.floats === 0) continue;
-      const at = (base: Ptr) => (base === 0 ? 0 : base + region.offset * 4);
-      applyUpdate(this.k, ctx.setup.optimizer, { w: at(layout.params), g: at(me.grads), m: at(layout.state[0] ?? 0), v: at(layout.state[1] ?? 0), n: region.floats }, step);
+      applyUpdate(this.k, ctx.setup.optimizer, updateRegion(layout.params, me.grads, layout.state, region.offset, region.floats), step);
     }
   }
 

@@ -46,7 +46,7 @@ export function annotate(algorithm: PipelineAlgorithm, s: Schedule, groupSize: n
       const D = s.stages;
       return withActions(stashed(s), (k, list) =>
         list.map((a) =>
-          a.kind === "W" ? a : { ...a, weights: "predicted" as const, predictSteps: predict ? spectrainSteps(k, D, "v1", a.kind === "F" ? "forward" : "backward") : 0 },
+          a.kind === "W" ? a : { ...a, weights: "predicted" as const, predictSteps: predict ? spectrainSteps(k, D, a.kind === "F" ? "forward" : "backward") : 0 },
         ),
       );
     }
