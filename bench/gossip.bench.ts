@@ -34,7 +34,7 @@ const vec = (name: string) => Array.from({ length: NODES }, (_, i) => planner.fl
 const params = vec("x");
 const momentum = vec("m");
 const messages = vec("h");
-const mixArgs = Array.from({ length: NODES }, (_, i) => ({ tensors: planner.reserve("control", `t${i}`, NODES * 4), weights: planner.reserve("control", `w${i}`, NODES * 4) }));
+const mixArgs = Array.from({ length: NODES }, (_, i) => ({ tensors: planner.reserve("control", `t${i}`, (NODES + 2) * 4), weights: planner.reserve("control", `w${i}`, (NODES + 2) * 4) }));
 const scratch = Array.from({ length: WORKERS }, (_, w) => planner.floats("scratch", `s${w}`, floats));
 // The peer's own vectors: 3 inputs and 1 output per node, so nothing is shared or cached between nodes.
 const streamIns = Array.from({ length: NODES }, (_, i) => [0, 1, 2].map((j) => planner.floats("scratch", `in${i}.${j}`, floats)));

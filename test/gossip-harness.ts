@@ -25,7 +25,7 @@ export function nodes(algorithm: string, n: number, d: number, settings: Record<
     params: vec(),
     momentum: vec(),
     messages: vec(),
-    mixArgs: Array.from({ length: n }, () => ({ tensors: t.floats(n), weights: t.floats(n) })),
+    mixArgs: Array.from({ length: n }, () => ({ tensors: t.floats(n + 2), weights: t.floats(n + 2) })),
     state: Object.fromEntries((rule.state ?? []).map((name) => [name, vec()])),
     scalars: t.floats(n),
     scalarMessages: t.floats(n),

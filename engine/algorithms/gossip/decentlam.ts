@@ -17,23 +17,17 @@
  */
 import { UserError } from "../../errors.ts";
 import { gossipOptionsOf } from "../config.ts";
-import { gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
+import { combine, gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
 import { buildTopology } from "./topology.ts";
 
 const rule: GossipRule = {
-  message(v, i, g, gamma) {
-    const h = v.layout.messages[i]!;
-    v.k.copy(h, v.layout.params[i]!, v.floats);
-    v.k.sgd_update(h, g, v.floats, gamma, 0); // h_i = x½_i = x_i − γ g_i
-  },
+  // h_i = x½_i = x_i − γ g_i
+  message: (v, i, g, gamma) => combine(v, i, v.layout.messages[i]!, [[v.layout.params[i]!, 1], [g, -gamma]]),
   update(v, i, edges, scratch, gamma, beta) {
-    const { k, floats } = v;
     const x = v.layout.params[i]!;
-    mixInto(v, i, scratch, edges); // z_i
-    k.scale(scratch, floats, -1);
-    k.axpy(scratch, x, floats, 1); // x_i − z_i
-    k.scale(scratch, floats, 1 / gamma); // g̃_i = (x_i − z_i)/γ
-    k.momentum_update(x, scratch, v.layout.momentum[i]!, floats, gamma, beta, 0, 0, 0); // m ← βm + g̃; x ← x − γm
+    // g̃_i = (x_i − z_i)/γ with z_i = Σ_j w_ij h_j, in one pass: −(1/γ)·Σ_j w_ij h_j + (1/γ)·x_i.
+    mixInto(v, i, scratch, edges, v.layout.messages, -1 / gamma, [[x, 1 / gamma]]);
+    v.k.momentum_update(x, scratch, v.layout.momentum[i]!, v.floats, gamma, beta, 0, 0, 0); // m ← βm + g̃; x ← x − γm
   },
 };
 

@@ -6,14 +6,10 @@
  * With deterministic heterogeneous gradients its fixed point is biased by the data's heterogeneity
  * (the distance grows with γ and with 1/(1 − ρ)).
  */
-import { gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
+import { combine, gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
 
 const rule: GossipRule = {
-  message(v, i, g, gamma) {
-    const h = v.layout.messages[i]!;
-    v.k.copy(h, v.layout.params[i]!, v.floats);
-    v.k.sgd_update(h, g, v.floats, gamma, 0); // h_i = x_i − γ g_i
-  },
+  message: (v, i, g, gamma) => combine(v, i, v.layout.messages[i]!, [[v.layout.params[i]!, 1], [g, -gamma]]), // h_i = x_i − γ g_i
   update: (v, i, edges) => mixInto(v, i, v.layout.params[i]!, edges), // x_i ← Σ_j w_ij h_j
 };
 

@@ -13,7 +13,7 @@
 import { UserError } from "../../errors.ts";
 import { gossipOptionsOf } from "../config.ts";
 import { plainSteps } from "./gt.ts";
-import { gossipAlgorithm, mixInto, type Edges, type GossipRule } from "./round.ts";
+import { combine, gossipAlgorithm, mixInto, type Edges, type GossipRule } from "./round.ts";
 import { buildTopology } from "./topology.ts";
 
 
@@ -23,15 +23,10 @@ const rule: GossipRule = {
     new Float32Array(memory.buffer, layout.state.psi![i]!, floats).set(new Float32Array(memory.buffer, layout.params[i]!, floats)); // ψ⁰ = x⁰
   },
   message(v, i, g, gamma) {
-    const { k, floats, layout } = v;
-    const h = layout.messages[i]!;
-    const psi = layout.state.psi![i]!;
-    k.copy(h, layout.params[i]!, floats);
-    k.sgd_update(h, g, floats, gamma, 0); // ψ⁺ = x − γg
-    k.copy(g, h, floats); // keep ψ⁺ (the gradient is spent)
-    k.axpy(h, layout.params[i]!, floats, 1);
-    k.axpy(h, psi, floats, -1); // φ⁺ = ψ⁺ + x − ψ
-    k.copy(psi, g, floats); // ψ ← ψ⁺
+    const x = v.layout.params[i]!;
+    const psi = v.layout.state.psi![i]!;
+    combine(v, i, v.layout.messages[i]!, [[x, 2], [g, -gamma], [psi, -1]]); // φ⁺ = ψ⁺ + x − ψ = 2x − γg − ψ
+    combine(v, i, psi, [[x, 1], [g, -gamma]]); // ψ ← ψ⁺ = x − γg
   },
   update: (v, i, edges) => mixInto(v, i, v.layout.params[i]!, halfLazy(edges, i)), // x⁺ = Σ_j w̄_ij φ_j⁺
 };

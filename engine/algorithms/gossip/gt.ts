@@ -12,7 +12,7 @@
  * Σ_j w_ij y_j, 0 at the start, as is g_i⁻, so y⁰ = g⁰); phase 2 mixes x and y with the same weights.
  */
 import { UserError } from "../../errors.ts";
-import { gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
+import { combine, gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
 
 const rule: GossipRule = {
   // ŷ_i (the mixed y), y_i (this round's y, what neighbours mix), g_i⁻ (the previous gradient).
@@ -21,17 +21,13 @@ const rule: GossipRule = {
     const { k, floats, layout } = v;
     const y = layout.state.y![i]!;
     const previous = layout.state.previousGradient![i]!;
-    k.copy(y, layout.state.mixedY![i]!, floats);
-    k.axpy(y, g, floats, 1);
-    k.axpy(y, previous, floats, -1); // y_i = ŷ_i + g_i − g_i⁻
+    combine(v, i, y, [[layout.state.mixedY![i]!, 1], [g, 1], [previous, -1]]); // y_i = ŷ_i + g_i − g_i⁻
     k.copy(previous, g, floats);
     k.copy(layout.messages[i]!, layout.params[i]!, floats); // h_i = x_i
   },
   update(v, i, edges, _scratch, gamma) {
-    const { k, floats, layout } = v;
-    const x = layout.params[i]!;
-    mixInto(v, i, x, edges); // Σ_j w_ij x_j
-    k.axpy(x, layout.state.y![i]!, floats, -gamma); // − α y_i
+    const { layout } = v;
+    mixInto(v, i, layout.params[i]!, edges, layout.messages, 1, [[layout.state.y![i]!, -gamma]]); // x_i = Σ_j w_ij x_j − α y_i
     mixInto(v, i, layout.state.mixedY![i]!, edges, layout.state.y!); // ŷ_i = Σ_j w_ij y_j
   },
   // x and y both cross every edge.

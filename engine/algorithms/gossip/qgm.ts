@@ -8,25 +8,18 @@
  *   d_i  = (x_i − x_i⁺) / γ
  *   m̂_i ← β m̂_i + (1 − β) d_i
  */
-import { gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
+import { combine, gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
 
 const rule: GossipRule = {
-  message(v, i, g, gamma, beta) {
-    const { k, floats, layout } = v;
-    const h = layout.messages[i]!;
-    k.copy(h, layout.params[i]!, floats);
-    k.axpy(h, g, floats, -gamma);
-    k.axpy(h, layout.momentum[i]!, floats, -gamma * beta); // x½ = x − γ(g + βm̂)
-  },
+  // x½ = x − γ(g + βm̂)
+  message: (v, i, g, gamma, beta) => combine(v, i, v.layout.messages[i]!, [[v.layout.params[i]!, 1], [g, -gamma], [v.layout.momentum[i]!, -gamma * beta]]),
   update(v, i, edges, scratch, gamma, beta) {
-    const { k, floats, layout } = v;
-    const x = layout.params[i]!;
-    const m = layout.momentum[i]!;
+    const x = v.layout.params[i]!;
+    const m = v.layout.momentum[i]!;
     mixInto(v, i, scratch, edges); // x⁺
-    k.axpy(x, scratch, floats, -1); // x − x⁺ = γ d
-    k.scale(m, floats, beta);
-    k.axpy(m, x, floats, (1 - beta) / gamma); // m̂ ← βm̂ + (1 − β) d
-    k.copy(x, scratch, floats);
+    const c = (1 - beta) / gamma;
+    combine(v, i, m, [[m, beta], [x, c], [scratch, -c]]); // m̂ ← βm̂ + (1 − β)(x − x⁺)/γ
+    v.k.copy(x, scratch, v.floats);
   },
 };
 

@@ -137,9 +137,10 @@ function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule):
     grads: Array.from({ length: programs }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats)),
     scratch: Array.from({ length: programs }, (_, w) => planner.floats("scratch", `worker${w}.mixScratch`, net.paramFloats)),
     average: planner.floats("parameters", "average", net.paramFloats),
+    // Up to n neighbours and two more terms (mixInto's extras).
     mixArgs: Array.from({ length: n }, (_, i) => ({
-      tensors: planner.reserve("control", `node${i}.mix.tensors`, n * 4),
-      weights: planner.reserve("control", `node${i}.mix.weights`, n * 4),
+      tensors: planner.reserve("control", `node${i}.mix.tensors`, (n + 2) * 4),
+      weights: planner.reserve("control", `node${i}.mix.weights`, (n + 2) * 4),
     })),
     mixing: options.mixing,
     settings: options.settings,
@@ -287,9 +288,20 @@ export interface GossipVectors {
 /** One node's incoming edges this round: the nodes it receives from (itself included) and their weights. */
 export type Edges = { from: number[]; weights: number[] };
 
-/** out = Σ_j w_j h_j over one node's incoming edges (h: the messages, or another per-node vector). */
-export function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges, h: readonly Ptr[] = v.layout.messages): void {
-  weightedSum(v.k, v.memory, v.layout.mixArgs[i]!, out, edges.from.map((j) => h[j]!), edges.weights, v.floats);
+/**
+ * out = scale · Σ_j w_j h_j over one node's incoming edges (h: the messages, or another per-node
+ * vector), plus up to two more terms c·p: one fused pass over the vectors, whatever the rule adds.
+ */
+export function mixInto(v: GossipVectors, i: number, out: Ptr, edges: Edges, h: readonly Ptr[] = v.layout.messages, scale = 1, extra: readonly (readonly [Ptr, number])[] = []): void {
+  const sources = edges.from.map((j) => h[j]!);
+  const weights = edges.weights.map((w) => w * scale);
+  for (const [p, c] of extra) sources.push(p), weights.push(c);
+  weightedSum(v.k, v.memory, v.layout.mixArgs[i]!, out, sources, weights, v.floats);
+}
+
+/** out = Σ c·p over a few of node i's vectors in one pass (the node's mixing table is free in phase 1). */
+export function combine(v: GossipVectors, i: number, out: Ptr, terms: readonly (readonly [Ptr, number])[]): void {
+  weightedSum(v.k, v.memory, v.layout.mixArgs[i]!, out, terms.map(([p]) => p), terms.map(([, c]) => c), v.floats);
 }
 
 const allNodesCache = new Map<number, Edges>();

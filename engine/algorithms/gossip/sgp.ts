@@ -14,7 +14,7 @@
 import { UserError } from "../../errors.ts";
 import { gossipOptionsOf } from "../config.ts";
 import { isColumnStochastic } from "./analysis.ts";
-import { gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
+import { combine, gossipAlgorithm, mixInto, type GossipRule } from "./round.ts";
 import { buildTopology } from "./topology.ts";
 
 const rule: GossipRule = {
@@ -40,9 +40,7 @@ const rule: GossipRule = {
     let w = 0;
     edges.from.forEach((j, e) => (w += edges.weights[e]! * sent[j]!)); // w_i = Σ_j p_ij w_j
     new Float32Array(memory.buffer, layout.scalars, layout.nodes)[i] = w;
-    const z = layout.state.debiased![i]!;
-    k.copy(z, x, floats);
-    k.scale(z, floats, 1 / w); // z_i = x_i / w_i
+    combine(v, i, layout.state.debiased![i]!, [[x, 1 / w]]); // z_i = x_i / w_i
   },
 };
 

@@ -13,7 +13,7 @@
  * x̄ exactly. With τ = 1 and plain SGD, local SGD is PmSGD. The topology plays no part: the average is
  * exact. Every node keeps its own copy of x_prev and u; they are identical on all nodes.
  */
-import { allNodes, gossipAlgorithm, mixInto, type GossipLayout, type GossipRule } from "./round.ts";
+import { allNodes, combine, gossipAlgorithm, mixInto, type GossipLayout, type GossipRule } from "./round.ts";
 import { gossipOptionsOf } from "../config.ts";
 
 const averagesAfter = (layout: Pick<GossipLayout, "settings">, t: number) => (t + 1) % layout.settings.localSteps! === 0;
@@ -48,9 +48,7 @@ const slowMoRule: GossipRule = {
     const slow = layout.state.slowModel![i]!;
     const u = layout.state.slowMomentum![i]!;
     const { slowMomentum, slowLr } = layout.settings;
-    k.scale(u, floats, slowMomentum!);
-    k.axpy(u, slow, floats, 1 / gamma);
-    k.axpy(u, scratch, floats, -1 / gamma); // u ← β_s u + (x_prev − x̄)/γ
+    combine(v, i, u, [[u, slowMomentum!], [slow, 1 / gamma], [scratch, -1 / gamma]]); // u ← β_s u + (x_prev − x̄)/γ
     k.axpy(slow, u, floats, -slowLr! * gamma); // x_prev ← x_prev − αγu
     k.copy(layout.params[i]!, slow, floats);
   },
