@@ -65,7 +65,7 @@ describe("skein CLI", () => {
     ["resume from nowhere", ["train", "--resume", join(dir, "nothing")], /nothing/],
     ["resume from a non-checkpoint", ["train", "--resume", notAFile + ".safetensors"], /file\.txt/],
     ["resume with a changed flag", ["train", "--resume", join(dir, "nothing"), "--lr", "0.1"], /nothing|--lr/],
-    ["a layerwise flag on hogwild", ["train", "--algo", "hogwild", "--queue", "3"], /--queue applies to --algo layerwise, not hogwild/],
+    ["a layerwise flag on hogwild", ["train", "--algo", "hogwild", "--queue", "3"], /--queue applies to --algo layerwise\|layup, not hogwild/],
     ["workers not a multiple of replicas", ["train", "--algo", "lap", "--workers", "3", "--replicas", "2"], /not a multiple of --replicas 2/],
     ["layerwise workers mismatch", ["train", "--algo", "layerwise", "--workers", "2"], /layerwise runs --replicas × \(--fwd-threads \+ --bwd-threads\) = 3 here/],
     ["zero slots", ["train", "--algo", "layerwise", "--queue", "0"], /--queue 0: must be at least 1/],

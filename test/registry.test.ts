@@ -31,7 +31,7 @@ describe("the registry", () => {
   // 4 microbatches: the steps the algorithm says it makes are the updates its programs report.
   test("steps per epoch = the updates an epoch applies, for every algorithm", async () => {
     const expected: Record<string, number> = {
-      sync: 13, hogwild: 13, lap: 13, lpp: 13, layerwise: 13, // ⌈203/16⌉ batches
+      sync: 13, hogwild: 13, lap: 13, lpp: 13, layerwise: 13, layup: 13, // ⌈203/16⌉ batches
       gpipe: 12, "1f1b": 12, "2bw": 12, // ⌊203/16⌋ full batches, one update each
       pipedream: 48, spectrain: 48, pipeoptim: 48, // an update per microbatch: 12 × 4
       pmsgd: 5, dsgd: 5, dmsgd: 5, decentlam: 5, gt: 5, ed: 5, qgm: 5, sgp: 5, localsgd: 5, slowmo: 5, // ⌈203/(3·16)⌉ rounds

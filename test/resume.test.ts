@@ -37,6 +37,8 @@ const CONFIGS: Record<string, Partial<TrainConfig>> = {
   lap: { workers: 4, async: { replicas: 2, avgEvery: 5 } },
   lpp: { workers: 4, async: { replicas: 2, avgEvery: 5, lppWarmup: 1 } },
   layerwise: { workers: 4, async: { replicas: 2, fwdThreads: 1, bwdThreads: 1, queue: 2, avgEvery: 5 } },
+  // Every node's own weights (never averaged) must come back.
+  layup: { workers: 6, async: { replicas: 3, fwdThreads: 1, bwdThreads: 1, queue: 2 }, gossip: { topology: "ring" } },
   pmsgd: { gossip: { nodes: 4, topology: "ring" } },
   dsgd: { gossip: { nodes: 4, topology: "ring" } },
   dmsgd: { gossip: { nodes: 4, topology: "ring" } },
@@ -109,7 +111,8 @@ describe("resume is exact over generated configurations", () => {
           seed: fc.integer({ min: 0, max: 1000 }),
         }),
         async ({ algo, stopAfter, replicas, avgEvery, stages, microbatches, optimizer, seed }) => {
-          const async = algo === "layerwise" ? { replicas, avgEvery, fwdThreads: 1, bwdThreads: 1, queue: 2 } : { replicas, avgEvery, lppWarmup: 1 };
+          const async =
+            algo === "layerwise" ? { replicas, avgEvery, fwdThreads: 1, bwdThreads: 1, queue: 2 } : algo === "layup" ? { replicas, fwdThreads: 1, bwdThreads: 1, queue: 2 } : { replicas, avgEvery, lppWarmup: 1 };
           const config: TrainConfig = {
             ...base,
             algo,
@@ -117,8 +120,8 @@ describe("resume is exact over generated configurations", () => {
             // The gossip algorithms have their own update rules: plain or momentum SGD only.
             optimizer: defaultOptimizer(PLAIN_STEPS.includes(algo) ? "sgd" : GOSSIP.includes(algo) && optimizer !== "sgd" ? "momentum" : optimizer),
             model: "mlp:784-8-8-10",
-            workers: pipelines.includes(algo) ? stages : algo === "layerwise" ? replicas * 2 : algo === "lap" || algo === "lpp" ? replicas * 2 : 2,
-            ...(algo === "lap" || algo === "lpp" || algo === "layerwise" ? { async } : {}),
+            workers: pipelines.includes(algo) ? stages : algo === "layerwise" || algo === "layup" ? replicas * 2 : algo === "lap" || algo === "lpp" ? replicas * 2 : 2,
+            ...(algo === "lap" || algo === "lpp" || algo === "layerwise" || algo === "layup" ? { async } : {}),
             // 2BW as published needs at least as many microbatches per batch as stages.
             ...(pipelines.includes(algo) ? { pipeline: { stages, microbatches: algo === "2bw" ? Math.max(microbatches, stages) : microbatches } } : {}),
             ...(GOSSIP.includes(algo) ? { gossip: { nodes: 3, topology: "ring" } } : {}),

@@ -12,6 +12,7 @@ import { hogwild } from "./async/hogwild.ts";
 import { lap } from "./async/lap.ts";
 import { lpp } from "./async/lpp.ts";
 import { layerwise } from "./async/layerwise.ts";
+import { layup } from "./async/layup.ts";
 import { pmsgd } from "./gossip/pmsgd.ts";
 import { dsgd } from "./gossip/dsgd.ts";
 import { dmsgd } from "./gossip/dmsgd.ts";
@@ -29,6 +30,7 @@ export const ALGORITHMS: readonly Algorithm[] = [
   lap,
   lpp,
   layerwise,
+  layup,
   gpipe,
   oneFOneB,
   pipedream,

@@ -37,6 +37,8 @@ import { asyncOptionsOf, type TrainConfig } from "../config.ts";
 import { applyLayerUpdate, averageReplicasSlice, copyReplica0, planReplicas, replicaCounters, restoreReplicaCounters, versionsView, type ReplicaLayout } from "./replicas.ts";
 import { StalenessRecorder } from "./staleness.ts";
 import { keepWeights } from "./hogwild-step.ts";
+import { weightedSum, type WeightedSumArgs } from "../../kernels/weighted-sum.ts";
+import type { Edges } from "../gossip/round.ts";
 import { mark, span } from "../../runtime/trace.ts";
 
 interface Slot extends WorkerBuffers {
@@ -68,6 +70,18 @@ export interface LayerwiseLayout {
   avgEvery: number;
   /** Per backward thread (by program index): its gradient vector. */
   grads: Ptr[];
+  /**
+   * LayUp (layup.ts): replicas are gossip nodes. After each layer update a backward thread mixes that
+   * layer with its neighbours' current copies, and the replicas are never averaged with a barrier.
+   */
+  gossip?: LayerGossip;
+}
+
+export interface LayerGossip {
+  /** Per round of the topology's period, per replica: whom it receives from and with what weight. */
+  rounds: Edges[][];
+  /** Per program: room for the mixing kernel's pointer table. */
+  mixArgs: WeightedSumArgs[];
 }
 
 export const layerwise: Algorithm<LayerwiseLayout> = {
@@ -90,7 +104,8 @@ export function threadsOf(config: TrainConfig): number {
   return o.replicas * (o.fwdThreads + o.bwdThreads);
 }
 
-function planLayerwise(input: PlanInput): AlgorithmPlan<LayerwiseLayout> {
+/** `gossipRounds`: LayUp's topology (per round, per replica), or none for layerwise itself. */
+export function planLayerwise(input: PlanInput, gossipRounds?: Edges[][]): AlgorithmPlan<LayerwiseLayout> {
   const { planner, net } = input;
   const o = asyncOptionsOf(input.config);
   const R = o.replicas;
@@ -115,7 +130,14 @@ function planLayerwise(input: PlanInput): AlgorithmPlan<LayerwiseLayout> {
   const grads = Array.from({ length: programs }, (_, p) =>
     p % perReplica >= o.fwdThreads ? planner.floats("gradients", `thread${p}.grads`, net.paramFloats) : 0,
   );
-  const layout: LayerwiseLayout = { replicas, pipelines, threadsPerReplica: perReplica, fwdThreads: o.fwdThreads, avgEvery: o.avgEvery, grads };
+  const gossip = gossipRounds && {
+    rounds: gossipRounds,
+    mixArgs: Array.from({ length: programs }, (_, p) => ({
+      tensors: planner.reserve("control", `thread${p}.gossip.tensors`, R * 4),
+      weights: planner.reserve("control", `thread${p}.gossip.weights`, R * 4),
+    })),
+  };
+  const layout: LayerwiseLayout = { replicas, pipelines, threadsPerReplica: perReplica, fwdThreads: o.fwdThreads, avgEvery: o.avgEvery, grads, ...(gossip ? { gossip } : {}) };
   return {
     layout,
     params: replicas.params[0]!,
@@ -124,7 +146,9 @@ function planLayerwise(input: PlanInput): AlgorithmPlan<LayerwiseLayout> {
     perWorker: Array.from({ length: programs }, (_, p) => planWorkerBuffers(planner, net, `thread${p}`, Math.min(input.batch, 256))),
     trackName: (p) => `replica ${Math.floor(p / perReplica)} ${p % perReplica < o.fwdThreads ? "forward" : "backward"} thread ${p}`,
     prepare(memory, epochsDone) {
-      copyReplica0(memory, replicas, net.paramFloats);
+      // Replicas are averaged at every epoch's end, so replica 0 (what is checkpointed) is all of them.
+      // LayUp's nodes never are: its plan starts and restores each node itself.
+      if (!gossip) copyReplica0(memory, replicas, net.paramFloats);
       const words = new Int32Array(memory.buffer);
       pipelines.forEach((pipe, r) => {
         fillQueueWithIndices(memory, pipe.free, o.queue);
@@ -169,14 +193,15 @@ function* layerwiseEpoch(ctx: RoleContext<LayerwiseLayout>, epoch: number): Role
   // Replica r trains batches r, r + R, r + 2R, … of the epoch, in segments of K between averagings.
   const steps = Math.ceil(setup.data.trainCount / setup.batch);
   const mineCount = batchesPerEpoch(setup.data.trainCount, setup.batch, replica, R);
-  const K = R > 1 ? layout.avgEvery : mineCount;
+  const averages = R > 1 && !layout.gossip; // LayUp's replicas only ever gossip
+  const K = averages ? layout.avgEvery : mineCount;
   const segments = Math.ceil(Math.ceil(steps / R) / K);
   const order = epochOrder(setup.data.trainCount, setup.seed, epoch);
   for (let s = 0; s < segments; s++) {
     const hi = epoch * mineCount + Math.min((s + 1) * K, mineCount);
     if (isForward) yield* forwardThread(ctx, layout, replica, order, epoch * mineCount, hi, totals);
     else yield* backwardThread(ctx, layout, replica, hi, recorder, totals);
-    if (R > 1) {
+    if (averages) {
       yield* ctx.sync.barrier(); // every replica has drained its segment
       averageReplicasSlice(ctx, layout.replicas, worker, setup.workers);
       yield* ctx.sync.barrier();
@@ -241,6 +266,19 @@ function* forwardThread(
   }
 }
 
+/**
+ * LayUp's gossip step for one layer: x_r[m] ← Σ_j w_rj x_j[m] over replica r's neighbours' copies as
+ * they are now, in place, with no lock and no barrier (a neighbour may be updating its copy at the same
+ * moment, as Hogwild! threads do with one copy). The round of a dynamic topology follows the layer's
+ * update count.
+ */
+function gossipLayer(ctx: RoleContext, replicas: ReplicaLayout, gossip: LayerGossip, replica: number, m: number, version: number): void {
+  const region = ctx.net.params[m]!;
+  const edges = gossip.rounds[version % gossip.rounds.length]![replica]!;
+  const at = (p: Ptr) => p + region.offset * 4;
+  weightedSum(ctx.k, ctx.memory, gossip.mixArgs[ctx.worker]!, at(replicas.params[replica]!), edges.from.map((j) => at(replicas.params[j]!)), edges.weights, region.floats);
+}
+
 function* backwardThread(
   ctx: RoleContext,
   layout: LayerwiseLayout,
@@ -274,7 +312,8 @@ function* backwardThread(
         for (let seen = Atomics.load(words, turnWord(m) >> 2); seen !== turn; seen = Atomics.load(words, turnWord(m) >> 2)) {
           yield* sync.waitChange(turnWord(m), seen, `layer ${m}'s turn`);
         }
-        applyLayerUpdate(ctx, layout.replicas, replica, m, grads, read[m]!, recorder, slot.readWeights);
+        const version = applyLayerUpdate(ctx, layout.replicas, replica, m, grads, read[m]!, recorder, slot.readWeights) + read[m]!;
+        if (layout.gossip) gossipLayer(ctx, layout.replicas, layout.gossip, replica, m, version);
         sync.wake(turnWord(m));
       }
       yield* sync.point();
