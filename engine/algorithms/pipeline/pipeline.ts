@@ -32,7 +32,6 @@ import { epochOrder } from "../../data/order.ts";
 import type { Network } from "../../model/network.ts";
 import { applyUpdate, planOptimizerState, type OptimizerConfig, type UpdateRegion } from "../../optim/optimizer.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../../runtime/context.ts";
-import { WORD } from "../../runtime/control.ts";
 import { shardOf } from "../../runtime/split.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
@@ -356,8 +355,7 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
           if (stage === D - 1) {
             totals.lossSum += net.lossAndGradient(k, slot.ws, rows, step.lossScale);
             totals.samples += rows;
-            control.workerLoss[stage] = totals.lossSum;
-            control.add(WORD.samplesDone, rows);
+            control.report(stage, totals.lossSum, rows);
           }
           sync.wake(forwardDone(stage, u));
           break;

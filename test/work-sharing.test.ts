@@ -1,0 +1,68 @@
+/**
+ * Deterministic dynamic work sharing: sync's workers claim the blocks of each batch, and every
+ * program's evaluation the blocks of the test split, from a shared counter. Which worker computes
+ * which block is left to timing (or to the deterministic scheduler's seed); the weights and the test
+ * figures must not depend on it, nor on how many workers share the work.
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { sameBits, trainAndRead } from "./helpers.ts";
+
+// Batch 80 = blocks of 32, 32 and 16; 250 samples leave a last batch of 10 (one short block).
+const base: TrainConfig = {
+  algo: "sync",
+  model: "mlp:784-24-10",
+  data: "synthetic:250",
+  epochs: 2,
+  batch: 80,
+  workers: 1,
+  executor: "deterministic",
+  seed: 5,
+  optimizer: defaultOptimizer("adam"),
+};
+
+describe("sync: blocks claimed dynamically, summed in block order", () => {
+  test("1, 2 and 3 workers, any interleaving, threads or replay: bitwise the same weights and test figures", async () => {
+    const reference = await trainAndRead(base);
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.nat(), fc.constantFrom("deterministic", "threads"), async (workers, schedulerSeed, executor) => {
+        const run = await trainAndRead({ ...base, workers, executor: executor as TrainConfig["executor"] }, { schedulerSeed });
+        expect(sameBits(run.params, reference.params)).toBe(true);
+        expect(run.summary.testLoss).toBe(reference.summary.testLoss);
+        expect(run.summary.testAccuracy).toBe(reference.summary.testAccuracy);
+      }),
+      { numRuns: 10 },
+    );
+  });
+
+  test("the scheduler really hands the blocks out differently (the property above is not vacuous)", async () => {
+    const shares = new Set<string>();
+    for (const schedulerSeed of [1, 2, 3, 4, 5, 6]) {
+      const session = await TrainingSession.open({ ...base, workers: 3 }, { schedulerSeed });
+      try {
+        const epoch = await session.trainEpoch();
+        shares.add(epoch.results.map((r) => r.samples).join(","));
+        expect(epoch.results.reduce((a, r) => a + r.samples, 0)).toBe(250);
+      } finally {
+        session.close();
+      }
+    }
+    expect(shares.size).toBeGreaterThan(1);
+  });
+});
+
+describe("evaluation: test blocks claimed dynamically", () => {
+  test("every test sample is evaluated once, whatever the worker count, for every family", async () => {
+    for (const algo of ["hogwild", "dsgd"] as const) {
+      const config: TrainConfig = { ...base, algo, epochs: 0, batch: 16, data: "synthetic:300", optimizer: defaultOptimizer("momentum") };
+      const one = await trainAndRead({ ...config, workers: 1 });
+      for (const workers of [2, 4]) {
+        const many = await trainAndRead({ ...config, workers }, { schedulerSeed: workers });
+        expect(many.summary.testLoss).toBe(one.summary.testLoss);
+        expect(many.summary.testAccuracy).toBe(one.summary.testAccuracy);
+      }
+    }
+  });
+});
