@@ -67,9 +67,25 @@ export interface Summary extends Partial<GossipMetrics> {
   /** Pipelines: per stage inconsistency of the last epoch, and what each stage keeps in memory. */
   inconsistency?: number[];
   stages?: StageMemory[];
+  /** Training FLOPs (GEMMs and convolutions) per sample, achieved GFLOP/s, and their share of the cores' ceiling. */
+  flops?: FlopSummary;
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;
+}
+
+export interface FlopSummary {
+  /** Forward, input-gradient and weight-gradient FLOPs of one training sample. */
+  trainingPerSample: number;
+  forwardPerSample: number;
+  /** trainingPerSample × samplesPerSec. */
+  gflopsPerSec: number;
+  /** The multiply-add ceiling of one core, cached per machine and kernel build. */
+  ceilingGflopsPerCore: number;
+  /** Cores the run could use: min(programs, the machine's). */
+  cores: number;
+  /** gflopsPerSec / (ceilingGflopsPerCore × cores). */
+  ofCeiling: number;
 }
 
 /** What one epoch produced, merged over the programs. */

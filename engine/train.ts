@@ -14,6 +14,7 @@ import { traceEvents, type SpanLog, type TraceEvent } from "./runtime/trace.ts";
 import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 import { TrainingSession } from "./session.ts";
+import { flopSummary } from "./run-flops.ts";
 import { arenaReport, controlOverhead, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
 export type { TrainConfig } from "./algorithms/config.ts";
@@ -119,6 +120,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       ...(final.bytesPerNodeStep !== undefined ? { bytesPerNodeStep: final.bytesPerNodeStep } : {}),
       ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
       ...(stages ? { stages } : {}),
+      ...(trainSeconds > 0 ? { flops: await flopSummary(session.net, samplesTrained / trainSeconds, session.setup.workers) } : {}),
       parameters: session.net.parameterCount,
       peakRssBytes: session.peakRssBytes(),
       arena: arenaReport(session.setup.plan, session.memory),
