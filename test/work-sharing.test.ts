@@ -8,15 +8,16 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { syncBlockRows } from "../engine/algorithms/sync.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
 
-// Batch 80 = blocks of 32, 32 and 16; 250 samples leave a last batch of 10 (one short block).
+// Batch 160 = blocks of 64, 64 and 32; 250 samples leave a last batch of 90 (64 + 26).
 const base: TrainConfig = {
   algo: "sync",
   model: "mlp:784-24-10",
   data: "synthetic:250",
   epochs: 2,
-  batch: 80,
+  batch: 160,
   workers: 1,
   executor: "deterministic",
   seed: 5,
@@ -51,6 +52,18 @@ describe("sync: blocks claimed dynamically, summed in block order", () => {
     }
     expect(shares.size).toBeGreaterThan(1);
   });
+});
+
+test("block size: a multiple of 16 in [16, 64], and two blocks or more for any batch above 16", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 65536 }), (batch) => {
+      const rows = syncBlockRows(batch);
+      expect(rows % 16).toBe(0);
+      expect(rows).toBeGreaterThanOrEqual(16);
+      expect(rows).toBeLessThanOrEqual(64);
+      if (batch > 16) expect(Math.ceil(batch / rows)).toBeGreaterThanOrEqual(2);
+    }),
+  );
 });
 
 describe("evaluation: test blocks claimed dynamically", () => {

@@ -2,7 +2,7 @@
  * Synchronous data-parallel SGD: the all-reduce / PmSGD baseline every other algorithm is compared to.
  *
  *   for each step:
- *     cut the batch into blocks of SYNC_BLOCK_ROWS samples (the last one smaller)
+ *     cut the batch into blocks of syncBlockRows(batch) samples (the last one smaller)
  *     every worker: until no block is left, claim the next block b and compute
  *       g_b = ∇ loss on block b, scaled by 1/|batch|, into block b's own gradient vector
  *     barrier
@@ -29,11 +29,16 @@ import { mark, span } from "../runtime/trace.ts";
 import { epochOrder } from "../data/order.ts";
 
 /**
- * Samples per block. Small enough that two workers share a batch of 128 in four blocks, large enough
- * that a block's GEMMs stay efficient and the reduction reads few vectors: each block adds one
- * gradient vector to the sum, paramFloats reads against 6·paramFloats·32 multiply-adds of compute.
+ * Samples per block: a function of the batch alone, so the weights do not depend on the worker count.
+ * At most 64: measured on the 2-core machine (mlp:784-256-128-10, 2 workers, separate processes,
+ * alternating), blocks of 32 lost 5–25% against blocks of 64 at batch 128 and 256, because every block
+ * is one more pass over the weight gradient (a dW GEMM with a short reduction, and one more vector in
+ * the block-order sum). At least two blocks per batch (down to 16 samples), so that a second worker
+ * has something to claim at the default batch of 64.
  */
-export const SYNC_BLOCK_ROWS = 32;
+export function syncBlockRows(batch: number): number {
+  return Math.max(16, Math.min(64, Math.ceil(batch / 2 / 16) * 16));
+}
 
 export interface SyncLayout {
   /** One gradient vector per block of a step: block b's gradient, whoever computed it. */
@@ -65,7 +70,7 @@ function planSync(input: PlanInput): AlgorithmPlan<SyncLayout> {
   const { planner, net, programs: workers } = input;
   const params = planner.floats("parameters", "params", net.paramFloats);
   const optimizerState = planOptimizerState(planner, net.paramFloats, input.optimizer.kind);
-  const blockRows = Math.min(SYNC_BLOCK_ROWS, input.batch);
+  const blockRows = Math.min(syncBlockRows(input.batch), input.batch);
   const blocks = Math.ceil(input.batch / blockRows);
   const blockGrads = Array.from({ length: blocks }, (_, b) => planner.floats("gradients", `block${b}.grads`, net.paramFloats));
   const gradSum = blocks > 1 ? planner.floats("gradients", "gradSum", net.paramFloats) : blockGrads[0]!;
