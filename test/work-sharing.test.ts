@@ -54,14 +54,14 @@ describe("sync: blocks claimed dynamically, summed in block order", () => {
   });
 });
 
-test("block size: a multiple of 16 in [16, 64], and two blocks or more for any batch above 16", () => {
+test("block size: at most 64, one block up to a batch of 32, two or more above", () => {
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 65536 }), (batch) => {
       const rows = syncBlockRows(batch);
-      expect(rows % 16).toBe(0);
-      expect(rows).toBeGreaterThanOrEqual(16);
+      const blocks = Math.ceil(batch / rows);
       expect(rows).toBeLessThanOrEqual(64);
-      if (batch > 16) expect(Math.ceil(batch / rows)).toBeGreaterThanOrEqual(2);
+      if (batch <= 32) expect(blocks).toBe(1);
+      else expect(rows % 16 === 0 && blocks >= 2).toBe(true);
     }),
   );
 });

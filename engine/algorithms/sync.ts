@@ -33,11 +33,14 @@ import { epochOrder } from "../data/order.ts";
  * At most 64: measured on the 2-core machine (mlp:784-256-128-10, 2 workers, separate processes,
  * alternating), blocks of 32 lost 5–25% against blocks of 64 at batch 128 and 256, because every block
  * is one more pass over the weight gradient (a dW GEMM with a short reduction, and one more vector in
- * the block-order sum). At least two blocks per batch (down to 16 samples), so that a second worker
- * has something to claim at the default batch of 64.
+ * the block-order sum). A batch above 32 has two blocks or more, so a second worker has something to
+ * claim at the default batch of 64; a batch of up to 32 is one block (halves of ≤ 16 samples would
+ * spend more on the weight-gradient pass than they save), which also keeps small-batch sync exactly
+ * minibatch SGD with one GEMM over the batch, bitwise, as one-worker Hogwild! and a one-stage pipeline
+ * compute it.
  */
 export function syncBlockRows(batch: number): number {
-  return Math.max(16, Math.min(64, Math.ceil(batch / 2 / 16) * 16));
+  return batch <= 32 ? batch : Math.min(64, Math.max(32, Math.ceil(batch / 2 / 16) * 16));
 }
 
 export interface SyncLayout {
