@@ -15,7 +15,7 @@ import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 import { TrainingSession } from "./session.ts";
 import { flopSummary } from "./run-flops.ts";
-import { arenaReport, controlOverhead, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
+import { arenaReport, controlOverhead, kernelShares, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
 export type { TrainConfig } from "./algorithms/config.ts";
 export type { EpochMetrics, Progress, Summary } from "./run-metrics.ts";
@@ -111,7 +111,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
       ...(staleness ? { staleness } : {}),
       ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptionsOf(config)) } : {}),
-      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults) } : {}),
+      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults), kernelShares: kernelShares(epochResults) } : {}),
       trainLoss: final.trainLoss,
       testLoss: final.testLoss,
       testAccuracy: final.testAccuracy,

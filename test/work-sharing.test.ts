@@ -9,7 +9,8 @@ import fc from "fast-check";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { syncBlockRows } from "../engine/algorithms/sync.ts";
-import { sameBits, trainAndRead } from "./helpers.ts";
+import { sameBits, testMemory, trainAndRead } from "./helpers.ts";
+import { weightedSum } from "../engine/kernels/weighted-sum.ts";
 
 // Batch 160 = blocks of 64, 64 and 32; 250 samples leave a last batch of 90 (64 + 26).
 const base: TrainConfig = {
@@ -63,6 +64,21 @@ test("block size: at most 64, one block up to a batch of 32, two or more above",
       if (batch <= 32) expect(blocks).toBe(1);
       else expect(rows % 16 === 0 && blocks >= 2).toBe(true);
     }),
+  );
+});
+
+test("the block sum may be taken in place, into block 0's vector: bitwise as into a vector of its own", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 200 }), fc.array(fc.float({ noNaN: true, min: -1e3, max: 1e3 }), { minLength: 1000, maxLength: 1000 }), (blocks, floats, pool) => {
+      const m = testMemory(1);
+      const sources = Array.from({ length: blocks }, (_, b) => m.put(Array.from({ length: floats }, (_, i) => pool[(b * 211 + i) % pool.length]!)));
+      const args = { tensors: m.floats(blocks), weights: m.floats(blocks) };
+      const apart = m.floats(floats);
+      weightedSum(m.k, m.memory, args, apart, sources, 1, floats);
+      weightedSum(m.k, m.memory, args, sources[0]!, sources, 1, floats);
+      expect(sameBits(m.read(sources[0]!, floats), m.read(apart, floats))).toBe(true);
+    }),
+    { numRuns: 60 },
   );
 });
 
