@@ -15,7 +15,10 @@
  * and prints medians with the range over rounds, and the ratios 2w/1w, capacity/1w, 2w/capacity.
  *
  * With --scaling N1,N2,…: one process per worker count per round, samples/s and the fraction of linear
- * scaling (rate(N) / (N · rate(1))), for sync and hogwild.
+ * scaling (rate(N) / (N · rate(first count))), for sync and hogwild (batch 64 per worker). Sync runs at
+ * a global batch of 64 × the largest count: its blocks are cut from the batch alone (at most 64
+ * samples each, so the weights do not depend on the worker count), and a batch of 128 has only two
+ * blocks to share.
  */
 import { join } from "node:path";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
@@ -71,7 +74,8 @@ const spread = (xs: number[], digits = 0) => `${median(xs).toFixed(digits)} [${M
 
 if (v.scaling) {
   const counts = intListFlag(SCRIPT, "scaling", v.scaling);
-  const curves = [CONFIGS[0]!, CONFIGS[2]!];
+  const syncBatch = 64 * Math.max(...counts);
+  const curves: Config[] = [{ name: `sync${syncBatch}`, args: ["--algo", "sync", "--batch", String(syncBatch)] }, CONFIGS[2]!];
   const rates = new Map<string, number[]>();
   for (let r = 0; r < rounds; r++) {
     for (const c of curves) {
