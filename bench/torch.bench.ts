@@ -59,7 +59,7 @@ if (!hello.startsWith("ready")) {
   console.log(`${SCRIPT}: skipped: PyTorch is not installed for ${python} (${hello.replace(/^absent /, "")}); apt-get install python3-torch, or set SKEIN_PYTHON`);
   process.exit(0);
 }
-const torchVersion = hello.split(" ")[1];
+const [, torchVersion, blas] = hello.split(" ");
 
 /** PyTorch samples/s for `steps` steps of `model` at `batch`. */
 async function torchRate(model: string, batch: number): Promise<number> {
@@ -119,7 +119,7 @@ for (const s of sessions.values()) s.close();
 
 const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.round(p * (xs.length - 1))]!;
 const show = (xs: number[], d = 2) => `${q(xs, 0.5).toFixed(d)} [${q(xs, 0.25).toFixed(d)}–${q(xs, 0.75).toFixed(d)}]`;
-console.log(`skein 1 worker vs PyTorch ${torchVersion} 1 thread, ${ROUNDS} alternating rounds of ${STEPS} steps; median [p25–p75]`);
+console.log(`skein 1 worker vs PyTorch ${torchVersion} 1 thread (BLAS: ${blas}), ${ROUNDS} alternating rounds of ${STEPS} steps; median [p25–p75]`);
 for (const c of CASES) {
   console.log(
     `  ${c.spec.padEnd(20)} batch ${String(c.batch).padEnd(4)} skein ${show(rates.get(`${c.model} skein`)!, 0)} samples/s   torch ${show(rates.get(`${c.model} torch`)!, 0)}   skein/torch ${show(ratios.get(c.model)!)}`,

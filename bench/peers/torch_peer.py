@@ -60,7 +60,20 @@ def trainer(model, batch):
     return ready[key]
 
 
-print(f"ready {torch.__version__}", flush=True)
+def blas_library():
+    """The BLAS shared library this process loaded (Debian's torch links libblas.so.3, whichever
+    implementation the system's alternatives point it to: the reference BLAS or OpenBLAS)."""
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
+        main = sorted(lib for lib in libs if "libblas" in lib) or sorted(libs)
+        return ",".join(main) or "unknown"
+    except OSError:
+        return "unknown"
+
+
+print(f"ready {torch.__version__} {blas_library()}", flush=True)
 for line in sys.stdin:
     model, batch, steps = line.split()
     step = trainer(model, int(batch))
