@@ -12,7 +12,7 @@
 import * as Comlink from "comlink";
 import { loadKernelModule } from "../engine/kernels/load.ts";
 import { ArenaPlanner, createSharedMemory } from "../engine/memory/arena.ts";
-import { planControl } from "../engine/runtime/control.ts";
+import { planControl, WORD } from "../engine/runtime/control.ts";
 import { Network } from "../engine/model/network.ts";
 import { buildTopology } from "../engine/algorithms/gossip/topology.ts";
 import { mixingSchedule } from "../engine/algorithms/gossip/setup.ts";
@@ -47,7 +47,7 @@ const ring = mixingSchedule(buildTopology("ring", NODES)).rounds[0]!;
 const workers = Array.from({ length: WORKERS }, () => new Worker(new URL("./workers/gossip-worker.ts", import.meta.url)));
 const apis = workers.map((w) => Comlink.wrap<GossipBenchWorker>(w));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const reset = () => new Int32Array(memory.buffer, control.words, 16).fill(0);
+const reset = () => new Int32Array(memory.buffer, control.words, WORD.count).fill(0);
 
 const mixTimes: number[] = [];
 const streamTimes: number[] = [];

@@ -65,9 +65,13 @@ export interface Summary extends Partial<GossipMetrics> {
   beta?: number;
   /** With profileKernels: the fraction of the programs' busy (unblocked) time spent outside kernels. */
   controlOverhead?: number;
+  /** With profileKernels: each kernel's share of the time inside kernels, largest first. */
+  kernelShares?: Record<string, number>;
   /** Pipelines: per stage inconsistency of the last epoch, and what each stage keeps in memory. */
   inconsistency?: number[];
   stages?: StageMemory[];
+  /** Training FLOPs (GEMMs and convolutions) per sample, achieved GFLOP/s, and their share of the cores' ceiling. */
+  flops?: FlopSummary;
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;
@@ -78,6 +82,20 @@ export interface Summary extends Partial<GossipMetrics> {
   /** A failed, diverged or stopped run: the epoch it was in, and why. */
   failedEpoch?: number;
   reason?: string;
+}
+
+export interface FlopSummary {
+  /** Forward, input-gradient and weight-gradient FLOPs of one training sample. */
+  trainingPerSample: number;
+  forwardPerSample: number;
+  /** trainingPerSample × samplesPerSec. */
+  gflopsPerSec: number;
+  /** The multiply-add ceiling of one core, cached per machine and kernel build. */
+  ceilingGflopsPerCore: number;
+  /** Cores the run could use: min(programs, the machine's). */
+  cores: number;
+  /** gflopsPerSec / (ceilingGflopsPerCore × cores). */
+  ofCeiling: number;
 }
 
 /** What one epoch produced, merged over the programs. */
@@ -107,6 +125,14 @@ export function controlOverhead(epochs: EpochOutcome[]): number {
     }
   }
   return busy > 0 ? (busy - kernels) / busy : NaN;
+}
+
+/** Each kernel's share of the programs' time inside kernels, largest first. */
+export function kernelShares(epochs: EpochOutcome[]): Record<string, number> {
+  const byName = new Map<string, number>();
+  for (const e of epochs) for (const r of e.results) for (const [name, ms] of Object.entries(r.kernelMsByName ?? {})) byName.set(name, (byName.get(name) ?? 0) + ms);
+  const total = [...byName.values()].reduce((a, b) => a + b, 0);
+  return Object.fromEntries([...byName].sort((a, b) => b[1] - a[1]).map(([name, ms]) => [name, total > 0 ? Number((ms / total).toFixed(4)) : 0]));
 }
 
 /**

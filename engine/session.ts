@@ -18,12 +18,11 @@ import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool } from "./runtime/pool.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import type { Executor } from "./runtime/executor.ts";
-import { shardOf } from "./runtime/split.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult } from "./algorithms/algorithm.ts";
 import type { TrainConfig } from "./algorithms/config.ts";
 import { algorithmNamed, ROLE_TABLE } from "./algorithms/registry.ts";
 import { mergeStaleness } from "./algorithms/async/staleness.ts";
-import type { EvaluationResult } from "./algorithms/evaluate.ts";
+import { EVALUATION_CELLS, type EvaluationResult } from "./algorithms/evaluate.ts";
 import { saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 import type { EpochOutcome, Progress } from "./run-metrics.ts";
 
@@ -105,12 +104,12 @@ export class TrainingSession {
     const { control, config, dataset } = this;
     const epoch = this.epochsDone;
     const started = performance.now();
-    control.reset(WORD.samplesDone);
-    control.workerLoss.fill(0);
+    control.resetProgress();
+    control.reset(WORD.claimNext);
     // Only when someone shows progress: a timer on the main thread takes a core from a worker now and
     // then, and with synchronous workers every stall of one is a stall of all.
     const watch = onProgress && setInterval(() => {
-      const samples = control.read(WORD.samplesDone);
+      const samples = control.samplesDone();
       const rate = samples / Math.max((performance.now() - started) / 1000, 1e-9);
       const remaining = (config.epochs - epoch) * dataset.train.count - samples;
       onProgress({
@@ -118,7 +117,7 @@ export class TrainingSession {
         epochs: config.epochs,
         epochFraction: samples / dataset.train.count,
         samplesPerSec: rate,
-        loss: samples > 0 ? control.workerLoss.reduce((a, b) => a + b, 0) / samples : NaN,
+        loss: samples > 0 ? control.lossSum() / samples : NaN,
         etaSec: rate > 0 ? remaining / rate : NaN,
       });
     }, PROGRESS_INTERVAL_MS);
@@ -156,10 +155,17 @@ export class TrainingSession {
 
   private async evaluateVector(params: number): Promise<{ testLoss: number; testAccuracy: number }> {
     const n = this.setup.data.testCount;
-    const parts = await this.executor.run<EvaluationResult>("evaluate", (w) => ({ params, ...shardOf(n, this.executor.size, w) }));
-    // Summed in worker order: the reported loss does not depend on thread timing.
-    const lossSum = parts.reduce((a, p) => a + p.lossSum, 0);
-    const correct = parts.reduce((a, p) => a + p.correct, 0);
+    const { rows, cells } = this.setup.evaluation;
+    this.control.reset(WORD.evaluateNext); // no worker runs: the counter is ours to rewind
+    await this.executor.run<EvaluationResult>("evaluate", () => ({ params, count: n, rows, cells }));
+    // Summed in block order: the reported loss does not depend on which worker took which block.
+    const figures = evaluationFigures(this.memory, cells, Math.ceil(n / rows));
+    let lossSum = 0;
+    let correct = 0;
+    for (let b = 0; b < figures.length; b += EVALUATION_CELLS) {
+      lossSum += figures[b]!;
+      correct += figures[b + 1]!;
+    }
     return { testLoss: lossSum / n, testAccuracy: correct / n };
   }
 
@@ -191,6 +197,8 @@ export class TrainingSession {
     this.executor.terminate();
   }
 }
+
+const evaluationFigures = (memory: WebAssembly.Memory, at: number, blocks: number) => new Float64Array(memory.buffer, at, blocks * EVALUATION_CELLS);
 
 const vectorsOf = (setup: RunSetup, plan: AlgorithmPlan) => ({ params: setup.params, optimizerState: setup.optimizerState, extra: plan.checkpointVectors?.() ?? [] });
 
@@ -246,6 +254,12 @@ function planRun(algorithm: Algorithm, config: TrainConfig, net: Network, datase
     optimizer: config.optimizer,
     audit: options.audit ?? false,
   });
+  // Evaluation blocks fit every program's workspace; one Float64 pair of figures per block.
+  const evaluationRows = Math.min(...plan.perWorker.map((b) => b.ws.rows));
+  const evaluation = {
+    rows: evaluationRows,
+    cells: planner.reserve("scratch", "evaluation.blocks", Math.ceil(dataset.test.count / evaluationRows) * EVALUATION_CELLS * 8),
+  };
   const setup: RunSetup = {
     model: config.model,
     inputShape: [...dataset.shape],
@@ -261,6 +275,7 @@ function planRun(algorithm: Algorithm, config: TrainConfig, net: Network, datase
     params: plan.params,
     optimizerState: plan.optimizerState,
     layout: plan.layout,
+    evaluation,
     profileKernels: options.profileKernels ?? false,
     trace: options.trace ?? false,
   };

@@ -14,7 +14,8 @@ import { traceEvents, type SpanLog, type TraceEvent } from "./runtime/trace.ts";
 import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 import { stopRequested, TrainingSession } from "./session.ts";
-import { arenaReport, controlOverhead, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
+import { flopSummary } from "./run-flops.ts";
+import { arenaReport, controlOverhead, kernelShares, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
 export type { TrainConfig } from "./algorithms/config.ts";
 export type { EpochMetrics, Progress, Summary } from "./run-metrics.ts";
@@ -80,7 +81,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
       ...(staleness ? { staleness } : {}),
       ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptionsOf(config)) } : {}),
-      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults) } : {}),
+      ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults), kernelShares: kernelShares(epochResults) } : {}),
       trainLoss: final?.trainLoss ?? NaN,
       testLoss: final?.testLoss ?? NaN,
       testAccuracy: final?.testAccuracy ?? NaN,
@@ -144,7 +145,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     }
     const final = last ?? { trainLoss: NaN, ...(await session.evaluate()), ...(await session.epochMetrics()) };
     options.onFinish?.(session.params());
-    const summary = summarize("completed", final);
+    const flops = trainSeconds > 0 ? await flopSummary(session.net, samplesTrained / trainSeconds, session.setup.workers) : undefined;
+    const summary: Summary = { ...summarize("completed", final), ...(flops ? { flops } : {}) };
     if (folder) await folder.writeSummary(summary);
     return summary;
   } catch (caught) {

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { alignedSliceOf, shardOf } from "../engine/runtime/split.ts";
 import { ALIGN, ArenaPlanner, bytesByKind, REGION_KINDS, type RegionKind } from "../engine/memory/arena.ts";
-import { Control, planControl, StopRequested, WORD } from "../engine/runtime/control.ts";
+import { Control, CONTROL_LINE_WORDS, planControl, StopRequested, WORD } from "../engine/runtime/control.ts";
 import { CooperativeSync, interleave, type SchedulerState } from "../engine/runtime/deterministic.ts";
 import { fillQueueWithIndices, planQueue, SharedQueue } from "../engine/runtime/queue.ts";
 import { Rng } from "../engine/rng.ts";
@@ -271,15 +271,36 @@ describe("control block", () => {
     const { memory, layout, control: a } = sharedRun(2);
     const b = new Control(memory, layout, 2);
     expect(b.stopRequested).toBe(false);
-    a.add(WORD.samplesDone, 5);
-    a.add(WORD.samplesDone, 7);
-    expect(b.read(WORD.samplesDone)).toBe(12);
-    b.reset(WORD.samplesDone);
-    expect(a.read(WORD.samplesDone)).toBe(0);
-    a.workerLoss[1] = 2.5;
-    expect(b.workerLoss[1]).toBe(2.5);
+    a.add(WORD.claimNext, 5);
+    a.add(WORD.claimNext, 7);
+    expect(b.read(WORD.claimNext)).toBe(12);
+    b.reset(WORD.claimNext);
+    expect(a.read(WORD.claimNext)).toBe(0);
+    a.report(0, 1.5, 5);
+    a.report(1, 2.5, 7);
+    expect(b.samplesDone()).toBe(12);
+    expect(b.lossSum()).toBe(4);
+    b.resetProgress();
+    expect(a.samplesDone()).toBe(0);
     a.requestStop();
     expect(b.stopRequested).toBe(true);
+  });
+});
+
+describe("control block layout", () => {
+  test("every shared word has a cache line of its own, and so does each worker's progress", () => {
+    const words = Object.entries(WORD).filter(([name]) => name !== "count").map(([, w]) => w).sort((x, y) => x - y);
+    for (let i = 1; i < words.length; i++) expect(words[i]! - words[i - 1]!).toBeGreaterThanOrEqual(CONTROL_LINE_WORDS);
+    expect(WORD.count).toBeGreaterThan(words.at(-1)!);
+    const { memory, layout, control } = sharedRun(3);
+    expect(layout.words % 64).toBe(0);
+    expect(layout.progress % 64).toBe(0);
+    // A worker's report writes only its own 64-byte line.
+    const bytes = new Uint8Array(memory.buffer, layout.progress, 3 * 64);
+    control.report(1, 3.25, 9);
+    bytes.forEach((v, i) => {
+      if (v !== 0) expect(Math.floor(i / 64)).toBe(1);
+    });
   });
 });
 

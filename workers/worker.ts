@@ -14,7 +14,7 @@ import { ThreadSync } from "../engine/runtime/sync.ts";
 import { runRole } from "../engine/runtime/roles.ts";
 import type { WorkerApi } from "../engine/runtime/worker-api.ts";
 import { ROLE_TABLE } from "../engine/algorithms/registry.ts";
-import { timeKernels } from "../engine/runtime/kernel-timer.ts";
+import { newKernelTimer, timeKernels } from "../engine/runtime/kernel-timer.ts";
 import { SpanRecorder } from "../engine/runtime/trace.ts";
 import { injectFault } from "../engine/runtime/fault.ts";
 
@@ -27,7 +27,7 @@ const api: WorkerApi = {
       if (fault.at === "init") throw new Error(`injected fault at start-up of worker ${worker}`);
       k = injectFault(k, fault);
     }
-    const kernelTimer = setup.profileKernels ? { ms: 0 } : null;
+    const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
     if (kernelTimer) k = timeKernels(k, kernelTimer);
     const control = new Control(memory, setup.control, setup.workers);
     const net = new Network(setup.model, setup.inputShape, setup.classes);

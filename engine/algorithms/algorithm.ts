@@ -130,6 +130,8 @@ export interface EpochResult {
   elapsedMs: number;
   /** Time inside kernels (profiled runs only). */
   kernelMs?: number;
+  /** Time inside each kernel export (profiled runs only). */
+  kernelMsByName?: Record<string, number>;
   /** Pipelines: mean ‖weights at F − weights at B‖² over this stage's microbatches (asynchronous strategies). */
   inconsistency?: number;
   /** Spans recorded for the Chrome trace (traced runs only). */

@@ -6,7 +6,7 @@
 import { UserError } from "../errors.ts";
 import type { Role, RoleTable } from "../runtime/roles.ts";
 import type { Algorithm, Family } from "./algorithm.ts";
-import { evaluateRange } from "./evaluate.ts";
+import { evaluateBlocks } from "./evaluate.ts";
 import { sync } from "./sync.ts";
 import { hogwild } from "./async/hogwild.ts";
 import { lap } from "./async/lap.ts";
@@ -69,5 +69,5 @@ export const isFamily = (name: string, family: Family): boolean => byName.get(na
 /** Role programs by name, for the executors: each algorithm's epoch under its own name, and evaluation. */
 export const ROLE_TABLE: RoleTable = {
   ...Object.fromEntries(ALGORITHMS.map((a): [string, Role] => [a.name, (ctx, args) => a.epoch(ctx, args.epoch!)])),
-  evaluate: (ctx, a) => evaluateRange(ctx, a.params!, a.lo!, a.hi!),
+  evaluate: (ctx, a) => evaluateBlocks(ctx, a.params!, a.count!, a.rows!, a.cells!),
 };

@@ -2,37 +2,60 @@
  * Synchronous data-parallel SGD: the all-reduce / PmSGD baseline every other algorithm is compared to.
  *
  *   for each step:
- *     every worker w: g_w = ∇ loss on its shard of the batch, scaled by 1/|batch|
+ *     cut the batch into blocks of syncBlockRows(batch) samples (the last one smaller)
+ *     every worker: until no block is left, claim the next block b and compute
+ *       g_b = ∇ loss on block b, scaled by 1/|batch|, into block b's own gradient vector
  *     barrier
- *     all-reduce, split as reduce-scatter: worker w owns slice w of the flat parameter vector; it sums
- *       g_0 + … + g_{N−1} over its slice (into gradSum) and applies the optimizer to that slice only
+ *     reduce-scatter: worker w owns slice w of the flat parameter vector; it sums g_0 + … + g_{B−1}
+ *       over its slice, in block order, and applies the optimizer to that slice only
  *     barrier
  *
- * With N = 1 this is plain minibatch SGD. The sum runs in worker order on every slice, so the result
- * does not depend on which thread finished first: same seed and config → bitwise the same weights.
+ * With one worker this is plain minibatch SGD. Workers claim blocks dynamically, so a worker slowed by
+ * the machine takes fewer blocks instead of making the others wait at the barrier (with a fixed shard
+ * per worker, a synchronous step pays the slower worker's jitter every step). The blocks are cut by the
+ * configuration alone and summed in block order, never in worker order, so the weights are bitwise
+ * the same whichever worker computed which block, for any interleaving and any worker count.
  */
 import type { Ptr } from "../kernels/abi.ts";
 import { applyUpdate, planOptimizerState, updateRegion } from "../optim/optimizer.ts";
 import { writeWeightedSumArgs, type WeightedSumArgs } from "../kernels/weighted-sum.ts";
 import { WORD } from "../runtime/control.ts";
+import { claimBlock } from "../runtime/claim.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../runtime/context.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
-import { alignedSliceOf, shardOf } from "../runtime/split.ts";
+import { alignedSliceOf } from "../runtime/split.ts";
 import { mark, span } from "../runtime/trace.ts";
 import { epochOrder } from "../data/order.ts";
 
+/**
+ * Samples per block: a function of the batch alone, so the weights do not depend on the worker count.
+ * At most 64: measured on the 2-core machine (mlp:784-256-128-10, 2 workers, separate processes,
+ * alternating), blocks of 32 lost 5–25% against blocks of 64 at batch 128 and 256, because every block
+ * is one more pass over the weight gradient (a dW GEMM with a short reduction, and one more vector in
+ * the block-order sum). A batch above 32 has two blocks or more, so a second worker has something to
+ * claim at the default batch of 64; a batch of up to 32 is one block (halves of ≤ 16 samples would
+ * spend more on the weight-gradient pass than they save), which also keeps small-batch sync exactly
+ * minibatch SGD with one GEMM over the batch, bitwise, as one-worker Hogwild! and a one-stage pipeline
+ * compute it.
+ */
+export function syncBlockRows(batch: number): number {
+  return batch <= 32 ? batch : Math.min(64, Math.max(32, Math.ceil(batch / 2 / 16) * 16));
+}
+
 export interface SyncLayout {
-  grads: Ptr[]; // one gradient vector per worker
+  /** One gradient vector per block of a step: block b's gradient, whoever computed it. */
+  blockGrads: Ptr[];
   /**
-   * The summed gradient. Slice w is written and read only by worker w: summing into grads[0] instead
-   * would make every worker dirty part of worker 0's vector each step, and worker 0's next backward
-   * would pull those cache lines back across cores.
+   * The summed gradient: block 0's vector itself, summed into in place (the kernel reads every input
+   * of a 16-float chunk before it writes that chunk), which saves a vector and the cache misses of
+   * writing into a cold one. During the reduction slice w is written and read only by worker w.
    */
   gradSum: Ptr;
-  /** Per worker: i32[N] pointers to the N gradient slices it sums, f32[N] weights (all 1). */
+  /** Per worker: i32[B] pointers to slice w of every block's gradient, f32[B] weights (all 1). */
   reduceArgs: WeightedSumArgs[];
   slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
+  blockRows: number;
 }
 
 export const sync: Algorithm<SyncLayout> = {
@@ -51,21 +74,20 @@ function planSync(input: PlanInput): AlgorithmPlan<SyncLayout> {
   const { planner, net, programs: workers } = input;
   const params = planner.floats("parameters", "params", net.paramFloats);
   const optimizerState = planOptimizerState(planner, net.paramFloats, input.optimizer.kind);
-  const grads = Array.from({ length: workers }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats));
-  // One worker needs no sum: its gradient is the batch gradient.
-  const gradSum = workers > 1 ? planner.floats("gradients", "gradSum", net.paramFloats) : grads[0]!;
+  const blockRows = Math.min(syncBlockRows(input.batch), input.batch);
+  const blocks = Math.ceil(input.batch / blockRows);
+  const blockGrads = Array.from({ length: blocks }, (_, b) => planner.floats("gradients", `block${b}.grads`, net.paramFloats));
+  const gradSum = blockGrads[0]!;
   const reduceArgs = Array.from({ length: workers }, (_, w) => ({
-    tensors: planner.reserve("control", `worker${w}.reduce.tensors`, workers * 4),
-    weights: planner.reserve("control", `worker${w}.reduce.weights`, workers * 4),
+    tensors: planner.reserve("control", `worker${w}.reduce.tensors`, blocks * 4),
+    weights: planner.reserve("control", `worker${w}.reduce.weights`, blocks * 4),
   }));
   const slices = Array.from({ length: workers }, (_, w) => alignedSliceOf(net.paramFloats, workers, w));
-  const layout: SyncLayout = { grads, gradSum, reduceArgs, slices };
-  const rows = Math.ceil(input.batch / workers);
   return {
-    layout,
+    layout: { blockGrads, gradSum, reduceArgs, slices, blockRows },
     params,
     optimizerState,
-    perWorker: Array.from({ length: workers }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, rows)),
+    perWorker: Array.from({ length: workers }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, blockRows)),
   };
 }
 
@@ -79,12 +101,11 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   const started = performance.now();
   const waitedBefore = sync.waitedMs;
   const layout = setup.layout;
-  const N = setup.workers;
+  const { blockRows, blockGrads } = layout;
   const mine = setup.perWorker[worker]!;
-  const myGrads = layout.grads[worker]!;
   const { lo, hi } = layout.slices[worker]!;
-  // The table of slice `lo` of every worker's gradient, written once: each step reuses it.
-  writeWeightedSumArgs(ctx.memory, layout.reduceArgs[worker]!, layout.grads, 1, lo);
+  // The table of slice `lo` of every block's gradient, in block order, written once: each step reuses it.
+  writeWeightedSumArgs(ctx.memory, layout.reduceArgs[worker]!, blockGrads, 1, lo);
 
   const { trainCount } = setup.data;
   const order = epochOrder(trainCount, setup.seed, epoch);
@@ -96,26 +117,26 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   for (let step = 0; step < steps; step++) {
     const batchStart = step * setup.batch;
     const batchRows = Math.min(setup.batch, trainCount - batchStart);
-    const shard = shardOf(batchRows, N, worker);
-    const rows = shard.hi - shard.lo;
+    const blocks = Math.ceil(batchRows / blockRows);
     const t0 = mark(ctx.trace);
-    if (rows > 0) {
-      loadBatch(ctx, mine, "train", order, batchStart + shard.lo, rows);
-      const loss = net.gradient(k, setup.params, myGrads, mine.ws, rows, 1 / batchRows);
-      lossSum += loss;
+    for (;;) {
+      const b = yield* claimBlock(sync, control, WORD.claimNext, blocks);
+      if (b < 0) break;
+      const rows = Math.min(blockRows, batchRows - b * blockRows);
+      loadBatch(ctx, mine, "train", order, batchStart + b * blockRows, rows);
+      lossSum += net.gradient(k, setup.params, blockGrads[b]!, mine.ws, rows, 1 / batchRows);
       samples += rows;
-      control.workerLoss[worker] = lossSum;
-      control.add(WORD.samplesDone, rows);
-    } else {
-      k.fill_zero(myGrads, net.paramFloats); // a tiny last batch may leave a worker without rows
+      control.report(worker, lossSum, rows);
     }
     span(ctx.trace, "forward+backward", t0);
-    yield* sync.barrier(); // every shard's gradient is in place
+    yield* sync.barrier(); // every block's gradient is in place, and nobody claims any more
 
+    // Nobody claims again before the next barrier: worker 0 rewinds the counter for the next step.
+    if (worker === 0) control.reset(WORD.claimNext);
     const t1 = mark(ctx.trace);
     if (hi > lo) {
       const { tensors, weights } = layout.reduceArgs[worker]!;
-      if (N > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, N, hi - lo);
+      if (blocks > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, blocks, hi - lo);
       applyUpdate(k, setup.optimizer, updateRegion(setup.params, layout.gradSum, setup.optimizerState, lo, hi - lo), stepsBefore + step + 1);
     }
     span(ctx.trace, "reduce+update", t1);
@@ -132,5 +153,3 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     elapsedMs: performance.now() - started,
   };
 }
-
-

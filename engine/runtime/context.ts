@@ -50,6 +50,8 @@ export interface RunSetup<Layout = unknown> {
   params: Ptr;
   /** Optimizer state vectors, in slot order (momentum m, then v). */
   optimizerState: Ptr[];
+  /** The evaluation pass: test samples per block (fits every program's workspace), Float64 figures per block. */
+  evaluation: { rows: number; cells: Ptr };
   /** Algorithm-specific pointers, planned by the algorithm (its plan's layout). */
   layout: Layout;
   /** Time kernel calls (EpochResult.kernelMs); off by default: it costs two clock reads per call. */

@@ -1,40 +1,55 @@
 /**
- * The control block: a few Int32 words and Float64 cells at the start of the arena that workers and
- * the main thread use for per-step coordination (barriers, the stop flag, progress counters).
+ * The control block: Int32 words and Float64 cells at the start of the arena that workers and the
+ * main thread use for per-step coordination (barriers, the stop flag, work counters, progress).
  * Everything here goes through Atomics; comlink only carries setup and per-epoch calls.
+ *
+ * Every word that more than one thread writes sits on a cache line of its own (CONTROL_LINE_WORDS
+ * apart), and each worker's progress cells on a line of their own: a worker bumping its sample count
+ * would otherwise take the barrier's line away from a peer spinning on it, every step.
  */
 import type { ArenaPlanner } from "../memory/arena.ts";
 
-/** Word indices inside the Int32 control array. */
+/** Int32 words per 64-byte cache line. */
+export const CONTROL_LINE_WORDS = 16;
+const line = (n: number) => n * CONTROL_LINE_WORDS;
+
+/** Word indices inside the Int32 control array, one cache line apart. */
 export const WORD = {
   /** Non-zero: every program stops at its next synchronisation point (a peer failed, or the user interrupted). */
-  stop: 0,
-  barrierCount: 1,
-  barrierGeneration: 2,
-  /** Samples of the current epoch whose gradient has been computed (progress). */
-  samplesDone: 3,
-  count: 16,
+  stop: line(0),
+  barrierCount: line(1),
+  barrierGeneration: line(2),
+  /** Next block of the current step to claim (work sharing, see runtime/claim.ts). */
+  claimNext: line(3),
+  /** Next block of the evaluation pass to claim. */
+  evaluateNext: line(4),
+  count: line(5),
 } as const;
+
+/** Per worker, one cache line: Float64 Σ loss of the current epoch at cell 0, Int32 samples done at word 2. */
+const PROGRESS_LINE_BYTES = 64;
 
 export interface ControlLayout {
   words: number; // byte offset of Int32[WORD.count]
-  workerLoss: number; // byte offset of Float64[workers]: Σ loss of the current epoch, per worker
+  progress: number; // byte offset of one 64-byte line per worker
 }
 
 export function planControl(planner: ArenaPlanner, workers: number): ControlLayout {
   return {
     words: planner.reserve("control", "control.words", WORD.count * 4),
-    workerLoss: planner.reserve("control", "control.workerLoss", workers * 8),
+    progress: planner.reserve("control", "control.progress", workers * PROGRESS_LINE_BYTES),
   };
 }
 
 export class Control {
   readonly words: Int32Array;
-  readonly workerLoss: Float64Array;
+  private readonly progressF64: Float64Array;
+  private readonly progressI32: Int32Array;
 
-  constructor(memory: WebAssembly.Memory, layout: ControlLayout, workers: number) {
+  constructor(memory: WebAssembly.Memory, layout: ControlLayout, readonly workers: number) {
     this.words = new Int32Array(memory.buffer, layout.words, WORD.count);
-    this.workerLoss = new Float64Array(memory.buffer, layout.workerLoss, workers);
+    this.progressF64 = new Float64Array(memory.buffer, layout.progress, (workers * PROGRESS_LINE_BYTES) / 8);
+    this.progressI32 = new Int32Array(memory.buffer, layout.progress, (workers * PROGRESS_LINE_BYTES) / 4);
   }
 
   requestStop(): void {
@@ -57,6 +72,31 @@ export class Control {
 
   reset(word: number): void {
     Atomics.store(this.words, word, 0);
+  }
+
+  /** A worker's progress so far this epoch: its Σ loss, and `samples` more done. Only its own line is written. */
+  report(worker: number, lossSum: number, samples: number): void {
+    this.progressF64[(worker * PROGRESS_LINE_BYTES) / 8] = lossSum;
+    Atomics.add(this.progressI32, (worker * PROGRESS_LINE_BYTES) / 4 + 2, samples);
+  }
+
+  /** Samples done this epoch, all workers (read a few times a second by the main thread). */
+  samplesDone(): number {
+    let n = 0;
+    for (let w = 0; w < this.workers; w++) n += Atomics.load(this.progressI32, (w * PROGRESS_LINE_BYTES) / 4 + 2);
+    return n;
+  }
+
+  /** Σ loss this epoch, all workers. */
+  lossSum(): number {
+    let s = 0;
+    for (let w = 0; w < this.workers; w++) s += this.progressF64[(w * PROGRESS_LINE_BYTES) / 8]!;
+    return s;
+  }
+
+  /** Start of an epoch: no samples, no loss. Called by the main thread while no worker runs. */
+  resetProgress(): void {
+    this.progressF64.fill(0);
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import { roleOf, withRunFacts, type RoleArgs, type RoleTable } from "./roles.ts";
 import { SpanRecorder } from "./trace.ts";
-import { timeKernels } from "./kernel-timer.ts";
+import { newKernelTimer, timeKernels } from "./kernel-timer.ts";
 import type { KernelExports } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { Network } from "../model/network.ts";
@@ -104,7 +104,7 @@ export class DeterministicExecutor implements Executor {
     this.progress = () => state.progress;
     this.contexts = Array.from({ length: setup.workers }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
-      const kernelTimer = setup.profileKernels ? { ms: 0 } : null;
+      const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
       let kw: KernelExports = fault?.worker === worker ? injectFault(k, fault) : k;
       if (kernelTimer) kw = timeKernels(kw, kernelTimer);
       return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.workers, control, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };

@@ -15,15 +15,28 @@ export function wrapKernels(k: KernelExports, around: (name: string, call: () =>
 
 export interface KernelTimer {
   ms: number;
+  /** Milliseconds per kernel export since the last takeKernelMsByName. */
+  byName: Record<string, number>;
+}
+
+export const newKernelTimer = (): KernelTimer => ({ ms: 0, byName: {} });
+
+/** The per-kernel times so far, and start counting afresh. */
+export function takeKernelMsByName(timer: KernelTimer): Record<string, number> {
+  const taken = timer.byName;
+  timer.byName = {};
+  return taken;
 }
 
 export function timeKernels(k: KernelExports, timer: KernelTimer): KernelExports {
-  return wrapKernels(k, (_name, call) => {
+  return wrapKernels(k, (name, call) => {
     const started = performance.now();
     try {
       return call();
     } finally {
-      timer.ms += performance.now() - started;
+      const ms = performance.now() - started;
+      timer.ms += ms;
+      timer.byName[name] = (timer.byName[name] ?? 0) + ms;
     }
   });
 }

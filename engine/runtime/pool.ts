@@ -102,7 +102,8 @@ export class WorkerPool implements Executor {
     const deadline = new Promise<never>((_, reject) => {
       if (timeoutMs > 0) timers.push(setTimeout(() => reject(new RunError(`workers did not ${what} within ${timeoutMs / 1000} s`)), timeoutMs));
       // The watchdog: any movement of the shared progress words, or a worker returning, resets it.
-      const progress = () => `${this.control.read(WORD.samplesDone)}/${this.control.read(WORD.barrierGeneration)}/${pending.size}`;
+      const progress = () =>
+        `${this.control.samplesDone()}/${this.control.read(WORD.barrierGeneration)}/${this.control.read(WORD.claimNext)}/${this.control.read(WORD.evaluateNext)}/${pending.size}`;
       let seen = progress();
       let since = Date.now();
       const tick = setInterval(() => {

@@ -6,6 +6,7 @@
  */
 import type { RoleContext } from "./context.ts";
 import { runToEnd, type RoleProgram } from "./sync.ts";
+import { takeKernelMsByName } from "./kernel-timer.ts";
 
 export type RoleArgs = Record<string, number>;
 
@@ -34,7 +35,7 @@ export function withRunFacts(ctx: RoleContext, result: unknown, before: number):
   if (typeof result !== "object" || result === null) return result;
   return {
     ...result,
-    ...(ctx.kernelTimer ? { kernelMs: ctx.kernelTimer.ms - before } : {}),
+    ...(ctx.kernelTimer ? { kernelMs: ctx.kernelTimer.ms - before, kernelMsByName: takeKernelMsByName(ctx.kernelTimer) } : {}),
     ...(ctx.trace ? { trace: ctx.trace.take() } : {}),
   };
 }

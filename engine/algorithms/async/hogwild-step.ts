@@ -12,7 +12,6 @@
 import type { Ptr } from "../../kernels/abi.ts";
 import { epochOrder } from "../../data/order.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../../runtime/context.ts";
-import { WORD } from "../../runtime/control.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import { mark, span } from "../../runtime/trace.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
@@ -147,8 +146,7 @@ export class HogwildWorker {
     }
     span(ctx.trace, "update", t);
     this.updates++;
-    control.workerLoss[worker] = this.lossSum;
-    control.add(WORD.samplesDone, rows);
+    control.report(worker, this.lossSum, rows);
   }
 
   /** Average the replicas: every worker averages its slice, between two barriers. */

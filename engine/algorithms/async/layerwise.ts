@@ -29,7 +29,6 @@
 import { epochOrder } from "../../data/order.ts";
 import type { Ptr } from "../../kernels/abi.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../../runtime/context.ts";
-import { WORD } from "../../runtime/control.ts";
 import { fillQueueWithIndices, planQueue, SharedQueue, type QueueLayout } from "../../runtime/queue.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
@@ -254,8 +253,7 @@ function* forwardThread(
     totals.lossSum += net.lossAndGradient(k, slot.ws, rows, 1 / rows);
     span(ctx.trace, "forward", t);
     totals.samples += rows;
-    control.workerLoss[ctx.worker] = totals.lossSum;
-    control.add(WORD.samplesDone, rows);
+    control.report(ctx.worker, totals.lossSum, rows);
     new Int32Array(memory.buffer, slot.rows, 1)[0] = rows;
     // Hand over in ticket order, so the ready queue's order (the backward turn order) is ticket order.
     for (let seen = Atomics.load(words, pipe.handOver >> 2); seen !== ticket; seen = Atomics.load(words, pipe.handOver >> 2)) {

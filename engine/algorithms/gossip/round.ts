@@ -15,7 +15,6 @@ import { UserError } from "../../errors.ts";
 import { weightedSum, type WeightedSumArgs } from "../../kernels/weighted-sum.ts";
 import { epochOrder } from "../../data/order.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../../runtime/context.ts";
-import { WORD } from "../../runtime/control.ts";
 import { shardOf } from "../../runtime/split.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
@@ -253,8 +252,7 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
       span(ctx.trace, `node ${i}: gradient + message`, t);
       yield* sync.point();
     }
-    control.workerLoss[worker] = lossSum;
-    control.add(WORD.samplesDone, (hi - lo) * setup.batch);
+    control.report(worker, lossSum, (hi - lo) * setup.batch);
     yield* sync.barrier(); // every message of this round is written
 
     // 2. mix and update

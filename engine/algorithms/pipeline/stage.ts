@@ -8,7 +8,6 @@ import type { KernelExports, Ptr } from "../../kernels/abi.ts";
 import { epochOrder } from "../../data/order.ts";
 import { applyUpdate, updateRegion, type UpdateRegion } from "../../optim/optimizer.ts";
 import { loadBatch, type RoleContext } from "../../runtime/context.ts";
-import { WORD } from "../../runtime/control.ts";
 import { shardOf } from "../../runtime/split.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import type { EpochResult } from "../algorithm.ts";
@@ -70,8 +69,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
           if (stage === D - 1) {
             totals.lossSum += net.lossAndGradient(k, slot.ws, rows, step.lossScale);
             totals.samples += rows;
-            control.workerLoss[stage] = totals.lossSum;
-            control.add(WORD.samplesDone, rows);
+            control.report(stage, totals.lossSum, rows);
           }
           sync.wake(forwardDone(stage, u));
           break;

@@ -1,0 +1,55 @@
+/**
+ * Where a run's time goes, 1 worker against 2, in one process: kernel time, busy time outside kernels
+ * (TypeScript bookkeeping, batch gathering, queue and counter traffic) and time blocked in barriers or
+ * queues, per 1000 samples summed over the workers; epochs of the two sessions alternate.
+ *
+ *   npx bun bench/profile.bench.ts [--algo hogwild] [--batch 64] [--rounds 8]
+ *
+ * Kernel time is wall time inside kernel calls (profileKernels, as `skein train --profile`), so on a
+ * shared machine it includes time the thread was descheduled mid-kernel: when it grows from 1 to 2
+ * workers, the machine gave the second worker less than a core, or the two contend for memory.
+ */
+import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { benchArgs, numberFlag } from "./args.ts";
+
+const SCRIPT = "profile.bench";
+const { values: v } = benchArgs(SCRIPT, { options: { algo: { type: "string" }, batch: { type: "string" }, rounds: { type: "string" } } });
+const algo = v.algo ?? "hogwild";
+const batch = numberFlag(SCRIPT, "batch", v.batch, 64, { min: 1, max: 65536, integer: true });
+const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 8, { min: 1, max: 1000, integer: true });
+
+const config = (workers: number): TrainConfig => ({
+  algo,
+  model: "mlp:784-256-128-10",
+  data: "synthetic:8192",
+  epochs: 1_000_000,
+  batch,
+  workers,
+  executor: "threads",
+  seed: 1,
+  optimizer: { ...defaultOptimizer("sgd"), lr: 0.01 },
+});
+const sessions = [await TrainingSession.open(config(1), { profileKernels: true }), await TrainingSession.open(config(2), { profileKernels: true })];
+const totals = sessions.map(() => ({ wallMs: 0, kernelMs: 0, busyMs: 0, waitedMs: 0, samples: 0 }));
+for (let r = 0; r < rounds; r++) {
+  for (const i of r % 2 ? [0, 1] : [1, 0]) {
+    const epoch = await sessions[i]!.trainEpoch();
+    const t = totals[i]!;
+    t.wallMs += epoch.seconds * 1000;
+    t.samples += epoch.samples;
+    for (const p of epoch.results) {
+      t.kernelMs += p.kernelMs ?? 0;
+      t.busyMs += p.elapsedMs - p.waitedMs;
+      t.waitedMs += p.waitedMs;
+    }
+  }
+}
+for (const s of sessions) s.close();
+
+const per1000 = (ms: number, samples: number) => ((ms / samples) * 1000).toFixed(2).padStart(7);
+console.log(`${algo}, mlp:784-256-128-10, batch ${batch}, ${rounds} alternating epochs each; ms per 1000 samples, summed over workers`);
+console.log(`  workers  samples/s   kernels  outside kernels  blocked`);
+totals.forEach((t, i) =>
+  console.log(`  ${String(i + 1).padStart(7)}  ${((t.samples / t.wallMs) * 1000).toFixed(0).padStart(9)}  ${per1000(t.kernelMs, t.samples)}  ${per1000(t.busyMs - t.kernelMs, t.samples).padStart(15)}  ${per1000(t.waitedMs, t.samples)}`),
+);

@@ -1,0 +1,128 @@
+/**
+ * skein against PyTorch, one core each, side by side in one run (dev-only: PyTorch is not a
+ * dependency; where it is absent the script says so and exits 0).
+ *
+ *   npx bun bench/torch.bench.ts [--rounds 9] [--steps 32]
+ *   SKEIN_PYTHON=/path/to/python3 npx bun bench/torch.bench.ts     # a Python other than /usr/bin/python3
+ *
+ * Models: mlp:784-256-128-10 at batch 128 and lenet at batch 64, plain SGD. skein: one worker, an epoch
+ * of `steps` batches on a warm session. PyTorch: torch.set_num_threads(1), the same number of steps on
+ * a fixed batch (bench/peers/torch_peer.py, a long-lived process answering timing requests). Each round
+ * measures skein, PyTorch and the multiply-add ceiling back to back, rotating the order; printed are the
+ * medians of the per-round ratios with their interquartile range, and the MLP's training GFLOP/s
+ * (FLOPs counted from the layers' shapes) as a fraction of the ceiling measured in the same round.
+ */
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { measureCeiling } from "../engine/kernels/ceiling.ts";
+import { trainingFlopsPerSample } from "../engine/model/flops.ts";
+import { benchArgs, numberFlag } from "./args.ts";
+
+const SCRIPT = "torch.bench";
+const { values: v } = benchArgs(SCRIPT, { options: { rounds: { type: "string" }, steps: { type: "string" } } });
+const ROUNDS = numberFlag(SCRIPT, "rounds", v.rounds, 9, { min: 1, max: 1000, integer: true });
+const STEPS = numberFlag(SCRIPT, "steps", v.steps, 32, { min: 1, max: 100000, integer: true });
+
+const python = process.env.SKEIN_PYTHON || (existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+let peer: ReturnType<typeof Bun.spawn<"pipe", "pipe", "pipe">>;
+try {
+  peer = Bun.spawn([python, join(import.meta.dir, "peers", "torch_peer.py")], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    // One thread for every library PyTorch may call into (OpenMP, OpenBLAS where installed).
+    env: { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
+  });
+} catch (e) {
+  console.log(`${SCRIPT}: skipped: cannot start ${python} (${(e as Error).message})`);
+  process.exit(0);
+}
+const reader = peer.stdout.getReader();
+let buffered = "";
+async function line(): Promise<string> {
+  for (;;) {
+    const nl = buffered.indexOf("\n");
+    if (nl >= 0) {
+      const out = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      return out;
+    }
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the PyTorch peer exited: ${(await new Response(peer.stderr).text()).trim().split("\n").at(-1)}`);
+    buffered += new TextDecoder().decode(value);
+  }
+}
+const hello = await line().catch((e: Error) => `absent ${e.message}`);
+if (!hello.startsWith("ready")) {
+  console.log(`${SCRIPT}: skipped: PyTorch is not installed for ${python} (${hello.replace(/^absent /, "")}); apt-get install python3-torch, or set SKEIN_PYTHON`);
+  process.exit(0);
+}
+const [, torchVersion, blas] = hello.split(" ");
+
+/** PyTorch samples/s for `steps` steps of `model` at `batch`. */
+async function torchRate(model: string, batch: number): Promise<number> {
+  peer.stdin.write(`${model} ${batch} ${STEPS}\n`);
+  peer.stdin.flush();
+  return (batch * STEPS) / Number(await line());
+}
+
+const CASES = [
+  { model: "mlp", spec: "mlp:784-256-128-10", batch: 128 },
+  { model: "lenet", spec: "lenet", batch: 64 },
+];
+const sessions = new Map<string, TrainingSession>();
+for (const c of CASES) {
+  const config: TrainConfig = {
+    algo: "sync",
+    model: c.spec,
+    data: `synthetic:${c.batch * STEPS}`,
+    epochs: 1_000_000,
+    batch: c.batch,
+    workers: 1,
+    executor: "threads",
+    seed: 1,
+    optimizer: { ...defaultOptimizer("sgd"), lr: 0.01 },
+  };
+  const session = await TrainingSession.open(config);
+  await session.trainEpoch(); // warm
+  sessions.set(c.model, session);
+}
+const skeinRate = async (model: string) => {
+  const o = await sessions.get(model)!.trainEpoch();
+  return o.samples / o.seconds;
+};
+
+const ratios = new Map<string, number[]>(CASES.map((c) => [c.model, []]));
+const rates = new Map<string, number[]>();
+const ofCeiling: number[] = [];
+const ceilings: number[] = [];
+const mlpFlops = trainingFlopsPerSample(sessions.get("mlp")!.net).total;
+for (let r = 0; r < ROUNDS; r++) {
+  for (const c of CASES) {
+    await torchRate(c.model, c.batch); // first request builds the model; later ones are warm
+    const order = r % 2 === 0 ? ["skein", "torch"] : ["torch", "skein"];
+    const got: Record<string, number> = {};
+    for (const who of order) got[who] = who === "skein" ? await skeinRate(c.model) : await torchRate(c.model, c.batch);
+    ratios.get(c.model)!.push(got.skein! / got.torch!);
+    for (const who of ["skein", "torch"]) rates.set(`${c.model} ${who}`, [...(rates.get(`${c.model} ${who}`) ?? []), got[who]!]);
+    if (c.model === "mlp") {
+      const { gflopsPerCore } = await measureCeiling();
+      ceilings.push(gflopsPerCore);
+      ofCeiling.push((got.skein! * mlpFlops) / 1e9 / gflopsPerCore);
+    }
+  }
+}
+peer.kill();
+for (const s of sessions.values()) s.close();
+
+const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.round(p * (xs.length - 1))]!;
+const show = (xs: number[], d = 2) => `${q(xs, 0.5).toFixed(d)} [${q(xs, 0.25).toFixed(d)}–${q(xs, 0.75).toFixed(d)}]`;
+console.log(`skein 1 worker vs PyTorch ${torchVersion} 1 thread (BLAS: ${blas}), ${ROUNDS} alternating rounds of ${STEPS} steps; median [p25–p75]`);
+for (const c of CASES) {
+  console.log(
+    `  ${c.spec.padEnd(20)} batch ${String(c.batch).padEnd(4)} skein ${show(rates.get(`${c.model} skein`)!, 0)} samples/s   torch ${show(rates.get(`${c.model} torch`)!, 0)}   skein/torch ${show(ratios.get(c.model)!)}`,
+  );
+}
+console.log(`  mlp training GFLOP/s on 1 worker / multiply-add ceiling (same round): ${show(ofCeiling)}   ceiling ${show(ceilings, 1)} GFLOP/s per core`);

@@ -1,0 +1,123 @@
+/**
+ * Worker scaling as a user sees it: separate `skein train … --json` processes, samples/s from each
+ * summary, against what the machine itself allows measured in the same run.
+ *
+ *   npx bun bench/user-scaling.ts [--rounds 3] [--epochs 5] [--data digits] [--only sync128,sync256,hogwild]
+ *   npx bun bench/user-scaling.ts --scaling 1,4,8,16      # a many-core machine: the scaling curve
+ *
+ * Per configuration and round, three measurements, alternating so that drift of a shared machine
+ * hits all of them alike:
+ *   1w        one process, --workers 1
+ *   2w        one process, --workers 2
+ *   capacity  two independent 1-worker processes started together; their summed samples/s is what two
+ *             cores give two independent jobs (on a machine whose two vCPUs share a physical core this
+ *             is well under 2× one process)
+ * and prints medians with the range over rounds, and the ratios 2w/1w, capacity/1w, 2w/capacity.
+ *
+ * With --scaling N1,N2,…: one process per worker count per round, samples/s and the fraction of linear
+ * scaling (rate(N) / (N · rate(first count))), for sync and hogwild (batch 64 per worker). Sync runs at
+ * a global batch of 64 × the largest count: its blocks are cut from the batch alone (at most 64
+ * samples each, so the weights do not depend on the worker count), and a batch of 128 has only two
+ * blocks to share.
+ */
+import { join } from "node:path";
+import { benchArgs, intListFlag, numberFlag } from "./args.ts";
+
+const SCRIPT = "user-scaling";
+const { values: v } = benchArgs(SCRIPT, {
+  options: {
+    rounds: { type: "string" },
+    epochs: { type: "string" },
+    data: { type: "string" },
+    only: { type: "string" },
+    scaling: { type: "string" },
+  },
+});
+const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 100, integer: true });
+const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 5, { min: 1, max: 1000, integer: true });
+const data = v.data ?? "digits";
+const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
+
+interface Config {
+  name: string;
+  args: string[];
+}
+const CONFIGS: Config[] = [
+  { name: "sync128", args: ["--algo", "sync", "--batch", "128"] },
+  { name: "sync256", args: ["--algo", "sync", "--batch", "256"] },
+  { name: "hogwild", args: ["--algo", "hogwild", "--batch", "64"] },
+];
+const only = v.only?.split(",");
+const configs = only ? CONFIGS.filter((c) => only.includes(c.name)) : CONFIGS;
+if (only && configs.length !== only.length) {
+  console.error(`${SCRIPT}: --only ${v.only}: known configurations are ${CONFIGS.map((c) => c.name).join(", ")}`);
+  process.exit(2);
+}
+
+/** Start one `skein train --json` process; resolves to its summary's samples/s. */
+function start(config: Config, workers: number): Promise<number> {
+  const argv = [process.execPath, MAIN, "train", "--model", "mlp:784-256-128-10", "--data", data, "--epochs", String(epochs), "--workers", String(workers), "--json", ...config.args];
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  return (async () => {
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    if (code !== 0) throw new Error(`${argv.slice(2).join(" ")} exited ${code}: ${err.trim().split("\n").at(-1)}`);
+    return JSON.parse(out.trim().split("\n").at(-1)!).samplesPerSec as number;
+  })();
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const spread = (xs: number[], digits = 0) => `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}]`;
+
+if (v.scaling) {
+  const counts = intListFlag(SCRIPT, "scaling", v.scaling);
+  const syncBatch = 64 * Math.max(...counts);
+  const curves: Config[] = [{ name: `sync${syncBatch}`, args: ["--algo", "sync", "--batch", String(syncBatch)] }, CONFIGS[2]!];
+  const rates = new Map<string, number[]>();
+  for (let r = 0; r < rounds; r++) {
+    for (const c of curves) {
+      for (const n of counts) {
+        const key = `${c.name} ${n}`;
+        rates.set(key, [...(rates.get(key) ?? []), await start(c, n)]);
+      }
+    }
+  }
+  console.log(`mlp:784-256-128-10 on ${data}, ${epochs} epochs, one process per run, ${rounds} rounds; samples/s median [min–max]`);
+  for (const c of curves) {
+    const one = median(rates.get(`${c.name} ${counts[0]}`)!) / counts[0]!;
+    for (const n of counts) {
+      const xs = rates.get(`${c.name} ${n}`)!;
+      console.log(`  ${c.name.padEnd(8)} ${String(n).padStart(3)} workers  ${spread(xs).padEnd(26)} ${(median(xs) / (n * one)).toFixed(2)}× linear`);
+    }
+  }
+  process.exit(0);
+}
+
+const results = new Map<string, { one: number[]; two: number[]; capacity: number[] }>();
+for (const c of configs) results.set(c.name, { one: [], two: [], capacity: [] });
+for (let r = 0; r < rounds; r++) {
+  for (const c of configs) {
+    const res = results.get(c.name)!;
+    // Rotate which measurement goes first, so none always runs on a warmer or colder machine.
+    const measurements = [
+      async () => res.one.push(await start(c, 1)),
+      async () => res.two.push(await start(c, 2)),
+      async () => res.capacity.push((await Promise.all([start(c, 1), start(c, 1)])).reduce((a, b) => a + b, 0)),
+    ];
+    for (let i = 0; i < 3; i++) await measurements[(i + r) % 3]!();
+    console.error(`round ${r + 1}/${rounds} ${c.name}: 1w ${res.one.at(-1)!.toFixed(0)}  2w ${res.two.at(-1)!.toFixed(0)}  capacity ${res.capacity.at(-1)!.toFixed(0)}`);
+  }
+}
+
+console.log(`mlp:784-256-128-10 on ${data}, ${epochs} epochs, separate processes as a user runs them, ${rounds} rounds; samples/s median [min–max]`);
+console.log(`  ${"config".padEnd(8)}  ${"1 worker".padEnd(22)} ${"2 workers".padEnd(22)} ${"capacity (2 × 1w procs)".padEnd(24)} 2w/1w  cap/1w  2w/cap`);
+for (const c of configs) {
+  const { one, two, capacity } = results.get(c.name)!;
+  // Ratios of medians, and in brackets the range of the per-round ratios (each round's three runs are adjacent in time).
+  const perRound = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
+  const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)} [${Math.min(...perRound(a, b)).toFixed(2)}–${Math.max(...perRound(a, b)).toFixed(2)}]`;
+  console.log(`  ${c.name.padEnd(8)}  ${spread(one).padEnd(22)} ${spread(two).padEnd(22)} ${spread(capacity).padEnd(24)} ${ratio(two, one)}  ${ratio(capacity, one)}  ${ratio(two, capacity)}`);
+}

@@ -1,0 +1,70 @@
+/**
+ * The multiply-add ceiling of one core: GFLOP/s of a loop that only multiplies and adds in registers
+ * (the kernel module's fma_ceiling), the limit no kernel can pass. It is measured once per machine and
+ * kernel build and cached in the user's cache folder, so a run's summary can say how close to the
+ * machine's limit it came without spending a second on every run.
+ *
+ * Cores here are often shared, so a measurement takes the best of several short bursts: the ceiling
+ * is what a core can do, not what it did while a neighbour was busy.
+ */
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { cpus, homedir } from "node:os";
+import { join } from "node:path";
+import { instantiateKernels, loadKernelModule } from "./load.ts";
+
+const FLOPS_PER_ITERATION = 96; // 12 f32x4 multiply-adds
+const BURST_ITERATIONS = 2_000_000;
+const BURSTS = 12;
+
+export interface Ceiling {
+  gflopsPerCore: number;
+  /** Which build and machine it was measured for (the cache key). */
+  key: string;
+  /** True when read from the cache rather than measured now. */
+  cached: boolean;
+}
+
+export function ceilingCacheFile(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "skein", "ceiling.json");
+}
+
+/** Measure now: the best of BURSTS bursts on this thread. */
+export async function measureCeiling(): Promise<{ gflopsPerCore: number; variant: string }> {
+  const { module, variant } = await loadKernelModule();
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  const k = instantiateKernels(module, memory);
+  k.fma_ceiling(BURST_ITERATIONS / 10); // warm the JIT
+  let best = 0;
+  for (let i = 0; i < BURSTS; i++) {
+    const t = performance.now();
+    k.fma_ceiling(BURST_ITERATIONS);
+    const seconds = (performance.now() - t) / 1000;
+    best = Math.max(best, (BURST_ITERATIONS * FLOPS_PER_ITERATION) / seconds / 1e9);
+  }
+  return { gflopsPerCore: best, variant };
+}
+
+/** The cached ceiling for this machine and build, measured and cached first if there is none. */
+export async function multiplyAddCeiling(): Promise<Ceiling> {
+  const { variant } = await loadKernelModule();
+  const key = `${variant} | ${cpus()[0]?.model ?? "unknown cpu"} | ${cpus().length} cpus`;
+  const file = ceilingCacheFile();
+  let cache: Record<string, number> = {};
+  try {
+    cache = JSON.parse(await readFile(file, "utf8"));
+    const known = cache[key];
+    if (typeof known === "number" && known > 0) return { gflopsPerCore: known, key, cached: true };
+  } catch {
+    cache = {}; // absent or unreadable: measure
+  }
+  const { gflopsPerCore } = await measureCeiling();
+  try {
+    await mkdir(join(file, ".."), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify({ ...cache, [key]: gflopsPerCore }, null, 2) + "\n");
+    await rename(tmp, file); // never a half-written cache
+  } catch {
+    // A read-only home: measure again next time.
+  }
+  return { gflopsPerCore, key, cached: false };
+}

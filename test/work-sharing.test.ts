@@ -1,0 +1,97 @@
+/**
+ * Deterministic dynamic work sharing: sync's workers claim the blocks of each batch, and every
+ * program's evaluation the blocks of the test split, from a shared counter. Which worker computes
+ * which block is left to timing (or to the deterministic scheduler's seed); the weights and the test
+ * figures must not depend on it, nor on how many workers share the work.
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { syncBlockRows } from "../engine/algorithms/sync.ts";
+import { sameBits, testMemory, trainAndRead } from "./helpers.ts";
+import { weightedSum } from "../engine/kernels/weighted-sum.ts";
+
+// Batch 160 = blocks of 64, 64 and 32; 250 samples leave a last batch of 90 (64 + 26).
+const base: TrainConfig = {
+  algo: "sync",
+  model: "mlp:784-24-10",
+  data: "synthetic:250",
+  epochs: 2,
+  batch: 160,
+  workers: 1,
+  executor: "deterministic",
+  seed: 5,
+  optimizer: defaultOptimizer("adam"),
+};
+
+describe("sync: blocks claimed dynamically, summed in block order", () => {
+  test("1, 2 and 3 workers, any interleaving, threads or replay: bitwise the same weights and test figures", async () => {
+    const reference = await trainAndRead(base);
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.nat(), fc.constantFrom("deterministic", "threads"), async (workers, schedulerSeed, executor) => {
+        const run = await trainAndRead({ ...base, workers, executor: executor as TrainConfig["executor"] }, { schedulerSeed });
+        expect(sameBits(run.params, reference.params)).toBe(true);
+        expect(run.summary.testLoss).toBe(reference.summary.testLoss);
+        expect(run.summary.testAccuracy).toBe(reference.summary.testAccuracy);
+      }),
+      { numRuns: 10 },
+    );
+  });
+
+  test("the scheduler really hands the blocks out differently (the property above is not vacuous)", async () => {
+    const shares = new Set<string>();
+    for (const schedulerSeed of [1, 2, 3, 4, 5, 6]) {
+      const session = await TrainingSession.open({ ...base, workers: 3 }, { schedulerSeed });
+      try {
+        const epoch = await session.trainEpoch();
+        shares.add(epoch.results.map((r) => r.samples).join(","));
+        expect(epoch.results.reduce((a, r) => a + r.samples, 0)).toBe(250);
+      } finally {
+        session.close();
+      }
+    }
+    expect(shares.size).toBeGreaterThan(1);
+  });
+});
+
+test("block size: at most 64, one block up to a batch of 32, two or more above", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 65536 }), (batch) => {
+      const rows = syncBlockRows(batch);
+      const blocks = Math.ceil(batch / rows);
+      expect(rows).toBeLessThanOrEqual(64);
+      if (batch <= 32) expect(blocks).toBe(1);
+      else expect(rows % 16 === 0 && blocks >= 2).toBe(true);
+    }),
+  );
+});
+
+test("the block sum may be taken in place, into block 0's vector: bitwise as into a vector of its own", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 200 }), fc.array(fc.float({ noNaN: true, min: -1e3, max: 1e3 }), { minLength: 1000, maxLength: 1000 }), (blocks, floats, pool) => {
+      const m = testMemory(1);
+      const sources = Array.from({ length: blocks }, (_, b) => m.put(Array.from({ length: floats }, (_, i) => pool[(b * 211 + i) % pool.length]!)));
+      const args = { tensors: m.floats(blocks), weights: m.floats(blocks) };
+      const apart = m.floats(floats);
+      weightedSum(m.k, m.memory, args, apart, sources, 1, floats);
+      weightedSum(m.k, m.memory, args, sources[0]!, sources, 1, floats);
+      expect(sameBits(m.read(sources[0]!, floats), m.read(apart, floats))).toBe(true);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+describe("evaluation: test blocks claimed dynamically", () => {
+  test("every test sample is evaluated once, whatever the worker count, for every family", async () => {
+    for (const algo of ["hogwild", "dsgd"] as const) {
+      const config: TrainConfig = { ...base, algo, epochs: 0, batch: 16, data: "synthetic:300", optimizer: defaultOptimizer("momentum") };
+      const one = await trainAndRead({ ...config, workers: 1 });
+      for (const workers of [2, 4]) {
+        const many = await trainAndRead({ ...config, workers }, { schedulerSeed: workers });
+        expect(many.summary.testLoss).toBe(one.summary.testLoss);
+        expect(many.summary.testAccuracy).toBe(one.summary.testAccuracy);
+      }
+    }
+  });
+});
