@@ -3,6 +3,7 @@
  * the end; and the figures derived from the programs' epoch results (staleness, β, overheads).
  */
 import type { ArenaPlan } from "./memory/arena.ts";
+import type { SimulationSummary } from "./runtime/costs.ts";
 import { bytesByKind } from "./memory/arena.ts";
 import type { AsyncOptions } from "./algorithms/async/options.ts";
 import type { EpochResult, GossipMetrics, StageMemory } from "./algorithms/algorithm.ts";
@@ -50,7 +51,13 @@ export interface Summary extends Partial<GossipMetrics> {
   lr: number;
   seed: number;
   kernels: string;
+  /** Seconds of the whole run: virtual seconds when simulated. */
   seconds: number;
+  /** --executor simulated: every time and rate here is virtual, from this cost model. */
+  simulated?: true;
+  simulation?: SimulationSummary;
+  /** Simulated runs: the real seconds the simulation took. */
+  wallSeconds?: number;
   trainSeconds: number;
   samplesPerSec: number;
   trainLoss: number;

@@ -15,6 +15,8 @@ import { copyData, planData, type RunSetup } from "./runtime/context.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool } from "./runtime/pool.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
+import { SimulatedExecutor } from "./runtime/simulated.ts";
+import { describeSimulation, simulationModel, type SimulationSummary } from "./runtime/costs.ts";
 import type { Executor } from "./runtime/executor.ts";
 import { shardOf } from "./runtime/split.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult } from "./algorithms/algorithm.ts";
@@ -45,6 +47,8 @@ const PROGRESS_INTERVAL_MS = 200;
 export class TrainingSession {
   readonly stepsPerEpoch: number;
   epochsDone: number;
+  /** --executor simulated: the cost model its times come from. */
+  simulation: SimulationSummary | null = null;
 
   private constructor(
     readonly config: TrainConfig,
@@ -66,6 +70,8 @@ export class TrainingSession {
   static async open(config: TrainConfig, options: SessionOptions = {}): Promise<TrainingSession> {
     const algorithm = algorithmNamed(config.algo);
     algorithm.check?.(config);
+    // Read before anything starts: a bad table is the user's error, named before any work.
+    const simulation = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(algorithm, config, net, dataset, options);
@@ -83,8 +89,12 @@ export class TrainingSession {
     const executor =
       config.executor === "deterministic"
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
-        : await WorkerPool.start(setup.workers, module, memory, setup, control, fault);
-    return new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+        : config.executor === "simulated"
+          ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault)
+          : await WorkerPool.start(setup.workers, module, memory, setup, control, fault);
+    const session = new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+    if (simulation) session.simulation = describeSimulation(simulation, config.simulation?.costs);
+    return session;
   }
 
   /** Train one epoch (the next one); progress is sampled from the control block while it runs. */
@@ -121,7 +131,8 @@ export class TrainingSession {
     if (!Number.isFinite(trainLoss)) throw new DivergedError(epoch + 1, trainLoss);
     return {
       trainLoss,
-      seconds: (performance.now() - started) / 1000,
+      // A simulated run reports its virtual time (the epoch's makespan).
+      seconds: this.executor.clock ? this.executor.clock.lastRunSeconds : (performance.now() - started) / 1000,
       samples,
       updates: results.reduce((a, r) => a + r.updates, 0),
       busy: results.map((r) => (r.elapsedMs > 0 ? 1 - r.waitedMs / r.elapsedMs : 1)),

@@ -113,6 +113,7 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     yield* sync.barrier(); // every shard's gradient is in place
 
     const t1 = mark(ctx.trace);
+    sync.allReduce(net.parameterCount * 4, N); // what the reduction costs between nodes of a cluster
     if (hi > lo) {
       const { tensors, weights } = layout.reduceArgs[worker]!;
       if (N > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, N, hi - lo);

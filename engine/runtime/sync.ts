@@ -33,6 +33,14 @@ export interface Sync {
   point(): Generator<Blocked, void, void>;
   /** Throws StopRequested when a peer failed or the run was interrupted. */
   checkStop(): void;
+  /**
+   * Declare that this program sends `bytes` to its peers as `messages` messages (pipeline hand-offs,
+   * gossip exchanges). In shared memory the kernels that read a peer's data already pay for it, so
+   * only the simulated executor charges for this, by its network model; real threads do nothing.
+   */
+  send(bytes: number, messages?: number): void;
+  /** Declare this program's part in an all-reduce of `bytes` among `parties` programs (as `send`). */
+  allReduce(bytes: number, parties: number): void;
   /** Milliseconds this program has spent blocked (threads only; 0 under the deterministic executor). */
   readonly waitedMs: number;
 }
@@ -96,6 +104,10 @@ export class ThreadSync implements Sync {
   }
 
   *point(): Generator<Blocked, void, void> {}
+
+  send(): void {}
+
+  allReduce(): void {}
 
   /** Poll briefly before sleeping when every party has a core (see SPIN_MS). True if it changed. */
   private spin(index: number, seen: number): boolean {

@@ -334,6 +334,8 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
   const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
   const totals = { lossSum: 0, samples: 0, updates: 0, inconsistencySum: 0, inconsistencyCount: 0 };
   const measured = (u: number) => me.forwardCopy.length > 0 && u % layout.measureEvery === 0;
+  // Bytes per sample handed to the next stage (activations) and back to the previous one (their gradient).
+  const [sendsForward, sendsBack] = [net.layers[me.last]!.outShape, net.layers[me.first]!.inShape].map((s) => s.reduce((a, b) => a * b, 4));
 
   for (let w = 0; w < windows; w++) {
     for (const step of steps) {
@@ -359,6 +361,7 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
             control.workerLoss[stage] = totals.lossSum;
             control.add(WORD.samplesDone, rows);
           }
+          if (stage < D - 1) sync.send(rows * sendsForward!);
           sync.wake(forwardDone(stage, u));
           break;
         }
@@ -375,6 +378,7 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
             totals.inconsistencySum += runtime.distance(me.forwardCopy[step.slot]!, weights);
             totals.inconsistencyCount++;
           }
+          if (stage > 0) sync.send(rows * sendsBack!);
           sync.wake(gradientDone(stage, u));
           if (step.releasesSlot) runtime.releaseSlot(step.slot);
           break;
