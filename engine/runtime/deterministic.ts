@@ -80,6 +80,8 @@ export class CooperativeSync implements Sync {
     if (this.control.stopRequested) throw new StopRequested("stopped because a peer failed");
   }
 
+  observe(): void {}
+
   send(): void {}
 
   allReduce(): void {}

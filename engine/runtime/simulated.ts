@@ -77,6 +77,20 @@ export class SimulationState {
     for (let i = 0; i < h.length; i += 2) if (h[i] === seen + 1) return h[i + 1]!;
     return h[h.length - 1]!;
   }
+
+  /** The virtual time at which word `index` got `value` (0 when no remembered wake made it). */
+  madeAt(index: number, value: number): number {
+    const h = this.wakes.get(index);
+    if (!h) return 0;
+    for (let i = h.length - 2; i >= 0; i -= 2) if (h[i] === value) return h[i + 1]!;
+    return 0;
+  }
+
+  /** The virtual time of the latest wake of word `index` (0 if none). */
+  lastWake(index: number): number {
+    const h = this.wakes.get(index);
+    return h ? h[h.length - 1]! : 0;
+  }
 }
 
 /** The simulated executor's Sync: waits block in virtual time; messages cost what the network says. */
@@ -133,8 +147,16 @@ export class SimulatedSync implements Sync {
 
   wake(word: number): void {
     const index = word >> 2;
+    // Whoever bumps a word has read it: not before the wake that gave it its value (a queue's pop after
+    // the push that filled it, a layer's turn after the previous holder's).
+    this.resumeAt(this.state.lastWake(index), false);
     const after = Atomics.add(this.all, index, 1) + 1;
     this.state.recordWake(index, after, this.now);
+  }
+
+  observe(word: number): void {
+    const index = word >> 2;
+    this.resumeAt(this.state.madeAt(index, Atomics.load(this.all, index)), false);
   }
 
   *point(): Generator<Blocked, void, void> {

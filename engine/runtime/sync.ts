@@ -29,6 +29,11 @@ export interface Sync {
   waitChange(word: number, seen: number, what: string): Generator<Blocked, void, void>;
   /** Bump the i32 at `word` and wake everyone waiting on it. */
   wake(word: number): void;
+  /**
+   * The program acts on the value it read at `word` without waiting for it (it had already changed).
+   * Only virtual time cares: the program's clock moves to when that value was written.
+   */
+  observe(word: number): void;
   /** A point where the deterministic scheduler may switch programs; nothing on real threads. */
   point(): Generator<Blocked, void, void>;
   /** Throws StopRequested when a peer failed or the run was interrupted. */
@@ -104,6 +109,8 @@ export class ThreadSync implements Sync {
   }
 
   *point(): Generator<Blocked, void, void> {}
+
+  observe(): void {}
 
   send(): void {}
 

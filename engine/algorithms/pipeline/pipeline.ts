@@ -417,6 +417,7 @@ function* waitAtLeast(words: Int32Array, word: Ptr, target: number, sync: RoleCo
   for (let seen = Atomics.load(words, word >> 2); seen < target; seen = Atomics.load(words, word >> 2)) {
     yield* sync.waitChange(word, seen, what);
   }
+  sync.observe(word);
 }
 
 /**
