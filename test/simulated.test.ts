@@ -205,7 +205,7 @@ function equalStageTable(f: number, b: number): CostTable {
   const kernels = Object.fromEntries(Object.keys(WORK).map((name) => [name, { fixed: 0, perUnit: 0, fitError: 0, shapes: 1 }]));
   kernels.gemm_nn = { fixed: f, perUnit: 0, fitError: 0, shapes: 1 };
   kernels.gemm_tn = { fixed: b, perUnit: 0, fitError: 0, shapes: 1 };
-  return { ...t, wakeSeconds: 0, callSeconds: 0, kernels };
+  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, kernels };
 }
 
 describe("pipelines in virtual time", () => {

@@ -167,30 +167,31 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     measuredOn: `${new Date().toISOString()}: ${cores} cores, ${variant} kernels, Bun ${Bun.version}, ${process.platform}/${process.arch}`,
     machine: { cores, speedup },
     wakeSeconds: WAKE_SECONDS,
+    contextFactor: 1,
     callSeconds: 0,
     kernels,
     networks: {},
   };
   report(kernelsOnly, o.say);
-  o.say("calibrate: whole epochs of one program (deterministic executor) against the kernels' costs");
-  const table = { ...kernelsOnly, callSeconds: await fitCallSeconds(kernelsOnly, o) };
+  o.say("calibrate: whole epochs of one worker thread against the kernels' costs alone");
+  const table = { ...kernelsOnly, ...(await fitContext(kernelsOnly, o)) };
   return checkCostTable(table, "calibrate");
 }
 
 /**
- * The time around kernel calls: one program trains whole epochs on the deterministic executor (the
- * very code a thread runs, without contention), and the same epochs are simulated with the kernels'
- * costs alone; the difference per kernel call, by least squares over the runs, is `callSeconds`.
- * Each real epoch is the fastest of several (load from elsewhere only ever slows one down).
+ * Kernels in context: one program trains whole epochs on one thread (the threaded executor's code,
+ * without contention), and the same epochs are simulated with the kernels' costs alone; then
+ * real ≈ contextFactor · kernels + callSeconds · calls, by least squares on relative error over the
+ * runs, both ≥ 0. Each real epoch is the fastest of several (other load only ever slows one down).
  */
-async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<number> {
+async function fitContext(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<{ contextFactor: number; callSeconds: number }> {
   const runs: { what: string; wall: number; kernels: number; calls: number }[] = [];
   const costs = join(tmpdir(), `skein-calibrate-${process.pid}.json`);
   writeFileSync(costs, JSON.stringify(table));
   try {
     for (const model of o.models) {
       for (const algo of o.quick ? ["sync"] : ["sync", "hogwild"]) {
-        const config: TrainConfig = { algo, model, data: o.data, epochs: 1, batch: 64, workers: 1, executor: "deterministic", seed: 1, optimizer: defaultOptimizer("momentum") };
+        const config: TrainConfig = { algo, model, data: o.data, epochs: 1, batch: 64, workers: 1, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
         const real = await TrainingSession.open(config);
         let wall = Infinity;
         try {
@@ -216,19 +217,28 @@ async function fitCallSeconds(table: CostTable, o: { models: string[]; data: str
   } finally {
     rmSync(costs, { force: true });
   }
-  // Least squares on relative error: a small model's epochs count as much as a big one's.
-  let num = 0;
-  let den = 0;
+  // Least squares on relative error (a small model's epochs count as much as a big one's): normal
+  // equations of [kernels, calls] against real, each row divided by real.
+  let skk = 0, skc = 0, scc = 0, sk = 0, sc = 0;
   for (const r of runs) {
-    num += ((r.wall - r.kernels) * r.calls) / (r.wall * r.wall);
-    den += (r.calls * r.calls) / (r.wall * r.wall);
+    const [k, c] = [r.kernels / r.wall, r.calls / r.wall];
+    skk += k * k;
+    skc += k * c;
+    scc += c * c;
+    sk += k;
+    sc += c;
   }
-  const callSeconds = Math.max(0, num / den);
+  const det = skk * scc - skc * skc;
+  let contextFactor = det > 0 ? (sk * scc - sc * skc) / det : sk / skk;
+  let callSeconds = det > 0 ? (skk * sc - skc * sk) / det : 0;
+  if (callSeconds < 0 || !Number.isFinite(callSeconds)) [contextFactor, callSeconds] = [sk / skk, 0];
+  if (contextFactor <= 0) [contextFactor, callSeconds] = [1, Math.max(0, sc / scc)];
   for (const r of runs) {
-    const fitted = r.kernels + callSeconds * r.calls;
-    o.say(`  ${r.what.padEnd(32)} real ${r.wall.toFixed(3)} s  kernels alone ${r.kernels.toFixed(3)} s  with ${(callSeconds * 1e6).toFixed(2)} µs per call ${fitted.toFixed(3)} s (${(((fitted - r.wall) / r.wall) * 100).toFixed(1)}%)`);
+    const fitted = contextFactor * r.kernels + callSeconds * r.calls;
+    o.say(`  ${r.what.padEnd(30)} real ${r.wall.toFixed(3)} s  kernels alone ${r.kernels.toFixed(3)} s  fitted ${fitted.toFixed(3)} s (${(((fitted - r.wall) / r.wall) * 100).toFixed(1)}%)`);
   }
-  return callSeconds;
+  o.say(`  kernels in context: ×${contextFactor.toFixed(3)}, ${(callSeconds * 1e6).toFixed(2)} µs around each call`);
+  return { contextFactor, callSeconds };
 }
 
 function models(specs: string[], shape: number[], classes: number): Network[] {

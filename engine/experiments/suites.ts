@@ -8,8 +8,9 @@ import { PIPELINE_ALGORITHMS } from "../algorithms/pipeline/pipeline.ts";
 import { buildTopology } from "../algorithms/gossip/topology.ts";
 import { defaultOptimizer } from "../optim/optimizer.ts";
 import type { TrainConfig } from "../train.ts";
+import { scalingSuite } from "./scaling.ts";
 
-export const SUITE_NAMES = ["async", "pipeline", "gossip", "all"] as const;
+export const SUITE_NAMES = ["async", "pipeline", "gossip", "all", "scaling"] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
 export type SuiteMode = "quick" | "full";
 
@@ -161,4 +162,5 @@ export const SUITES: Record<SuiteName, Suite> = {
     quick: { seeds: [1], runs: allRuns(1) },
     full: { seeds: [1, 2, 3], runs: allRuns(10) },
   },
+  scaling: scalingSuite,
 };

@@ -46,9 +46,12 @@ export interface CostTable {
   /** Seconds a blocked program needs to resume once released (a futex wake-up on real threads). */
   wakeSeconds: number;
   /**
-   * Seconds of TypeScript around each kernel call (batch bookkeeping, pointer arithmetic, counters,
-   * queues): fitted from whole training epochs of one program against the kernels' own costs.
+   * Whole training epochs of one program against the kernels' own costs (both fitted together):
+   * kernels inside a training step run `contextFactor` times slower than alone in a timing loop (colder
+   * caches, the machine's other load), and each call costs `callSeconds` of TypeScript around it
+   * (batch bookkeeping, pointer arithmetic, counters, queues).
    */
+  contextFactor: number;
   callSeconds: number;
   kernels: Record<string, KernelCost>;
   networks: Record<string, NetworkModel>;
@@ -184,6 +187,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if ((speedup as number[])[0] !== 1) fail("machine.speedup[0]: must be 1 (one program alone)");
   if (!isNumber(t.wakeSeconds) || t.wakeSeconds < 0) fail("wakeSeconds: must be a number ≥ 0");
   if (!isNumber(t.callSeconds) || t.callSeconds < 0) fail("callSeconds: must be a number ≥ 0");
+  if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
   const kernels = t.kernels as Record<string, unknown> | undefined;
   if (typeof kernels !== "object" || kernels === null) fail("kernels: missing");
   for (const name of Object.keys(WORK)) {
@@ -239,8 +243,8 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
   const w = WORK[name];
   const c = table.kernels[name];
   if (!w || !c) return () => 0;
-  const fixed = c.fixed + table.callSeconds;
-  const { perUnit } = c;
+  const fixed = c.fixed * table.contextFactor + table.callSeconds;
+  const perUnit = c.perUnit * table.contextFactor;
   return (args) => fixed + perUnit * w.work(args as number[]);
 }
 
