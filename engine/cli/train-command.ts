@@ -146,7 +146,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   display.clear();
   if (json) process.stdout.write(JSON.stringify(summary) + "\n");
   else {
-    say(`test accuracy: ${(summary.testAccuracy * 100).toFixed(2)}%  (${summary.seconds.toFixed(1)} s, ${formatRate(summary.samplesPerSec)} samples/s, kernels: ${summary.kernels})`);
+    say(`test accuracy: ${(summary.testAccuracy * 100).toFixed(2)}%  (${summary.simulated ? `${summary.seconds.toPrecision(3)} s simulated` : `${summary.seconds.toFixed(1)} s`}, ${formatRate(summary.samplesPerSec)} samples/s, kernels: ${summary.kernels})`);
     if (summary.out) say(`run folder: ${summary.out}`);
   }
   return 0;

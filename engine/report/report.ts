@@ -170,7 +170,7 @@ function table(runs: RunData[]): string {
       fmt(s.epochs),
       pct(s.testAccuracy),
       fmt(s.samplesPerSec, 4),
-      fmt(s.seconds),
+      s.simulated ? `${fmt(s.seconds)} (simulated)` : fmt(s.seconds),
       st ? `${fmt(st.mean)} / ${st.max}` : "–",
       fmt(s.consensusDistance),
       fmt(s.beta),
@@ -285,6 +285,13 @@ figure{margin:0;border:1px solid #eee;border-radius:4px;padding:4px}figcaption{f
 svg.chart{display:block;font-family:system-ui,sans-serif}
 `;
 
+/** Simulated runs are in virtual seconds: say so on the time chart (and say when real and virtual mix). */
+function timeAxis(runs: RunData[]) {
+  const simulated = runs.filter((r) => r.summary.simulated).length;
+  const what = simulated === 0 ? "wall time" : simulated === runs.length ? "simulated time" : "time (wall, or simulated where the run says so)";
+  return { title: `Test accuracy vs ${what}`, xLabel: simulated === runs.length ? "virtual seconds since start" : "seconds since start", yLabel: "test accuracy" };
+}
+
 export async function buildReport(dirs: string[]): Promise<string> {
   if (dirs.length === 0) throw new UserError("no run or experiment folder given");
   const skipped: SkippedRun[] = [];
@@ -293,7 +300,7 @@ export async function buildReport(dirs: string[]): Promise<string> {
   const accuracy = { yLabel: "test accuracy" };
   const overview = [
     figure(lineChart(seriesOf(runs, (m) => m.epoch, (m) => m.testAccuracy), { title: "Test accuracy vs epoch", xLabel: "epoch", integerX: true, ...accuracy })),
-    figure(lineChart(seriesOf(runs, (m) => m.elapsedSeconds, (m) => m.testAccuracy), { title: "Test accuracy vs wall time", xLabel: "seconds since start", ...accuracy })),
+    figure(lineChart(seriesOf(runs, (m) => m.elapsedSeconds, (m) => m.testAccuracy), timeAxis(runs))),
     figure(lineChart(seriesOf(runs, (m) => m.epoch, (m) => m.trainLoss), { title: "Train loss vs epoch", xLabel: "epoch", integerX: true, yLabel: "train loss" })),
   ].join("");
   const title = runs.length === 1 ? `skein report: ${runs[0]!.label}` : `skein report: ${runs.length} runs`;
