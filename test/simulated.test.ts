@@ -25,6 +25,9 @@ import { Rng } from "../engine/rng.ts";
 import type { RoleProgram } from "../engine/runtime/sync.ts";
 import { gpipe, oneFOneB } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate as simulateSchedule } from "../engine/algorithms/pipeline/simulate.ts";
+import { fit } from "../engine/cli/calibrate-command.ts";
+import { SUITES } from "../engine/experiments/suites.ts";
+import { algorithmNamed } from "../engine/algorithms/registry.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
 
 const base: TrainConfig = {
@@ -290,5 +293,38 @@ describe("the cost table", () => {
     const wrongExecutor = skein("train", "--executor", "deterministic", "--machine", "ideal", "--data", "synthetic:64");
     expect(wrongExecutor.exitCode).toBe(2);
     expect(wrongExecutor.stderr.toString()).toContain("--machine applies to --executor simulated");
+  });
+});
+
+describe("calibration", () => {
+  test("the fit recovers an affine cost exactly, and reports its relative error", () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 1e-7, max: 1e-4, noNaN: true }),
+        fc.double({ min: 1e-12, max: 1e-8, noNaN: true }),
+        fc.uniqueArray(fc.integer({ min: 1, max: 1e7 }), { minLength: 2, maxLength: 12 }),
+        (fixed, perUnit, works) => {
+          const c = fit(works.map((work) => ({ work, seconds: fixed + perUnit * work })));
+          expect(c.fixed).toBeCloseTo(fixed, 12);
+          expect(c.perUnit / perUnit).toBeCloseTo(1, 6);
+          expect(c.fitError).toBeLessThan(1e-6);
+        },
+      ),
+    );
+    // Noise shows as error: ±10% alternating around a line is a 10% relative RMS error, near enough.
+    const noisy = fit([1, 2, 3, 4, 5, 6].map((w, i) => ({ work: w * 1e6, seconds: w * 1e-3 * (i % 2 ? 1.1 : 0.9) })));
+    expect(noisy.fitError).toBeGreaterThan(0.05);
+  });
+});
+
+describe("the scaling suite", () => {
+  test("every run is simulated, and its program count is what its algorithm derives", () => {
+    for (const mode of ["quick", "full"] as const) {
+      for (const { label, config } of SUITES.scaling[mode].runs) {
+        expect(config.executor).toBe("simulated");
+        const programs = algorithmNamed(config.algo).programs({ ...config, seed: 1 });
+        expect(`${label}: ${programs}`).toBe(`${label}: ${config.workers}`);
+      }
+    }
   });
 });

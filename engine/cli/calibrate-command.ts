@@ -9,7 +9,7 @@
  *     is their total throughput over one copy's (two vCPUs of one physical core give ~1.2×).
  */
 import { rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TrainConfig } from "../algorithms/config.ts";
 import { defaultOptimizer } from "../optim/optimizer.ts";
@@ -164,7 +164,7 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
 
   const kernelsOnly: CostTable = {
     format: COSTS_FORMAT,
-    measuredOn: `${new Date().toISOString()}: ${cores} cores, ${variant} kernels, Bun ${Bun.version}, ${process.platform}/${process.arch}`,
+    measuredOn: `${new Date().toISOString()}: ${cores} cores (load average ${loadavg()[0]!.toFixed(1)} at the start), ${variant} kernels, Bun ${Bun.version}, ${process.platform}/${process.arch}`,
     machine: { cores, speedup },
     wakeSeconds: WAKE_SECONDS,
     contextFactor: 1,
