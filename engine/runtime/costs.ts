@@ -10,7 +10,6 @@
  */
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
-import type { KernelExports } from "../kernels/abi.ts";
 import DEFAULT_TABLE from "./costs-default.json";
 
 export const COSTS_FORMAT = "skein-costs/1";
@@ -262,10 +261,10 @@ export function slowdown(model: SimulationModel, k: number): number {
   return k / s;
 }
 
-/** Seconds to send `bytes` as one message over the network (α + bytes/β). */
-export function messageSeconds(n: NetworkModel, bytes: number): number {
+/** Seconds to send `bytes` in all, as `messages` messages, over one link: α · messages + bytes / β. */
+export function trafficSeconds(n: NetworkModel, bytes: number, messages = 1): number {
   if (bytes <= 0) return 0;
-  return n.latencySeconds + (n.bytesPerSecond === null ? 0 : bytes / n.bytesPerSecond);
+  return messages * n.latencySeconds + (n.bytesPerSecond === null ? 0 : bytes / n.bytesPerSecond);
 }
 
 /**
@@ -273,11 +272,6 @@ export function messageSeconds(n: NetworkModel, bytes: number): number {
  * bytes, so every node sends 2(P−1)/P of them (reduce-scatter, then all-gather).
  */
 export function allReduceSeconds(n: NetworkModel, bytes: number, parties: number): number {
-  if (parties <= 1 || bytes <= 0) return 0;
-  return 2 * (parties - 1) * messageSeconds(n, bytes / parties);
-}
-
-/** The kernel names a table must cost (every export the simulator may see). */
-export function costedKernels(k: KernelExports): string[] {
-  return Object.keys(k).filter((name) => typeof (k as unknown as Record<string, unknown>)[name] === "function");
+  if (parties <= 1) return 0;
+  return trafficSeconds(n, (2 * (parties - 1) * bytes) / parties, 2 * (parties - 1));
 }

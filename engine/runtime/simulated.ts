@@ -29,7 +29,7 @@ import { injectFault, type FaultPlan } from "./fault.ts";
 import type { Executor, VirtualClock } from "./executor.ts";
 import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
-import { allReduceSeconds, kernelCostFunction, messageSeconds, slowdown, type SimulationModel } from "./costs.ts";
+import { allReduceSeconds, kernelCostFunction, slowdown, trafficSeconds, type SimulationModel } from "./costs.ts";
 
 /** When a blocked program can resume: a virtual time, or null while its condition does not hold. */
 type ResumeTime = () => number | null;
@@ -165,9 +165,7 @@ export class SimulatedSync implements Sync {
   }
 
   send(bytes: number, messages = 1): void {
-    if (bytes <= 0) return;
-    const n = this.model.network;
-    this.state.clocks[this.me]! += messages * n.latencySeconds + (n.bytesPerSecond === null ? 0 : bytes / n.bytesPerSecond);
+    this.state.clocks[this.me]! += trafficSeconds(this.model.network, bytes, messages);
   }
 
   allReduce(bytes: number, parties: number): void {
