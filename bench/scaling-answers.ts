@@ -91,7 +91,7 @@ for (const net of networks) {
       return r ? { r, s: metrics(r).reduce((a, m) => a + m.trainSeconds, 0) / r.epochs } : null;
     };
     const p = perEpoch(`pmsgd n=${n} ${net}`)!;
-    const others = ["dmsgd ring", "decentlam ring", "dmsgd exponential", "decentlam exponential"].map((a) => perEpoch(`${a} n=${n} ${net}`));
+    const others = ["dmsgd ring", "decentlam ring", "dmsgd symmetric-exponential", "decentlam symmetric-exponential"].map((a) => perEpoch(`${a} n=${n} ${net}`));
     const ratios = others.map((o) => (o ? fmt(o.s / p.s, 2) : "-")).join(" ");
     console.log(
       [net.padEnd(8), String(n).padEnd(4), fmt(p.s, 4).padStart(8), ...others.map((o) => fmt(o?.s, 4).padStart(11)), `  (${ratios})`.padEnd(26), `${fmt(p.r.testAccuracy)}/${fmt(others[0]?.r.testAccuracy)}/${fmt(others[1]?.r.testAccuracy)}`].join(" "),

@@ -318,11 +318,13 @@ describe("calibration", () => {
 });
 
 describe("the scaling suite", () => {
-  test("every run is simulated, and its program count is what its algorithm derives", () => {
+  test("every run is simulated, its algorithm accepts it, and its program count is what the algorithm derives", () => {
     for (const mode of ["quick", "full"] as const) {
       for (const { label, config } of SUITES.scaling[mode].runs) {
         expect(config.executor).toBe("simulated");
-        const programs = algorithmNamed(config.algo).programs({ ...config, seed: 1 });
+        const algorithm = algorithmNamed(config.algo);
+        algorithm.check?.({ ...config, seed: 1 });
+        const programs = algorithm.programs({ ...config, seed: 1 });
         expect(`${label}: ${programs}`).toBe(`${label}: ${config.workers}`);
       }
     }
