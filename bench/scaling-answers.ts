@@ -71,6 +71,10 @@ for (const D of depths) {
   for (const algo of ["gpipe", "1f1b", "pipedream", "pipeoptim"]) {
     const r = byLabel.get(`${algo} D=${D}`);
     if (!r) continue;
+    if (r.diverged !== undefined) {
+      console.log(`${String(D).padEnd(3)} ${algo.padEnd(11)} diverged`);
+      continue;
+    }
     const last = metrics(r).at(-1)!;
     const bubble = 1 - last.busy.reduce((a, b) => a + b, 0) / last.busy.length;
     const M = 8;
@@ -88,7 +92,7 @@ for (const net of networks) {
   for (const n of ns) {
     const perEpoch = (label: string) => {
       const r = byLabel.get(label);
-      return r ? { r, s: metrics(r).reduce((a, m) => a + m.trainSeconds, 0) / r.epochs } : null;
+      return r && r.diverged === undefined ? { r, s: metrics(r).reduce((a, m) => a + m.trainSeconds, 0) / r.epochs } : null;
     };
     const p = perEpoch(`pmsgd n=${n} ${net}`)!;
     const others = ["dmsgd ring", "decentlam ring", "dmsgd symmetric-exponential", "decentlam symmetric-exponential"].map((a) => perEpoch(`${a} n=${n} ${net}`));
