@@ -19,6 +19,7 @@
 import { overallStaleness, summarizeStaleness } from "../engine/algorithms/async/staleness.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { Network } from "../engine/model/network.ts";
 import type { EpochOutcome } from "../engine/run-metrics.ts";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
 
@@ -57,7 +58,8 @@ function configOf(algo: string, model: string, P: number): TrainConfig | null {
     case "gpipe":
     case "pipedream":
     case "1f1b":
-      return { ...base, pipeline: { stages: P, microbatches: 4 } };
+      // A stage needs a layer with parameters: deeper pipelines than the model allows are skipped.
+      return P > new Network(base.model, [1, 28, 28], 10).trainableLayers.length ? null : { ...base, pipeline: { stages: P, microbatches: 4 } };
     case "dmsgd":
     case "pmsgd":
     case "decentlam":
