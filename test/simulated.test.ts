@@ -311,6 +311,17 @@ describe("calibration", () => {
         },
       ),
     );
+    // With a bytes term (GEMMs): flops-bound and bytes-bound calls together are recovered too.
+    const shapes = [[1, 784, 256], [8, 784, 256], [64, 784, 256], [256, 128, 10], [1, 128, 128], [32, 256, 128]];
+    const points = shapes.map(([m, k, n]) => {
+      const work = 2 * m! * k! * n!;
+      const bytes = 4 * (m! * k! + k! * n! + m! * n!);
+      return { work, bytes, seconds: 1e-6 + work / 40e9 + bytes / 10e9 };
+    });
+    const c = fit(points);
+    expect(c.perUnit * 40e9).toBeCloseTo(1, 6);
+    expect(c.perByte! * 10e9).toBeCloseTo(1, 6);
+    expect(c.fitError).toBeLessThan(1e-6);
     // Noise shows as error: ±10% alternating around a line is a 10% relative RMS error, near enough.
     const noisy = fit([1, 2, 3, 4, 5, 6].map((w, i) => ({ work: w * 1e6, seconds: w * 1e-3 * (i % 2 ? 1.1 : 0.9) })));
     expect(noisy.fitError).toBeGreaterThan(0.05);

@@ -52,6 +52,7 @@ interface Call {
 interface Timed extends Call {
   seconds: number;
   work: number;
+  bytes?: number;
 }
 
 export async function calibrateCommand(argv: string[]): Promise<number> {
@@ -149,7 +150,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
   const exports = k as unknown as Record<string, (...args: number[]) => unknown>;
   for (const call of calls.values()) {
     const fn = exports[call.name]!;
-    timed.push({ ...call, seconds: medianCallSeconds(() => fn(...call.args), o.quick), work: WORK[call.name]!.work(call.args) });
+    const w = WORK[call.name]!;
+    timed.push({ ...call, seconds: medianCallSeconds(() => fn(...call.args), o.quick), work: w.work(call.args), ...(w.bytes ? { bytes: w.bytes(call.args) } : {}) });
   }
   const kernels: Record<string, KernelCost> = {};
   for (const name of Object.keys(WORK)) {
@@ -289,33 +291,57 @@ function medianCallSeconds(call: () => unknown, quick: boolean): number {
 }
 
 /**
- * seconds ≈ fixed + perUnit · work, minimising Σ ((fit − t) / t)² (small calls count as much as big
- * ones); both coefficients ≥ 0. fitError: the root mean square of the relative residuals.
+ * seconds ≈ fixed + perUnit · work (+ perByte · bytes where the kernel has a bytes measure),
+ * minimising Σ ((fit − t) / t)² (small calls count as much as big ones), every coefficient ≥ 0: the
+ * best of the least-squares fits over every subset of the terms whose coefficients come out ≥ 0.
+ * fitError: the root mean square of the relative residuals.
  */
-export function fit(points: { seconds: number; work: number }[]): KernelCost {
-  // Weighted least squares, weight 1/t²: normal equations of [1, w] against t.
-  let s00 = 0, s01 = 0, s11 = 0, r0 = 0, r1 = 0;
-  for (const { seconds: t, work: w } of points) {
-    const q = 1 / (t * t);
-    s00 += q;
-    s01 += q * w;
-    s11 += q * w * w;
-    r0 += q * t;
-    r1 += q * t * w;
+export function fit(points: { seconds: number; work: number; bytes?: number }[]): KernelCost {
+  const withBytes = points.every((p) => p.bytes !== undefined);
+  const features = (p: (typeof points)[number]) => (withBytes ? [1, p.work, p.bytes!] : [1, p.work]);
+  const terms = withBytes ? 3 : 2;
+  let best: { coef: number[]; error: number } | null = null;
+  for (let mask = 1; mask < 1 << terms; mask++) {
+    const used = Array.from({ length: terms }, (_, i) => i).filter((i) => mask & (1 << i));
+    const coef = solveRelative(points.map((p) => used.map((i) => features(p)[i]!)), points.map((p) => p.seconds));
+    if (!coef || coef.some((c) => c < 0 || !Number.isFinite(c))) continue;
+    const full = new Array<number>(terms).fill(0);
+    used.forEach((i, k) => (full[i] = coef[k]!));
+    let sq = 0;
+    for (const p of points) sq += ((features(p).reduce((a, x, i) => a + x * full[i]!, 0) - p.seconds) / p.seconds) ** 2;
+    const error = Math.sqrt(sq / points.length);
+    if (!best || error < best.error) best = { coef: full, error };
   }
-  const det = s00 * s11 - s01 * s01;
-  let fixed = det > 0 ? (r0 * s11 - r1 * s01) / det : r0 / s00;
-  let perUnit = det > 0 ? (s00 * r1 - s01 * r0) / det : 0;
-  if (perUnit < 0 || !Number.isFinite(perUnit)) {
-    perUnit = 0;
-    fixed = r0 / s00;
-  } else if (fixed < 0) {
-    fixed = 0;
-    perUnit = s11 > 0 ? r1 / s11 : 0;
+  const [fixed, perUnit, perByte] = best!.coef;
+  return { fixed: fixed!, perUnit: perUnit!, ...(withBytes ? { perByte: perByte! } : {}), fitError: best!.error, shapes: points.length };
+}
+
+/** Least squares of rows·x ≈ t on relative error (each row divided by its t); null if singular. */
+function solveRelative(rows: number[][], t: number[]): number[] | null {
+  const n = rows[0]!.length;
+  const a = Array.from({ length: n }, () => new Array<number>(n + 1).fill(0));
+  rows.forEach((row, r) => {
+    const q = 1 / (t[r]! * t[r]!);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) a[i]![j]! += q * row[i]! * row[j]!;
+      a[i]![n]! += q * row[i]! * t[r]!;
+    }
+  });
+  // Gaussian elimination with partial pivoting, scaled per column (flops and bytes are large numbers).
+  const scale = Array.from({ length: n }, (_, i) => Math.sqrt(a[i]![i]!) || 1);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= n; j++) a[i]![j]! /= scale[i]! * (j < n ? scale[j]! : 1);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(a[r]![c]!) > Math.abs(a[p]![c]!)) p = r;
+    if (Math.abs(a[p]![c]!) < 1e-12) return null;
+    [a[c], a[p]] = [a[p]!, a[c]!];
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = a[r]![c]! / a[c]![c]!;
+      for (let j = c; j <= n; j++) a[r]![j]! -= f * a[c]![j]!;
+    }
   }
-  let sq = 0;
-  for (const { seconds: t, work: w } of points) sq += ((fixed + perUnit * w - t) / t) ** 2;
-  return { fixed, perUnit, fitError: Math.sqrt(sq / points.length), shapes: points.length };
+  return Array.from({ length: n }, (_, i) => a[i]![n]! / a[i]![i]! / scale[i]!);
 }
 
 /** speedup[k−1] = total fma_ceiling throughput of k threads at once / one thread's. */
@@ -365,11 +391,12 @@ async function measureContention(module: WebAssembly.Module, cores: number, ms: 
 }
 
 function report(table: CostTable, say: (line: string) => void): void {
-  say("kernel                      unit      shapes  fixed µs   per unit        fit error");
+  say("kernel                      unit      shapes  fixed µs   per unit (+ per byte)         fit error");
   for (const [name, c] of Object.entries(table.kernels)) {
     const unit = WORK[name]!.unit;
     const rate = unit === "flops" ? `${(1e-9 / c.perUnit).toFixed(1)} GFLOP/s` : `${(c.perUnit * 1e9).toFixed(3)} ns/elem`;
-    say(`${name.padEnd(28)}${unit.padEnd(10)}${String(c.shapes).padStart(6)}  ${(c.fixed * 1e6).toFixed(2).padStart(8)}   ${rate.padEnd(16)}${(c.fitError * 100).toFixed(1).padStart(6)}%`);
+    const bytes = c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : "";
+    say(`${name.padEnd(28)}${unit.padEnd(10)}${String(c.shapes).padStart(6)}  ${(c.fixed * 1e6).toFixed(2).padStart(8)}   ${(rate + bytes).padEnd(30)}${(c.fitError * 100).toFixed(1).padStart(6)}%`);
   }
   say(`contention: speedup of k programs at once = ${table.machine.speedup.join(", ")} (k = 1…${table.machine.cores})`);
 }

@@ -5,8 +5,9 @@
  * the project (costs-default.json), so simulated runs work out of the box.
  *
  * A kernel's cost is affine in one work measure of its arguments (flops for GEMM and convolutions,
- * elements for everything else): seconds = fixed + perUnit · work. The fit is per kernel, from the
- * medians of repeated calls over the shapes the models use; its relative error is kept in the table.
+ * elements for everything else), plus for GEMM and convolutions the bytes of their operands:
+ * seconds = fixed + perUnit · work + perByte · bytes. The fit is per kernel, from the medians of
+ * repeated calls over the shapes the models use; its relative error is kept in the table.
  */
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
@@ -19,6 +20,11 @@ export interface KernelCost {
   fixed: number;
   /** Seconds per unit of work (see WORK). */
   perUnit: number;
+  /**
+   * GEMMs and convolutions: seconds per byte of their operands as well (a GEMM of a few rows streams
+   * its weights from memory and is bound by bytes, not flops). Absent: 0.
+   */
+  perByte?: number;
   /** Relative root-mean-square error of the fit over the calibrated shapes. */
   fitError: number;
   /** Distinct shapes the fit saw. */
@@ -60,6 +66,14 @@ export interface CostTable {
 type Work = (a: number[]) => number;
 const elements = (at: number): Work => (a) => a[at]!;
 const gemm: Work = (a) => 2 * a[3]! * a[4]! * a[5]!;
+/** Bytes of a GEMM's three operands: A (M×K), B (K×N), C (M×N). */
+const gemmBytes: Work = (a) => 4 * (a[3]! * a[4]! + a[4]! * a[5]! + a[3]! * a[5]!);
+/** Bytes of a convolution's input, weights and output from (N, Cin, H, W, Cout, KH, KW, stride, pad). */
+const convBytes = ([N, Cin, H, W, Cout, KH, KW, stride, pad]: number[]): number => {
+  const oh = Math.floor((H! + 2 * pad! - KH!) / stride!) + 1;
+  const ow = Math.floor((W! + 2 * pad! - KW!) / stride!) + 1;
+  return 4 * (N! * Cin! * H! * W! + Cout! * Cin! * KH! * KW! + N! * Cout! * oh * ow);
+};
 /** 2·N·Cout·Cin·KH·KW·OH·OW from (N, Cin, H, W, Cout, KH, KW, stride, pad). */
 const convFlops = ([N, Cin, H, W, Cout, KH, KW, stride, pad]: number[]): number => {
   const oh = Math.floor((H! + 2 * pad! - KH!) / stride!) + 1;
@@ -68,19 +82,19 @@ const convFlops = ([N, Cin, H, W, Cout, KH, KW, stride, pad]: number[]): number 
 };
 
 /** Every kernel the simulator charges for: its work measure and that measure's unit. */
-export const WORK: Record<string, { unit: "flops" | "elements"; work: Work }> = {
-  gemm_nn: { unit: "flops", work: gemm },
-  gemm_nt: { unit: "flops", work: gemm },
-  gemm_tn: { unit: "flops", work: gemm },
+export const WORK: Record<string, { unit: "flops" | "elements"; work: Work; bytes?: Work }> = {
+  gemm_nn: { unit: "flops", work: gemm, bytes: gemmBytes },
+  gemm_nt: { unit: "flops", work: gemm, bytes: gemmBytes },
+  gemm_tn: { unit: "flops", work: gemm, bytes: gemmBytes },
   bias_act_forward: { unit: "elements", work: (a) => a[3]! * a[4]! },
   bias_act_backward: { unit: "elements", work: (a) => a[5]! * a[6]! },
   channel_bias_act_forward: { unit: "elements", work: (a) => a[3]! * a[4]! * a[5]! },
   channel_bias_act_backward: { unit: "elements", work: (a) => a[5]! * a[6]! * a[7]! },
   softmax_xent: { unit: "elements", work: (a) => a[3]! * a[4]! },
   count_correct: { unit: "elements", work: (a) => a[2]! * a[3]! },
-  conv2d_forward: { unit: "flops", work: (a) => convFlops(a.slice(3, 12)) },
+  conv2d_forward: { unit: "flops", work: (a) => convFlops(a.slice(3, 12)), bytes: (a) => convBytes(a.slice(3, 12)) },
   // dx = 0 skips the input gradient: one GEMM instead of two.
-  conv2d_backward: { unit: "flops", work: (a) => convFlops(a.slice(5, 14)) * (a[0] === 0 ? 1 : 2) },
+  conv2d_backward: { unit: "flops", work: (a) => convFlops(a.slice(5, 14)) * (a[0] === 0 ? 1 : 2), bytes: (a) => convBytes(a.slice(5, 14)) * 2 },
   maxpool_forward: { unit: "elements", work: (a) => a[3]! * a[4]! * a[5]! },
   maxpool_backward: { unit: "elements", work: (a) => a[3]! * a[4]! * a[5]! },
   avgpool_forward: { unit: "elements", work: (a) => a[2]! * a[3]! * a[4]! },
@@ -195,6 +209,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
     for (const field of ["fixed", "perUnit"] as const) {
       if (!isNumber(c![field]) || (c![field] as number) < 0) fail(`kernels.${name}.${field}: must be a number ≥ 0 (got ${JSON.stringify(c![field])})`);
     }
+    if (c!.perByte !== undefined && (!isNumber(c!.perByte) || c!.perByte < 0)) fail(`kernels.${name}.perByte: must be a number ≥ 0 (got ${JSON.stringify(c!.perByte)})`);
   }
   for (const name of Object.keys(kernels!)) if (!(name in WORK)) fail(`kernels.${name}: no such kernel`);
   const networks = (t.networks ?? {}) as Record<string, unknown>;
@@ -244,7 +259,10 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
   if (!w || !c) return () => 0;
   const fixed = c.fixed * table.contextFactor + table.callSeconds;
   const perUnit = c.perUnit * table.contextFactor;
-  return (args) => fixed + perUnit * w.work(args as number[]);
+  const perByte = (c.perByte ?? 0) * table.contextFactor;
+  const bytes = w.bytes;
+  if (!bytes || perByte === 0) return (args) => fixed + perUnit * w.work(args as number[]);
+  return (args) => fixed + perUnit * w.work(args as number[]) + perByte * bytes(args as number[]);
 }
 
 /**
