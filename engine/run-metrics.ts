@@ -4,6 +4,7 @@
  */
 import type { ArenaPlan } from "./memory/arena.ts";
 import type { RunStatus } from "./run-folder.ts";
+import type { SimulationSummary } from "./runtime/costs.ts";
 import { bytesByKind } from "./memory/arena.ts";
 import type { AsyncOptions } from "./algorithms/async/options.ts";
 import type { EpochResult, GossipMetrics, StageMemory } from "./algorithms/algorithm.ts";
@@ -51,7 +52,13 @@ export interface Summary extends Partial<GossipMetrics> {
   lr: number;
   seed: number;
   kernels: string;
+  /** Seconds of the whole run: virtual seconds when simulated. */
   seconds: number;
+  /** --executor simulated: every time and rate here is virtual, from this cost model. */
+  simulated?: true;
+  simulation?: SimulationSummary;
+  /** Simulated runs: the real seconds the simulation took. */
+  wallSeconds?: number;
   trainSeconds: number;
   samplesPerSec: number;
   trainLoss: number;

@@ -17,6 +17,8 @@ import { copyData, planData, type RunSetup } from "./runtime/context.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool } from "./runtime/pool.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
+import { SimulatedExecutor } from "./runtime/simulated.ts";
+import { describeSimulation, simulationModel, type SimulationSummary } from "./runtime/costs.ts";
 import type { Executor } from "./runtime/executor.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult } from "./algorithms/algorithm.ts";
 import type { TrainConfig } from "./algorithms/config.ts";
@@ -48,6 +50,8 @@ const PROGRESS_INTERVAL_MS = 200;
 export class TrainingSession {
   readonly stepsPerEpoch: number;
   epochsDone: number;
+  /** --executor simulated: the cost model its times come from. */
+  simulation: SimulationSummary | null = null;
 
   private constructor(
     readonly config: TrainConfig,
@@ -70,6 +74,8 @@ export class TrainingSession {
     const algorithm = algorithmNamed(config.algo);
     algorithm.check?.(config);
     checkThreads(config);
+    // Read before anything starts: a bad table is the user's error, named before any work.
+    const simulation = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(algorithm, config, net, dataset, options);
@@ -92,8 +98,11 @@ export class TrainingSession {
     const executor =
       config.executor === "deterministic"
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
-        : await WorkerPool.start(setup.workers, module, memory, setup, control, fault, options.watchdogMs);
+        : config.executor === "simulated"
+          ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault)
+          : await WorkerPool.start(setup.workers, module, memory, setup, control, fault, options.watchdogMs);
     const session = new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+    if (simulation) session.simulation = describeSimulation(simulation, config.simulation?.costs);
     openSessions.add(session);
     if (stopRequest) control.requestStop();
     return session;
@@ -133,7 +142,8 @@ export class TrainingSession {
     this.epochsDone++;
     return {
       trainLoss,
-      seconds: (performance.now() - started) / 1000,
+      // A simulated run reports its virtual time (the epoch's makespan).
+      seconds: this.executor.clock ? this.executor.clock.lastRunSeconds : (performance.now() - started) / 1000,
       samples,
       updates: results.reduce((a, r) => a + r.updates, 0),
       busy: results.map((r) => (r.elapsedMs > 0 ? 1 - r.waitedMs / r.elapsedMs : 1)),

@@ -3,6 +3,7 @@
  * save, and experiments write as data. Family options are partial; `resolved*` fills the defaults.
  */
 import type { ExecutorName } from "../runtime/executor.ts";
+import type { SimulationConfig } from "../runtime/costs.ts";
 import type { OptimizerConfig } from "../optim/optimizer.ts";
 import { DEFAULT_ASYNC, type AsyncOptions } from "./async/options.ts";
 import { DEFAULT_GOSSIP, type GossipConfig } from "./gossip/setup.ts";
@@ -28,6 +29,8 @@ export interface TrainConfig {
   gossip?: Partial<GossipConfig>;
   /** gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim: stages and microbatches per batch. */
   pipeline?: Partial<PipelineOptions>;
+  /** --executor simulated: the cost table, machine and network (defaults: shipped table, measured, shm). */
+  simulation?: SimulationConfig;
 }
 
 export const asyncOptionsOf = (config: TrainConfig): AsyncOptions => ({ ...DEFAULT_ASYNC, ...config.async });

@@ -8,6 +8,7 @@ import { defaultOptimizer, OPTIMIZERS, parseOptimizerKind } from "../optim/optim
 import { openResume, train, type TrainConfig, type TrainOptions } from "../train.ts";
 import type { LoadedCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EXECUTORS, type ExecutorName } from "../runtime/executor.ts";
+import { SIMULATION_FLAGS, withSimulationFlags } from "./simulation-flags.ts";
 import type { Family } from "../algorithms/algorithm.ts";
 import { ALGORITHMS, ALGORITHM_NAMES, algorithmNamed } from "../algorithms/registry.ts";
 import { overallStaleness } from "../algorithms/async/staleness.ts";
@@ -47,7 +48,8 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "microbatches", type: "int", min: 1, max: 4096, help: "pipelines: microbatches per batch (default 4; --batch is split into them)" },
   { name: "schedule", type: "string", valueName: "FILE", help: "pipelines: run this schedule (JSON, as skein schedule --json prints) one window per batch; an invalid one is refused" },
   { name: "pipeline-unit", type: "string", choices: ["microbatch", "batch"], help: "pipedream, spectrain, pipeoptim: update once per microbatch (default) or once per batch of --batch samples, as gpipe, 1f1b, 2bw do" },
-  { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler" },
+  { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler; simulated: deterministic on virtual clocks, times from a cost table" },
+  ...SIMULATION_FLAGS,
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json (status: running, completed, stopped, failed, diverged), checkpoint.safetensors, trace.json; a folder holding another run is refused (see --overwrite, --resume)" },
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run whose checkpoint is in DIR (its config; --epochs, --workers, --out may change)" },
@@ -57,7 +59,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
 ];
 
 /** What a resumed run may change: how long it goes on, and where it runs and writes. */
-const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile", "overwrite"]);
+const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile", "overwrite", ...SIMULATION_FLAGS.map((f) => f.name)]);
 
 const FAMILY_TITLES: Record<Family, string> = {
   sync: "Synchronous",
@@ -117,6 +119,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     config.workers = workersFor(config, v.workers);
     checkThreads(config);
   }
+  config = withSimulationFlags(config, flags.given, v);
   const json = Boolean(v.json);
   const out = v.out !== undefined ? String(v.out) : resume ? resumeFolder(String(v.resume)) : undefined;
   const display = new ProgressDisplay();
@@ -142,7 +145,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   display.clear();
   if (json) process.stdout.write(JSON.stringify(summary) + "\n");
   else {
-    say(`test accuracy: ${(summary.testAccuracy * 100).toFixed(2)}%  (${summary.seconds.toFixed(1)} s, ${formatRate(summary.samplesPerSec)} samples/s, kernels: ${summary.kernels})`);
+    say(`test accuracy: ${(summary.testAccuracy * 100).toFixed(2)}%  (${summary.simulated ? `${summary.seconds.toPrecision(3)} s simulated` : `${summary.seconds.toFixed(1)} s`}, ${formatRate(summary.samplesPerSec)} samples/s, kernels: ${summary.kernels})`);
     if (summary.out) say(`run folder: ${summary.out}`);
   }
   return 0;

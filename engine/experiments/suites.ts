@@ -9,8 +9,9 @@ import { buildTopology } from "../algorithms/gossip/topology.ts";
 import { defaultOptimizer } from "../optim/optimizer.ts";
 import type { TrainConfig } from "../train.ts";
 import type { Claim } from "../report/claims.ts";
+import { scalingSuite } from "./scaling.ts";
 
-export const SUITE_NAMES = ["async", "pipeline", "gossip", "bias", "all"] as const;
+export const SUITE_NAMES = ["async", "pipeline", "gossip", "bias", "all", "scaling"] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
 export type SuiteMode = "quick" | "full";
 
@@ -277,4 +278,5 @@ export const SUITES: Record<SuiteName, Suite> = {
     quick: { seeds: [1], runs: allRuns(1), target: 0.9, claims: ALL_CLAIMS },
     full: { seeds: [1, 2, 3], runs: allRuns(10), target: 0.93, claims: ALL_CLAIMS },
   },
+  scaling: scalingSuite,
 };

@@ -161,7 +161,7 @@ function runsTable(runs: RunData[], colors: Map<string, string>): string {
       fmt(s.epochs),
       pct(s.testAccuracy),
       fmt(s.samplesPerSec, 4),
-      fmt(s.seconds),
+      s.simulated ? `${fmt(s.seconds)} (simulated)` : fmt(s.seconds),
       st ? `${fmt(st.mean)} / ${st.max}` : "–",
       fmt(s.consensusDistance),
       fmt(s.beta),
@@ -354,6 +354,14 @@ svg.chart{display:block}
 details{margin:16px 0}summary{cursor:pointer;font-weight:600}
 `;
 
+/** Simulated runs are in virtual seconds: say so on the time chart (and say when real and virtual mix). */
+function timeAxis(runs: RunData[]) {
+  const simulated = runs.filter((r) => r.summary.simulated).length;
+  const what = simulated === 0 ? "wall time" : simulated === runs.length ? "simulated time" : "time (wall, or simulated where the run says so)";
+  const seconds = simulated === runs.length ? "virtual seconds since start" : "seconds since start";
+  return { title: `Test accuracy vs ${what}`, xLabel: `${seconds} (mean over seeds)`, yLabel: "test accuracy" };
+}
+
 export async function buildReport(dirs: string[]): Promise<string> {
   const model = await buildModel(dirs);
   const { runs, methods } = model;
@@ -367,7 +375,7 @@ export async function buildReport(dirs: string[]): Promise<string> {
         : `skein report: ${runs.length + model.skipped.length} runs`;
   const training = [
     ...chartsOf(model, { title: "Test accuracy vs epoch", y: "testAccuracy", x: "epoch", xLabel: "epoch", yLabel: "test accuracy", target: true }),
-    ...chartsOf(model, { title: "Test accuracy vs wall time", y: "testAccuracy", x: "elapsedSeconds", xLabel: "seconds since start (mean over seeds)", yLabel: "test accuracy", target: true }),
+    ...chartsOf(model, { ...timeAxis(runs), y: "testAccuracy", x: "elapsedSeconds", target: true }),
     ...chartsOf(model, { title: "Train loss vs epoch", y: "trainLoss", x: "epoch", xLabel: "epoch", yLabel: "train loss" }),
   ].join("");
   // Experiment folders by name, run folders given on their own by theirs.

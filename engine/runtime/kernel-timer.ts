@@ -5,10 +5,10 @@
 import type { KernelExports } from "../kernels/abi.ts";
 
 /** A plain object of wrappers: wasm export objects are frozen, so a Proxy may not substitute values. */
-export function wrapKernels(k: KernelExports, around: (name: string, call: () => unknown) => unknown): KernelExports {
+export function wrapKernels(k: KernelExports, around: (name: string, call: () => unknown, args: unknown[]) => unknown): KernelExports {
   const wrapped: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(k)) {
-    wrapped[name] = typeof value !== "function" ? value : (...args: unknown[]) => around(name, () => (value as (...a: unknown[]) => unknown)(...args));
+    wrapped[name] = typeof value !== "function" ? value : (...args: unknown[]) => around(name, () => (value as (...a: unknown[]) => unknown)(...args), args);
   }
   return wrapped as unknown as KernelExports;
 }

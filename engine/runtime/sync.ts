@@ -29,10 +29,23 @@ export interface Sync {
   waitChange(word: number, seen: number, what: string): Generator<Blocked, void, void>;
   /** Bump the i32 at `word` and wake everyone waiting on it. */
   wake(word: number): void;
+  /**
+   * The program acts on the value it read at `word` without waiting for it (it had already changed).
+   * Only virtual time cares: the program's clock moves to when that value was written.
+   */
+  observe(word: number): void;
   /** A point where the deterministic scheduler may switch programs; nothing on real threads. */
   point(): Generator<Blocked, void, void>;
   /** Throws StopRequested when a peer failed or the run was interrupted. */
   checkStop(): void;
+  /**
+   * Declare that this program sends `bytes` to its peers as `messages` messages (pipeline hand-offs,
+   * gossip exchanges). In shared memory the kernels that read a peer's data already pay for it, so
+   * only the simulated executor charges for this, by its network model; real threads do nothing.
+   */
+  send(bytes: number, messages?: number): void;
+  /** Declare this program's part in an all-reduce of `bytes` among `parties` programs (as `send`). */
+  allReduce(bytes: number, parties: number): void;
   /** Milliseconds this program has spent blocked (threads only; 0 under the deterministic executor). */
   readonly waitedMs: number;
 }
@@ -109,6 +122,12 @@ export class ThreadSync implements Sync {
   }
 
   *point(): Generator<Blocked, void, void> {}
+
+  observe(): void {}
+
+  send(): void {}
+
+  allReduce(): void {}
 
   /** Poll briefly before sleeping when every party has a core (see SPIN_MS). True if it changed. */
   private spin(index: number, seen: number): boolean {

@@ -19,8 +19,11 @@ export class SpanRecorder {
   private index = new Map<string, number>();
   private spans: number[] = [];
 
+  /** `now`: the program's clock in µs (wall-clock by default; the simulated executor's virtual clock). */
+  constructor(readonly now: () => number = SpanRecorder.wallNow) {}
+
   /** Now, in µs of wall-clock time: comparable across workers (each has its own timeOrigin). */
-  static now(): number {
+  static wallNow(): number {
     return (performance.timeOrigin + performance.now()) * 1000;
   }
 
@@ -28,7 +31,7 @@ export class SpanRecorder {
     if (this.spans.length >= MAX_SPANS * 3) return;
     let i = this.index.get(name);
     if (i === undefined) this.index.set(name, (i = this.names.push(name) - 1));
-    this.spans.push(i, startUs, SpanRecorder.now() - startUs);
+    this.spans.push(i, startUs, this.now() - startUs);
   }
 
   /** Hand over what was recorded since the last call. */
@@ -43,7 +46,7 @@ export class SpanRecorder {
 
 /** The start of a span, or 0 when the program is not traced. */
 export function mark(trace: SpanRecorder | null): number {
-  return trace ? SpanRecorder.now() : 0;
+  return trace ? trace.now() : 0;
 }
 
 export function span(trace: SpanRecorder | null, name: string, start: number): void {

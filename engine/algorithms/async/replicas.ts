@@ -122,6 +122,7 @@ export function averageReplicasSlice(ctx: RoleContext, layout: ReplicaLayout, pr
   const R = layout.params.length;
   const { lo, hi } = alignedSliceOf(net.paramFloats, programs, program);
   if (R < 2 || hi <= lo) return;
+  ctx.sync.allReduce((net.parameterCount * 4 * R) / programs, R); // in a cluster: one replica per node, this program's share
   weightedSum(k, memory, layout.averageArgs[program]!, layout.params[0]! + lo * 4, layout.params, 1 / R, hi - lo, lo);
   for (const p of layout.params.slice(1)) k.copy(p + lo * 4, layout.params[0]! + lo * 4, hi - lo);
 }

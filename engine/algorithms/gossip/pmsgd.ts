@@ -18,6 +18,7 @@ const rule: GossipRule = {
   },
   // A ring all-reduce sends 2(n − 1)/n models per node.
   bytesPerNodeStep: (layout, modelBytes) => (2 * (layout.nodes - 1) * modelBytes) / layout.nodes,
+  messagesPerNodeStep: (layout) => 2 * (layout.nodes - 1),
 };
 
 export const pmsgd = gossipAlgorithm({

@@ -44,6 +44,8 @@ export interface GossipRule {
   update(v: GossipVectors, i: number, edges: Edges, scratch: Ptr, gamma: number, beta: number, firstOfWorker: boolean, t: number): void;
   /** Bytes a node sends per round (default: one model per out-neighbour). */
   bytesPerNodeStep?(layout: GossipLayout, modelBytes: number): number;
+  /** As how many messages it sends them (default: one per model-sized share; a ring all-reduce: 2(n−1)). */
+  messagesPerNodeStep?(layout: GossipLayout): number;
 }
 
 /** Per round of the topology's period, per node: the nodes it receives from (itself included) and their weights. */
@@ -213,6 +215,12 @@ function bytesToNeighbours(layout: GossipLayout, modelBytes: number): number {
   return (edges / (layout.mixing.rounds.length * n)) * modelBytes;
 }
 
+/** What a node sends per round, for the network model: its bytes, and as how many messages. */
+function trafficPerNodeStep(layout: GossipLayout, rule: GossipRule, modelBytes: number): { bytes: number; messages: number } {
+  const bytes = (rule.bytesPerNodeStep ?? bytesToNeighbours)(layout, modelBytes);
+  return { bytes, messages: rule.messagesPerNodeStep?.(layout) ?? Math.max(1, Math.round(bytes / modelBytes)) };
+}
+
 /** Rounds per epoch: enough for the n nodes together to see the training set once. */
 export function roundsPerEpoch(trainCount: number, nodes: number, batch: number): number {
   return Math.ceil(trainCount / (nodes * batch));
@@ -232,6 +240,7 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
   const beta = setup.optimizer.kind === "sgd" ? 0 : setup.optimizer.momentum;
   const rounds = roundsPerEpoch(setup.data.trainCount, layout.nodes, setup.batch);
   const period = layout.mixing.rounds.length;
+  const traffic = trafficPerNodeStep(layout, rule, net.parameterCount * 4);
   // Each node walks its own shard in an order fixed by (seed, epoch, node).
   const orders = Array.from({ length: hi - lo }, (_, d) => nodeOrder(ctx, layout, lo + d, epoch));
   let lossSum = 0;
@@ -249,6 +258,7 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
       lossSum += net.gradient(k, rule.modelOf?.(layout, i) ?? layout.params[i]!, grads, mine.ws, rows, 1 / rows);
       samples += rows;
       rule.message(v, i, grads, gamma, beta, round);
+      sync.send(traffic.bytes, traffic.messages); // to its out-neighbours
       span(ctx.trace, `node ${i}: gradient + message`, t);
       yield* sync.point();
     }

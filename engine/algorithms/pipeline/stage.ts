@@ -47,6 +47,8 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
   const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
   const totals = { lossSum: 0, samples: 0, updates: 0, inconsistencySum: 0, inconsistencyCount: 0 };
   const measured = (u: number) => me.forwardCopy.length > 0 && u % layout.measureEvery === 0;
+  // Bytes per sample handed to the next stage (activations) and back to the previous one (their gradient).
+  const [sendsForward, sendsBack] = [net.layers[me.last]!.outShape, net.layers[me.first]!.inShape].map((s) => s.reduce((a, b) => a * b, 4));
 
   for (let w = 0; w < windows; w++) {
     for (const step of steps) {
@@ -71,6 +73,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
             totals.samples += rows;
             control.report(stage, totals.lossSum, rows);
           }
+          if (stage < D - 1) sync.send(rows * sendsForward!);
           sync.wake(forwardDone(stage, u));
           break;
         }
@@ -87,6 +90,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
             totals.inconsistencySum += runtime.distance(me.forwardCopy[step.slot]!, weights);
             totals.inconsistencyCount++;
           }
+          if (stage > 0) sync.send(rows * sendsBack!);
           sync.wake(gradientDone(stage, u));
           if (step.releasesSlot) runtime.releaseSlot(step.slot);
           break;
@@ -125,6 +129,7 @@ function* waitAtLeast(words: Int32Array, word: Ptr, target: number, sync: RoleCo
   for (let seen = Atomics.load(words, word >> 2); seen < target; seen = Atomics.load(words, word >> 2)) {
     yield* sync.waitChange(word, seen, what);
   }
+  sync.observe(word);
 }
 
 /**

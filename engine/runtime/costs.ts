@@ -1,0 +1,295 @@
+/**
+ * The simulated executor's cost model, as data: what each kernel call costs in seconds as a function
+ * of its arguments, how much k programs computing at once slow each other down, and what a message
+ * costs on a network. `skein calibrate` measures a table on this machine; a default one ships with
+ * the project (costs-default.json), so simulated runs work out of the box.
+ *
+ * A kernel's cost is affine in one work measure of its arguments (flops for GEMM and convolutions,
+ * elements for everything else), plus for GEMM and convolutions the bytes of their operands:
+ * seconds = fixed + perUnit · work + perByte · bytes. The fit is per kernel, from the medians of
+ * repeated calls over the shapes the models use; its relative error is kept in the table.
+ */
+import { readFileSync } from "node:fs";
+import { UserError } from "../errors.ts";
+import DEFAULT_TABLE from "./costs-default.json";
+
+export const COSTS_FORMAT = "skein-costs/1";
+
+export interface KernelCost {
+  /** Seconds per call whatever the size: call overhead, setup. */
+  fixed: number;
+  /** Seconds per unit of work (see WORK). */
+  perUnit: number;
+  /**
+   * GEMMs and convolutions: seconds per byte of their operands as well (a GEMM of a few rows streams
+   * its weights from memory and is bound by bytes, not flops). Absent: 0.
+   */
+  perByte?: number;
+  /** Relative root-mean-square error of the fit over the calibrated shapes. */
+  fitError: number;
+  /** Distinct shapes the fit saw. */
+  shapes: number;
+}
+
+export interface NetworkModel {
+  /** α: seconds per message. */
+  latencySeconds: number;
+  /** β: bytes per second on one link; null = no limit (shared memory: a kernel already pays the copy). */
+  bytesPerSecond: number | null;
+}
+
+export interface CostTable {
+  format: typeof COSTS_FORMAT;
+  /** Where and when it was measured: free text. */
+  measuredOn: string;
+  machine: {
+    /** Cores the machine has (beyond that, programs share them in turn). */
+    cores: number;
+    /** speedup[k−1]: throughput of k programs computing at once over one alone (speedup[0] = 1). */
+    speedup: number[];
+  };
+  /** Seconds a blocked program needs to resume once released (a futex wake-up on real threads). */
+  wakeSeconds: number;
+  /**
+   * Whole training epochs of one program against the kernels' own costs (both fitted together):
+   * kernels inside a training step run `contextFactor` times slower than alone in a timing loop (colder
+   * caches, the machine's other load), and each call costs `callSeconds` of TypeScript around it
+   * (batch bookkeeping, pointer arithmetic, counters, queues).
+   */
+  contextFactor: number;
+  callSeconds: number;
+  kernels: Record<string, KernelCost>;
+  networks: Record<string, NetworkModel>;
+}
+
+/** Work of one call from its arguments, per kernel (arguments in the ABI's order). */
+type Work = (a: number[]) => number;
+const elements = (at: number): Work => (a) => a[at]!;
+const gemm: Work = (a) => 2 * a[3]! * a[4]! * a[5]!;
+/** Bytes of a GEMM's three operands: A (M×K), B (K×N), C (M×N). */
+const gemmBytes: Work = (a) => 4 * (a[3]! * a[4]! + a[4]! * a[5]! + a[3]! * a[5]!);
+/** Bytes of a convolution's input, weights and output from (N, Cin, H, W, Cout, KH, KW, stride, pad). */
+const convBytes = ([N, Cin, H, W, Cout, KH, KW, stride, pad]: number[]): number => {
+  const oh = Math.floor((H! + 2 * pad! - KH!) / stride!) + 1;
+  const ow = Math.floor((W! + 2 * pad! - KW!) / stride!) + 1;
+  return 4 * (N! * Cin! * H! * W! + Cout! * Cin! * KH! * KW! + N! * Cout! * oh * ow);
+};
+/** 2·N·Cout·Cin·KH·KW·OH·OW from (N, Cin, H, W, Cout, KH, KW, stride, pad). */
+const convFlops = ([N, Cin, H, W, Cout, KH, KW, stride, pad]: number[]): number => {
+  const oh = Math.floor((H! + 2 * pad! - KH!) / stride!) + 1;
+  const ow = Math.floor((W! + 2 * pad! - KW!) / stride!) + 1;
+  return 2 * N! * Cout! * Cin! * KH! * KW! * oh * ow;
+};
+
+/** Every kernel the simulator charges for: its work measure and that measure's unit. */
+export const WORK: Record<string, { unit: "flops" | "elements"; work: Work; bytes?: Work }> = {
+  gemm_nn: { unit: "flops", work: gemm, bytes: gemmBytes },
+  gemm_nt: { unit: "flops", work: gemm, bytes: gemmBytes },
+  gemm_tn: { unit: "flops", work: gemm, bytes: gemmBytes },
+  bias_act_forward: { unit: "elements", work: (a) => a[3]! * a[4]! },
+  bias_act_backward: { unit: "elements", work: (a) => a[5]! * a[6]! },
+  channel_bias_act_forward: { unit: "elements", work: (a) => a[3]! * a[4]! * a[5]! },
+  channel_bias_act_backward: { unit: "elements", work: (a) => a[5]! * a[6]! * a[7]! },
+  softmax_xent: { unit: "elements", work: (a) => a[3]! * a[4]! },
+  count_correct: { unit: "elements", work: (a) => a[2]! * a[3]! },
+  conv2d_forward: { unit: "flops", work: (a) => convFlops(a.slice(3, 12)), bytes: (a) => convBytes(a.slice(3, 12)) },
+  // dx = 0 skips the input gradient: one GEMM instead of two.
+  conv2d_backward: { unit: "flops", work: (a) => convFlops(a.slice(5, 14)) * (a[0] === 0 ? 1 : 2), bytes: (a) => convBytes(a.slice(5, 14)) * 2 },
+  maxpool_forward: { unit: "elements", work: (a) => a[3]! * a[4]! * a[5]! },
+  maxpool_backward: { unit: "elements", work: (a) => a[3]! * a[4]! * a[5]! },
+  avgpool_forward: { unit: "elements", work: (a) => a[2]! * a[3]! * a[4]! },
+  avgpool_backward: { unit: "elements", work: (a) => a[2]! * a[3]! * a[4]! },
+  sgd_update: { unit: "elements", work: elements(2) },
+  momentum_update: { unit: "elements", work: elements(3) },
+  adam_update: { unit: "elements", work: elements(4) },
+  rmsprop_update: { unit: "elements", work: elements(3) },
+  predict_linear: { unit: "elements", work: elements(3) },
+  predict_nesterov: { unit: "elements", work: elements(4) },
+  predict_adam: { unit: "elements", work: elements(4) },
+  predict_rmsprop: { unit: "elements", work: elements(4) },
+  axpy: { unit: "elements", work: elements(2) },
+  scale: { unit: "elements", work: elements(1) },
+  copy: { unit: "elements", work: elements(2) },
+  fill_zero: { unit: "elements", work: elements(1) },
+  weighted_sum: { unit: "elements", work: (a) => a[3]! * a[4]! },
+  delay_compensate: { unit: "elements", work: elements(3) },
+  squared_distance: { unit: "elements", work: elements(2) },
+  gather_batch: { unit: "elements", work: (a) => a[5]! * a[6]! },
+  fma_ceiling: { unit: "flops", work: (a) => 96 * a[0]! },
+};
+
+/** Networks every table knows without saying: shared memory (free beyond the kernels), 10 and 100 GbE. */
+export const NETWORK_PRESETS: Record<string, NetworkModel> = {
+  // Shared memory: the kernels that read a peer's vector already pay for moving it.
+  shm: { latencySeconds: 0, bytesPerSecond: null },
+  // TCP over 10 GbE: ~25 µs one-way latency, 1.25 GB/s line rate.
+  "10gbe": { latencySeconds: 25e-6, bytesPerSecond: 1.25e9 },
+  // RDMA over 100 GbE: ~3 µs, 12.5 GB/s.
+  "100gbe": { latencySeconds: 3e-6, bytesPerSecond: 12.5e9 },
+};
+
+export const MACHINES = ["measured", "ideal"] as const;
+export type MachineName = (typeof MACHINES)[number];
+
+/** A simulated run's choices as configured (plain JSON, saved with checkpoints). */
+export interface SimulationConfig {
+  /** A cost table file; absent: the default table. */
+  costs?: string;
+  machine?: MachineName;
+  /** shm, 10gbe, 100gbe, another name in the table, or a JSON file. */
+  network?: string;
+}
+
+/** What a simulated run is told: the table, the machine and the network. */
+export interface SimulationModel {
+  table: CostTable;
+  machine: MachineName;
+  network: NetworkModel;
+  networkName: string;
+}
+
+/** What a simulated run's summary says about its model. */
+export interface SimulationSummary {
+  costs: string;
+  machine: MachineName;
+  cores: number;
+  network: string;
+}
+
+export function describeSimulation(model: SimulationModel, costs: string | undefined): SimulationSummary {
+  return { costs: costs ?? "default", machine: model.machine, cores: model.machine === "ideal" ? 0 : model.table.machine.cores, network: model.networkName };
+}
+
+/** The default table shipped with the project. */
+export function defaultCostTable(): CostTable {
+  return checkCostTable(DEFAULT_TABLE, "the default cost table");
+}
+
+/** A table from a file, or a UserError naming the file and what is wrong with it. */
+export function loadCostTable(path: string): CostTable {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new UserError(`--costs ${path}: cannot read the file`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`--costs ${path}: not JSON (${(e instanceof Error ? e.message : String(e)).split("\n")[0]})`);
+  }
+  return checkCostTable(json, `--costs ${path}`);
+}
+
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** The table if it is well formed; otherwise one line saying where it is not. */
+export function checkCostTable(json: unknown, where: string): CostTable {
+  const fail = (what: string): never => {
+    throw new UserError(`${where}: ${what}`);
+  };
+  if (typeof json !== "object" || json === null || Array.isArray(json)) fail("not a JSON object");
+  const t = json as Record<string, unknown>;
+  if (t.format !== COSTS_FORMAT) fail(`format must be "${COSTS_FORMAT}" (got ${JSON.stringify(t.format)})`);
+  const machine = t.machine as Record<string, unknown> | undefined;
+  if (typeof machine !== "object" || machine === null) fail("machine: missing");
+  if (!Number.isInteger(machine!.cores) || (machine!.cores as number) < 1) fail("machine.cores: must be a positive integer");
+  const speedup = machine!.speedup;
+  if (!Array.isArray(speedup) || speedup.length < 1 || !speedup.every((s) => isNumber(s) && s > 0)) fail("machine.speedup: must be a non-empty list of positive numbers");
+  if ((speedup as number[])[0] !== 1) fail("machine.speedup[0]: must be 1 (one program alone)");
+  if (!isNumber(t.wakeSeconds) || t.wakeSeconds < 0) fail("wakeSeconds: must be a number ≥ 0");
+  if (!isNumber(t.callSeconds) || t.callSeconds < 0) fail("callSeconds: must be a number ≥ 0");
+  if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
+  const kernels = t.kernels as Record<string, unknown> | undefined;
+  if (typeof kernels !== "object" || kernels === null) fail("kernels: missing");
+  for (const name of Object.keys(WORK)) {
+    const c = kernels![name] as Record<string, unknown> | undefined;
+    if (typeof c !== "object" || c === null) fail(`kernels.${name}: missing`);
+    for (const field of ["fixed", "perUnit"] as const) {
+      if (!isNumber(c![field]) || (c![field] as number) < 0) fail(`kernels.${name}.${field}: must be a number ≥ 0 (got ${JSON.stringify(c![field])})`);
+    }
+    if (c!.perByte !== undefined && (!isNumber(c!.perByte) || c!.perByte < 0)) fail(`kernels.${name}.perByte: must be a number ≥ 0 (got ${JSON.stringify(c!.perByte)})`);
+  }
+  for (const name of Object.keys(kernels!)) if (!(name in WORK)) fail(`kernels.${name}: no such kernel`);
+  const networks = (t.networks ?? {}) as Record<string, unknown>;
+  if (typeof networks !== "object" || networks === null || Array.isArray(networks)) fail("networks: must be an object");
+  for (const [name, n] of Object.entries(networks)) checkNetwork(n, `${where}: networks.${name}`);
+  return { ...(t as unknown as CostTable), networks: { ...NETWORK_PRESETS, ...(networks as Record<string, NetworkModel>) } };
+}
+
+function checkNetwork(json: unknown, where: string): NetworkModel {
+  const n = json as Record<string, unknown> | null;
+  if (typeof n !== "object" || n === null) throw new UserError(`${where}: not a JSON object`);
+  if (!isNumber(n.latencySeconds) || n.latencySeconds < 0) throw new UserError(`${where}: latencySeconds must be a number ≥ 0`);
+  if (n.bytesPerSecond !== null && (!isNumber(n.bytesPerSecond) || n.bytesPerSecond <= 0)) throw new UserError(`${where}: bytesPerSecond must be a positive number or null`);
+  return { latencySeconds: n.latencySeconds, bytesPerSecond: n.bytesPerSecond as number | null };
+}
+
+/** `--network shm|10gbe|100gbe|FILE`: a preset or table entry by name, else a JSON file. */
+export function resolveNetwork(table: CostTable, spec: string): NetworkModel {
+  const known = table.networks[spec];
+  if (known) return known;
+  let text: string;
+  try {
+    text = readFileSync(spec, "utf8");
+  } catch {
+    throw new UserError(`--network ${spec}: neither ${Object.keys(table.networks).join(", ")} nor a readable file`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UserError(`--network ${spec}: not JSON`);
+  }
+  return checkNetwork(json, `--network ${spec}`);
+}
+
+/** What to build a model from: a table (file or default), a machine, a network. */
+export function simulationModel(o: SimulationConfig): SimulationModel {
+  const table = o.costs ? loadCostTable(o.costs) : defaultCostTable();
+  const networkName = o.network ?? "shm";
+  return { table, machine: o.machine ?? "measured", network: resolveNetwork(table, networkName), networkName };
+}
+
+/** Seconds of one call of `name` as a function of its arguments. */
+export function kernelCostFunction(table: CostTable, name: string): (args: unknown[]) => number {
+  const w = WORK[name];
+  const c = table.kernels[name];
+  if (!w || !c) return () => 0;
+  const fixed = c.fixed * table.contextFactor + table.callSeconds;
+  const perUnit = c.perUnit * table.contextFactor;
+  const perByte = (c.perByte ?? 0) * table.contextFactor;
+  const bytes = w.bytes;
+  if (!bytes || perByte === 0) return (args) => fixed + perUnit * w.work(args as number[]);
+  return (args) => fixed + perUnit * w.work(args as number[]) + perByte * bytes(args as number[]);
+}
+
+/**
+ * How much slower each of k programs computing at once runs than one alone: k / speedup(k) while k
+ * fits the cores, then the cores are shared in turn (k / speedup(cores)). An ideal machine: 1.
+ */
+export function slowdown(model: SimulationModel, k: number): number {
+  if (model.machine === "ideal" || k <= 1) return 1;
+  const { cores, speedup } = model.table.machine;
+  const used = Math.min(k, cores);
+  // Beyond the measured counts, assume the last measured efficiency per program.
+  const last = speedup.length;
+  const s = used <= last ? speedup[used - 1]! : (speedup[last - 1]! / last) * used;
+  return k / s;
+}
+
+/** Seconds to send `bytes` in all, as `messages` messages, over one link: α · messages + bytes / β. */
+export function trafficSeconds(n: NetworkModel, bytes: number, messages = 1): number {
+  if (bytes <= 0) return 0;
+  return messages * n.latencySeconds + (n.bytesPerSecond === null ? 0 : bytes / n.bytesPerSecond);
+}
+
+/**
+ * Seconds of a ring all-reduce of `bytes` among `parties`: 2(P−1) steps, each a message of 1/P of the
+ * bytes, so every node sends 2(P−1)/P of them (reduce-scatter, then all-gather).
+ */
+export function allReduceSeconds(n: NetworkModel, bytes: number, parties: number): number {
+  if (parties <= 1) return 0;
+  return trafficSeconds(n, (2 * (parties - 1) * bytes) / parties, 2 * (parties - 1));
+}

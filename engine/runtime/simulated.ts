@@ -1,0 +1,342 @@
+/**
+ * The simulated executor: the deterministic executor's cooperative programs, each with a virtual
+ * clock. A discrete-event simulation of P programs on P cores (or on a machine of fewer cores), run in
+ * one thread:
+ *
+ *  - every kernel call advances the calling program's clock by its cost in the cost table (a function
+ *    of the call's arguments), times the machine's slowdown for the number of programs computing at once;
+ *  - messages an algorithm declares (`sync.send`, `sync.allReduce`) cost latency + bytes/bandwidth;
+ *  - the scheduler always advances the runnable program with the smallest clock, ties broken by a
+ *    seeded generator; a program runs until its next synchronisation point;
+ *  - a program that waits resumes at the virtual time of the event that released it (the last arrival
+ *    at a barrier, the wake that changed the word it waits on), plus the machine's wake-up latency.
+ *
+ * The numerics are the real ones: the programs are the very generators the threads run, interleaved in
+ * virtual-time order, so every read of stale weights follows virtual time (to the grain of one step
+ * between synchronisation points). Same seed, cost table, machine and network → bitwise the same
+ * weights and the same virtual times, on any machine.
+ */
+import { roleOf, withRunFacts, type RoleArgs, type RoleTable } from "./roles.ts";
+import { SpanRecorder } from "./trace.ts";
+import { newKernelTimer, wrapKernels } from "./kernel-timer.ts";
+import type { KernelExports } from "../kernels/abi.ts";
+import { instantiateKernels } from "../kernels/load.ts";
+import { Network } from "../model/network.ts";
+import { Rng } from "../rng.ts";
+import { Control, StopRequested } from "./control.ts";
+import type { RoleContext, RunSetup } from "./context.ts";
+import { injectFault, type FaultPlan } from "./fault.ts";
+import type { Executor, VirtualClock } from "./executor.ts";
+import type { Blocked, RoleProgram, Sync } from "./sync.ts";
+import { RunError } from "../errors.ts";
+import { allReduceSeconds, kernelCostFunction, slowdown, trafficSeconds, type SimulationModel } from "./costs.ts";
+
+/** When a blocked program can resume: a virtual time, or null while its condition does not hold. */
+type ResumeTime = () => number | null;
+
+/** Wakes remembered per word: enough to find the one that released any waiter still asleep. */
+const WAKE_HISTORY = 32;
+
+/** The simulation's shared state: one thread, so plain fields are enough. */
+export class SimulationState {
+  /** Virtual seconds per program. */
+  readonly clocks: Float64Array;
+  /** Per program: null while runnable, else when it can resume. */
+  readonly blocked: (ResumeTime | null)[];
+  /** Slowdown of kernels in the step being run (programs computing at once, see costs.slowdown). */
+  factor = 1;
+  /** Kernel calls charged so far (calibration fits the time around each call from it). */
+  kernelCalls = 0;
+  // The barrier: arrivals of the current generation, the latest arrival time, the last release.
+  arrived = 0;
+  generation = 0;
+  latestArrival = 0;
+  releasedAt = 0;
+  /** Per i32 word index: recent wakes as (value after the wake, virtual time), oldest first. */
+  private readonly wakes = new Map<number, number[]>();
+
+  constructor(readonly programs: number) {
+    this.clocks = new Float64Array(programs);
+    this.blocked = new Array(programs).fill(null);
+  }
+
+  recordWake(index: number, valueAfter: number, time: number): void {
+    let h = this.wakes.get(index);
+    if (!h) this.wakes.set(index, (h = []));
+    h.push(valueAfter, time);
+    if (h.length > 2 * WAKE_HISTORY) h.splice(0, 2);
+  }
+
+  /**
+   * The virtual time of the wake that moved word `index` away from `seen`: the wake that made it
+   * seen + 1 (waits are on counters bumped by one), else the earliest remembered one after it.
+   */
+  releaseOf(index: number, seen: number): number {
+    const h = this.wakes.get(index);
+    if (!h) return 0;
+    for (let i = 0; i < h.length; i += 2) if (h[i] === seen + 1) return h[i + 1]!;
+    return h[h.length - 1]!;
+  }
+
+  /** The virtual time at which word `index` got `value` (0 when no remembered wake made it). */
+  madeAt(index: number, value: number): number {
+    const h = this.wakes.get(index);
+    if (!h) return 0;
+    for (let i = h.length - 2; i >= 0; i -= 2) if (h[i] === value) return h[i + 1]!;
+    return 0;
+  }
+
+  /** The virtual time of the latest wake of word `index` (0 if none). */
+  lastWake(index: number): number {
+    const h = this.wakes.get(index);
+    return h ? h[h.length - 1]! : 0;
+  }
+}
+
+/** The simulated executor's Sync: waits block in virtual time; messages cost what the network says. */
+export class SimulatedSync implements Sync {
+  waitedMs = 0;
+  private readonly all: Int32Array;
+
+  constructor(
+    private readonly state: SimulationState,
+    private readonly me: number,
+    private readonly parties: number,
+    private readonly control: Control,
+    private readonly model: SimulationModel,
+    memory: WebAssembly.Memory,
+  ) {
+    this.all = new Int32Array(memory.buffer);
+  }
+
+  /** This program's virtual time, seconds. */
+  get now(): number {
+    return this.state.clocks[this.me]!;
+  }
+
+  /** Advance this program's clock by `seconds` of computation (slowed by the programs computing with it). */
+  compute(seconds: number): void {
+    this.state.clocks[this.me]! += seconds * this.state.factor;
+  }
+
+  *barrier(): Generator<Blocked, void, void> {
+    this.checkStop();
+    const s = this.state;
+    const generation = s.generation;
+    s.latestArrival = s.arrived === 0 ? this.now : Math.max(s.latestArrival, this.now);
+    if (++s.arrived === this.parties) {
+      s.arrived = 0;
+      s.generation++;
+      s.releasedAt = s.latestArrival;
+      this.resumeAt(s.releasedAt, false);
+      return;
+    }
+    yield* this.block(() => (s.generation !== generation ? s.releasedAt : null), "barrier");
+  }
+
+  *waitChange(word: number, seen: number, what: string): Generator<Blocked, void, void> {
+    const index = word >> 2;
+    const s = this.state;
+    if (Atomics.load(this.all, index) !== seen) {
+      // Already changed, but perhaps by a program whose step ran ahead of this one in virtual time.
+      this.resumeAt(s.releaseOf(index, seen), false);
+      return;
+    }
+    yield* this.block(() => (Atomics.load(this.all, index) !== seen ? s.releaseOf(index, seen) : null), what);
+  }
+
+  wake(word: number): void {
+    const index = word >> 2;
+    // Whoever bumps a word has read it: not before the wake that gave it its value (a queue's pop after
+    // the push that filled it, a layer's turn after the previous holder's).
+    this.resumeAt(this.state.lastWake(index), false);
+    const after = Atomics.add(this.all, index, 1) + 1;
+    this.state.recordWake(index, after, this.now);
+  }
+
+  observe(word: number): void {
+    const index = word >> 2;
+    this.resumeAt(this.state.madeAt(index, Atomics.load(this.all, index)), false);
+  }
+
+  *point(): Generator<Blocked, void, void> {
+    yield { waitingFor: "nothing (scheduling point)" };
+    this.checkStop();
+  }
+
+  send(bytes: number, messages = 1): void {
+    this.state.clocks[this.me]! += trafficSeconds(this.model.network, bytes, messages);
+  }
+
+  allReduce(bytes: number, parties: number): void {
+    this.state.clocks[this.me]! += allReduceSeconds(this.model.network, bytes, parties);
+  }
+
+  checkStop(): void {
+    if (this.control.stopRequested) throw new StopRequested("stopped because a peer failed");
+  }
+
+  /** Yield until `when` gives a time, then continue from it (and pay the wake-up). */
+  private *block(when: ResumeTime, what: string): Generator<Blocked, void, void> {
+    const s = this.state;
+    s.blocked[this.me] = when;
+    try {
+      for (;;) {
+        yield { waitingFor: what };
+        this.checkStop();
+        const t = when();
+        if (t !== null) return this.resumeAt(t, true);
+      }
+    } finally {
+      s.blocked[this.me] = null;
+    }
+  }
+
+  /** Never before the releasing event: a clock only moves forward. */
+  private resumeAt(releasedAt: number, slept: boolean): void {
+    const from = this.now;
+    const to = Math.max(from, releasedAt + (slept ? this.model.table.wakeSeconds : 0));
+    this.state.clocks[this.me] = to;
+    this.waitedMs += (to - from) * 1000;
+  }
+}
+
+export class SimulatedExecutor implements Executor {
+  private readonly contexts: RoleContext[];
+  private readonly syncs: SimulatedSync[];
+  private readonly state: SimulationState;
+  readonly clock: VirtualClock = { lastRunSeconds: 0, totalSeconds: 0 };
+
+  constructor(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    setup: RunSetup,
+    control: Control,
+    private readonly roles: RoleTable,
+    private readonly seed: number,
+    readonly model: SimulationModel,
+    fault: FaultPlan | null = null,
+  ) {
+    const k = instantiateKernels(module, memory);
+    const net = new Network(setup.model, setup.inputShape, setup.classes);
+    const state = (this.state = new SimulationState(setup.workers));
+    const costs = new Map<string, (args: unknown[]) => number>();
+    for (const name of Object.keys(k)) costs.set(name, kernelCostFunction(model.table, name));
+    this.syncs = [];
+    this.contexts = Array.from({ length: setup.workers }, (_, worker) => {
+      if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
+      const sync = new SimulatedSync(state, worker, setup.workers, control, model, memory);
+      this.syncs.push(sync);
+      const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
+      // The clock advances by the call's cost; a profiled run's kernel time is that virtual time too.
+      const charged = wrapKernels(fault?.worker === worker ? injectFault(k, fault) : k, (name, call, args) => {
+        const before = state.clocks[worker]!;
+        state.kernelCalls++;
+        sync.compute(costs.get(name)!(args));
+        if (kernelTimer) {
+          const ms = (state.clocks[worker]! - before) * 1000;
+          kernelTimer.ms += ms;
+          kernelTimer.byName[name] = (kernelTimer.byName[name] ?? 0) + ms;
+        }
+        return call();
+      });
+      const trace = setup.trace ? new SpanRecorder(() => state.clocks[worker]! * 1e6) : null;
+      return { k: charged as KernelExports, memory, net, setup, worker, control, sync, kernelTimer, trace };
+    });
+  }
+
+  get size(): number {
+    return this.contexts.length;
+  }
+
+  /** Kernel calls charged since the executor started. */
+  get kernelCalls(): number {
+    return this.state.kernelCalls;
+  }
+
+  /** Virtual seconds of every program (tests: time never runs backwards). */
+  clocks(): Float64Array {
+    return this.state.clocks.slice();
+  }
+
+  async run<R>(role: string, args: (worker: number) => RoleArgs): Promise<R[]> {
+    // Seeded as the deterministic executor's interleaving: by the seed and the call's arguments.
+    const rng = Rng.derive(this.seed, "scheduler", ...Object.keys(args(0)), ...Object.values(args(0)));
+    const { state } = this;
+    // Every program starts the call together, when the last one finished the previous call.
+    const start = Math.max(0, ...state.clocks);
+    state.clocks.fill(start);
+    const before = this.contexts.map((ctx) => ctx.kernelTimer?.ms ?? 0);
+    const waitedBefore = this.syncs.map((s) => s.waitedMs);
+    const program = roleOf(this.roles, role);
+    const programs = this.contexts.map((ctx) => program(ctx, args(ctx.worker)));
+    const ended = new Float64Array(programs.length);
+    const results = simulate(programs, state, this.model, rng, role, ended);
+    const end = Math.max(start, ...ended);
+    state.clocks.fill(end);
+    this.clock.lastRunSeconds = end - start;
+    this.clock.totalSeconds = end;
+    return results.map((r, w) => {
+      const facts = withRunFacts(this.contexts[w]!, r, before[w]!);
+      if (typeof facts !== "object" || facts === null || !("elapsedMs" in facts)) return facts;
+      // In virtual time: what the program measured on the wall clock means nothing here.
+      return { ...facts, elapsedMs: (ended[w]! - start) * 1000, waitedMs: this.syncs[w]!.waitedMs - waitedBefore[w]! };
+    }) as R[];
+  }
+
+  terminate(): void {}
+}
+
+/**
+ * Advance the runnable program with the smallest clock (ties: seeded) to its next yield until all are
+ * done; `ended[i]` gets program i's clock when it returned. A step's kernels are slowed by the number
+ * of programs computing at its start in virtual time: the runnable ones, and the blocked ones whose
+ * clock is past it (they were still computing then). When no program can run, it is a deadlock.
+ */
+export function simulate<R>(programs: RoleProgram<R>[], state: SimulationState, model: SimulationModel, rng: Rng, what: string, ended: Float64Array): R[] {
+  const results = new Array<R>(programs.length);
+  const live = programs.map((_, i) => i);
+  const waiting = new Array<string>(programs.length).fill("");
+  const ties: number[] = [];
+  while (live.length > 0) {
+    let best = Infinity;
+    let runnable = 0;
+    ties.length = 0;
+    for (const i of live) {
+      const when = state.blocked[i];
+      const t = when ? when() : state.clocks[i]!;
+      if (t === null) continue;
+      runnable++;
+      // A resumed program continues from its release, which may lie behind its own clock.
+      const key = Math.max(t, state.clocks[i]!);
+      if (key < best) {
+        best = key;
+        ties.length = 0;
+        ties.push(i);
+      } else if (key === best) ties.push(i);
+    }
+    if (ties.length === 0) {
+      throw new RunError(`deadlock: programs ${live.join(", ")} all wait (${live.map((i) => waiting[i]).join("; ")}) and none can proceed`);
+    }
+    const index = ties.length === 1 ? ties[0]! : ties[rng.int(ties.length)]!;
+    // Computing at `best`: the runnable programs, and the blocked ones that blocked later than it.
+    let computing = runnable;
+    for (const i of live) if (state.blocked[i] && state.clocks[i]! > best && state.blocked[i]!() === null) computing++;
+    state.factor = slowdown(model, computing);
+    let step: IteratorResult<Blocked, R>;
+    try {
+      step = programs[index]!.next();
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      throw new RunError(`worker ${index} failed during ${what}: ${message.split("\n")[0]}`);
+    }
+    if (step.done) {
+      results[index] = step.value;
+      ended[index] = state.clocks[index]!;
+      live.splice(live.indexOf(index), 1);
+    } else {
+      waiting[index] = step.value.waitingFor;
+    }
+  }
+  return results;
+}

@@ -1,0 +1,345 @@
+/**
+ * The simulated executor: the deterministic executor's programs on virtual clocks.
+ *
+ *  - reproducible: same seed and cost model → bitwise the same weights and the same virtual times;
+ *  - one program: the simulated executor is the deterministic one, bitwise;
+ *  - causal: no clock runs backwards; a waiting program never resumes before the event that woke it,
+ *    nor a barrier before its last arrival;
+ *  - calibrated structure: GPipe and 1F1B with equal stage costs spend the schedule's bubble
+ *    (D−1)/(M+D−1) idle, as the schedule simulator says;
+ *  - the cost table loader refuses a malformed table with one line (exit 2 from the CLI).
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { train, type TrainConfig } from "../engine/train.ts";
+import { UserError } from "../engine/errors.ts";
+import { checkCostTable, defaultCostTable, loadCostTable, slowdown, WORK, type CostTable } from "../engine/runtime/costs.ts";
+import { SimulatedSync, SimulationState, simulate } from "../engine/runtime/simulated.ts";
+import { Control, planControl } from "../engine/runtime/control.ts";
+import { ArenaPlanner, createSharedMemory } from "../engine/memory/arena.ts";
+import { Rng } from "../engine/rng.ts";
+import type { RoleProgram } from "../engine/runtime/sync.ts";
+import { gpipe, oneFOneB } from "../engine/algorithms/pipeline/schedule.ts";
+import { simulate as simulateSchedule } from "../engine/algorithms/pipeline/simulate.ts";
+import { fit } from "../engine/cli/calibrate-command.ts";
+import { SUITES } from "../engine/experiments/suites.ts";
+import { algorithmNamed } from "../engine/algorithms/registry.ts";
+import { sameBits, trainAndRead } from "./helpers.ts";
+
+const base: TrainConfig = {
+  algo: "sync",
+  model: "mlp:784-24-16-10",
+  data: "synthetic:256",
+  epochs: 1,
+  batch: 32,
+  workers: 1,
+  executor: "simulated",
+  seed: 3,
+  optimizer: defaultOptimizer("momentum"),
+};
+
+const tmp = () => mkdtempSync(join(tmpdir(), "skein-simulated-"));
+
+/** Every family, small: the configurations the properties draw from. */
+const anyAlgorithm = fc.oneof(
+  fc.record({ algo: fc.constant("sync"), workers: fc.integer({ min: 1, max: 4 }) }),
+  fc.record({ algo: fc.constant("hogwild"), workers: fc.integer({ min: 1, max: 4 }) }),
+  fc.record({ algo: fc.constant("lap"), workers: fc.constant(4), async: fc.record({ replicas: fc.constantFrom(2, 4), avgEvery: fc.integer({ min: 1, max: 3 }) }) }),
+  fc.record({ algo: fc.constant("layerwise"), async: fc.record({ fwdThreads: fc.integer({ min: 1, max: 2 }), bwdThreads: fc.integer({ min: 1, max: 3 }), queue: fc.integer({ min: 1, max: 3 }) }) }),
+  fc.record({ algo: fc.constantFrom("gpipe", "1f1b", "pipedream", "pipeoptim"), pipeline: fc.record({ stages: fc.integer({ min: 1, max: 3 }), microbatches: fc.integer({ min: 1, max: 4 }) }) }),
+  fc.record({ algo: fc.constantFrom("pmsgd", "dmsgd", "decentlam"), workers: fc.integer({ min: 1, max: 4 }), gossip: fc.constant({ nodes: 4 }) }),
+);
+
+/** The program count the CLI would derive (layerwise: its threads; pipelines: their stages). */
+function withWorkers(c: Partial<TrainConfig>): TrainConfig {
+  const config = { ...base, ...c } as TrainConfig;
+  if (c.algo === "layerwise") config.workers = (c.async!.fwdThreads ?? 1) + (c.async!.bwdThreads ?? 2);
+  if (c.pipeline) config.workers = c.pipeline.stages!;
+  return config;
+}
+
+describe("reproducible in virtual time", () => {
+  test("same seed and cost table → bitwise the same weights and the same virtual times, every family", async () => {
+    await fc.assert(
+      fc.asyncProperty(anyAlgorithm, fc.integer({ min: 0, max: 1000 }), async (c, seed) => {
+        const config = withWorkers({ ...c, seed });
+        const epochs: number[][] = [[], []];
+        const a = await trainAndRead(config, { onEpoch: (m) => epochs[0]!.push(m.trainSeconds, m.elapsedSeconds) });
+        const b = await trainAndRead(config, { onEpoch: (m) => epochs[1]!.push(m.trainSeconds, m.elapsedSeconds) });
+        expect(sameBits(a.params, b.params)).toBe(true);
+        expect(epochs[1]).toEqual(epochs[0]!);
+        expect(a.summary.trainSeconds).toBeGreaterThan(0);
+        expect(a.summary.simulated).toBe(true);
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  test("one program: the simulated executor is the deterministic one, bitwise", async () => {
+    const onePrograms = fc.oneof(
+      fc.record({ algo: fc.constantFrom("sync", "hogwild", "lap", "lpp"), workers: fc.constant(1) }),
+      fc.record({ algo: fc.constantFrom("gpipe", "1f1b", "pipedream"), pipeline: fc.record({ stages: fc.constant(1), microbatches: fc.integer({ min: 1, max: 4 }) }) }),
+      fc.record({ algo: fc.constantFrom("pmsgd", "dmsgd", "decentlam"), workers: fc.constant(1), gossip: fc.record({ nodes: fc.integer({ min: 1, max: 4 }) }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(onePrograms, fc.integer({ min: 0, max: 1000 }), async (c, seed) => {
+        const config = withWorkers({ ...c, seed, epochs: 2 });
+        const simulated = await trainAndRead(config);
+        const deterministic = await trainAndRead({ ...config, executor: "deterministic" });
+        expect(sameBits(simulated.params, deterministic.params)).toBe(true);
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  test("the network costs time, never numerics: sync over 10 GbE is slower than in shared memory, with the same weights", async () => {
+    const config = { ...base, workers: 4 };
+    const shm = await trainAndRead(config);
+    const ethernet = await trainAndRead({ ...config, simulation: { network: "10gbe" } });
+    expect(sameBits(ethernet.params, shm.params)).toBe(true);
+    // 4 workers, 8 steps: 8 ring all-reduces of the model, 2·3 messages each, 25 µs apiece at least.
+    expect(ethernet.summary.trainSeconds - shm.summary.trainSeconds).toBeGreaterThan(8 * 6 * 25e-6);
+  });
+
+  test("a simulated trace is in virtual microseconds: every span lies inside the run's virtual time", async () => {
+    const dir = tmp();
+    const summary = await train({ ...base, algo: "hogwild", workers: 3 }, { out: dir });
+    const { traceEvents } = JSON.parse(readFileSync(join(dir, "trace.json"), "utf8")) as { traceEvents: { ph: string; ts?: number; dur?: number; tid: number }[] };
+    const spans = traceEvents.filter((e) => e.ph === "X");
+    expect(new Set(spans.map((e) => e.tid)).size).toBe(3);
+    for (const e of spans) {
+      expect(e.ts!).toBeGreaterThanOrEqual(0);
+      expect(e.ts! + e.dur!).toBeLessThanOrEqual(summary.seconds * 1e6 * (1 + 1e-9));
+    }
+  });
+});
+
+/** Programs that compute, wake counters, wait on each other's counters and meet at barriers. */
+interface Plan {
+  rounds: { compute: number; wakes: boolean; waits: boolean }[];
+}
+
+describe("causality", () => {
+  test("no clock runs backwards; no wait resumes before its waker's event, no barrier before its last arrival", () => {
+    const roundOf = fc.record({ compute: fc.double({ min: 0, max: 1, noNaN: true }), wakes: fc.boolean(), waits: fc.boolean() });
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(roundOf, { minLength: 3, maxLength: 3 }), { minLength: 2, maxLength: 5 }).map((programs) => programs.map((rounds): Plan => ({ rounds }))),
+        fc.integer({ min: 0, max: 1e6 }),
+        fc.constantFrom("ideal" as const, "measured" as const),
+        (plans, seed, machine) => {
+          const P = plans.length;
+          const planner = new ArenaPlanner();
+          const controlLayout = planControl(planner, P);
+          const counters = planner.reserve("control", "counters", P * 4);
+          const memory = createSharedMemory(planner.finish());
+          const control = new Control(memory, controlLayout, P);
+          const model = { table: defaultCostTable(), machine, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+          const state = new SimulationState(P);
+          const syncs = plans.map((_, i) => new SimulatedSync(state, i, P, control, model, memory));
+          const words = new Int32Array(memory.buffer, counters, P);
+          /** Per counter: the virtual time at which it reached each value. */
+          const reached: number[][] = plans.map(() => [0]);
+          const violations: string[] = [];
+          const arrivals: number[][] = [];
+          function* program(i: number): RoleProgram<void> {
+            const sync = syncs[i]!;
+            for (let r = 0; r < 3; r++) {
+              const round = plans[i]!.rounds[r]!;
+              sync.compute(round.compute);
+              if (round.wakes || r === 2) {
+                sync.wake(counters + i * 4);
+                reached[i]!.push(sync.now);
+              }
+              // Wait for the previous program's wakes of rounds 0..r (it makes them before barrier r, and
+              // program 0 never waits, so there is no cycle).
+              if (round.waits && i > 0) {
+                const need = plans[i - 1]!.rounds.slice(0, r + 1).filter((q, j) => q.wakes || j === 2).length;
+                for (let seen = Atomics.load(words, i - 1); seen < need; seen = Atomics.load(words, i - 1)) yield* sync.waitChange(counters + (i - 1) * 4, seen, "peer");
+                sync.observe(counters + (i - 1) * 4);
+                if (need > 0 && !(sync.now >= reached[i - 1]![need]!)) violations.push(`program ${i} resumed at ${sync.now} before its waker's wake at ${reached[i - 1]![need]}`);
+              }
+              (arrivals[r] ??= []).push(sync.now);
+              yield* sync.barrier();
+              if (sync.now < Math.max(...arrivals[r]!)) violations.push(`program ${i} left barrier ${r} at ${sync.now} before an arrival at ${Math.max(...arrivals[r]!)}`);
+            }
+          }
+          /** Every step of every program: its clock never decreases. */
+          function* watched(i: number): RoleProgram<void> {
+            const inner = program(i);
+            let last = state.clocks[i]!;
+            for (;;) {
+              const step = inner.next();
+              if (state.clocks[i]! < last) violations.push(`program ${i}'s clock went back from ${last} to ${state.clocks[i]}`);
+              last = state.clocks[i]!;
+              if (step.done) return;
+              yield step.value;
+            }
+          }
+          simulate(plans.map((_, i) => watched(i)), state, model, Rng.derive(seed, "test"), "test", new Float64Array(P));
+          expect(violations).toEqual([]);
+          // Every program leaves the last barrier at its release (the latest arrival), those that slept
+          // there a wake-up later.
+          const release = Math.max(...arrivals[2]!);
+          for (const t of state.clocks) expect(Math.min(Math.abs(t - release), Math.abs(t - release - model.table.wakeSeconds))).toBeLessThan(1e-12);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test("contention: k programs computing at once each run k / speedup(k) slower; beyond the cores they take turns", () => {
+    const table: CostTable = { ...defaultCostTable(), machine: { cores: 2, speedup: [1, 1.25] } };
+    const measured = { table, machine: "measured" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+    expect(slowdown(measured, 1)).toBe(1);
+    expect(slowdown(measured, 2)).toBeCloseTo(2 / 1.25, 12);
+    expect(slowdown(measured, 8)).toBeCloseTo(8 / 1.25, 12);
+    expect(slowdown({ ...measured, machine: "ideal" }, 8)).toBe(1);
+  });
+});
+
+/** A table where only the GEMMs of dense layers cost: forward f, weight gradient b per call, nothing else. */
+function equalStageTable(f: number, b: number): CostTable {
+  const t = defaultCostTable();
+  const kernels = Object.fromEntries(Object.keys(WORK).map((name) => [name, { fixed: 0, perUnit: 0, fitError: 0, shapes: 1 }]));
+  kernels.gemm_nn = { fixed: f, perUnit: 0, fitError: 0, shapes: 1 };
+  kernels.gemm_tn = { fixed: b, perUnit: 0, fitError: 0, shapes: 1 };
+  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, kernels };
+}
+
+describe("pipelines in virtual time", () => {
+  test("GPipe and 1F1B with equal stage costs idle the schedule's bubble (D−1)/(M+D−1), to 1%", async () => {
+    const dir = tmp();
+    const [f, b] = [1e-3, 2e-3];
+    const costs = join(dir, "equal-stages.json");
+    writeFileSync(costs, JSON.stringify(equalStageTable(f, b)));
+    for (const [algo, schedule] of [["gpipe", gpipe], ["1f1b", oneFOneB]] as const) {
+      for (const D of [2, 3, 4]) {
+        for (const M of [1, 2, 4, 8]) {
+          // One dense layer per stage: D layers of equal forward and backward cost.
+          const model = `mlp:784-${Array.from({ length: D - 1 }, () => 16).join("-")}-10`;
+          const batches = 4;
+          const config: TrainConfig = { ...base, algo, model, data: `synthetic:${batches * 8 * M}`, batch: 8 * M, workers: D, pipeline: { stages: D, microbatches: M }, simulation: { costs, machine: "ideal" } };
+          const summary = await train(config);
+          const busyPerStage = batches * M * (f + b);
+          const bubble = 1 - busyPerStage / summary.trainSeconds;
+          const expected = (D - 1) / (M + D - 1);
+          expect(Math.abs(bubble - expected)).toBeLessThan(0.01);
+          expect(Math.abs(bubble - simulateSchedule(schedule(D, M), { f, b }).bubbleFraction)).toBeLessThan(0.01);
+        }
+      }
+    }
+  });
+});
+
+describe("the cost table", () => {
+  const good = () => JSON.parse(JSON.stringify(defaultCostTable())) as Record<string, any>;
+  const broken: [string, (t: Record<string, any>) => unknown, RegExp][] = [
+    ["wrong format", (t) => ((t.format = "skein-costs/0"), t), /format must be "skein-costs\/1"/],
+    ["a kernel missing", (t) => (delete t.kernels.gemm_nn, t), /kernels\.gemm_nn: missing/],
+    ["a negative cost", (t) => ((t.kernels.axpy.perUnit = -1), t), /kernels\.axpy\.perUnit: must be a number ≥ 0/],
+    ["a cost that is a string", (t) => ((t.kernels.copy.fixed = "1"), t), /kernels\.copy\.fixed/],
+    ["an unknown kernel", (t) => ((t.kernels.gemm_xx = { fixed: 0, perUnit: 0 }), t), /kernels\.gemm_xx: no such kernel/],
+    ["speedup not starting at 1", (t) => ((t.machine.speedup = [2, 3]), t), /machine\.speedup\[0\]: must be 1/],
+    ["no cores", (t) => ((t.machine.cores = 0), t), /machine\.cores/],
+    ["a bad network", (t) => ((t.networks = { slow: { latencySeconds: 1, bytesPerSecond: 0 } }), t), /networks\.slow: bytesPerSecond/],
+    ["not an object", () => [1, 2], /not a JSON object/],
+  ];
+  for (const [what, breakIt, message] of broken) {
+    test(`refuses ${what} with one line naming the file`, () => {
+      const dir = tmp();
+      const path = join(dir, "costs.json");
+      writeFileSync(path, JSON.stringify(breakIt(good())));
+      let error: unknown;
+      try {
+        loadCostTable(path);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UserError);
+      const text = (error as Error).message;
+      expect(text.split("\n")).toHaveLength(1);
+      expect(text).toStartWith(`--costs ${path}: `);
+      expect(text).toMatch(message);
+    });
+  }
+
+  test("the default table is well formed and costs every kernel", () => {
+    const t = defaultCostTable();
+    expect(checkCostTable(t, "default")).toBeDefined();
+    for (const name of Object.keys(WORK)) expect(t.kernels[name]).toBeDefined();
+  });
+
+  test("the CLI: a malformed table or network exits 2 with one line, before any work", () => {
+    const dir = tmp();
+    const path = join(dir, "costs.json");
+    writeFileSync(path, "{ not json");
+    const MAIN = join(import.meta.dir, "../engine/cli/main.ts");
+    const skein = (...args: string[]) => Bun.spawnSync([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, SKEIN_DEBUG: "" } });
+    for (const args of [
+      ["--costs", path],
+      ["--network", join(dir, "missing.json")],
+    ]) {
+      const r = skein("train", "--executor", "simulated", "--data", "synthetic:64", "--epochs", "1", ...args);
+      expect(r.exitCode).toBe(2);
+      const err = r.stderr.toString().trim();
+      expect(err.split("\n")).toHaveLength(1);
+      expect(err).toContain(args[0]!);
+    }
+    const wrongExecutor = skein("train", "--executor", "deterministic", "--machine", "ideal", "--data", "synthetic:64");
+    expect(wrongExecutor.exitCode).toBe(2);
+    expect(wrongExecutor.stderr.toString()).toContain("--machine applies to --executor simulated");
+  });
+});
+
+describe("calibration", () => {
+  test("the fit recovers an affine cost exactly, and reports its relative error", () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 1e-7, max: 1e-4, noNaN: true }),
+        fc.double({ min: 1e-12, max: 1e-8, noNaN: true }),
+        // Sizes a power of two apart at least, as the calibrated shapes are (nearly equal sizes make
+        // the intercept unidentifiable, for any fit).
+        fc.uniqueArray(fc.integer({ min: 0, max: 23 }), { minLength: 2, maxLength: 12 }).map((exponents) => exponents.map((e) => 2 ** e)),
+        (fixed, perUnit, works) => {
+          const c = fit(works.map((work) => ({ work, seconds: fixed + perUnit * work })));
+          expect(c.fixed).toBeCloseTo(fixed, 12);
+          expect(c.perUnit / perUnit).toBeCloseTo(1, 6);
+          expect(c.fitError).toBeLessThan(1e-6);
+        },
+      ),
+    );
+    // With a bytes term (GEMMs): flops-bound and bytes-bound calls together are recovered too.
+    const shapes = [[1, 784, 256], [8, 784, 256], [64, 784, 256], [256, 128, 10], [1, 128, 128], [32, 256, 128]];
+    const points = shapes.map(([m, k, n]) => {
+      const work = 2 * m! * k! * n!;
+      const bytes = 4 * (m! * k! + k! * n! + m! * n!);
+      return { work, bytes, seconds: 1e-6 + work / 40e9 + bytes / 10e9 };
+    });
+    const c = fit(points);
+    expect(c.perUnit * 40e9).toBeCloseTo(1, 6);
+    expect(c.perByte! * 10e9).toBeCloseTo(1, 6);
+    expect(c.fitError).toBeLessThan(1e-6);
+    // Noise shows as error: ±10% alternating around a line is a 10% relative RMS error, near enough.
+    const noisy = fit([1, 2, 3, 4, 5, 6].map((w, i) => ({ work: w * 1e6, seconds: w * 1e-3 * (i % 2 ? 1.1 : 0.9) })));
+    expect(noisy.fitError).toBeGreaterThan(0.05);
+  });
+});
+
+describe("the scaling suite", () => {
+  test("every run is simulated, its algorithm accepts it, and its program count is what the algorithm derives", () => {
+    for (const mode of ["quick", "full"] as const) {
+      for (const { label, config } of SUITES.scaling[mode].runs) {
+        expect(config.executor).toBe("simulated");
+        const algorithm = algorithmNamed(config.algo);
+        algorithm.check?.({ ...config, seed: 1 });
+        const programs = algorithm.programs({ ...config, seed: 1 });
+        expect(`${label}: ${programs}`).toBe(`${label}: ${config.workers}`);
+      }
+    }
+  });
+});
