@@ -11,3 +11,4 @@ export * from "./optim";
 export * from "./vector";
 export * from "./data";
 export * from "./ceiling";
+export * from "./resnet";

@@ -83,6 +83,20 @@ export interface KernelExports {
   /** For i < count: out[i, :] = bytes[indices[i], :] · scale + shift (u8 → f32), labelsOut[i] = labelBytes[indices[i]]. */
   gather_batch(out: Ptr, labelsOut: Ptr, bytes: Ptr, labelBytes: Ptr, indices: Ptr, count: number, sampleBytes: number, scale: number, shift: number): void;
 
+  // ---- residual CNNs (asm/resnet.ts): batch norm, option-A shortcut, global average pooling --------
+  /** Batch norm over x[N,C,HW] per channel: training = 1 uses batch statistics (stats = [mean | 1/√(var+ε)], folded into rmean/rvar when momentum > 0), 0 the running ones; y = act(γ·x̂ + β), act identity or relu. y may alias x. */
+  batchnorm_forward(y: Ptr, stats: Ptr, x: Ptr, gamma: Ptr, beta: Ptr, rmean: Ptr, rvar: Ptr, N: number, C: number, HW: number, eps: number, momentum: number, training: number, act: number): void;
+  /** Training-mode backward: dy ⊙= act'(y) in place; dγ, dβ (+)= their sums; dx (skipped when 0, never aliasing dy). */
+  batchnorm_backward(dx: Ptr, dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, y: Ptr, stats: Ptr, gamma: Ptr, N: number, C: number, HW: number, act: number, accumulate: number): void;
+  /** y[n, c + (Cout−Cin)/2, oh, ow] += x[n, c, oh·s, ow·s]: He et al.'s option-A shortcut (a residual add at stride 1, Cin = Cout). */
+  shortcut_forward(y: Ptr, x: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, stride: number): void;
+  /** dx[n, c, oh·s, ow·s] += dy[n, c + (Cout−Cin)/2, oh, ow]. */
+  shortcut_backward(dx: Ptr, dy: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, stride: number): void;
+  /** y[p] = mean over HW of plane p (planes = N·C). */
+  global_avgpool_forward(y: Ptr, x: Ptr, planes: number, HW: number): void;
+  /** dx[p, :] = dy[p] / HW (overwrites). */
+  global_avgpool_backward(dx: Ptr, dy: Ptr, planes: number, HW: number): void;
+
   // ---- benchmarks ------------------------------------------------------------------------------------
   /** Pure multiply-add loop, no memory traffic: `iters` × 96 flops. Returns a value so it is not eliminated. */
   fma_ceiling(iters: number): number;
