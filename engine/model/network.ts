@@ -100,14 +100,17 @@ export class Network {
     });
     let packFloats = 0;
     let colsFloats = 0;
+    let tempFloats = 0;
     for (const layer of this.layers) {
       for (const g of layer.gemmShapes(rows)) packFloats = Math.max(packFloats, GEMM_PACK_FLOATS(g.M, g.K, g.N));
       colsFloats = Math.max(colsFloats, layer.colsFloats());
+      tempFloats = Math.max(tempFloats, rows * (layer.tempFloatsPerSample ?? 0));
     }
-    const scratch = {
+    const scratch: Scratch = {
       pack: packFloats > 0 ? planner.floats("scratch", `${tag}.gemmPack`, packFloats) : 0,
       cols: colsFloats > 0 ? planner.floats("scratch", `${tag}.im2col`, colsFloats) : 0,
     };
+    if (tempFloats > 0) scratch.temp = planner.floats("scratch", `${tag}.layerTemp`, tempFloats);
     return { rows, input, labels, layers, scratch };
   }
 
@@ -115,16 +118,17 @@ export class Network {
     return ws.layers[ws.layers.length - 1]!.y;
   }
 
-  forwardLayer(k: KernelExports, i: number, params: Ptr, ws: Workspace, rows: number): void {
-    this.layers[i]!.forward(k, this.tensorPtrs(params, i), ws.layers[i]!, rows, ws.scratch);
+  /** training = false (evaluation) makes batch norm use and keep its running statistics. */
+  forwardLayer(k: KernelExports, i: number, params: Ptr, ws: Workspace, rows: number, training = true): void {
+    this.layers[i]!.forward(k, this.tensorPtrs(params, i), ws.layers[i]!, rows, ws.scratch, training);
   }
 
   backwardLayer(k: KernelExports, i: number, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
     this.layers[i]!.backward(k, this.tensorPtrs(params, i), this.tensorPtrs(grads, i), ws.layers[i]!, rows, accumulate ? 1 : 0, ws.scratch);
   }
 
-  forward(k: KernelExports, params: Ptr, ws: Workspace, rows: number): void {
-    for (let i = 0; i < this.layers.length; i++) this.forwardLayer(k, i, params, ws, rows);
+  forward(k: KernelExports, params: Ptr, ws: Workspace, rows: number, training = true): void {
+    for (let i = 0; i < this.layers.length; i++) this.forwardLayer(k, i, params, ws, rows, training);
   }
 
   /**
@@ -151,7 +155,7 @@ export class Network {
 
   /** Forward only: Σ loss and the number of correct predictions on the batch in ws. */
   evaluate(k: KernelExports, params: Ptr, ws: Workspace, rows: number): { lossSum: number; correct: number } {
-    this.forward(k, params, ws, rows);
+    this.forward(k, params, ws, rows, false);
     const logits = this.logits(ws);
     return {
       lossSum: k.softmax_xent(0, logits, ws.labels, rows, this.classes, 0),
@@ -161,7 +165,7 @@ export class Network {
 
   /**
    * Initial weights from the seed: He-normal before relu/gelu (keeps activation variance), Glorot-like
-   * 1/fanIn otherwise; biases zero. Depends only on (spec, shapes, seed): a resumed run never calls it.
+   * 1/fanIn otherwise; biases zero; tensors that say how (ParamSpec.init) as they say. Depends only on (spec, shapes, seed): a resumed run never calls it.
    */
   initialize(params: Float32Array, rng: Rng): void {
     params.fill(0);
@@ -169,9 +173,10 @@ export class Network {
       const act = (layer as { activation?: string }).activation ?? "identity";
       const gain = act === "relu" || act === "gelu" ? 2 : 1;
       for (const [j, spec] of layer.params.entries()) {
-        if (spec.name !== "weight") continue;
         const t = this.params[i]!.tensors[j]!;
-        const std = Math.sqrt(gain / spec.fanIn);
+        if (spec.init === "ones") params.fill(1, t.offset, t.offset + t.floats);
+        if (spec.init === "ones" || spec.init === "zeros" || (spec.init === undefined && spec.name !== "weight")) continue;
+        const std = Math.sqrt((spec.init === "he" ? 2 : gain) / spec.fanIn);
         for (let e = 0; e < t.floats; e++) params[t.offset + e] = rng.normal() * std;
       }
     });

@@ -4,8 +4,10 @@
  *   mlp:784-256-10:tanh       the same with another hidden activation (relu | tanh | gelu)
  *   lenet                     LeNet-5 style: conv5-6, pool, conv5-16, pool, 120, 84, classes
  *                              (28×28×1 inputs get padding 2 on the first conv, 32×32×3 none)
+ *   resnet:N                  He et al. 2016's CIFAR residual network, N = 6n + 2 (8, 20, 32, ...)
  */
 import { UserError } from "../errors.ts";
+import { buildResnet, parseResnetDepth } from "./resnet.ts";
 import { Conv2d, Dense, Flatten, Pool2d, type ActName, type Layer, type Shape, shapeSize } from "./layers.ts";
 
 const HIDDEN_ACTS: ActName[] = ["relu", "tanh", "gelu"];
@@ -24,7 +26,11 @@ export function parseModelSpec(text: string): ModelSpec {
     if (rest.length > 0) throw new UserError(`--model ${text}: lenet takes no options (write just "lenet")`);
     return { text, build: buildLenet };
   }
-  throw new UserError(`--model ${text}: unknown model; use mlp:784-256-128-10 (any widths) or lenet`);
+  if (name === "resnet") {
+    const depth = parseResnetDepth(text, rest);
+    return { text, build: (inputShape, classes) => buildResnet(text, depth, inputShape, classes) };
+  }
+  throw new UserError(`--model ${text}: unknown model; use mlp:784-256-128-10 (any widths), lenet or resnet:20`);
 }
 
 function parseMlp(text: string, rest: string[]): ModelSpec {
