@@ -127,6 +127,22 @@ export class Network {
     this.layers[i]!.backward(k, this.tensorPtrs(params, i), this.tensorPtrs(grads, i), ws.layers[i]!, rows, accumulate ? 1 : 0, ws.scratch);
   }
 
+  /**
+   * Copies the state training forwards write (batch norm's running statistics) of layers first..last
+   * from the vector a forward ran on to another: pipelines that forward with a stashed or predicted
+   * copy of the weights keep what the forward learned in the live weights.
+   */
+  copyForwardState(k: KernelExports, from: Ptr, to: Ptr, first: number, last: number): void {
+    if (from === to) return;
+    for (let i = first; i <= last; i++) {
+      this.layers[i]!.params.forEach((spec, j) => {
+        if (spec.trainable !== false) return;
+        const t = this.params[i]!.tensors[j]!;
+        k.copy(to + t.offset * 4, from + t.offset * 4, t.floats);
+      });
+    }
+  }
+
   forward(k: KernelExports, params: Ptr, ws: Workspace, rows: number, training = true): void {
     for (let i = 0; i < this.layers.length; i++) this.forwardLayer(k, i, params, ws, rows, training);
   }

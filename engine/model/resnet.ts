@@ -30,11 +30,11 @@
  *    order: the running statistics, which no training step reads, may then differ in the last bits
  *    between runs, while the weights stay bitwise reproducible); Hogwild!/LAP/layer-wise forward
  *    threads update their replica's copy; a pipeline stage updates its own layers' statistics in the
- *    weights it forwards with (the live weights for gpipe, 1f1b, pipedream and 2bw; SpecTrain and
- *    PipeOptim forward with predicted copies, where the update is discarded, so their running
- *    statistics stay at their initial values); each gossip node updates its own copy, and gossip
- *    mixes the statistics with the weights, since they are in the same vector — which is what the
- *    averaged model that gossip runs evaluate needs.
+ *    weights it forwards with, and when that is a stash (pipedream, 2bw's shadow) or a prediction
+ *    (SpecTrain, PipeOptim) copies them back into the live weights right after the forward
+ *    (Network.copyForwardState), so the stage's live weights carry the newest statistics; each
+ *    gossip node updates its own copy, and gossip mixes the statistics with the weights, since they
+ *    are in the same vector — which is what the averaged model that gossip runs evaluate needs.
  *  - Evaluation normalizes with the running statistics and changes nothing.
  */
 import { UserError } from "../errors.ts";

@@ -262,6 +262,7 @@ export function* pipelineStageEpoch(ctx: RoleContext, epoch: number): RoleProgra
         const t = mark(ctx.trace);
         const weights = strategy.forwardWeights(g);
         for (let l = me.first; l <= me.last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
+        net.copyForwardState(k, weights, layout.params, me.first, me.last); // batch norm's running statistics
         if (stage === D - 1) {
           // Flush strategies average over the batch; asynchronous ones step on every microbatch.
           totals.lossSum += net.lossAndGradient(k, slot.ws, rows, 1 / (accumulates ? setup.batch : rows));
