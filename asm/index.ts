@@ -12,3 +12,4 @@ export * from "./vector";
 export * from "./data";
 export * from "./ceiling";
 export * from "./resnet";
+export * from "./conv3x3";
