@@ -13,3 +13,4 @@ export * from "./data";
 export * from "./ceiling";
 export * from "./resnet";
 export * from "./conv3x3";
+export * from "./gpt";

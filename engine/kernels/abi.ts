@@ -103,6 +103,20 @@ export interface KernelExports {
   /** dx[N,Cin,H,W] = ∂/∂x given dy[N,Cout,H,W] (overwrites). Same pad scratch. */
   conv3x3_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
 
+  // ---- decoder-only transformer (asm/gpt.ts); activations [B, T, C] --------------------------------
+  /** y[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]; tokens are f32 ids. */
+  embedding_forward(y: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
+  /** Scatter-add dy into dwte rows (by token) and dwpe rows (by position); accumulate = 0 zeroes dwte (V rows) and dwpe (T rows) first. */
+  embedding_backward(dwte: Ptr, dwpe: Ptr, dy: Ptr, tokens: Ptr, B: number, T: number, C: number, V: number, accumulate: number): void;
+  /** Per row of C: y = γ·x̂ + β; stats = [mean (rows) | rstd (rows)]. y may alias x. */
+  layernorm_forward(y: Ptr, stats: Ptr, x: Ptr, gamma: Ptr, beta: Ptr, rows: number, C: number, eps: number): void;
+  /** dγ, dβ (+)= over rows; dx overwritten (must not alias dy). */
+  layernorm_backward(dx: Ptr, dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, stats: Ptr, gamma: Ptr, rows: number, C: number, accumulate: number): void;
+  /** Causal softmax attention over qkv [B,T,3C] with NH heads (C divisible by NH); out [B,T,C]; att [B,NH,T,T] saved. */
+  attention_forward(out: Ptr, att: Ptr, qkv: Ptr, B: number, T: number, C: number, NH: number): void;
+  /** dqkv [B,T,3C] (overwritten) from dout, qkv and the saved att; scratch: T floats. */
+  attention_backward(dqkv: Ptr, dout: Ptr, qkv: Ptr, att: Ptr, B: number, T: number, C: number, NH: number, scratch: Ptr): void;
+
   // ---- benchmarks ------------------------------------------------------------------------------------
   /** Pure multiply-add loop, no memory traffic: `iters` × 96 flops. Returns a value so it is not eliminated. */
   fma_ceiling(iters: number): number;
