@@ -46,15 +46,16 @@ import { expv, hsum, madd } from "./simd";
 // ---- embedding --------------------------------------------------------------------------------------
 
 /**
- * y[b, t, :] = wte[tokens[b, t], :] + wpe[t, :]. Token ids arrive as f32 (the batch gather converts
- * bytes to floats; ids below 2^24 are exact).
+ * y[b, t, :] = wte[tokens[b·stride + t], :] + wpe[t, :]. Token ids arrive as f32 (the batch gather
+ * converts bytes to floats; ids below 2^24 are exact); a sample's tokens start `stride` floats apart
+ * (T + 1 when each sample also carries its last target).
  */
-export function embedding_forward(y: usize, tokens: usize, wte: usize, wpe: usize, B: i32, T: i32, C: i32): void {
+export function embedding_forward(y: usize, tokens: usize, stride: i32, wte: usize, wpe: usize, B: i32, T: i32, C: i32): void {
   const rowBytes = <usize>C << 2;
   const n4 = C & ~3;
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
-      const id = <i32>load<f32>(tokens + (<usize>(b * T + t) << 2));
+      const id = <i32>load<f32>(tokens + (<usize>(b * stride + t) << 2));
       const e = wte + <usize>id * rowBytes;
       const p = wpe + <usize>t * rowBytes;
       const out = y + <usize>(b * T + t) * rowBytes;
@@ -71,10 +72,10 @@ export function embedding_forward(y: usize, tokens: usize, wte: usize, wpe: usiz
 }
 
 /**
- * Scatter-add: dwte[tokens[b, t], :] += dy[b, t, :], dwpe[t, :] += dy[b, t, :]. accumulate = 0 zeroes
- * dwte (V rows) and dwpe (T rows) first.
+ * Scatter-add: dwte[tokens[b·stride + t], :] += dy[b, t, :], dwpe[t, :] += dy[b, t, :].
+ * accumulate = 0 zeroes dwte (V rows) and dwpe (T rows) first.
  */
-export function embedding_backward(dwte: usize, dwpe: usize, dy: usize, tokens: usize, B: i32, T: i32, C: i32, V: i32, accumulate: i32): void {
+export function embedding_backward(dwte: usize, dwpe: usize, dy: usize, tokens: usize, stride: i32, B: i32, T: i32, C: i32, V: i32, accumulate: i32): void {
   if (accumulate == 0) {
     zero(dwte, V * C);
     zero(dwpe, T * C);
@@ -82,10 +83,19 @@ export function embedding_backward(dwte: usize, dwpe: usize, dy: usize, tokens: 
   const rowBytes = <usize>C << 2;
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
-      const id = <i32>load<f32>(tokens + (<usize>(b * T + t) << 2));
+      const id = <i32>load<f32>(tokens + (<usize>(b * stride + t) << 2));
       const g = dy + <usize>(b * T + t) * rowBytes;
       axpyRow(dwte + <usize>id * rowBytes, g, C, 1);
       axpyRow(dwpe + <usize>t * rowBytes, g, C, 1);
+    }
+  }
+}
+
+/** labels[b·T + t] = tokens[b·stride + t + 1]: each position's target is the next token. */
+export function next_token_labels(labels: usize, tokens: usize, stride: i32, B: i32, T: i32): void {
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      store<i32>(labels + (<usize>(b * T + t) << 2), <i32>load<f32>(tokens + (<usize>(b * stride + t + 1) << 2)));
     }
   }
 }

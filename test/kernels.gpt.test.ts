@@ -123,11 +123,11 @@ for (const variant of VARIANTS) {
           const tokens = Float32Array.from(randomInts(B * T, s, V));
           const wte = randomFloats(V * C, s + 1), wpe = randomFloats(T * C, s + 2), dy = randomFloats(B * T * C, s + 3);
           const py = a.floats(B * T * C), ptok = a.put(tokens);
-          a.k.embedding_forward(py, ptok, a.put(wte), a.put(wpe), B, T, C);
+          a.k.embedding_forward(py, ptok, T, a.put(wte), a.put(wpe), B, T, C);
           expectClose(a.read(py, B * T * C), embeddingRef(tokens, wte, wpe, B, T, C), 1e-6, 1e-7, "y");
           const g0 = randomFloats(V * C, s + 4), p0 = randomFloats(T * C, s + 5);
           const pdwte = a.put(g0), pdwpe = a.put(p0);
-          a.k.embedding_backward(pdwte, pdwpe, a.put(dy), ptok, B, T, C, V, accumulate ? 1 : 0);
+          a.k.embedding_backward(pdwte, pdwpe, a.put(dy), ptok, T, B, T, C, V, accumulate ? 1 : 0);
           a.checkGuards();
           const dwte = Float64Array.from({ length: V * C }, (_, j) => (accumulate ? g0[j]! : 0));
           const dwpe = Float64Array.from({ length: T * C }, (_, j) => (accumulate ? p0[j]! : 0));

@@ -4,6 +4,7 @@
  *   idx:DIR            MNIST-layout IDX files (MNIST, Fashion-MNIST, ...), raw or .gz
  *   cifar10:DIR        CIFAR-10 binary version
  *   synthetic[:N[:SEED]]  N train samples (default 2000) of learnable 1×28×28, 10-class data
+ *   text:FILE[:CONTEXT]   characters of a UTF-8 file in windows of CONTEXT + 1 (default 64)
  */
 import { resolve } from "node:path";
 import { UserError } from "../errors.ts";
@@ -11,19 +12,21 @@ import { loadCifar10 } from "./cifar10.ts";
 import { loadEmbeddedDigits } from "./embedded.ts";
 import { loadIdx } from "./idx.ts";
 import { synthetic } from "./synthetic.ts";
+import { loadText, parseTextSpec, type TextSpec } from "./text.ts";
 import { sampleSize, type Dataset } from "./types.ts";
 
 export type DataSpec =
   | { kind: "digits" }
   | { kind: "idx"; dir: string }
   | { kind: "cifar10"; dir: string }
-  | { kind: "synthetic"; trainCount: number; seed: number };
+  | { kind: "synthetic"; trainCount: number; seed: number }
+  | TextSpec;
 
 export const DEFAULT_DATA_SPEC = "digits";
 const SYNTHETIC_DEFAULT_COUNT = 2000;
 /** Synthetic data has its own fixed seed: the data set is part of the spec, not of the training seed. */
 const SYNTHETIC_DEFAULT_SEED = 1;
-const VALID = "digits, idx:DIR, cifar10:DIR, synthetic, synthetic:N, synthetic:N:SEED";
+const VALID = "digits, idx:DIR, cifar10:DIR, synthetic, synthetic:N, synthetic:N:SEED, text:FILE[:CONTEXT]";
 
 export function parseDataSpec(spec: string): DataSpec {
   const colon = spec.indexOf(":");
@@ -48,6 +51,8 @@ export function parseDataSpec(spec: string): DataSpec {
       if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UserError(`data ${spec}: SEED must be a non-negative integer`);
       return { kind: "synthetic", trainCount, seed };
     }
+    case "text":
+      return parseTextSpec(spec, rest);
     default:
       throw new UserError(`data ${JSON.stringify(spec)}: unknown source; valid: ${VALID}`);
   }
@@ -73,6 +78,8 @@ export async function loadDataset(spec: string = DEFAULT_DATA_SPEC): Promise<Dat
         seed: parsed.seed,
         source: spec,
       });
+    case "text":
+      return loadText(parsed, spec);
   }
 }
 

@@ -104,10 +104,12 @@ export interface KernelExports {
   conv3x3_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
 
   // ---- decoder-only transformer (asm/gpt.ts); activations [B, T, C] --------------------------------
-  /** y[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]; tokens are f32 ids. */
-  embedding_forward(y: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
+  /** y[b,t,:] = wte[tokens[b·stride + t],:] + wpe[t,:]; tokens are f32 ids, a sample's `stride` floats apart. */
+  embedding_forward(y: Ptr, tokens: Ptr, stride: number, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
   /** Scatter-add dy into dwte rows (by token) and dwpe rows (by position); accumulate = 0 zeroes dwte (V rows) and dwpe (T rows) first. */
-  embedding_backward(dwte: Ptr, dwpe: Ptr, dy: Ptr, tokens: Ptr, B: number, T: number, C: number, V: number, accumulate: number): void;
+  embedding_backward(dwte: Ptr, dwpe: Ptr, dy: Ptr, tokens: Ptr, stride: number, B: number, T: number, C: number, V: number, accumulate: number): void;
+  /** labels[b·T + t] = i32(tokens[b·stride + t + 1]): next-token targets. */
+  next_token_labels(labels: Ptr, tokens: Ptr, stride: number, B: number, T: number): void;
   /** Per row of C: y = γ·x̂ + β; stats = [mean (rows) | rstd (rows)]. y may alias x. */
   layernorm_forward(y: Ptr, stats: Ptr, x: Ptr, gamma: Ptr, beta: Ptr, rows: number, C: number, eps: number): void;
   /** dγ, dβ (+)= over rows; dx overwritten (must not alias dy). */

@@ -21,6 +21,8 @@ export interface ParamSpec {
    * Absent: the dense/conv rule (weights normal with a gain from the layer's activation, biases 0).
    */
   init?: "he" | "ones" | "zeros";
+  /** Normal with this std (GPT-2's 0.02), whatever the fan-in. */
+  std?: number;
   /**
    * false for state that lives in the parameter vector but is not learned by gradient (batch norm's
    * running statistics): backward writes a zero gradient for it, so every optimizer leaves it alone

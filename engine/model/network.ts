@@ -41,9 +41,17 @@ export class Network {
   readonly params: LayerParams[];
   readonly paramFloats: number;
   readonly inputFloats: number;
+  /**
+   * Predictions per sample: 1 for a classifier; T for a language model, whose sample is T + 1 token
+   * ids and whose every position predicts the next token. Losses and accuracies are reported per
+   * sample as the mean over its positions (nats per token, next-token accuracy).
+   */
+  readonly positions: number;
 
   constructor(readonly specText: string, readonly inputShape: Shape, readonly classes: number) {
-    this.layers = parseModelSpec(specText).build(inputShape, classes);
+    const spec = parseModelSpec(specText);
+    this.layers = spec.build(inputShape, classes);
+    this.positions = spec.positions ?? 1;
     this.inputFloats = shapeSize(inputShape);
     let offset = 0;
     this.params = this.layers.map((layer, i) => {
@@ -75,7 +83,7 @@ export class Network {
    */
   planWorkspace(planner: ArenaPlanner, tag: string, rows: number): Workspace {
     const input = planner.floats("activations", `${tag}.input`, rows * this.inputFloats);
-    const labels = planner.reserve("activations", `${tag}.labels`, rows * 4);
+    const labels = planner.reserve("activations", `${tag}.labels`, rows * this.positions * 4);
     const firstTrainable = this.trainableLayers[0] ?? this.layers.length;
     let prevY = input;
     let prevDy = 0;
@@ -153,7 +161,9 @@ export class Network {
    */
   lossAndGradient(k: KernelExports, ws: Workspace, rows: number, scale: number): number {
     const last = ws.layers[ws.layers.length - 1]!;
-    return k.softmax_xent(last.dy, last.y, ws.labels, rows, this.classes, scale);
+    const P = this.positions;
+    if (P > 1) k.next_token_labels(ws.labels, ws.input, this.inputFloats, rows, P);
+    return k.softmax_xent(last.dy, last.y, ws.labels, rows * P, this.classes, scale / P) / P;
   }
 
   backward(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
@@ -173,9 +183,11 @@ export class Network {
   evaluate(k: KernelExports, params: Ptr, ws: Workspace, rows: number): { lossSum: number; correct: number } {
     this.forward(k, params, ws, rows, false);
     const logits = this.logits(ws);
+    const P = this.positions;
+    if (P > 1) k.next_token_labels(ws.labels, ws.input, this.inputFloats, rows, P);
     return {
-      lossSum: k.softmax_xent(0, logits, ws.labels, rows, this.classes, 0),
-      correct: k.count_correct(logits, ws.labels, rows, this.classes),
+      lossSum: k.softmax_xent(0, logits, ws.labels, rows * P, this.classes, 0) / P,
+      correct: k.count_correct(logits, ws.labels, rows * P, this.classes) / P,
     };
   }
 
@@ -191,8 +203,8 @@ export class Network {
       for (const [j, spec] of layer.params.entries()) {
         const t = this.params[i]!.tensors[j]!;
         if (spec.init === "ones") params.fill(1, t.offset, t.offset + t.floats);
-        if (spec.init === "ones" || spec.init === "zeros" || (spec.init === undefined && spec.name !== "weight")) continue;
-        const std = Math.sqrt((spec.init === "he" ? 2 : gain) / spec.fanIn);
+        if (spec.init === "ones" || spec.init === "zeros" || (spec.init === undefined && spec.std === undefined && spec.name !== "weight")) continue;
+        const std = spec.std ?? Math.sqrt((spec.init === "he" ? 2 : gain) / spec.fanIn);
         for (let e = 0; e < t.floats; e++) params[t.offset + e] = rng.normal() * std;
       }
     });

@@ -5,8 +5,10 @@
  *   lenet                     LeNet-5 style: conv5-6, pool, conv5-16, pool, 120, 84, classes
  *                              (28×28×1 inputs get padding 2 on the first conv, 32×32×3 none)
  *   resnet:N                  He et al. 2016's CIFAR residual network, N = 6n + 2 (8, 20, 32, ...)
+ *   gpt:L-H-E-T               decoder-only transformer: L blocks, H heads, width E, context T (text data)
  */
 import { UserError } from "../errors.ts";
+import { buildGpt, parseGpt } from "./gpt.ts";
 import { buildResnet, parseResnetDepth } from "./resnet.ts";
 import { Conv2d, Dense, Flatten, Pool2d, type ActName, type Layer, type Shape, shapeSize } from "./layers.ts";
 
@@ -17,6 +19,8 @@ export interface ModelSpec {
   build(inputShape: Shape, classes: number): Layer[];
   /** The input size the spec itself fixes (mlp's first width), to check against the data. */
   inputFloats?: number;
+  /** Predictions per sample (a language model: one per position); 1 for classifiers. */
+  positions?: number;
 }
 
 export function parseModelSpec(text: string): ModelSpec {
@@ -30,7 +34,11 @@ export function parseModelSpec(text: string): ModelSpec {
     const depth = parseResnetDepth(text, rest);
     return { text, build: (inputShape, classes) => buildResnet(text, depth, inputShape, classes) };
   }
-  throw new UserError(`--model ${text}: unknown model; use mlp:784-256-128-10 (any widths), lenet or resnet:20`);
+  if (name === "gpt") {
+    const g = parseGpt(text, rest);
+    return { text, positions: g.context, build: (inputShape, classes) => buildGpt(text, g, inputShape, classes) };
+  }
+  throw new UserError(`--model ${text}: unknown model; use mlp:784-256-128-10 (any widths), lenet, resnet:20 or gpt:4-4-128-64`);
 }
 
 function parseMlp(text: string, rest: string[]): ModelSpec {
