@@ -13,7 +13,7 @@ import { UserError } from "../engine/errors.ts";
 import { GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../engine/memory/arena.ts";
-import { textDataset } from "../engine/data/text.ts";
+import { textDataset, untag } from "../engine/data/text.ts";
 import { loadDataset } from "../engine/data/index.ts";
 import { Embedding, LayerNormHead, TransformerBlock } from "../engine/model/gpt.ts";
 import { type Layer, type LayerBuffers, type Scratch, shapeSize } from "../engine/model/layers.ts";
@@ -209,6 +209,32 @@ describe("text data and training", () => {
     await expect(loadDataset(`text:${join(dir, "missing.txt")}`)).rejects.toThrow(UserError);
   });
 
+  test("text:names: lower-cased first names one per line, every tenth name held out (none of them in train)", async () => {
+    const d = await loadDataset("text:names:16");
+    expect(d.classNames!.join("")).toBe("\n-abcdefghijklmnopqrstuvwxyz");
+    const decode = (split: typeof d.train) => {
+      let text = "";
+      for (let w = 0; w < split.count; w++) text += Array.from(split.images.subarray(w * 17 + (w === 0 ? 0 : 1), w * 17 + 17), (b) => d.classNames![b]).join("");
+      return text.split("\n").filter(Boolean);
+    };
+    const train = new Set(decode(d.train));
+    const test = decode(d.test);
+    expect(train.size).toBeGreaterThan(7000);
+    expect(test.length).toBeGreaterThan(700);
+    expect(test.filter((n) => train.has(n))).toEqual([]);
+    expect(train.has("abigail")).toBe(true);
+  });
+
+  test("text:brown: tags stripped to plain text; every tenth document held out", async () => {
+    expect(untag("\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, (/( again/rb )/) it's/pps+bez done/vbn ./.\n\n\tNext/ap one/cd ./.\n")).toBe('The jury said "no evidence", (again) it\'s done.\nNext one.\n');
+    const d = await loadDataset("text:brown");
+    expect(d.shape).toEqual([1, 1, 65]);
+    const first = Array.from(d.train.images.subarray(0, 65), (b) => d.classNames![b]).join("");
+    expect(first).toBe("The Fulton County Grand Jury said Friday an investigation of Atla");
+    expect(d.train.count).toBeGreaterThan(8 * d.test.count);
+    expect(d.classNames!.some((c) => c === "/")).toBe(true); // fractions like 1/2 keep their slash
+  });
+
   /** Cross-entropy of the test characters under the train split's character frequencies (nats/char). */
   async function unigramLoss(spec: string): Promise<number> {
     const d = await loadDataset(spec);
@@ -231,6 +257,22 @@ describe("text data and training", () => {
       expect(summary.testAccuracy).toBeGreaterThan(0.3);
     });
   }
+
+  // Every family trains the transformer (blocks are the units of layer-wise updates and pipeline cuts).
+  const families: [string, Partial<TrainConfig>][] = [
+    ["hogwild", { algo: "hogwild" }],
+    ["lap", { algo: "lap", async: { replicas: 2, avgEvery: 2 } }],
+    ["lpp", { algo: "lpp", async: { replicas: 1, lppWarmup: 0 } }],
+    ["layerwise", { algo: "layerwise", workers: 1, async: { fwdThreads: 1, bwdThreads: 1, queue: 2 } }],
+    ...(["gpipe", "1f1b", "pipedream", "2bw", "spectrain", "pipeoptim"] as const).map((algo): [string, Partial<TrainConfig>] => [algo, { algo, pipeline: { stages: 3, microbatches: 4 } }]),
+    ...(["pmsgd", "dsgd", "dmsgd", "decentlam"] as const).map((algo): [string, Partial<TrainConfig>] => [algo, { algo, optimizer: { ...defaultOptimizer("momentum"), lr: 0.05 }, gossip: { nodes: 2 } }]),
+  ];
+  test.each(families)("%s trains gpt:2-2-32-16 below the unigram loss", async (_algo, overrides) => {
+    const data = `text:${file}:16`;
+    const config: TrainConfig = { algo: "sync", model: "gpt:2-2-32-16", data, epochs: 2, batch: 16, workers: 2, executor: "deterministic", seed: 1, optimizer: { ...defaultOptimizer("adam"), lr: 0.003 }, ...overrides };
+    const { summary } = await trainAndRead(config);
+    expect(summary.testLoss).toBeLessThan((await unigramLoss(data)) - 0.3);
+  });
 
   test("deterministic gpt runs are bitwise reproducible", async () => {
     const config: TrainConfig = { algo: "sync", model: "gpt:1-2-16-8", data: `text:${file}:8`, epochs: 1, batch: 8, workers: 2, executor: "deterministic", seed: 2, optimizer: defaultOptimizer("adam") };
