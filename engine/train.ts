@@ -140,6 +140,8 @@ export interface Summary {
   trainLoss: number;
   testLoss: number;
   testAccuracy: number;
+  /** Language models (gpt on text): testLoss in bits per character. */
+  testBitsPerChar?: number;
   parameters: number;
   updatesPerSec: number;
   /** Asynchronous algorithms: staleness per layer over the whole run. */
@@ -367,6 +369,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       trainLoss: final.trainLoss,
       testLoss: final.testLoss,
       testAccuracy: final.testAccuracy,
+      ...(session.net.positions > 1 ? { testBitsPerChar: final.testLoss / Math.LN2 } : {}), // language models: testLoss is nats/char
       ...extra,
       ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
       ...session.plan.summary?.(),

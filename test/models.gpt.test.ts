@@ -21,7 +21,8 @@ import { Network } from "../engine/model/network.ts";
 import { parseModelSpec } from "../engine/model/spec.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { Rng } from "../engine/rng.ts";
-import type { TrainConfig } from "../engine/train.ts";
+import { train, type TrainConfig } from "../engine/train.ts";
+import { sample } from "../engine/cli/sample-command.ts";
 import { dot, randomFloats, sameBits, testMemory, trainAndRead } from "./helpers.ts";
 
 setDefaultTimeout(240_000);
@@ -255,6 +256,7 @@ describe("text data and training", () => {
       const unigram = await unigramLoss(data);
       expect(summary.testLoss).toBeLessThan(unigram - 0.3);
       expect(summary.testAccuracy).toBeGreaterThan(0.3);
+      expect(summary.testBitsPerChar).toBeCloseTo(summary.testLoss / Math.LN2, 10);
     });
   }
 
@@ -279,5 +281,25 @@ describe("text data and training", () => {
     const a = await trainAndRead(config);
     const b = await trainAndRead(config);
     expect(sameBits(a.params, b.params)).toBe(true);
+  });
+
+  test("skein sample: the same seed gives the same text, another seed other text; bad prompts and non-text runs are refused", async () => {
+    const run = join(dir, "run");
+    await train({ algo: "sync", model: "gpt:1-2-16-8", data: `text:${file}:8`, epochs: 2, batch: 16, workers: 1, executor: "deterministic", seed: 1, optimizer: { ...defaultOptimizer("adam"), lr: 0.01 } }, { out: run });
+    const a = await sample(run, "The ", 60, 0.8, 1);
+    const b = await sample(run, "The ", 60, 0.8, 1);
+    const c = await sample(run, "The ", 60, 0.8, 2);
+    expect(a).toBe(b);
+    expect(a).not.toBe(c);
+    expect(a.startsWith("The ")).toBe(true);
+    expect(Array.from(a).length).toBe(64);
+    // a trained model writes mostly the corpus's words
+    const words = new Set(corpus(24_000).toLowerCase().split(/[^a-z]+/));
+    const produced = a.toLowerCase().split(/[^a-z]+/).filter(Boolean);
+    expect(produced.filter((w) => words.has(w)).length).toBeGreaterThan(produced.length / 3);
+    await expect(sample(run, "Zq", 5, 0.8, 1)).rejects.toThrow(/not in the vocabulary/);
+    const mlpRun = join(dir, "mlp");
+    await train({ algo: "sync", model: "mlp:784-8-10", data: "synthetic:64", epochs: 1, batch: 16, workers: 1, executor: "deterministic", seed: 1, optimizer: defaultOptimizer("sgd") }, { out: mlpRun });
+    await expect(sample(mlpRun, "", 5, 0.8, 1)).rejects.toThrow(/not a language model/);
   });
 });

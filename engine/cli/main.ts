@@ -9,6 +9,7 @@ import { topologyCommand } from "./topology-command.ts";
 import { scheduleCommand } from "./schedule-command.ts";
 import { reportCommand } from "./report-command.ts";
 import { experimentCommand } from "./experiment-command.ts";
+import { sampleCommand } from "./sample-command.ts";
 
 const VERSION = "0.1.0";
 
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   experiment: { summary: "run a comparison suite: async, pipeline, gossip or all (see skein experiment --help)", run: experimentCommand },
   report: { summary: "an HTML report (tables, inline SVG charts) of run or experiment folders (see skein report --help)", run: reportCommand },
   topology: { summary: "a gossip topology: degree, stochasticity, rho and spectral gap (see skein topology --help)", run: topologyCommand },
+  sample: { summary: "text from a character-level language model's checkpoint (see skein sample --help)", run: sampleCommand },
 };
 
 const HELP = `skein ${VERSION}: parallel neural-network training on CPU cores, WebAssembly SIMD kernels in workers sharing one memory
