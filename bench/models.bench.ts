@@ -8,8 +8,11 @@
  *     torch_resnet.py, the same network and optimizer), as a paired ratio: trials alternate, the
  *     median of per-pair ratios is reported, so drift slower than one pair cancels. Skipped with a
  *     message where PyTorch is not installed.
+ *  3. gpt:4-4-128-64 on Brown-corpus text, the same way against bench/peers/torch_gpt.py (tokens/s);
+ *     with --accuracy also the held-out loss of both after one epoch over the same windows (the same
+ *     number of tokens, each in its own shuffled order).
  *
- *   npx bun bench/models.bench.ts [--pairs 7]
+ *   npx bun bench/models.bench.ts [--pairs 7] [--accuracy] [--only gpt]
  *
  * Medians of paired trials rather than mitata's back-to-back samples: this host's speed drifts by
  * tens of percent over seconds (shared cores), which a ratio of two separate runs would measure.
@@ -17,10 +20,16 @@
 import { conv3x3PadFloats, GEMM_PACK_FLOATS, type KernelExports } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
-import { TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
+import { loadDataset } from "../engine/data/index.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const pairsArg = process.argv.indexOf("--pairs");
+const onlyArg = process.argv.indexOf("--only");
+const ONLY = onlyArg > 0 ? process.argv[onlyArg + 1] : undefined;
+const ACCURACY = process.argv.includes("--accuracy");
 const PAIRS = pairsArg > 0 ? Number(process.argv[pairsArg + 1]) : 7;
 const BATCH = 64;
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1]!;
@@ -68,6 +77,7 @@ function ceilingOver(ms: number): number {
   return (calls * iters * 96) / ((performance.now() - t) * 1e6);
 }
 
+if (ONLY === undefined || ONLY === "resnet") {
 console.log(`3×3 convolutions, batch ${BATCH}, ${variant} build, one thread; share of the multiply-add ceiling measured right after each trial for as long as it took (median of ${PAIRS * 3}):`);
 const totals = new Map<string, { flops: number; ms: number; ceilingFlops: number }>();
 for (const [c, h] of [[1, 28], [3, 32]] as const) {
@@ -109,17 +119,19 @@ for (const [key, t] of totals) {
   console.log(`  ${key} resnet:20, all 3×3 convolutions of a training step (weighted by count): ${(t.flops / (t.ms * 1e6)).toFixed(1)} GFLOP/s = ${((100 * t.flops) / t.ceilingFlops).toFixed(0)}% of the ceiling over the same trials (target ≥ 70%)`);
 }
 
+}
+
 // ---- 2. resnet:20 training vs PyTorch -------------------------------------------------------------
 
-interface Peer { send(steps: number): Promise<{ seconds: number; loss: number }>; close(): void; info: string }
+interface Peer { send(line: string | number): Promise<{ seconds: number; loss: number }>; close(): void; info: string }
 
-/** Starts the PyTorch peer with the first python that has torch; null (with the reason) if none. */
-async function startTorch(args: number[]): Promise<Peer | string> {
+/** Starts a PyTorch peer script with the first python that has torch; the reason instead if none. */
+async function startTorch(script: string, args: (number | string)[]): Promise<Peer | string> {
   let reason = "no python3 found";
   for (const python of ["/usr/bin/python3", "python3"]) {
     let proc;
     try {
-      proc = Bun.spawn([python, join(import.meta.dir, "peers", "torch_resnet.py"), ...args.map(String)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+      proc = Bun.spawn([python, join(import.meta.dir, "peers", script), ...args.map(String)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
     } catch {
       continue;
     }
@@ -158,7 +170,7 @@ async function startTorch(args: number[]): Promise<Peer | string> {
 }
 
 const STEPS = 2;
-const torch = await startTorch([20, 1, 28, 28, BATCH, 10]);
+const torch = ONLY === undefined || ONLY === "resnet" ? await startTorch("torch_resnet.py", [20, 1, 28, 28, BATCH, 10]) : "not asked for (--only)";
 if (typeof torch === "string") {
   console.log(`\nresnet:20 vs PyTorch: skipped (${torch})`);
 } else {
@@ -191,4 +203,92 @@ if (typeof torch === "string") {
   console.log(`\nresnet:20 on 1×28×28, batch ${BATCH}, SGD momentum, training samples/s (median of ${PAIRS} alternating pairs of ${STEPS} steps):`);
   console.log(`  PyTorch 1 thread (${torch.info})  ${median(torchRates).toFixed(1)}`);
   console.log(`  skein 1 worker (${skein.kernels})        ${median(skeinRates).toFixed(1)}   ×${median(ratios).toFixed(2)} PyTorch, paired   (target ≥ 0.5×)`);
+}
+
+// ---- 3. gpt:4-4-128-64 on Brown text vs PyTorch ------------------------------------------------------
+
+if (ONLY === undefined || ONLY === "gpt") {
+  const [L, H, E, T] = [4, 4, 128, 64];
+  const GPT_BATCH = 16;
+  const brown = await loadDataset(`text:brown:${T}`);
+  const vocab = brown.classNames!;
+  /** The text of the first `windows` train windows (each shares its last character with the next). */
+  const brownText = (windows: number) => {
+    let text = "";
+    for (let w = 0; w < windows; w++) {
+      const window = brown.train.images.subarray(w * (T + 1), (w + 1) * (T + 1));
+      text += Array.from(w === windows - 1 ? window : window.subarray(0, T), (b) => vocab[b]).join("");
+    }
+    return text;
+  };
+  const dir = mkdtempSync(join(tmpdir(), "skein-gpt-bench-"));
+  /** A text file of `windows` Brown windows, its skein dataset, and its windows as files for the peer. */
+  const corpusOf = async (name: string, windows: number) => {
+    const file = join(dir, `${name}.txt`);
+    writeFileSync(file, brownText(windows));
+    const d = await loadDataset(`text:${file}:${T}`);
+    writeFileSync(join(dir, `${name}.train.u8`), d.train.images);
+    writeFileSync(join(dir, `${name}.test.u8`), d.test.images);
+    return { spec: `text:${file}:${T}`, d, train: join(dir, `${name}.train.u8`), test: join(dir, `${name}.test.u8`) };
+  };
+  const gptConfig = (data: string, epochs: number): TrainConfig => ({
+    algo: "sync",
+    model: `gpt:${L}-${H}-${E}-${T}`,
+    data,
+    epochs,
+    batch: GPT_BATCH,
+    workers: 1,
+    executor: "threads",
+    seed: 1,
+    optimizer: defaultOptimizer("adam"),
+  });
+
+  // Speed: a corpus of exactly STEPS batches of train windows per epoch (the tenth after them is its test split).
+  let speedWindows = STEPS * GPT_BATCH;
+  while (speedWindows - Math.floor(speedWindows / 10) < STEPS * GPT_BATCH) speedWindows++;
+  const speed = await corpusOf("speed", speedWindows);
+  const peer = await startTorch("torch_gpt.py", [L, H, E, T, speed.d.classes, GPT_BATCH, speed.train, speed.test]);
+  if (typeof peer === "string") {
+    console.log(`
+gpt:${L}-${H}-${E}-${T} vs PyTorch: skipped (${peer})`);
+  } else {
+    const skein = await TrainingSession.open(gptConfig(speed.spec, 1_000_000));
+    const tokensPerEpoch = speed.d.train.count * T;
+    await skein.trainEpoch();
+    await peer.send(`train ${STEPS}`);
+    const ratios: number[] = [], skeinRates: number[] = [], torchRates: number[] = [];
+    for (let i = 0; i < PAIRS; i++) {
+      const t = performance.now();
+      await skein.trainEpoch();
+      const skeinRate = tokensPerEpoch / ((performance.now() - t) / 1000);
+      const torchRate = (STEPS * GPT_BATCH * T) / (await peer.send(`train ${STEPS}`)).seconds;
+      skeinRates.push(skeinRate);
+      torchRates.push(torchRate);
+      ratios.push(skeinRate / torchRate);
+    }
+    skein.close();
+    peer.close();
+    console.log(`
+gpt:${L}-${H}-${E}-${T} on Brown text, batch ${GPT_BATCH}×${T} tokens, Adam, training tokens/s (median of ${PAIRS} alternating pairs of ${STEPS} steps):`);
+    console.log(`  PyTorch 1 thread (${peer.info})  ${median(torchRates).toFixed(0)}`);
+    console.log(`  skein 1 worker                        ${median(skeinRates).toFixed(0)}   ×${median(ratios).toFixed(2)} PyTorch, paired   (target ≥ 0.5×)`);
+
+    if (ACCURACY) {
+      // Same windows, same number of tokens (one epoch each), same hyperparameters.
+      const acc = await corpusOf("accuracy", 3000);
+      const steps = Math.ceil(acc.d.train.count / GPT_BATCH);
+      const t = performance.now();
+      const summary = await train(gptConfig(acc.spec, 1));
+      const skeinSeconds = (performance.now() - t) / 1000;
+      const accPeer = (await startTorch("torch_gpt.py", [L, H, E, T, acc.d.classes, GPT_BATCH, acc.train, acc.test])) as Peer;
+      const torchSeconds = (await accPeer.send(`train ${steps}`)).seconds;
+      const torchLoss = (await accPeer.send("eval")).loss;
+      accPeer.close();
+      console.log(`
+held-out loss after one epoch of ${acc.d.train.count} Brown windows (${acc.d.train.count * T} tokens, ${steps} steps), ${acc.d.test.count} test windows:`);
+      console.log(`  PyTorch ${torchLoss.toFixed(4)} nats/char (${(torchLoss / Math.LN2).toFixed(3)} bits/char, ${torchSeconds.toFixed(0)} s)`);
+      console.log(`  skein   ${summary.testLoss.toFixed(4)} nats/char (${(summary.testLoss / Math.LN2).toFixed(3)} bits/char, ${skeinSeconds.toFixed(0)} s)   difference ${(summary.testLoss - torchLoss).toFixed(4)} (target within 0.05)`);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
