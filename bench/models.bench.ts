@@ -131,7 +131,9 @@ async function startTorch(script: string, args: (number | string)[]): Promise<Pe
   for (const python of ["/usr/bin/python3", "python3"]) {
     let proc;
     try {
-      proc = Bun.spawn([python, join(import.meta.dir, "peers", script), ...args.map(String)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+      // One thread everywhere: torch's own pool and whatever BLAS it links (OpenBLAS spawns its own).
+      const env = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
+      proc = Bun.spawn([python, join(import.meta.dir, "peers", script), ...args.map(String)], { stdin: "pipe", stdout: "pipe", stderr: "inherit", env });
     } catch {
       continue;
     }
@@ -157,7 +159,7 @@ async function startTorch(script: string, args: (number | string)[]): Promise<Pe
       continue;
     }
     return {
-      info: `torch ${first.torch}, ${first.threads} thread`,
+      info: `torch ${first.torch}, ${first.threads} thread, BLAS: ${first.blas}`,
       async send(steps) {
         proc.stdin.write(`${steps}\n`);
         await proc.stdin.flush();

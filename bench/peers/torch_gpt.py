@@ -70,6 +70,16 @@ class GPT(nn.Module):
         return self.head(self.ln(self.blocks(x)))
 
 
+def blas_library():
+    """The BLAS this process loaded (Debian's torch uses whatever libblas.so.3 points to)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1].rsplit("/", 2)[-2] + "/" + line.split()[-1].rsplit("/", 1)[-1] for line in maps if "blas" in line}
+        return ", ".join(sorted(libs)) or "none loaded"
+    except OSError:
+        return "unknown"
+
+
 def main():
     L, H, E, T, V, batch = (int(a) for a in sys.argv[1:7])
     train = torch.from_numpy(np.fromfile(sys.argv[7], dtype=np.uint8).reshape(-1, T + 1).astype(np.int64))
@@ -80,7 +90,7 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     order = torch.randperm(len(train))
     at = 0
-    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_library()}), flush=True)
     for line in sys.stdin:
         cmd = line.split()
         if cmd[0] == "train":

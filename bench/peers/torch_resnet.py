@@ -69,6 +69,16 @@ class ResNet(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+def blas_library():
+    """The BLAS this process loaded (Debian's torch uses whatever libblas.so.3 points to)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1].rsplit("/", 2)[-2] + "/" + line.split()[-1].rsplit("/", 1)[-1] for line in maps if "blas" in line}
+        return ", ".join(sorted(libs)) or "none loaded"
+    except OSError:
+        return "unknown"
+
+
 def main():
     depth, c, h, w, batch, classes = (int(a) for a in sys.argv[1:7])
     torch.set_num_threads(1)
@@ -77,7 +87,7 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, c, h, w)
     y = torch.randint(0, classes, (batch,))
-    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_library()}), flush=True)
     for line in sys.stdin:
         steps = int(line)
         t = time.perf_counter()
