@@ -12,3 +12,6 @@ export * from "./predict";
 export * from "./vector";
 export * from "./data";
 export * from "./ceiling";
+export * from "./resnet";
+export * from "./conv3x3";
+export * from "./gpt";

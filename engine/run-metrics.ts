@@ -64,6 +64,8 @@ export interface Summary extends Partial<GossipMetrics> {
   trainLoss: number;
   testLoss: number;
   testAccuracy: number;
+  /** Language models (gpt on text): testLoss in bits per character. */
+  testBitsPerChar?: number;
   parameters: number;
   updatesPerSec: number;
   /** Asynchronous algorithms: staleness per layer over the whole run. */

@@ -86,6 +86,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       trainLoss: final?.trainLoss ?? NaN,
       testLoss: final?.testLoss ?? NaN,
       testAccuracy: final?.testAccuracy ?? NaN,
+      // Language models (gpt on text): testLoss is nats per character; the same in bits beside it.
+      ...(session.net.positions > 1 && final?.testLoss !== undefined ? { testBitsPerChar: final.testLoss / Math.LN2 } : {}),
       ...(final?.consensusDistance !== undefined ? { consensusDistance: final.consensusDistance } : {}),
       ...(final?.nodeTestAccuracy !== undefined ? { nodeTestAccuracy: final.nodeTestAccuracy } : {}),
       ...(final?.bytesPerNodeStep !== undefined ? { bytesPerNodeStep: final.bytesPerNodeStep } : {}),

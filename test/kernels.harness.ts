@@ -106,6 +106,12 @@ export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
+/** n integers in [0, bound), from the same generator. */
+export function randomInts(n: number, seed: number, bound: number): Int32Array {
+  const f = randomFloats(n, seed);
+  return Int32Array.from(f, (x) => Math.min(bound - 1, Math.floor(((x + 1) / 2) * bound)));
+}
+
 const F32_EPS = 2 ** -23;
 
 /**

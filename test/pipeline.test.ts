@@ -66,7 +66,10 @@ describe("the runtime executes the schedule", () => {
           fc.pre(algo !== "2bw" || M >= D); // 2BW refuses M < D (tested below)
           const flush = algo === "gpipe" || algo === "1f1b" || algo === "2bw";
           const schedule = randomSchedule(D, M, choices, split, flush);
-          const config = { ...base, algo, model: DEEP, data: "synthetic:48", epochs: 1, batch: 12, workers: D, optimizer: defaultOptimizer(opt), pipeline: { stages: D, microbatches: M, schedule } };
+          // A small step: with microbatches of one or two samples momentum at 0.02 can diverge (NaN),
+          // and this property is about executing the schedule exactly, not about learning.
+          const optimizer = { ...defaultOptimizer(opt), ...(opt === "momentum" ? { lr: 0.005 } : {}) };
+          const config = { ...base, algo, model: DEEP, data: "synthetic:48", epochs: 1, batch: 12, workers: D, optimizer, pipeline: { stages: D, microbatches: M, schedule } };
           const { same } = await againstReference(config);
           expect({ D, M, algo, same }).toEqual({ D, M, algo, same: true });
         },

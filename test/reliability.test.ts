@@ -11,7 +11,7 @@
  *  - a stuck worker ends the run through the watchdog; too many threads are refused;
  *  - SIGTERM/SIGINT, also through the documented `npx bun run skein`, stop the trainer.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -25,8 +25,6 @@ import { openResume, train, TrainingSession, type TrainConfig } from "../engine/
 import { tempFolders } from "./tempdir.ts";
 import { isLauncher } from "../engine/cli/signals.ts";
 
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(180_000);
 
 const ROOT = resolve(import.meta.dir, "..");
 const MAIN = join(ROOT, "engine/cli/main.ts");

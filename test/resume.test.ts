@@ -5,7 +5,7 @@
  * several gossip nodes and several pipeline stages so that every piece of state beyond the evaluated
  * vector (other replicas, every node's x and m, version counters, stashes) has to survive the restart.
  */
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,8 +15,6 @@ import { openResume, train, type TrainConfig } from "../engine/train.ts";
 import { ALGORITHM_NAMES as ALGORITHMS, algorithmsOf } from "../engine/algorithms/registry.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
 
-// Property tests and end-to-end runs need more than Bun's 5 s on a busy machine (see test/setup.ts).
-setDefaultTimeout(120_000);
 
 const base: TrainConfig = {
   algo: "sync",

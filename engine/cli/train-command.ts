@@ -20,8 +20,8 @@ const MAX_WORKERS = 64;
 
 export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "algo", type: "string", default: "sync", choices: ALGORITHM_NAMES, valueName: "NAME", help: "the training algorithm (listed below)" },
-  { name: "model", type: "string", default: "mlp:784-256-128-10", valueName: "SPEC", help: "mlp:IN-H1-...-OUT[:relu|tanh|gelu] or lenet" },
-  { name: "data", type: "string", default: "digits", valueName: "SPEC", help: "digits (embedded MNIST digits), idx:DIR, cifar10:DIR, synthetic[:N]" },
+  { name: "model", type: "string", default: "mlp:784-256-128-10", valueName: "SPEC", help: "mlp:IN-H1-...-OUT[:relu|tanh|gelu], lenet, resnet:N (N = 6n + 2: 8, 20, 32, ...) or gpt:LAYERS-HEADS-EMBED-CONTEXT" },
+  { name: "data", type: "string", default: "digits", valueName: "SPEC", help: "digits (embedded MNIST digits), idx:DIR, cifar10:DIR, synthetic[:N], text:brown|names|FILE[:CONTEXT] (characters, for gpt)" },
   { name: "epochs", type: "int", default: 5, min: 0, max: 100000, help: "passes over the training split" },
   { name: "batch", type: "int", default: 64, min: 1, max: 65536, help: "sync: global batch per step, split across the workers; hogwild, lap, lpp, layerwise: each worker's batch; gossip algorithms: each node's batch per round" },
   { name: "optimizer", type: "string", default: "momentum", choices: OPTIMIZERS, help: "update rule" },

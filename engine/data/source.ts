@@ -4,6 +4,7 @@
  *   idx:DIR            MNIST-layout IDX files (MNIST, Fashion-MNIST, ...), raw or .gz
  *   cifar10:DIR        CIFAR-10 binary version
  *   synthetic[:N[:SEED]]  N train samples (default 2000) of learnable 1×28×28, 10-class data
+ *   text:FILE[:CONTEXT]   characters of a UTF-8 file in windows of CONTEXT + 1 (default 64)
  */
 import { resolve } from "node:path";
 import { UserError } from "../errors.ts";
@@ -12,13 +13,15 @@ import { loadCifar10 } from "./cifar10.ts";
 import { loadEmbeddedDigits } from "./embedded.ts";
 import { loadIdx } from "./idx.ts";
 import { synthetic } from "./synthetic.ts";
+import { loadText, parseTextSpec, type TextSpec } from "./text.ts";
 import type { Dataset } from "./types.ts";
 
 export type DataSpec =
   | { kind: "digits" }
   | { kind: "idx"; dir: string }
   | { kind: "cifar10"; dir: string }
-  | { kind: "synthetic"; trainCount: number; seed: number };
+  | { kind: "synthetic"; trainCount: number; seed: number }
+  | TextSpec;
 
 export const DEFAULT_DATA_SPEC = "digits";
 const SYNTHETIC_DEFAULT_COUNT = 2000;
@@ -26,7 +29,7 @@ const SYNTHETIC_DEFAULT_COUNT = 2000;
 const SYNTHETIC_DEFAULT_SEED = 1;
 /** 1×28×28 u8 pixels. */
 const SYNTHETIC_SAMPLE_BYTES = 28 * 28;
-const VALID = "digits, idx:DIR, cifar10:DIR, synthetic, synthetic:N, synthetic:N:SEED";
+const VALID = "digits, idx:DIR, cifar10:DIR, synthetic, synthetic:N, synthetic:N:SEED, text:brown|names|FILE[:CONTEXT]";
 
 export function parseDataSpec(spec: string): DataSpec {
   const colon = spec.indexOf(":");
@@ -53,6 +56,8 @@ export function parseDataSpec(spec: string): DataSpec {
       checkSplitBytes(`data ${spec}`, trainCount, SYNTHETIC_SAMPLE_BYTES);
       return { kind: "synthetic", trainCount, seed };
     }
+    case "text":
+      return parseTextSpec(spec, rest);
     default:
       throw new UserError(`data ${JSON.stringify(spec)}: unknown source; valid: ${VALID}`);
   }
@@ -78,5 +83,7 @@ export async function loadDataset(spec: string = DEFAULT_DATA_SPEC): Promise<Dat
         seed: parsed.seed,
         source: spec,
       });
+    case "text":
+      return loadText(parsed, spec);
   }
 }

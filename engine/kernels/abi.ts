@@ -93,6 +93,42 @@ export interface KernelExports {
   /** For i < count: out[i, :] = bytes[indices[i], :] · scale + shift (u8 → f32), labelsOut[i] = labelBytes[indices[i]]. */
   gather_batch(out: Ptr, labelsOut: Ptr, bytes: Ptr, labelBytes: Ptr, indices: Ptr, count: number, sampleBytes: number, scale: number, shift: number): void;
 
+  // ---- residual CNNs (asm/resnet.ts): batch norm, option-A shortcut, global average pooling --------
+  /** Batch norm over x[N,C,HW] per channel: training = 1 uses batch statistics (stats = [mean | 1/√(var+ε)], folded into rmean/rvar when momentum > 0), 0 the running ones; y = act(γ·x̂ + β), act identity or relu. y may alias x. */
+  batchnorm_forward(y: Ptr, stats: Ptr, x: Ptr, gamma: Ptr, beta: Ptr, rmean: Ptr, rvar: Ptr, N: number, C: number, HW: number, eps: number, momentum: number, training: number, act: number): void;
+  /** Training-mode backward: dy ⊙= act'(y) in place; dγ, dβ (+)= their sums; dx (skipped when 0, never aliasing dy). */
+  batchnorm_backward(dx: Ptr, dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, y: Ptr, stats: Ptr, gamma: Ptr, N: number, C: number, HW: number, act: number, accumulate: number): void;
+  /** y[n, c + (Cout−Cin)/2, oh, ow] += x[n, c, oh·s, ow·s]: He et al.'s option-A shortcut (a residual add at stride 1, Cin = Cout). */
+  shortcut_forward(y: Ptr, x: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, stride: number): void;
+  /** dx[n, c, oh·s, ow·s] += dy[n, c + (Cout−Cin)/2, oh, ow]. */
+  shortcut_backward(dx: Ptr, dy: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, stride: number): void;
+  /** y[p] = mean over HW of plane p (planes = N·C). */
+  global_avgpool_forward(y: Ptr, x: Ptr, planes: number, HW: number): void;
+  /** dx[p, :] = dy[p] / HW (overwrites). */
+  global_avgpool_backward(dx: Ptr, dy: Ptr, planes: number, HW: number): void;
+
+  // ---- direct 3×3 convolution, stride 1, padding 1 (asm/conv3x3.ts) ---------------------------------
+  /** y[N,Cout,H,W] = conv3×3(x[N,Cin,H,W], w[Cout,Cin,3,3]), no bias. pad: conv3x3PadFloats(max(Cin, Cout), H, W) floats. */
+  conv3x3_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
+  /** dx[N,Cin,H,W] = ∂/∂x given dy[N,Cout,H,W] (overwrites). Same pad scratch. */
+  conv3x3_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
+
+  // ---- decoder-only transformer (asm/gpt.ts); activations [B, T, C] --------------------------------
+  /** y[b,t,:] = wte[tokens[b·stride + t],:] + wpe[t,:]; tokens are f32 ids, a sample's `stride` floats apart. */
+  embedding_forward(y: Ptr, tokens: Ptr, stride: number, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
+  /** Scatter-add dy into dwte rows (by token) and dwpe rows (by position); accumulate = 0 zeroes dwte (V rows) and dwpe (T rows) first. */
+  embedding_backward(dwte: Ptr, dwpe: Ptr, dy: Ptr, tokens: Ptr, stride: number, B: number, T: number, C: number, V: number, accumulate: number): void;
+  /** labels[b·T + t] = i32(tokens[b·stride + t + 1]): next-token targets. */
+  next_token_labels(labels: Ptr, tokens: Ptr, stride: number, B: number, T: number): void;
+  /** Per row of C: y = γ·x̂ + β; stats = [mean (rows) | rstd (rows)]. y may alias x. */
+  layernorm_forward(y: Ptr, stats: Ptr, x: Ptr, gamma: Ptr, beta: Ptr, rows: number, C: number, eps: number): void;
+  /** dγ, dβ (+)= over rows; dx overwritten (must not alias dy). */
+  layernorm_backward(dx: Ptr, dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, stats: Ptr, gamma: Ptr, rows: number, C: number, accumulate: number): void;
+  /** Causal softmax attention over qkv [B,T,3C] with NH heads (C divisible by NH); out [B,T,C]; att [B,NH,T,T] saved. */
+  attention_forward(out: Ptr, att: Ptr, qkv: Ptr, B: number, T: number, C: number, NH: number): void;
+  /** dqkv [B,T,3C] (overwritten) from dout, qkv and the saved att; scratch: T floats. */
+  attention_backward(dqkv: Ptr, dout: Ptr, qkv: Ptr, att: Ptr, B: number, T: number, C: number, NH: number, scratch: Ptr): void;
+
   // ---- benchmarks ------------------------------------------------------------------------------------
   /** Pure multiply-add loop, no memory traffic: `iters` × 96 flops. Returns a value so it is not eliminated. */
   fma_ceiling(iters: number): number;
@@ -107,3 +143,6 @@ export interface KernelExports {
  */
 export const GEMM_PACK_FLOATS = (_M: number, K: number, N: number): number =>
   Math.min(Math.max(K, 1), 256) * (Math.ceil(Math.max(N, 1) / 8) * 8 + 24) + 64;
+
+/** Floats of zero-padded planes conv3x3_* need for `channels` maps of H×W (rows padded to ⌈W/8⌉·8 + 2). Keep in sync with asm/conv3x3.ts. */
+export const conv3x3PadFloats = (channels: number, H: number, W: number): number => channels * (H + 2) * (Math.ceil(W / 8) * 8 + 2);

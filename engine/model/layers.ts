@@ -11,10 +11,24 @@ export type Shape = readonly number[]; // per sample: [features] or [channels, h
 export const shapeSize = (s: Shape): number => s.reduce((a, b) => a * b, 1);
 
 export interface ParamSpec {
-  name: "weight" | "bias";
+  /** "weight", "bias", or a path inside a composite layer ("conv1.weight", "bn2.running_var"). */
+  name: string;
   shape: number[];
   /** Inputs feeding one output unit: sets the initialisation scale. */
   fanIn: number;
+  /**
+   * How the network initialises it: "he" = normal with std √(2/fanIn); "ones"/"zeros" constant.
+   * Absent: the dense/conv rule (weights normal with a gain from the layer's activation, biases 0).
+   */
+  init?: "he" | "ones" | "zeros";
+  /** Normal with this std (GPT-2's 0.02), whatever the fan-in. */
+  std?: number;
+  /**
+   * false for state that lives in the parameter vector but is not learned by gradient (batch norm's
+   * running statistics): backward writes a zero gradient for it, so every optimizer leaves it alone
+   * except for weight decay's shrink, which the next training forward's running average outweighs.
+   */
+  trainable?: boolean;
 }
 
 /** The buffers of one layer for a batch of rows, planned by the network. */
@@ -31,6 +45,8 @@ export interface LayerBuffers {
 export interface Scratch {
   pack: Ptr; // GEMM panels
   cols: Ptr; // im2col
+  /** Backward temporaries of composite layers (rows × the largest tempFloatsPerSample); absent when none needs it. */
+  temp?: Ptr;
 }
 
 /** A GEMM a layer will issue: the network sizes the packing scratch from the largest. */
@@ -50,9 +66,17 @@ export interface Layer {
   /** Floats per sample saved between forward and backward besides the output. */
   readonly savedFloatsPerSample: number;
   readonly argmaxPerSample: number;
+  /** Floats per sample of per-worker scratch (Scratch.temp) the backward uses and then forgets. */
+  readonly tempFloatsPerSample?: number;
+  /** Multiply-adds per sample of the forward, where the weight count does not say it (pipeline balance). */
+  macsPerSample?(): number;
   gemmShapes(rows: number): GemmShape[];
   colsFloats(): number;
-  forward(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void;
+  /**
+   * training (default true) matters to batch norm only: batch statistics, folded into the running
+   * statistics; false (evaluation) normalizes with the running statistics and writes nothing.
+   */
+  forward(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch, training?: boolean): void;
   /** Gradients go to dp (added when accumulate = 1) and to b.dx when it is not 0. */
   backward(k: KernelExports, p: Ptr[], dp: Ptr[], b: LayerBuffers, rows: number, accumulate: number, s: Scratch): void;
 }
@@ -126,6 +150,8 @@ export class Conv2d implements Layer {
     readonly stride: number,
     readonly pad: number,
     readonly activation: ActName,
+    /** false: no bias tensor (a batch norm follows and its β is the bias); needs identity. */
+    readonly bias = true,
   ) {
     const [c, h, w] = inShape as [number, number, number];
     this.inShape = [c, h, w];
@@ -135,10 +161,9 @@ export class Conv2d implements Layer {
     this.outShape = [outChannels, this.outH, this.outW];
     this.act = Act[activation];
     const fanIn = c * kernel * kernel;
-    this.params = [
-      { name: "weight", shape: [outChannels, c, kernel, kernel], fanIn },
-      { name: "bias", shape: [outChannels], fanIn },
-    ];
+    if (!bias && activation !== "identity") throw new Error("conv2d without bias must have identity activation");
+    this.params = [{ name: "weight", shape: [outChannels, c, kernel, kernel], fanIn }];
+    if (bias) this.params.push({ name: "bias", shape: [outChannels], fanIn });
     this.savedFloatsPerSample = activation === "identity" ? 0 : shapeSize(this.outShape);
   }
 
@@ -162,16 +187,20 @@ export class Conv2d implements Layer {
     return patch * spatial;
   }
 
+  macsPerSample(): number {
+    return shapeSize(this.params[0]!.shape) * this.outH * this.outW;
+  }
+
   forward(k: KernelExports, [w, bias]: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
     const { c, h, w: width, spatial } = this.dims;
     k.conv2d_forward(b.z, b.x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, s.cols, s.pack);
-    k.channel_bias_act_forward(b.y, b.z, bias, rows, this.outChannels, spatial, this.act);
+    if (this.bias) k.channel_bias_act_forward(b.y, b.z, bias, rows, this.outChannels, spatial, this.act);
   }
 
   backward(k: KernelExports, [w]: Ptr[], [dw, db]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
     const { c, h, w: width, spatial } = this.dims;
     const dz = b.dy;
-    k.channel_bias_act_backward(dz, b.dy, b.z, b.y, db, rows, this.outChannels, spatial, this.act, acc);
+    if (this.bias) k.channel_bias_act_backward(dz, b.dy, b.z, b.y, db, rows, this.outChannels, spatial, this.act, acc);
     k.conv2d_backward(b.dx, dw, dz, b.x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, acc, s.cols, s.pack);
   }
 }

@@ -41,9 +41,17 @@ export class Network {
   readonly params: LayerParams[];
   readonly paramFloats: number;
   readonly inputFloats: number;
+  /**
+   * Predictions per sample: 1 for a classifier; T for a language model, whose sample is T + 1 token
+   * ids and whose every position predicts the next token. Losses and accuracies are reported per
+   * sample as the mean over its positions (nats per token, next-token accuracy).
+   */
+  readonly positions: number;
 
   constructor(readonly specText: string, readonly inputShape: Shape, readonly classes: number) {
-    this.layers = parseModelSpec(specText).build(inputShape, classes);
+    const spec = parseModelSpec(specText);
+    this.layers = spec.build(inputShape, classes);
+    this.positions = spec.positions ?? 1;
     this.inputFloats = shapeSize(inputShape);
     let offset = 0;
     this.params = this.layers.map((layer, i) => {
@@ -80,7 +88,7 @@ export class Network {
    */
   planWorkspace(planner: ArenaPlanner, tag: string, rows: number): Workspace {
     const input = planner.floats("activations", `${tag}.input`, rows * this.inputFloats);
-    const labels = planner.reserve("activations", `${tag}.labels`, rows * 4);
+    const labels = planner.reserve("activations", `${tag}.labels`, rows * this.positions * 4);
     const firstTrainable = this.trainableLayers[0] ?? this.layers.length;
     let prevY = input;
     let prevDy = 0;
@@ -105,14 +113,17 @@ export class Network {
     });
     let packFloats = 0;
     let colsFloats = 0;
+    let tempFloats = 0;
     for (const layer of this.layers) {
       for (const g of layer.gemmShapes(rows)) packFloats = Math.max(packFloats, GEMM_PACK_FLOATS(g.M, g.K, g.N));
       colsFloats = Math.max(colsFloats, layer.colsFloats());
+      tempFloats = Math.max(tempFloats, rows * (layer.tempFloatsPerSample ?? 0));
     }
-    const scratch = {
+    const scratch: Scratch = {
       pack: packFloats > 0 ? planner.floats("scratch", `${tag}.gemmPack`, packFloats) : 0,
       cols: colsFloats > 0 ? planner.floats("scratch", `${tag}.im2col`, colsFloats) : 0,
     };
+    if (tempFloats > 0) scratch.temp = planner.floats("scratch", `${tag}.layerTemp`, tempFloats);
     return { rows, input, labels, layers, scratch };
   }
 
@@ -120,16 +131,33 @@ export class Network {
     return ws.layers[ws.layers.length - 1]!.y;
   }
 
-  forwardLayer(k: KernelExports, i: number, params: Ptr, ws: Workspace, rows: number): void {
-    this.layers[i]!.forward(k, this.tensorPtrs(params, i), ws.layers[i]!, rows, ws.scratch);
+  /** training = false (evaluation) makes batch norm use and keep its running statistics. */
+  forwardLayer(k: KernelExports, i: number, params: Ptr, ws: Workspace, rows: number, training = true): void {
+    this.layers[i]!.forward(k, this.tensorPtrs(params, i), ws.layers[i]!, rows, ws.scratch, training);
   }
 
   backwardLayer(k: KernelExports, i: number, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
     this.layers[i]!.backward(k, this.tensorPtrs(params, i), this.tensorPtrs(grads, i), ws.layers[i]!, rows, accumulate ? 1 : 0, ws.scratch);
   }
 
-  forward(k: KernelExports, params: Ptr, ws: Workspace, rows: number): void {
-    for (let i = 0; i < this.layers.length; i++) this.forwardLayer(k, i, params, ws, rows);
+  /**
+   * Copies the state training forwards write (batch norm's running statistics) of layers first..last
+   * from the vector a forward ran on to another: pipelines that forward with a stashed or predicted
+   * copy of the weights keep what the forward learned in the live weights.
+   */
+  copyForwardState(k: KernelExports, from: Ptr, to: Ptr, first: number, last: number): void {
+    if (from === to) return;
+    for (let i = first; i <= last; i++) {
+      this.layers[i]!.params.forEach((spec, j) => {
+        if (spec.trainable !== false) return;
+        const t = this.params[i]!.tensors[j]!;
+        k.copy(to + t.offset * 4, from + t.offset * 4, t.floats);
+      });
+    }
+  }
+
+  forward(k: KernelExports, params: Ptr, ws: Workspace, rows: number, training = true): void {
+    for (let i = 0; i < this.layers.length; i++) this.forwardLayer(k, i, params, ws, rows, training);
   }
 
   /**
@@ -138,7 +166,9 @@ export class Network {
    */
   lossAndGradient(k: KernelExports, ws: Workspace, rows: number, scale: number): number {
     const last = ws.layers[ws.layers.length - 1]!;
-    return k.softmax_xent(last.dy, last.y, ws.labels, rows, this.classes, scale);
+    const P = this.positions;
+    if (P > 1) k.next_token_labels(ws.labels, ws.input, this.inputFloats, rows, P);
+    return k.softmax_xent(last.dy, last.y, ws.labels, rows * P, this.classes, scale / P) / P;
   }
 
   backward(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
@@ -156,17 +186,19 @@ export class Network {
 
   /** Forward only: Σ loss and the number of correct predictions on the batch in ws. */
   evaluate(k: KernelExports, params: Ptr, ws: Workspace, rows: number): { lossSum: number; correct: number } {
-    this.forward(k, params, ws, rows);
+    this.forward(k, params, ws, rows, false);
     const logits = this.logits(ws);
+    const P = this.positions;
+    if (P > 1) k.next_token_labels(ws.labels, ws.input, this.inputFloats, rows, P);
     return {
-      lossSum: k.softmax_xent(0, logits, ws.labels, rows, this.classes, 0),
-      correct: k.count_correct(logits, ws.labels, rows, this.classes),
+      lossSum: k.softmax_xent(0, logits, ws.labels, rows * P, this.classes, 0) / P,
+      correct: k.count_correct(logits, ws.labels, rows * P, this.classes) / P,
     };
   }
 
   /**
    * Initial weights from the seed: He-normal before relu/gelu (keeps activation variance), Glorot-like
-   * 1/fanIn otherwise; biases zero. Depends only on (spec, shapes, seed): a resumed run never calls it.
+   * 1/fanIn otherwise; biases zero; tensors that say how (ParamSpec.init) as they say. Depends only on (spec, shapes, seed): a resumed run never calls it.
    */
   initialize(params: Float32Array, rng: Rng): void {
     params.fill(0);
@@ -174,9 +206,10 @@ export class Network {
       const act = (layer as { activation?: string }).activation ?? "identity";
       const gain = act === "relu" || act === "gelu" ? 2 : 1;
       for (const [j, spec] of layer.params.entries()) {
-        if (spec.name !== "weight") continue;
         const t = this.params[i]!.tensors[j]!;
-        const std = Math.sqrt(gain / spec.fanIn);
+        if (spec.init === "ones") params.fill(1, t.offset, t.offset + t.floats);
+        if (spec.init === "ones" || spec.init === "zeros" || (spec.init === undefined && spec.std === undefined && spec.name !== "weight")) continue;
+        const std = spec.std ?? Math.sqrt((spec.init === "he" ? 2 : gain) / spec.fanIn);
         for (let e = 0; e < t.floats; e++) params[t.offset + e] = rng.normal() * std;
       }
     });

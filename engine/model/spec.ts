@@ -4,8 +4,12 @@
  *   mlp:784-256-10:tanh       the same with another hidden activation (relu | tanh | gelu)
  *   lenet                     LeNet-5 style: conv5-6, pool, conv5-16, pool, 120, 84, classes
  *                              (28×28×1 inputs get padding 2 on the first conv, 32×32×3 none)
+ *   resnet:N                  He et al. 2016's CIFAR residual network, N = 6n + 2 (8, 20, 32, ...)
+ *   gpt:L-H-E-T               decoder-only transformer: L blocks, H heads, width E, context T (text data)
  */
 import { UserError } from "../errors.ts";
+import { buildGpt, parseGpt } from "./gpt.ts";
+import { buildResnet, parseResnetDepth } from "./resnet.ts";
 import { Conv2d, Dense, Flatten, Pool2d, type ActName, type Layer, type Shape, shapeSize } from "./layers.ts";
 
 const HIDDEN_ACTS: ActName[] = ["relu", "tanh", "gelu"];
@@ -15,6 +19,8 @@ export interface ModelSpec {
   build(inputShape: Shape, classes: number): Layer[];
   /** The input size the spec itself fixes (mlp's first width), to check against the data. */
   inputFloats?: number;
+  /** Predictions per sample (a language model: one per position); 1 for classifiers. */
+  positions?: number;
 }
 
 export function parseModelSpec(text: string): ModelSpec {
@@ -24,7 +30,15 @@ export function parseModelSpec(text: string): ModelSpec {
     if (rest.length > 0) throw new UserError(`--model ${text}: lenet takes no options (write just "lenet")`);
     return { text, build: buildLenet };
   }
-  throw new UserError(`--model ${text}: unknown model; use mlp:784-256-128-10 (any widths) or lenet`);
+  if (name === "resnet") {
+    const depth = parseResnetDepth(text, rest);
+    return { text, build: (inputShape, classes) => buildResnet(text, depth, inputShape, classes) };
+  }
+  if (name === "gpt") {
+    const g = parseGpt(text, rest);
+    return { text, positions: g.context, build: (inputShape, classes) => buildGpt(text, g, inputShape, classes) };
+  }
+  throw new UserError(`--model ${text}: unknown model; use mlp:784-256-128-10 (any widths), lenet, resnet:20 or gpt:4-4-128-64`);
 }
 
 function parseMlp(text: string, rest: string[]): ModelSpec {

@@ -196,6 +196,7 @@ export function partitionStages(net: Network, D: number): { first: number; last:
 
 function macsPerSample(net: Network, i: number): number {
   const layer = net.layers[i]!;
+  if (layer.macsPerSample) return layer.macsPerSample(); // composite layers (residual blocks) know their cost
   const weights = net.params[i]!.tensors[0]?.floats ?? 0;
   const spatial = layer.kind === "conv2d" ? layer.outShape[1]! * layer.outShape[2]! : 1;
   return weights * spatial;

@@ -68,6 +68,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
           const weights = runtime.weights(step.weights);
           if (measured(u)) runtime.copyStage(me.forwardCopy[step.slot]!, weights);
           for (let l = me.first; l <= me.last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
+          net.copyForwardState(k, weights, layout.params, me.first, me.last); // batch norm's running statistics belong to the live weights
           if (stage === D - 1) {
             totals.lossSum += net.lossAndGradient(k, slot.ws, rows, step.lossScale);
             totals.samples += rows;
