@@ -80,7 +80,7 @@ export class TrainingSession {
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(algorithm, config, net, dataset, options);
     const memory = createSharedMemory(setup.plan);
-    const control = new Control(memory, setup.control, setup.workers);
+    const control = new Control(memory, setup.control, setup.programs);
     copyData(memory, setup.data, dataset);
     if (options.resume) {
       options.resume.restore(net, memory, vectorsOf(setup, plan));
@@ -100,7 +100,7 @@ export class TrainingSession {
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
         : config.executor === "simulated"
           ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault)
-          : await WorkerPool.start(setup.workers, module, memory, setup, control, fault, options.watchdogMs);
+          : await WorkerPool.start(setup.programs, module, memory, setup, control, fault, options.watchdogMs);
     const session = new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
     if (simulation) session.simulation = describeSimulation(simulation, config.simulation?.costs);
     openSessions.add(session);
@@ -274,7 +274,7 @@ function planRun(algorithm: Algorithm, config: TrainConfig, net: Network, datase
     model: config.model,
     inputShape: [...dataset.shape],
     classes: dataset.classes,
-    workers: programs,
+    programs,
     seed: config.seed,
     batch: config.batch,
     optimizer: config.optimizer,

@@ -67,7 +67,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       model: config.model,
       data: session.dataset.source,
       epochs: config.epochs,
-      workers: session.setup.workers,
+      workers: session.setup.programs,
       batch: config.batch,
       optimizer: config.optimizer.kind,
       lr: config.optimizer.lr,
@@ -148,7 +148,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     }
     const final = last ?? { trainLoss: NaN, ...(await session.evaluate()), ...(await session.epochMetrics()) };
     options.onFinish?.(session.params());
-    const flops = trainSeconds > 0 ? await flopSummary(session.net, samplesTrained / trainSeconds, session.setup.workers) : undefined;
+    const flops = trainSeconds > 0 ? await flopSummary(session.net, samplesTrained / trainSeconds, session.setup.programs) : undefined;
     const summary: Summary = { ...summarize("completed", final), ...(flops ? { flops } : {}) };
     if (folder) await folder.writeSummary(summary);
     return summary;

@@ -387,10 +387,13 @@ describe("limits: bombs and thread counts are refused before they cost memory", 
 
 describe("no hangs", () => {
   test("a worker stuck inside a kernel ends the run through the watchdog, naming the worker and the call", async () => {
-    const run = train({ ...base, data: "synthetic:400", workers: 2, executor: "threads", epochs: 1 }, { fault: { worker: 1, at: "hang", afterCalls: 40 }, watchdogMs: 600 });
+    // D-SGD deals the nodes to the workers statically, so worker 1 surely reaches its 40th kernel call
+    // (sync's workers claim blocks dynamically: worker 0 might take them all).
+    const config = { ...base, algo: "dsgd", data: "synthetic:400", workers: 2, executor: "threads" as const, epochs: 1, optimizer: defaultOptimizer("sgd"), gossip: { nodes: 2 } };
+    const run = train(config, { fault: { worker: 1, at: "hang", afterCalls: 40 }, watchdogMs: 600 });
     await expect(run).rejects.toThrow(WatchdogError);
-    // Worker 0 waits for worker 1 at the all-reduce barrier: neither has returned, both are named.
-    await expect(run).rejects.toThrow(/stuck: worker 0, worker 1 made no progress in sync for 0\.6 s \(waiting for their sync call to return\)/);
+    // Worker 0 waits for worker 1 at the round's barrier: neither has returned, both are named.
+    await expect(run).rejects.toThrow(/stuck: worker 0, worker 1 made no progress in dsgd for 0\.6 s \(waiting for their dsgd call to return\)/);
   });
 });
 

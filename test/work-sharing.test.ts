@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
-import { syncBlockRows } from "../engine/algorithms/sync.ts";
+import { syncBlockRows } from "../engine/algorithms/sync-sgd.ts";
 import { sameBits, testMemory, trainAndRead } from "./helpers.ts";
 import { weightedSum } from "../engine/kernels/weighted-sum.ts";
 

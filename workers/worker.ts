@@ -29,9 +29,9 @@ const api: WorkerApi = {
     }
     const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
     if (kernelTimer) k = timeKernels(k, kernelTimer);
-    const control = new Control(memory, setup.control, setup.workers);
+    const control = new Control(memory, setup.control, setup.programs);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
-    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.workers, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
+    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.programs, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
   },
 
   run(role, args) {

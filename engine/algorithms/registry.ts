@@ -7,7 +7,7 @@ import { UserError } from "../errors.ts";
 import type { Role, RoleTable } from "../runtime/roles.ts";
 import type { Algorithm, Family } from "./algorithm.ts";
 import { evaluateBlocks } from "./evaluate.ts";
-import { sync } from "./sync.ts";
+import { syncSgd } from "./sync-sgd.ts";
 import { hogwild } from "./async/hogwild.ts";
 import { lap } from "./async/lap.ts";
 import { lpp } from "./async/lpp.ts";
@@ -25,7 +25,7 @@ import { localsgd, slowmo } from "./gossip/slowmo.ts";
 import { gpipe, oneFOneB, pipedream, pipeoptim, spectrain, twoBW } from "./pipeline/algorithms.ts";
 
 export const ALGORITHMS: readonly Algorithm[] = [
-  sync,
+  syncSgd,
   hogwild,
   lap,
   lpp,

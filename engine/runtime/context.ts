@@ -37,8 +37,11 @@ export interface RunSetup<Layout = unknown> {
   model: string;
   inputShape: number[];
   classes: number;
-  /** Role programs of the run (threads, stages, worker programs), one per executor slot. */
-  workers: number;
+  /**
+   * Role programs of the run, one per executor slot: worker threads (sync, hogwild, lap, lpp, gossip),
+   * forward and backward threads (layerwise), stages (pipelines). `RoleContext.worker` is the index.
+   */
+  programs: number;
   seed: number;
   batch: number;
   optimizer: OptimizerConfig;

@@ -108,12 +108,12 @@ export class DeterministicExecutor implements Executor {
     const net = new Network(setup.model, setup.inputShape, setup.classes);
     const state: SchedulerState = { arrived: 0, generation: 0, progress: 0 };
     this.progress = () => state.progress;
-    this.contexts = Array.from({ length: setup.workers }, (_, worker) => {
+    this.contexts = Array.from({ length: setup.programs }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
       const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
       let kw: KernelExports = fault?.worker === worker ? injectFault(k, fault) : k;
       if (kernelTimer) kw = timeKernels(kw, kernelTimer);
-      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.workers, control, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
+      return { k: kw, memory, net, setup, worker, control, sync: new CooperativeSync(state, setup.programs, control, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
     });
   }
 

@@ -219,13 +219,13 @@ export class SimulatedExecutor implements Executor {
   ) {
     const k = instantiateKernels(module, memory);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
-    const state = (this.state = new SimulationState(setup.workers));
+    const state = (this.state = new SimulationState(setup.programs));
     const costs = new Map<string, (args: unknown[]) => number>();
     for (const name of Object.keys(k)) costs.set(name, kernelCostFunction(model.table, name));
     this.syncs = [];
-    this.contexts = Array.from({ length: setup.workers }, (_, worker) => {
+    this.contexts = Array.from({ length: setup.programs }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
-      const sync = new SimulatedSync(state, worker, setup.workers, control, model, memory);
+      const sync = new SimulatedSync(state, worker, setup.programs, control, model, memory);
       this.syncs.push(sync);
       const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
       // The clock advances by the call's cost; a profiled run's kernel time is that virtual time too.

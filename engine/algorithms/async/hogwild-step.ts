@@ -86,7 +86,7 @@ export class HogwildWorker {
     epoch: number,
   ) {
     const { setup, worker, net } = ctx;
-    const N = setup.workers;
+    const N = setup.programs;
     const R = setup.layout.replicas.params.length;
     this.replica = Math.floor(worker / (N / R));
     this.rank = worker % (N / R);
@@ -101,7 +101,7 @@ export class HogwildWorker {
 
   /** The batch this worker trains in `round`, or null when the epoch has none left for it. */
   batchOf(round: number): number | null {
-    const batch = round * this.ctx.setup.workers + this.ctx.worker;
+    const batch = round * this.ctx.setup.programs + this.ctx.worker;
     return batch < this.steps ? batch : null;
   }
 
@@ -154,7 +154,7 @@ export class HogwildWorker {
     const { ctx } = this;
     yield* ctx.sync.barrier(); // every replica has finished its batches of this round
     const t = mark(ctx.trace);
-    averageReplicasSlice(ctx, ctx.setup.layout.replicas, ctx.worker, ctx.setup.workers);
+    averageReplicasSlice(ctx, ctx.setup.layout.replicas, ctx.worker, ctx.setup.programs);
     span(ctx.trace, "average replicas", t);
     yield* ctx.sync.barrier(); // the average is complete before anyone trains on it
   }

@@ -202,7 +202,7 @@ function* layerwiseEpoch(ctx: RoleContext<LayerwiseLayout>, epoch: number): Role
     else yield* backwardThread(ctx, layout, replica, hi, recorder, totals);
     if (averages) {
       yield* ctx.sync.barrier(); // every replica has drained its segment
-      averageReplicasSlice(ctx, layout.replicas, worker, setup.workers);
+      averageReplicasSlice(ctx, layout.replicas, worker, setup.programs);
       yield* ctx.sync.barrier();
     }
   }

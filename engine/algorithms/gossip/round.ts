@@ -231,7 +231,7 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
   const layout = setup.layout;
   const started = performance.now();
   const waitedBefore = sync.waitedMs;
-  const { lo, hi } = shardOf(layout.nodes, setup.workers, worker);
+  const { lo, hi } = shardOf(layout.nodes, setup.programs, worker);
   const grads = layout.grads[worker]!;
   const scratch = layout.scratch[worker]!;
   const mine = setup.perWorker[worker]!;

@@ -58,7 +58,7 @@ export interface SyncLayout {
   blockRows: number;
 }
 
-export const sync: Algorithm<SyncLayout> = {
+export const syncSgd: Algorithm<SyncLayout> = {
   name: "sync",
   family: "sync",
   about: "synchronous data-parallel SGD: gradients all-reduced every step",
@@ -134,7 +134,7 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     // Nobody claims again before the next barrier: worker 0 rewinds the counter for the next step.
     if (worker === 0) control.reset(WORD.claimNext);
     const t1 = mark(ctx.trace);
-    sync.allReduce(net.parameterCount * 4, setup.workers); // what the reduction costs between nodes of a cluster
+    sync.allReduce(net.parameterCount * 4, setup.programs); // what the reduction costs between nodes of a cluster
     if (hi > lo) {
       const { tensors, weights } = layout.reduceArgs[worker]!;
       if (blocks > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, blocks, hi - lo);
