@@ -137,6 +137,16 @@ export class DeterministicExecutor implements Executor {
   terminate(): void {}
 }
 
+/** Run program `index` to its next yield; a throw is that worker's failure, named. */
+export function advance<R>(programs: RoleProgram<R>[], index: number, what: string): IteratorResult<Blocked, R> {
+  try {
+    return programs[index]!.next();
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new RunError(`worker ${index} failed during ${what}: ${message.split("\n")[0]}`);
+  }
+}
+
 /**
  * Advance a random live program to its next yield until all are done. `progress` counts events that
  * prove some program moved (arrivals, wakes, scheduling points); many yields without one mean a deadlock.
@@ -149,13 +159,7 @@ export function interleave<R>(programs: RoleProgram<R>[], rng: Rng, progress: ()
   while (live.length > 0) {
     const pick = rng.int(live.length);
     const index = live[pick]!;
-    let step: IteratorResult<Blocked, R>;
-    try {
-      step = programs[index]!.next();
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      throw new RunError(`worker ${index} failed during ${what}: ${message.split("\n")[0]}`);
-    }
+    const step = advance(programs, index, what);
     if (step.done) {
       results[index] = step.value;
       live.splice(pick, 1);

@@ -29,6 +29,7 @@ import { injectFault, type FaultPlan } from "./fault.ts";
 import type { Executor, VirtualClock } from "./executor.ts";
 import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
+import { advance } from "./deterministic.ts";
 import { allReduceSeconds, kernelCostFunction, slowdown, trafficSeconds, type SimulationModel } from "./costs.ts";
 
 /** When a blocked program can resume: a virtual time, or null while its condition does not hold. */
@@ -323,13 +324,7 @@ export function simulate<R>(programs: RoleProgram<R>[], state: SimulationState, 
     let computing = runnable;
     for (const i of live) if (state.blocked[i] && state.clocks[i]! > best && state.blocked[i]!() === null) computing++;
     state.factor = slowdown(model, computing);
-    let step: IteratorResult<Blocked, R>;
-    try {
-      step = programs[index]!.next();
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      throw new RunError(`worker ${index} failed during ${what}: ${message.split("\n")[0]}`);
-    }
+    const step = advance(programs, index, what);
     if (step.done) {
       results[index] = step.value;
       ended[index] = state.clocks[index]!;
