@@ -81,7 +81,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       samplesPerSec: trainSeconds > 0 ? samplesTrained / trainSeconds : 0,
       updatesPerSec: trainSeconds > 0 ? updates / trainSeconds : 0,
       ...(staleness ? { staleness } : {}),
-      ...(config.algo === "layerwise" && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptionsOf(config)) } : {}),
+      // Algorithms of forward and backward threads (layerwise, layup): β measured on real threads.
+      ...(session.algorithm.flags.includes("fwd-threads") && config.executor === "threads" ? { beta: measuredBeta(epochResults, asyncOptionsOf(config)) } : {}),
       ...(options.profileKernels ? { controlOverhead: controlOverhead(epochResults), kernelShares: kernelShares(epochResults) } : {}),
       trainLoss: final?.trainLoss ?? NaN,
       testLoss: final?.testLoss ?? NaN,

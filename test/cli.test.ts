@@ -66,6 +66,8 @@ describe("skein CLI", () => {
     ["resume from a non-checkpoint", ["train", "--resume", notAFile + ".safetensors"], /file\.txt/],
     ["resume with a changed flag", ["train", "--resume", join(dir, "nothing"), "--lr", "0.1"], /nothing|--lr/],
     ["a layerwise flag on hogwild", ["train", "--algo", "hogwild", "--queue", "3"], /--queue applies to --algo layerwise\|layup, not hogwild/],
+    ["a per-microbatch pipeline flag on gpipe", ["train", "--algo", "gpipe", "--pipeline-unit", "batch"], /--pipeline-unit applies to --algo pipedream\|spectrain\|pipeoptim, not gpipe/],
+    ["a pipeline flag on sync", ["train", "--algo", "sync", "--schedule", "s.json"], /--schedule applies to --algo gpipe\|1f1b\|pipedream\|2bw\|spectrain\|pipeoptim, not sync/],
     ["workers not a multiple of replicas", ["train", "--algo", "lap", "--workers", "3", "--replicas", "2"], /not a multiple of --replicas 2/],
     ["layerwise workers mismatch", ["train", "--algo", "layerwise", "--workers", "2"], /layerwise runs --replicas × \(--fwd-threads \+ --bwd-threads\) = 3 here/],
     ["zero slots", ["train", "--algo", "layerwise", "--queue", "0"], /--queue 0: must be at least 1/],

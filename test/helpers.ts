@@ -72,3 +72,10 @@ export async function trainAndRead(config: TrainConfig, options: TrainOptions = 
 }
 
 export const sameBits = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+
+/** Plain SGD's ledger invariant: the largest |w − (w0 − lr·Σ applied gradients)| over the vector. */
+export function ledgerDeviation(initial: Float32Array, final: Float32Array, ledger: Float32Array, lr: number): number {
+  let worst = 0;
+  for (let i = 0; i < final.length; i++) worst = Math.max(worst, Math.abs(final[i]! - (initial[i]! - lr * ledger[i]!)));
+  return worst;
+}

@@ -114,7 +114,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       optimizer,
     };
     // --schedule FILE and --pipeline-unit: read and checked by the pipeline family itself.
-    const pipeline = pipelineScheduleFlags(algorithm.name, flags.given, v, config.pipeline ?? {});
+    const pipeline = pipelineScheduleFlags(flags.given, v, config.pipeline ?? {});
     if (Object.keys(pipeline).length > 0) config.pipeline = { ...config.pipeline, ...pipeline };
     config.workers = workersFor(config, v.workers);
     checkThreads(config);
@@ -176,14 +176,12 @@ const FAMILY_FLAGS: Record<string, { section: "async" | "gossip" | "pipeline"; o
 function familyOptions(algo: string, given: Set<string>, v: Record<string, unknown>): Pick<TrainConfig, "async" | "gossip" | "pipeline"> {
   const sections: Record<"async" | "gossip" | "pipeline", Record<string, unknown>> = { async: {}, gossip: {}, pipeline: {} };
   const accepts = algorithmNamed(algo).flags;
-  for (const [flag, { section, option }] of Object.entries(FAMILY_FLAGS)) {
-    if (!given.has(flag)) continue;
-    if (!accepts.includes(flag)) {
-      const takers = ALGORITHMS.filter((a) => a.flags.includes(flag)).map((a) => a.name);
-      throw new UserError(`--${flag} applies to --algo ${takers.join("|")}, not ${algo}`);
-    }
-    sections[section][option] = v[flag];
+  // Any flag some algorithm declares belongs to those algorithms only (the registry says which).
+  for (const flag of given) {
+    const takers = ALGORITHMS.filter((a) => a.flags.includes(flag)).map((a) => a.name);
+    if (takers.length > 0 && !accepts.includes(flag)) throw new UserError(`--${flag} applies to --algo ${takers.join("|")}, not ${algo}`);
   }
+  for (const [flag, { section, option }] of Object.entries(FAMILY_FLAGS)) if (given.has(flag)) sections[section][option] = v[flag];
   return sections as Pick<TrainConfig, "async" | "gossip" | "pipeline">;
 }
 

@@ -9,6 +9,7 @@ import { buildTopology } from "../algorithms/gossip/topology.ts";
 import { defaultOptimizer } from "../optim/optimizer.ts";
 import type { TrainConfig } from "../train.ts";
 import type { Claim } from "../report/claims.ts";
+import { algorithmNamed } from "../algorithms/registry.ts";
 import { scalingSuite } from "./scaling.ts";
 
 export const SUITE_NAMES = ["async", "pipeline", "gossip", "bias", "all", "scaling"] as const;
@@ -90,7 +91,8 @@ function pipelineRuns(epochs: number, grids: { label: string; model: string; sta
           epochs,
           workers: g.stages,
           optimizer,
-          pipeline: { stages: g.stages, microbatches: 4, ...(algo === "pipedream" || algo === "spectrain" || algo === "pipeoptim" ? { unit: "batch" as const } : {}) },
+          // The fair form: strategies that would update per microbatch stream whole batches instead.
+          pipeline: { stages: g.stages, microbatches: 4, ...(algorithmNamed(algo).flags.includes("pipeline-unit") ? { unit: "batch" as const } : {}) },
         }),
       })),
     ),

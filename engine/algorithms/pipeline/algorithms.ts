@@ -20,7 +20,7 @@ function pipelineAlgorithm(name: PipelineAlgorithm, updatesPer: UpdatesPer, abou
     family: "pipeline",
     about,
     paper,
-    flags: ["stages", "microbatches"],
+    flags: ["stages", "microbatches", "schedule", ...(updatesPer === "microbatch" ? ["pipeline-unit"] : [])],
     programs: (config) => pipelineOptionsOf(config).stages,
     programsFrom: "one worker per stage (--stages)",
     // Full batches of --batch samples (a partial last batch is dropped), each one or M updates.
