@@ -14,7 +14,7 @@ import { peakInFlight, updatePoints, writesGradient, type Action } from "../engi
 import { simulate } from "../engine/algorithms/pipeline/simulate.ts";
 import { applyUpdate, planOptimizerState, type OptimizerConfig } from "../engine/optim/optimizer.ts";
 import { Rng } from "../engine/rng.ts";
-import { copyData, loadBatch, planData, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../engine/runtime/context.ts";
+import { copyData, loadBatch, planData, type RoleContext, type WorkerBuffers } from "../engine/runtime/context.ts";
 import { shardOf } from "../engine/runtime/split.ts";
 import { buildNetwork } from "../engine/session.ts";
 import { testMemory } from "./helpers.ts";
@@ -52,9 +52,12 @@ export async function referencePipeline(c: ReferenceRun): Promise<Float32Array> 
   const schedule = windowProgram(c.algo, c.pipeline, shape, c.batch).schedule;
   const M = schedule.microbatches;
   const rowsMax = Math.ceil(c.batch / shape.unitsPerBatch);
-  const workspaces: WorkerBuffers[] = Array.from({ length: M }, (_, m) => planWorkerBuffers(planner, net, `ref${m}`, rowsMax));
+  const split = schedule.actions.some((list) => list.some((a) => a.kind === "I"));
+  const workspaces: WorkerBuffers[] = Array.from({ length: M }, (_, m) => ({
+    ws: net.planWorkspace(planner, `ref${m}`, rowsMax, { splitBackward: split }),
+    indices: planner.reserve("activations", `ref${m}.indices`, rowsMax * 4),
+  }));
   const grads = ranges.map(() => t.floats(n));
-  const pending = Array.from({ length: M }, () => ranges.map(() => t.floats(n)));
   const scratchWeights = t.floats(n);
   const updatesApplied = new Array<number>(D).fill(0); // over the whole run (Adam's t)
   const rowsOf = (m: number) => {
@@ -122,11 +125,10 @@ export async function referencePipeline(c: ReferenceRun): Promise<Float32Array> 
             for (let l = r.last; l >= Math.max(r.first, firstTrainable); l--) net.backwardLayer(k, l, weights, grads[s]!, ws, rows, gradientSinceUpdate[s]!);
             break;
           case "I":
-            for (let l = r.last; l >= Math.max(r.first, firstTrainable); l--) net.backwardLayer(k, l, weights, pending[m]![s]!, ws, rows, false);
+            for (let l = r.last; l >= Math.max(r.first, firstTrainable); l--) net.backwardInputLayer(k, l, weights, ws, rows);
             break;
           case "W":
-            if (gradientSinceUpdate[s]) k.axpy(grads[s]! + r.lo * 4, pending[m]![s]! + r.lo * 4, r.hi - r.lo, 1);
-            else k.copy(grads[s]! + r.lo * 4, pending[m]![s]! + r.lo * 4, r.hi - r.lo);
+            for (let l = r.last; l >= Math.max(r.first, firstTrainable); l--) net.backwardWeightLayer(k, l, grads[s]!, ws, rows, gradientSinceUpdate[s]!);
             break;
         }
         if (writesGradient(a)) gradientSinceUpdate[s] = true;

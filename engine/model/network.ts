@@ -112,6 +112,12 @@ export class Network {
       const heldFloats = options.splitBackward && i >= firstTrainable ? rows * (layer.heldFloatsPerSample ?? 0) : 0;
       return heldFloats > 0 ? { x, y, z, argmax, dx, dy, held: planner.floats("activations", `${name}.held`, heldFloats) } : { x, y, z, argmax, dx, dy };
     });
+    const scratch = this.planScratch(planner, tag, rows);
+    return { rows, input, labels, layers, scratch };
+  }
+
+  /** The per-worker scratch (GEMM panels, im2col, backward temporaries) for batches of up to `rows`. */
+  planScratch(planner: ArenaPlanner, tag: string, rows: number): Scratch {
     let packFloats = 0;
     let colsFloats = 0;
     let tempFloats = 0;
@@ -125,7 +131,7 @@ export class Network {
       cols: colsFloats > 0 ? planner.floats("scratch", `${tag}.im2col`, colsFloats) : 0,
     };
     if (tempFloats > 0) scratch.temp = planner.floats("scratch", `${tag}.layerTemp`, tempFloats);
-    return { rows, input, labels, layers, scratch };
+    return scratch;
   }
 
   logits(ws: Workspace): Ptr {

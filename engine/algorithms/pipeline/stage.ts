@@ -9,7 +9,7 @@ import { epochOrder } from "../../data/order.ts";
 import { applyUpdate, updateRegion, type UpdateRegion } from "../../optim/optimizer.ts";
 import { loadBatch, type RoleContext } from "../../runtime/context.ts";
 import { shardOf } from "../../runtime/split.ts";
-import type { RoleProgram } from "../../runtime/sync.ts";
+import type { Blocked, RoleProgram } from "../../runtime/sync.ts";
 import type { EpochResult } from "../algorithm.ts";
 import { type Lowered, type Step, type Weights } from "./lower.ts";
 import { predictWeights } from "./prediction.ts";
@@ -53,7 +53,8 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
   for (let w = 0; w < windows; w++) {
     for (const step of steps) {
       const u = w * perWindow + step.microbatch; // the unit's index in the epoch
-      const slot = layout.slots[step.slot]!;
+      const buffers = layout.slots[step.slot]!;
+      const slot = me.scratch ? { ...buffers, ws: { ...buffers.ws, scratch: me.scratch } } : buffers;
       const { lo, hi } = shardOf(setup.batch, unitsPerBatch, u % unitsPerBatch);
       const rows = hi - lo;
       const t = mark(ctx.trace);
@@ -61,7 +62,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
         case "F": {
           if (stage > 0) yield* waitAtLeast(words, forwardDone(stage - 1, u), epoch + 1, sync, `stage ${stage - 1}'s forward of unit ${u}`);
           else {
-            runtime.claimSlot(step.slot, u);
+            yield* runtime.claimSlot(step.slot, u);
             loadBatch(ctx, slot, "train", order, Math.floor(u / unitsPerBatch) * setup.batch + lo, rows);
           }
           runtime.checkSlot(step.slot, u, step);
@@ -83,21 +84,26 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
           if (stage < D - 1) yield* waitAtLeast(words, gradientDone(stage + 1, u), epoch + 1, sync, `stage ${stage + 1}'s backward of unit ${u}`);
           runtime.checkSlot(step.slot, u, step);
           const weights = runtime.weights(step.weights);
-          // A full B adds to the stage's gradient; an I keeps its weight gradient aside for its W.
-          const into = step.kind === "B" ? me.grads : me.pending[step.pending]!;
-          const accumulate = step.kind === "B" && step.accumulate;
-          for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) net.backwardLayer(k, l, weights, into, slot.ws, rows, accumulate);
+          for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) {
+            // A full B adds to the stage's gradient; an I computes only the input gradient, and its W the rest.
+            if (step.kind === "B") net.backwardLayer(k, l, weights, me.grads, slot.ws, rows, step.accumulate);
+            else net.backwardInputLayer(k, l, weights, slot.ws, rows);
+          }
           if (measured(u)) {
             totals.inconsistencySum += runtime.distance(me.forwardCopy[step.slot]!, weights);
             totals.inconsistencyCount++;
           }
           if (stage > 0) sync.send(rows * sendsBack!);
-          sync.wake(gradientDone(stage, u));
+          // Give the slot up before the previous stage hears of this backward: what the lowering counts on.
           if (step.releasesSlot) runtime.releaseSlot(step.slot);
+          sync.wake(gradientDone(stage, u));
           break;
         }
         case "W":
-          runtime.addPending(me.pending[step.pending]!, step.accumulate);
+          // The weight gradient from the activations F saved and what I kept; reads no weights.
+          runtime.checkSlot(step.slot, u, step);
+          for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) net.backwardWeightLayer(k, l, me.grads, slot.ws, rows, step.accumulate);
+          if (step.releasesSlot) runtime.releaseSlot(step.slot);
           break;
         default: {
           const unknown: never = step.kind;
@@ -141,6 +147,8 @@ class StageRuntime {
   private readonly k: KernelExports;
   private readonly n: number;
   private readonly owners: Int32Array;
+  private readonly users: Int32Array;
+  private readonly words: Int32Array;
   private readonly updates: Int32Array;
 
   constructor(
@@ -152,6 +160,8 @@ class StageRuntime {
     this.k = ctx.k;
     this.n = me.hi - me.lo;
     this.owners = new Int32Array(ctx.memory.buffer, layout.slotOwner, Math.max(1, layout.slots.length));
+    this.users = new Int32Array(ctx.memory.buffer, layout.slotUsers, Math.max(1, layout.slots.length));
+    this.words = new Int32Array(ctx.memory.buffer);
     this.updates = new Int32Array(ctx.memory.buffer, layout.updates, layout.stages.length);
   }
 
@@ -191,11 +201,6 @@ class StageRuntime {
     return { w: this.range(layout.params), g: this.range(me.grads), m: at(layout.state[0]), v: at(layout.state[1]), n: this.n };
   }
 
-  addPending(pending: Ptr, accumulate: boolean): void {
-    if (accumulate) this.k.axpy(this.range(this.me.grads), this.range(pending), this.n, 1);
-    else this.copyStage(this.me.grads, pending);
-  }
-
   /** Apply the stage's accumulated gradient, layer by layer, as the stage's next update. */
   update(): void {
     const { ctx, layout, me } = this;
@@ -209,9 +214,23 @@ class StageRuntime {
 
   // Activation slots: the lowering hands them out; these checks make a reused live slot an error
   // instead of silently wrong gradients.
-  claimSlot(slot: number, unit: number): void {
-    const owner = Atomics.load(this.owners, slot);
-    if (owner !== 0) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner - 1} still holds it`);
+  /**
+   * Within a window the lowering guarantees the slot is free when stage 0's F claims it. Across a
+   * window boundary a later stage may still run the previous window's deferred W's (zero-bubble
+   * schedules): the claim waits for them, which cannot deadlock, since no action of a window waits
+   * for the next window.
+   */
+  *claimSlot(slot: number, unit: number): Generator<Blocked, void, void> {
+    const { perWindow } = this.layout.shape;
+    const freed = this.layout.slotFreed + slot * 4;
+    for (let owner = Atomics.load(this.owners, slot); owner !== 0; owner = Atomics.load(this.owners, slot)) {
+      if (Math.floor((owner - 1) / perWindow) === Math.floor(unit / perWindow)) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner - 1} still holds it`);
+      const seen = Atomics.load(this.words, freed >> 2);
+      if (Atomics.load(this.owners, slot) === 0) break;
+      yield* this.ctx.sync.waitChange(freed, seen, `the later stages to finish unit ${owner - 1} (activation slot ${slot})`);
+    }
+    this.ctx.sync.observe(freed);
+    Atomics.store(this.users, slot, this.layout.stages.length);
     Atomics.store(this.owners, slot, unit + 1);
   }
 
@@ -220,7 +239,10 @@ class StageRuntime {
     if (owner !== unit + 1) throw new Error(`pipeline stage ${this.stage}: ${step.kind} of unit ${unit} finds its activation slot ${slot} held by ${owner === 0 ? "nobody" : `unit ${owner - 1}`}`);
   }
 
+  /** This stage is done with the slot's unit; the last stage to say so frees the slot. */
   releaseSlot(slot: number): void {
+    if (Atomics.sub(this.users, slot, 1) !== 1) return;
     Atomics.store(this.owners, slot, 0);
+    this.ctx.sync.wake(this.layout.slotFreed + slot * 4);
   }
 }
