@@ -13,25 +13,28 @@
  *  - stashed versions: an action reading version v after the stage has updated past v reads a copy
  *    of v, taken just before the update that replaced it and dropped after v's last reader (copies
  *    are taken at updates, not at forwards: one copy per update, and only of versions still needed);
- *  - gradient accumulation: the first gradient after an update overwrites, the others add;
+ *  - gradient accumulation: the first gradient of a chunk's layers after an update overwrites, the
+ *    others add;
  *  - the loss scale of each microbatch: 1 / the samples of the update its gradient goes into (on the
  *    last stage), so every update applies a mean gradient.
  */
 import { UserError } from "../../errors.ts";
-import { updatePoints, writesGradient, type ActionKind, type Schedule } from "./schedule.ts";
+import { updatePoints, virtualStageCount, writesGradient, type ActionKind, type Schedule } from "./schedule.ts";
 
 export type Weights = { from: "live" } | { from: "stash"; buffer: number } | { from: "predicted"; steps: number };
 
 export interface Step {
   kind: ActionKind;
   microbatch: number;
+  /** The (virtual) stage whose layers the action runs: the list's own index unless workers hold several chunks. */
+  stage: number;
   /** F, B, I: the activation slot of the microbatch. */
   slot: number;
   /** F, B, I: the weights the action reads. */
   weights: Weights;
   /** B, W: add the weight gradient to the stage's (else overwrite it). */
   accumulate: boolean;
-  /** The stage's last action on the microbatch (its B, or its W): the stage gives the slot up after it. */
+  /** The stage's last action on the microbatch (its B, or its W; of its last chunk): the stage gives the slot up after it. */
   releasesSlot: boolean;
   /** ≥ 0: after the action and before its update, copy the live weights into this stash buffer. */
   stash: number;
@@ -75,10 +78,11 @@ export function lower(s: Schedule, rows: (m: number) => number): Lowered {
   const lossScale = new Float64Array(M);
   {
     const list = s.actions[D - 1]!;
+    const last = virtualStageCount(s) - 1;
     const points = updatePoints(s, D - 1);
     let group: number[] = [];
     list.forEach((a, p) => {
-      if (writesGradient(a)) group.push(a.microbatch);
+      if (writesGradient(a) && a.stage === last) group.push(a.microbatch);
       if (points[p]) {
         const samples = group.reduce((n, m) => n + rows(m), 0);
         for (const m of group) lossScale[m] = 1 / samples;
@@ -91,6 +95,8 @@ export function lower(s: Schedule, rows: (m: number) => number): Lowered {
   const stashBuffers: number[] = [];
   const steps = s.actions.map((list, k) => {
     const points = updatePoints(s, k);
+    const lastUse = new Map<number, number>(); // microbatch → position of its last B or W on this list
+    list.forEach((a, p) => writesGradient(a) && lastUse.set(a.microbatch, p));
     // The last position reading each version through "version" weights.
     const lastRead = new Map<number, number>();
     list.forEach((a, p) => {
@@ -100,7 +106,7 @@ export function lower(s: Schedule, rows: (m: number) => number): Lowered {
     const stashOf = new Map<number, number>(); // version → buffer
     const toFree = new Map<number, number[]>(); // position → buffers free after it
     let updates = 0;
-    let sinceUpdate = false;
+    const written = new Set<number>(); // virtual stages (chunks) whose gradient has been written since the last update
     const out = list.map((a, p): Step => {
       let weights: Weights = { from: "live" };
       const source = a.weights ?? "version";
@@ -114,8 +120,8 @@ export function lower(s: Schedule, rows: (m: number) => number): Lowered {
       }
       let accumulate = false;
       if (writesGradient(a)) {
-        accumulate = sinceUpdate;
-        sinceUpdate = true;
+        accumulate = written.has(a.stage);
+        written.add(a.stage);
       }
       for (const b of toFree.get(p) ?? []) stash.give(b);
       let stashBuffer = -1;
@@ -128,21 +134,22 @@ export function lower(s: Schedule, rows: (m: number) => number): Lowered {
           toFree.set(last, [...(toFree.get(last) ?? []), stashBuffer]);
         }
         updates++;
-        sinceUpdate = false;
+        written.clear();
       }
       return {
         kind: a.kind,
         microbatch: a.microbatch,
+        stage: a.stage,
         slot: slotOf[a.microbatch]!,
         weights,
         accumulate,
-        releasesSlot: writesGradient(a),
+        releasesSlot: lastUse.get(a.microbatch) === p,
         stash: stashBuffer,
         update: points[p]!,
-        lossScale: k === D - 1 && a.kind === "F" ? lossScale[a.microbatch]! : 0,
+        lossScale: a.stage === virtualStageCount(s) - 1 && a.kind === "F" ? lossScale[a.microbatch]! : 0,
       };
     });
-    if (sinceUpdate) throw new UserError(`schedule '${s.name}': stage ${k} never applies the gradients of its last backwards (no update after them)`);
+    if (written.size > 0) throw new UserError(`schedule '${s.name}': stage ${k} never applies the gradients of its last backwards (no update after them)`);
     stashBuffers.push(stash.peak);
     return out;
   });
@@ -157,12 +164,14 @@ export function lower(s: Schedule, rows: (m: number) => number): Lowered {
 export function happensBefore(s: Schedule): Int32Array[][] {
   const D = s.stages;
   const M = s.microbatches;
-  const fAt = Array.from({ length: D }, () => new Int32Array(M).fill(-1));
-  const gradAt = Array.from({ length: D }, () => new Int32Array(M).fill(-1)); // B or I
-  s.actions.forEach((list, k) =>
+  const S = virtualStageCount(s);
+  // By virtual stage: positions on that stage's worker list (stage mod D).
+  const fAt = Array.from({ length: S }, () => new Int32Array(M).fill(-1));
+  const gradAt = Array.from({ length: S }, () => new Int32Array(M).fill(-1)); // B or I
+  s.actions.forEach((list) =>
     list.forEach((a, p) => {
-      if (a.kind === "F") fAt[k]![a.microbatch] = p;
-      else if (a.kind === "B" || a.kind === "I") gradAt[k]![a.microbatch] = p;
+      if (a.kind === "F") fAt[a.stage]![a.microbatch] = p;
+      else if (a.kind === "B" || a.kind === "I") gradAt[a.stage]![a.microbatch] = p;
     }),
   );
   const clocks: Int32Array[][] = s.actions.map(() => []);
@@ -175,9 +184,9 @@ export function happensBefore(s: Schedule): Int32Array[][] {
       while (next[k]! < list.length) {
         const p = next[k]!;
         const a = list[p]!;
-        let dep: [number, number] | null = null;
-        if (a.kind === "F" && k > 0) dep = [k - 1, fAt[k - 1]![a.microbatch]!];
-        else if ((a.kind === "B" || a.kind === "I") && k < D - 1) dep = [k + 1, gradAt[k + 1]![a.microbatch]!];
+        let dep: [number, number] | null = null; // (list, position) of the action this one waits for
+        if (a.kind === "F" && a.stage > 0) dep = [(a.stage - 1) % D, fAt[a.stage - 1]![a.microbatch]!];
+        else if ((a.kind === "B" || a.kind === "I") && a.stage < S - 1) dep = [(a.stage + 1) % D, gradAt[a.stage + 1]![a.microbatch]!];
         if (dep && dep[1] >= next[dep[0]]!) break; // not reached yet
         const clock = p > 0 ? clocks[k]![p - 1]!.slice() : new Int32Array(D);
         clock[k] = p;
@@ -210,7 +219,7 @@ function assignSlots(s: Schedule): Int32Array {
   const slotOf = new Int32Array(M).fill(-1);
   const holder: number[] = []; // slot → microbatch, −1 when free
   s.actions[0]!.forEach((a, p) => {
-    if (a.kind !== "F") return;
+    if (a.kind !== "F" || a.stage !== 0) return;
     const clock = clocks[0]![p]!;
     const released = (m: number) => m < 0 || lastUse.every((uses, j) => clock[j]! > uses[m]!);
     let slot = holder.findIndex(released);

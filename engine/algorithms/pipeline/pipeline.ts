@@ -67,11 +67,18 @@ export interface PipelineOptions {
 export const DEFAULT_PIPELINE: PipelineOptions = { stages: 2, microbatches: 4 };
 
 export interface StageLayout {
-  first: number; // layers [first, last]
+  /**
+   * Layers [first, last] and the float range [lo, hi) of the flat parameter vector they own. With
+   * virtual stages (interleaved schedules) the span from the first chunk's first layer to the last
+   * chunk's last: other workers' chunks lie between, so only flushed strategies, which never copy a
+   * stage's range, run them; `chunks` are the worker's own layers.
+   */
+  first: number;
   last: number;
-  /** Float range of the flat parameter vector the stage owns. */
   lo: number;
   hi: number;
+  /** The stage's chunks of layers, by chunk: chunk c is virtual stage c·D + k. One without virtual stages. */
+  chunks: { first: number; last: number }[];
   /** Stashed weight versions (weight stashing, 2BW's previous version). */
   stash: Ptr[];
   /** The predicted weights Ŵ (spectrain, pipeoptim), 0 when the stage never predicts. */
@@ -225,7 +232,12 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
   if (input.batch > input.trainCount) throw new UserError(`--batch ${input.batch}: larger than the ${input.trainCount} training samples`);
   const program = windowProgram(algorithm, options, shape, input.batch);
   checkPredictionInputs(program, input.optimizer);
-  const ranges = partitionStages(net, D);
+  const v = program.schedule.virtualStages ?? 1;
+  const pieces = partitionStages(net, D * v); // by virtual stage
+  const ranges = Array.from({ length: D }, (_, k) => {
+    const chunks = Array.from({ length: v }, (_, c) => pieces[c * D + k]!);
+    return { first: chunks[0]!.first, last: chunks[v - 1]!.last, chunks };
+  });
   const params = planner.floats("parameters", "params", net.paramFloats);
   const state = planOptimizerState(planner, net.paramFloats, input.optimizer.kind);
   const rows = Math.ceil(input.batch / shape.unitsPerBatch);
@@ -262,8 +274,8 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     slots,
     params,
     state,
-    forwardDone: planner.reserve("control", "pipeline.forwardDone", D * units * 4),
-    gradientDone: planner.reserve("control", "pipeline.gradientDone", D * units * 4),
+    forwardDone: planner.reserve("control", "pipeline.forwardDone", D * v * units * 4),
+    gradientDone: planner.reserve("control", "pipeline.gradientDone", D * v * units * 4),
     slotOwner: planner.reserve("control", "pipeline.slotOwner", Math.max(1, program.slots) * 4),
     slotUsers: planner.reserve("control", "pipeline.slotUsers", Math.max(1, program.slots) * 4),
     slotFreed: planner.reserve("control", "pipeline.slotFreed", Math.max(1, program.slots) * 4),
@@ -276,10 +288,10 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     optimizerState: state,
     // Evaluation buffers, one per stage program.
     perWorker: Array.from({ length: D }, (_, k) => planWorkerBuffers(planner, net, `stage${k}.eval`, Math.min(input.batch, 256))),
-    trackName: (k) => `stage ${k} (layers ${stages[k]!.first}–${stages[k]!.last})`,
+    trackName: (k) => `stage ${k} (layers ${stages[k]!.chunks.map((c) => `${c.first}–${c.last}`).join(", ")})`,
     prepare(memory, epochsDone) {
       // Done flags count epochs: in epoch e a stage waits for its peer's flag to reach e + 1.
-      for (const word of [layout.forwardDone, layout.gradientDone]) new Int32Array(memory.buffer, word, D * units).fill(epochsDone);
+      for (const word of [layout.forwardDone, layout.gradientDone]) new Int32Array(memory.buffer, word, D * v * units).fill(epochsDone);
       for (const word of [layout.slotOwner, layout.slotUsers, layout.slotFreed]) new Int32Array(memory.buffer, word, Math.max(1, program.slots)).fill(0);
     },
     summary: () => ({ stages: stageMemory(net, layout, program, rows, splitBackward) }),
@@ -300,9 +312,10 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
 function stageMemory(net: Network, layout: PipelineLayout, program: Lowered, rows: number, splitBackward: boolean) {
   const peaks = peakInFlight(program.schedule);
   return layout.stages.map((s, k) => {
-    const weightBytes = (s.hi - s.lo) * 4;
+    const layers = s.chunks.flatMap((c) => Array.from({ length: c.last - c.first + 1 }, (_, i) => c.first + i));
+    const weightBytes = layers.reduce((n, l) => n + net.params[l]!.floats * 4, 0);
     let activationFloats = 0;
-    for (let l = s.first; l <= s.last; l++) {
+    for (const l of layers) {
       const layer = net.layers[l]!;
       const out = layer.outShape.reduce((a, b) => a * b, 1);
       activationFloats += layer.aliasesInput ? 0 : out * 2 + layer.savedFloatsPerSample;
