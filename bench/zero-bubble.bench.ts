@@ -1,18 +1,19 @@
 /**
- * Zero bubble on real workers: 1F1B against ZB-H1 (its backwards split into I and W) at D = 2 on the
- * threads executor, and each against what the schedule simulator predicts from the F, B, I and W
- * costs measured in the same epochs.
+ * Bubbles on real workers: 1F1B against ZB-H1 (its backwards split into I and W) and interleaved
+ * 1F1B (two chunks per worker) at D = 2 on the threads executor, each against what the schedule
+ * simulator predicts from the F, B, I and W costs measured in the same epochs.
  *
- *   npx bun bench/zero-bubble.bench.ts [--rounds N] [--microbatches M] [--batch B] [--model SPEC]
+ *   npx bun bench/zero-bubble.bench.ts [--rounds N] [--microbatches M] [--batch B] [--model SPEC] [--schedules 1f1b,zb-h1,interleaved:2]
  *
  * Every stage records a span per action (the Chrome trace's). Per window (one batch: M microbatches
  * through both stages) the measured bubble is 1 − Σ action time / (D × the window's span, first
  * action start to last action end); an epoch's figure sums over its windows, leaving out the first
  * (warm-up). The prediction simulates the same schedule with each stage's mean F, B, I, W of that
- * epoch (per stage: the last stage's F also computes the loss). Epochs of the two schedules
+ * epoch (per stage: the last stage's F also computes the loss; an interleaved stage's mean over its
+ * chunks). Epochs of the schedules
  * alternate in one process; the figures are medians over rounds.
  */
-import { oneFOneB, zbH1, type Schedule } from "../engine/algorithms/pipeline/schedule.ts";
+import { buildSchedule, type Schedule } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate, type Costs } from "../engine/algorithms/pipeline/simulate.ts";
 import type { SpanLog } from "../engine/runtime/trace.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
@@ -21,7 +22,7 @@ import { benchArgs, numberFlag } from "./args.ts";
 
 const SCRIPT = "zero-bubble.bench";
 const { values: flags } = benchArgs(SCRIPT, {
-  options: { rounds: { type: "string" }, microbatches: { type: "string" }, batch: { type: "string" }, model: { type: "string" } },
+  options: { rounds: { type: "string" }, microbatches: { type: "string" }, batch: { type: "string" }, model: { type: "string" }, schedules: { type: "string" } },
 });
 const rounds = numberFlag(SCRIPT, "rounds", flags.rounds, 7, { min: 1, max: 100, integer: true });
 const M = numberFlag(SCRIPT, "microbatches", flags.microbatches, 4, { min: 2, max: 64, integer: true });
@@ -87,15 +88,22 @@ const base: TrainConfig = {
   optimizer: defaultOptimizer("momentum"),
   pipeline: { stages: D, microbatches: M },
 };
-const schedules = { "1f1b": oneFOneB(D, M), "zb-h1": zbH1(D, M) };
-const sessions = {
-  "1f1b": await TrainingSession.open(base, { trace: true }),
-  "zb-h1": await TrainingSession.open({ ...base, pipeline: { ...base.pipeline, schedule: schedules["zb-h1"] } }, { trace: true }),
-};
-const figures: Record<keyof typeof schedules, EpochFigures[]> = { "1f1b": [], "zb-h1": [] };
-const seconds: Record<keyof typeof schedules, number[]> = { "1f1b": [], "zb-h1": [] };
+const names = (flags.schedules ?? "1f1b,zb-h1,interleaved:2").split(",");
+const schedules: Record<string, Schedule> = {};
+for (const name of names) {
+  try {
+    schedules[name] = buildSchedule(name, D, M);
+  } catch (e) {
+    console.error(`${SCRIPT}: --schedules ${name}: ${(e as Error).message}`);
+    process.exit(2);
+  }
+}
+const sessions: Record<string, TrainingSession> = {};
+for (const name of names) sessions[name] = await TrainingSession.open({ ...base, pipeline: { ...base.pipeline, schedule: schedules[name] } }, { trace: true });
+const figures: Record<string, EpochFigures[]> = Object.fromEntries(names.map((n) => [n, []]));
+const seconds: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
 for (let r = 0; r <= rounds; r++) {
-  for (const name of ["1f1b", "zb-h1"] as const) {
+  for (const name of names) {
     const e = await sessions[name].trainEpoch();
     if (r === 0) continue; // warm-up epoch (kernel compilation, page faults)
     figures[name].push(analyse(e.results.map((x) => x.trace!), schedules[name]));
@@ -106,14 +114,17 @@ for (const s of Object.values(sessions)) s.close();
 
 const ms = (us: number) => (us / 1000).toFixed(2);
 console.log(`${model}, batch ${batch}, D = ${D}, M = ${M}, threads executor, ${rounds} epochs each (alternating), medians:`);
-console.log("schedule  measured bubble  predicted (simulator, measured costs)  measured/predicted  epoch s  costs per stage (ms)");
-for (const name of ["1f1b", "zb-h1"] as const) {
+console.log("schedule        measured bubble  predicted (simulator, measured costs)  measured/predicted  epoch s  costs per stage (ms)");
+for (const name of names) {
   const f = figures[name];
   const measured = median(f.map((x) => x.measured));
   const predicted = median(f.map((x) => x.predicted));
   const ratio = median(f.map((x) => x.measured / x.predicted));
   const costs = f[f.length >> 1]!.costs.perStage!.map((c, k) => `stage ${k}: ${Object.entries(c).map(([kind, v]) => `${kind} ${ms(v!)}`).join(" ")}`).join("; ");
-  console.log(`${name.padEnd(8)}  ${(measured * 100).toFixed(1).padStart(14)}%  ${(predicted * 100).toFixed(1).padStart(36)}%  ${ratio.toFixed(2).padStart(18)}×  ${median(seconds[name]).toFixed(2).padStart(7)}  ${costs}`);
+  console.log(`${name.padEnd(14)}  ${(measured * 100).toFixed(1).padStart(14)}%  ${(predicted * 100).toFixed(1).padStart(36)}%  ${ratio.toFixed(2).padStart(18)}×  ${median(seconds[name]).toFixed(2).padStart(7)}  ${costs}`);
 }
-const ratio = median(seconds["zb-h1"].map((s, i) => s / seconds["1f1b"][i]!));
-console.log(`zb-h1 / 1f1b epoch time, paired: ${ratio.toFixed(3)}× (target: measured bubble within 20% of the prediction for each schedule)`);
+for (const name of names.slice(1)) {
+  const ratio = median(seconds[name]!.map((s, i) => s / seconds[names[0]!]![i]!));
+  console.log(`${name} / ${names[0]} epoch time, paired: ${ratio.toFixed(3)}×`);
+}
+console.log("(target: measured bubble within 20% of the prediction for each schedule)");
