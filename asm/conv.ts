@@ -165,3 +165,31 @@ export function conv2d_backward(
     }
   }
 }
+
+/**
+ * dx = ∂/∂x alone: the input-gradient half of conv2d_backward (zero-bubble pipelines run it as I and
+ * leave the weight gradient, conv2d_backward with dx = 0, for a later W). Same arithmetic, in the
+ * same order, as conv2d_backward's dx, so the split equals the fused backward bitwise.
+ */
+export function conv2d_backward_input(
+  dx: usize, dy: usize, w: usize, N: i32, Cin: i32, H: i32, W: i32, Cout: i32,
+  KH: i32, KW: i32, stride: i32, pad: i32, cols: usize, pack: usize,
+): void {
+  const OH = convOut(H, KH, stride, pad);
+  const OW = convOut(W, KW, stride, pad);
+  const CKK = Cin * KH * KW;
+  const OHW = OH * OW;
+  const pointwise = KH == 1 && KW == 1 && stride == 1 && pad == 0;
+  const xBytes = <usize>Cin * <usize>H * <usize>W * 4;
+  const yBytes = <usize>Cout * <usize>OHW * 4;
+  for (let n = 0; n < N; n++) {
+    const dyn = dy + <usize>n * yBytes;
+    const dxn = dx + <usize>n * xBytes;
+    if (pointwise) {
+      gemm_tn(dxn, w, dyn, CKK, Cout, OHW, 0, pack);
+    } else {
+      gemm_tn(cols, w, dyn, CKK, Cout, OHW, 0, pack);
+      col2im(dxn, cols, Cin, H, W, KH, KW, stride, pad, OH, OW);
+    }
+  }
+}

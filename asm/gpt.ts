@@ -291,3 +291,39 @@ export function attention_backward(dqkv: usize, dout: usize, qkv: usize, att: us
     }
   }
 }
+
+/**
+ * dγ (+)= Σ_rows dy·x̂, dβ (+)= Σ_rows dy alone: the weight-gradient half of layernorm_backward (a
+ * zero-bubble pipeline's W), with the same per-row order and the same fused multiply-adds, so it
+ * equals layernorm_backward's dγ and dβ bitwise.
+ */
+export function layernorm_backward_params(dgamma: usize, dbeta: usize, dy: usize, x: usize, stats: usize, rows: i32, C: i32, accumulate: i32): void {
+  if (accumulate == 0) {
+    zero(dgamma, C);
+    zero(dbeta, C);
+  }
+  const rowBytes = <usize>C << 2;
+  const n4 = C & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * rowBytes;
+    const gr = dy + <usize>r * rowBytes;
+    const mean = load<f32>(stats + (<usize>r << 2));
+    const rstd = load<f32>(stats + (<usize>(rows + r) << 2));
+    const mv = f32x4.splat(mean);
+    const rv = f32x4.splat(rstd);
+    for (let i = 0; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + o), mv), rv);
+      const g = v128.load(gr + o);
+      v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), g));
+      v128.store(dgamma + o, madd(g, xh, v128.load(dgamma + o)));
+    }
+    for (let i = n4; i < C; i++) {
+      const o = <usize>i << 2;
+      const xh = (load<f32>(xr + o) - mean) * rstd;
+      const g = load<f32>(gr + o);
+      store<f32>(dbeta + o, load<f32>(dbeta + o) + g);
+      store<f32>(dgamma + o, load<f32>(dgamma + o) + g * xh);
+    }
+  }
+}

@@ -10,11 +10,11 @@ import { loadDataset } from "../engine/data/index.ts";
 import { epochOrder } from "../engine/data/order.ts";
 import { epochShape, partitionStages, pipelineBatches, windowProgram, type PipelineAlgorithm, type PipelineOptions } from "../engine/algorithms/pipeline/pipeline.ts";
 import { predictWeights } from "../engine/algorithms/pipeline/prediction.ts";
-import { peakInFlight, updatePoints, writesGradient, type Action } from "../engine/algorithms/pipeline/schedule.ts";
+import { peakInFlight, updatePoints, virtualStageCount, writesGradient, type Action } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate } from "../engine/algorithms/pipeline/simulate.ts";
 import { applyUpdate, planOptimizerState, type OptimizerConfig } from "../engine/optim/optimizer.ts";
 import { Rng } from "../engine/rng.ts";
-import { copyData, loadBatch, planData, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../engine/runtime/context.ts";
+import { copyData, loadBatch, planData, type RoleContext, type WorkerBuffers } from "../engine/runtime/context.ts";
 import { shardOf } from "../engine/runtime/split.ts";
 import { buildNetwork } from "../engine/session.ts";
 import { testMemory } from "./helpers.ts";
@@ -43,18 +43,26 @@ export async function referencePipeline(c: ReferenceRun): Promise<Float32Array> 
   net.initialize(new Float32Array(memory.buffer, params, n), Rng.derive(c.seed, "init"));
   const state = planOptimizerState(planner, n, c.optimizer.kind);
   const D = c.pipeline.stages;
-  const ranges = partitionStages(net, D).map((r) => {
-    const end = net.params[r.last]!;
-    return { ...r, lo: net.params[r.first]!.offset, hi: end.offset + end.floats };
-  });
   const batches = pipelineBatches(dataset.train.count, c.batch);
   const shape = epochShape(c.algo, c.pipeline, batches);
   const schedule = windowProgram(c.algo, c.pipeline, shape, c.batch).schedule;
+  // Layers by virtual stage (= stage without virtual stages); stage k holds virtual stages k, k + D, …
+  const S = virtualStageCount(schedule);
+  const withRange = (r: { first: number; last: number }) => {
+    const end = net.params[r.last]!;
+    return { ...r, lo: net.params[r.first]!.offset, hi: end.offset + end.floats };
+  };
+  const pieces = partitionStages(net, S).map(withRange);
+  const ranges = Array.from({ length: D }, (_, k) => withRange({ first: pieces[k]!.first, last: pieces[S - D + k]!.last }));
+  const layersOf = (k: number) => pieces.filter((_, vs) => vs % D === k).flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, i) => r.first + i));
   const M = schedule.microbatches;
   const rowsMax = Math.ceil(c.batch / shape.unitsPerBatch);
-  const workspaces: WorkerBuffers[] = Array.from({ length: M }, (_, m) => planWorkerBuffers(planner, net, `ref${m}`, rowsMax));
+  const split = schedule.actions.some((list) => list.some((a) => a.kind === "I"));
+  const workspaces: WorkerBuffers[] = Array.from({ length: M }, (_, m) => ({
+    ws: net.planWorkspace(planner, `ref${m}`, rowsMax, { splitBackward: split }),
+    indices: planner.reserve("activations", `ref${m}.indices`, rowsMax * 4),
+  }));
   const grads = ranges.map(() => t.floats(n));
-  const pending = Array.from({ length: M }, () => ranges.map(() => t.floats(n)));
   const scratchWeights = t.floats(n);
   const updatesApplied = new Array<number>(D).fill(0); // over the whole run (Adam's t)
   const rowsOf = (m: number) => {
@@ -69,7 +77,7 @@ export async function referencePipeline(c: ReferenceRun): Promise<Float32Array> 
     let group: number[] = [];
     const points = updatePoints(schedule, D - 1);
     schedule.actions[D - 1]!.forEach((a, p) => {
-      if (writesGradient(a)) group.push(a.microbatch);
+      if (writesGradient(a) && a.stage === S - 1) group.push(a.microbatch);
       if (points[p]) {
         const samples = group.reduce((s, m) => s + rowsOf(m).rows, 0);
         for (const m of group) scale[m] = 1 / samples;
@@ -78,8 +86,6 @@ export async function referencePipeline(c: ReferenceRun): Promise<Float32Array> 
     });
   }
   const order = simulate(schedule, { f: 1, b: 1 }).timeline;
-  const byKey = new Map<string, { a: Action; p: number }>();
-  schedule.actions.forEach((list, k2) => list.forEach((a, p) => byKey.set(`${k2}${a.kind}${a.microbatch}`, { a, p })));
   const points = schedule.actions.map((_, k2) => updatePoints(schedule, k2));
   const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
 
@@ -88,11 +94,13 @@ export async function referencePipeline(c: ReferenceRun): Promise<Float32Array> 
     for (let w = 0; w < shape.windows; w++) {
       // Every version of every stage this window: version v = the stage's weights after v updates.
       const versions = ranges.map((r) => [f32(params, r.lo, r.hi).slice()]);
-      const gradientSinceUpdate = new Array<boolean>(D).fill(false);
+      const written = new Set<number>(); // virtual stages whose layers' gradient has been written since their stage's update
       for (const e of order) {
-        const { a, p } = byKey.get(`${e.stage}${e.kind}${e.microbatch}`)!;
+        const p = e.index;
+        const a = schedule.actions[e.stage]![p]!;
         const s = e.stage;
         const r = ranges[s]!;
+        const piece = pieces[a.stage]!;
         const m = a.microbatch;
         const u = w * shape.perWindow + m;
         const { lo, rows } = rowsOf(u);
@@ -114,32 +122,31 @@ export async function referencePipeline(c: ReferenceRun): Promise<Float32Array> 
         }
         switch (a.kind) {
           case "F":
-            if (s === 0) loadBatch(ctx, workspaces[m]!, "train", epochOrderIdx, Math.floor(u / shape.unitsPerBatch) * c.batch + lo, rows);
-            for (let l = r.first; l <= r.last; l++) net.forwardLayer(k, l, weights, ws, rows);
-            if (s === D - 1) net.lossAndGradient(k, ws, rows, scale[m]!);
+            if (a.stage === 0) loadBatch(ctx, workspaces[m]!, "train", epochOrderIdx, Math.floor(u / shape.unitsPerBatch) * c.batch + lo, rows);
+            for (let l = piece.first; l <= piece.last; l++) net.forwardLayer(k, l, weights, ws, rows);
+            if (a.stage === S - 1) net.lossAndGradient(k, ws, rows, scale[m]!);
             break;
           case "B":
-            for (let l = r.last; l >= Math.max(r.first, firstTrainable); l--) net.backwardLayer(k, l, weights, grads[s]!, ws, rows, gradientSinceUpdate[s]!);
+            for (let l = piece.last; l >= Math.max(piece.first, firstTrainable); l--) net.backwardLayer(k, l, weights, grads[s]!, ws, rows, written.has(a.stage));
             break;
           case "I":
-            for (let l = r.last; l >= Math.max(r.first, firstTrainable); l--) net.backwardLayer(k, l, weights, pending[m]![s]!, ws, rows, false);
+            for (let l = piece.last; l >= Math.max(piece.first, firstTrainable); l--) net.backwardInputLayer(k, l, weights, ws, rows);
             break;
           case "W":
-            if (gradientSinceUpdate[s]) k.axpy(grads[s]! + r.lo * 4, pending[m]![s]! + r.lo * 4, r.hi - r.lo, 1);
-            else k.copy(grads[s]! + r.lo * 4, pending[m]![s]! + r.lo * 4, r.hi - r.lo);
+            for (let l = piece.last; l >= Math.max(piece.first, firstTrainable); l--) net.backwardWeightLayer(k, l, grads[s]!, ws, rows, written.has(a.stage));
             break;
         }
-        if (writesGradient(a)) gradientSinceUpdate[s] = true;
+        if (writesGradient(a)) written.add(a.stage);
         if (points[s]![p]) {
           const step = ++updatesApplied[s]!;
-          for (let l = r.first; l <= r.last; l++) {
+          for (const l of layersOf(s)) {
             const region = net.params[l]!;
             if (region.floats === 0) continue;
             const at = (base: number | undefined) => (base ? base + region.offset * 4 : 0);
             applyUpdate(k, c.optimizer, { w: at(params), g: at(grads[s]), m: at(state[0]), v: at(state[1]), n: region.floats }, step);
           }
           versions[s]!.push(f32(params, r.lo, r.hi).slice());
-          gradientSinceUpdate[s] = false;
+          for (let vs = s; vs < S; vs += D) written.delete(vs);
         }
       }
     }

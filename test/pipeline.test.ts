@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { partitionStages, PIPELINE_ALGORITHMS, type PipelineAlgorithm, type PipelineOptions } from "../engine/algorithms/pipeline/pipeline.ts";
 import { parseScheduleJson } from "../engine/algorithms/pipeline/schedule-file.ts";
-import { oneFOneB, SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
+import { interleaved, oneFOneB, SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
 import { trainCommand } from "../engine/cli/train-command.ts";
 import { RunError, UserError } from "../engine/errors.ts";
 import { Network } from "../engine/model/network.ts";
@@ -103,6 +103,46 @@ describe("the runtime executes the schedule", () => {
       const ref = await referencePipeline(config);
       expect({ algo, threads: sameBits(a.params, b.params), reference: sameBits(a.params, ref) }).toEqual({ algo, threads: true, reference: true });
     }
+  });
+
+  // ZB-H1 reorders 1F1B's backwards into I's and W's but accumulates the same gradients in the same
+  // microbatch order, so the trained weights must not differ in a single bit: on every layer kind.
+  test.each([
+    [DEEP, "synthetic:96", "deterministic"],
+    [DEEP, "synthetic:96", "threads"],
+    ["lenet", "synthetic:48", "deterministic"],
+    ["resnet:8", "synthetic:48", "threads"],
+    ["gpt:2-2-16-8", "text:names:8", "deterministic"],
+  ] as const)("zb-h1 trains %s to the same weights as 1f1b, bitwise (%s, %s)", async (model, data, executor) => {
+    const D = 3;
+    const M = 4;
+    const config = { ...base, algo: "1f1b" as const, model, data, executor, epochs: 2, batch: 12, workers: D, pipeline: { stages: D, microbatches: M } };
+    const oneF = await run(config);
+    const zb = await run({ ...config, pipeline: { ...config.pipeline, schedule: SCHEDULES["zb-h1"]!(D, M) } });
+    expect(oneF.params.some((v) => !Number.isFinite(v))).toBe(false);
+    expect(sameBits(zb.params, oneF.params)).toBe(true);
+  });
+
+  // Interleaved 1F1B: v chunks per worker, run by the same interpreter. Every layer still sees the
+  // microbatches' forwards and backwards in ascending order, so it trains to 1F1B's weights, bitwise.
+  test.each([
+    [2, 2, 4, "deterministic"],
+    [2, 3, 2, "threads"],
+    [3, 2, 6, "deterministic"],
+    [3, 2, 3, "threads"],
+  ] as const)("interleaved (D = %d, v = %d, M = %d, %s) = the sequential reference = 1f1b, bitwise", async (D, v, M, executor) => {
+    const config = { ...base, algo: "1f1b" as const, model: DEEP, data: "synthetic:96", executor, epochs: 2, batch: 12, workers: D, pipeline: { stages: D, microbatches: M, schedule: interleaved(D, M, v) } };
+    const il = await run(config);
+    const ref = await referencePipeline(config);
+    const oneF = await run({ ...config, pipeline: { stages: D, microbatches: M } });
+    expect({ reference: sameBits(il.params, ref), oneF: sameBits(il.params, oneF.params) }).toEqual({ reference: true, oneF: true });
+  });
+
+  test("--schedule interleaved:2 and --schedule zb-h1 by name through the CLI; an asynchronous strategy is refused on virtual stages", async () => {
+    const args = ["--model", "mlp:784-16-12-12-10", "--data", "synthetic:96", "--epochs", "1", "--batch", "16", "--stages", "2", "--microbatches", "4", "--json"];
+    for (const name of ["interleaved:2", "zb-h1"]) expect(await trainCommand(["--algo", "1f1b", "--schedule", name, ...args])).toBe(0);
+    await expect(trainCommand(["--algo", "pipedream", "--schedule", "interleaved:2", ...args])).rejects.toThrow(/virtual stages .* use --algo 1f1b or gpipe/);
+    await expect(trainCommand(["--algo", "1f1b", "--schedule", "interleaved:2", ...args.slice(0, -2), "3", "--json"])).rejects.toThrow(/microbatches 3 must be a multiple of the 2 stages/);
   });
 
   test("threads and the deterministic executor agree bitwise for every strategy", async () => {

@@ -12,9 +12,10 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { peakInFlight, peakStashedVersions, SCHEDULES, type Action, type Schedule } from "../engine/algorithms/pipeline/schedule.ts";
+import { buildSchedule, interleaved, oneFOneB, peakInFlight, peakStashedVersions, SCHEDULES, type Action, type Schedule } from "../engine/algorithms/pipeline/schedule.ts";
 import { NotProgressingError, simulate } from "../engine/algorithms/pipeline/simulate.ts";
 import { validateSchedule } from "../engine/algorithms/pipeline/validate.ts";
+import { parseScheduleJson } from "../engine/algorithms/pipeline/schedule-file.ts";
 import { scheduleCommand } from "../engine/cli/schedule-command.ts";
 import { UserError } from "../engine/errors.ts";
 import { tempFolders } from "./tempdir.ts";
@@ -320,6 +321,49 @@ describe("ZB-H1", () => {
   });
 });
 
+describe("interleaved 1F1B (Megatron's virtual stages)", () => {
+  test("valid for D ≤ 6, v ≤ 4, M a multiple of D; each worker's list holds its own chunks k, k + D, …", () => {
+    for (let D = 1; D <= 6; D++) {
+      for (let v = 1; v <= 4; v++) {
+        for (const M of [D, 2 * D, 3 * D]) {
+          const s = interleaved(D, M, v);
+          expect(validateSchedule(s)).toEqual([]);
+          s.actions.forEach((list, k) => {
+            expect(list.every((a) => a.stage % D === k && a.stage < D * v)).toBe(true);
+            expect(list.length).toBe(2 * M * v);
+          });
+        }
+      }
+    }
+    expect(() => interleaved(4, 6, 2)).toThrow(/multiple of the 4 stages/);
+    expect(buildSchedule("interleaved:3", 2, 4).virtualStages).toBe(3);
+  });
+
+  test("bubble (D−1)/(v·M + D−1) with a chunk costing 1/v of a stage: below 1F1B's (D−1)/(M + D−1) for v ≥ 2, as Megatron-LM's (D−1)/(v·M) says", () => {
+    for (const D of [2, 3, 4, 6]) {
+      for (const v of [2, 3, 4]) {
+        for (const M of [D, 2 * D, 4 * D]) {
+          const il = simulate(interleaved(D, M, v), { f: 1 / v, b: 2 / v }).bubbleFraction;
+          const one = simulate(oneFOneB(D, M), { f: 1, b: 2 }).bubbleFraction;
+          expect(il).toBeCloseTo((D - 1) / (v * M + D - 1), 9);
+          if (D > 1) expect(il).toBeLessThan(one);
+        }
+      }
+    }
+  });
+
+  test("the validator refuses an action on another worker's chunk, a missing chunk, and an asynchronous interleaved schedule", () => {
+    const s = interleaved(2, 4, 2);
+    const moved = clone(s);
+    moved.actions[0]![0]!.stage = 1; // virtual stage 1 belongs to worker 1
+    expect(validateSchedule(moved).join("\n")).toMatch(/names stage 1, not one of this worker's virtual stages 0, 2/);
+    const missing = clone(s);
+    missing.actions[1] = missing.actions[1]!.filter((a) => !(a.kind === "B" && a.stage === 3 && a.microbatch === 2));
+    expect(validateSchedule(missing).join("\n")).toMatch(/no B \(or I and W\) of microbatch 2 on virtual stage 3/);
+    expect(validateSchedule({ ...s, flush: false })).toEqual(["virtual stages (interleaved) need a flushed schedule: one update per batch"]);
+  });
+});
+
 describe("skein schedule", () => {
   const folder = tempFolders("skein-schedule-");
 
@@ -345,6 +389,19 @@ describe("skein schedule", () => {
     expect(stdout).toContain("makespan 33, bubble fraction 0.2727");
     expect(stdout).toMatch(/^0 +24 +9 +4 +4$/m);
     expect(stdout).toMatch(/^3 +24 +9 +1 +1$/m);
+  });
+
+  test("interleaved:2: chunks marked .c, costs per stage split over the chunks, JSON that trains back", async () => {
+    const { stdout } = await run("--name", "interleaved:2", "--stages", "2", "--microbatches", "4", "--width", "0");
+    expect(stdout).toContain("interleaved:2: 2 stages × 4 microbatches, costs f=0.5 b=1");
+    expect(stdout).toContain("stage 0  F0.0 F1.0 F0.1 F1.1 F2.0");
+    expect(stdout).toContain("makespan 13.5, bubble fraction 0.1111");
+    const json = JSON.parse((await run("--name", "interleaved:2", "--stages", "2", "--microbatches", "4", "--json")).stdout);
+    expect(json.virtualStages).toBe(2);
+    const back = parseScheduleJson(JSON.stringify(json), "il.json");
+    expect(back.virtualStages).toBe(2);
+    expect(validateSchedule(back)).toEqual([]);
+    expect(back.actions).toEqual(interleaved(2, 4, 2).actions);
   });
 
   test("text wraps at --width; D = 8, M = 64 stays readable", async () => {
@@ -450,20 +507,23 @@ describe("lowering", () => {
     split: fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }),
     algo: fc.constantFrom<PipelineAlgorithm>(...STRATEGIES),
     stream: fc.boolean(),
+    costs: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 4, maxLength: 4 }),
   });
 
   test("on random valid schedules and every strategy: each action reads the version it names, and no activation slot is reused while live", () => {
     fc.assert(
-      fc.property(arb, ({ D, M, choices, split, algo, stream }) => {
+      fc.property(arb, ({ D, M, choices, split, algo, stream, costs }) => {
         const flush = algo === "gpipe" || algo === "1f1b";
         const raw = stream && !flush ? asyncOneFOneB(D, M) : randomSchedule(D, M, choices, split, flush);
         fc.pre(algo !== "2bw" || M >= D);
         const s = annotate(algo, raw, algo === "2bw" ? (stream ? D : M) : 1);
         expect(validateSchedule(s)).toEqual([]);
         const l = lower(s, () => 1);
-        // Stage 0's own in-flight peak bounds the slot count (a slot is free after I: W reads no activations).
-        expect(l.slots).toBeLessThanOrEqual(peakInFlight(s)[0]!);
-        if (!s.actions[0]!.some((a) => a.kind === "I")) expect(l.slots).toBe(peakInFlight(s)[0]!);
+        // Stage 0's own in-flight peak is the slot count without split backwards, and a floor with them
+        // (a W that a later stage defers keeps the microbatch's slot past stage 0's next forwards).
+        if (s.actions.some((list) => list.some((a) => a.kind === "I"))) expect(l.slots).toBeGreaterThanOrEqual(peakInFlight(s)[0]!);
+        else expect(l.slots).toBe(peakInFlight(s)[0]!);
+        expect(l.slots).toBeLessThanOrEqual(M);
         // Abstract execution per stage: buffers hold version labels.
         l.steps.forEach((steps, k) => {
           let live = 0;
@@ -476,19 +536,24 @@ describe("lowering", () => {
             if (step.update) live++;
           });
         });
-        // Slots, in an order the schedule can run in: an owner per slot.
-        const owner = new Array<number>(l.slots).fill(-1);
+        // Slots, in orders the schedule can run in (timings drawn from `costs`): an owner per slot, and
+        // the stages still using it; every stage gives it up after its last action on the microbatch.
         const stepOf = new Map<string, (typeof l.steps)[0][0]>();
         l.steps.forEach((steps, k) => steps.forEach((st) => stepOf.set(`${k}${st.kind}${st.microbatch}`, st)));
-        for (const e of simulate(s, { f: 1, b: 1 }).timeline) {
-          const st = stepOf.get(`${e.stage}${e.kind}${e.microbatch}`)!;
-          if (st.kind === "W") continue;
-          if (e.stage === 0 && st.kind === "F") {
-            expect(owner[st.slot]).toBe(-1);
-            owner[st.slot] = st.microbatch;
+        for (const [f, b, i, w] of [[1, 1, 1, 1], costs]) {
+          const owner = new Array<number>(l.slots).fill(-1);
+          const users = new Array<number>(l.slots).fill(0);
+          for (const e of simulate(s, { f: f!, b: b!, i: i!, w: w! }).timeline) {
+            const st = stepOf.get(`${e.stage}${e.kind}${e.microbatch}`)!;
+            if (e.stage === 0 && st.kind === "F") {
+              expect(owner[st.slot]).toBe(-1);
+              owner[st.slot] = st.microbatch;
+              users[st.slot] = D;
+            }
+            expect(owner[st.slot]).toBe(st.microbatch);
+            if (st.releasesSlot && --users[st.slot]! === 0) owner[st.slot] = -1;
           }
-          expect(owner[st.slot]).toBe(st.microbatch);
-          if (st.releasesSlot) owner[st.slot] = -1;
+          expect(owner.every((o) => o === -1)).toBe(true);
         }
       }),
       { numRuns: 300 },

@@ -6,7 +6,7 @@
 import { existsSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
-import { peakStashedVersions, SCHEDULE_SUMMARIES, SCHEDULES, type ActionKind, type Schedule } from "../algorithms/pipeline/schedule.ts";
+import { buildSchedule, peakStashedVersions, SCHEDULE_PATTERNS, SCHEDULE_SUMMARIES, SCHEDULES, type ActionKind, type Schedule } from "../algorithms/pipeline/schedule.ts";
 import { durations, simulate, type Costs, type Simulation } from "../algorithms/pipeline/simulate.ts";
 import { validateSchedule } from "../algorithms/pipeline/validate.ts";
 import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
@@ -16,10 +16,10 @@ import { ganttChart } from "../report/svg.ts";
 const MAX_COST = 1e12;
 
 export const SCHEDULE_FLAGS: FlagSpec[] = [
-  { name: "name", type: "string", default: "1f1b", choices: Object.keys(SCHEDULES), help: "the schedule (listed below)" },
+  { name: "name", type: "string", default: "1f1b", help: `the schedule: ${[...Object.keys(SCHEDULES), ...SCHEDULE_PATTERNS].join(", ")} (listed below)` },
   { name: "stages", type: "int", default: 4, min: 1, max: 256, help: "pipeline stages D" },
   { name: "microbatches", type: "int", default: 8, min: 1, max: 4096, help: "microbatches per batch M" },
-  { name: "cost-f", type: "number", max: MAX_COST, default: 1, above: 0, help: "time of one forward on one stage" },
+  { name: "cost-f", type: "number", max: MAX_COST, default: 1, above: 0, help: "time of one forward on one stage (interleaved:V: of all V chunks of a worker; one chunk's takes 1/V of it, as do b, i, w)" },
   { name: "cost-b", type: "number", max: MAX_COST, default: 2, above: 0, help: "time of one full backward on one stage" },
   { name: "cost-i", type: "number", max: MAX_COST, min: 0, help: "zb-h1: time of an input-gradient backward I (default cost-b / 2)" },
   { name: "cost-w", type: "number", max: MAX_COST, min: 0, help: "zb-h1: time of a weight-gradient backward W (default cost-b / 2)" },
@@ -33,7 +33,7 @@ export const SCHEDULE_HELP = formatHelp(
   "skein schedule [flags]",
   "Build a pipeline-parallel schedule, check it, and simulate it: timeline, makespan, bubble fraction\n(idle time / (stages × makespan)) and live activations per stage.",
   SCHEDULE_FLAGS,
-  `${formatSection("Schedules", Object.entries(SCHEDULE_SUMMARIES))}\n\nExample: skein schedule --name zb-h1 --stages 4 --microbatches 8 --svg zb.svg`,
+  `${formatSection("Schedules", Object.entries(SCHEDULE_SUMMARIES))}\n\nExamples: skein schedule --name zb-h1 --stages 4 --microbatches 8 --svg zb.svg\n          skein schedule --name interleaved:2 --stages 4 --microbatches 8`,
 );
 
 export async function scheduleCommand(argv: string[]): Promise<number> {
@@ -44,14 +44,22 @@ export async function scheduleCommand(argv: string[]): Promise<number> {
   }
   const v = flags.values;
   const name = String(v.name);
-  const schedule = SCHEDULES[name]!(Number(v.stages), Number(v.microbatches));
+  let schedule: Schedule;
+  try {
+    schedule = buildSchedule(name, Number(v.stages), Number(v.microbatches));
+  } catch (e) {
+    if (e instanceof RangeError) throw new UserError(`--name ${e.message.startsWith(name) ? "" : `${name}: `}${e.message}`);
+    throw e;
+  }
+  const chunks = schedule.virtualStages ?? 1;
   const split = schedule.actions.some((list) => list.some((a) => a.kind === "I" || a.kind === "W"));
   for (const flag of ["cost-i", "cost-w"]) {
     if (flags.given.has(flag) && !split) throw new UserError(`--${flag} applies to schedules that split the backward (zb-h1), not ${name}`);
   }
-  const costs: Costs = { f: Number(v["cost-f"]), b: Number(v["cost-b"]), comm: Number(v["cost-comm"]) };
-  if (v["cost-i"] !== undefined) costs.i = Number(v["cost-i"]);
-  if (v["cost-w"] !== undefined) costs.w = Number(v["cost-w"]);
+  // Costs are per stage; an interleaved action runs one of the worker's V chunks: 1/V of it.
+  const costs: Costs = { f: Number(v["cost-f"]) / chunks, b: Number(v["cost-b"]) / chunks, comm: Number(v["cost-comm"]) };
+  if (v["cost-i"] !== undefined) costs.i = Number(v["cost-i"]) / chunks;
+  if (v["cost-w"] !== undefined) costs.w = Number(v["cost-w"]) / chunks;
 
   const problems = validateSchedule(schedule);
   if (problems.length > 0) throw new Error(`generated schedule ${name} is invalid: ${problems[0]}`);
@@ -64,6 +72,7 @@ export async function scheduleCommand(argv: string[]): Promise<number> {
       name,
       stages: schedule.stages,
       microbatches: schedule.microbatches,
+      ...(chunks > 1 ? { virtualStages: chunks } : {}),
       flush: schedule.flush,
       costs: { f: d.F, b: d.B, ...(split ? { i: d.I, w: d.W } : {}), comm: costs.comm ?? 0 },
       actions: schedule.actions,
@@ -88,7 +97,7 @@ export function formatSchedule(s: Schedule, sim: Simulation, costs: Costs, width
   const lines = [`${s.name}: ${s.stages} stage${s.stages === 1 ? "" : "s"} × ${s.microbatches} microbatch${s.microbatches === 1 ? "" : "es"}, costs ${costText}${s.flush ? "" : ", no flush (asynchronous)"}`];
   const grid = timelineGrid(s, sim, costs, width);
   lines.push(...grid.lines, "");
-  lines.push(`${[...kinds].map((k) => `${k} ${KIND_WORDS[k]}`).join(", ")} (the number is the microbatch); -- continues the action on its left; . idle; one cell = ${fmt(grid.unit)} time unit${grid.unit === 1 ? "" : "s"}`);
+  lines.push(`${[...kinds].map((k) => `${k} ${KIND_WORDS[k]}`).join(", ")} (the number is the microbatch${(s.virtualStages ?? 1) > 1 ? "; .c the worker's chunk c, virtual stage c·D + stage" : ""}); -- continues the action on its left; . idle; one cell = ${fmt(grid.unit)} time unit${grid.unit === 1 ? "" : "s"}`);
   lines.push(`makespan ${fmt(sim.makespan)}, bubble fraction ${sim.bubbleFraction.toFixed(4)} (idle / (${s.stages} stages × makespan))`);
   const versions = s.flush ? undefined : peakStashedVersions(s);
   const head = ["stage", "busy", "idle", "peak in-flight", "bound", ...(versions ? ["weight versions"] : [])];
@@ -116,13 +125,15 @@ function timelineGrid(s: Schedule, sim: Simulation, costs: Costs, width: number)
   if (sim.makespan / unit > MAX_CELLS) unit = sim.makespan / MAX_CELLS;
   const cells = Math.max(1, Math.ceil(sim.makespan / unit - 1e-9));
   const digits = String(s.microbatches - 1).length;
-  const cw = digits + 2; // kind letter, microbatch, a space
+  const chunks = s.virtualStages ?? 1;
+  const cw = digits + 2 + (chunks > 1 ? 1 + String(chunks - 1).length : 0); // kind letter, microbatch, .chunk, a space
   const grid = s.actions.map(() => new Array<string>(cells).fill(".".padEnd(cw - 1)));
   for (const e of sim.timeline) {
     const c0 = Math.min(cells - 1, Math.round(e.start / unit));
     const c1 = Math.min(cells, Math.max(c0 + 1, Math.round(e.end / unit)));
     const row = grid[e.stage]!;
-    row[c0] = `${e.kind}${e.microbatch}`.padEnd(cw - 1);
+    const chunk = chunks > 1 ? `.${Math.floor(s.actions[e.stage]![e.index]!.stage / s.stages)}` : "";
+    row[c0] = `${e.kind}${e.microbatch}${chunk}`.padEnd(cw - 1);
     for (let c = c0 + 1; c < c1; c++) row[c] = "-".repeat(cw - 1);
   }
   const labelWidth = `stage ${s.stages - 1}`.length + 2;

@@ -46,7 +46,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "slow-lr", type: "number", above: 0, help: "slowmo: slow learning rate α (default 1)" },
   { name: "stages", type: "int", min: 1, max: 64, help: "gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim: pipeline stages, one worker each (default 2)" },
   { name: "microbatches", type: "int", min: 1, max: 4096, help: "pipelines: microbatches per batch (default 4; --batch is split into them)" },
-  { name: "schedule", type: "string", valueName: "FILE", help: "pipelines: run this schedule (JSON, as skein schedule --json prints) one window per batch; an invalid one is refused" },
+  { name: "schedule", type: "string", valueName: "NAME|FILE", help: "pipelines: run this schedule one window per batch: a built-in one (zb-h1, interleaved:V, …, at --stages and --microbatches) or JSON as skein schedule --json prints; an invalid one is refused" },
   { name: "pipeline-unit", type: "string", choices: ["microbatch", "batch"], help: "pipedream, spectrain, pipeoptim: update once per microbatch (default) or once per batch of --batch samples, as gpipe, 1f1b, 2bw do" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler; simulated: deterministic on virtual clocks, times from a cost table" },
   ...SIMULATION_FLAGS,
@@ -113,7 +113,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       seed: Number(v.seed),
       optimizer,
     };
-    // --schedule FILE and --pipeline-unit: read and checked by the pipeline family itself.
+    // --schedule NAME|FILE and --pipeline-unit: read and checked by the pipeline family itself.
     const pipeline = pipelineScheduleFlags(flags.given, v, config.pipeline ?? {});
     if (Object.keys(pipeline).length > 0) config.pipeline = { ...config.pipeline, ...pipeline };
     config.workers = workersFor(config, v.workers);

@@ -46,6 +46,8 @@ export interface KernelExports {
   conv2d_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, cols: Ptr, pack: Ptr): void;
   /** dw (+)= ∂/∂w, dx = ∂/∂x (dx may be 0 to skip, e.g. the first layer). */
   conv2d_backward(dx: Ptr, dw: Ptr, dy: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, accumulate: number, cols: Ptr, pack: Ptr): void;
+  /** dx = ∂/∂x alone (conv2d_backward's dx, bitwise): the input-gradient step of a split backward. */
+  conv2d_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, cols: Ptr, pack: Ptr): void;
 
   // ---- pooling (NCHW; planes = N·C) ---------------------------------------------------------------
   maxpool_forward(y: Ptr, argmax: Ptr, x: Ptr, planes: number, H: number, W: number, K: number, stride: number): void;
@@ -124,6 +126,8 @@ export interface KernelExports {
   layernorm_forward(y: Ptr, stats: Ptr, x: Ptr, gamma: Ptr, beta: Ptr, rows: number, C: number, eps: number): void;
   /** dγ, dβ (+)= over rows; dx overwritten (must not alias dy). */
   layernorm_backward(dx: Ptr, dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, stats: Ptr, gamma: Ptr, rows: number, C: number, accumulate: number): void;
+  /** dγ (+)= Σ dy·x̂, dβ (+)= Σ dy alone (layernorm_backward's, bitwise): the weight-gradient step of a split backward. */
+  layernorm_backward_params(dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, stats: Ptr, rows: number, C: number, accumulate: number): void;
   /** Causal softmax attention over qkv [B,T,3C] with NH heads (C divisible by NH); out [B,T,C]; att [B,NH,T,T] saved. */
   attention_forward(out: Ptr, att: Ptr, qkv: Ptr, B: number, T: number, C: number, NH: number): void;
   /** dqkv [B,T,3C] (overwritten) from dout, qkv and the saved att; scratch: T floats. */

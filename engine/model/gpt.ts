@@ -86,6 +86,11 @@ export class Embedding implements Layer {
   backward(k: KernelExports, _p: Ptr[], [dwte, dwpe]: Ptr[], b: LayerBuffers, rows: number, acc: number): void {
     k.embedding_backward(dwte!, dwpe!, b.dy, b.x, this.context + 1, rows, this.context, this.embed, this.vocab, acc);
   }
+  /** Token ids have no gradient: the whole backward is the weight gradient. */
+  backwardInput(): void {}
+  backwardWeight(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, acc: number): void {
+    this.backward(k, [], dp, b, rows, acc);
+  }
 }
 
 /** LayerNorm over the last axis of [T, E], then (optionally) a linear head E → V at every position. */
@@ -133,6 +138,30 @@ export class LayerNormHead implements Layer {
     denseBackward(k, dln, dw!, dbias!, b.dy, ln, w!, b.y, b.y, M, this.embed, this.vocab, Act.identity, acc, s.pack);
     // (the embedding below is always trainable, so dx is always wanted)
     k.layernorm_backward(b.dx, dg!, dbeta!, dln, b.x, stats, g!, M, this.embed, acc);
+  }
+
+  /** I keeps the LayerNorm's output gradient (T·E) for W, and 2E floats for the dγ, dβ it computes on the way. */
+  get heldFloatsPerSample(): number {
+    return this.context * this.embed + 2 * this.embed;
+  }
+
+  backwardInput(k: KernelExports, [g, , w]: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
+    const M = rows * this.context;
+    const stats = b.z + M * this.embed * 4;
+    const dln = b.held!;
+    const unused = b.held! + M * this.embed * 4;
+    // The head is linear (dz = dy): d(ln) = dy·Wᵀ.
+    k.gemm_nt(dln, b.dy, w!, M, this.vocab, this.embed, 0, s.pack);
+    k.layernorm_backward(b.dx, unused, unused + this.embed * 4, dln, b.x, stats, g!, M, this.embed, 0);
+  }
+
+  backwardWeight(k: KernelExports, [dg, dbeta, dw, dbias]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    const M = rows * this.context;
+    const ln = b.z;
+    const stats = b.z + M * this.embed * 4;
+    k.bias_act_backward(b.dy, b.dy, b.dy, b.dy, dbias!, M, this.vocab, Act.identity, acc);
+    k.gemm_tn(dw!, ln, b.dy, this.embed, M, this.vocab, acc, s.pack);
+    k.layernorm_backward_params(dg!, dbeta!, b.held!, b.x, stats, M, this.embed, acc);
   }
 }
 
@@ -237,6 +266,66 @@ export class TransformerBlock implements Layer {
       k.layernorm_backward(b.dx, dg1, db1, dNarrow, b.x, v.stats1, g1!, M, E, acc);
       k.axpy(b.dx, dx1, M * E, 1);
     }
+  }
+
+  /**
+   * A split backward keeps, from I for W, the output gradient of every dense map but the last (whose
+   * is dy itself) and the input gradients of both LayerNorms: dz of fc (4E), of proj (E), of qkv (3E),
+   * d(ln2) and d(ln1) (E each) per position, plus 2E floats for the dγ, dβ I computes on the way.
+   */
+  get heldFloatsPerSample(): number {
+    return 10 * this.context * this.embed + 2 * this.embed;
+  }
+
+  private held(at: Ptr, rows: number) {
+    const M = rows * this.context, E = this.embed;
+    const take = (floats: number) => ((at += floats * 4), at - floats * 4);
+    return { fc: take(M * 4 * E), ln2: take(M * E), proj: take(M * E), qkv: take(M * 3 * E), ln1: take(M * E), unused: take(2 * E) };
+  }
+
+  backwardInput(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
+    const [g1, , wqkv, , wproj, , g2, , wfc, , wfc2] = p as Ptr[];
+    const T = this.context, E = this.embed, M = rows * T;
+    const v = this.saved(b.z, rows);
+    const h = this.held(b.held!, rows);
+    let at = s.temp!;
+    const take = (floats: number) => ((at += floats * 4), at - floats * 4);
+    const dx1 = take(M * E);
+    const dNarrow = take(M * E);
+    const attScratch = take(T);
+    // MLP half (the last dense map is linear: its dz is dy).
+    k.copy(dx1, b.dy, M * E);
+    k.gemm_nt(h.fc, b.dy, wfc2!, M, E, 4 * E, 0, s.pack);
+    k.bias_act_backward(h.fc, h.fc, v.fcz, v.fch, 0, M, 4 * E, Act.gelu, 0);
+    k.gemm_nt(h.ln2, h.fc, wfc!, M, 4 * E, E, 0, s.pack);
+    k.layernorm_backward(dNarrow, h.unused, h.unused + E * 4, h.ln2, v.x1, v.stats2, g2!, M, E, 0);
+    k.axpy(dx1, dNarrow, M * E, 1);
+    // Attention half.
+    k.copy(h.proj, dx1, M * E);
+    k.gemm_nt(dNarrow, h.proj, wproj!, M, E, E, 0, s.pack); // d(attention output)
+    k.attention_backward(h.qkv, dNarrow, v.qkv, v.att, rows, T, E, this.heads, attScratch);
+    k.gemm_nt(h.ln1, h.qkv, wqkv!, M, 3 * E, E, 0, s.pack);
+    if (b.dx !== 0) {
+      k.layernorm_backward(b.dx, h.unused, h.unused + E * 4, h.ln1, b.x, v.stats1, g1!, M, E, 0);
+      k.axpy(b.dx, dx1, M * E, 1);
+    }
+  }
+
+  backwardWeight(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    const [dg1, db1, dwqkv, dbqkv, dwproj, dbproj, dg2, db2, dwfc, dbfc, dwfc2, dbfc2] = dp as [Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr];
+    const T = this.context, E = this.embed, M = rows * T;
+    const v = this.saved(b.z, rows);
+    const h = this.held(b.held!, rows);
+    const linear = (dw: Ptr, db: Ptr, x: Ptr, dz: Ptr, In: number, Out: number) => {
+      k.bias_act_backward(dz, dz, dz, dz, db, M, Out, Act.identity, acc);
+      k.gemm_tn(dw, x, dz, In, M, Out, acc, s.pack);
+    };
+    linear(dwfc2, dbfc2, v.fch, b.dy, 4 * E, E);
+    linear(dwfc, dbfc, v.ln2, h.fc, E, 4 * E);
+    k.layernorm_backward_params(dg2, db2, h.ln2, v.x1, v.stats2, M, E, acc);
+    linear(dwproj, dbproj, v.attOut, h.proj, E, E);
+    linear(dwqkv, dbqkv, v.ln1, h.qkv, E, 3 * E);
+    k.layernorm_backward_params(dg1, db1, h.ln1, b.x, v.stats1, M, E, acc);
   }
 }
 

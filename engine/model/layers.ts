@@ -39,6 +39,8 @@ export interface LayerBuffers {
   argmax: Ptr; // max-pool winners, i32 [rows, ...outShape]
   dx: Ptr; // gradient w.r.t. input; 0 for the first layer (nobody needs it)
   dy: Ptr; // gradient w.r.t. output (the layer may overwrite it)
+  /** What a split backward keeps from its I for its W (Layer.heldFloatsPerSample); planned only where a backward is split. */
+  held?: Ptr;
 }
 
 /** Per-worker scratch shared by all layers (kernels never allocate). */
@@ -79,6 +81,18 @@ export interface Layer {
   forward(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch, training?: boolean): void;
   /** Gradients go to dp (added when accumulate = 1) and to b.dx when it is not 0. */
   backward(k: KernelExports, p: Ptr[], dp: Ptr[], b: LayerBuffers, rows: number, accumulate: number, s: Scratch): void;
+  /*
+   * The backward split in two (zero-bubble pipelines, Qi et al., arXiv 2401.10241): I, the input
+   * gradient the previous stage waits for, and W, the weight gradient nobody waits for, run later
+   * from the saved activations and what I kept. I then W gives exactly what `backward` gives, bitwise.
+   * Layers with parameters implement both; a layer without any runs `backward` as its I and has no W.
+   */
+  /** Floats per sample I keeps for W beyond the saved activations (b.held). */
+  readonly heldFloatsPerSample?: number;
+  /** I: b.dx (when not 0), and b.held and the output-gradient buffers left as W needs them; no parameter gradient. */
+  backwardInput?(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void;
+  /** W: the parameter gradients into dp (added when accumulate = 1), after this layer's I on the same buffers. */
+  backwardWeight?(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, accumulate: number, s: Scratch): void;
 }
 
 /** Fully connected: y = act(x·W + b), W stored [in, out] so the forward is one gemm_nn. */
@@ -127,6 +141,18 @@ export class Dense implements Layer {
     k.bias_act_backward(dz, b.dy, b.z, b.y, db, rows, this.outputs, this.act, acc);
     k.gemm_tn(dw, b.x, dz, this.inputs, rows, this.outputs, acc, s.pack);
     if (b.dx !== 0) k.gemm_nt(b.dx, dz, w, rows, this.outputs, this.inputs, 0, s.pack);
+  }
+
+  /** dz = dy ⊙ act' (left in dy for W), dx = dz·Wᵀ. */
+  backwardInput(k: KernelExports, [w]: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
+    k.bias_act_backward(b.dy, b.dy, b.z, b.y, 0, rows, this.outputs, this.act, 0);
+    if (b.dx !== 0) k.gemm_nt(b.dx, b.dy, w, rows, this.outputs, this.inputs, 0, s.pack);
+  }
+
+  /** db (+)= Σ dz (an identity pass over dz sums it in backward's order), dW (+)= xᵀ·dz. */
+  backwardWeight(k: KernelExports, [dw, db]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    k.bias_act_backward(b.dy, b.dy, b.dy, b.dy, db, rows, this.outputs, Act.identity, acc);
+    k.gemm_tn(dw, b.x, b.dy, this.inputs, rows, this.outputs, acc, s.pack);
   }
 }
 
@@ -202,6 +228,20 @@ export class Conv2d implements Layer {
     const dz = b.dy;
     if (this.bias) k.channel_bias_act_backward(dz, b.dy, b.z, b.y, db, rows, this.outChannels, spatial, this.act, acc);
     k.conv2d_backward(b.dx, dw, dz, b.x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, acc, s.cols, s.pack);
+  }
+
+  /** dz = dy ⊙ act' (left in dy for W), dx = col2im(Wᵀ·dz). */
+  backwardInput(k: KernelExports, [w]: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
+    const { c, h, w: width, spatial } = this.dims;
+    if (this.bias) k.channel_bias_act_backward(b.dy, b.dy, b.z, b.y, 0, rows, this.outChannels, spatial, this.act, 0);
+    if (b.dx !== 0) k.conv2d_backward_input(b.dx, b.dy, w!, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, s.cols, s.pack);
+  }
+
+  /** db (+)= Σ dz per channel, dW (+)= dz·im2col(x)ᵀ. */
+  backwardWeight(k: KernelExports, [dw, db]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    const { c, h, w: width, spatial } = this.dims;
+    if (this.bias) k.channel_bias_act_backward(b.dy, b.dy, b.dy, b.dy, db!, rows, this.outChannels, spatial, Act.identity, acc);
+    k.conv2d_backward(0, dw!, b.dy, b.x, 0, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, acc, s.cols, s.pack);
   }
 }
 

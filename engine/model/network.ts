@@ -86,7 +86,7 @@ export class Network {
    * Plan the activation buffers for batches of up to `rows` samples. Buffers nobody reads are not
    * planned: the input gradient of the first trainable layer, or output gradients below it.
    */
-  planWorkspace(planner: ArenaPlanner, tag: string, rows: number): Workspace {
+  planWorkspace(planner: ArenaPlanner, tag: string, rows: number, options: { splitBackward?: boolean } = {}): Workspace {
     const input = planner.floats("activations", `${tag}.input`, rows * this.inputFloats);
     const labels = planner.reserve("activations", `${tag}.labels`, rows * this.positions * 4);
     const firstTrainable = this.trainableLayers[0] ?? this.layers.length;
@@ -109,8 +109,15 @@ export class Network {
       const argmax = layer.argmaxPerSample > 0 ? planner.reserve("activations", `${name}.argmax`, rows * layer.argmaxPerSample * 4) : 0;
       prevY = y;
       prevDy = dy;
-      return { x, y, z, argmax, dx, dy };
+      const heldFloats = options.splitBackward && i >= firstTrainable ? rows * (layer.heldFloatsPerSample ?? 0) : 0;
+      return heldFloats > 0 ? { x, y, z, argmax, dx, dy, held: planner.floats("activations", `${name}.held`, heldFloats) } : { x, y, z, argmax, dx, dy };
     });
+    const scratch = this.planScratch(planner, tag, rows);
+    return { rows, input, labels, layers, scratch };
+  }
+
+  /** The per-worker scratch (GEMM panels, im2col, backward temporaries) for batches of up to `rows`. */
+  planScratch(planner: ArenaPlanner, tag: string, rows: number): Scratch {
     let packFloats = 0;
     let colsFloats = 0;
     let tempFloats = 0;
@@ -124,7 +131,7 @@ export class Network {
       cols: colsFloats > 0 ? planner.floats("scratch", `${tag}.im2col`, colsFloats) : 0,
     };
     if (tempFloats > 0) scratch.temp = planner.floats("scratch", `${tag}.layerTemp`, tempFloats);
-    return { rows, input, labels, layers, scratch };
+    return scratch;
   }
 
   logits(ws: Workspace): Ptr {
@@ -138,6 +145,26 @@ export class Network {
 
   backwardLayer(k: KernelExports, i: number, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
     this.layers[i]!.backward(k, this.tensorPtrs(params, i), this.tensorPtrs(grads, i), ws.layers[i]!, rows, accumulate ? 1 : 0, ws.scratch);
+  }
+
+  /**
+   * The input-gradient step of layer i's split backward (I): its b.dx, nothing into any gradient. A
+   * layer without parameters runs its whole backward here. The workspace must be planned with
+   * splitBackward, and the layer's W must run before anything overwrites this microbatch's buffers.
+   */
+  backwardInputLayer(k: KernelExports, i: number, params: Ptr, ws: Workspace, rows: number): void {
+    const layer = this.layers[i]!;
+    if (layer.params.length === 0) layer.backward(k, [], [], ws.layers[i]!, rows, 0, ws.scratch);
+    else if (!layer.backwardInput) throw new Error(`${layer.kind} (layer ${i}) has no split backward`);
+    else layer.backwardInput(k, this.tensorPtrs(params, i), ws.layers[i]!, rows, ws.scratch);
+  }
+
+  /** The weight-gradient step (W) of layer i, after its I: gradients into `grads`, added when `accumulate`. */
+  backwardWeightLayer(k: KernelExports, i: number, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
+    const layer = this.layers[i]!;
+    if (layer.params.length === 0) return;
+    if (!layer.backwardWeight) throw new Error(`${layer.kind} (layer ${i}) has no split backward`);
+    layer.backwardWeight(k, this.tensorPtrs(grads, i), ws.layers[i]!, rows, accumulate ? 1 : 0, ws.scratch);
   }
 
   /**

@@ -100,6 +100,36 @@ export class BatchNorm2d implements Layer {
     k.batchnorm_backward(b.dx, dg!, dbeta!, b.dy, b.x, b.y, b.z, g!, rows, c, hw, this.act, acc);
     zeroStatGradients(k, drm!, drv!, c, acc);
   }
+
+  /** The input gradient needs Σ dz and Σ dz·x̂, which are dβ and dγ: I keeps them (2C floats) for W. */
+  get heldFloatsPerSample(): number {
+    return 2 * this.dims.c;
+  }
+
+  backwardInput(k: KernelExports, [g]: Ptr[], b: LayerBuffers, rows: number): void {
+    const { c, hw } = this.dims;
+    k.batchnorm_backward(b.dx, b.held!, b.held! + c * 4, b.dy, b.x, b.y, b.z, g!, rows, c, hw, this.act, 0);
+  }
+
+  backwardWeight(k: KernelExports, [dg, dbeta, drm, drv]: Ptr[], b: LayerBuffers, _rows: number, acc: number): void {
+    const { c } = this.dims;
+    addHeldSums(k, dg!, dbeta!, b.held!, c, acc);
+    zeroStatGradients(k, drm!, drv!, c, acc);
+  }
+}
+
+/**
+ * dγ (+)= the held Σ dz·x̂, dβ (+)= the held Σ dz. batchnorm_backward adds its finished sums to dγ
+ * and dβ in one rounding each, so adding (or copying) the held sums gives the same bits.
+ */
+function addHeldSums(k: KernelExports, dg: Ptr, dbeta: Ptr, held: Ptr, channels: number, acc: number): void {
+  if (acc) {
+    k.axpy(dg, held, channels, 1);
+    k.axpy(dbeta, held + channels * 4, channels, 1);
+  } else {
+    k.copy(dg, held, channels);
+    k.copy(dbeta, held + channels * 4, channels);
+  }
 }
 
 /** The running statistics learn nothing by gradient: their gradient is written as zero, never left stale. */
@@ -233,6 +263,50 @@ export class ResidualBlock implements Layer {
     k.batchnorm_backward(t1, dg1, dbe1, t2, a1, b1, stats1, g1, rows, c, hw, Act.relu, acc); // t1 = da1
     k.conv2d_backward(b.dx, dw1, t1, b.x, w1, rows, cin, h, w, c, 3, 3, this.stride, 1, acc, s.cols, s.pack);
     if (b.dx !== 0) k.shortcut_backward(b.dx, b.dy, rows, cin, h, w, c, this.stride);
+    zeroStatGradients(k, drm1, drv1, c, acc);
+    zeroStatGradients(k, drm2, drv2, c, acc);
+  }
+
+  /**
+   * A split backward keeps the two convolutions' output gradients da2 and da1 (their weight
+   * gradients need them) and the two batch norms' sums (their dγ, dβ) from I to W.
+   */
+  get heldFloatsPerSample(): number {
+    return 2 * this.mapFloats + 4 * this.channels;
+  }
+
+  private held(b: LayerBuffers, rows: number) {
+    const map = rows * this.mapFloats * 4;
+    const at = b.held!;
+    return { da2: at, da1: at + map, sums2: at + 2 * map, sums1: at + 2 * map + 2 * this.channels * 4 };
+  }
+
+  backwardInput(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
+    const [w1, g1, , , , w2, g2] = p as [Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr];
+    if (!s.temp) throw new Error("resblock: backward needs the workspace's temp scratch");
+    const { cin, h, w, c, oh, ow, hw } = this.dims;
+    const { a1, b1, a2, stats1, stats2 } = this.saved(b, rows);
+    const { da2, da1, sums2, sums1 } = this.held(b, rows);
+    const db1 = s.temp;
+    k.bias_act_backward(b.dy, b.dy, b.y, b.y, 0, rows, this.mapFloats, Act.relu, 0);
+    k.batchnorm_backward(da2, sums2, sums2 + c * 4, b.dy, a2, b.y, stats2, g2, rows, c, hw, Act.identity, 0);
+    k.conv2d_backward_input(db1, da2, w2, rows, c, oh, ow, c, 3, 3, 1, 1, s.cols, s.pack);
+    k.batchnorm_backward(da1, sums1, sums1 + c * 4, db1, a1, b1, stats1, g1, rows, c, hw, Act.relu, 0);
+    if (b.dx !== 0) {
+      k.conv2d_backward_input(b.dx, da1, w1, rows, cin, h, w, c, 3, 3, this.stride, 1, s.cols, s.pack);
+      k.shortcut_backward(b.dx, b.dy, rows, cin, h, w, c, this.stride);
+    }
+  }
+
+  backwardWeight(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    const [dw1, dg1, dbe1, drm1, drv1, dw2, dg2, dbe2, drm2, drv2] = dp as [Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr];
+    const { cin, h, w, c, oh, ow } = this.dims;
+    const { b1 } = this.saved(b, rows);
+    const { da2, da1, sums2, sums1 } = this.held(b, rows);
+    addHeldSums(k, dg2, dbe2, sums2, c, acc);
+    k.conv2d_backward(0, dw2, da2, b1, 0, rows, c, oh, ow, c, 3, 3, 1, 1, acc, s.cols, s.pack);
+    addHeldSums(k, dg1, dbe1, sums1, c, acc);
+    k.conv2d_backward(0, dw1, da1, b.x, 0, rows, cin, h, w, c, 3, 3, this.stride, 1, acc, s.cols, s.pack);
     zeroStatGradients(k, drm1, drv1, c, acc);
     zeroStatGradients(k, drm2, drv2, c, acc);
   }

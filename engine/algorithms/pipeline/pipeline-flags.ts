@@ -1,12 +1,16 @@
 /**
- * The pipeline flags beyond --stages and --microbatches: --schedule FILE (a user's schedule, JSON) and
+ * The pipeline flags beyond --stages and --microbatches: --schedule NAME|FILE (a built-in schedule such
+ * as zb-h1 or interleaved:2 at the run's sizes, or a user's schedule, JSON) and
  * --pipeline-unit microbatch|batch. Which algorithms take them is the registry's to say (the train
  * command checks that); this reads and checks their values.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { UserError } from "../../errors.ts";
-import type { PipelineOptions, PipelineUnit } from "./pipeline.ts";
+import { DEFAULT_PIPELINE, type PipelineOptions, type PipelineUnit } from "./pipeline.ts";
+import { buildSchedule, SCHEDULES, type Schedule } from "./schedule.ts";
 import { parseScheduleJson } from "./schedule-file.ts";
+
+const isScheduleName = (text: string) => text in SCHEDULES || /^interleaved:\d+$/.test(text);
 
 export function pipelineScheduleFlags(given: Set<string>, v: Record<string, unknown>, sizes: Partial<PipelineOptions>): Partial<PipelineOptions> {
   const out: Partial<PipelineOptions> = {};
@@ -16,13 +20,25 @@ export function pipelineScheduleFlags(given: Set<string>, v: Record<string, unkn
   }
   if (given.has("schedule")) {
     const file = String(v.schedule);
+    let schedule: Schedule;
+    if (isScheduleName(file) && !existsSync(file)) {
+      // A built-in schedule by name (zb-h1, interleaved:2, …) at the run's --stages and --microbatches.
+      try {
+        schedule = buildSchedule(file, sizes.stages ?? DEFAULT_PIPELINE.stages, sizes.microbatches ?? DEFAULT_PIPELINE.microbatches);
+      } catch (e) {
+        if (e instanceof RangeError) throw new UserError(`--schedule ${e.message.startsWith(file) ? "" : `${file}: `}${e.message}`);
+        throw e;
+      }
+      out.schedule = schedule;
+      return out;
+    }
     let text: string;
     try {
       text = readFileSync(file, "utf8");
     } catch (e) {
       throw new UserError(`--schedule ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    const schedule = parseScheduleJson(text, `--schedule ${file}`, file);
+    schedule = parseScheduleJson(text, `--schedule ${file}`, file);
     if (sizes.stages !== undefined && sizes.stages !== schedule.stages) throw new UserError(`--schedule ${file} has ${schedule.stages} stages but --stages is ${sizes.stages}`);
     if (sizes.microbatches !== undefined && sizes.microbatches !== schedule.microbatches) throw new UserError(`--schedule ${file} has ${schedule.microbatches} microbatches but --microbatches is ${sizes.microbatches}`);
     out.schedule = schedule;

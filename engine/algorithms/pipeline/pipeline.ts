@@ -9,8 +9,10 @@
  *         stage, the loss and its gradient
  *   B(m)  wait until stage k + 1 has back-propagated m; backward k's layers on the weights the action
  *         names, adding to (or starting) the stage's gradient
- *   I(m)  the same backward, its weight gradient kept aside for m's W
- *   W(m)  add m's weight gradient (from its I) to the stage's gradient
+ *   I(m)  the input-gradient half of that backward (what stage k − 1 waits for), keeping in m's slot
+ *         what the weight gradient needs
+ *   W(m)  the weight-gradient half, later, from m's saved activations: added to (or starting) the
+ *         stage's gradient
  *   then, where the action says: copy the live weights into a stash buffer, apply the update
  *
  * What flows through the pipeline (one epoch):
@@ -24,10 +26,12 @@
  * A microbatch's activations live in one slot, a workspace for the whole network that every stage
  * uses in turn (stage k writes its layers' outputs, stage k + 1 reads them as its input): hand-offs
  * are a flag per stage and microbatch, not copies. The lowering hands out slots; the runtime checks
- * at every action that its slot still belongs to its microbatch.
+ * at every action that its slot still belongs to its microbatch, and frees a slot when every stage
+ * has given its microbatch up.
  */
 import type { Ptr } from "../../kernels/abi.ts";
 import { UserError } from "../../errors.ts";
+import type { Scratch } from "../../model/layers.ts";
 import type { Network } from "../../model/network.ts";
 import { planOptimizerState, type OptimizerConfig } from "../../optim/optimizer.ts";
 import { planWorkerBuffers, type WorkerBuffers } from "../../runtime/context.ts";
@@ -63,20 +67,30 @@ export interface PipelineOptions {
 export const DEFAULT_PIPELINE: PipelineOptions = { stages: 2, microbatches: 4 };
 
 export interface StageLayout {
-  first: number; // layers [first, last]
+  /**
+   * Layers [first, last] and the float range [lo, hi) of the flat parameter vector they own. With
+   * virtual stages (interleaved schedules) the span from the first chunk's first layer to the last
+   * chunk's last: other workers' chunks lie between, so only flushed strategies, which never copy a
+   * stage's range, run them; `chunks` are the worker's own layers.
+   */
+  first: number;
   last: number;
-  /** Float range of the flat parameter vector the stage owns. */
   lo: number;
   hi: number;
+  /** The stage's chunks of layers, by chunk: chunk c is virtual stage c·D + k. One without virtual stages. */
+  chunks: { first: number; last: number }[];
   /** Stashed weight versions (weight stashing, 2BW's previous version). */
   stash: Ptr[];
   /** The predicted weights Ŵ (spectrain, pipeoptim), 0 when the stage never predicts. */
   prediction: Ptr;
-  /** Weight gradients of I's waiting for their W's. */
-  pending: Ptr[];
   /** Asynchronous strategies: per activation slot, a copy of the weights a measured F read, compared at its B. */
   forwardCopy: Ptr[];
   grads: Ptr;
+  /**
+   * With split backwards, the stage's own scratch for every action: a later stage's W on a microbatch
+   * may run while this stage's I on it does, so the slot's scratch cannot serve both.
+   */
+  scratch?: Scratch;
 }
 
 /** How an epoch is cut into windows of the schedule. */
@@ -102,6 +116,10 @@ export interface PipelineLayout {
   gradientDone: Ptr;
   /** i32 per activation slot: 1 + the epoch unit holding it, 0 when free. */
   slotOwner: Ptr;
+  /** i32 per activation slot: the stages that have not yet given up the unit holding it. */
+  slotUsers: Ptr;
+  /** i32 per activation slot: bumped each time it is freed (what a claim across windows waits on). */
+  slotFreed: Ptr;
   /** i32 per stage: updates applied (the stage's weight version, Adam's t). */
   updates: Ptr;
   measureEvery: number;
@@ -214,11 +232,21 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
   if (input.batch > input.trainCount) throw new UserError(`--batch ${input.batch}: larger than the ${input.trainCount} training samples`);
   const program = windowProgram(algorithm, options, shape, input.batch);
   checkPredictionInputs(program, input.optimizer);
-  const ranges = partitionStages(net, D);
+  const v = program.schedule.virtualStages ?? 1;
+  const pieces = partitionStages(net, D * v); // by virtual stage
+  const ranges = Array.from({ length: D }, (_, k) => {
+    const chunks = Array.from({ length: v }, (_, c) => pieces[c * D + k]!);
+    return { first: chunks[0]!.first, last: chunks[v - 1]!.last, chunks };
+  });
   const params = planner.floats("parameters", "params", net.paramFloats);
   const state = planOptimizerState(planner, net.paramFloats, input.optimizer.kind);
   const rows = Math.ceil(input.batch / shape.unitsPerBatch);
-  const slots = Array.from({ length: program.slots }, (_, s) => planWorkerBuffers(planner, net, `slot${s}`, rows));
+  // A split backward keeps what its W needs in the microbatch's slot until the W.
+  const splitBackward = program.schedule.actions.some((list) => list.some((a) => a.kind === "I"));
+  const slots = Array.from({ length: program.slots }, (_, s): WorkerBuffers => ({
+    ws: net.planWorkspace(planner, `slot${s}`, rows, { splitBackward }),
+    indices: planner.reserve("activations", `slot${s}.indices`, rows * 4),
+  }));
   const measures = !flushes(algorithm) && !options.schedule?.flush;
   // Whole-vector copies (a stage uses only its range): simpler pointer arithmetic for a little memory.
   const vector = (kind: "parameters" | "gradients" | "scratch", name: string) => planner.floats(kind, name, net.paramFloats);
@@ -232,9 +260,9 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
       hi: end.offset + end.floats,
       stash: Array.from({ length: program.stashBuffers[k]! }, (_, v) => vector("parameters", `stage${k}.stash${v}`)),
       prediction: predicts ? vector("parameters", `stage${k}.prediction`) : 0,
-      pending: Array.from({ length: program.pendingBuffers[k]! }, (_, v) => vector("gradients", `stage${k}.pending${v}`)),
       forwardCopy: measures ? Array.from({ length: program.slots }, (_, s) => vector("scratch", `stage${k}.slot${s}.forwardWeights`)) : [],
       grads: vector("gradients", `stage${k}.grads`),
+      ...(splitBackward ? { scratch: net.planScratch(planner, `stage${k}`, rows) } : {}),
     };
   });
   const units = shape.windows * shape.perWindow;
@@ -246,9 +274,11 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     slots,
     params,
     state,
-    forwardDone: planner.reserve("control", "pipeline.forwardDone", D * units * 4),
-    gradientDone: planner.reserve("control", "pipeline.gradientDone", D * units * 4),
+    forwardDone: planner.reserve("control", "pipeline.forwardDone", D * v * units * 4),
+    gradientDone: planner.reserve("control", "pipeline.gradientDone", D * v * units * 4),
     slotOwner: planner.reserve("control", "pipeline.slotOwner", Math.max(1, program.slots) * 4),
+    slotUsers: planner.reserve("control", "pipeline.slotUsers", Math.max(1, program.slots) * 4),
+    slotFreed: planner.reserve("control", "pipeline.slotFreed", Math.max(1, program.slots) * 4),
     updates: planner.reserve("control", "pipeline.updates", D * 4),
     measureEvery: options.measureEvery ?? 8,
   };
@@ -258,13 +288,13 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     optimizerState: state,
     // Evaluation buffers, one per stage program.
     perWorker: Array.from({ length: D }, (_, k) => planWorkerBuffers(planner, net, `stage${k}.eval`, Math.min(input.batch, 256))),
-    trackName: (k) => `stage ${k} (layers ${stages[k]!.first}–${stages[k]!.last})`,
+    trackName: (k) => `stage ${k} (layers ${stages[k]!.chunks.map((c) => `${c.first}–${c.last}`).join(", ")})`,
     prepare(memory, epochsDone) {
       // Done flags count epochs: in epoch e a stage waits for its peer's flag to reach e + 1.
-      for (const word of [layout.forwardDone, layout.gradientDone]) new Int32Array(memory.buffer, word, D * units).fill(epochsDone);
-      new Int32Array(memory.buffer, layout.slotOwner, Math.max(1, program.slots)).fill(0);
+      for (const word of [layout.forwardDone, layout.gradientDone]) new Int32Array(memory.buffer, word, D * v * units).fill(epochsDone);
+      for (const word of [layout.slotOwner, layout.slotUsers, layout.slotFreed]) new Int32Array(memory.buffer, word, Math.max(1, program.slots)).fill(0);
     },
-    summary: () => ({ stages: stageMemory(net, layout, program, rows) }),
+    summary: () => ({ stages: stageMemory(net, layout, program, rows, splitBackward) }),
     // SpecTrain and PipeOptim predict from the last update's gradient (sgd, nesterov, rmsprop): a resume needs it.
     checkpointVectors: () => stages.flatMap((s, k) => (s.prediction !== 0 ? [{ name: `stage${k}.lastGrad`, ptr: s.grads + s.lo * 4, floats: s.hi - s.lo }] : [])),
     counters: (memory) => [...new Int32Array(memory.buffer, layout.updates, D)],
@@ -277,17 +307,19 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
 /**
  * What each stage keeps: its layers, the weight copies the strategy holds beyond the live weights
  * (stashed versions and the prediction; measurement copies excluded), and the activations of the
- * microbatches it has in flight at its peak.
+ * microbatches it has in flight at its peak (with a split backward, what each I keeps for its W).
  */
-function stageMemory(net: Network, layout: PipelineLayout, program: Lowered, rows: number) {
+function stageMemory(net: Network, layout: PipelineLayout, program: Lowered, rows: number, splitBackward: boolean) {
   const peaks = peakInFlight(program.schedule);
   return layout.stages.map((s, k) => {
-    const weightBytes = (s.hi - s.lo) * 4;
+    const layers = s.chunks.flatMap((c) => Array.from({ length: c.last - c.first + 1 }, (_, i) => c.first + i));
+    const weightBytes = layers.reduce((n, l) => n + net.params[l]!.floats * 4, 0);
     let activationFloats = 0;
-    for (let l = s.first; l <= s.last; l++) {
+    for (const l of layers) {
       const layer = net.layers[l]!;
       const out = layer.outShape.reduce((a, b) => a * b, 1);
-      activationFloats += layer.aliasesInput ? 0 : out * (2 + (layer.savedFloatsPerSample > 0 ? 1 : 0));
+      activationFloats += layer.aliasesInput ? 0 : out * 2 + layer.savedFloatsPerSample;
+      if (splitBackward) activationFloats += layer.heldFloatsPerSample ?? 0;
     }
     const copies = s.stash.length + (s.prediction ? 1 : 0);
     return {
@@ -296,7 +328,6 @@ function stageMemory(net: Network, layout: PipelineLayout, program: Lowered, row
       weightBytes,
       extraWeightVersions: copies,
       weightVersionBytes: copies * weightBytes,
-      pendingGradientBytes: s.pending.length * weightBytes,
       activationBytes: peaks[k]! * rows * activationFloats * 4,
     };
   });

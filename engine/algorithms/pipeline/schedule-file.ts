@@ -6,7 +6,8 @@
  *
  * One list per stage, in execution order; an action is a label `F3`, `B3`, `I3` or `W3` (kind and
  * microbatch, optionally `v2` for a weight version), or an object { kind, microbatch, version?,
- * update? }. `flush` defaults to true (one update per batch); `maxInFlight` defaults to the lists'
+ * update? } (with "stage", its virtual stage, where "virtualStages": V gives each worker V chunks of
+ * layers, the interleaved form). `flush` defaults to true (one update per batch); `maxInFlight` defaults to the lists'
  * own peak. Whether the schedule is valid is the validator's business: this only reads its shape.
  * `skein schedule NAME --json` prints schedules in this form.
  */
@@ -35,10 +36,12 @@ export function parseScheduleJson(text: string, where: string, fallbackName = wh
   if (!Array.isArray(o.actions) || o.actions.some((l) => !Array.isArray(l))) throw new UserError(`${where}: "actions" must be a list of per-stage lists`);
   if (o.flush !== undefined && typeof o.flush !== "boolean") throw new UserError(`${where}: "flush" must be true or false`);
   const actions = (o.actions as unknown[][]).map((list, k) => list.map((item, p) => readAction(item, k, `${where}: stage ${k} action #${p}`)));
+  if (o.virtualStages !== undefined && (typeof o.virtualStages !== "number" || !Number.isInteger(o.virtualStages) || o.virtualStages < 1)) throw new UserError(`${where}: "virtualStages" must be a positive integer, got ${JSON.stringify(o.virtualStages)}`);
   const s: Schedule = {
     name: typeof o.name === "string" ? o.name : fallbackName,
     stages,
     microbatches,
+    ...(o.virtualStages !== undefined && o.virtualStages !== 1 ? { virtualStages: o.virtualStages as number } : {}),
     actions,
     flush: o.flush === undefined ? true : o.flush,
     maxInFlight: [],

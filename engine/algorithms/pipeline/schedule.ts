@@ -47,9 +47,17 @@ export type WeightSource = "version" | "live" | "predicted";
 
 export interface Schedule {
   name: string;
+  /** Pipeline stages D: the workers, one action list each. */
   stages: number;
   microbatches: number;
-  /** Per stage, in execution order. */
+  /**
+   * Interleaved schedules (Megatron's virtual stages): each worker holds v chunks of layers, the
+   * network being cut into D·v virtual stages, worker k holding virtual stages k, k + D, k + 2D, …
+   * An action's `stage` is then its virtual stage (≡ k mod D on list k), and the waits run along
+   * virtual stages. Absent or 1: one chunk per worker, `stage` = the list's index.
+   */
+  virtualStages?: number;
+  /** Per stage (worker), in execution order. */
   actions: Action[][];
   /** true: weights updated once per batch after all microbatches; false: after every backward (asynchronous). */
   flush: boolean;
@@ -163,6 +171,43 @@ export function zbH1(D: number, M: number): Schedule {
   return { name: "zb-h1", stages: D, microbatches: M, actions, flush: true, maxInFlight: stagesOf(D, () => Math.min(D, M)) };
 }
 
+/**
+ * Interleaved 1F1B (Narayanan et al., SC 2021, "Efficient Large-Scale Language Model Training on GPU
+ * Clusters Using Megatron-LM", section 2.2): the network is cut into D·v virtual stages and worker k
+ * holds chunks k, k + D, …, k + (v−1)·D, so a microbatch visits every worker v times. Each worker
+ * runs Megatron's order: its j-th forward is chunk ⌊j/D⌋ mod v of microbatch ⌊j/(D·v)⌋·D + j mod D
+ * (D microbatches through one chunk, then the same D through the next), its j-th backward the same
+ * with the chunks in reverse; (D−k−1)·2 + (v−1)·D warm-up forwards, then one forward and one
+ * backward at a time, then the remaining backwards. With each chunk costing 1/v of a stage, the
+ * bubble shrinks from 1F1B's (D−1)/(M+D−1) to (D−1)/(v·M+D−1) (Megatron: (D−1)/(v·M) of the ideal
+ * time) at the price of v times the hand-offs. Needs M a multiple of D, as Megatron's does.
+ */
+export function interleaved(D: number, M: number, v: number): Schedule {
+  checkSize(`interleaved:${v}`, D, M);
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`interleaved: virtual stages per worker must be a positive integer, got ${v}`);
+  if (M % D !== 0) throw new RangeError(`interleaved:${v}: microbatches ${M} must be a multiple of the ${D} stages (each chunk takes D microbatches at a time)`);
+  const total = M * v;
+  const forwardAt = (k: number, j: number) => act("F", Math.floor(j / (D * v)) * D + (j % D), Math.floor(j / D) % v * D + k);
+  const backwardAt = (k: number, j: number) => act("B", Math.floor(j / (D * v)) * D + (j % D), (v - 1 - (Math.floor(j / D) % v)) * D + k);
+  const actions = stagesOf(D, (k) => {
+    const warmup = Math.min(total, (D - k - 1) * 2 + (v - 1) * D);
+    const list: Action[] = [];
+    for (let j = 0; j < warmup; j++) list.push(forwardAt(k, j));
+    for (let j = 0; j < total - warmup; j++) {
+      list.push(forwardAt(k, j + warmup));
+      list.push(backwardAt(k, j));
+    }
+    for (let j = total - warmup; j < total; j++) list.push(backwardAt(k, j));
+    return list;
+  });
+  const s: Schedule = { name: `interleaved:${v}`, stages: D, microbatches: M, virtualStages: v, actions, flush: true, maxInFlight: [] };
+  s.maxInFlight = peakInFlight(s);
+  return s;
+}
+
+/** The virtual stages of a schedule, D·v (D when it has no virtual stages). */
+export const virtualStageCount = (s: Schedule): number => s.stages * (s.virtualStages ?? 1);
+
 export const SCHEDULES: Record<string, ScheduleBuilder> = {
   gpipe,
   "1f1b": oneFOneB,
@@ -170,14 +215,31 @@ export const SCHEDULES: Record<string, ScheduleBuilder> = {
   "zb-h1": zbH1,
 };
 
+/** Names `buildSchedule` accepts besides those of SCHEDULES. */
+export const SCHEDULE_PATTERNS = ["interleaved:V"];
+
+/** A schedule by name: one of SCHEDULES, or interleaved:V (V virtual stages per worker). Throws RangeError on a bad name or size. */
+export function buildSchedule(name: string, D: number, M: number): Schedule {
+  const builder = SCHEDULES[name];
+  if (builder) return builder(D, M);
+  const m = /^interleaved:(\d+)$/.exec(name);
+  if (m) {
+    const v = Number(m[1]);
+    if (v < 1 || v > 64) throw new RangeError(`${name}: want 1 to 64 virtual stages per worker`);
+    return interleaved(D, M, v);
+  }
+  throw new RangeError(`${name}: expected one of ${[...Object.keys(SCHEDULES), ...SCHEDULE_PATTERNS].join(", ")}`);
+}
+
 export const SCHEDULE_SUMMARIES: Record<string, string> = {
   gpipe: "all forwards, then all backwards, one update per batch (GPipe)",
   "1f1b": "warm-up forwards, then one forward and one backward, one update per batch (PipeDream-Flush, DAPPLE)",
   "async-1f1b": "1F1B without flush, an update after every backward, versions annotated for weight stashing (PipeDream)",
   "zb-h1": "1F1B with backwards split into input (I) and weight (W) gradients, W's filling the bubbles (ZB-H1)",
+  "interleaved:V": "1F1B over V non-adjacent chunks of layers per worker (Megatron's virtual stages), one update per batch; M a multiple of D",
 };
 
-/** Per stage, the most microbatches live at once (F done, B or W not yet), following the list order. */
+/** Per stage, the most microbatches live at once (F done, B or W not yet; per chunk where a worker holds several), following the list order. */
 export function peakInFlight(s: Schedule): number[] {
   return s.actions.map((list) => {
     let live = 0;
@@ -196,13 +258,13 @@ export function peakInFlight(s: Schedule): number[] {
  */
 export function peakStashedVersions(s: Schedule): number[] {
   return s.actions.map((list) => {
-    const live = new Map<number, number>(); // microbatch → version
+    const live = new Map<string, number>(); // (virtual stage, microbatch) → version
     let peak = 0;
     for (const a of list) {
       if (a.kind === "F") {
-        live.set(a.microbatch, a.version ?? 0);
+        live.set(`${a.stage}:${a.microbatch}`, a.version ?? 0);
         peak = Math.max(peak, new Set(live.values()).size);
-      } else if (a.kind === "B" || a.kind === "W") live.delete(a.microbatch);
+      } else if (a.kind === "B" || a.kind === "W") live.delete(`${a.stage}:${a.microbatch}`);
     }
     return Math.max(peak, 1);
   });

@@ -3,11 +3,12 @@
  * when its stage is free and its dependencies are done:
  *   F(k,m) after F(k−1,m) [+ comm];   B or I (k,m) after F(k,m) and the B or I of (k+1,m) [+ comm];
  *   W(k,m) after I(k,m).
- * The last stage's backward needs only its own F. Dependencies depend on the lists' order, not on the
+ * The last stage's backward needs only its own F. With virtual stages (interleaved schedules) k runs
+ * along the virtual stages, while each worker still runs one action at a time. Dependencies depend on the lists' order, not on the
  * costs, so a schedule either runs under every cost model or deadlocks under all of them: then
  * `simulate` throws NotProgressingError naming where each stuck stage waits.
  */
-import { peakInFlight, type ActionKind, type Schedule } from "./schedule.ts";
+import { peakInFlight, virtualStageCount, type ActionKind, type Schedule } from "./schedule.ts";
 
 export interface Costs {
   f: number;
@@ -18,10 +19,14 @@ export interface Costs {
   w?: number;
   /** Latency of sending activations or gradients to the next or previous stage (default 0). */
   comm?: number;
+  /** Stage k's own costs where given (measured stages are never exactly balanced); the rest as above. */
+  perStage?: { f?: number; b?: number; i?: number; w?: number }[];
 }
 
 export interface TimelineEntry {
+  /** The stage (worker) that runs it; `index` is its position in that stage's list. */
   stage: number;
+  index: number;
   kind: ActionKind;
   microbatch: number;
   start: number;
@@ -61,14 +66,15 @@ export function durations(costs: Costs): Record<ActionKind, number> {
 }
 
 export function simulate(s: Schedule, costs: Costs): Simulation {
-  const cost = durations(costs);
+  const stageCost = Array.from({ length: s.stages }, (_, k) => durations({ ...costs, ...costs.perStage?.[k] }));
   const comm = costs.comm ?? 0;
   const D = s.stages;
   const M = s.microbatches;
-  // End times by stage × microbatch; NaN until done. `grad` holds the B or I: what stage k−1 waits for.
-  const endF = Array.from({ length: D }, () => new Float64Array(M).fill(NaN));
-  const endGrad = Array.from({ length: D }, () => new Float64Array(M).fill(NaN));
-  const endI = Array.from({ length: D }, () => new Float64Array(M).fill(NaN));
+  const S = virtualStageCount(s);
+  // End times by (virtual) stage × microbatch; NaN until done. `grad` holds the B or I: what stage k−1 waits for.
+  const endF = Array.from({ length: S }, () => new Float64Array(M).fill(NaN));
+  const endGrad = Array.from({ length: S }, () => new Float64Array(M).fill(NaN));
+  const endI = Array.from({ length: S }, () => new Float64Array(M).fill(NaN));
   const next = new Array<number>(D).fill(0);
   const free = new Array<number>(D).fill(0);
   const perStage: StageStats[] = s.actions.map((list) => ({
@@ -87,7 +93,7 @@ export function simulate(s: Schedule, costs: Costs): Simulation {
       case "B":
       case "I": {
         const own = endF[k]![m]!;
-        return k === D - 1 ? own : Math.max(own, endGrad[k + 1]![m]! + comm);
+        return k === S - 1 ? own : Math.max(own, endGrad[k + 1]![m]! + comm);
       }
       case "W":
         return endI[k]![m]!;
@@ -105,17 +111,18 @@ export function simulate(s: Schedule, costs: Costs): Simulation {
       const stats = perStage[k]!;
       while (next[k]! < list.length) {
         const a = list[next[k]!]!;
-        const ready = readyAt(k, a.kind, a.microbatch);
+        const ready = readyAt(a.stage, a.kind, a.microbatch);
         if (Number.isNaN(ready)) break;
         const start = Math.max(free[k]!, ready);
-        const end = start + cost[a.kind];
+        const took = stageCost[k]![a.kind];
+        const end = start + took;
         stats.startTimes[next[k]!] = start;
         stats.endTimes[next[k]!] = end;
-        stats.busy += cost[a.kind];
+        stats.busy += took;
         free[k] = end;
-        if (a.kind === "F") endF[k]![a.microbatch] = end;
-        else if (a.kind === "B") endGrad[k]![a.microbatch] = end;
-        else if (a.kind === "I") endGrad[k]![a.microbatch] = endI[k]![a.microbatch] = end;
+        if (a.kind === "F") endF[a.stage]![a.microbatch] = end;
+        else if (a.kind === "B") endGrad[a.stage]![a.microbatch] = end;
+        else if (a.kind === "I") endGrad[a.stage]![a.microbatch] = endI[a.stage]![a.microbatch] = end;
         next[k]!++;
         remaining--;
         progress = true;
@@ -131,7 +138,7 @@ export function simulate(s: Schedule, costs: Costs): Simulation {
     const stats = perStage[k]!;
     stats.idle = makespan - stats.busy;
     stats.peakInFlight = peaks[k]!;
-    list.forEach((a, p) => timeline.push({ stage: k, kind: a.kind, microbatch: a.microbatch, start: stats.startTimes[p]!, end: stats.endTimes[p]! }));
+    list.forEach((a, p) => timeline.push({ stage: k, index: p, kind: a.kind, microbatch: a.microbatch, start: stats.startTimes[p]!, end: stats.endTimes[p]! }));
   });
   timeline.sort((x, y) => x.start - y.start || x.stage - y.stage);
   const idle = perStage.reduce((sum, st) => sum + st.idle, 0);
@@ -147,11 +154,12 @@ function stuckMessage(s: Schedule, next: number[], endF: Float64Array[]): string
     if (next[k]! >= list.length) continue;
     const a = list[next[k]!]!;
     const m = a.microbatch;
+    const v = a.stage; // the virtual stage (= k without virtual stages)
     let waits: string;
-    if (a.kind === "F") waits = `F${m} on stage ${k - 1}`;
-    else if (a.kind === "W") waits = `I${m} on stage ${k}`;
-    else if (Number.isNaN(endF[k]![m]!)) waits = `F${m} on stage ${k}`;
-    else waits = `the gradient of ${m} from stage ${k + 1}`;
+    if (a.kind === "F") waits = `F${m} on stage ${v - 1}`;
+    else if (a.kind === "W") waits = `I${m} on stage ${v}`;
+    else if (Number.isNaN(endF[v]![m]!)) waits = `F${m} on stage ${v}`;
+    else waits = `the gradient of ${m} from stage ${v + 1}`;
     const where = `action #${next[k]} ${a.kind}${m} (waits for ${waits})`;
     parts.push(parts.length === 0 ? `not progressing at stage ${k} ${where}` : `stage ${k} at ${where}`);
   }

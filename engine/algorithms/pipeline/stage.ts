@@ -9,7 +9,7 @@ import { epochOrder } from "../../data/order.ts";
 import { applyUpdate, updateRegion, type UpdateRegion } from "../../optim/optimizer.ts";
 import { loadBatch, type RoleContext } from "../../runtime/context.ts";
 import { shardOf } from "../../runtime/split.ts";
-import type { RoleProgram } from "../../runtime/sync.ts";
+import type { Blocked, RoleProgram } from "../../runtime/sync.ts";
 import type { EpochResult } from "../algorithm.ts";
 import { type Lowered, type Step, type Weights } from "./lower.ts";
 import { predictWeights } from "./prediction.ts";
@@ -35,6 +35,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
   const started = performance.now();
   const waitedBefore = sync.waitedMs;
   const D = layout.stages.length;
+  const S = D * (layout.stages[0]!.chunks.length); // virtual stages (= D unless workers hold several chunks)
   const { windows, perWindow, unitsPerBatch } = layout.shape;
   const units = windows * perWindow;
   const me = layout.stages[stage]!;
@@ -47,57 +48,74 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
   const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
   const totals = { lossSum: 0, samples: 0, updates: 0, inconsistencySum: 0, inconsistencyCount: 0 };
   const measured = (u: number) => me.forwardCopy.length > 0 && u % layout.measureEvery === 0;
-  // Bytes per sample handed to the next stage (activations) and back to the previous one (their gradient).
-  const [sendsForward, sendsBack] = [net.layers[me.last]!.outShape, net.layers[me.first]!.inShape].map((s) => s.reduce((a, b) => a * b, 4));
+  // Per chunk, bytes per sample handed to the next stage (activations) and back to the previous one (their gradient).
+  const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 4);
+  const sendsForward = me.chunks.map((c) => size(net.layers[c.last]!.outShape));
+  const sendsBack = me.chunks.map((c) => size(net.layers[c.first]!.inShape));
 
   for (let w = 0; w < windows; w++) {
     for (const step of steps) {
       const u = w * perWindow + step.microbatch; // the unit's index in the epoch
-      const slot = layout.slots[step.slot]!;
+      const buffers = layout.slots[step.slot]!;
+      const slot = me.scratch ? { ...buffers, ws: { ...buffers.ws, scratch: me.scratch } } : buffers;
+      const vs = step.stage; // the virtual stage: this stage's chunk ⌊vs / D⌋
+      const c = Math.floor(vs / D);
+      const { first, last } = me.chunks[c]!;
       const { lo, hi } = shardOf(setup.batch, unitsPerBatch, u % unitsPerBatch);
       const rows = hi - lo;
-      const t = mark(ctx.trace);
+      let t = mark(ctx.trace); // restarted after every wait: a span is the action's own work, waits show as gaps
       switch (step.kind) {
         case "F": {
-          if (stage > 0) yield* waitAtLeast(words, forwardDone(stage - 1, u), epoch + 1, sync, `stage ${stage - 1}'s forward of unit ${u}`);
-          else {
-            runtime.claimSlot(step.slot, u);
+          if (vs > 0) {
+            yield* waitAtLeast(words, forwardDone(vs - 1, u), epoch + 1, sync, `stage ${vs - 1}'s forward of unit ${u}`);
+            t = mark(ctx.trace);
+          } else {
+            yield* runtime.claimSlot(step.slot, u);
+            t = mark(ctx.trace);
             loadBatch(ctx, slot, "train", order, Math.floor(u / unitsPerBatch) * setup.batch + lo, rows);
           }
           runtime.checkSlot(step.slot, u, step);
           const weights = runtime.weights(step.weights);
           if (measured(u)) runtime.copyStage(me.forwardCopy[step.slot]!, weights);
-          for (let l = me.first; l <= me.last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
-          net.copyForwardState(k, weights, layout.params, me.first, me.last); // batch norm's running statistics belong to the live weights
-          if (stage === D - 1) {
+          for (let l = first; l <= last; l++) net.forwardLayer(k, l, weights, slot.ws, rows);
+          net.copyForwardState(k, weights, layout.params, first, last); // batch norm's running statistics belong to the live weights
+          if (vs === S - 1) {
             totals.lossSum += net.lossAndGradient(k, slot.ws, rows, step.lossScale);
             totals.samples += rows;
             control.report(stage, totals.lossSum, rows);
           }
-          if (stage < D - 1) sync.send(rows * sendsForward!);
-          sync.wake(forwardDone(stage, u));
+          if (vs < S - 1) sync.send(rows * sendsForward[c]!);
+          sync.wake(forwardDone(vs, u));
           break;
         }
         case "B":
         case "I": {
-          if (stage < D - 1) yield* waitAtLeast(words, gradientDone(stage + 1, u), epoch + 1, sync, `stage ${stage + 1}'s backward of unit ${u}`);
+          if (vs < S - 1) {
+            yield* waitAtLeast(words, gradientDone(vs + 1, u), epoch + 1, sync, `stage ${vs + 1}'s backward of unit ${u}`);
+            t = mark(ctx.trace);
+          }
           runtime.checkSlot(step.slot, u, step);
           const weights = runtime.weights(step.weights);
-          // A full B adds to the stage's gradient; an I keeps its weight gradient aside for its W.
-          const into = step.kind === "B" ? me.grads : me.pending[step.pending]!;
-          const accumulate = step.kind === "B" && step.accumulate;
-          for (let l = me.last; l >= Math.max(me.first, firstTrainable); l--) net.backwardLayer(k, l, weights, into, slot.ws, rows, accumulate);
+          for (let l = last; l >= Math.max(first, firstTrainable); l--) {
+            // A full B adds to the stage's gradient; an I computes only the input gradient, and its W the rest.
+            if (step.kind === "B") net.backwardLayer(k, l, weights, me.grads, slot.ws, rows, step.accumulate);
+            else net.backwardInputLayer(k, l, weights, slot.ws, rows);
+          }
           if (measured(u)) {
             totals.inconsistencySum += runtime.distance(me.forwardCopy[step.slot]!, weights);
             totals.inconsistencyCount++;
           }
-          if (stage > 0) sync.send(rows * sendsBack!);
-          sync.wake(gradientDone(stage, u));
+          if (vs > 0) sync.send(rows * sendsBack[c]!);
+          // Give the slot up before the previous stage hears of this backward: what the lowering counts on.
           if (step.releasesSlot) runtime.releaseSlot(step.slot);
+          sync.wake(gradientDone(vs, u));
           break;
         }
         case "W":
-          runtime.addPending(me.pending[step.pending]!, step.accumulate);
+          // The weight gradient from the activations F saved and what I kept; reads no weights.
+          runtime.checkSlot(step.slot, u, step);
+          for (let l = last; l >= Math.max(first, firstTrainable); l--) net.backwardWeightLayer(k, l, me.grads, slot.ws, rows, step.accumulate);
+          if (step.releasesSlot) runtime.releaseSlot(step.slot);
           break;
         default: {
           const unknown: never = step.kind;
@@ -120,7 +138,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
     samples: totals.samples,
     inconsistency: totals.inconsistencyCount > 0 ? totals.inconsistencySum / totals.inconsistencyCount : undefined,
     updates: stage === 0 ? totals.updates : 0,
-    layerUpdates: totals.updates * (me.last - me.first + 1),
+    layerUpdates: totals.updates * me.chunks.reduce((n, ch) => n + ch.last - ch.first + 1, 0),
     waitedMs: sync.waitedMs - waitedBefore,
     elapsedMs: performance.now() - started,
   };
@@ -141,6 +159,8 @@ class StageRuntime {
   private readonly k: KernelExports;
   private readonly n: number;
   private readonly owners: Int32Array;
+  private readonly users: Int32Array;
+  private readonly words: Int32Array;
   private readonly updates: Int32Array;
 
   constructor(
@@ -152,6 +172,8 @@ class StageRuntime {
     this.k = ctx.k;
     this.n = me.hi - me.lo;
     this.owners = new Int32Array(ctx.memory.buffer, layout.slotOwner, Math.max(1, layout.slots.length));
+    this.users = new Int32Array(ctx.memory.buffer, layout.slotUsers, Math.max(1, layout.slots.length));
+    this.words = new Int32Array(ctx.memory.buffer);
     this.updates = new Int32Array(ctx.memory.buffer, layout.updates, layout.stages.length);
   }
 
@@ -191,16 +213,11 @@ class StageRuntime {
     return { w: this.range(layout.params), g: this.range(me.grads), m: at(layout.state[0]), v: at(layout.state[1]), n: this.n };
   }
 
-  addPending(pending: Ptr, accumulate: boolean): void {
-    if (accumulate) this.k.axpy(this.range(this.me.grads), this.range(pending), this.n, 1);
-    else this.copyStage(this.me.grads, pending);
-  }
-
   /** Apply the stage's accumulated gradient, layer by layer, as the stage's next update. */
   update(): void {
     const { ctx, layout, me } = this;
     const step = Atomics.add(this.updates, this.stage, 1) + 1;
-    for (let l = me.first; l <= me.last; l++) {
+    for (const l of me.chunks.flatMap((c) => Array.from({ length: c.last - c.first + 1 }, (_, i) => c.first + i))) {
       const region = ctx.net.params[l]!;
       if (region.floats === 0) continue;
       applyUpdate(this.k, ctx.setup.optimizer, updateRegion(layout.params, me.grads, layout.state, region.offset, region.floats), step);
@@ -209,9 +226,23 @@ class StageRuntime {
 
   // Activation slots: the lowering hands them out; these checks make a reused live slot an error
   // instead of silently wrong gradients.
-  claimSlot(slot: number, unit: number): void {
-    const owner = Atomics.load(this.owners, slot);
-    if (owner !== 0) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner - 1} still holds it`);
+  /**
+   * Within a window the lowering guarantees the slot is free when stage 0's F claims it. Across a
+   * window boundary a later stage may still run the previous window's deferred W's (zero-bubble
+   * schedules): the claim waits for them, which cannot deadlock, since no action of a window waits
+   * for the next window.
+   */
+  *claimSlot(slot: number, unit: number): Generator<Blocked, void, void> {
+    const { perWindow } = this.layout.shape;
+    const freed = this.layout.slotFreed + slot * 4;
+    for (let owner = Atomics.load(this.owners, slot); owner !== 0; owner = Atomics.load(this.owners, slot)) {
+      if (Math.floor((owner - 1) / perWindow) === Math.floor(unit / perWindow)) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner - 1} still holds it`);
+      const seen = Atomics.load(this.words, freed >> 2);
+      if (Atomics.load(this.owners, slot) === 0) break;
+      yield* this.ctx.sync.waitChange(freed, seen, `the later stages to finish unit ${owner - 1} (activation slot ${slot})`);
+    }
+    this.ctx.sync.observe(freed);
+    Atomics.store(this.users, slot, this.layout.stages.length);
     Atomics.store(this.owners, slot, unit + 1);
   }
 
@@ -220,7 +251,10 @@ class StageRuntime {
     if (owner !== unit + 1) throw new Error(`pipeline stage ${this.stage}: ${step.kind} of unit ${unit} finds its activation slot ${slot} held by ${owner === 0 ? "nobody" : `unit ${owner - 1}`}`);
   }
 
+  /** This stage is done with the slot's unit; the last stage to say so frees the slot. */
   releaseSlot(slot: number): void {
+    if (Atomics.sub(this.users, slot, 1) !== 1) return;
     Atomics.store(this.owners, slot, 0);
+    this.ctx.sync.wake(this.layout.slotFreed + slot * 4);
   }
 }

@@ -33,6 +33,7 @@ export const flushes = (a: PipelineAlgorithm): boolean => a === "gpipe" || a ===
  * pipeoptim with every prediction turned off (s = 0), the same run without prediction.
  */
 export function annotate(algorithm: PipelineAlgorithm, s: Schedule, groupSize: number, predict = true): Schedule {
+  if ((s.virtualStages ?? 1) > 1 && !flushes(algorithm)) throw new UserError(`--algo ${algorithm}: schedule '${s.name}' has virtual stages (several chunks per worker), which run flushed, one update per batch: use --algo 1f1b or gpipe`);
   switch (algorithm) {
     case "gpipe":
     case "1f1b":
