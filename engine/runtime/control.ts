@@ -23,7 +23,13 @@ export const WORD = {
   claimNext: line(3),
   /** Next block of the evaluation pass to claim. */
   evaluateNext: line(4),
-  count: line(5),
+  /**
+   * Runs that span processes: the last local arrival at a barrier bumps this word instead of releasing
+   * the barrier, and the process's main thread releases it once the data other processes wrote for
+   * this barrier is in place.
+   */
+  barrierHandOff: line(5),
+  count: line(6),
 } as const;
 
 /** Per worker, one cache line: Float64 Σ loss of the current epoch at cell 0, Int32 samples done at word 2. */

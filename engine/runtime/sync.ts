@@ -86,6 +86,12 @@ export class ThreadSync implements Sync {
     memory: WebAssembly.Memory,
     /** A peer that has not arrived after this long is treated as hung. */
     private readonly timeoutMs = 120_000,
+    /**
+     * A run that spans processes: `parties` are this process's programs, and the last of them to arrive
+     * hands the barrier to the main thread (WORD.barrierHandOff), which releases it after exchanging
+     * what the other processes need and wrote.
+     */
+    private readonly releasedByMainThread = false,
   ) {
     this.all = new Int32Array(memory.buffer);
   }
@@ -147,13 +153,17 @@ export class ThreadSync implements Sync {
     const w = this.control.words;
     this.checkStop();
     const generation = Atomics.load(w, WORD.barrierGeneration);
-    if (Atomics.add(w, WORD.barrierCount, 1) === this.parties - 1) {
+    const last = Atomics.add(w, WORD.barrierCount, 1) === this.parties - 1;
+    if (last && this.releasedByMainThread) {
+      Atomics.add(w, WORD.barrierHandOff, 1);
+      Atomics.notify(w, WORD.barrierHandOff);
+    } else if (last) {
       Atomics.store(w, WORD.barrierCount, 0);
       Atomics.add(w, WORD.barrierGeneration, 1);
       Atomics.notify(w, WORD.barrierGeneration);
       return;
     }
-    if (this.spin(this.control.words.byteOffset / 4 + WORD.barrierGeneration, generation)) return;
+    if (!this.releasedByMainThread && this.spin(this.control.words.byteOffset / 4 + WORD.barrierGeneration, generation)) return;
     const deadline = Date.now() + this.timeoutMs;
     while (Atomics.load(w, WORD.barrierGeneration) === generation) {
       this.checkStop();

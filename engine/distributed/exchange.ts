@@ -1,0 +1,165 @@
+/**
+ * What crosses processes, per algorithm. Every process plans the same arena, so a vector lives at the
+ * same offset everywhere: a process that needs a vector another one wrote receives its bytes into its
+ * own copy of that region (a ghost of the remote vector) before the barrier after which it is read is
+ * released. The arithmetic is then exactly the in-process arithmetic on exactly the same bits, in the
+ * same order: the run is bitwise the run of one process.
+ *
+ * `transfers(epoch, k, from, to)` answers, identically on every rank, which regions rank `from` sends
+ * rank `to` at the k-th barrier of an epoch; `owned(rank)` is the state only that rank writes, which the
+ * coordinator gathers after every epoch (to evaluate, report and checkpoint the whole run).
+ *
+ *  - gossip (pmsgd, dsgd, dmsgd, decentlam): each round is (1) gradient and message h_i, barrier,
+ *    (2) mix Σ_j w_ij h_j and update, barrier. At the first barrier of round t, node j's message goes to
+ *    every process hosting a node i that reads it in round t (w_ij ≠ 0; PmSGD's exact average reads all
+ *    of them); nodes in one process still read each other in shared memory. Time-varying topologies
+ *    change the set each round.
+ *  - sync: each step's gradient blocks are shared out among the processes (each claims within its own
+ *    share). At the first barrier every block's slice w goes to the process of worker w, which sums the
+ *    blocks in block order and updates slice w (a reduce-scatter whose sum is the in-process chain); at
+ *    the second, every updated slice goes to every other process (an all-gather).
+ */
+import { UserError } from "../errors.ts";
+import type { Network } from "../model/network.ts";
+import type { RunSetup } from "../runtime/context.ts";
+import { placementOf, rankOfProgram } from "../runtime/processes.ts";
+import { shardOf } from "../runtime/split.ts";
+import type { AlgorithmPlan } from "../algorithms/algorithm.ts";
+import type { TrainConfig } from "../algorithms/config.ts";
+import { algorithmNamed } from "../algorithms/registry.ts";
+import { roundsPerEpoch, type GossipLayout } from "../algorithms/gossip/round.ts";
+import { stepsPerEpoch, type SyncLayout } from "../algorithms/sync-sgd.ts";
+
+/** `bytes` bytes of the arena at `ptr`. */
+export interface Region {
+  ptr: number;
+  bytes: number;
+}
+
+export interface CrossProcessPlan {
+  transfers(epoch: number, k: number, from: number, to: number): Region[];
+  owned(rank: number): Region[];
+}
+
+/** Gossip rules whose update reads only x_i, m_i and the messages of its edges (PmSGD: all messages). */
+const GOSSIP_ACROSS = new Set(["pmsgd", "dsgd", "dmsgd", "decentlam"]);
+/** Shared-memory algorithms by definition: their threads read and write one vector without locks. */
+const SHARED_MEMORY_ONLY = new Set(["hogwild", "layerwise", "layup"]);
+
+export const SPANS_PROCESSES = ["sync", ...GOSSIP_ACROSS];
+
+/** Refuse a run that cannot span `procs` processes, with the reason (UserError: exit 2). */
+export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
+  const algo = config.algo;
+  if (SHARED_MEMORY_ONLY.has(algo)) {
+    throw new UserError(`--procs ${procs}: ${algo} is a shared-memory algorithm (its threads update one weight vector without locks), so it runs inside one process; use lap for replicas that average across processes`);
+  }
+  if (!SPANS_PROCESSES.includes(algo)) {
+    throw new UserError(`--procs ${procs}: ${algo} does not run across processes yet (these do: ${SPANS_PROCESSES.join(", ")})`);
+  }
+  if (config.executor !== "threads") throw new UserError(`--procs ${procs}: runs across processes use --executor threads, not ${config.executor}`);
+  const programs = algorithmNamed(algo).programs(config);
+  if (programs < procs) throw new UserError(`--procs ${procs} with ${programs} worker${programs === 1 ? "" : "s"}: every process needs a worker; give --workers ${procs} or more`);
+}
+
+export function crossProcessPlan(config: TrainConfig, setup: RunSetup, plan: AlgorithmPlan, net: Network, procs: number): CrossProcessPlan {
+  if (config.algo === "sync") return syncPlan(setup as RunSetup<SyncLayout>, net, procs);
+  if (GOSSIP_ACROSS.has(config.algo)) return gossipPlan(config, setup as RunSetup<GossipLayout>, net, procs);
+  throw new UserError(`--procs ${procs}: ${config.algo} does not run across processes yet`);
+}
+
+function gossipPlan(config: TrainConfig, setup: RunSetup<GossipLayout>, net: Network, procs: number): CrossProcessPlan {
+  const layout = setup.layout;
+  const n = layout.nodes;
+  const bytes = net.paramFloats * 4;
+  const rankOfNode = Array.from({ length: n }, () => 0);
+  for (let w = 0; w < setup.programs; w++) {
+    const { lo, hi } = shardOf(n, setup.programs, w);
+    for (let i = lo; i < hi; i++) rankOfNode[i] = rankOfProgram(setup.programs, procs, w);
+  }
+  const readsAll = config.algo === "pmsgd";
+  const rounds = roundsPerEpoch(setup.data.trainCount, n, setup.batch);
+  const period = layout.mixing.rounds.length;
+  // Per round of the period, per (from, to): the nodes of `from` whose messages `to` reads, ascending.
+  const cache = new Map<number, Region[][][]>();
+  const needs = (p: number): Region[][][] => {
+    let byPair = cache.get(p);
+    if (byPair) return byPair;
+    const nodes = Array.from({ length: procs }, () => Array.from({ length: procs }, () => new Set<number>()));
+    for (let i = 0; i < n; i++) {
+      const reads = readsAll ? Array.from({ length: n }, (_, j) => j) : layout.mixing.rounds[p]![i]!.from;
+      for (const j of reads) if (rankOfNode[j] !== rankOfNode[i]) nodes[rankOfNode[j]!]![rankOfNode[i]!]!.add(j);
+    }
+    byPair = nodes.map((row) => row.map((set) => [...set].sort((a, b) => a - b).map((j) => ({ ptr: layout.messages[j]!, bytes }))));
+    cache.set(p, byPair);
+    return byPair;
+  };
+  return {
+    transfers(epoch, k, from, to) {
+      if (k % 2 === 1) return []; // after mixing: nothing crosses (x_i and m_i stay with their node)
+      const round = epoch * rounds + Math.floor(k / 2);
+      return needs(round % period)[from]![to]!;
+    },
+    owned(rank) {
+      const out: Region[] = [];
+      for (let i = 0; i < n; i++) {
+        if (rankOfNode[i] !== rank) continue;
+        out.push({ ptr: layout.params[i]!, bytes }, { ptr: layout.momentum[i]!, bytes });
+        for (const vectors of Object.values(layout.state)) out.push({ ptr: vectors[i]!, bytes });
+        out.push({ ptr: layout.scalars + 4 * i, bytes: 4 });
+      }
+      return out;
+    },
+  };
+}
+
+function syncPlan(setup: RunSetup<SyncLayout>, net: Network, procs: number): CrossProcessPlan {
+  const { blockGrads, slices, blockRows } = setup.layout;
+  const { trainCount } = setup.data;
+  const steps = stepsPerEpoch(trainCount, setup.batch);
+  const workersOf = (rank: number) => {
+    const p = placementOf(setup.programs, procs, rank);
+    return Array.from({ length: p.count }, (_, d) => p.first + d);
+  };
+  const slice = (base: number, w: number): Region[] => {
+    const { lo, hi } = slices[w]!;
+    return hi > lo ? [{ ptr: base + lo * 4, bytes: (hi - lo) * 4 }] : [];
+  };
+  return {
+    transfers(_epoch, k, from, to) {
+      if (k % 2 === 1) return workersOf(from).flatMap((w) => slice(setup.params, w)); // all-gather of the updated slices
+      const step = Math.floor(k / 2) % steps;
+      const batchRows = Math.min(setup.batch, trainCount - step * setup.batch);
+      const blocks = Math.ceil(batchRows / blockRows);
+      const mine = shardOf(blocks, procs, from);
+      const out: Region[] = [];
+      for (let b = mine.lo; b < mine.hi; b++) for (const w of workersOf(to)) out.push(...slice(blockGrads[b]!, w));
+      return out;
+    },
+    owned(rank) {
+      return workersOf(rank).flatMap((w) => [setup.params, ...setup.optimizerState].flatMap((v) => slice(v, w)));
+    },
+  };
+}
+
+export const totalBytes = (regions: readonly Region[]): number => regions.reduce((a, r) => a + r.bytes, 0);
+
+/** The regions' bytes back to back, in a fresh buffer. */
+export function gatherRegions(memory: WebAssembly.Memory, regions: readonly Region[]): Uint8Array {
+  const out = new Uint8Array(totalBytes(regions));
+  let at = 0;
+  for (const r of regions) {
+    out.set(new Uint8Array(memory.buffer, r.ptr, r.bytes), at);
+    at += r.bytes;
+  }
+  return out;
+}
+
+/** Write `body` (the regions' bytes back to back, length already checked) into the regions. */
+export function scatterRegions(memory: WebAssembly.Memory, regions: readonly Region[], body: Uint8Array): void {
+  let at = 0;
+  for (const r of regions) {
+    new Uint8Array(memory.buffer, r.ptr, r.bytes).set(body.subarray(at, at + r.bytes));
+    at += r.bytes;
+  }
+}
