@@ -4,12 +4,17 @@
  * own child processes, and stops them; without nats-server these tests skip, saying so.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 import { trainAcrossProcesses } from "../engine/run-processes.ts";
-import { natsServerPath } from "../engine/distributed/server.ts";
+import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
+import { checkFrame, encodeFrame, KIND, parseRunId } from "../engine/distributed/frame.ts";
+import { subjectOf } from "../engine/distributed/transport.ts";
+import { connect } from "@nats-io/transport-node";
+import fc from "fast-check";
 import { CHECKPOINT_FILE } from "../engine/checkpoint/checkpoint.ts";
 import { tempFolders } from "./tempdir.ts";
 
@@ -80,4 +85,167 @@ describe("runs across processes are bitwise the run of one process", () => {
       expect(sameCheckpoint).toBe(true);
     });
   }
+});
+
+/** Wait for `ready()` to hold, checking every 50 ms, for at most `ms` (then fail saying `what`). */
+async function until(ready: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`gave up after ${ms / 1000} s waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+/** The pids of a process's children (Linux: /proc/PID/task/TID/children). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.startsWith("Z");
+  } catch {
+    return false;
+  }
+};
+
+const cli = (args: string[]) => Bun.spawn([...SELF, ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+
+describe("faults end the run across processes", () => {
+  natsTest("kill -9 of one process ends the run naming its rank; the folder stays consistent and --resume continues exactly (another --procs)", async () => {
+    const out = folder();
+    const args = ["train", "--algo", "dmsgd", "--model", "mlp:784-32-10", "--nodes", "8", "--batch", "16", "--seed", "5", "--lr", "0.05"];
+    const run = cli([...args, "--procs", "3", "--epochs", "500", "--out", out]);
+    try {
+      // Once the first epoch's checkpoint is written, kill one follower.
+      await until(() => existsSync(join(out, CHECKPOINT_FILE)), 60_000, "the first checkpoint");
+      const followers = childrenOf(run.pid).filter((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("join"));
+      expect(followers.length).toBe(2);
+      const killed = followers[1]!;
+      const t0 = performance.now();
+      process.kill(killed, "SIGKILL");
+      const code = await Promise.race([run.exited, Bun.sleep(20_000).then(() => "hung")]);
+      const seconds = (performance.now() - t0) / 1000;
+      expect(code).toBe(1);
+      const stderr = await new Response(run.stderr).text();
+      const last = stderr.trim().split("\n").pop()!;
+      console.log(`kill -9 of pid ${killed}: run ended ${seconds.toFixed(2)} s later: ${last}`);
+      expect(last).toMatch(new RegExp(`skein: rank \\d \\(pid ${killed} on ${hostname()}\\) exited on SIGKILL`));
+      await until(() => followers.every((p) => !alive(p)), 10_000, "the other follower to exit");
+      const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8"));
+      expect(summary.status).toBe("failed");
+      expect(summary.reason).toContain(`pid ${killed}`);
+      const done: number = summary.epochsDone;
+      expect(done).toBeGreaterThanOrEqual(1);
+
+      // Resume on 2 processes for one more epoch: the checkpoint equals an uninterrupted run's, in one process.
+      const resumed = cli(["train", "--resume", out, "--epochs", String(done + 1), "--procs", "2"]);
+      expect(await Promise.race([resumed.exited, Bun.sleep(60_000).then(() => "hung")])).toBe(0);
+      const reference = folder();
+      const straight = cli([...args, "--workers", "3", "--epochs", String(done + 1), "--out", reference]);
+      expect(await Promise.race([straight.exited, Bun.sleep(60_000).then(() => "hung")])).toBe(0);
+      expect(readFileSync(join(out, CHECKPOINT_FILE)).equals(readFileSync(join(reference, CHECKPOINT_FILE)))).toBe(true);
+    } finally {
+      run.kill("SIGKILL");
+      for (const p of childrenOf(run.pid)) process.kill(p, "SIGKILL");
+    }
+  });
+
+  natsTest("kill -9 of the coordinator: its followers exit on their own", async () => {
+    const run = cli(["train", "--algo", "dsgd", "--model", "mlp:784-32-10", "--nodes", "4", "--batch", "16", "--procs", "3", "--epochs", "500", "--json"]);
+    let followers: number[] = [];
+    try {
+      await until(() => (followers = childrenOf(run.pid).filter((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("join"))).length === 2, 30_000, "two followers");
+      // Wait for training to be under way (the progress bar's first epoch line).
+      await Bun.sleep(1_500);
+      process.kill(run.pid, "SIGKILL");
+      await until(() => followers.every((p) => !alive(p)), 10_000, "the followers to exit");
+    } finally {
+      run.kill("SIGKILL");
+      for (const p of followers) if (alive(p)) process.kill(p, "SIGKILL");
+    }
+  });
+});
+
+describe("every frame is checked", () => {
+  const runId = 0x0123456789abcdefn;
+  const expectations = { runId, receiver: 1, procs: 3, nextSequence: [4, 0, 9], maxMessageBytes: 1000, names: ["rank 0", "rank 1", "rank 2"] };
+  const good = { kind: KIND.exchange, sender: 2, runId, receiver: 1, sequence: 9, tag: 3, messageBytes: 64, chunkOffset: 0, chunkBytes: 16 };
+
+  test("a frame is accepted exactly when run id, receiver, sender, kind, sequence and sizes all fit", () => {
+    // Each field either right or replaced by another value: only the all-right frame passes.
+    const field = <T>(right: T, wrong: fc.Arbitrary<T>) => fc.oneof(fc.constant({ value: right, ok: true }), wrong.filter((w) => w !== right).map((value) => ({ value, ok: false })));
+    fc.assert(
+      fc.property(
+        field(good.runId, fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
+        field(good.receiver, fc.integer({ min: 0, max: 65535 })),
+        field(good.sender, fc.constantFrom(1, 3, 70)),
+        field(good.kind, fc.constantFrom(0, 9, 200)),
+        field(good.sequence, fc.integer({ min: 0, max: 2 ** 32 - 1 })),
+        field(good.messageBytes, fc.integer({ min: 1001, max: 2 ** 32 - 1 })),
+        (run, receiver, sender, kind, sequence, messageBytes) => {
+          const h = { ...good, runId: run.value, receiver: receiver.value, sender: sender.value, kind: kind.value, sequence: sequence.value, messageBytes: messageBytes.value };
+          const frame = encodeFrame(h, new Uint8Array(16).fill(7));
+          const verdict = checkFrame(frame, expectations);
+          const allRight = [run, receiver, sender, kind, sequence, messageBytes].every((f) => f.ok);
+          expect(typeof verdict === "string").toBe(!allRight);
+        },
+      ),
+    );
+  });
+
+  test("truncated, foreign-magic, wrong-version, non-zero reserved and overrunning frames are refused, naming the field", () => {
+    const frame = encodeFrame(good, new Uint8Array(16));
+    const mutated = (at: number, value: number) => {
+      const f = frame.slice();
+      f[at] = value;
+      return f;
+    };
+    expect(checkFrame(frame, expectations)).toMatchObject({ sender: 2, tag: 3 });
+    expect(checkFrame(frame.subarray(0, 30), expectations)).toMatch(/shorter than the 40-byte header/);
+    expect(checkFrame(mutated(0, 0), expectations)).toMatch(/bad magic/);
+    expect(checkFrame(mutated(4, 2), expectations)).toMatch(/wire version 2/);
+    expect(checkFrame(mutated(18, 1), expectations)).toMatch(/reserved/);
+    expect(checkFrame(frame.subarray(0, 50), expectations)).toMatch(/says 16 body bytes, the frame holds 10/);
+    expect(checkFrame(encodeFrame({ ...good, chunkOffset: 60 }, new Uint8Array(16)), expectations)).toMatch(/overruns the 64-byte message/);
+  });
+
+  natsTest("a foreign or malformed message published into a live run ends it with that reason; the folder keeps the last good checkpoint", async () => {
+    for (const [what, forge, reason] of [
+      ["another run's message", (id: bigint) => encodeFrame({ ...good, runId: id ^ 1n, receiver: 0, sender: 1, sequence: 0 }, new Uint8Array(4)), /belongs to run/],
+      ["a replayed sequence number", (id: bigint) => encodeFrame({ ...good, runId: id, receiver: 0, sender: 1, sequence: 0 }, new Uint8Array(4)), /sequence 0 from rank 1 .*expected \d+/],
+      ["garbage", () => new TextEncoder().encode("hello, skein"), /shorter than the 40-byte header/],
+    ] as const) {
+      const server = await startLocalServer();
+      const joiner = Bun.spawn([...SELF, "join", server.url, "--once"], { cwd: ROOT, stdout: "ignore", stderr: "pipe", env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
+      const spy = await connect({ servers: server.url, token: server.token });
+      let run: bigint | null = null;
+      spy.subscribe("skein.call", { callback: (_e, m) => void (run ??= parseRunId(m.json<{ run: string }>().run)) });
+      const out = folder();
+      try {
+        const config = { ...gossip("dmsgd", "ring"), epochs: 200 };
+        const error = await trainAcrossProcesses(config, { out, onEpoch: (m) => m.epoch === 1 && spy.publish(subjectOf(run!, 0), forge(run!)) }, { procs: 2, url: server.url, token: server.token, self: SELF }).then(
+          () => null,
+          (e: Error) => e,
+        );
+        expect(error?.message ?? "completed", what).toMatch(reason);
+        const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8"));
+        expect(summary.status).toBe("failed");
+        expect(summary.epochsDone).toBe(1);
+        expect(existsSync(join(out, CHECKPOINT_FILE))).toBe(true);
+        expect(await Promise.race([joiner.exited, Bun.sleep(10_000).then(() => "hung")])).toBe(1);
+      } finally {
+        joiner.kill("SIGKILL");
+        await spy.close();
+        await server.stop();
+      }
+    }
+  });
 });

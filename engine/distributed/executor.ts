@@ -85,6 +85,7 @@ export class DistributedExecutor implements Executor {
     const onFailure = () => control.requestStop();
     if (transport.failure) throw transport.failure;
     transport.failed.catch(onFailure);
+    transport.maxMessageBytes = start.memory.buffer.byteLength;
     const pool = await Promise.race([
       WorkerPool.start(placement.count, start.module, start.memory, setup, control, start.fault, start.watchdogMs, placement.first),
       transport.failed,

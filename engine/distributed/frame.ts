@@ -99,6 +99,8 @@ export function decodeHeader(frame: Uint8Array): FrameHeader | string {
   if (magic !== MAGIC) return `bad magic 0x${magic.toString(16).padStart(8, "0")} (want 0x${MAGIC.toString(16)})`;
   const version = v.getUint8(4);
   if (version !== VERSION) return `wire version ${version} (want ${VERSION})`;
+  const reserved = v.getUint16(18, true);
+  if (reserved !== 0) return `reserved header bytes hold ${reserved} (want 0)`;
   const chunkBytes = v.getUint32(36, true);
   if (chunkBytes !== frame.length - HEADER_BYTES) return `header says ${chunkBytes} body bytes, the frame holds ${frame.length - HEADER_BYTES}`;
   return {
@@ -112,4 +114,34 @@ export function decodeHeader(frame: Uint8Array): FrameHeader | string {
     chunkOffset: v.getUint32(32, true),
     chunkBytes,
   };
+}
+
+/** What a receiver knows when a frame arrives: its run, its rank, the peers, and where each sender's sequence is. */
+export interface FrameExpectations {
+  runId: bigint;
+  receiver: number;
+  procs: number;
+  /** Per sender: the sequence number its next frame must carry. */
+  nextSequence: readonly number[];
+  maxMessageBytes: number;
+  /** How messages name each rank. */
+  names: readonly string[];
+}
+
+/**
+ * The header of a frame that may be accepted, or a sentence saying which field is wrong. Kind and tag
+ * are checked again by whoever consumes the message (it knows which one is due).
+ */
+export function checkFrame(frame: Uint8Array, e: FrameExpectations): FrameHeader | string {
+  const h = decodeHeader(frame);
+  if (typeof h === "string") return h;
+  if (h.runId !== e.runId) return `it belongs to run ${runIdHex(h.runId)}, not ${runIdHex(e.runId)}`;
+  if (h.receiver !== e.receiver) return `it is addressed to rank ${h.receiver}, not ${e.receiver}`;
+  if (h.sender >= e.procs || h.sender === e.receiver) return `sender rank ${h.sender} is not a peer (ranks 0–${e.procs - 1}, this is ${e.receiver})`;
+  const from = e.names[h.sender] ?? `rank ${h.sender}`;
+  if (!(h.kind in KIND_NAMES)) return `unknown kind ${h.kind} from ${from}`;
+  if (h.sequence !== e.nextSequence[h.sender]) return `sequence ${h.sequence} from ${from}, expected ${e.nextSequence[h.sender]} (a message was lost, repeated or forged)`;
+  if (h.messageBytes > e.maxMessageBytes) return `${from} announces a ${h.messageBytes}-byte message, more than the ${e.maxMessageBytes} this run can hold`;
+  if (h.chunkOffset + h.chunkBytes > h.messageBytes) return `a chunk at ${h.chunkOffset} of ${h.chunkBytes} bytes overruns the ${h.messageBytes}-byte message from ${from}`;
+  return h;
 }

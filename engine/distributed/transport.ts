@@ -13,7 +13,7 @@
  */
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { RunError, UserError } from "../errors.ts";
-import { decodeHeader, encodeFrame, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
+import { checkFrame, encodeFrame, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
 
 /** How often a process tells the others it is alive, and how long a silent peer is given. */
 export const HEARTBEAT_MS = 200;
@@ -27,8 +27,6 @@ export interface TransportOptions {
   procs: number;
   /** Per rank, how messages name it ("rank 2 (pid 81 on host a)"); filled in as ranks enlist. */
   names?: string[];
-  /** The largest message accepted (a bigger claimed size is refused before any buffer is allocated). */
-  maxMessageBytes?: number;
   /** Called once, with the first failure. */
   onFailure?: (error: RunError) => void;
 }
@@ -54,6 +52,8 @@ export class Transport {
   bytesSent = 0;
   framesSent = 0;
   readonly names: string[];
+  /** The largest message accepted (a bigger claimed size is refused before any buffer is allocated); the executor lowers it to the arena's size. */
+  maxMessageBytes = 1 << 30;
   /** Progress frames from followers (the coordinator sets it once its session is open). */
   onProgress: ((from: number, body: Uint8Array) => void) | null = null;
   private rejectFailed!: (e: RunError) => void;
@@ -226,20 +226,13 @@ export class Transport {
   /** One frame arrived on this rank's subject: check it, then queue, assemble or act on it. */
   private accept(frame: Uint8Array): void {
     if (this.failure) return;
-    const h = decodeHeader(frame);
-    const bad = (why: string) => this.abort(`rejected a message on ${subjectOf(this.options.runId, this.rank)}: ${why}`);
-    if (typeof h === "string") return bad(h);
     const { procs, rank, runId } = this.options;
-    if (h.runId !== runId) return bad(`it belongs to run ${runIdHex(h.runId)}, not ${runIdHex(runId)}`);
-    if (h.receiver !== rank) return bad(`it is addressed to rank ${h.receiver}`);
-    if (h.sender >= procs || h.sender === rank) return bad(`sender rank ${h.sender} is not a peer (ranks 0–${procs - 1}, this is ${rank})`);
+    const h = checkFrame(frame, { runId, receiver: rank, procs, nextSequence: this.nextSequenceFrom, maxMessageBytes: this.maxMessageBytes, names: this.names });
+    const bad = (why: string) => this.abort(`rejected a message on ${subjectOf(runId, rank)}: ${why}`);
+    if (typeof h === "string") return bad(h);
     const from = this.names[h.sender]!;
-    if (!(h.kind in KIND_NAMES)) return bad(`unknown kind ${h.kind} from ${from}`);
-    if (h.sequence !== this.nextSequenceFrom[h.sender]) return bad(`sequence ${h.sequence} from ${from}, expected ${this.nextSequenceFrom[h.sender]} (a message was lost, repeated or forged)`);
     this.nextSequenceFrom[h.sender]!++;
     this.lastHeard[h.sender] = Date.now();
-    if (h.messageBytes > (this.options.maxMessageBytes ?? 2 ** 31)) return bad(`${from} announces a ${h.messageBytes}-byte message, more than the ${this.options.maxMessageBytes} this run can hold`);
-    if (h.chunkOffset + h.chunkBytes > h.messageBytes) return bad(`chunk at ${h.chunkOffset} of ${h.chunkBytes} bytes overruns the ${h.messageBytes}-byte message from ${from}`);
 
     let p = this.partial[h.sender];
     if (p) {
