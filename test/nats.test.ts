@@ -249,3 +249,60 @@ describe("every frame is checked", () => {
     }
   });
 });
+
+describe("skein join: processes that wait on a server for runs (as on several hosts)", () => {
+  natsTest("two joiners serve a run bitwise equal to one process, then another; a joiner killed mid-run is named by the heartbeat", async () => {
+    const server = await startLocalServer();
+    const env = { ...process.env, SKEIN_NATS_TOKEN: server.token };
+    const joiners = [0, 1].map(() => Bun.spawn([...SELF, "join", server.url], { cwd: ROOT, stdout: "ignore", stderr: "pipe", env }));
+    try {
+      const across = { procs: 3, url: server.url, token: server.token, self: SELF };
+      for (const [algo, topology] of [
+        ["decentlam", "ring"],
+        ["dmsgd", "one-peer-exponential"],
+      ] as const) {
+        const config = { ...gossip(algo, topology), workers: 3 };
+        let one: Float32Array | null = null;
+        let many: Float32Array | null = null;
+        await train(config, { onFinish: (p) => (one = p) });
+        await trainAcrossProcesses(config, { onFinish: (p) => (many = p) }, across);
+        expect(Buffer.from(many!.buffer).equals(Buffer.from(one!.buffer))).toBe(true);
+      }
+      // No launcher watches a joined process: the others notice its silence.
+      const victim = joiners[1]!;
+      const ended = trainAcrossProcesses({ ...gossip("dmsgd", "ring"), workers: 3, epochs: 500 }, { onEpoch: (m) => m.epoch === 1 && process.kill(victim.pid, "SIGKILL") }, across).then(
+        () => null,
+        (e: Error) => e.message,
+      );
+      const message = await Promise.race([ended, Bun.sleep(30_000).then(() => "hung")]);
+      expect(message).toMatch(new RegExp(`rank \\d \\(pid ${victim.pid} on ${hostname()}\\) sent nothing for 1\\.\\d s`));
+      // The surviving joiner goes back to waiting: it says the run ended and is still alive.
+      await until(() => alive(joiners[0]!.pid), 1_000, "the surviving joiner");
+    } finally {
+      for (const j of joiners) j.kill("SIGKILL");
+      await server.stop();
+    }
+  });
+
+  test("a bad token, a missing URL, and shared-memory algorithms across processes are refused with exit 2", async () => {
+    const refused = async (args: string[], message: RegExp) => {
+      const p = cli(args);
+      expect(await Promise.race([p.exited, Bun.sleep(30_000).then(() => "hung")])).toBe(2);
+      expect(await new Response(p.stderr).text()).toMatch(message);
+    };
+    await refused(["train", "--algo", "hogwild", "--procs", "2"], /hogwild is a shared-memory algorithm .* runs inside one process/);
+    await refused(["train", "--algo", "layerwise", "--procs", "2"], /layerwise is a shared-memory algorithm/);
+    await refused(["train", "--algo", "dmsgd", "--procs", "2", "--executor", "deterministic"], /use --executor threads/);
+    await refused(["train", "--algo", "dmsgd", "--nats", "nats://127.0.0.1:4222"], /--nats URL needs --procs/);
+    await refused(["train", "--algo", "dmsgd", "--procs", "2", "--nats", "nats://10.1.2.3:4222"], /needs --token/);
+    await refused(["join"], /needs the server's URL/);
+    if (haveNats) {
+      const server = await startLocalServer();
+      try {
+        await refused(["join", server.url, "--token", "wrong", "--once"], /cannot connect to the NATS server .*Authorization Violation \(check --token\)/);
+      } finally {
+        await server.stop();
+      }
+    }
+  });
+});

@@ -2,6 +2,7 @@
  * `skein train`'s flags for runs that span processes (--procs, --nats, --token) and `skein join`.
  */
 import { UserError } from "../errors.ts";
+import { algorithmNamed } from "../algorithms/registry.ts";
 import { joinRuns, TOKEN_ENV, type ProcessesOptions } from "../run-processes.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 
@@ -11,9 +12,9 @@ export const PROCESS_FLAGS: FlagSpec[] = [
   { name: "token", type: "string", valueName: "T", help: `with --nats: the server's token (or $${TOKEN_ENV})` },
 ];
 
-/** With --procs and no --workers: one worker per process. */
-export function defaultWorkersAcross(given: Set<string>, v: Record<string, unknown>): number | undefined {
-  return given.has("procs") ? Number(v.procs) : undefined;
+/** With --procs and no --workers: one worker per process (algorithms that derive their program count keep it). */
+export function defaultWorkersAcross(given: Set<string>, v: Record<string, unknown>, algo: string): number | undefined {
+  return given.has("procs") && !algorithmNamed(algo).programsFrom ? Number(v.procs) : undefined;
 }
 
 /** How the run spans processes, or null for a run in this process alone. */

@@ -119,7 +119,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     // --schedule FILE and --pipeline-unit: read and checked by the pipeline family itself.
     const pipeline = pipelineScheduleFlags(flags.given, v, config.pipeline ?? {});
     if (Object.keys(pipeline).length > 0) config.pipeline = { ...config.pipeline, ...pipeline };
-    config.workers = workersFor(config, v.workers ?? defaultWorkersAcross(flags.given, v));
+    config.workers = workersFor(config, v.workers ?? defaultWorkersAcross(flags.given, v, algorithm.name));
     checkThreads(config);
   }
   config = withSimulationFlags(config, flags.given, v);
