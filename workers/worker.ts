@@ -11,6 +11,7 @@ import { Network } from "../engine/model/network.ts";
 import { Control } from "../engine/runtime/control.ts";
 import type { RoleContext, RunSetup } from "../engine/runtime/context.ts";
 import { ThreadSync } from "../engine/runtime/sync.ts";
+import { Outbox } from "../engine/runtime/outbox.ts";
 import { runRole } from "../engine/runtime/roles.ts";
 import type { WorkerApi } from "../engine/runtime/worker-api.ts";
 import { ROLE_TABLE } from "../engine/algorithms/registry.ts";
@@ -42,7 +43,9 @@ const api: WorkerApi = {
 
 /** The barrier of this process's programs; across processes the main thread releases it (see ThreadSync). */
 function threadSyncOf(control: Control, setup: RunSetup, memory: WebAssembly.Memory): ThreadSync {
-  return setup.processes ? new ThreadSync(control, setup.processes.count, memory, undefined, true) : new ThreadSync(control, setup.programs, memory);
+  return setup.processes
+    ? new ThreadSync(control, setup.processes.count, memory, undefined, true, new Outbox(memory, setup.control.outbox))
+    : new ThreadSync(control, setup.programs, memory);
 }
 
 Comlink.expose(api);

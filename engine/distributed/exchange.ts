@@ -14,6 +14,8 @@
  *    every process hosting a node i that reads it in round t (w_ij ≠ 0; PmSGD's exact average reads all
  *    of them); nodes in one process still read each other in shared memory. Time-varying topologies
  *    change the set each round.
+ *  - pipelines: no barriers; a stage's "unit u done" wake crosses with the activations or gradients the
+ *    next stage reads (`relay`).
  *  - sync: each step's gradient blocks are shared out among the processes (each claims within its own
  *    share). At the first barrier every block's slice w goes to the process of worker w, which sums the
  *    blocks in block order and updates slice w (a reduce-scatter whose sum is the in-process chain); at
@@ -29,6 +31,7 @@ import type { TrainConfig } from "../algorithms/config.ts";
 import { algorithmNamed } from "../algorithms/registry.ts";
 import { roundsPerEpoch, type GossipLayout } from "../algorithms/gossip/round.ts";
 import { stepsPerEpoch, type SyncLayout } from "../algorithms/sync-sgd.ts";
+import { windowProgram, type PipelineLayout } from "../algorithms/pipeline/pipeline.ts";
 
 /** `bytes` bytes of the arena at `ptr`. */
 export interface Region {
@@ -39,6 +42,14 @@ export interface Region {
 export interface CrossProcessPlan {
   transfers(epoch: number, k: number, from: number, to: number): Region[];
   owned(rank: number): Region[];
+  /**
+   * A word a program bumped with `sync.wake` that a program of another process waits on: which rank
+   * bumped it, which waits, and the regions written before the wake that the waiter reads (null: no
+   * other process waits on it).
+   */
+  relay?(word: number): { from: number; to: number; regions: Region[] } | null;
+  /** State beyond the checkpointed vectors that a resumed run sends its followers (pipelines' update counts). */
+  resumeRegions?: Region[];
 }
 
 /** Gossip rules whose update reads only x_i, m_i and the messages of its edges (PmSGD: all messages). */
@@ -46,7 +57,10 @@ const GOSSIP_ACROSS = new Set(["pmsgd", "dsgd", "dmsgd", "decentlam"]);
 /** Shared-memory algorithms by definition: their threads read and write one vector without locks. */
 const SHARED_MEMORY_ONLY = new Set(["hogwild", "layerwise", "layup"]);
 
-export const SPANS_PROCESSES = ["sync", ...GOSSIP_ACROSS];
+/** Pipelines: stage boundaries between processes carry activations forward and their gradients back. */
+const PIPELINES_ACROSS = new Set(["gpipe", "1f1b", "pipedream", "2bw", "spectrain", "pipeoptim"]);
+
+export const SPANS_PROCESSES = ["sync", ...GOSSIP_ACROSS, ...PIPELINES_ACROSS];
 
 /** Refuse a run that cannot span `procs` processes, with the reason (UserError: exit 2). */
 export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
@@ -65,6 +79,7 @@ export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
 export function crossProcessPlan(config: TrainConfig, setup: RunSetup, plan: AlgorithmPlan, net: Network, procs: number): CrossProcessPlan {
   if (config.algo === "sync") return syncPlan(setup as RunSetup<SyncLayout>, net, procs);
   if (GOSSIP_ACROSS.has(config.algo)) return gossipPlan(config, setup as RunSetup<GossipLayout>, net, procs);
+  if (PIPELINES_ACROSS.has(config.algo)) return pipelinePlan(setup as RunSetup<PipelineLayout>, net, procs);
   throw new UserError(`--procs ${procs}: ${config.algo} does not run across processes yet`);
 }
 
@@ -138,6 +153,67 @@ function syncPlan(setup: RunSetup<SyncLayout>, net: Network, procs: number): Cro
     },
     owned(rank) {
       return workersOf(rank).flatMap((w) => [setup.params, ...setup.optimizerState].flatMap((v) => slice(v, w)));
+    },
+  };
+}
+
+/**
+ * Pipelines: stage s hands unit u to stage s + 1 by bumping forwardDone(s, u), and back by bumping
+ * gradientDone(s + 1, u). Where the two stages sit in different processes, the bump travels with what
+ * the waiter reads: forward, the output of stage s's last layer in the unit's activation slot, the
+ * labels (and, for language models, the input the labels come from) and the slot's owner word (checked
+ * by every action); backward, the gradient with respect to stage s + 1's input. Each stage's weights,
+ * optimizer state and update count stay with it.
+ */
+function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: number): CrossProcessPlan {
+  const layout = setup.layout;
+  const D = layout.stages.length;
+  const { windows, perWindow, unitsPerBatch } = layout.shape;
+  const units = windows * perWindow;
+  const rankOf = (s: number) => rankOfProgram(setup.programs, procs, s);
+  const program = windowProgram(layout.algorithm, layout.options, layout.shape, setup.batch);
+  const slotOf = program.steps.map((steps) => {
+    const m = new Map<number, number>();
+    for (const step of steps) if (step.kind === "F") m.set(step.microbatch, step.slot);
+    return m;
+  });
+  const rowsOf = (u: number) => {
+    const { lo, hi } = shardOf(setup.batch, unitsPerBatch, u % unitsPerBatch);
+    return hi - lo;
+  };
+  const floatsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+  const nonEmpty = (regions: Region[]) => regions.filter((r) => r.ptr !== 0 && r.bytes > 0);
+  const stageState = (s: number): Region[] => {
+    const { lo, hi, prediction, grads } = layout.stages[s]!;
+    const range = (base: number) => ({ ptr: base + lo * 4, bytes: (hi - lo) * 4 });
+    return [range(layout.params), ...layout.state.map(range), ...(prediction !== 0 ? [range(grads)] : []), { ptr: layout.updates + 4 * s, bytes: 4 }];
+  };
+  return {
+    transfers: () => [],
+    owned: (rank) => layout.stages.flatMap((_, s) => (rankOf(s) === rank ? stageState(s) : [])),
+    resumeRegions: [{ ptr: layout.updates, bytes: 4 * D }],
+    relay(word) {
+      const forward = word >= layout.forwardDone && word < layout.forwardDone + D * units * 4;
+      const backward = word >= layout.gradientDone && word < layout.gradientDone + D * units * 4;
+      if (!forward && !backward) return null;
+      const index = (word - (forward ? layout.forwardDone : layout.gradientDone)) / 4;
+      const s = Math.floor(index / units);
+      const u = index % units;
+      const waiter = forward ? s + 1 : s - 1;
+      if (waiter < 0 || waiter >= D || rankOf(waiter) === rankOf(s)) return null;
+      const rows = rowsOf(u);
+      const slotIndex = slotOf[s]!.get(u % perWindow)!;
+      const ws = layout.slots[slotIndex]!.ws;
+      const me = layout.stages[s]!;
+      const regions = forward
+        ? [
+            { ptr: ws.layers[me.last]!.y, bytes: rows * floatsOf(net.layers[me.last]!.outShape) * 4 },
+            { ptr: ws.labels, bytes: rows * net.positions * 4 },
+            ...(net.positions > 1 ? [{ ptr: ws.input, bytes: rows * net.inputFloats * 4 }] : []),
+            { ptr: layout.slotOwner + 4 * slotIndex, bytes: 4 },
+          ]
+        : [{ ptr: ws.layers[me.first]!.dx, bytes: rows * floatsOf(net.layers[me.first]!.inShape) * 4 }];
+      return { from: rankOf(s), to: rankOf(waiter), regions: nonEmpty(regions) };
     },
   };
 }

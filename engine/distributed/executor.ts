@@ -22,6 +22,7 @@ import type { FaultPlan } from "../runtime/fault.ts";
 import { WorkerPool } from "../runtime/pool.ts";
 import type { RoleArgs } from "../runtime/roles.ts";
 import { placementOf } from "../runtime/processes.ts";
+import { Outbox } from "../runtime/outbox.ts";
 import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
 import { gatherRegions, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
@@ -64,6 +65,7 @@ export class DistributedExecutor implements Executor {
   private commMs = 0;
   /** Barriers handed over by this process's programs and released so far. */
   private served = 0;
+  private readonly outbox: Outbox;
   /** Commands sent (coordinator) or received (follower) so far; each carries the next number as its tag. */
   private commands = 0;
 
@@ -73,7 +75,9 @@ export class DistributedExecutor implements Executor {
     private readonly cross: CrossProcessPlan,
     private readonly start: ExecutorStart,
     private readonly algo: string,
-  ) {}
+  ) {
+    this.outbox = new Outbox(start.memory, start.setup.control.outbox);
+  }
 
   /**
    * Start this process's programs and meet the others: followers say they are ready, the coordinator
@@ -91,6 +95,7 @@ export class DistributedExecutor implements Executor {
       transport.failed,
     ]);
     const executor = new DistributedExecutor(pool, transport, cross, start, algo);
+    transport.onWake = (from, body) => executor.acceptWake(from, body);
     if (transport.rank === 0) {
       transport.onProgress = (from, body) => DistributedExecutor.writeProgress(setup, start.memory, (r) => placementOf(setup.programs, placement.procs, r), from, body);
     }
@@ -117,7 +122,8 @@ export class DistributedExecutor implements Executor {
 
   private async meet(): Promise<void> {
     const t = this.transport;
-    const { memory, vectors, resumed } = this.start;
+    const { memory, resumed } = this.start;
+    const vectors = [...this.start.vectors, ...(this.cross.resumeRegions ?? [])];
     const within = <T>(p: Promise<T>, what: string) => withDeadline(p, START_TIMEOUT_MS, what, t);
     if (this.isCoordinator) {
       for (let r = 1; r < t.procs; r++) await within(t.receive(r, KIND.ready, 0), `${t.names[r]} to open its session`);
@@ -187,7 +193,8 @@ export class DistributedExecutor implements Executor {
     const programs = this.pool.run<R>(role, args).finally(() => (finished = true));
     const progress = this.isCoordinator ? null : setInterval(() => this.sendProgress(), PROGRESS_MS);
     try {
-      await Promise.race([Promise.all([programs, this.serveBarriers(epoch, () => finished)]), t.failed]);
+      await Promise.race([Promise.all([programs, this.serveBarriers(epoch, () => finished), this.relayWakes(() => finished)]), t.failed]);
+      this.relayPending(); // wakes queued by the last steps
       return await programs;
     } catch (e) {
       if (t.failure) {
@@ -234,6 +241,48 @@ export class DistributedExecutor implements Executor {
       Atomics.add(words, WORD.barrierGeneration, 1);
       Atomics.notify(words, WORD.barrierGeneration);
     }
+  }
+
+  /** Relay every woken word another process waits on, with what it reads, in the order they were woken. */
+  private async relayWakes(finished: () => boolean): Promise<void> {
+    if (!this.cross.relay) return;
+    const [array, index] = this.outbox.claimedWord;
+    for (;;) {
+      this.relayPending();
+      if (finished() || this.transport.failure) return;
+      const claimed = this.outbox.claimed();
+      if (claimed === this.outbox.taken()) {
+        const wait = Atomics.waitAsync(array, index, claimed, 100);
+        if (wait.async) await wait.value;
+      } else await new Promise((r) => setImmediate(r)); // a producer is between its claim and its write
+    }
+  }
+
+  private relayPending(): void {
+    if (!this.cross.relay) return;
+    const { memory } = this.start;
+    const t = this.transport;
+    for (let word = this.outbox.take(); word !== 0; word = this.outbox.take()) {
+      const relay = this.cross.relay(word);
+      if (!relay || relay.to === t.rank) continue;
+      const body = new Uint8Array(4 + totalBytes(relay.regions));
+      new DataView(body.buffer).setUint32(0, word, true);
+      body.set(gatherRegions(memory, relay.regions), 4);
+      t.send(relay.to, KIND.wake, 0, body);
+    }
+  }
+
+  /** A relayed wake from another process: check it is one this process waits on from that rank, write what it carries, then bump the word. */
+  private acceptWake(from: number, body: Uint8Array): void {
+    const t = this.transport;
+    const word = body.length >= 4 ? new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(0, true) : 0;
+    const relay = word !== 0 ? this.cross.relay?.(word) : null;
+    if (!relay || relay.to !== t.rank || relay.from !== from) return t.abort(`${t.names[from]} relayed a wake of word ${word} that ${t.names[t.rank]} does not wait on from it`);
+    if (body.length !== 4 + totalBytes(relay.regions)) return t.abort(`${t.names[from]} relayed word ${word} with ${body.length - 4} bytes where ${totalBytes(relay.regions)} were due`);
+    scatterRegions(this.start.memory, relay.regions, body.subarray(4));
+    const words = new Int32Array(this.start.memory.buffer);
+    Atomics.add(words, word >> 2, 1);
+    Atomics.notify(words, word >> 2);
   }
 
   /** Per local program: Σ loss (f64) and samples (as f64) so far this epoch. */

@@ -40,6 +40,8 @@ export const KIND = {
   heartbeat: 7,
   /** anyone → anyone: the run ends, with this reason (UTF-8). */
   abort: 8,
+  /** a woken word another process waits on (u32 byte offset), then the regions its waiter reads. */
+  wake: 9,
 } as const;
 
 export type Kind = (typeof KIND)[keyof typeof KIND];

@@ -54,6 +54,8 @@ export class Transport {
   readonly names: string[];
   /** The largest message accepted (a bigger claimed size is refused before any buffer is allocated); the executor lowers it to the arena's size. */
   maxMessageBytes = 1 << 30;
+  /** Relayed wakes (the executor sets it): handled on arrival, in order. */
+  onWake: ((from: number, body: Uint8Array) => void) | null = null;
   /** Progress frames from followers (the coordinator sets it once its session is open). */
   onProgress: ((from: number, body: Uint8Array) => void) | null = null;
   private rejectFailed!: (e: RunError) => void;
@@ -263,6 +265,10 @@ export class Transport {
         return;
       case KIND.abort:
         this.fail(new TextDecoder().decode(m.body));
+        return;
+      case KIND.wake:
+        if (!this.onWake) return this.abort(`${this.names[from]} relayed a wake before this process could take one`);
+        this.onWake(from, m.body);
         return;
       default:
         this.queues[from]!.push(m);

@@ -11,6 +11,7 @@
  * The algorithm code is the same in both, which is what makes deterministic replay a faithful test.
  */
 import { Control, StopRequested, WORD } from "./control.ts";
+import type { Outbox } from "./outbox.ts";
 
 /** What a program yields: it is blocked and waits for `reason`. Only the deterministic executor sees it. */
 export interface Blocked {
@@ -92,6 +93,8 @@ export class ThreadSync implements Sync {
      * what the other processes need and wrote.
      */
     private readonly releasedByMainThread = false,
+    /** A run that spans processes: every woken word is also queued here for the main thread to relay. */
+    private readonly outbox: Outbox | null = null,
   ) {
     this.all = new Int32Array(memory.buffer);
   }
@@ -125,6 +128,10 @@ export class ThreadSync implements Sync {
   wake(word: number): void {
     Atomics.add(this.all, word >> 2, 1);
     Atomics.notify(this.all, word >> 2);
+    this.outbox?.push(word, () => {
+      this.checkStop();
+      Atomics.wait(this.all, this.control.words.byteOffset / 4 + WORD.stop, 0, 1);
+    });
   }
 
   *point(): Generator<Blocked, void, void> {}
