@@ -86,6 +86,25 @@ describe("runs across processes are bitwise the run of one process", () => {
     });
   }
 
+  // LAP and LPP: one replica group per process. With one worker per group the run is deterministic
+  // (sequential SGD per replica, averaged in replica order), so it must be bitwise.
+  for (const algo of ["lap", "lpp"] as const) {
+    natsTest(`${algo}, one replica group of one worker per process, 3 processes`, async () => {
+      const config: TrainConfig = { ...gossip(algo, "ring"), gossip: undefined, workers: 3, async: { replicas: 3, avgEvery: 3, lppWarmup: 1 } };
+      const { summaries, sameWeights, sameCheckpoint } = await bothWays(config, 3);
+      expect(summaries[1]!.status).toBe("completed");
+      expect(sameWeights).toBe(true);
+      expect(sameCheckpoint).toBe(true);
+    });
+  }
+
+  natsTest("lap with Hogwild! groups of two workers on 2 processes learns (asynchronous: no bitwise claim)", async () => {
+    const config: TrainConfig = { ...gossip("lap", "ring"), gossip: undefined, workers: 4, epochs: 1, async: { replicas: 2, avgEvery: 4 } };
+    const summary = await trainAcrossProcesses(config, {}, { procs: 2, self: SELF });
+    expect(summary.status).toBe("completed");
+    expect(summary.testAccuracy).toBeGreaterThan(0.8);
+  });
+
   // Pipelines: one stage per process; the schedules run unchanged, hand-offs cross with their data.
   for (const [algo, stages, optimizer] of [
     ["1f1b", 2, "momentum"],
@@ -308,6 +327,7 @@ describe("skein join: processes that wait on a server for runs (as on several ho
     await refused(["train", "--algo", "hogwild", "--procs", "2"], /hogwild is a shared-memory algorithm .* runs inside one process/);
     await refused(["train", "--algo", "layerwise", "--procs", "2"], /layerwise is a shared-memory algorithm/);
     await refused(["train", "--algo", "dmsgd", "--procs", "2", "--executor", "deterministic"], /use --executor threads/);
+    await refused(["train", "--algo", "lap", "--procs", "2", "--workers", "4", "--replicas", "4"], /one replica group per process; give --replicas 2/);
     await refused(["train", "--algo", "dmsgd", "--nats", "nats://127.0.0.1:4222"], /--nats URL needs --procs/);
     await refused(["train", "--algo", "dmsgd", "--procs", "2", "--nats", "nats://10.1.2.3:4222"], /needs --token/);
     await refused(["join"], /needs the server's URL/);

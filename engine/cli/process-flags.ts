@@ -7,7 +7,7 @@ import { joinRuns, TOKEN_ENV, type ProcessesOptions } from "../run-processes.ts"
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 
 export const PROCESS_FLAGS: FlagSpec[] = [
-  { name: "procs", type: "int", min: 1, max: 64, help: "processes the run spans (sync, pmsgd, dsgd, dmsgd, decentlam, the pipelines), each hosting its share of the workers or stages; without --nats a nats-server on 127.0.0.1 and the processes are started here (default 1: this process alone)" },
+  { name: "procs", type: "int", min: 1, max: 64, help: "processes the run spans (sync, pmsgd, dsgd, dmsgd, decentlam, the pipelines; lap and lpp with --replicas P), each hosting its share of the workers or stages; without --nats a nats-server on 127.0.0.1 and the processes are started here (default 1: this process alone)" },
   { name: "nats", type: "string", valueName: "URL", help: "with --procs: a running NATS server whose `skein join` processes take part (nats://HOST:4222)" },
   { name: "token", type: "string", valueName: "T", help: `with --nats: the server's token (or $${TOKEN_ENV})` },
 ];

@@ -16,6 +16,7 @@
  *    change the set each round.
  *  - pipelines: no barriers; a stage's "unit u done" wake crosses with the activations or gradients the
  *    next stage reads (`relay`).
+ *  - lap, lpp: one replica group per process; the averaging's two barriers carry the slices.
  *  - sync: each step's gradient blocks are shared out among the processes (each claims within its own
  *    share). At the first barrier every block's slice w goes to the process of worker w, which sums the
  *    blocks in block order and updates slice w (a reduce-scatter whose sum is the in-process chain); at
@@ -32,6 +33,9 @@ import { algorithmNamed } from "../algorithms/registry.ts";
 import { roundsPerEpoch, type GossipLayout } from "../algorithms/gossip/round.ts";
 import { stepsPerEpoch, type SyncLayout } from "../algorithms/sync-sgd.ts";
 import { windowProgram, type PipelineLayout } from "../algorithms/pipeline/pipeline.ts";
+import type { LocalAsyncLayout } from "../algorithms/async/hogwild-step.ts";
+import { asyncOptionsOf } from "../algorithms/config.ts";
+import { alignedSliceOf } from "../runtime/split.ts";
 
 /** `bytes` bytes of the arena at `ptr`. */
 export interface Region {
@@ -60,7 +64,10 @@ const SHARED_MEMORY_ONLY = new Set(["hogwild", "layerwise", "layup"]);
 /** Pipelines: stage boundaries between processes carry activations forward and their gradients back. */
 const PIPELINES_ACROSS = new Set(["gpipe", "1f1b", "pipedream", "2bw", "spectrain", "pipeoptim"]);
 
-export const SPANS_PROCESSES = ["sync", ...GOSSIP_ACROSS, ...PIPELINES_ACROSS];
+/** LAP and LPP: one replica group per process, as the paper runs one per device; averaged across. */
+const REPLICAS_ACROSS = new Set(["lap", "lpp"]);
+
+export const SPANS_PROCESSES = ["sync", ...GOSSIP_ACROSS, ...PIPELINES_ACROSS, ...REPLICAS_ACROSS];
 
 /** Refuse a run that cannot span `procs` processes, with the reason (UserError: exit 2). */
 export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
@@ -72,6 +79,9 @@ export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
     throw new UserError(`--procs ${procs}: ${algo} does not run across processes yet (these do: ${SPANS_PROCESSES.join(", ")})`);
   }
   if (config.executor !== "threads") throw new UserError(`--procs ${procs}: runs across processes use --executor threads, not ${config.executor}`);
+  if (REPLICAS_ACROSS.has(algo) && asyncOptionsOf(config).replicas !== procs) {
+    throw new UserError(`--procs ${procs}: ${algo} runs one replica group per process; give --replicas ${procs}`);
+  }
   const programs = algorithmNamed(algo).programs(config);
   if (programs < procs) throw new UserError(`--procs ${procs} with ${programs} worker${programs === 1 ? "" : "s"}: every process needs a worker; give --workers ${procs} or more`);
 }
@@ -80,6 +90,7 @@ export function crossProcessPlan(config: TrainConfig, setup: RunSetup, plan: Alg
   if (config.algo === "sync") return syncPlan(setup as RunSetup<SyncLayout>, net, procs);
   if (GOSSIP_ACROSS.has(config.algo)) return gossipPlan(config, setup as RunSetup<GossipLayout>, net, procs);
   if (PIPELINES_ACROSS.has(config.algo)) return pipelinePlan(setup as RunSetup<PipelineLayout>, net, procs);
+  if (REPLICAS_ACROSS.has(config.algo)) return replicaPlan(setup as RunSetup<LocalAsyncLayout>, net, procs);
   throw new UserError(`--procs ${procs}: ${config.algo} does not run across processes yet`);
 }
 
@@ -215,6 +226,34 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
         : [{ ptr: ws.layers[me.first]!.dx, bytes: rows * floatsOf(net.layers[me.first]!.inShape) * 4 }];
       return { from: rankOf(s), to: rankOf(waiter), regions: nonEmpty(regions) };
     },
+  };
+}
+
+/**
+ * LAP/LPP with one replica per process (its Hogwild! group is the process's workers). Averaging is
+ * barrier, each worker w averages slice w of every replica (the mean into replica 0, copies into the
+ * others), barrier. Before it, worker w's process receives slice w of every other replica; after it,
+ * every process receives its own replica's slices that the other processes' workers wrote.
+ */
+function replicaPlan(setup: RunSetup<LocalAsyncLayout>, net: Network, procs: number): CrossProcessPlan {
+  const { replicas } = setup.layout;
+  const layers = net.layers.length;
+  const workersOf = (rank: number) => {
+    const p = placementOf(setup.programs, procs, rank);
+    return Array.from({ length: p.count }, (_, d) => p.first + d);
+  };
+  const slice = (base: number, w: number): Region[] => {
+    const { lo, hi } = alignedSliceOf(net.paramFloats, setup.programs, w);
+    return hi > lo ? [{ ptr: base + lo * 4, bytes: (hi - lo) * 4 }] : [];
+  };
+  const whole = (ptr: number) => ({ ptr, bytes: net.paramFloats * 4 });
+  return {
+    transfers(_epoch, k, from, to) {
+      if (k % 2 === 0) return workersOf(to).flatMap((w) => slice(replicas.params[from]!, w)); // before averaging
+      return workersOf(from).flatMap((w) => slice(replicas.params[to]!, w)); // after it
+    },
+    owned: (rank) => [whole(replicas.params[rank]!), ...replicas.state[rank]!.map(whole), { ptr: replicas.versions[rank]!, bytes: layers * 4 }],
+    resumeRegions: replicas.versions.map((ptr) => ({ ptr, bytes: layers * 4 })),
   };
 }
 
