@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { hostname } from "node:os";
 import { RunError, UserError } from "./errors.ts";
-import type { TrainConfig } from "./algorithms/config.ts";
+import { gossipOptionsOf, type TrainConfig } from "./algorithms/config.ts";
 import { algorithmNamed } from "./algorithms/registry.ts";
 import { WORD } from "./runtime/control.ts";
 import { placementOf } from "./runtime/processes.ts";
@@ -70,7 +70,8 @@ export async function trainAcrossProcesses(config: TrainConfig, options: TrainOp
       }
     }
     const epochsDone = options.resume?.state.epochsDone ?? 0;
-    const job = (rank: number): Job => ({ runId: runIdHex(runId), rank, procs, config, epochsDone });
+    const trace = options.trace ?? Boolean(options.out);
+    const job = (rank: number): Job => ({ runId: runIdHex(runId), rank, procs, config, epochsDone, trace });
     for (const e of await enlist(t.connection, runId, procs, job, START_TIMEOUT_MS, t.failed)) {
       names[e.rank] = describeRank(e.rank, e.host, e.pid);
       byPid.set(e.pid, names[e.rank]!);
@@ -81,6 +82,7 @@ export async function trainAcrossProcesses(config: TrainConfig, options: TrainOp
       distributed: {
         placement: placementOf(programs, procs, 0),
         start: async (s: ExecutorStart) => (executor = await DistributedExecutor.open(s, t, crossProcessPlan(config, s.setup, s.plan, s.net, procs), config.algo)),
+        summary: (steps) => (executor as DistributedExecutor | null)!.summary(steps, nodesOf(config)),
       },
     });
     if (t.failure) throw t.failure;
@@ -95,6 +97,9 @@ export async function trainAcrossProcesses(config: TrainConfig, options: TrainOp
     await server?.stop();
   }
 }
+
+/** What "node" means in bytes per node per step: a gossip node, else a program (worker or stage). */
+const nodesOf = (config: TrainConfig) => (algorithmNamed(config.algo).family === "gossip" ? gossipOptionsOf(config).nodes : algorithmNamed(config.algo).programs(config));
 
 const isStop = (e: unknown) => (e as Error)?.name === "StoppedError";
 
@@ -153,6 +158,7 @@ async function followJob(o: JoinOptions, job: Job): Promise<void> {
   const parentWatch = o.parent ? setInterval(() => !alive(o.parent!) && transport.fail(`the launcher (pid ${o.parent}) is gone`), 500) : null;
   try {
     session = await TrainingSession.open(job.config, {
+      trace: job.trace === true,
       distributed: {
         placement: placementOf(programs, job.procs, job.rank),
         start: async (s) => (executor = await DistributedExecutor.open(s, transport, crossProcessPlan(job.config, s.setup, s.plan, s.net, job.procs), job.config.algo)),

@@ -28,7 +28,7 @@ import { algorithmNamed, ROLE_TABLE } from "./algorithms/registry.ts";
 import { mergeStaleness } from "./algorithms/async/staleness.ts";
 import { EVALUATION_CELLS, type EvaluationResult } from "./algorithms/evaluate.ts";
 import { saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
-import type { EpochOutcome, Progress } from "./run-metrics.ts";
+import type { EpochOutcome, Progress, ProcessesSummary } from "./run-metrics.ts";
 
 export interface SessionOptions {
   /** A checkpoint to continue from. */
@@ -46,7 +46,12 @@ export interface SessionOptions {
   /** Threads executor: how long a call on the workers may show no progress before the run is declared stuck. */
   watchdogMs?: number;
   /** A run that spans processes: this process's place in it, and the executor that links it to the others. */
-  distributed?: { placement: ProcessPlacement; start(run: ExecutorStart): Promise<Executor> };
+  distributed?: {
+    placement: ProcessPlacement;
+    start(run: ExecutorStart): Promise<Executor>;
+    /** The summary's account of the processes, given the steps this session trained. */
+    summary?(steps: number): ProcessesSummary;
+  };
 }
 
 const PROGRESS_INTERVAL_MS = 200;

@@ -97,6 +97,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
       ...(stages ? { stages } : {}),
       parameters: session.net.parameterCount,
+      ...(options.distributed?.summary ? { processes: options.distributed.summary(epochResults.length * session.stepsPerEpoch) } : {}),
       peakRssBytes: session.peakRssBytes(),
       arena: arenaReport(session.setup.plan, session.memory),
       out,
@@ -139,7 +140,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         const events: TraceEvent[] = [];
         epoch.results.forEach((r, w) => {
           if (!r.trace) return;
-          events.push(...toTraceEvents(r.trace, w, session.plan.trackName?.(w) ?? `worker ${w}`, !namedTracks.has(w)));
+          const track = session.plan.trackName?.(w) ?? `worker ${w}`;
+          events.push(...toTraceEvents(r.trace, w, r.process ? `${r.process}: ${track}` : track, !namedTracks.has(w)));
           namedTracks.add(w);
         });
         folder.appendTrace(session.epochsDone, events, Date.now() * 1000);

@@ -46,7 +46,13 @@ async function bothWays(config: TrainConfig, procs: number) {
   let across: Float32Array | null = null;
   const a = await train(config, { out: one, onFinish: (p) => (inProcess = p) });
   const b = await trainAcrossProcesses(config, { out: many, onFinish: (p) => (across = p) }, { procs, self: SELF });
+  // One trace: a track per program, named for its process, clocks on the coordinator's.
+  const trace = JSON.parse(readFileSync(join(many, "trace.json"), "utf8"));
+  const events: { ph: string; name: string; args?: { name: string } }[] = Array.isArray(trace) ? trace : trace.traceEvents;
+  const tracks = events.filter((e) => e.ph === "M").map((e) => e.args!.name);
   return {
+    tracks,
+    crossings: events.filter((e) => e.ph === "X" && e.name.startsWith("NATS")).length,
     summaries: [a, b],
     sameWeights: Buffer.from(inProcess!.buffer).equals(Buffer.from(across!.buffer)),
     sameCheckpoint: readFileSync(join(one, CHECKPOINT_FILE)).equals(readFileSync(join(many, CHECKPOINT_FILE))),
@@ -63,9 +69,16 @@ describe("runs across processes are bitwise the run of one process", () => {
   ] as const) {
     natsTest(`${algo} on the ${topology} topology, ${procs} processes`, async () => {
       const config = { ...gossip(algo, topology), workers: procs };
-      const { summaries, sameWeights, sameCheckpoint } = await bothWays(config, procs);
+      const { summaries, sameWeights, sameCheckpoint, tracks, crossings } = await bothWays(config, procs);
       expect(summaries[1]!.status).toBe("completed");
       expect(summaries[1]!.testAccuracy).toBe(summaries[0]!.testAccuracy);
+      const processes = summaries[1]!.processes!;
+      expect(processes.count).toBe(procs);
+      expect(processes.bytesSent).toBeGreaterThan(0);
+      expect(processes.communicationSeconds).toHaveLength(procs);
+      expect(tracks).toHaveLength(procs);
+      expect(new Set(tracks.map((t) => t.split(":")[0])).size).toBe(procs);
+      expect(crossings).toBeGreaterThan(0);
       expect(sameWeights).toBe(true);
       expect(sameCheckpoint).toBe(true);
     });

@@ -19,6 +19,8 @@ export interface Job {
   config: TrainConfig;
   /** Epochs already done (a resumed run): the followers' epoch numbers start here. */
   epochsDone: number;
+  /** Record spans for the coordinator's trace.json. */
+  trace?: boolean;
 }
 
 export interface Enlisted {

@@ -23,6 +23,7 @@ import { WorkerPool } from "../runtime/pool.ts";
 import type { RoleArgs } from "../runtime/roles.ts";
 import { placementOf } from "../runtime/processes.ts";
 import { Outbox } from "../runtime/outbox.ts";
+import { mark, span, SpanRecorder } from "../runtime/trace.ts";
 import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
 import { gatherRegions, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
@@ -58,6 +59,19 @@ export interface CommunicationStats {
   seconds: number;
 }
 
+/** A run across processes, in its summary. */
+export interface ProcessesSummary {
+  count: number;
+  /** "rank r (pid p on host)" per rank. */
+  ranks: string[];
+  /** Bytes every process published to the others over NATS (frames with their headers), in total. */
+  bytesSent: number;
+  /** bytesSent per node (gossip node, else program) per step of this session. */
+  bytesPerNodeStep: number;
+  /** Per rank: seconds its main thread spent exchanging at barriers and relaying hand-offs. */
+  communicationSeconds: number[];
+}
+
 /** What the coordinator tells a follower between epochs. */
 export type Command = { do: "epoch"; epoch: number } | { do: "finish" };
 
@@ -66,6 +80,12 @@ export class DistributedExecutor implements Executor {
   /** Barriers handed over by this process's programs and released so far. */
   private served = 0;
   private readonly outbox: Outbox;
+  /** Microseconds to add to this process's wall clock to read the coordinator's (trace alignment). */
+  private clockOffsetUs = 0;
+  /** The main thread's spans (exchanges, relays) when the run is traced. */
+  private readonly spans: SpanRecorder | null;
+  /** Per rank, its latest figures (the coordinator's own and what followers sent with their results). */
+  private readonly commByRank: CommunicationStats[] = [];
   /** Commands sent (coordinator) or received (follower) so far; each carries the next number as its tag. */
   private commands = 0;
 
@@ -77,6 +97,7 @@ export class DistributedExecutor implements Executor {
     private readonly algo: string,
   ) {
     this.outbox = new Outbox(start.memory, start.setup.control.outbox);
+    this.spans = start.setup.trace ? new SpanRecorder() : null;
   }
 
   /**
@@ -128,13 +149,15 @@ export class DistributedExecutor implements Executor {
     if (this.isCoordinator) {
       for (let r = 1; r < t.procs; r++) await within(t.receive(r, KIND.ready, 0), `${t.names[r]} to open its session`);
       for (let r = 1; r < t.procs; r++) {
-        t.sendJson(r, KIND.command, 0, { do: "start", names: t.names, state: resumed });
+        t.sendJson(r, KIND.command, 0, { do: "start", names: t.names, state: resumed, clock: SpanRecorder.wallNow() });
         if (resumed) t.send(r, KIND.state, 0, gatherRegions(memory, vectors));
       }
       t.startHeartbeats();
     } else {
       t.send(0, KIND.ready, 0, new Uint8Array(0));
-      const start = await within(t.receiveJson<{ do: string; names: string[]; state: boolean }>(0, KIND.command, 0), "the coordinator to start the run");
+      const start = await within(t.receiveJson<{ do: string; names: string[]; state: boolean; clock: number }>(0, KIND.command, 0), "the coordinator to start the run");
+      // Trace clocks aligned at start: the coordinator's wall clock minus ours (one loopback or LAN hop off).
+      if (Number.isFinite(start.clock)) this.clockOffsetUs = start.clock - SpanRecorder.wallNow();
       if (start.do !== "start" || !Array.isArray(start.names) || start.names.length !== t.procs) t.abort(`${t.names[t.rank]}: the coordinator's start message is malformed`);
       start.names.forEach((name, r) => (t.names[r] = String(name)));
       t.startHeartbeats();
@@ -149,27 +172,57 @@ export class DistributedExecutor implements Executor {
     if (role !== this.algo) return this.pool.run<R>(role, args);
     const epoch = args(0).epoch ?? 0;
     if (this.isCoordinator) this.command({ do: "epoch", epoch });
-    const local = await this.runLocally<EpochResult>(role, args, epoch);
+    const local = this.annotate(await this.runLocally<EpochResult>(role, args, epoch));
     const { memory } = this.start;
     try {
       if (!this.isCoordinator) {
-        t.sendJson(0, KIND.results, epoch, local);
+        t.sendJson(0, KIND.results, epoch, { results: local, comm: this.stats() });
         t.send(0, KIND.state, epoch + 1, gatherRegions(memory, this.cross.owned(t.rank)));
         return local as R[];
       }
       const all: EpochResult[] = [...local];
       for (let r = 1; r < t.procs; r++) {
-        const theirs = await t.receiveJson<EpochResult[]>(r, KIND.results, epoch);
+        const { results: theirs, comm } = await t.receiveJson<{ results: EpochResult[]; comm: CommunicationStats }>(r, KIND.results, epoch);
         if (!Array.isArray(theirs)) t.abort(`${t.names[r]} sent epoch results that are not a list`);
         all.push(...theirs);
+        this.commByRank[r] = comm;
         const owned = this.cross.owned(r);
         scatterRegions(memory, owned, await t.receive(r, KIND.state, epoch + 1, totalBytes(owned)));
       }
       if (all.length !== this.size) t.abort(`epoch ${epoch + 1}: ${all.length} program results gathered, the run has ${this.size}`);
+      this.commByRank[0] = this.stats();
       return all as R[];
     } catch (e) {
       throw t.failure ?? e;
     }
+  }
+
+  /**
+   * Name the process on each local result; add the main thread's spans to the first program's track
+   * (it waits at the barrier while they happen); shift every span onto the coordinator's clock.
+   */
+  private annotate(results: EpochResult[]): EpochResult[] {
+    const t = this.transport;
+    const main = this.spans?.take();
+    results.forEach((r, d) => {
+      r.process = t.names[t.rank];
+      if (!r.trace) return;
+      if (d === 0 && main && main.spans.length > 0) {
+        const base = r.trace.names.length;
+        r.trace.names.push(...main.names);
+        for (let i = 0; i < main.spans.length; i += 3) r.trace.spans.push(base + main.spans[i]!, main.spans[i + 1]!, main.spans[i + 2]!);
+      }
+      if (this.clockOffsetUs !== 0) for (let i = 1; i < r.trace.spans.length; i += 3) r.trace.spans[i]! += this.clockOffsetUs;
+    });
+    return results;
+  }
+
+  /** The summary's account: processes, bytes per node per step, time each main thread spent communicating. */
+  summary(steps: number, nodes: number): ProcessesSummary {
+    const t = this.transport;
+    const ranks = Array.from({ length: t.procs }, (_, r) => this.commByRank[r] ?? { bytesSent: 0, framesSent: 0, seconds: 0 });
+    const bytesSent = ranks.reduce((a, c) => a + c.bytesSent, 0);
+    return { count: t.procs, ranks: [...t.names], bytesSent, bytesPerNodeStep: steps > 0 ? bytesSent / (nodes * steps) : 0, communicationSeconds: ranks.map((c) => c.seconds) };
   }
 
   /** Coordinator: tell every follower what to do next. */
@@ -224,12 +277,14 @@ export class DistributedExecutor implements Executor {
         if (wait.async) await wait.value;
       }
       this.served++;
-      if (process.env.SKEIN_DEBUG_NATS) console.error(`rank ${t.rank} epoch ${epoch} barrier ${k}`);
       const started = performance.now();
+      const traced = mark(this.spans);
+      let bytes = 0;
       for (let to = 0; to < t.procs; to++) {
         if (to === t.rank) continue;
         const regions = this.cross.transfers(epoch, k, t.rank, to);
         if (regions.length > 0) t.send(to, KIND.exchange, k, gatherRegions(memory, regions));
+        bytes += totalBytes(regions);
       }
       for (let from = 0; from < t.procs; from++) {
         if (from === t.rank) continue;
@@ -237,6 +292,7 @@ export class DistributedExecutor implements Executor {
         if (regions.length > 0) scatterRegions(memory, regions, await t.receive(from, KIND.exchange, k, totalBytes(regions)));
       }
       this.commMs += performance.now() - started;
+      span(this.spans, `NATS exchange, ${formatBytes(bytes)} sent`, traced);
       Atomics.store(words, WORD.barrierCount, 0);
       Atomics.add(words, WORD.barrierGeneration, 1);
       Atomics.notify(words, WORD.barrierGeneration);
@@ -265,10 +321,14 @@ export class DistributedExecutor implements Executor {
     for (let word = this.outbox.take(); word !== 0; word = this.outbox.take()) {
       const relay = this.cross.relay(word);
       if (!relay || relay.to === t.rank) continue;
+      const started = performance.now();
+      const traced = mark(this.spans);
       const body = new Uint8Array(4 + totalBytes(relay.regions));
       new DataView(body.buffer).setUint32(0, word, true);
       body.set(gatherRegions(memory, relay.regions), 4);
       t.send(relay.to, KIND.wake, 0, body);
+      this.commMs += performance.now() - started;
+      span(this.spans, `NATS hand-off, ${formatBytes(body.length)}`, traced);
     }
   }
 
@@ -314,6 +374,8 @@ export class DistributedExecutor implements Executor {
     this.pool.terminate();
   }
 }
+
+const formatBytes = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${Math.round(n / 1e3)} kB` : `${n} B`);
 
 /** `p`, or a RunError naming what did not happen within `ms` (or the run's failure, whichever comes first). */
 async function withDeadline<T>(p: Promise<T>, ms: number, what: string, t: Transport): Promise<T> {
