@@ -57,7 +57,10 @@ export async function trainAcrossProcesses(config: TrainConfig, options: TrainOp
     if (server) {
       for (let c = 1; c < procs; c++) {
         const child = spawn(launch.self[0]!, [...launch.self.slice(1), "join", url, "--run", runIdHex(runId), "--parent", String(process.pid)], {
-          stdio: ["ignore", "ignore", "inherit"],
+          // Quiet, and in a process group of their own: the terminal's Ctrl-C reaches the coordinator,
+          // which stops them; a child's failure reaches the user through the coordinator, naming its rank.
+          stdio: ["ignore", "ignore", "ignore"],
+          detached: true,
           env: { ...process.env, [TOKEN_ENV]: token },
         });
         const exited = new Promise<void>((resolve) =>

@@ -205,18 +205,23 @@ describe("faults end the run across processes", () => {
     }
   });
 
-  natsTest("kill -9 of the coordinator: its followers exit on their own", async () => {
+  natsTest("kill -9 of the coordinator: its followers and its nats-server exit on their own", async () => {
     const run = cli(["train", "--algo", "dsgd", "--model", "mlp:784-32-10", "--nodes", "4", "--batch", "16", "--procs", "3", "--epochs", "500", "--json"]);
     let followers: number[] = [];
+    let servers: number[] = [];
     try {
       await until(() => (followers = childrenOf(run.pid).filter((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("join"))).length === 2, 30_000, "two followers");
+      // The nats-server it started (under the shell that watches the coordinator).
+      servers = childrenOf(run.pid).flatMap((p) => [p, ...childrenOf(p)]).filter((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("nats-server"));
+      expect(servers.length).toBeGreaterThan(0);
       // Wait for training to be under way (the progress bar's first epoch line).
       await Bun.sleep(1_500);
       process.kill(run.pid, "SIGKILL");
       await until(() => followers.every((p) => !alive(p)), 10_000, "the followers to exit");
+      await until(() => servers.every((p) => !alive(p)), 10_000, "its nats-server to stop");
     } finally {
       run.kill("SIGKILL");
-      for (const p of followers) if (alive(p)) process.kill(p, "SIGKILL");
+      for (const p of [...followers, ...servers]) if (alive(p)) process.kill(p, "SIGKILL");
     }
   });
 });

@@ -34,7 +34,10 @@ export async function startLocalServer(token = newToken()): Promise<LocalServer>
   const dir = mkdtempSync(join(tmpdir(), "skein-nats-"));
   const config = join(dir, "nats.conf");
   writeFileSync(config, `listen: "127.0.0.1:-1"\nauthorization { token: "${token}" }\nmax_payload: ${LOCAL_MAX_PAYLOAD}\n`, { mode: 0o600 });
-  const child: ChildProcess = spawn(binary, ["-c", config], { stdio: ["ignore", "ignore", "pipe"] });
+  // Through a small shell that stops the server when this process is gone, even by kill -9 (nothing
+  // else would: the server does not watch its parent).
+  const watch = `"$1" -c "$2" & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM INT; while kill -0 "$3" 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; kill $s 2>/dev/null; wait $s`;
+  const child: ChildProcess = spawn("/bin/sh", ["-c", watch, "skein-nats", binary, config, String(process.pid)], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server did not start within ${START_TIMEOUT_MS / 1000} s: ${log.trim().split("\n").pop() ?? ""}`)), START_TIMEOUT_MS);
