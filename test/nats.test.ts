@@ -65,10 +65,12 @@ describe("runs across processes are bitwise the run of one process", () => {
     ["decentlam", "ring", 2],
     ["dmsgd", "one-peer-exponential", 4],
     ["dsgd", "one-peer-exponential", 2],
+    ["decentlam", "one-peer-exponential", 4],
     ["pmsgd", "ring", 2],
   ] as const) {
     natsTest(`${algo} on the ${topology} topology, ${procs} processes`, async () => {
-      const config = { ...gossip(algo, topology), workers: procs };
+      // DecentLaM with momentum on a directed graph runs only when forced (it is unstable there in the long run).
+      const config = { ...gossip(algo, topology), workers: procs, gossip: { topology, nodes: 8, force: algo === "decentlam" } };
       const { summaries, sameWeights, sameCheckpoint, tracks, crossings } = await bothWays(config, procs);
       expect(summaries[1]!.status).toBe("completed");
       expect(summaries[1]!.testAccuracy).toBe(summaries[0]!.testAccuracy);
@@ -327,7 +329,7 @@ describe("skein join: processes that wait on a server for runs (as on several ho
         (e: Error) => e.message,
       );
       const message = await Promise.race([ended, Bun.sleep(30_000).then(() => "hung")]);
-      expect(message).toMatch(new RegExp(`rank \\d \\(pid ${victim.pid} on ${hostname()}\\) sent nothing for 1\\.\\d s`));
+      expect(message).toMatch(new RegExp(`rank \\d \\(pid ${victim.pid} on ${hostname()}\\) sent nothing for \\d+\\.\\d s`));
       // The surviving joiner goes back to waiting: it says the run ended and is still alive.
       await until(() => alive(joiners[0]!.pid), 1_000, "the surviving joiner");
     } finally {
