@@ -105,7 +105,7 @@ export class TrainingSession {
     plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0, options.resume !== undefined);
     const fault = options.fault ?? null;
     const executor = options.distributed
-      ? await options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, fault, watchdogMs: options.watchdogMs })
+      ? await options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs })
       : config.executor === "deterministic"
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
         : config.executor === "simulated"

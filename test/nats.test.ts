@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
-import { train, type TrainConfig } from "../engine/train.ts";
+import { openResume, train, type TrainConfig } from "../engine/train.ts";
 import { trainAcrossProcesses } from "../engine/run-processes.ts";
 import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
 import { checkFrame, encodeFrame, KIND, parseRunId } from "../engine/distributed/frame.ts";
@@ -166,6 +166,24 @@ const alive = (pid: number) => {
 };
 
 const cli = (args: string[]) => Bun.spawn([...SELF, ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+
+describe("resuming across processes continues exactly, with another process count", () => {
+  for (const [algo, extra, from, to] of [
+    ["pipeoptim", { model: "mlp:784-32-16-10", workers: 3, batch: 32, pipeline: { stages: 3, microbatches: 4 } }, 3, 2],
+    ["lap", { workers: 2, async: { replicas: 2, avgEvery: 3 } }, 2, 2],
+  ] as const) {
+    natsTest(`${algo}: 2 epochs on ${from} processes, then a third on ${to}, equals 3 epochs in one process (Adam)`, async () => {
+      const config: TrainConfig = { ...gossip(algo, "ring"), gossip: undefined, ...extra, optimizer: defaultOptimizer("adam") } as TrainConfig;
+      const straight = folder();
+      const resumed = folder();
+      await train({ ...config, epochs: 3 }, { out: straight });
+      await trainAcrossProcesses(config, { out: resumed }, { procs: from, self: SELF });
+      const resume = await openResume(resumed);
+      await trainAcrossProcesses({ ...(resume.state.config as TrainConfig), epochs: 3 }, { out: resumed, resume }, { procs: to, self: SELF });
+      expect(readFileSync(join(resumed, CHECKPOINT_FILE)).equals(readFileSync(join(straight, CHECKPOINT_FILE)))).toBe(true);
+    });
+  }
+});
 
 describe("faults end the run across processes", () => {
   natsTest("kill -9 of one process ends the run naming its rank; the folder stays consistent and --resume continues exactly (another --procs)", async () => {

@@ -202,7 +202,7 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
   return {
     transfers: () => [],
     owned: (rank) => layout.stages.flatMap((_, s) => (rankOf(s) === rank ? stageState(s) : [])),
-    resumeRegions: [{ ptr: layout.updates, bytes: 4 * D }],
+    resumeRegions: [{ ptr: layout.updates, bytes: 4 * D }], // a resumed run's followers continue the update counts
     relay(word) {
       const forward = word >= layout.forwardDone && word < layout.forwardDone + D * units * 4;
       const backward = word >= layout.gradientDone && word < layout.gradientDone + D * units * 4;

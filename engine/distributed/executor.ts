@@ -42,6 +42,8 @@ export interface ExecutorStart {
   vectors: Region[];
   /** The session resumed from a checkpoint (the coordinator then sends the followers its state). */
   resumed: boolean;
+  /** Epochs done before this session (a resumed run's). */
+  epochsDone: number;
   fault: FaultPlan | null;
   watchdogMs?: number;
 }
@@ -149,19 +151,24 @@ export class DistributedExecutor implements Executor {
     if (this.isCoordinator) {
       for (let r = 1; r < t.procs; r++) await within(t.receive(r, KIND.ready, 0), `${t.names[r]} to open its session`);
       for (let r = 1; r < t.procs; r++) {
-        t.sendJson(r, KIND.command, 0, { do: "start", names: t.names, state: resumed, clock: SpanRecorder.wallNow() });
+        t.sendJson(r, KIND.command, 0, { do: "start", names: t.names, state: resumed, epochsDone: this.start.epochsDone, clock: SpanRecorder.wallNow() });
         if (resumed) t.send(r, KIND.state, 0, gatherRegions(memory, vectors));
       }
       t.startHeartbeats();
     } else {
       t.send(0, KIND.ready, 0, new Uint8Array(0));
-      const start = await within(t.receiveJson<{ do: string; names: string[]; state: boolean; clock: number }>(0, KIND.command, 0), "the coordinator to start the run");
+      const start = await within(t.receiveJson<{ do: string; names: string[]; state: boolean; epochsDone: number; clock: number }>(0, KIND.command, 0), "the coordinator to start the run");
       // Trace clocks aligned at start: the coordinator's wall clock minus ours (one loopback or LAN hop off).
       if (Number.isFinite(start.clock)) this.clockOffsetUs = start.clock - SpanRecorder.wallNow();
       if (start.do !== "start" || !Array.isArray(start.names) || start.names.length !== t.procs) t.abort(`${t.names[t.rank]}: the coordinator's start message is malformed`);
       start.names.forEach((name, r) => (t.names[r] = String(name)));
       t.startHeartbeats();
-      if (start.state) scatterRegions(memory, vectors, await t.receive(0, KIND.state, 0, totalBytes(vectors)));
+      if (start.state) {
+        scatterRegions(memory, vectors, await t.receive(0, KIND.state, 0, totalBytes(vectors)));
+        // As a resumed session prepares after restoring (replicas from replica 0, hand-off words at the epoch count).
+        if (!Number.isInteger(start.epochsDone) || start.epochsDone < 0) t.abort(`the coordinator's start message has epochsDone ${start.epochsDone}`);
+        this.start.plan.prepare?.(memory, start.epochsDone, true);
+      }
     }
   }
 
