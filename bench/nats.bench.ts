@@ -110,6 +110,7 @@ if (only.has("transport")) {
 async function sideBySide(name: string, config: TrainConfig) {
   const one: { step: number; rate: number }[] = [];
   const two: { step: number; rate: number }[] = [];
+  let crossingPerStep = 0;
   for (let r = 0; r < rounds; r++) {
     for (const [into, run] of [
       [one, () => train(config)],
@@ -117,20 +118,22 @@ async function sideBySide(name: string, config: TrainConfig) {
     ] as const) {
       const s = await run();
       into.push({ step: 1 / s.updatesPerSec, rate: s.samplesPerSec }); // one update per round or pipeline batch
+      // Bytes one process sends the other per step (the summary counts every process's frames).
+      if (s.processes) crossingPerStep = s.processes.bytesSent / s.processes.count / (s.updatesPerSec * s.trainSeconds);
     }
   }
   const ms = (x: number) => (x * 1000).toFixed(2);
   console.log(`${name}: ${rounds} rounds of ${config.epochs} epochs each way`);
   console.log(`  1 process    ${ms(median(one.map((x) => x.step)))} ms/step  ${median(one.map((x) => x.rate)).toFixed(0)} samples/s`);
   console.log(`  2 processes  ${ms(median(two.map((x) => x.step)))} ms/step  ${median(two.map((x) => x.rate)).toFixed(0)} samples/s`);
-  return { stepRatio: median(two.map((x) => x.step)) / median(one.map((x) => x.step)), rateRatio: median(two.map((x) => x.rate)) / median(one.map((x) => x.rate)), two: median(two.map((x) => x.step)) };
+  return { stepRatio: median(two.map((x) => x.step)) / median(one.map((x) => x.step)), rateRatio: median(two.map((x) => x.rate)) / median(one.map((x) => x.rate)), two: median(two.map((x) => x.step)), one: median(one.map((x) => x.step)), crossingPerStep };
 }
 
 const base: TrainConfig = { algo: "dmsgd", model: "mlp:784-256-128-10", data: "digits", epochs, batch: 16, workers: 2, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
 
 if (only.has("gossip")) {
   const gossip: TrainConfig = { ...base, gossip: { nodes: 16, topology: "ring" } };
-  const { stepRatio, two } = await sideBySide("gossip (dmsgd, 16-node ring, 2 workers)", gossip);
+  const { stepRatio, two, one, crossingPerStep } = await sideBySide("gossip (dmsgd, 16-node ring, 2 workers)", gossip);
   console.log(`  round time, 2 processes / 1 = ${stepRatio.toFixed(2)}  (target ≤ 2)`);
   if (measured) {
     // The simulator's prediction with the measured transport as its network. It charges every node's
@@ -139,7 +142,13 @@ if (only.has("gossip")) {
     writeFileSync(file, JSON.stringify(measured));
     const simulated = await train({ ...gossip, executor: "simulated", simulation: { network: file } });
     rmSync(file);
-    console.log(`  simulated with the measured network: ${((1000 * simulated.trainSeconds) / (simulated.updatesPerSec * simulated.trainSeconds)).toFixed(2)} ms/round (virtual), measured on 2 processes ${(two * 1000).toFixed(2)} ms/round`);
+    console.log(`  simulated with the measured network: ${(1000 / simulated.updatesPerSec).toFixed(2)} ms/round (virtual), measured on 2 processes ${(two * 1000).toFixed(2)} ms/round`);
+    // A model of what actually crosses: the in-process round, plus each process's crossing bytes at the
+    // measured bandwidth, one way and both ways through the one server (the range), plus one latency.
+    const oneWay = crossingPerStep / measured.bytesPerSecond;
+    console.log(
+      `  crossing bytes ${(crossingPerStep / 1e6).toFixed(2)} MB per process per round: predicted ${((one + oneWay + measured.latencySeconds) * 1000).toFixed(1)}–${((one + 2 * oneWay + measured.latencySeconds) * 1000).toFixed(1)} ms/round, measured ${(two * 1000).toFixed(1)}`,
+    );
   }
 }
 if (only.has("pipeline")) {
