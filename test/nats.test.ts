@@ -347,6 +347,7 @@ describe("skein join: processes that wait on a server for runs (as on several ho
         (e: Error) => e.message,
       );
       const message = await Promise.race([ended, Bun.sleep(30_000).then(() => "hung")]);
+      console.log(`joiner killed: ${message}`);
       expect(message).toMatch(new RegExp(`rank \\d \\(pid ${victim.pid} on ${hostname()}\\) sent nothing for \\d+\\.\\d s`));
       // The surviving joiner goes back to waiting: it says the run ended and is still alive.
       await until(() => alive(joiners[0]!.pid), 1_000, "the surviving joiner");
