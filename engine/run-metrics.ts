@@ -2,6 +2,7 @@
  * What a run reports: progress while an epoch runs, one metrics line per epoch, and the summary at
  * the end; and the figures derived from the programs' epoch results (staleness, β, overheads).
  */
+import type { ProcessesSummary } from "./distributed/executor.ts";
 import type { ArenaPlan } from "./memory/arena.ts";
 import type { RunStatus } from "./run-folder.ts";
 import type { SimulationSummary } from "./runtime/costs.ts";
@@ -40,6 +41,8 @@ export interface EpochMetrics extends Partial<GossipMetrics> {
   /** Pipelines: per stage, mean ‖weights at F − weights at B‖² over the epoch's microbatches. */
   inconsistency?: number[];
 }
+
+export type { ProcessesSummary };
 
 export interface Summary extends Partial<GossipMetrics> {
   algo: string;
@@ -81,6 +84,8 @@ export interface Summary extends Partial<GossipMetrics> {
   stages?: StageMemory[];
   /** Training FLOPs (GEMMs and convolutions) per sample, achieved GFLOP/s, and their share of the cores' ceiling. */
   flops?: FlopSummary;
+  /** A run across processes: how many, where, and what crossed between them. */
+  processes?: ProcessesSummary;
   peakRssBytes: number;
   arena: { bytes: number; neededBytes: number; overhead: number; byRegion: Record<string, number> };
   out: string | null;

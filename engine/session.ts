@@ -20,13 +20,15 @@ import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import { SimulatedExecutor } from "./runtime/simulated.ts";
 import { describeSimulation, simulationModel, type SimulationSummary } from "./runtime/costs.ts";
 import type { Executor } from "./runtime/executor.ts";
+import type { ProcessPlacement } from "./runtime/processes.ts";
+import type { ExecutorStart } from "./distributed/executor.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult } from "./algorithms/algorithm.ts";
 import type { TrainConfig } from "./algorithms/config.ts";
 import { algorithmNamed, ROLE_TABLE } from "./algorithms/registry.ts";
 import { mergeStaleness } from "./algorithms/async/staleness.ts";
 import { EVALUATION_CELLS, type EvaluationResult } from "./algorithms/evaluate.ts";
 import { saveCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
-import type { EpochOutcome, Progress } from "./run-metrics.ts";
+import type { EpochOutcome, Progress, ProcessesSummary } from "./run-metrics.ts";
 
 export interface SessionOptions {
   /** A checkpoint to continue from. */
@@ -43,6 +45,13 @@ export interface SessionOptions {
   trace?: boolean;
   /** Threads executor: how long a call on the workers may show no progress before the run is declared stuck. */
   watchdogMs?: number;
+  /** A run that spans processes: this process's place in it, and the executor that links it to the others. */
+  distributed?: {
+    placement: ProcessPlacement;
+    start(run: ExecutorStart): Promise<Executor>;
+    /** The summary's account of the processes, given the steps this session trained. */
+    summary?(steps: number): ProcessesSummary;
+  };
 }
 
 const PROGRESS_INTERVAL_MS = 200;
@@ -95,8 +104,9 @@ export class TrainingSession {
     }
     plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0, options.resume !== undefined);
     const fault = options.fault ?? null;
-    const executor =
-      config.executor === "deterministic"
+    const executor = options.distributed
+      ? await options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs })
+      : config.executor === "deterministic"
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
         : config.executor === "simulated"
           ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault)
@@ -210,6 +220,12 @@ export class TrainingSession {
 
 const evaluationFigures = (memory: WebAssembly.Memory, at: number, blocks: number) => new Float64Array(memory.buffer, at, blocks * EVALUATION_CELLS);
 
+/** Every checkpointed vector as a region of the arena (what a resumed run spanning processes sends its followers). */
+function regionsOf(setup: RunSetup, plan: AlgorithmPlan, net: Network): { ptr: number; bytes: number }[] {
+  const { params, optimizerState, extra } = vectorsOf(setup, plan);
+  return [...[params, ...optimizerState].map((ptr) => ({ ptr, bytes: net.paramFloats * 4 })), ...extra.map((v) => ({ ptr: v.ptr, bytes: v.floats * 4 }))];
+}
+
 const vectorsOf = (setup: RunSetup, plan: AlgorithmPlan) => ({ params: setup.params, optimizerState: setup.optimizerState, extra: plan.checkpointVectors?.() ?? [] });
 
 /** What to change when the loss is no longer finite: the step size, and the weight decay when it alone overshoots. */
@@ -288,6 +304,7 @@ function planRun(algorithm: Algorithm, config: TrainConfig, net: Network, datase
     evaluation,
     profileKernels: options.profileKernels ?? false,
     trace: options.trace ?? false,
+    ...(options.distributed ? { processes: options.distributed.placement } : {}),
   };
   return { setup, plan };
 }

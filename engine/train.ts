@@ -13,7 +13,7 @@ import type { FaultPlan } from "./runtime/fault.ts";
 import { traceEvents, type SpanLog, type TraceEvent } from "./runtime/trace.ts";
 import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
-import { stopRequested, TrainingSession } from "./session.ts";
+import { stopRequested, TrainingSession, type SessionOptions } from "./session.ts";
 import { flopSummary } from "./run-flops.ts";
 import { arenaReport, controlOverhead, kernelShares, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
@@ -46,6 +46,8 @@ export interface TrainOptions {
   audit?: boolean;
   /** Read the final parameters (tests compare runs bitwise). */
   onFinish?: (params: Float32Array) => void;
+  /** A run that spans processes (engine/run-processes.ts sets it): this process's place and executor. */
+  distributed?: SessionOptions["distributed"];
 }
 
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<Summary> {
@@ -95,6 +97,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       ...(last?.inconsistency ? { inconsistency: last.inconsistency } : {}),
       ...(stages ? { stages } : {}),
       parameters: session.net.parameterCount,
+      ...(options.distributed?.summary ? { processes: options.distributed.summary(epochResults.length * session.stepsPerEpoch) } : {}),
       peakRssBytes: session.peakRssBytes(),
       arena: arenaReport(session.setup.plan, session.memory),
       out,
@@ -137,7 +140,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         const events: TraceEvent[] = [];
         epoch.results.forEach((r, w) => {
           if (!r.trace) return;
-          events.push(...toTraceEvents(r.trace, w, session.plan.trackName?.(w) ?? `worker ${w}`, !namedTracks.has(w)));
+          const track = session.plan.trackName?.(w) ?? `worker ${w}`;
+          events.push(...toTraceEvents(r.trace, w, r.process ? `${r.process}: ${track}` : track, !namedTracks.has(w)));
           namedTracks.add(w);
         });
         folder.appendTrace(session.epochsDone, events, Date.now() * 1000);

@@ -1,7 +1,7 @@
 /**
  * The doors between the engine's rooms open one way (docs/ARCHITECTURE.md):
  *
- *   cli → experiments, report → train → algorithms → runtime, model, optim, data, checkpoint
+ *   cli → experiments, report → train → distributed → algorithms → runtime, model, optim, data, checkpoint
  *       → kernels, memory → asm
  *
  * This test reads every import of engine/ and workers/ (import and export-from statements, type-only
@@ -28,6 +28,8 @@ const ROOMS: { name: string; holds: (path: string) => boolean }[] = [
   { name: "experiments, report", holds: (p) => p.startsWith("engine/experiments/") || p.startsWith("engine/report/") },
   // The run itself: train.ts and the files it splits into, and the worker entry that runs role programs.
   { name: "train", holds: (p) => /^engine\/(train|run|session|config-check)[^/]*\.ts$/.test(p) || p.startsWith("engine/train/") || p.startsWith("workers/") },
+  // Runs that span processes: the transport over NATS and the executor that links a process to the others.
+  { name: "distributed", holds: (p) => p.startsWith("engine/distributed/") },
   { name: "algorithms", holds: (p) => p.startsWith("engine/algorithms/") },
   { name: "runtime, model, optim, data, checkpoint", holds: (p) => ["runtime", "model", "optim", "data", "checkpoint"].some((r) => p.startsWith(`engine/${r}/`)) },
   { name: "kernels, memory", holds: (p) => p.startsWith("engine/kernels/") || p.startsWith("engine/memory/") },

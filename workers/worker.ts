@@ -9,8 +9,9 @@ import { instantiateKernels } from "../engine/kernels/load.ts";
 import type { KernelExports } from "../engine/kernels/abi.ts";
 import { Network } from "../engine/model/network.ts";
 import { Control } from "../engine/runtime/control.ts";
-import type { RoleContext } from "../engine/runtime/context.ts";
+import type { RoleContext, RunSetup } from "../engine/runtime/context.ts";
 import { ThreadSync } from "../engine/runtime/sync.ts";
+import { Outbox } from "../engine/runtime/outbox.ts";
 import { runRole } from "../engine/runtime/roles.ts";
 import type { WorkerApi } from "../engine/runtime/worker-api.ts";
 import { ROLE_TABLE } from "../engine/algorithms/registry.ts";
@@ -31,7 +32,7 @@ const api: WorkerApi = {
     if (kernelTimer) k = timeKernels(k, kernelTimer);
     const control = new Control(memory, setup.control, setup.programs);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
-    ctx = { k, memory, net, setup, worker, control, sync: new ThreadSync(control, setup.programs, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
+    ctx = { k, memory, net, setup, worker, control, sync: threadSyncOf(control, setup, memory), kernelTimer, trace: setup.trace ? new SpanRecorder() : null };
   },
 
   run(role, args) {
@@ -39,5 +40,12 @@ const api: WorkerApi = {
     return runRole(ROLE_TABLE, ctx, role, args);
   },
 };
+
+/** The barrier of this process's programs; across processes the main thread releases it (see ThreadSync). */
+function threadSyncOf(control: Control, setup: RunSetup, memory: WebAssembly.Memory): ThreadSync {
+  return setup.processes
+    ? new ThreadSync(control, setup.processes.count, memory, undefined, true, new Outbox(memory, setup.control.outbox))
+    : new ThreadSync(control, setup.programs, memory);
+}
 
 Comlink.expose(api);

@@ -136,5 +136,7 @@ export interface EpochResult {
   inconsistency?: number;
   /** Spans recorded for the Chrome trace (traced runs only). */
   trace?: SpanLog;
+  /** A run across processes: the process that ran this program ("rank 1 (pid 7 on host)"). */
+  process?: string;
   staleness?: StalenessReport;
 }

@@ -25,6 +25,7 @@ import { loadBatch, planWorkerBuffers, type RoleContext } from "../runtime/conte
 import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
 import { alignedSliceOf } from "../runtime/split.ts";
+import { firstLocalProgram, processShare } from "../runtime/processes.ts";
 import { mark, span } from "../runtime/trace.ts";
 import { epochOrder } from "../data/order.ts";
 
@@ -118,10 +119,13 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     const batchStart = step * setup.batch;
     const batchRows = Math.min(setup.batch, trainCount - batchStart);
     const blocks = Math.ceil(batchRows / blockRows);
+    // Across processes each process computes its own share of the blocks (all of them in one process).
+    const share = processShare(setup, blocks);
     const t0 = mark(ctx.trace);
     for (;;) {
-      const b = yield* claimBlock(sync, control, WORD.claimNext, blocks);
-      if (b < 0) break;
+      const claimed = yield* claimBlock(sync, control, WORD.claimNext, share.hi - share.lo);
+      if (claimed < 0) break;
+      const b = share.lo + claimed;
       const rows = Math.min(blockRows, batchRows - b * blockRows);
       loadBatch(ctx, mine, "train", order, batchStart + b * blockRows, rows);
       lossSum += net.gradient(k, setup.params, blockGrads[b]!, mine.ws, rows, 1 / batchRows);
@@ -131,8 +135,8 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     span(ctx.trace, "forward+backward", t0);
     yield* sync.barrier(); // every block's gradient is in place, and nobody claims any more
 
-    // Nobody claims again before the next barrier: worker 0 rewinds the counter for the next step.
-    if (worker === 0) control.reset(WORD.claimNext);
+    // Nobody claims again before the next barrier: worker 0 (this process's first) rewinds the counter for the next step.
+    if (worker === firstLocalProgram(setup)) control.reset(WORD.claimNext);
     const t1 = mark(ctx.trace);
     sync.allReduce(net.parameterCount * 4, setup.programs); // what the reduction costs between nodes of a cluster
     if (hi > lo) {

@@ -12,6 +12,7 @@ import { reportCommand } from "./report-command.ts";
 import { experimentCommand } from "./experiment-command.ts";
 import { calibrateCommand } from "./calibrate-command.ts";
 import { sampleCommand } from "./sample-command.ts";
+import { joinCommand } from "./process-flags.ts";
 import { formatColumns, HELP_COLUMNS, wrap } from "./flags.ts";
 
 const VERSION = "0.1.0";
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   report: { summary: "an HTML report (tables, inline SVG charts) of run or experiment folders (see skein report --help)", run: reportCommand },
   topology: { summary: "a gossip topology: degree, stochasticity, rho and spectral gap (see skein topology --help)", run: topologyCommand },
   calibrate: { summary: "measure the simulated executor's cost table on this machine (see skein calibrate --help)", run: calibrateCommand },
+  join: { summary: "wait on a NATS server for runs that span hosts, and take part in them (see skein join --help)", run: joinCommand },
   sample: { summary: "text from a character-level language model's checkpoint (see skein sample --help)", run: sampleCommand },
 };
 

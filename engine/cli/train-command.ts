@@ -15,6 +15,8 @@ import { overallStaleness } from "../algorithms/async/staleness.ts";
 import { formatHelp, formatSection, parseFlags, type FlagSpec } from "./flags.ts";
 import { pipelineScheduleFlags } from "../algorithms/pipeline/pipeline-flags.ts";
 import { formatRate, ProgressDisplay } from "./progress.ts";
+import { defaultWorkersAcross, PROCESS_FLAGS, processesOf } from "./process-flags.ts";
+import { trainAcrossProcesses } from "../run-processes.ts";
 
 const MAX_WORKERS = 64;
 
@@ -50,6 +52,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "pipeline-unit", type: "string", choices: ["microbatch", "batch"], help: "pipedream, spectrain, pipeoptim: update once per microbatch (default) or once per batch of --batch samples, as gpipe, 1f1b, 2bw do" },
   { name: "executor", type: "string", default: "threads", choices: EXECUTORS, help: "threads: one worker thread each; deterministic: all workers interleaved in one thread by a seeded scheduler; simulated: deterministic on virtual clocks, times from a cost table" },
   ...SIMULATION_FLAGS,
+  ...PROCESS_FLAGS,
   { name: "seed", type: "int", default: 1, min: 0, max: 2 ** 31 - 1, help: "seed of initial weights and data order" },
   { name: "out", type: "string", valueName: "DIR", help: "run folder: metrics.jsonl, summary.json (status: running, completed, stopped, failed, diverged), checkpoint.safetensors, trace.json; a folder holding another run is refused (see --overwrite, --resume)" },
   { name: "resume", type: "string", valueName: "DIR", help: "continue the run whose checkpoint is in DIR (its config; --epochs, --workers, --out may change)" },
@@ -59,7 +62,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
 ];
 
 /** What a resumed run may change: how long it goes on, and where it runs and writes. */
-const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile", "overwrite", ...SIMULATION_FLAGS.map((f) => f.name)]);
+const RESUME_MAY_CHANGE = new Set(["epochs", "workers", "executor", "out", "json", "resume", "profile", "overwrite", ...SIMULATION_FLAGS.map((f) => f.name), ...PROCESS_FLAGS.map((f) => f.name)]);
 
 const FAMILY_TITLES: Record<Family, string> = {
   sync: "Synchronous",
@@ -116,7 +119,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     // --schedule NAME|FILE and --pipeline-unit: read and checked by the pipeline family itself.
     const pipeline = pipelineScheduleFlags(flags.given, v, config.pipeline ?? {});
     if (Object.keys(pipeline).length > 0) config.pipeline = { ...config.pipeline, ...pipeline };
-    config.workers = workersFor(config, v.workers);
+    config.workers = workersFor(config, v.workers ?? defaultWorkersAcross(flags.given, v, algorithm.name));
     checkThreads(config);
   }
   config = withSimulationFlags(config, flags.given, v);
@@ -141,7 +144,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
           (m.staleness ? `  staleness ${stalenessLine(m.staleness)}` : ""),
       ),
   };
-  const summary = await train(config, options);
+  const across = processesOf(flags.given, v);
+  const summary = across ? await trainAcrossProcesses(config, options, across) : await train(config, options);
   display.clear();
   if (json) process.stdout.write(JSON.stringify(summary) + "\n");
   else {

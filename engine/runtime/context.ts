@@ -11,6 +11,7 @@ import type { Control, ControlLayout } from "./control.ts";
 import type { Sync } from "./sync.ts";
 import type { KernelTimer } from "./kernel-timer.ts";
 import type { SpanRecorder } from "./trace.ts";
+import type { ProcessPlacement } from "./processes.ts";
 
 /** The data set copied into the arena once, as bytes; batches are gathered and normalised by a kernel. */
 export interface DataLayout {
@@ -61,6 +62,8 @@ export interface RunSetup<Layout = unknown> {
   profileKernels: boolean;
   /** Record spans for trace.json (runs with a run folder). */
   trace: boolean;
+  /** A run that spans processes: which programs this process hosts (absent: all of them). */
+  processes?: ProcessPlacement;
 }
 
 export interface RoleContext<Layout = unknown> {

@@ -8,6 +8,7 @@
  * would otherwise take the barrier's line away from a peer spinning on it, every step.
  */
 import type { ArenaPlanner } from "../memory/arena.ts";
+import { planOutbox } from "./outbox.ts";
 
 /** Int32 words per 64-byte cache line. */
 export const CONTROL_LINE_WORDS = 16;
@@ -23,7 +24,13 @@ export const WORD = {
   claimNext: line(3),
   /** Next block of the evaluation pass to claim. */
   evaluateNext: line(4),
-  count: line(5),
+  /**
+   * Runs that span processes: the last local arrival at a barrier bumps this word instead of releasing
+   * the barrier, and the process's main thread releases it once the data other processes wrote for
+   * this barrier is in place.
+   */
+  barrierHandOff: line(5),
+  count: line(6),
 } as const;
 
 /** Per worker, one cache line: Float64 Σ loss of the current epoch at cell 0, Int32 samples done at word 2. */
@@ -32,12 +39,14 @@ const PROGRESS_LINE_BYTES = 64;
 export interface ControlLayout {
   words: number; // byte offset of Int32[WORD.count]
   progress: number; // byte offset of one 64-byte line per worker
+  outbox: number; // byte offset of the ring of woken words a run across processes relays (outbox.ts)
 }
 
 export function planControl(planner: ArenaPlanner, workers: number): ControlLayout {
   return {
     words: planner.reserve("control", "control.words", WORD.count * 4),
     progress: planner.reserve("control", "control.progress", workers * PROGRESS_LINE_BYTES),
+    outbox: planOutbox(planner),
   };
 }
 

@@ -45,6 +45,7 @@ export class WorkerPool implements Executor {
     private readonly members: Member[],
     private readonly control: Control,
     private readonly stallMs: number,
+    private readonly first: number,
   ) {}
 
   static async start(
@@ -55,12 +56,14 @@ export class WorkerPool implements Executor {
     control: Control,
     fault: FaultPlan | null = null,
     stallMs = DEFAULT_STALL_MS,
+    /** The first program this pool runs (a process of a run that spans processes hosts programs first … first + count − 1). */
+    first = 0,
   ): Promise<WorkerPool> {
     const members = Array.from({ length: count }, spawn);
-    const pool = new WorkerPool(members, control, stallMs);
+    const pool = new WorkerPool(members, control, stallMs, first);
     try {
       await pool.all(
-        (m, w) => m.api.init(module, memory, setup, w, fault),
+        (m, w) => m.api.init(module, memory, setup, first + w, fault),
         START_TIMEOUT_MS,
         "start",
       );
@@ -77,7 +80,7 @@ export class WorkerPool implements Executor {
 
   /** Run a role program on every worker (args per worker) and collect their results in worker order. */
   run<R>(role: string, args: (worker: number) => RoleArgs): Promise<R[]> {
-    return this.all((m, w) => m.api.run(role, args(w)) as Promise<R>, 0, role);
+    return this.all((m, w) => m.api.run(role, args(this.first + w)) as Promise<R>, 0, role);
   }
 
   private async all<R>(call: (m: Member, w: number) => Promise<R>, timeoutMs: number, what: string): Promise<R[]> {
@@ -87,7 +90,7 @@ export class WorkerPool implements Executor {
     const settled = this.members.map((m, w) =>
       Promise.race([call(m, w), m.died])
         .catch((e: unknown) => {
-          const err = describeFailure(e, w, what);
+          const err = describeFailure(e, this.first + w, what);
           // A peer's "stopped" is a consequence, not the cause: report the first real failure. (comlink
           // carries a thrown error's name across the thread boundary, not its class.)
           const consequence = (e as Error)?.name === "StopRequested";
@@ -110,7 +113,7 @@ export class WorkerPool implements Executor {
         const now = progress();
         if (now !== seen) [seen, since] = [now, Date.now()];
         else if (Date.now() - since >= this.stallMs) {
-          const out = [...pending].map((w) => `worker ${w}`).join(", ");
+          const out = [...pending].map((w) => `worker ${this.first + w}`).join(", ");
           reject(new WatchdogError(`stuck: ${out} made no progress in ${what} for ${(this.stallMs / 1000).toFixed(1)} s (waiting for ${pending.size === 1 ? "its" : "their"} ${what} call to return)`));
         }
       }, Math.max(10, Math.min(1000, this.stallMs / 4)));

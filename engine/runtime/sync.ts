@@ -11,6 +11,7 @@
  * The algorithm code is the same in both, which is what makes deterministic replay a faithful test.
  */
 import { Control, StopRequested, WORD } from "./control.ts";
+import type { Outbox } from "./outbox.ts";
 
 /** What a program yields: it is blocked and waits for `reason`. Only the deterministic executor sees it. */
 export interface Blocked {
@@ -86,6 +87,14 @@ export class ThreadSync implements Sync {
     memory: WebAssembly.Memory,
     /** A peer that has not arrived after this long is treated as hung. */
     private readonly timeoutMs = 120_000,
+    /**
+     * A run that spans processes: `parties` are this process's programs, and the last of them to arrive
+     * hands the barrier to the main thread (WORD.barrierHandOff), which releases it after exchanging
+     * what the other processes need and wrote.
+     */
+    private readonly releasedByMainThread = false,
+    /** A run that spans processes: every woken word is also queued here for the main thread to relay. */
+    private readonly outbox: Outbox | null = null,
   ) {
     this.all = new Int32Array(memory.buffer);
   }
@@ -119,6 +128,10 @@ export class ThreadSync implements Sync {
   wake(word: number): void {
     Atomics.add(this.all, word >> 2, 1);
     Atomics.notify(this.all, word >> 2);
+    this.outbox?.push(word, () => {
+      this.checkStop();
+      Atomics.wait(this.all, this.control.words.byteOffset / 4 + WORD.stop, 0, 1);
+    });
   }
 
   *point(): Generator<Blocked, void, void> {}
@@ -147,13 +160,17 @@ export class ThreadSync implements Sync {
     const w = this.control.words;
     this.checkStop();
     const generation = Atomics.load(w, WORD.barrierGeneration);
-    if (Atomics.add(w, WORD.barrierCount, 1) === this.parties - 1) {
+    const last = Atomics.add(w, WORD.barrierCount, 1) === this.parties - 1;
+    if (last && this.releasedByMainThread) {
+      Atomics.add(w, WORD.barrierHandOff, 1);
+      Atomics.notify(w, WORD.barrierHandOff);
+    } else if (last) {
       Atomics.store(w, WORD.barrierCount, 0);
       Atomics.add(w, WORD.barrierGeneration, 1);
       Atomics.notify(w, WORD.barrierGeneration);
       return;
     }
-    if (this.spin(this.control.words.byteOffset / 4 + WORD.barrierGeneration, generation)) return;
+    if (!this.releasedByMainThread && this.spin(this.control.words.byteOffset / 4 + WORD.barrierGeneration, generation)) return;
     const deadline = Date.now() + this.timeoutMs;
     while (Atomics.load(w, WORD.barrierGeneration) === generation) {
       this.checkStop();

@@ -1,0 +1,225 @@
+/**
+ * Runs across processes over NATS, against their peers measured in the same run (alternating rounds,
+ * medians, ratios):
+ *
+ *   transport   parameter-vector messages (mlp:784-256-128-10: 235,146 floats, 0.94 MB) from this
+ *               process to a child through skein's transport (framing, checks, chunks, a local
+ *               nats-server), against the same bytes over a raw loopback TCP stream to a child
+ *               (target: NATS ≥ 0.5 × TCP)
+ *   gossip      a 16-node ring DmSGD round (batch 16 per node, 2 workers): 2 processes against 1
+ *               (target: ≤ 2×)
+ *   pipeline    1f1b at D = 2 (batch 64, 4 microbatches): 2 processes against 1, samples/s
+ *               (target: ≥ 0.7×)
+ *
+ * The transport's one-way latency (round trips of 64 bytes) and bandwidth make a --network model
+ * (--network-out FILE writes it); the gossip section runs the simulated executor with it and prints
+ * its prediction beside the measured round.
+ *
+ *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--network-out FILE]
+ */
+import { spawn } from "node:child_process";
+import { createServer, connect as tcpConnect, type Socket } from "node:net";
+import { writeFileSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { benchArgs, numberFlag } from "./args.ts";
+import { startLocalServer } from "../engine/distributed/server.ts";
+import { Transport } from "../engine/distributed/transport.ts";
+import { KIND, newRunId, parseRunId, runIdHex } from "../engine/distributed/frame.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { train, type TrainConfig } from "../engine/train.ts";
+import { trainAcrossProcesses } from "../engine/run-processes.ts";
+
+const SCRIPT = "nats.bench";
+const { values: v } = benchArgs(SCRIPT, {
+  options: {
+    rounds: { type: "string" },
+    messages: { type: "string" },
+    epochs: { type: "string" },
+    only: { type: "string" },
+    "network-out": { type: "string" },
+    // internal: this script as the receiving child
+    receive: { type: "string" },
+    url: { type: "string" },
+    run: { type: "string" },
+  },
+});
+const VECTOR_BYTES = 235_146 * 4;
+const PINGS = 200;
+let measured: { latencySeconds: number; bytesPerSecond: number } | null = null;
+
+if (v.receive) await receiver(v.receive);
+
+const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 50, integer: true });
+const messages = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, max: 10_000, integer: true });
+const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 3, { min: 1, max: 100, integer: true });
+const only = new Set((v.only ?? "transport,gossip,pipeline").split(","));
+const SELF = [process.execPath, join(import.meta.dir, "..", "engine", "cli", "main.ts")];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const range = (xs: number[], f: (x: number) => string) => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
+
+console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at start`);
+
+if (only.has("transport")) {
+  const server = await startLocalServer();
+  const runId = newRunId();
+  const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", server.url, "--run", runIdHex(runId), "--messages", String(messages)], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
+  const t = await Transport.connect({ url: server.url, token: server.token, runId, rank: 0, procs: 2 });
+  await t.receive(1, KIND.ready, 0);
+  // Latency: round trips of a small message through the transport, one way = half of one.
+  const ping = new Uint8Array(64);
+  const trips: number[] = [];
+  for (let i = 0; i < PINGS; i++) {
+    const t0 = performance.now();
+    t.send(1, KIND.exchange, i, ping);
+    await t.receive(1, KIND.exchange, i, ping.length);
+    trips.push(performance.now() - t0);
+  }
+  const tcp = await tcpPeer();
+  const vector = new Uint8Array(VECTOR_BYTES).map((_, i) => i * 31);
+  let tag = PINGS;
+  const natsRates: number[] = [];
+  const tcpRates: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    let t0 = performance.now();
+    for (let m = 0; m < messages; m++) t.send(1, KIND.exchange, tag++, vector);
+    await t.receive(1, KIND.results, r);
+    natsRates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
+    t0 = performance.now();
+    await tcp.round(vector, messages);
+    tcpRates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
+  }
+  t.sendJson(1, KIND.command, 0, { do: "finish" });
+  await t.close();
+  tcp.close();
+  await new Promise((r) => child.once("exit", r));
+  await server.stop();
+  const mb = (x: number) => `${(x / 1e6).toFixed(0)}`;
+  console.log(`transport: ${messages} vectors of ${(VECTOR_BYTES / 1e6).toFixed(2)} MB per round, ${rounds} rounds`);
+  console.log(`  NATS (skein transport)  ${mb(median(natsRates))} MB/s  (${range(natsRates, mb)})`);
+  console.log(`  raw loopback TCP        ${mb(median(tcpRates))} MB/s  (${range(tcpRates, mb)})`);
+  console.log(`  NATS / TCP = ${(median(natsRates) / median(tcpRates)).toFixed(2)}  (target ≥ 0.5; per round: ${natsRates.map((n, i) => (n / tcpRates[i]!).toFixed(2)).join(", ")})`);
+  const oneWay = median(trips) / 2 / 1000;
+  console.log(`  latency: ${(oneWay * 1e6).toFixed(0)} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${range(trips.sort((a, b) => a - b).slice(PINGS / 10, PINGS - PINGS / 10), (x) => `${((x / 2) * 1000).toFixed(0)}`)} µs)`);
+  measured = { latencySeconds: oneWay, bytesPerSecond: median(natsRates) };
+  if (v["network-out"]) writeFileSync(v["network-out"], JSON.stringify(measured) + "\n");
+  console.log(`  as a --network model: ${JSON.stringify(measured)}${v["network-out"] ? ` (written to ${v["network-out"]})` : ""}`);
+}
+
+/** Seconds per training step and samples/s of a run in one process and across 2, alternating. */
+async function sideBySide(name: string, config: TrainConfig) {
+  const one: { step: number; rate: number }[] = [];
+  const two: { step: number; rate: number }[] = [];
+  let crossingPerStep = 0;
+  for (let r = 0; r < rounds; r++) {
+    for (const [into, run] of [
+      [one, () => train(config)],
+      [two, () => trainAcrossProcesses(config, {}, { procs: 2, self: SELF })],
+    ] as const) {
+      const s = await run();
+      into.push({ step: 1 / s.updatesPerSec, rate: s.samplesPerSec }); // one update per round or pipeline batch
+      // Bytes one process sends the other per step (the summary counts every process's frames).
+      if (s.processes) crossingPerStep = s.processes.bytesSent / s.processes.count / (s.updatesPerSec * s.trainSeconds);
+    }
+  }
+  const ms = (x: number) => (x * 1000).toFixed(2);
+  console.log(`${name}: ${rounds} rounds of ${config.epochs} epochs each way`);
+  console.log(`  1 process    ${ms(median(one.map((x) => x.step)))} ms/step  ${median(one.map((x) => x.rate)).toFixed(0)} samples/s`);
+  console.log(`  2 processes  ${ms(median(two.map((x) => x.step)))} ms/step  ${median(two.map((x) => x.rate)).toFixed(0)} samples/s`);
+  return { stepRatio: median(two.map((x) => x.step)) / median(one.map((x) => x.step)), rateRatio: median(two.map((x) => x.rate)) / median(one.map((x) => x.rate)), two: median(two.map((x) => x.step)), one: median(one.map((x) => x.step)), crossingPerStep };
+}
+
+const base: TrainConfig = { algo: "dmsgd", model: "mlp:784-256-128-10", data: "digits", epochs, batch: 16, workers: 2, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
+
+if (only.has("gossip")) {
+  const gossip: TrainConfig = { ...base, gossip: { nodes: 16, topology: "ring" } };
+  const { stepRatio, two, one, crossingPerStep } = await sideBySide("gossip (dmsgd, 16-node ring, 2 workers)", gossip);
+  console.log(`  round time, 2 processes / 1 = ${stepRatio.toFixed(2)}  (target ≤ 2)`);
+  if (measured) {
+    // The simulator's prediction with the measured transport as its network. It charges every node's
+    // sends (a cluster of one node per host); here only the edges between the two processes cross.
+    const file = join(tmpdir(), `skein-nats-network-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify(measured));
+    const simulated = await train({ ...gossip, executor: "simulated", simulation: { network: file } });
+    rmSync(file);
+    console.log(`  simulated with the measured network: ${(1000 / simulated.updatesPerSec).toFixed(2)} ms/round (virtual), measured on 2 processes ${(two * 1000).toFixed(2)} ms/round`);
+    // A model of what actually crosses: the in-process round, plus each process's crossing bytes at the
+    // measured bandwidth, one way and both ways through the one server (the range), plus one latency.
+    const oneWay = crossingPerStep / measured.bytesPerSecond;
+    console.log(
+      `  crossing bytes ${(crossingPerStep / 1e6).toFixed(2)} MB per process per round: predicted ${((one + oneWay + measured.latencySeconds) * 1000).toFixed(1)}–${((one + 2 * oneWay + measured.latencySeconds) * 1000).toFixed(1)} ms/round, measured ${(two * 1000).toFixed(1)}`,
+    );
+  }
+}
+if (only.has("pipeline")) {
+  const { rateRatio } = await sideBySide("pipeline (1f1b, D = 2, 4 microbatches)", { ...base, algo: "1f1b", batch: 64, pipeline: { stages: 2, microbatches: 4 } });
+  console.log(`  throughput, 2 processes / 1 = ${rateRatio.toFixed(2)}  (target ≥ 0.7)`);
+}
+console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at end`);
+process.exit(0);
+
+/** A child that receives over TCP: counts bytes, acknowledges each round with one byte. */
+async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<void>; close(): void }> {
+  const child = spawn(process.execPath, [import.meta.path, "--receive", "tcp"], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const socket: Socket = await new Promise((resolve) => {
+    const s = tcpConnect(port, "127.0.0.1", () => resolve(s));
+  });
+  socket.setNoDelay(true);
+  return {
+    async round(vector, n) {
+      const acked = new Promise((r) => socket.once("data", r));
+      socket.write(new Uint8Array(new Uint32Array([n * vector.length]).buffer));
+      for (let m = 0; m < n; m++) if (!socket.write(vector)) await new Promise((r) => socket.once("drain", r));
+      await acked;
+    },
+    close() {
+      socket.end();
+      child.kill();
+    },
+  };
+}
+
+async function receiver(kind: string): Promise<never> {
+  if (kind === "tcp") {
+    const server = createServer((socket) => {
+      let want = -1;
+      let got = 0;
+      let header = Buffer.alloc(0);
+      socket.on("data", (d: Buffer) => {
+        let chunk = d;
+        if (want < 0) {
+          header = Buffer.concat([header, chunk]);
+          if (header.length < 4) return;
+          want = header.readUInt32LE(0);
+          chunk = header.subarray(4);
+          got = 0;
+        }
+        got += chunk.length;
+        if (got >= want) {
+          socket.write(Buffer.from([1]));
+          want = -1;
+          header = Buffer.alloc(0);
+        }
+      });
+      socket.on("close", () => process.exit(0));
+    });
+    server.listen(0, "127.0.0.1", () => process.stdout.write(`${(server.address() as { port: number }).port}\n`));
+    return await new Promise<never>(() => {});
+  }
+  const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2 });
+  t.send(0, KIND.ready, 0, new Uint8Array(0));
+  for (let i = 0; i < PINGS; i++) t.send(0, KIND.exchange, i, await t.receive(0, KIND.exchange, i, 64));
+  let tag = PINGS;
+  for (let r = 0; ; r++) {
+    // Each round: `messages` vectors, then an acknowledgement; a command ends it.
+    const first = await Promise.race([t.receive(0, KIND.exchange, tag, VECTOR_BYTES).then(() => true), t.failed]).catch(() => false);
+    if (!first) break;
+    tag++;
+    const n = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, integer: true });
+    for (let m = 1; m < n; m++) await t.receive(0, KIND.exchange, tag++, VECTOR_BYTES);
+    t.sendJson(0, KIND.results, r, { received: n });
+  }
+  await t.close();
+  process.exit(0);
+}

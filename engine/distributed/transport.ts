@@ -1,0 +1,295 @@
+/**
+ * The link between the processes of one run: one NATS connection per process, one subject per rank
+ * (`skein.run.<run id>.<rank>`), framed and checked messages (frame.ts), liveness by heartbeats.
+ *
+ * Messages between two ranks are a conversation whose order both sides know (the protocol is
+ * deterministic), so a receiver always says what it expects next: `receive(from, kind, tag)`.
+ * Anything else — a frame from another run, from an unknown rank, out of sequence, of the wrong kind,
+ * tag or size — ends the run with an error naming what was wrong and where it came from; the bytes of
+ * such a frame never reach the run's memory. Heartbeats, progress and aborts are handled on arrival.
+ *
+ * Any failure (a peer's abort, a peer silent past the heartbeat timeout, the server gone, a bad frame)
+ * is recorded once; `failed` rejects with it, so every wait of the run races it and none can hang.
+ */
+import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { RunError, UserError } from "../errors.ts";
+import { checkFrame, encodeFrame, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
+
+/** How often a process tells the others it is alive, and how long a silent peer is given. */
+export const HEARTBEAT_MS = 200;
+export const SILENCE_LIMIT_MS = 1_500;
+
+export interface TransportOptions {
+  url: string;
+  token?: string;
+  runId: bigint;
+  rank: number;
+  procs: number;
+  /** Per rank, how messages name it ("rank 2 (pid 81 on host a)"); filled in as ranks enlist. */
+  names?: string[];
+  /** Called once, with the first failure. */
+  onFailure?: (error: RunError) => void;
+}
+
+interface Message {
+  kind: number;
+  tag: number;
+  body: Uint8Array;
+}
+
+interface Partial {
+  header: FrameHeader;
+  body: Uint8Array;
+  filled: number;
+}
+
+export const subjectOf = (runId: bigint, rank: number): string => `skein.run.${runIdHex(runId)}.${rank}`;
+
+export class Transport {
+  readonly failed: Promise<never>;
+  failure: RunError | null = null;
+  /** Bytes and frames this process published (headers included). */
+  bytesSent = 0;
+  framesSent = 0;
+  readonly names: string[];
+  /** The largest message accepted (a bigger claimed size is refused before any buffer is allocated); the executor lowers it to the arena's size. */
+  maxMessageBytes = 1 << 30;
+  /** Relayed wakes (the executor sets it): handled on arrival, in order. */
+  onWake: ((from: number, body: Uint8Array) => void) | null = null;
+  /** Progress frames from followers (the coordinator sets it once its session is open). */
+  onProgress: ((from: number, body: Uint8Array) => void) | null = null;
+  private rejectFailed!: (e: RunError) => void;
+  private readonly nextSequenceTo: number[];
+  private readonly nextSequenceFrom: number[];
+  private readonly lastHeard: number[];
+  private readonly queues: Message[][];
+  private readonly partial: (Partial | null)[];
+  private readonly waiters: ((() => void) | null)[];
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private readonly chunkBytes: number;
+  private closing = false;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: TransportOptions,
+  ) {
+    const { procs, rank } = options;
+    this.names = options.names ?? Array.from({ length: procs }, (_, r) => `rank ${r}`);
+    this.nextSequenceTo = new Array(procs).fill(0);
+    this.nextSequenceFrom = new Array(procs).fill(0);
+    this.lastHeard = new Array(procs).fill(Date.now());
+    this.queues = Array.from({ length: procs }, () => []);
+    this.partial = new Array(procs).fill(null);
+    this.waiters = new Array(procs).fill(null);
+    this.chunkBytes = Math.max(1024, (nc.info?.max_payload ?? 1 << 20) - HEADER_BYTES - 256);
+    this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
+    this.failed.catch(() => {}); // observed through races
+    void rank;
+  }
+
+  /** Connect, subscribe to this rank's subject, and make sure the server has the subscription. */
+  static async connect(options: TransportOptions): Promise<Transport> {
+    const nc = await connectTo(options.url, options.token);
+    const t = new Transport(nc, options);
+    const sub: Subscription = nc.subscribe(subjectOf(options.runId, options.rank), {
+      callback: (err, msg) => {
+        if (err) return t.fail(`subscription failed: ${err.message}`);
+        try {
+          t.accept(msg.data);
+        } catch (e) {
+          t.abort(`${t.names[t.rank]}: handling a message failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      },
+    });
+    void sub;
+    nc.closed().then((e) => {
+      if (!t.closing) t.fail(`lost the connection to the NATS server at ${options.url}${e ? ` (${e.message})` : ""}`);
+    });
+    await nc.flush();
+    return t;
+  }
+
+  /** The NATS connection itself (enlisting uses it before the run's messages start). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
+  get rank(): number {
+    return this.options.rank;
+  }
+
+  get procs(): number {
+    return this.options.procs;
+  }
+
+  /** Publish one message to rank `to` (cut into chunks below the server's max_payload). */
+  send(to: number, kind: Kind, tag: number, body: Uint8Array): void {
+    if (this.failure || this.closing) return;
+    const subject = subjectOf(this.options.runId, to);
+    let offset = 0;
+    do {
+      const chunk = body.subarray(offset, Math.min(body.length, offset + this.chunkBytes));
+      const frame = encodeFrame(
+        { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes: body.length, chunkOffset: offset, chunkBytes: chunk.length },
+        chunk,
+      );
+      this.nc.publish(subject, frame);
+      this.bytesSent += frame.length;
+      this.framesSent++;
+      offset += chunk.length;
+    } while (offset < body.length);
+  }
+
+  sendJson(to: number, kind: Kind, tag: number, value: unknown): void {
+    this.send(to, kind, tag, new TextEncoder().encode(JSON.stringify(value)));
+  }
+
+  /** The next message from `from`, which must be of this kind and tag (and `bytes` long, when given). */
+  async receive(from: number, kind: Kind, tag: number, bytes?: number): Promise<Uint8Array> {
+    const queue = this.queues[from]!;
+    while (queue.length === 0) {
+      if (this.failure) throw this.failure;
+      await Promise.race([new Promise<void>((resolve) => (this.waiters[from] = resolve)), this.failed]);
+    }
+    const m = queue.shift()!;
+    const what = `${this.names[from]} sent a ${KIND_NAMES[m.kind] ?? `kind-${m.kind}`} message (tag ${m.tag}, ${m.body.length} bytes)`;
+    if (m.kind !== kind || m.tag !== tag) this.failAndThrow(`${what} where a ${KIND_NAMES[kind]} message with tag ${tag} was due`);
+    if (bytes !== undefined && m.body.length !== bytes) this.failAndThrow(`${what} where ${bytes} bytes were due`);
+    return m.body;
+  }
+
+  async receiveJson<T>(from: number, kind: Kind, tag: number): Promise<T> {
+    const body = await this.receive(from, kind, tag);
+    try {
+      return JSON.parse(new TextDecoder().decode(body)) as T;
+    } catch {
+      return this.failAndThrow(`${this.names[from]} sent a ${KIND_NAMES[kind]} message that is not JSON`);
+    }
+  }
+
+  /** Heartbeats to every other rank from now on, and a watch on theirs. */
+  startHeartbeats(): void {
+    if (this.heartbeat) return;
+    const now = Date.now();
+    this.lastHeard.fill(now);
+    const empty = new Uint8Array(0);
+    let lastTick = now;
+    this.heartbeat = setInterval(() => {
+      const t = Date.now();
+      // This process's own event loop was held up (a long synchronous step, the machine descheduling
+      // it): frames from the others may be waiting unread, so their silence proves nothing this time.
+      const late = t - lastTick > SILENCE_LIMIT_MS / 2;
+      lastTick = t;
+      for (let r = 0; r < this.procs; r++) {
+        if (r === this.rank) continue;
+        this.send(r, KIND.heartbeat, 0, empty);
+        if (late) this.lastHeard[r] = Math.max(this.lastHeard[r]!, t - HEARTBEAT_MS);
+        else if (t - this.lastHeard[r]! > SILENCE_LIMIT_MS) {
+          this.fail(`${this.names[r]} sent nothing for ${((t - this.lastHeard[r]!) / 1000).toFixed(1)} s: the process died or its network is gone`);
+        }
+      }
+    }, HEARTBEAT_MS);
+  }
+
+  /**
+   * End the run for everyone: tell every other rank why (best effort), then fail here. The first
+   * failure wins; later ones are consequences.
+   */
+  abort(reason: string): void {
+    if (this.failure) return;
+    const body = new TextEncoder().encode(reason);
+    for (let r = 0; r < this.procs; r++) if (r !== this.rank) this.send(r, KIND.abort, 0, body);
+    this.fail(reason);
+  }
+
+  /** Record the run's failure (once) and wake every waiter. */
+  fail(reason: string): void {
+    if (this.failure) return;
+    this.failure = new RunError(reason);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    this.rejectFailed(this.failure);
+    this.options.onFailure?.(this.failure);
+  }
+
+  /** Flush what was published, then close. */
+  async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    if (this.closing) return;
+    this.closing = true;
+    try {
+      await Promise.race([this.nc.drain(), new Promise((r) => setTimeout(r, 2_000))]);
+    } catch {
+      // already closed
+    }
+    await this.nc.close().catch(() => {});
+  }
+
+  private failAndThrow(reason: string): never {
+    this.fail(reason);
+    throw this.failure!;
+  }
+
+  /** One frame arrived on this rank's subject: check it, then queue, assemble or act on it. */
+  private accept(frame: Uint8Array): void {
+    if (this.failure) return;
+    const { procs, rank, runId } = this.options;
+    const h = checkFrame(frame, { runId, receiver: rank, procs, nextSequence: this.nextSequenceFrom, maxMessageBytes: this.maxMessageBytes, names: this.names });
+    const bad = (why: string) => this.abort(`rejected a message on ${subjectOf(runId, rank)}: ${why}`);
+    if (typeof h === "string") return bad(h);
+    const from = this.names[h.sender]!;
+    this.nextSequenceFrom[h.sender]!++;
+    this.lastHeard[h.sender] = Date.now();
+
+    let p = this.partial[h.sender];
+    if (p) {
+      if (h.kind !== p.header.kind || h.tag !== p.header.tag || h.messageBytes !== p.header.messageBytes || h.chunkOffset !== p.filled) {
+        return bad(`${from} interleaved a ${KIND_NAMES[h.kind]} frame into its unfinished ${KIND_NAMES[p.header.kind]} message`);
+      }
+    } else {
+      if (h.chunkOffset !== 0) return bad(`${from}'s message starts at offset ${h.chunkOffset}`);
+      // A copy: the client's buffers are reused once this callback returns.
+      p = { header: h, body: new Uint8Array(h.messageBytes), filled: 0 };
+    }
+    p.body.set(frame.subarray(HEADER_BYTES), h.chunkOffset);
+    p.filled += h.chunkBytes;
+    if (p.filled < h.messageBytes) {
+      this.partial[h.sender] = p;
+      return;
+    }
+    this.partial[h.sender] = null;
+    this.deliver(h.sender, { kind: h.kind, tag: h.tag, body: p.body });
+  }
+
+  private deliver(from: number, m: Message): void {
+    switch (m.kind) {
+      case KIND.heartbeat:
+        return;
+      case KIND.progress:
+        this.onProgress?.(from, m.body);
+        return;
+      case KIND.abort:
+        this.fail(new TextDecoder().decode(m.body));
+        return;
+      case KIND.wake:
+        if (!this.onWake) return this.abort(`${this.names[from]} relayed a wake before this process could take one`);
+        this.onWake(from, m.body);
+        return;
+      default:
+        this.queues[from]!.push(m);
+        this.waiters[from]?.();
+        this.waiters[from] = null;
+    }
+  }
+}
+
+/** A NATS connection; a refused token or an unreachable server is the user's error, said in one line. */
+export async function connectTo(url: string, token: string | undefined): Promise<NatsConnection> {
+  try {
+    return await connect({ servers: url, ...(token ? { token } : {}), name: `skein ${process.pid}`, maxReconnectAttempts: 0, timeout: 5_000 });
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new UserError(`cannot connect to the NATS server at ${url}: ${why}${/authorization/i.test(why) ? " (check --token)" : ""}`);
+  }
+}
