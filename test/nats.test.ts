@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { buildSchedule } from "../engine/algorithms/pipeline/schedule.ts";
 import { openResume, train, type TrainConfig } from "../engine/train.ts";
 import { trainAcrossProcesses } from "../engine/run-processes.ts";
 import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
@@ -121,13 +122,20 @@ describe("runs across processes are bitwise the run of one process", () => {
   });
 
   // Pipelines: one stage per process; the schedules run unchanged, hand-offs cross with their data.
-  for (const [algo, stages, optimizer] of [
+  for (const [algo, stages, optimizer, schedule] of [
     ["1f1b", 2, "momentum"],
     ["pipedream", 2, "momentum"],
     ["pipeoptim", 3, "adam"],
+    // Zero bubble: a later stage's deferred W gives its slot up last, and stage 0 hears of it by a relayed wake.
+    ["1f1b", 2, "momentum", "zb-h1"],
+    // Interleaved: each process holds two chunks, so hand-offs go 0 → 1 → 0 → 1 and back.
+    ["1f1b", 2, "adam", "interleaved:2"],
   ] as const) {
-    natsTest(`${algo}, ${stages} stages on ${stages} processes, ${optimizer}`, async () => {
-      const config: TrainConfig = { ...gossip(algo, "ring"), gossip: undefined, model: "mlp:784-32-16-10", batch: 32, workers: stages, optimizer: defaultOptimizer(optimizer), pipeline: { stages, microbatches: 4 } };
+    const name = schedule ? `, schedule ${schedule}` : "";
+    natsTest(`${algo}, ${stages} stages on ${stages} processes, ${optimizer}${name}`, async () => {
+      const pipeline = { stages, microbatches: 4, ...(schedule ? { schedule: buildSchedule(schedule, stages, 4) } : {}) };
+      const model = schedule === "interleaved:2" ? "mlp:784-32-16-16-10" : "mlp:784-32-16-10"; // a chunk needs a layer with weights
+      const config: TrainConfig = { ...gossip(algo, "ring"), gossip: undefined, model, batch: 32, workers: stages, optimizer: defaultOptimizer(optimizer), pipeline };
       const { summaries, sameWeights, sameCheckpoint } = await bothWays(config, stages);
       expect(summaries[1]!.status).toBe("completed");
       expect(sameWeights).toBe(true);

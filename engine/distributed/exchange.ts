@@ -173,8 +173,10 @@ function syncPlan(setup: RunSetup<SyncLayout>, net: Network, procs: number): Cro
  * gradientDone(s + 1, u). Where the two stages sit in different processes, the bump travels with what
  * the waiter reads: forward, the output of stage s's last layer in the unit's activation slot, the
  * labels (and, for language models, the input the labels come from) and the slot's owner word (checked
- * by every action); backward, the gradient with respect to stage s + 1's input. Each stage's weights,
- * optimizer state and update count stay with it.
+ * by every action); backward, the gradient with respect to stage s + 1's input. A stage that gives up
+ * an activation slot bumps its release count, which travels to stage 0's process (which reuses the
+ * slot only once every stage has given it up). Each stage's weights, optimizer state and update count
+ * stay with it.
  */
 function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: number): CrossProcessPlan {
   const layout = setup.layout;
@@ -194,37 +196,52 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
   };
   const floatsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
   const nonEmpty = (regions: Region[]) => regions.filter((r) => r.ptr !== 0 && r.bytes > 0);
+  // A stage's parameters chunk by chunk: with virtual stages its [lo, hi) spans other stages' chunks.
   const stageState = (s: number): Region[] => {
-    const { lo, hi, prediction, grads } = layout.stages[s]!;
-    const range = (base: number) => ({ ptr: base + lo * 4, bytes: (hi - lo) * 4 });
-    return [range(layout.params), ...layout.state.map(range), ...(prediction !== 0 ? [range(grads)] : []), { ptr: layout.updates + 4 * s, bytes: 4 }];
+    const { chunks, prediction, grads } = layout.stages[s]!;
+    const ranges = chunks.map(({ first, last }) => {
+      const lo = net.params[first]!.offset;
+      return { lo, hi: net.params[last]!.offset + net.params[last]!.floats };
+    });
+    const range = (base: number) => ranges.map(({ lo, hi }) => ({ ptr: base + lo * 4, bytes: (hi - lo) * 4 }));
+    return [...range(layout.params), ...layout.state.flatMap(range), ...(prediction !== 0 ? range(grads) : []), { ptr: layout.updates + 4 * s, bytes: 4 }];
   };
   return {
     transfers: () => [],
     owned: (rank) => layout.stages.flatMap((_, s) => (rankOf(s) === rank ? stageState(s) : [])),
     resumeRegions: [{ ptr: layout.updates, bytes: 4 * D }], // a resumed run's followers continue the update counts
     relay(word) {
-      const forward = word >= layout.forwardDone && word < layout.forwardDone + D * units * 4;
-      const backward = word >= layout.gradientDone && word < layout.gradientDone + D * units * 4;
+      // A stage's release of an activation slot: stage 0's process counts it before reusing the slot.
+      const slots = layout.slots.length;
+      if (word >= layout.slotReleased && word < layout.slotReleased + D * slots * 4) {
+        const s = Math.floor((word - layout.slotReleased) / 4 / slots);
+        return rankOf(s) === rankOf(0) ? null : { from: rankOf(s), to: rankOf(0), regions: [] };
+      }
+      // Hand-offs are numbered by virtual stage (= stage unless workers hold several chunks of layers:
+      // virtual stage c·D + s is chunk c of stage s).
+      const S = D * layout.stages[0]!.chunks.length;
+      const forward = word >= layout.forwardDone && word < layout.forwardDone + S * units * 4;
+      const backward = word >= layout.gradientDone && word < layout.gradientDone + S * units * 4;
       if (!forward && !backward) return null;
       const index = (word - (forward ? layout.forwardDone : layout.gradientDone)) / 4;
-      const s = Math.floor(index / units);
+      const vs = Math.floor(index / units);
       const u = index % units;
-      const waiter = forward ? s + 1 : s - 1;
-      if (waiter < 0 || waiter >= D || rankOf(waiter) === rankOf(s)) return null;
+      const waiter = forward ? vs + 1 : vs - 1;
+      const s = vs % D;
+      if (waiter < 0 || waiter >= S || rankOf(waiter % D) === rankOf(s)) return null;
       const rows = rowsOf(u);
       const slotIndex = slotOf[s]!.get(u % perWindow)!;
       const ws = layout.slots[slotIndex]!.ws;
-      const me = layout.stages[s]!;
+      const { first, last } = layout.stages[s]!.chunks[Math.floor(vs / D)]!;
       const regions = forward
         ? [
-            { ptr: ws.layers[me.last]!.y, bytes: rows * floatsOf(net.layers[me.last]!.outShape) * 4 },
+            { ptr: ws.layers[last]!.y, bytes: rows * floatsOf(net.layers[last]!.outShape) * 4 },
             { ptr: ws.labels, bytes: rows * net.positions * 4 },
             ...(net.positions > 1 ? [{ ptr: ws.input, bytes: rows * net.inputFloats * 4 }] : []),
             { ptr: layout.slotOwner + 4 * slotIndex, bytes: 4 },
           ]
-        : [{ ptr: ws.layers[me.first]!.dx, bytes: rows * floatsOf(net.layers[me.first]!.inShape) * 4 }];
-      return { from: rankOf(s), to: rankOf(waiter), regions: nonEmpty(regions) };
+        : [{ ptr: ws.layers[first]!.dx, bytes: rows * floatsOf(net.layers[first]!.inShape) * 4 }];
+      return { from: rankOf(s), to: rankOf(waiter % D), regions: nonEmpty(regions) };
     },
   };
 }

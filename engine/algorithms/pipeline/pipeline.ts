@@ -116,10 +116,15 @@ export interface PipelineLayout {
   gradientDone: Ptr;
   /** i32 per activation slot: 1 + the epoch unit holding it, 0 when free. */
   slotOwner: Ptr;
-  /** i32 per activation slot: the stages that have not yet given up the unit holding it. */
-  slotUsers: Ptr;
-  /** i32 per activation slot: bumped each time it is freed (what a claim across windows waits on). */
-  slotFreed: Ptr;
+  /** i32 per activation slot: how many units stage 0 has handed it so far. */
+  slotClaims: Ptr;
+  /**
+   * i32 per stage and activation slot (stage-major): how many units the stage has given up from the
+   * slot. The slot is free when every stage's count has reached the slot's claims. Counts, not a
+   * shared "users left" word, so that a stage in another process can report its release by a relayed
+   * wake alone.
+   */
+  slotReleased: Ptr;
   /** i32 per stage: updates applied (the stage's weight version, Adam's t). */
   updates: Ptr;
   measureEvery: number;
@@ -277,8 +282,8 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     forwardDone: planner.reserve("control", "pipeline.forwardDone", D * v * units * 4),
     gradientDone: planner.reserve("control", "pipeline.gradientDone", D * v * units * 4),
     slotOwner: planner.reserve("control", "pipeline.slotOwner", Math.max(1, program.slots) * 4),
-    slotUsers: planner.reserve("control", "pipeline.slotUsers", Math.max(1, program.slots) * 4),
-    slotFreed: planner.reserve("control", "pipeline.slotFreed", Math.max(1, program.slots) * 4),
+    slotClaims: planner.reserve("control", "pipeline.slotClaims", Math.max(1, program.slots) * 4),
+    slotReleased: planner.reserve("control", "pipeline.slotReleased", D * Math.max(1, program.slots) * 4),
     updates: planner.reserve("control", "pipeline.updates", D * 4),
     measureEvery: options.measureEvery ?? 8,
   };
@@ -292,7 +297,8 @@ export function planPipeline(algorithm: PipelineAlgorithm, input: PlanInput, opt
     prepare(memory, epochsDone) {
       // Done flags count epochs: in epoch e a stage waits for its peer's flag to reach e + 1.
       for (const word of [layout.forwardDone, layout.gradientDone]) new Int32Array(memory.buffer, word, D * v * units).fill(epochsDone);
-      for (const word of [layout.slotOwner, layout.slotUsers, layout.slotFreed]) new Int32Array(memory.buffer, word, Math.max(1, program.slots)).fill(0);
+      for (const word of [layout.slotOwner, layout.slotClaims]) new Int32Array(memory.buffer, word, Math.max(1, program.slots)).fill(0);
+      new Int32Array(memory.buffer, layout.slotReleased, D * Math.max(1, program.slots)).fill(0);
     },
     summary: () => ({ stages: stageMemory(net, layout, program, rows, splitBackward) }),
     // SpecTrain and PipeOptim predict from the last update's gradient (sgd, nesterov, rmsprop): a resume needs it.

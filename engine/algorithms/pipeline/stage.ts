@@ -159,7 +159,7 @@ class StageRuntime {
   private readonly k: KernelExports;
   private readonly n: number;
   private readonly owners: Int32Array;
-  private readonly users: Int32Array;
+  private readonly claims: Int32Array;
   private readonly words: Int32Array;
   private readonly updates: Int32Array;
 
@@ -172,7 +172,7 @@ class StageRuntime {
     this.k = ctx.k;
     this.n = me.hi - me.lo;
     this.owners = new Int32Array(ctx.memory.buffer, layout.slotOwner, Math.max(1, layout.slots.length));
-    this.users = new Int32Array(ctx.memory.buffer, layout.slotUsers, Math.max(1, layout.slots.length));
+    this.claims = new Int32Array(ctx.memory.buffer, layout.slotClaims, Math.max(1, layout.slots.length));
     this.words = new Int32Array(ctx.memory.buffer);
     this.updates = new Int32Array(ctx.memory.buffer, layout.updates, layout.stages.length);
   }
@@ -227,22 +227,27 @@ class StageRuntime {
   // Activation slots: the lowering hands them out; these checks make a reused live slot an error
   // instead of silently wrong gradients.
   /**
-   * Within a window the lowering guarantees the slot is free when stage 0's F claims it. Across a
-   * window boundary a later stage may still run the previous window's deferred W's (zero-bubble
-   * schedules): the claim waits for them, which cannot deadlock, since no action of a window waits
-   * for the next window.
+   * Stage 0's F claims the slot once every stage has given up its previous unit. Within a window the
+   * lowering guarantees that has happened, so finding the slot held there is an error. Across a window
+   * boundary a later stage may still run the previous window's deferred W's (zero-bubble schedules):
+   * the claim waits for them, which cannot deadlock, since no action of a window waits for the next
+   * window. In a run across processes a later stage's release arrives as a relayed wake that may trail
+   * the hand-offs that let stage 0 go on, so there the claim waits in every case.
    */
   *claimSlot(slot: number, unit: number): Generator<Blocked, void, void> {
     const { perWindow } = this.layout.shape;
-    const freed = this.layout.slotFreed + slot * 4;
-    for (let owner = Atomics.load(this.owners, slot); owner !== 0; owner = Atomics.load(this.owners, slot)) {
-      if (Math.floor((owner - 1) / perWindow) === Math.floor(unit / perWindow)) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner - 1} still holds it`);
-      const seen = Atomics.load(this.words, freed >> 2);
-      if (Atomics.load(this.owners, slot) === 0) break;
-      yield* this.ctx.sync.waitChange(freed, seen, `the later stages to finish unit ${owner - 1} (activation slot ${slot})`);
+    const claims = Atomics.load(this.claims, slot);
+    const owner = Atomics.load(this.owners, slot) - 1;
+    const acrossProcesses = this.ctx.setup.processes !== undefined;
+    for (let s = 0; s < this.layout.stages.length; s++) {
+      const released = this.layout.slotReleased + (s * this.layout.slots.length + slot) * 4;
+      for (let seen = Atomics.load(this.words, released >> 2); seen < claims; seen = Atomics.load(this.words, released >> 2)) {
+        if (!acrossProcesses && Math.floor(owner / perWindow) === Math.floor(unit / perWindow)) throw new Error(`pipeline: activation slot ${slot} handed to unit ${unit} while unit ${owner} still holds it`);
+        yield* this.ctx.sync.waitChange(released, seen, `stage ${s} to finish unit ${owner} (activation slot ${slot})`);
+      }
+      this.ctx.sync.observe(released);
     }
-    this.ctx.sync.observe(freed);
-    Atomics.store(this.users, slot, this.layout.stages.length);
+    Atomics.store(this.claims, slot, claims + 1);
     Atomics.store(this.owners, slot, unit + 1);
   }
 
@@ -251,10 +256,9 @@ class StageRuntime {
     if (owner !== unit + 1) throw new Error(`pipeline stage ${this.stage}: ${step.kind} of unit ${unit} finds its activation slot ${slot} held by ${owner === 0 ? "nobody" : `unit ${owner - 1}`}`);
   }
 
-  /** This stage is done with the slot's unit; the last stage to say so frees the slot. */
+  /** This stage is done with the slot's unit: count it (stage 0's next claim of the slot waits for every stage's count). */
   releaseSlot(slot: number): void {
-    if (Atomics.sub(this.users, slot, 1) !== 1) return;
-    Atomics.store(this.owners, slot, 0);
-    this.ctx.sync.wake(this.layout.slotFreed + slot * 4);
+    this.ctx.sync.wake(this.layout.slotReleased + (this.stage * this.layout.slots.length + slot) * 4);
   }
+
 }
