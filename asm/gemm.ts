@@ -12,7 +12,10 @@
 //    xmm registers JSC allocates on x86-64. Larger tiles spill.
 //  - edge blocks (M mod 6 rows, N mod 8 columns) run a 2- or 4-row, 4- or 8-column instance of the
 //    same kernel on the zero-padded packs, into a small tile buffer when it does not fit exactly;
-//    a scalar loop then adds or copies the valid part into C.
+//    a scalar loop then adds or copies the valid part into C. The last 7 or 8 rows go as 4 + 3 or
+//    4 + 4 rather than 6 + 1 or 6 + 2 (see blockRows);
+//  - B that is already row-major in whole 8-column panels, narrow, and multiplied by few rows of A
+//    is read in place instead of packed (see the driver).
 //
 // Scratch layout in `pack` (bytes; the caller sizes it with GEMM_PACK_FLOATS in abi.ts):
 //   [0, kcMax·Npad·4)          packed B for one K block (Npad = N rounded up to 8)
@@ -26,6 +29,9 @@ const MR: i32 = 6;
 const NR: i32 = 8;
 /** Largest K block: 6 rows · 256 · 16 B = 24 KiB of packed A stays in L1 beside a B panel. */
 const KC: i32 = 256;
+/** Unpacked B (see the driver): at most this many columns (1 KiB rows) and rows of A. */
+const DIRECT_MAX_N: i32 = 256;
+const DIRECT_MAX_M: i32 = 64;
 
 /** How packed B reads its source. */
 const B_ROWS: i32 = 0; // element (k, j) at B + k·ldb + 4j   (B is K×N, gemm_nn / gemm_tn)
@@ -66,27 +72,41 @@ function gemm(
   const aPack = pack + (<usize>kcMax * <usize>panels << 5);
   const tile = aPack + <usize>kcMax * <usize>(MR * 16);
 
+  // B read in place, unpacked, when it is row-major with whole 8-column panels (gemm_nn, gemm_tn) and
+  // few rows of A share each panel: packing B costs a pass over it per K block, which only M/6 row
+  // blocks amortize. Narrow B only, so a panel's K rows stay at most 1 KiB apart (wider rows alias in
+  // L1 and miss the TLB: 1024³ ran at 55% of the ceiling unpacked, 88% packed). Same products in the
+  // same order as from a pack: bitwise the same C.
+  const direct = bMode == B_ROWS && (N & 7) == 0 && N <= DIRECT_MAX_N && M <= DIRECT_MAX_M;
+  const bStep: usize = direct ? ldb : NR << 2;
   for (let k0 = 0; k0 < K; k0 += kcMax) {
     const kc = min(kcMax, K - k0);
-    if (bMode == B_ROWS) packBRows(pack, B + <usize>k0 * ldb, ldb, kc, N);
-    else packBCols(pack, B + (<usize>k0 << 2), ldb, kc, N);
+    if (!direct) {
+      if (bMode == B_ROWS) packBRows(pack, B + <usize>k0 * ldb, ldb, kc, N);
+      else packBCols(pack, B + (<usize>k0 << 2), ldb, kc, N);
+    }
     const loadC = accumulate != 0 || k0 > 0;
-    const panelBytes = <usize>kc << 5;
-    for (let i0 = 0; i0 < M; i0 += MR) {
-      const rows = min(MR, M - i0);
+    const panelBytes: usize = direct ? NR << 2 : <usize>kc << 5;
+    const bStart = direct ? B + <usize>k0 * ldb : pack;
+    for (let i0 = 0; i0 < M; ) {
+      const rows = blockRows(M - i0);
       packA(aPack, A + <usize>i0 * aRow + <usize>k0 * aK, aRow, aK, rows, kc);
       let cp = C + <usize>i0 * ldc;
-      let bp = pack;
+      let bp = bStart;
       for (let j0 = 0; j0 < N; j0 += NR) {
         const cols = min(NR, N - j0);
         // the smallest kernel covering the block; straight into C when it fits exactly
         const R = rows > 4 ? 6 : rows > 2 ? 4 : 2;
         const W = cols > 4 ? 8 : 4;
-        const direct = rows == R && cols == W;
-        const dst = direct ? cp : tile;
-        const ld: usize = direct ? ldc : NR << 2;
-        const acc = direct && loadC;
-        if (R == 6) {
+        const exact = rows == R && cols == W;
+        const dst = exact ? cp : tile;
+        const ld: usize = exact ? ldc : NR << 2;
+        const acc = exact && loadC;
+        if (direct) {
+          if (R == 6) kernel6x8B(dst, ld, aPack, bp, bStep, kc, acc);
+          else if (R == 4) kernel4x8B(dst, ld, aPack, bp, bStep, kc, acc);
+          else kernel2x8B(dst, ld, aPack, bp, bStep, kc, acc);
+        } else if (R == 6) {
           if (W == 8) kernel6x8(dst, ld, aPack, bp, kc, acc);
           else kernel6x4(dst, ld, aPack, bp, kc, acc);
         } else if (R == 4) {
@@ -96,23 +116,40 @@ function gemm(
           if (W == 8) kernel2x8(dst, ld, aPack, bp, kc, acc);
           else kernel2x4(dst, ld, aPack, bp, kc, acc);
         }
-        if (!direct) mergeTile(cp, ldc, tile, rows, cols, loadC);
+        if (!exact) mergeTile(cp, ldc, tile, rows, cols, loadC);
         cp += NR << 2;
         bp += panelBytes;
       }
+      i0 += rows;
     }
   }
+}
+
+/**
+ * Rows of the next row block when `left` rows of A remain: 6 (the full kernel) except that the last 7
+ * or 8 go as 4 + 3 or 4 + 4. A last block of 1 or 2 rows would run the 2-row kernel, whose 4
+ * accumulator chains leave the adder waiting on its own latency (about 2/3 of full speed); the 4-row
+ * kernel keeps 8 chains busy.
+ */
+// @ts-ignore: decorator
+@inline
+function blockRows(left: i32): i32 {
+  return left == 7 || left == 8 ? 4 : min(MR, left);
 }
 
 // One function per tile shape, each instantiating the template with literals. (Selecting the shape
 // with literal arguments to one inlined template inside the driver does not work: Binaryen folds the
 // near-identical copies back into one loop with run-time selects, at half the speed.)
-function kernel6x8(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, kc, loadC, 6, 8); }
-function kernel6x4(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, kc, loadC, 6, 4); }
-function kernel4x8(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, kc, loadC, 4, 8); }
-function kernel4x4(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, kc, loadC, 4, 4); }
-function kernel2x8(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, kc, loadC, 2, 8); }
-function kernel2x4(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, kc, loadC, 2, 4); }
+function kernel6x8(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, NR << 2, kc, loadC, 6, 8); }
+function kernel6x4(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, NR << 2, kc, loadC, 6, 4); }
+function kernel4x8(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, NR << 2, kc, loadC, 4, 8); }
+function kernel4x4(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, NR << 2, kc, loadC, 4, 4); }
+function kernel2x8(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, NR << 2, kc, loadC, 2, 8); }
+function kernel2x4(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, NR << 2, kc, loadC, 2, 4); }
+// B read in place: the panel's rows `bStep` bytes apart (full 8-column panels only).
+function kernel6x8B(C: usize, ldc: usize, ap: usize, bp: usize, bStep: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, bStep, kc, loadC, 6, 8); }
+function kernel4x8B(C: usize, ldc: usize, ap: usize, bp: usize, bStep: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, bStep, kc, loadC, 4, 8); }
+function kernel2x8B(C: usize, ldc: usize, ap: usize, bp: usize, bStep: usize, kc: i32, loadC: bool): void { kernel(C, ldc, ap, bp, bStep, kc, loadC, 2, 8); }
 
 /**
  * The micro-kernel template: C[R×W] (+)= Apacked[kc×6 (pre-broadcast)] · Bpanel[kc×8], for R ∈ {2, 4, 6} rows
@@ -123,7 +160,7 @@ function kernel2x4(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: b
  */
 // @ts-ignore: decorator
 @inline
-function kernel(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool, R: i32, W: i32): void {
+function kernel(C: usize, ldc: usize, ap: usize, bp: usize, bStep: usize, kc: i32, loadC: bool, R: i32, W: i32): void {
   const zero = f32x4.splat(0);
   let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
   let c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
@@ -140,7 +177,7 @@ function kernel(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool
       c50 = v128.load(p, 0); if (W > 4) c51 = v128.load(p, 16);
     }
   }
-  const end = bp + (<usize>kc << 5);
+  const end = ap + <usize>kc * (MR * 16);
   do {
     const b0 = v128.load(bp, 0);
     const b1 = W > 4 ? v128.load(bp, 16) : zero;
@@ -155,8 +192,8 @@ function kernel(C: usize, ldc: usize, ap: usize, bp: usize, kc: i32, loadC: bool
       a = v128.load(ap, 80); c50 = madd(a, b0, c50); if (W > 4) c51 = madd(a, b1, c51);
     }
     ap += 96;
-    bp += 32;
-  } while (bp < end);
+    bp += bStep;
+  } while (ap < end);
   let p = C;
   v128.store(p, c00, 0); if (W > 4) v128.store(p, c01, 16); p += ldc;
   v128.store(p, c10, 0); if (W > 4) v128.store(p, c11, 16); p += ldc;

@@ -2,12 +2,15 @@
  * skein against PyTorch, one core each, side by side in one run (dev-only: PyTorch is not a
  * dependency; where it is absent the script says so and exits 0).
  *
- *   npx bun bench/torch.bench.ts [--rounds 9] [--steps 32]
+ *   npx bun bench/torch.bench.ts [--rounds 9] [--steps 128]
  *   SKEIN_PYTHON=/path/to/python3 npx bun bench/torch.bench.ts     # a Python other than /usr/bin/python3
  *
  * Models: mlp:784-256-128-10 at batch 128 and lenet at batch 64, plain SGD. skein: one worker, an epoch
  * of `steps` batches on a warm session. PyTorch: torch.set_num_threads(1), the same number of steps on
- * a fixed batch (bench/peers/torch_peer.py, a long-lived process answering timing requests). Each round
+ * a fixed batch (bench/peers/torch_peer.py, a long-lived process answering timing requests). skein's
+ * epoch also pays for handing the epoch to its worker thread and back, which PyTorch's loop does not:
+ * at 32 steps (about 80 ms of MLP training) that cost about 3 points of the ceiling fraction (0.75 at
+ * 32 steps, 0.78 at 160, load 2.4-2.7), hence 128 by default; a user's epoch is hundreds of steps. Each round
  * measures skein, PyTorch and the multiply-add ceiling back to back, rotating the order; printed are the
  * medians of the per-round ratios with their interquartile range, and the MLP's training GFLOP/s
  * (FLOPs counted from the layers' shapes) as a fraction of the ceiling measured in the same round.
@@ -23,7 +26,7 @@ import { benchArgs, numberFlag } from "./args.ts";
 const SCRIPT = "torch.bench";
 const { values: v } = benchArgs(SCRIPT, { options: { rounds: { type: "string" }, steps: { type: "string" } } });
 const ROUNDS = numberFlag(SCRIPT, "rounds", v.rounds, 9, { min: 1, max: 1000, integer: true });
-const STEPS = numberFlag(SCRIPT, "steps", v.steps, 32, { min: 1, max: 100000, integer: true });
+const STEPS = numberFlag(SCRIPT, "steps", v.steps, 128, { min: 1, max: 100000, integer: true });
 
 const python = process.env.SKEIN_PYTHON || (existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
 let peer: ReturnType<typeof Bun.spawn<"pipe", "pipe", "pipe">>;

@@ -64,8 +64,11 @@ for (const variant of VARIANTS) {
       test(`gemm_${layout} across K blocks and larger tiles`, async () => {
         const a = await arenaFor(variant);
         // K > 256 splits into even K blocks (accumulating into C between them); 784 = 4 × 196.
+        // B row-major with N a multiple of 8, N ≤ 256 and M ≤ 64 is read in place (gemm_nn, gemm_tn):
+        // 64×784×256 at both limits, 65 rows and 264 columns just past them (packed).
         for (const [M, K, N, acc] of [
           [67, 300, 45, false], [13, 513, 19, true], [128, 784, 26, false], [6, 257, 8, true], [37, 64, 130, false],
+          [64, 784, 256, true], [65, 300, 256, false], [8, 300, 264, true], [32, 520, 16, false],
         ] as const) {
           runGemm(a, layout, example(M, K, N, acc, M * 1000 + K + N));
         }
