@@ -5,8 +5,10 @@
  *     model at batch sizes 1…256, plus the optimizer, prediction and vector kernels over vector sizes
  *     the algorithms use; time each distinct call (median of repeated batches), then fit per kernel
  *     seconds = fixed + perUnit · work by least squares on relative error, and report the fit's error.
- *  2. Contention: k copies of a pure multiply-add loop at once, k = 1…cores, in k threads; speedup(k)
- *     is their total throughput over one copy's (two vCPUs of one physical core give ~1.2×).
+ *  2. Training steps replayed on k threads at once, k = 1…cores (see step-replay.ts): speedup(k) is
+ *     their total throughput over one thread's, and one thread's step time over the sum of its calls'
+ *     isolated costs is the factor by which kernels run slower in a step than in a timing loop.
+ *  3. Whole epochs of one worker thread: the seconds per kernel call spent outside the kernels.
  */
 import { fit } from "./cost-fit.ts";
 import { rmSync, writeFileSync } from "node:fs";
@@ -24,7 +26,8 @@ import { ArenaPlanner, createSharedMemory, f32, u8 } from "../memory/arena.ts";
 import { Network } from "../model/network.ts";
 import { Rng } from "../rng.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
-import { checkCostTable, COSTS_FORMAT, WORK, type CostTable, type KernelCost } from "../runtime/costs.ts";
+import { checkCostTable, COSTS_FORMAT, kernelCostFunction, WORK, type CostTable, type KernelCost } from "../runtime/costs.ts";
+import { StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 
 const CALIBRATE_FLAGS: FlagSpec[] = [
@@ -161,33 +164,57 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     kernels[name] = fit(mine);
   }
 
-  o.say("calibrate: k programs computing at once (fma_ceiling)");
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency, 64));
-  const speedup = await measureContention(module, cores, o.quick ? 150 : 400);
-
   const kernelsOnly: CostTable = {
     format: COSTS_FORMAT,
     measuredOn: `${new Date().toISOString()}: ${cores} cores (load average ${loadavg()[0]!.toFixed(1)} at the start), ${variant} kernels, Bun ${Bun.version}, ${process.platform}/${process.arch}`,
-    machine: { cores, speedup },
+    machine: { cores, speedup: [1] },
     wakeSeconds: WAKE_SECONDS,
     contextFactor: 1,
     callSeconds: 0,
     kernels,
     networks: {},
   };
-  report(kernelsOnly, o.say);
-  o.say("calibrate: whole epochs of one worker thread against the kernels' costs alone");
-  const table = { ...kernelsOnly, ...(await fitContext(kernelsOnly, o)) };
+  o.say("calibrate: training steps replayed on k threads at once");
+  const replay = StepReplay.build(module, o.models, dataset.shape, dataset.classes, cores);
+  let contextFactor: number;
+  try {
+    await replay.start();
+    kernelsOnly.machine.speedup = await replay.speedup(cores, o.quick ? 150 : 400);
+    report(kernelsOnly, o.say);
+    contextFactor = await kernelsInContext(kernelsOnly, replay, o.quick ? 150 : 400, o.say);
+  } finally {
+    replay.close();
+  }
+  o.say("calibrate: whole epochs of one worker thread against the kernels' costs in context");
+  const table = { ...kernelsOnly, contextFactor, callSeconds: await fitCallSeconds({ ...kernelsOnly, contextFactor }, o) };
   return checkCostTable(table, "calibrate");
 }
 
 /**
- * Kernels in context: one program trains whole epochs on one thread (the threaded executor's code,
- * without contention), and the same epochs are simulated with the kernels' costs alone; then
- * real ≈ contextFactor · kernels + callSeconds · calls, by least squares on relative error over the
- * runs, both ≥ 0. Each real epoch is the fastest of several (other load only ever slows one down).
+ * Kernels in a training step run slower than alone in a timing loop: per model, one thread's replayed
+ * step over the sum of its calls' isolated costs; the table keeps the mean over the models.
  */
-async function fitContext(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<{ contextFactor: number; callSeconds: number }> {
+async function kernelsInContext(table: CostTable, replay: StepReplay, ms: number, say: (line: string) => void): Promise<number> {
+  const ratios: number[] = [];
+  for (const [m, { model, from, to }] of replay.perModel.entries()) {
+    const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction(table, name)(args), 0);
+    const step = await replay.stepSeconds(m, ms);
+    ratios.push(step / alone);
+    say(`  ${model.padEnd(30)} step ${(step * 1e3).toFixed(3)} ms  kernels alone ${(alone * 1e3).toFixed(3)} ms  ×${(step / alone).toFixed(3)}`);
+  }
+  const factor = ratios.reduce((a, r) => a + r, 0) / ratios.length;
+  say(`  kernels in context: ×${factor.toFixed(3)}`);
+  return factor;
+}
+
+/**
+ * Time outside the kernels: one program trains whole epochs on one thread (the threaded executor's
+ * code: batch bookkeeping, counters, the orchestrator's call), the same epochs are simulated with the
+ * kernels' costs in context, and each call gets the median over the runs of the difference per call
+ * (≥ 0). Each real epoch is the fastest of several (other load only ever slows one down).
+ */
+async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<number> {
   const runs: { what: string; wall: number; kernels: number; calls: number }[] = [];
   const costs = join(tmpdir(), `skein-calibrate-${process.pid}.json`);
   writeFileSync(costs, JSON.stringify(table));
@@ -198,7 +225,7 @@ async function fitContext(table: CostTable, o: { models: string[]; data: string;
         const real = await TrainingSession.open(config);
         let wall = Infinity;
         try {
-          for (let i = 0; i < (o.quick ? 2 : 6); i++) {
+          for (let i = 0; i < (o.quick ? 3 : 6); i++) {
             const e = await real.trainEpoch();
             if (i > 0) wall = Math.min(wall, e.seconds); // the first epoch warms the JIT
           }
@@ -220,28 +247,14 @@ async function fitContext(table: CostTable, o: { models: string[]; data: string;
   } finally {
     rmSync(costs, { force: true });
   }
-  // Least squares on relative error (a small model's epochs count as much as a big one's): normal
-  // equations of [kernels, calls] against real, each row divided by real.
-  let skk = 0, skc = 0, scc = 0, sk = 0, sc = 0;
+  const perCall = runs.map((r) => Math.max(0, (r.wall - r.kernels) / r.calls)).sort((x, y) => x - y);
+  const callSeconds = perCall.length % 2 ? perCall[perCall.length >> 1]! : (perCall[perCall.length / 2 - 1]! + perCall[perCall.length / 2]!) / 2;
   for (const r of runs) {
-    const [k, c] = [r.kernels / r.wall, r.calls / r.wall];
-    skk += k * k;
-    skc += k * c;
-    scc += c * c;
-    sk += k;
-    sc += c;
+    const fitted = r.kernels + callSeconds * r.calls;
+    o.say(`  ${r.what.padEnd(30)} real ${r.wall.toFixed(3)} s  kernels in context ${r.kernels.toFixed(3)} s  fitted ${fitted.toFixed(3)} s (${(((fitted - r.wall) / r.wall) * 100).toFixed(1)}%)`);
   }
-  const det = skk * scc - skc * skc;
-  let contextFactor = det > 0 ? (sk * scc - sc * skc) / det : sk / skk;
-  let callSeconds = det > 0 ? (skk * sc - skc * sk) / det : 0;
-  if (callSeconds < 0 || !Number.isFinite(callSeconds)) [contextFactor, callSeconds] = [sk / skk, 0];
-  if (contextFactor <= 0) [contextFactor, callSeconds] = [1, Math.max(0, sc / scc)];
-  for (const r of runs) {
-    const fitted = contextFactor * r.kernels + callSeconds * r.calls;
-    o.say(`  ${r.what.padEnd(30)} real ${r.wall.toFixed(3)} s  kernels alone ${r.kernels.toFixed(3)} s  fitted ${fitted.toFixed(3)} s (${(((fitted - r.wall) / r.wall) * 100).toFixed(1)}%)`);
-  }
-  o.say(`  kernels in context: ×${contextFactor.toFixed(3)}, ${(callSeconds * 1e6).toFixed(2)} µs around each call`);
-  return { contextFactor, callSeconds };
+  o.say(`  ${(callSeconds * 1e6).toFixed(2)} µs around each call`);
+  return callSeconds;
 }
 
 function models(specs: string[], shape: number[], classes: number): Network[] {
@@ -289,52 +302,6 @@ function medianCallSeconds(call: () => unknown, quick: boolean): number {
   }
   samples.sort((x, y) => x - y);
   return samples[samples.length >> 1]!;
-}
-
-/** speedup[k−1] = total fma_ceiling throughput of k threads at once / one thread's. */
-async function measureContention(module: WebAssembly.Module, cores: number, ms: number): Promise<number[]> {
-  const code = `self.onmessage = (e) => {
-    const { module, memory, start, ms } = e.data;
-    const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    Atomics.wait(new Int32Array(start), 0, 0);
-    const t0 = performance.now();
-    let n = 0;
-    while (performance.now() - t0 < ms) { k.fma_ceiling(2000); n++; }
-    postMessage({ flops: n * 2000 * 96, ms: performance.now() - t0 });
-  };`;
-  const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-  const rates: number[] = [];
-  try {
-    // Best of three per k: the machine may be shared, and other load only ever slows a trial down.
-    for (let k = 1; k <= cores; k++) {
-      let best = 0;
-      for (let trial = 0; trial < 3; trial++) best = Math.max(best, await trialRate(k));
-      rates.push(best);
-    }
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-  return rates.map((r) => Math.round((r / rates[0]!) * 1000) / 1000).map((s, i) => (i === 0 ? 1 : s));
-
-  async function trialRate(k: number): Promise<number> {
-    const start = new SharedArrayBuffer(4);
-    const workers = Array.from({ length: k }, () => new Worker(url));
-    try {
-      const done = workers.map((w) => new Promise<{ flops: number; ms: number }>((resolve, reject) => {
-        w.onmessage = (e) => resolve(e.data);
-        w.onerror = (e) => reject(new Error(e.message));
-      }));
-      workers.forEach((w) => w.postMessage({ module, memory, start, ms }));
-      await Bun.sleep(100); // every thread parked on the start word
-      Atomics.store(new Int32Array(start), 0, 1);
-      Atomics.notify(new Int32Array(start), 0);
-      const results = await Promise.all(done);
-      return results.reduce((a, r) => a + r.flops / r.ms, 0);
-    } finally {
-      workers.forEach((w) => w.terminate());
-    }
-  }
 }
 
 function report(table: CostTable, say: (line: string) => void): void {
