@@ -146,9 +146,9 @@ process.on("exit", () => tableFiles.forEach((p) => rmSync(p, { force: true })));
 async function probe(replay: StepReplay, m: number, P: number, start: CostTable): Promise<{ contextFactor: number; speedupP: number | null }> {
   const { from, to } = replay.perModel[m]!;
   const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction({ ...start, contextFactor: 1, callSeconds: 0 }, name)(args), 0);
-  const one = await replay.throughput(1, PROBE_MS, m);
-  const speedupP = P > 1 && P <= start.machine.cores ? (await replay.throughput(P, PROBE_MS, m)) / one : null;
-  return { contextFactor: 1 / one / alone, speedupP };
+  const here = replay.stepSeconds(m, PROBE_MS / 3);
+  const speedupP = P > 1 && P <= start.machine.cores ? (await replay.throughput(P, PROBE_MS, m)) / (await replay.throughput(1, PROBE_MS, m)) : null;
+  return { contextFactor: here / alone, speedupP };
 }
 
 function roundTable(start: CostTable, P: number, a: Awaited<ReturnType<typeof probe>>, b: Awaited<ReturnType<typeof probe>>): CostTable {
