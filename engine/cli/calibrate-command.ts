@@ -8,6 +8,8 @@
  *  2. Training steps replayed on k threads at once, k = 1…cores (see step-replay.ts): speedup(k) is
  *     their total throughput over one thread's, and one thread's step time over the sum of its calls'
  *     isolated costs is the factor by which kernels run slower in a step than in a timing loop.
+ *     Steps timed one by one give the spread of a call's time (the jitter that moves real threads of
+ *     equal work out of phase).
  *  3. Whole epochs of one worker thread: the seconds per kernel call spent outside the kernels.
  */
 import { fit } from "./cost-fit.ts";
@@ -184,6 +186,7 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     kernelsOnly.machine.speedup = await replay.speedup(cores, o.quick ? 150 : 400);
     report(kernelsOnly, o.say);
     contextFactor = await kernelsInContext(kernelsOnly, replay, o.quick ? 150 : 400, o.say);
+    kernelsOnly.jitter = callJitter(kernelsOnly, replay, o.quick ? 100 : 300, o.say);
   } finally {
     replay.close();
   }
@@ -207,6 +210,15 @@ async function kernelsInContext(table: CostTable, replay: StepReplay, ms: number
   const factor = ratios.reduce((a, r) => a + r, 0) / ratios.length;
   say(`  kernels in context: ×${factor.toFixed(3)}`);
   return factor;
+}
+
+/** The relative spread of a kernel call's time: the median over the models (see StepReplay.callJitter). */
+function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (line: string) => void): number {
+  const cost = ([name, args]: [string, number[]]) => kernelCostFunction(table, name)(args);
+  const spreads = replay.perModel.map((_, m) => replay.callJitter(m, steps, cost)).sort((x, y) => x - y);
+  const jitter = Math.round(spreads[(spreads.length - 1) >> 1]! * 1000) / 1000;
+  say(`  a kernel call's time spreads by ${(jitter * 100).toFixed(1)}% (per model: ${spreads.map((x) => (x * 100).toFixed(1) + "%").join(", ")})`);
+  return jitter;
 }
 
 /**

@@ -201,5 +201,35 @@ export class StepReplay {
     return samples.sort((x, y) => x - y)[samples.length >> 1]!;
   }
 
+  /**
+   * Relative spread of one kernel call's time, from `steps` steps of model `model` timed one by one on
+   * the calling thread: the steps' robust relative spread (median absolute deviation · 1.4826 over
+   * the median, so that a moment of other load does not count), scaled from a step to one call as if
+   * the calls varied independently (a step of calls c_i spreads by σ·√Σc_i² / Σc_i).
+   */
+  callJitter(model: number, steps: number, costOf: (call: KernelCall) => number): number {
+    const { from, to } = this.perModel[model]!;
+    const here = (this.here ??= instantiateKernels(this.module, this.memory) as unknown as Record<string, (...args: number[]) => unknown>);
+    const mine = this.calls[0]!.slice(from, to);
+    const calls = mine.map(([name, args]) => [here[name]!, args] as const);
+    const times: number[] = [];
+    for (let s = -Math.ceil(steps / 4); s < steps; s++) {
+      const t0 = performance.now();
+      for (const [fn, args] of calls) fn(...args);
+      if (s >= 0) times.push(performance.now() - t0); // the first quarter more warms up
+    }
+    const med = median(times);
+    const spread = (1.4826 * median(times.map((t) => Math.abs(t - med)))) / med;
+    const costs = mine.map(costOf);
+    const total = costs.reduce((a, c) => a + c, 0);
+    const squares = Math.sqrt(costs.reduce((a, c) => a + c * c, 0));
+    return spread * (total / squares);
+  }
+
   private here: Record<string, (...args: number[]) => unknown> | undefined;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
