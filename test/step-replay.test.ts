@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { loadKernelModule } from "../engine/kernels/load.ts";
-import { StepReplay } from "../engine/cli/step-replay.ts";
+import { measureWakeSeconds, StepReplay } from "../engine/cli/step-replay.ts";
 
 const MODELS = ["mlp:784-32-10", "lenet"];
 
@@ -46,6 +46,17 @@ describe("step replay", () => {
       expect(speedup[0]).toBe(1);
       expect(replay.stepSeconds(0, 5, 1)).toBeGreaterThan(0);
       await expect(replay.throughput(3, 10)).rejects.toThrow(/3 threads asked, 2 started/);
+    } finally {
+      replay.close();
+    }
+  });
+
+  test("the wake-up ping-pong finishes with a positive time per hand-over, also with the replay threads alive", async () => {
+    const { module } = await loadKernelModule();
+    const replay = StepReplay.build(module, MODELS.slice(0, 1), [1, 28, 28], 10, 2);
+    await replay.start(10);
+    try {
+      for (let i = 0; i < 5; i++) expect(await measureWakeSeconds(400, 2)).toBeGreaterThan(0);
     } finally {
       replay.close();
     }

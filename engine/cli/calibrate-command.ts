@@ -9,7 +9,8 @@
  *     their total throughput over one thread's, and one thread's step time over the sum of its calls'
  *     isolated costs is the factor by which kernels run slower in a step than in a timing loop.
  *     Steps timed one by one give the spread of a call's time (the jitter that moves real threads of
- *     equal work out of phase).
+ *     equal work out of phase), and two threads handing a turn back and forth through Atomics.wait
+ *     and notify give the wake-up latency.
  *  3. Whole epochs of one worker thread: the seconds per kernel call spent outside the kernels.
  */
 import { fit } from "./cost-fit.ts";
@@ -29,7 +30,7 @@ import { Network } from "../model/network.ts";
 import { Rng } from "../rng.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
 import { checkCostTable, COSTS_FORMAT, kernelCostFunction, WORK, type CostTable, type KernelCost } from "../runtime/costs.ts";
-import { DATA_SAMPLES, StepReplay } from "./step-replay.ts";
+import { DATA_SAMPLES, measureWakeSeconds, StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 
 const CALIBRATE_FLAGS: FlagSpec[] = [
@@ -47,8 +48,6 @@ export const CALIBRATE_HELP = formatHelp(
   "Example: skein calibrate --out runs/costs.json && skein train --executor simulated --costs runs/costs.json --workers 16",
 );
 
-/** Seconds a blocked program needs to resume; not measured (threads spin briefly before sleeping). */
-const WAKE_SECONDS = 20e-6;
 
 interface Call {
   name: string;
@@ -172,7 +171,7 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     format: COSTS_FORMAT,
     measuredOn: `${new Date().toISOString()}: ${cores} cores (load average ${loadavg()[0]!.toFixed(1)} at the start), ${variant} kernels, Bun ${Bun.version}, ${process.platform}/${process.arch}`,
     machine: { cores, speedup: [1] },
-    wakeSeconds: WAKE_SECONDS,
+    wakeSeconds: 0,
     contextFactor: 1,
     callSeconds: 0,
     kernels,
@@ -187,6 +186,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     report(kernelsOnly, o.say);
     contextFactor = await kernelsInContext(kernelsOnly, replay, o.quick ? 150 : 400, o.say);
     kernelsOnly.jitter = callJitter(kernelsOnly, replay, o.quick ? 100 : 300, o.say);
+    kernelsOnly.wakeSeconds = await measureWakeSeconds(o.quick ? 500 : 2000);
+    o.say(`  a sleeping thread resumes ${(kernelsOnly.wakeSeconds * 1e6).toFixed(1)} µs after the notify (ping-pong of two threads)`);
   } finally {
     replay.close();
   }
@@ -216,7 +217,8 @@ async function kernelsInContext(table: CostTable, replay: StepReplay, ms: number
 function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (line: string) => void): number {
   const cost = ([name, args]: [string, number[]]) => kernelCostFunction(table, name)(args);
   const spreads = replay.perModel.map((_, m) => replay.callJitter(m, steps, cost)).sort((x, y) => x - y);
-  const jitter = Math.round(spreads[(spreads.length - 1) >> 1]! * 1000) / 1000;
+  // At most 0.5: a spread beyond it is other load on the machine, not the kernels.
+  const jitter = Math.min(0.5, Math.round(spreads[(spreads.length - 1) >> 1]! * 1000) / 1000);
   say(`  a kernel call's time spreads by ${(jitter * 100).toFixed(1)}% (per model: ${spreads.map((x) => (x * 100).toFixed(1) + "%").join(", ")})`);
   return jitter;
 }

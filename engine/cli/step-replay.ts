@@ -233,3 +233,51 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
+
+/** Two threads handing a turn back and forth, each sleeping in Atomics.wait until it is theirs. */
+const PING_PONG_CODE = `self.onmessage = (e) => {
+  const { control, me, handoffs } = e.data;
+  const w = new Int32Array(control);
+  Atomics.add(w, 1, 1);
+  Atomics.wait(w, 2, 0); // start together
+  for (let i = me; i < handoffs; i += 2) {
+    for (let seen; (seen = Atomics.load(w, 0)) !== i;) Atomics.wait(w, 0, seen); // one read: no lost wake-up
+    Atomics.store(w, 0, i + 1);
+    Atomics.notify(w, 0);
+  }
+  postMessage(null);
+};`;
+
+/**
+ * Seconds from a notify to the sleeping waiter running again (futex wake-up and the notify itself):
+ * the median over `trials` of a ping-pong's time per hand-over between two sleeping threads.
+ */
+export async function measureWakeSeconds(handoffs = 2000, trials = 5): Promise<number> {
+  const url = URL.createObjectURL(new Blob([PING_PONG_CODE], { type: "application/javascript" }));
+  const samples: number[] = [];
+  try {
+    for (let trial = 0; trial < trials; trial++) {
+      const control = new SharedArrayBuffer(12);
+      const words = new Int32Array(control);
+      const workers = [0, 1].map(() => new Worker(url));
+      try {
+        const done = workers.map((w) => new Promise<void>((resolve, reject) => {
+          w.onmessage = () => resolve();
+          w.onerror = (e) => reject(new Error(e.message));
+        }));
+        workers.forEach((w, me) => w.postMessage({ control, me, handoffs }));
+        while (Atomics.load(words, 1) < 2) await Bun.sleep(1);
+        const t0 = performance.now();
+        Atomics.store(words, 2, 1);
+        Atomics.notify(words, 2);
+        await Promise.all(done);
+        samples.push((performance.now() - t0) / 1000 / handoffs);
+      } finally {
+        workers.forEach((w) => w.terminate());
+      }
+    }
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+  return median(samples);
+}
