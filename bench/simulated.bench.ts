@@ -2,25 +2,46 @@
  * The simulated executor against reality, on this machine:
  *
  *   npx bun bench/simulated.bench.ts [--workers 1,2] [--models mlp,lenet] [--algos sync,hogwild,...]
- *                                    [--repeats 3] [--epochs 2] [--costs FILE] [--overhead-only]
+ *                                    [--repeats 3] [--epochs 2] [--costs FILE] [--full] [--profile]
+ *                                    [--overhead-only | --no-overhead]
  *
- * 1. Validation: per algorithm, model and P, the threaded executor's measured training seconds per
- *    epoch (warm session: one epoch to warm up, then --epochs timed; --repeats sessions alternating
- *    with the simulation; the median epoch) against the simulated executor's virtual seconds per epoch
- *    under the same configuration, and for the asynchronous ones the mean staleness of both.
+ * 1. Validation, with the cost table calibrated in the same run: `skein calibrate` (quick unless
+ *    --full; or the table --costs names) on the models' shapes at the start, then per algorithm, model
+ *    and P, --repeats rounds of
+ *      probe → threaded session → probe → simulated session,
+ *    where a probe replays the model's training step on 1 thread and on P threads at once (see
+ *    engine/cli/step-replay.ts) and the round's table is the start table with the machine as the
+ *    probes found it just then (kernels-in-context factor and the speedup of P threads). A round's
+ *    threaded figure is the median of its --epochs timed epochs (one warm-up epoch first); the
+ *    simulation runs the same configuration under the round's table. Printed: the medians over
+ *    rounds, sim/threads with the start table (drift included), with the round's tables (the model's
+ *    own error), and fastest against fastest (the quickest threaded epoch of all rounds against the
+ *    simulation under the quickest probe's machine: on a shared host other load only ever slows
+ *    either down), the mean staleness of both (asynchronous ones), and load averages.
  *    P is the program count: workers (sync, hogwild, dmsgd), stages (gpipe, pipedream), layerwise
  *    threads (1 forward + P−1 backward; P = 1 is skipped).
+ *    --profile: also per kernel, the milliseconds a profiled threaded session spent in each kernel
+ *    against the simulated ones (one round), and the busy time outside kernels.
  * 2. Overhead: wall seconds of a simulated epoch over a deterministic-executor epoch of the same
  *    configuration (same programs, same interleaving machinery), alternating, median of ratios.
  *
- * On a machine with more cores (e.g. 16): --workers 4,8,16 gives the same table there; calibrate the
- * table on that machine first (skein calibrate --out costs.json, then --costs costs.json).
+ * Run it under the shared lock, one model at a time (each under ~3 minutes on the 2-core machine):
+ *   flock /tmp/skein-bench.lock npx bun bench/simulated.bench.ts --models mlp --no-overhead
+ * On a machine with more cores (e.g. 16): --workers 4,8,16 gives the same table there (the start
+ * calibration then measures contention up to the machine's cores).
  */
+import { writeFileSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { overallStaleness, summarizeStaleness } from "../engine/algorithms/async/staleness.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { Network } from "../engine/model/network.ts";
 import type { EpochOutcome } from "../engine/run-metrics.ts";
+import { calibrate } from "../engine/cli/calibrate-command.ts";
+import { StepReplay } from "../engine/cli/step-replay.ts";
+import { kernelCostFunction, loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
+import { loadKernelModule } from "../engine/kernels/load.ts";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
 
 const SCRIPT = "simulated.bench";
@@ -32,7 +53,10 @@ const { values: flags } = benchArgs(SCRIPT, {
     repeats: { type: "string" },
     epochs: { type: "string" },
     costs: { type: "string" },
+    full: { type: "boolean" },
+    profile: { type: "boolean" },
     "overhead-only": { type: "boolean" },
+    "no-overhead": { type: "boolean" },
   },
 });
 const WORKERS = intListFlag(SCRIPT, "workers", flags.workers ?? "1,2");
@@ -42,6 +66,8 @@ for (const m of models) if (!MODELS[m]) fail(`--models ${m}: want mlp or lenet`)
 const ALGOS = (flags.algos ?? "sync,hogwild,layerwise,gpipe,pipedream,dmsgd").split(",");
 const REPEATS = numberFlag(SCRIPT, "repeats", flags.repeats, 3, { min: 1, integer: true });
 const EPOCHS = numberFlag(SCRIPT, "epochs", flags.epochs, 2, { min: 1, integer: true });
+/** Milliseconds of one probe trial (the step replay): long enough for tens of lenet steps. */
+const PROBE_MS = 120;
 
 function fail(message: string): never {
   console.error(`${SCRIPT}: ${message}`);
@@ -51,7 +77,6 @@ function fail(message: string): never {
 /** The configuration of `algo` with P programs, or null where P does not fit it. */
 function configOf(algo: string, model: string, P: number): TrainConfig | null {
   const base: TrainConfig = { algo, model: MODELS[model]!, data: "digits", epochs: 1 + EPOCHS, batch: 64, workers: P, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
-  if (flags.costs) base.simulation = { costs: flags.costs };
   switch (algo) {
     case "layerwise":
       return P < 2 ? null : { ...base, async: { fwdThreads: 1, bwdThreads: P - 1, queue: P } };
@@ -69,9 +94,16 @@ function configOf(algo: string, model: string, P: number): TrainConfig | null {
   }
 }
 
+interface Epochs {
+  seconds: number[];
+  staleness: number | null;
+  wall: number[];
+  last: EpochOutcome;
+}
+
 /** Per epoch after the first: seconds, and the mean staleness when the algorithm records it. */
-async function epochs(config: TrainConfig): Promise<{ seconds: number[]; staleness: number | null; wall: number[] }> {
-  const session = await TrainingSession.open(config);
+async function epochs(config: TrainConfig, profileKernels = false): Promise<Epochs> {
+  const session = await TrainingSession.open(config, { profileKernels });
   try {
     const seconds: number[] = [];
     const wall: number[] = [];
@@ -86,7 +118,7 @@ async function epochs(config: TrainConfig): Promise<{ seconds: number[]; stalene
     }
     const report = outcomes.map((o) => o.staleness).filter((s) => s !== undefined);
     const staleness = report.length > 0 ? overallStaleness(summarizeStaleness(report[report.length - 1]!)).mean : null;
-    return { seconds, staleness, wall };
+    return { seconds, staleness, wall, last: outcomes[outcomes.length - 1]! };
   } finally {
     session.close();
   }
@@ -97,47 +129,158 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 const fmt = (x: number | null, digits = 3) => (x === null ? "-" : x.toFixed(digits));
+const load = () => loadavg()[0]!.toFixed(2);
 
-if (!flags["overhead-only"]) {
-  console.log(`Validation: seconds per epoch, threads (median of ${REPEATS} sessions × ${EPOCHS} epochs, alternating) vs simulated; ${navigator.hardwareConcurrency} cores here`);
-  console.log("algo       model  P  threads s  simulated s  sim/threads  staleness threads  staleness sim");
-  for (const model of models) {
-    for (const algo of ALGOS) {
-      for (const P of WORKERS) {
-        const config = configOf(algo, model, P);
-        if (!config) continue;
-        const threads: number[] = [];
-        const threadStaleness: number[] = [];
-        let simulated: Awaited<ReturnType<typeof epochs>> | null = null;
-        for (let r = 0; r < REPEATS; r++) {
-          const t = await epochs(config);
-          threads.push(...t.seconds);
-          if (t.staleness !== null) threadStaleness.push(t.staleness);
-          // The simulation is the same every time: run it once, between the threaded sessions.
-          if (r === 0) simulated = await epochs({ ...config, executor: "simulated" });
-        }
-        const real = median(threads);
-        const sim = median(simulated!.seconds);
-        const line = [algo.padEnd(10), model.padEnd(6), String(P).padStart(2), fmt(real).padStart(10), fmt(sim).padStart(12), fmt(sim / real, 2).padStart(12), fmt(threadStaleness.length ? median(threadStaleness) : null, 2).padStart(18), fmt(simulated!.staleness, 2).padStart(14)];
-        console.log(line.join(" "));
-      }
-    }
-  }
+/** Tables handed to simulated sessions live in files (the executor reads --costs FILE). */
+const tableFiles: string[] = [];
+function tableFile(table: CostTable): string {
+  const path = join(tmpdir(), `skein-simulated-bench-${process.pid}-${tableFiles.length}.json`);
+  writeFileSync(path, JSON.stringify(table));
+  tableFiles.push(path);
+  return path;
+}
+process.on("exit", () => tableFiles.forEach((p) => rmSync(p, { force: true })));
+
+/**
+ * The machine as it is now, for model `m` with P programs: the start table with its kernels-in-context
+ * factor and its speedup of P threads as a replay of the model's step finds them.
+ */
+async function probe(replay: StepReplay, m: number, P: number, start: CostTable): Promise<{ contextFactor: number; speedupP: number | null }> {
+  const { from, to } = replay.perModel[m]!;
+  const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction({ ...start, contextFactor: 1, callSeconds: 0 }, name)(args), 0);
+  const here = replay.stepSeconds(m, PROBE_MS / 3);
+  const speedupP = P > 1 && P <= start.machine.cores ? (await replay.throughput(P, PROBE_MS, m)) / (await replay.throughput(1, PROBE_MS, m)) : null;
+  return { contextFactor: here / alone, speedupP };
 }
 
-console.log(`\nOverhead: wall seconds of a simulated epoch / a deterministic epoch (same config, alternating, median of ${REPEATS * EPOCHS} ratios)`);
-console.log("algo       model  P  deterministic s  simulated s  ratio");
-for (const [algo, P] of [["sync", 2], ["hogwild", 4], ["layerwise", 3], ["gpipe", 3], ["dmsgd", 8]] as const) {
-  const config = configOf(algo, "mlp", P)!;
-  const ratios: number[] = [];
-  const det: number[] = [];
-  const sim: number[] = [];
-  for (let r = 0; r < REPEATS; r++) {
-    const d = await epochs({ ...config, executor: "deterministic" });
-    const s = await epochs({ ...config, executor: "simulated" });
-    det.push(...d.wall);
-    sim.push(...s.wall);
-    d.wall.forEach((w, i) => ratios.push(s.wall[i]! / w));
+function roundTable(start: CostTable, P: number, a: Awaited<ReturnType<typeof probe>>, b: Awaited<ReturnType<typeof probe>>): CostTable {
+  const speedup = [...start.machine.speedup];
+  if (a.speedupP !== null && b.speedupP !== null) speedup[P - 1] = (a.speedupP + b.speedupP) / 2;
+  return { ...start, contextFactor: (a.contextFactor + b.contextFactor) / 2, machine: { ...start.machine, speedup } };
+}
+
+/** Milliseconds per kernel over all programs of an epoch, and busy time outside kernels. */
+function kernelTotals(e: Epochs): { byName: Record<string, number>; outside: number } {
+  const byName: Record<string, number> = {};
+  let outside = 0;
+  for (const r of e.last.results) {
+    for (const [k, ms] of Object.entries(r.kernelMsByName ?? {})) byName[k] = (byName[k] ?? 0) + ms;
+    outside += r.elapsedMs - r.waitedMs - (r.kernelMs ?? 0);
   }
-  console.log([algo.padEnd(10), "mlp".padEnd(6), String(P).padStart(2), fmt(median(det)).padStart(16), fmt(median(sim)).padStart(12), fmt(median(ratios), 2).padStart(6)].join(" "));
+  return { byName, outside };
+}
+
+function printProfile(threads: Epochs, sim: Epochs): void {
+  const t = kernelTotals(threads);
+  const s = kernelTotals(sim);
+  const names = Object.keys({ ...t.byName, ...s.byName }).sort((x, y) => (t.byName[y] ?? 0) - (t.byName[x] ?? 0));
+  const shown = names.filter((n) => (t.byName[n] ?? 0) + (s.byName[n] ?? 0) > 0.5);
+  console.log(`    per kernel, ms (threads profiled / simulated): ${shown.map((n) => `${n} ${fmt(t.byName[n] ?? 0, 1)}/${fmt(s.byName[n] ?? 0, 1)}`).join(", ")}; busy outside kernels ${fmt(t.outside, 1)}/${fmt(s.outside, 1)}`);
+  const waits = (e: Epochs) => e.last.results.map((r) => fmt(r.waitedMs, 0)).join("+");
+  console.log(`    waited ms per program: threads ${waits(threads)}, simulated ${waits(sim)}`);
+}
+
+if (!flags["overhead-only"]) {
+  const { module } = await loadKernelModule();
+  const specs = models.map((m) => MODELS[m]!);
+  const cores = navigator.hardwareConcurrency;
+  console.log(`Validation on ${cores} cores; load average ${load()} at the start`);
+  const start = flags.costs
+    ? loadCostTable(flags.costs)
+    : await calibrate({ models: Object.values(MODELS), data: "digits", quick: !flags.full, say: () => {} }); // every kernel needs a shape
+  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSeconds * 1e6).toFixed(2)} µs per call`);
+  const startFile = tableFile(start);
+  const replay = StepReplay.build(module, specs, [1, 28, 28], 10, Math.min(cores, Math.max(...WORKERS)));
+  await replay.start();
+  console.log(`Rounds: probe, threads (median of ${EPOCHS} epochs), probe, simulated; medians of ${REPEATS} rounds. sim/thr start: the start table; now: each round's table; best: the fastest threaded epoch against the fastest probe's table`);
+  console.log("algo       model  P  threads s  sim s(now)  sim/thr start  sim/thr now  sim/thr best  ctx now  speedupP  staleness thr  staleness sim  load");
+  let within = 0;
+  let withinBest = 0;
+  let cells = 0;
+  try {
+    for (const [m, model] of models.entries()) {
+      for (const algo of ALGOS) {
+        for (const P of WORKERS) {
+          const config = configOf(algo, model, P);
+          if (!config) continue;
+          const threads: number[] = [];
+          const sims: number[] = [];
+          const ratios: number[] = [];
+          const stale: number[] = [];
+          let simStaleness: number | null = null;
+          const contexts: number[] = [];
+          const speedups: number[] = [];
+          const loads: string[] = [];
+          const allEpochs: number[] = [];
+          const best: Awaited<ReturnType<typeof probe>> = { contextFactor: Infinity, speedupP: null };
+          for (let r = 0; r < REPEATS; r++) {
+            loads.push(load());
+            const before = await probe(replay, m, P, start);
+            const t = await epochs(config);
+            const after = await probe(replay, m, P, start);
+            allEpochs.push(...t.seconds);
+            for (const p of [before, after]) {
+              best.contextFactor = Math.min(best.contextFactor, p.contextFactor);
+              if (p.speedupP !== null) best.speedupP = Math.max(best.speedupP ?? 0, p.speedupP);
+            }
+            const table = roundTable(start, P, before, after);
+            const s = await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(table) } });
+            threads.push(median(t.seconds));
+            sims.push(median(s.seconds));
+            ratios.push(median(s.seconds) / median(t.seconds));
+            if (t.staleness !== null) stale.push(t.staleness);
+            simStaleness = s.staleness;
+            contexts.push(table.contextFactor);
+            if (P > 1) speedups.push(table.machine.speedup[Math.min(P, table.machine.speedup.length) - 1]!);
+          }
+          const fromStart = await epochs({ ...config, executor: "simulated", simulation: { costs: startFile } });
+          // Fastest against fastest: the quickest threaded epoch of all rounds against the simulation
+          // under the quickest probe's machine (other load only ever slows either down).
+          const bestTable = roundTable(start, P, best, best);
+          const fromBest = await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(bestTable) } });
+          const bestRatio = median(fromBest.seconds) / Math.min(...allEpochs);
+          if (Math.abs(bestRatio - 1) <= 0.15) withinBest++;
+          const real = median(threads);
+          const ratio = median(ratios);
+          cells++;
+          if (Math.abs(ratio - 1) <= 0.15) within++;
+          const line = [
+            algo.padEnd(10), model.padEnd(6), String(P).padStart(2), fmt(real).padStart(10), fmt(median(sims)).padStart(11),
+            fmt(median(fromStart.seconds) / real, 2).padStart(14), fmt(ratio, 2).padStart(12), fmt(bestRatio, 2).padStart(13), fmt(median(contexts), 2).padStart(8),
+            (speedups.length ? fmt(median(speedups), 2) : "-").padStart(9),
+            fmt(stale.length ? median(stale) : null, 2).padStart(14), fmt(simStaleness, 2).padStart(14), `  ${loads.join(" ")}`,
+          ];
+          console.log(line.join(" "));
+          if (flags.profile) {
+            const before = await probe(replay, m, P, start);
+            const t = await epochs(config, true);
+            const after = await probe(replay, m, P, start);
+            printProfile(t, await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(roundTable(start, P, before, after)) } }, true));
+          }
+        }
+      }
+    }
+  } finally {
+    replay.close();
+  }
+  console.log(`${within} of ${cells} cells within ±15% (sim/thr now), ${withinBest} (sim/thr best); load average ${load()} at the end`);
+}
+
+if (!flags["no-overhead"]) {
+  console.log(`\nOverhead: wall seconds of a simulated epoch / a deterministic epoch (same config, alternating, median of ${REPEATS * EPOCHS} ratios)`);
+  console.log("algo       model  P  deterministic s  simulated s  ratio");
+  for (const [algo, P] of [["sync", 2], ["hogwild", 4], ["layerwise", 3], ["gpipe", 3], ["dmsgd", 8]] as const) {
+    const config = configOf(algo, "mlp", P)!;
+    const ratios: number[] = [];
+    const det: number[] = [];
+    const sim: number[] = [];
+    for (let r = 0; r < REPEATS; r++) {
+      const d = await epochs({ ...config, executor: "deterministic" });
+      const s = await epochs({ ...config, executor: "simulated" });
+      det.push(...d.wall);
+      sim.push(...s.wall);
+      d.wall.forEach((w, i) => ratios.push(s.wall[i]! / w));
+    }
+    console.log([algo.padEnd(10), "mlp".padEnd(6), String(P).padStart(2), fmt(median(det)).padStart(16), fmt(median(sim)).padStart(12), fmt(median(ratios), 2).padStart(6)].join(" "));
+  }
 }

@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
-import { train, type TrainConfig } from "../engine/train.ts";
+import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { UserError } from "../engine/errors.ts";
 import { checkCostTable, defaultCostTable, loadCostTable, slowdown, WORK, type CostTable } from "../engine/runtime/costs.ts";
 import { SimulatedSync, SimulationState, simulate } from "../engine/runtime/simulated.ts";
@@ -26,6 +26,7 @@ import type { RoleProgram } from "../engine/runtime/sync.ts";
 import { gpipe, oneFOneB } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate as simulateSchedule } from "../engine/algorithms/pipeline/simulate.ts";
 import { fit } from "../engine/cli/calibrate-command.ts";
+import { overallStaleness, summarizeStaleness } from "../engine/algorithms/async/staleness.ts";
 import { SUITES } from "../engine/experiments/suites.ts";
 import { algorithmNamed } from "../engine/algorithms/registry.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
@@ -202,13 +203,36 @@ describe("causality", () => {
   });
 });
 
-/** A table where only the GEMMs of dense layers cost: forward f, weight gradient b per call, nothing else. */
+describe("jitter", () => {
+  test("equal programs leave lockstep only with jitter: Hogwild!'s staleness at P = 2 is 1/2 without, more with (as real threads measure), and the same seed gives the same times", async () => {
+    const dir = tmp();
+    const run = async (jitter: number) => {
+      const costs = join(dir, `jitter-${jitter}.json`);
+      writeFileSync(costs, JSON.stringify({ ...defaultCostTable(), jitter }));
+      const session = await TrainingSession.open({ ...base, algo: "hogwild", model: "mlp:784-256-128-10", data: "synthetic:2048", workers: 2, simulation: { costs } });
+      try {
+        const e = await session.trainEpoch();
+        return { seconds: e.seconds, staleness: overallStaleness(summarizeStaleness(e.staleness!)).mean };
+      } finally {
+        session.close();
+      }
+    };
+    const still = await run(0);
+    // In lockstep each layer's update finds the peer's update of it after every other read: 0, 1, 0, 1, …
+    expect(still.staleness).toBeCloseTo(0.5, 2);
+    const jittered = await run(0.05);
+    expect(jittered.staleness).toBeGreaterThan(0.55);
+    expect(await run(0.05)).toEqual(jittered);
+  });
+});
+
+/** A table where only the GEMMs of dense layers cost: forward f, weight gradient b per call, nothing else, and exactly that (no jitter). */
 function equalStageTable(f: number, b: number): CostTable {
   const t = defaultCostTable();
   const kernels = Object.fromEntries(Object.keys(WORK).map((name) => [name, { fixed: 0, perUnit: 0, fitError: 0, shapes: 1 }]));
   kernels.gemm_nn = { fixed: f, perUnit: 0, fitError: 0, shapes: 1 };
   kernels.gemm_tn = { fixed: b, perUnit: 0, fitError: 0, shapes: 1 };
-  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, kernels };
+  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, jitter: 0, kernels };
 }
 
 describe("pipelines in virtual time", () => {
@@ -246,6 +270,7 @@ describe("the cost table", () => {
     ["an unknown kernel", (t) => ((t.kernels.gemm_xx = { fixed: 0, perUnit: 0 }), t), /kernels\.gemm_xx: no such kernel/],
     ["speedup not starting at 1", (t) => ((t.machine.speedup = [2, 3]), t), /machine\.speedup\[0\]: must be 1/],
     ["no cores", (t) => ((t.machine.cores = 0), t), /machine\.cores/],
+    ["a jitter of 1 or more", (t) => ((t.jitter = 1), t), /jitter: must be a number in \[0, 1\)/],
     ["a bad network", (t) => ((t.networks = { slow: { latencySeconds: 1, bytesPerSecond: 0 } }), t), /networks\.slow: bytesPerSecond/],
     ["not an object", () => [1, 2], /not a JSON object/],
   ];

@@ -5,8 +5,13 @@
  *     model at batch sizes 1…256, plus the optimizer, prediction and vector kernels over vector sizes
  *     the algorithms use; time each distinct call (median of repeated batches), then fit per kernel
  *     seconds = fixed + perUnit · work by least squares on relative error, and report the fit's error.
- *  2. Contention: k copies of a pure multiply-add loop at once, k = 1…cores, in k threads; speedup(k)
- *     is their total throughput over one copy's (two vCPUs of one physical core give ~1.2×).
+ *  2. Training steps replayed on k threads at once, k = 1…cores (see step-replay.ts): speedup(k) is
+ *     their total throughput over one thread's, and one thread's step time over the sum of its calls'
+ *     isolated costs is the factor by which kernels run slower in a step than in a timing loop.
+ *     Steps timed one by one give the spread of a call's time (the jitter that moves real threads of
+ *     equal work out of phase), and two threads handing a turn back and forth through Atomics.wait
+ *     and notify give the wake-up latency.
+ *  3. Whole epochs of one worker thread: the seconds per kernel call spent outside the kernels.
  */
 import { fit } from "./cost-fit.ts";
 import { rmSync, writeFileSync } from "node:fs";
@@ -24,7 +29,8 @@ import { ArenaPlanner, createSharedMemory, f32, u8 } from "../memory/arena.ts";
 import { Network } from "../model/network.ts";
 import { Rng } from "../rng.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
-import { checkCostTable, COSTS_FORMAT, WORK, type CostTable, type KernelCost } from "../runtime/costs.ts";
+import { checkCostTable, COSTS_FORMAT, kernelCostFunction, WORK, type CostTable, type KernelCost } from "../runtime/costs.ts";
+import { DATA_SAMPLES, measureWakeSeconds, StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 
 const CALIBRATE_FLAGS: FlagSpec[] = [
@@ -42,8 +48,6 @@ export const CALIBRATE_HELP = formatHelp(
   "Example: skein calibrate --out runs/costs.json && skein train --executor simulated --costs runs/costs.json --workers 16",
 );
 
-/** Seconds a blocked program needs to resume; not measured (threads spin briefly before sleeping). */
-const WAKE_SECONDS = 20e-6;
 
 interface Call {
   name: string;
@@ -93,9 +97,9 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     ws: net.planWorkspace(planner, net.specText, maxRows),
   }));
   const sampleBytes = dataset.shape.reduce((a, b) => a * b, 1);
-  const bytes = planner.reserve("data", "samples", maxRows * sampleBytes);
-  const labelBytes = planner.reserve("data", "labels", maxRows);
-  const indices = planner.reserve("activations", "indices", maxRows * 4);
+  const bytes = planner.reserve("data", "samples", DATA_SAMPLES * sampleBytes);
+  const labelBytes = planner.reserve("data", "labels", DATA_SAMPLES);
+  const indices = planner.reserve("activations", "indices", DATA_SAMPLES * 4);
   const vectors = Array.from({ length: 4 }, (_, i) => planner.floats("scratch", `vector${i}`, maxVector));
   const sumTable = planner.reserve("control", "sum.tensors", 8 * 4);
   const sumWeights = planner.reserve("control", "sum.weights", 8 * 4);
@@ -152,7 +156,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
   for (const call of calls.values()) {
     const fn = exports[call.name]!;
     const w = WORK[call.name]!;
-    timed.push({ ...call, seconds: medianCallSeconds(() => fn(...call.args), o.quick), work: w.work(call.args), ...(w.bytes ? { bytes: w.bytes(call.args) } : {}) });
+    const run = call.name === "gather_batch" ? gatherCall(fn, call.args) : () => fn(...call.args);
+    timed.push({ ...call, seconds: medianCallSeconds(run, o.quick), work: w.work(call.args), ...(w.bytes ? { bytes: w.bytes(call.args) } : {}) });
   }
   const kernels: Record<string, KernelCost> = {};
   for (const name of Object.keys(WORK)) {
@@ -161,33 +166,70 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     kernels[name] = fit(mine);
   }
 
-  o.say("calibrate: k programs computing at once (fma_ceiling)");
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency, 64));
-  const speedup = await measureContention(module, cores, o.quick ? 150 : 400);
-
   const kernelsOnly: CostTable = {
     format: COSTS_FORMAT,
     measuredOn: `${new Date().toISOString()}: ${cores} cores (load average ${loadavg()[0]!.toFixed(1)} at the start), ${variant} kernels, Bun ${Bun.version}, ${process.platform}/${process.arch}`,
-    machine: { cores, speedup },
-    wakeSeconds: WAKE_SECONDS,
+    machine: { cores, speedup: [1] },
+    wakeSeconds: 0,
     contextFactor: 1,
     callSeconds: 0,
     kernels,
     networks: {},
   };
-  report(kernelsOnly, o.say);
-  o.say("calibrate: whole epochs of one worker thread against the kernels' costs alone");
-  const table = { ...kernelsOnly, ...(await fitContext(kernelsOnly, o)) };
+  o.say("calibrate: training steps replayed on k threads at once");
+  const replay = StepReplay.build(module, o.models, dataset.shape, dataset.classes, cores);
+  let contextFactor: number;
+  try {
+    await replay.start();
+    kernelsOnly.machine.speedup = await replay.speedup(cores, o.quick ? 150 : 400);
+    report(kernelsOnly, o.say);
+    contextFactor = await kernelsInContext(kernelsOnly, replay, o.quick ? 150 : 400, o.say);
+    kernelsOnly.jitter = callJitter(kernelsOnly, replay, o.quick ? 100 : 300, o.say);
+    kernelsOnly.wakeSeconds = await measureWakeSeconds(o.quick ? 500 : 2000);
+    o.say(`  a sleeping thread resumes ${(kernelsOnly.wakeSeconds * 1e6).toFixed(1)} µs after the notify (ping-pong of two threads)`);
+  } finally {
+    replay.close();
+  }
+  o.say("calibrate: whole epochs of one worker thread against the kernels' costs in context");
+  const table = { ...kernelsOnly, contextFactor, callSeconds: await fitCallSeconds({ ...kernelsOnly, contextFactor }, o) };
   return checkCostTable(table, "calibrate");
 }
 
 /**
- * Kernels in context: one program trains whole epochs on one thread (the threaded executor's code,
- * without contention), and the same epochs are simulated with the kernels' costs alone; then
- * real ≈ contextFactor · kernels + callSeconds · calls, by least squares on relative error over the
- * runs, both ≥ 0. Each real epoch is the fastest of several (other load only ever slows one down).
+ * Kernels in a training step run slower than alone in a timing loop: per model, one thread's replayed
+ * step over the sum of its calls' isolated costs; the table keeps the mean over the models.
  */
-async function fitContext(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<{ contextFactor: number; callSeconds: number }> {
+async function kernelsInContext(table: CostTable, replay: StepReplay, ms: number, say: (line: string) => void): Promise<number> {
+  const ratios: number[] = [];
+  for (const [m, { model, from, to }] of replay.perModel.entries()) {
+    const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction(table, name)(args), 0);
+    const step = replay.stepSeconds(m, ms);
+    ratios.push(step / alone);
+    say(`  ${model.padEnd(30)} step ${(step * 1e3).toFixed(3)} ms  kernels alone ${(alone * 1e3).toFixed(3)} ms  ×${(step / alone).toFixed(3)}`);
+  }
+  const factor = ratios.reduce((a, r) => a + r, 0) / ratios.length;
+  say(`  kernels in context: ×${factor.toFixed(3)}`);
+  return factor;
+}
+
+/** The relative spread of a kernel call's time: the median over the models (see StepReplay.callJitter). */
+function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (line: string) => void): number {
+  const cost = ([name, args]: [string, number[]]) => kernelCostFunction(table, name)(args);
+  const spreads = replay.perModel.map((_, m) => replay.callJitter(m, steps, cost)).sort((x, y) => x - y);
+  // At most 0.5: a spread beyond it is other load on the machine, not the kernels.
+  const jitter = Math.min(0.5, Math.round(spreads[(spreads.length - 1) >> 1]! * 1000) / 1000);
+  say(`  a kernel call's time spreads by ${(jitter * 100).toFixed(1)}% (per model: ${spreads.map((x) => (x * 100).toFixed(1) + "%").join(", ")})`);
+  return jitter;
+}
+
+/**
+ * Time outside the kernels: one program trains whole epochs on one thread (the threaded executor's
+ * code: batch bookkeeping, counters, the orchestrator's call), the same epochs are simulated with the
+ * kernels' costs in context, and each call gets the median over the runs of the difference per call
+ * (≥ 0). Each real epoch is the fastest of several (other load only ever slows one down).
+ */
+async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<number> {
   const runs: { what: string; wall: number; kernels: number; calls: number }[] = [];
   const costs = join(tmpdir(), `skein-calibrate-${process.pid}.json`);
   writeFileSync(costs, JSON.stringify(table));
@@ -198,7 +240,7 @@ async function fitContext(table: CostTable, o: { models: string[]; data: string;
         const real = await TrainingSession.open(config);
         let wall = Infinity;
         try {
-          for (let i = 0; i < (o.quick ? 2 : 6); i++) {
+          for (let i = 0; i < (o.quick ? 3 : 6); i++) {
             const e = await real.trainEpoch();
             if (i > 0) wall = Math.min(wall, e.seconds); // the first epoch warms the JIT
           }
@@ -220,28 +262,14 @@ async function fitContext(table: CostTable, o: { models: string[]; data: string;
   } finally {
     rmSync(costs, { force: true });
   }
-  // Least squares on relative error (a small model's epochs count as much as a big one's): normal
-  // equations of [kernels, calls] against real, each row divided by real.
-  let skk = 0, skc = 0, scc = 0, sk = 0, sc = 0;
+  const perCall = runs.map((r) => Math.max(0, (r.wall - r.kernels) / r.calls)).sort((x, y) => x - y);
+  const callSeconds = perCall.length % 2 ? perCall[perCall.length >> 1]! : (perCall[perCall.length / 2 - 1]! + perCall[perCall.length / 2]!) / 2;
   for (const r of runs) {
-    const [k, c] = [r.kernels / r.wall, r.calls / r.wall];
-    skk += k * k;
-    skc += k * c;
-    scc += c * c;
-    sk += k;
-    sc += c;
+    const fitted = r.kernels + callSeconds * r.calls;
+    o.say(`  ${r.what.padEnd(30)} real ${r.wall.toFixed(3)} s  kernels in context ${r.kernels.toFixed(3)} s  fitted ${fitted.toFixed(3)} s (${(((fitted - r.wall) / r.wall) * 100).toFixed(1)}%)`);
   }
-  const det = skk * scc - skc * skc;
-  let contextFactor = det > 0 ? (sk * scc - sc * skc) / det : sk / skk;
-  let callSeconds = det > 0 ? (skk * sc - skc * sk) / det : 0;
-  if (callSeconds < 0 || !Number.isFinite(callSeconds)) [contextFactor, callSeconds] = [sk / skk, 0];
-  if (contextFactor <= 0) [contextFactor, callSeconds] = [1, Math.max(0, sc / scc)];
-  for (const r of runs) {
-    const fitted = contextFactor * r.kernels + callSeconds * r.calls;
-    o.say(`  ${r.what.padEnd(30)} real ${r.wall.toFixed(3)} s  kernels alone ${r.kernels.toFixed(3)} s  fitted ${fitted.toFixed(3)} s (${(((fitted - r.wall) / r.wall) * 100).toFixed(1)}%)`);
-  }
-  o.say(`  kernels in context: ×${contextFactor.toFixed(3)}, ${(callSeconds * 1e6).toFixed(2)} µs around each call`);
-  return { contextFactor, callSeconds };
+  o.say(`  ${(callSeconds * 1e6).toFixed(2)} µs around each call`);
+  return callSeconds;
 }
 
 function models(specs: string[], shape: number[], classes: number): Network[] {
@@ -254,12 +282,17 @@ function fillInputs(
   o: { bytes: Ptr; labelBytes: Ptr; indices: Ptr; vectors: Ptr[]; sumTable: Ptr; sumWeights: Ptr; maxRows: number; sampleBytes: number; maxVector: number; classes: number },
 ): void {
   const rng = Rng.derive(1, "calibrate inputs");
-  const samples = u8(memory, o.bytes, o.maxRows * o.sampleBytes);
+  const samples = u8(memory, o.bytes, DATA_SAMPLES * o.sampleBytes);
   for (let i = 0; i < samples.length; i++) samples[i] = rng.int(256);
-  const labels = u8(memory, o.labelBytes, o.maxRows);
+  const labels = u8(memory, o.labelBytes, DATA_SAMPLES);
   for (let i = 0; i < labels.length; i++) labels[i] = rng.int(o.classes);
-  const idx = new Int32Array(memory.buffer, o.indices, o.maxRows);
+  // A shuffled epoch: every sample once, in random order (see gatherCall).
+  const idx = new Int32Array(memory.buffer, o.indices, DATA_SAMPLES);
   for (let i = 0; i < idx.length; i++) idx[i] = i;
+  for (let i = idx.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
   for (const v of o.vectors) {
     const x = f32(memory, v, o.maxVector);
     for (let i = 0; i < x.length; i++) x[i] = 0.01 + 0.001 * (i % 97);
@@ -268,6 +301,22 @@ function fillInputs(
   const table = new Int32Array(memory.buffer, o.sumTable, 8);
   for (let i = 0; i < 8; i++) table[i] = o.vectors[i % 3]! + (i >> 2) * 4 * Math.floor(o.maxVector / 2);
   new Float32Array(memory.buffer, o.sumWeights, 8).fill(0.125);
+}
+
+/**
+ * A gather as an epoch makes them: each call takes the next rows of a shuffled order over the whole
+ * data set, so its samples were not read just before (timing one batch over and over finds it in
+ * cache: 2–3× faster than in a run).
+ */
+function gatherCall(fn: (...args: number[]) => unknown, args: number[]): () => unknown {
+  const at = [...args];
+  const rows = args[5]!;
+  let next = 0;
+  return () => {
+    at[4] = args[4]! + next * 4;
+    next = next + 2 * rows > DATA_SAMPLES ? 0 : next + rows;
+    return fn(...at);
+  };
 }
 
 /** Median seconds of one call over repeated batches, each long enough for the clock to resolve. */
@@ -289,52 +338,6 @@ function medianCallSeconds(call: () => unknown, quick: boolean): number {
   }
   samples.sort((x, y) => x - y);
   return samples[samples.length >> 1]!;
-}
-
-/** speedup[k−1] = total fma_ceiling throughput of k threads at once / one thread's. */
-async function measureContention(module: WebAssembly.Module, cores: number, ms: number): Promise<number[]> {
-  const code = `self.onmessage = (e) => {
-    const { module, memory, start, ms } = e.data;
-    const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    Atomics.wait(new Int32Array(start), 0, 0);
-    const t0 = performance.now();
-    let n = 0;
-    while (performance.now() - t0 < ms) { k.fma_ceiling(2000); n++; }
-    postMessage({ flops: n * 2000 * 96, ms: performance.now() - t0 });
-  };`;
-  const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-  const rates: number[] = [];
-  try {
-    // Best of three per k: the machine may be shared, and other load only ever slows a trial down.
-    for (let k = 1; k <= cores; k++) {
-      let best = 0;
-      for (let trial = 0; trial < 3; trial++) best = Math.max(best, await trialRate(k));
-      rates.push(best);
-    }
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-  return rates.map((r) => Math.round((r / rates[0]!) * 1000) / 1000).map((s, i) => (i === 0 ? 1 : s));
-
-  async function trialRate(k: number): Promise<number> {
-    const start = new SharedArrayBuffer(4);
-    const workers = Array.from({ length: k }, () => new Worker(url));
-    try {
-      const done = workers.map((w) => new Promise<{ flops: number; ms: number }>((resolve, reject) => {
-        w.onmessage = (e) => resolve(e.data);
-        w.onerror = (e) => reject(new Error(e.message));
-      }));
-      workers.forEach((w) => w.postMessage({ module, memory, start, ms }));
-      await Bun.sleep(100); // every thread parked on the start word
-      Atomics.store(new Int32Array(start), 0, 1);
-      Atomics.notify(new Int32Array(start), 0);
-      const results = await Promise.all(done);
-      return results.reduce((a, r) => a + r.flops / r.ms, 0);
-    } finally {
-      workers.forEach((w) => w.terminate());
-    }
-  }
 }
 
 function report(table: CostTable, say: (line: string) => void): void {

@@ -58,6 +58,13 @@ export interface CostTable {
    */
   contextFactor: number;
   callSeconds: number;
+  /**
+   * Relative spread (standard deviation over mean) of a kernel call's time in a run; absent: 0.
+   * Real threads of equal work drift apart in phase by it, and the phase decides how many peer
+   * updates fall between a read of the weights and the write (staleness); with none, equal programs
+   * stay in lockstep. Drawn per call from a generator seeded by the run's seed and the program.
+   */
+  jitter?: number;
   kernels: Record<string, KernelCost>;
   networks: Record<string, NetworkModel>;
 }
@@ -201,6 +208,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (!isNumber(t.wakeSeconds) || t.wakeSeconds < 0) fail("wakeSeconds: must be a number ≥ 0");
   if (!isNumber(t.callSeconds) || t.callSeconds < 0) fail("callSeconds: must be a number ≥ 0");
   if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
+  if (t.jitter !== undefined && (!isNumber(t.jitter) || t.jitter < 0 || t.jitter >= 1)) fail("jitter: must be a number in [0, 1)");
   const kernels = t.kernels as Record<string, unknown> | undefined;
   if (typeof kernels !== "object" || kernels === null) fail("kernels: missing");
   for (const name of Object.keys(WORK)) {

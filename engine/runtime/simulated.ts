@@ -229,11 +229,12 @@ export class SimulatedExecutor implements Executor {
       const sync = new SimulatedSync(state, worker, setup.programs, control, model, memory);
       this.syncs.push(sync);
       const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
+      const spread = jitterOf(model.table.jitter ?? 0, Rng.derive(seed, "kernel jitter", worker));
       // The clock advances by the call's cost; a profiled run's kernel time is that virtual time too.
       const charged = wrapKernels(fault?.worker === worker ? injectFault(k, fault) : k, (name, call, args) => {
         const before = state.clocks[worker]!;
         state.kernelCalls++;
-        sync.compute(costs.get(name)!(args));
+        sync.compute(costs.get(name)!(args) * spread());
         if (kernelTimer) {
           const ms = (state.clocks[worker]! - before) * 1000;
           kernelTimer.ms += ms;
@@ -286,6 +287,16 @@ export class SimulatedExecutor implements Executor {
   }
 
   terminate(): void {}
+}
+
+/**
+ * Factors of mean 1 and relative spread `jitter` (uniform on 1 ± √3·jitter: bounded, so a cost never
+ * turns negative), from `rng`; exactly 1 without jitter.
+ */
+function jitterOf(jitter: number, rng: Rng): () => number {
+  if (jitter === 0) return () => 1;
+  const width = Math.min(Math.sqrt(3) * jitter, 0.99);
+  return () => 1 + width * (2 * rng.nextFloat() - 1);
 }
 
 /**
