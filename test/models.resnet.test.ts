@@ -128,17 +128,21 @@ describe("residual CNN layers by finite differences (training mode)", () => {
     );
   });
 
-  test("residual blocks: identity shortcut, and option A (stride 2, zero-padded channels), odd sizes", () => {
+  test("residual blocks: identity shortcut, and option A (stride 2, zero-padded channels), odd sizes, both convolution paths", () => {
     let compared = 0;
     let tried = 0;
+    const paths = new Set<boolean>();
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 3 }), fc.constantFrom(0, 1, 2), fc.integer({ min: 3, max: 7 }), fc.integer({ min: 3, max: 7 }), fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>, seeds, (cin, grow, h, w, stride, seed) => {
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.constantFrom(0, 1, 2), fc.integer({ min: 3, max: 7 }), fc.integer({ min: 3, max: 7 }), fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>, seeds, (cin, grow, h, w, stride, seed) => {
         tried += 12;
-        compared += checkLayer(new ResidualBlock([cin, h, w], cin + 2 * grow, stride), 2, seed);
+        const block = new ResidualBlock([cin, h, w], cin + 2 * grow, stride);
+        paths.add(block.conv1.winograd).add(block.conv2.winograd);
+        compared += checkLayer(block, 2, seed);
       }),
       { numRuns: 20 },
     );
     expect(compared).toBeGreaterThan(tried / 2);
+    expect([...paths].sort()).toEqual([false, true]); // im2col and Winograd both checked
   });
 
   test("a shape the option-A shortcut cannot pad is refused", () => {

@@ -113,6 +113,16 @@ export interface KernelExports {
   /** dx[N,Cin,H,W] = ∂/∂x given dy[N,Cout,H,W] (overwrites). Same pad scratch. */
   conv3x3_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
 
+  // ---- Winograd F(2×2, 3×3) convolution, stride 1, padding 1 (asm/winograd.ts) --------------------
+  /** y[N,Co,H,W] = conv3×3(x[N,Ci,H,W], w[Co,Ci,3,3]), no bias. scratch: winogradScratchFloats(Ci, Co, H, W) floats. */
+  winograd_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Ci: number, H: number, W: number, Co: number, scratch: Ptr): void;
+  /** dx[N,Ci,H,W] = ∂/∂x given dy[N,Co,H,W] (overwrites). Same scratch. */
+  winograd_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Ci: number, H: number, W: number, Co: number, scratch: Ptr): void;
+  /** dw[Co,Ci,3,3] (+)= ∂/∂w given x and dy (accumulate = 1 adds). Same scratch. */
+  winograd_backward_weights(dw: Ptr, x: Ptr, dy: Ptr, N: number, Ci: number, H: number, W: number, Co: number, accumulate: number, scratch: Ptr): void;
+  /** Floats of scratch the winograd_* kernels need for a Ci → Co layer on H×W maps (the same formula as winogradScratchFloats). */
+  winograd_scratch_floats(Ci: number, Co: number, H: number, W: number): number;
+
   // ---- decoder-only transformer (asm/gpt.ts); activations [B, T, C] --------------------------------
   /** y[b,t,:] = wte[tokens[b·stride + t],:] + wpe[t,:]; tokens are f32 ids, a sample's `stride` floats apart. */
   embedding_forward(y: Ptr, tokens: Ptr, stride: number, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
@@ -146,3 +156,19 @@ export const GEMM_PACK_FLOATS = (_M: number, K: number, N: number): number =>
 
 /** Floats of zero-padded planes conv3x3_* need for `channels` maps of H×W (rows padded to ⌈W/8⌉·8 + 2). Keep in sync with asm/conv3x3.ts. */
 export const conv3x3PadFloats = (channels: number, H: number, W: number): number => channels * (H + 2) * (Math.ceil(W / 8) * 8 + 2);
+
+/**
+ * Floats of scratch winograd_* need for a Ci → Co layer on H×W maps (any batch: they work through it
+ * in chunks of about 128 2×2 tiles). Keep in sync with asm/winograd.ts: pre-broadcast transformed
+ * weights, transformed inputs and products for one chunk, one zero-padded plane, the weight gradient's
+ * transformed accumulator.
+ */
+export function winogradScratchFloats(Ci: number, Co: number, H: number, W: number): number {
+  const up2 = (n: number) => n + (n & 1);
+  const th = Math.ceil(H / 2), tw = Math.ceil(W / 2);
+  const P = th * tw;
+  const tmax = Math.ceil((Math.ceil(128 / P) * P) / 8) * 8;
+  const padWidth = Math.ceil(Math.max(2 * tw + 4, 12) / 4) * 4;
+  const vm = 16 * up2(Math.max(Ci, Co)) * tmax + 8;
+  return 64 * Math.max(up2(Co) * Ci, up2(Ci) * Co) + 2 * vm + (2 * th + 2) * padWidth + 16 * up2(Ci) * up2(Co);
+}

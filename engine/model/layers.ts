@@ -3,7 +3,7 @@
  * shapes and parameters and calls kernels on pointers it is handed. It owns no memory: the network
  * plans every buffer in the arena, so the same layer object serves any worker, slot or replica.
  */
-import { Act, type KernelExports, type Ptr } from "../kernels/abi.ts";
+import { Act, type KernelExports, type Ptr, winogradScratchFloats } from "../kernels/abi.ts";
 
 export type ActName = keyof typeof Act;
 export type Shape = readonly number[]; // per sample: [features] or [channels, height, width]
@@ -130,7 +130,13 @@ export class Dense implements Layer {
   }
 }
 
-/** 2-D convolution over NCHW maps via im2col + GEMM, with bias and activation fused after it. */
+/**
+ * 2-D convolution over NCHW maps, with bias and activation fused after it. 3×3, stride 1, padding 1
+ * convolutions of at least WINOGRAD_MIN_CHANNELS channels in and out (nearly all of a ResNet's work)
+ * run Winograd's F(2×2, 3×3), which does 16 multiply-adds per 2×2 output tile and channel pair where
+ * a direct convolution does 36; every other shape runs im2col + GEMM. The backward is two parts,
+ * input gradient then weight gradient, each its own kernel call on the Winograd path.
+ */
 export class Conv2d implements Layer {
   readonly kind = "conv2d";
   readonly inShape: Shape;
@@ -141,6 +147,8 @@ export class Conv2d implements Layer {
   readonly argmaxPerSample = 0;
   readonly outH: number;
   readonly outW: number;
+  /** Runs the Winograd kernels (see the class comment). */
+  readonly winograd: boolean;
   private readonly act: number;
 
   constructor(
@@ -165,6 +173,7 @@ export class Conv2d implements Layer {
     this.params = [{ name: "weight", shape: [outChannels, c, kernel, kernel], fanIn }];
     if (bias) this.params.push({ name: "bias", shape: [outChannels], fanIn });
     this.savedFloatsPerSample = activation === "identity" ? 0 : shapeSize(this.outShape);
+    this.winograd = kernel === 3 && stride === 1 && pad === 1 && c >= WINOGRAD_MIN_CHANNELS && outChannels >= WINOGRAD_MIN_CHANNELS;
   }
 
   private get dims() {
@@ -173,6 +182,7 @@ export class Conv2d implements Layer {
   }
 
   gemmShapes(): GemmShape[] {
+    if (this.winograd) return [];
     const { patch, spatial } = this.dims;
     const Co = this.outChannels;
     return [
@@ -182,28 +192,55 @@ export class Conv2d implements Layer {
     ];
   }
 
+  /** Floats of the `cols` scratch: one sample's im2col matrix, or the Winograd kernels' workspace. */
   colsFloats(): number {
-    const { patch, spatial } = this.dims;
-    return patch * spatial;
+    const { c, h, w, patch, spatial } = this.dims;
+    return this.winograd ? winogradScratchFloats(c, this.outChannels, h, w) : patch * spatial;
   }
 
   macsPerSample(): number {
     return shapeSize(this.params[0]!.shape) * this.outH * this.outW;
   }
 
+  /** y = conv(x, w) for `rows` samples, no bias. */
+  convolve(k: KernelExports, y: Ptr, x: Ptr, w: Ptr, rows: number, s: Scratch): void {
+    const { c, h, w: width } = this.dims;
+    if (this.winograd) k.winograd_forward(y, x, w, rows, c, h, width, this.outChannels, s.cols);
+    else k.conv2d_forward(y, x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, s.cols, s.pack);
+  }
+
+  /**
+   * The backward of convolve: dx = ∂/∂x (skipped when dx = 0), then dw (+)= ∂/∂w. dy is read, not
+   * changed. The im2col path does both in one call (they share the unfolded input).
+   */
+  convolveBackward(k: KernelExports, dx: Ptr, dw: Ptr, dy: Ptr, x: Ptr, w: Ptr, rows: number, acc: number, s: Scratch): void {
+    const { c, h, w: width } = this.dims;
+    if (!this.winograd) {
+      k.conv2d_backward(dx, dw, dy, x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, acc, s.cols, s.pack);
+      return;
+    }
+    if (dx !== 0) k.winograd_backward_input(dx, dy, w, rows, c, h, width, this.outChannels, s.cols);
+    k.winograd_backward_weights(dw, x, dy, rows, c, h, width, this.outChannels, acc, s.cols);
+  }
+
   forward(k: KernelExports, [w, bias]: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void {
-    const { c, h, w: width, spatial } = this.dims;
-    k.conv2d_forward(b.z, b.x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, s.cols, s.pack);
-    if (this.bias) k.channel_bias_act_forward(b.y, b.z, bias, rows, this.outChannels, spatial, this.act);
+    this.convolve(k, b.z, b.x, w!, rows, s);
+    if (this.bias) k.channel_bias_act_forward(b.y, b.z, bias!, rows, this.outChannels, this.dims.spatial, this.act);
   }
 
   backward(k: KernelExports, [w]: Ptr[], [dw, db]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
-    const { c, h, w: width, spatial } = this.dims;
     const dz = b.dy;
-    if (this.bias) k.channel_bias_act_backward(dz, b.dy, b.z, b.y, db, rows, this.outChannels, spatial, this.act, acc);
-    k.conv2d_backward(b.dx, dw, dz, b.x, w, rows, c, h, width, this.outChannels, this.kernel, this.kernel, this.stride, this.pad, acc, s.cols, s.pack);
+    if (this.bias) k.channel_bias_act_backward(dz, b.dy, b.z, b.y, db!, rows, this.outChannels, this.dims.spatial, this.act, acc);
+    this.convolveBackward(k, b.dx, dw!, dz, b.x, w!, rows, acc, s);
   }
 }
+
+/**
+ * Channels in and out from which a 3×3 stride-1 convolution takes the Winograd path: measured on
+ * batch 64, Winograd ran 1.7–2.4× im2col's speed from 6 → 16 channels up, and 0.75× on 1 → 16 (a
+ * one-channel input gives its GEMMs a single inner step).
+ */
+export const WINOGRAD_MIN_CHANNELS = 4;
 
 /** K×K pooling with stride, no padding; max pooling remembers its winners for the backward. */
 export class Pool2d implements Layer {

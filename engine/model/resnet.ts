@@ -206,13 +206,13 @@ export class ResidualBlock implements Layer {
 
   forward(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch, training = true): void {
     const [w1, g1, be1, rm1, rv1, w2, g2, be2, rm2, rv2] = p as [Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr];
-    const { cin, h, w, c, oh, ow, hw } = this.dims;
+    const { cin, h, w, c, hw } = this.dims;
     const { a1, b1, a2, stats1, stats2 } = this.saved(b, rows);
     const momentum = training ? BN_MOMENTUM : 0;
     const mode = training ? 1 : 0;
-    k.conv2d_forward(a1, b.x, w1, rows, cin, h, w, c, 3, 3, this.stride, 1, s.cols, s.pack);
+    this.conv1.convolve(k, a1, b.x, w1, rows, s);
     k.batchnorm_forward(b1, stats1, a1, g1, be1, rm1, rv1, rows, c, hw, BN_EPS, momentum, mode, Act.relu);
-    k.conv2d_forward(a2, b1, w2, rows, c, oh, ow, c, 3, 3, 1, 1, s.cols, s.pack);
+    this.conv2.convolve(k, a2, b1, w2, rows, s);
     k.batchnorm_forward(b.y, stats2, a2, g2, be2, rm2, rv2, rows, c, hw, BN_EPS, momentum, mode, Act.identity);
     k.shortcut_forward(b.y, b.x, rows, cin, h, w, c, this.stride);
     k.bias_act_forward(b.y, b.y, 0, rows, this.mapFloats, Act.relu); // in place: y > 0 exactly where the sum was
@@ -222,16 +222,16 @@ export class ResidualBlock implements Layer {
     const [w1, g1, , , , w2, g2] = p as [Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr];
     const [dw1, dg1, dbe1, drm1, drv1, dw2, dg2, dbe2, drm2, drv2] = dp as [Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr];
     if (!s.temp) throw new Error("resblock: backward needs the workspace's temp scratch");
-    const { cin, h, w, c, oh, ow, hw } = this.dims;
+    const { cin, h, w, c, hw } = this.dims;
     const { a1, b1, a2, stats1, stats2 } = this.saved(b, rows);
     const t1 = s.temp;
     const t2 = s.temp + rows * this.mapFloats * 4;
     // dsum = dy ⊙ [sum > 0], in place; it feeds both the second batch norm and the shortcut.
     k.bias_act_backward(b.dy, b.dy, b.y, b.y, 0, rows, this.mapFloats, Act.relu, 0);
     k.batchnorm_backward(t1, dg2, dbe2, b.dy, a2, b.y, stats2, g2, rows, c, hw, Act.identity, acc); // t1 = da2
-    k.conv2d_backward(t2, dw2, t1, b1, w2, rows, c, oh, ow, c, 3, 3, 1, 1, acc, s.cols, s.pack); // t2 = db1
+    this.conv2.convolveBackward(k, t2, dw2, t1, b1, w2, rows, acc, s); // t2 = db1
     k.batchnorm_backward(t1, dg1, dbe1, t2, a1, b1, stats1, g1, rows, c, hw, Act.relu, acc); // t1 = da1
-    k.conv2d_backward(b.dx, dw1, t1, b.x, w1, rows, cin, h, w, c, 3, 3, this.stride, 1, acc, s.cols, s.pack);
+    this.conv1.convolveBackward(k, b.dx, dw1, t1, b.x, w1, rows, acc, s);
     if (b.dx !== 0) k.shortcut_backward(b.dx, b.dy, rows, cin, h, w, c, this.stride);
     zeroStatGradients(k, drm1, drv1, c, acc);
     zeroStatGradients(k, drm2, drv2, c, acc);
