@@ -26,7 +26,7 @@
 //
 // Scratch (floats; keep in sync with winogradScratchFloats in engine/kernels/abi.ts), for a layer
 // with Ci inputs, Co outputs, C2 = max(Ci, Co) rounded up to even, and Tmax the largest chunk's Tp:
-//   U   64·max(⌈Co⌉₂·Ci, ⌈Ci⌉₂·Co)     V, M   16·C2·Tmax + 8 each
+//   U   64·max(⌈Co⌉₂·Ci, ⌈Ci⌉₂·Co)     V, M   16·(⌈C2·Tmax⌉₃₂ + 16) + 8 each (ξ planes padded: xiFloats)
 //   pad (2·TH + 2)·Wp, Wp = ⌈max(2·TW + 4, 12)⌉₄          dU  16·⌈Co⌉₂·⌈Ci⌉₂
 
 import { madd } from "./simd";
@@ -45,6 +45,13 @@ const HALF: f32 = 0.5;
 @inline function up8(n: i32): i32 { return (n + 7) & ~7; }
 // @ts-ignore: decorator
 @inline function chunkSamples(P: i32): i32 { return (CHUNK_TILES + P - 1) / P; }
+/**
+ * Floats between the ξ planes of V or M: rows·Tp rounded so that the distance is an odd multiple of
+ * 64 bytes. The transforms touch all 16 planes at once; planes a multiple of 4 KiB apart (128 tiles ×
+ * 8 channels, say) would all fall into one L1 set and evict each other.
+ */
+// @ts-ignore: decorator
+@inline function xiFloats(rows: i32, Tp: i32): i32 { return ((rows * Tp + 31) & ~31) + 16; }
 // @ts-ignore: decorator
 @inline function padWidth(W: i32): i32 { return up4(max(2 * tiles(W) + 4, 12)); }
 
@@ -57,7 +64,7 @@ const HALF: f32 = 0.5;
 // @ts-ignore: decorator
 @inline function uFloats(Ci: i32, Co: i32): i32 { return 64 * max(up2(Co) * Ci, up2(Ci) * Co); }
 // @ts-ignore: decorator
-@inline function vFloats(Ci: i32, Co: i32, H: i32, W: i32): i32 { return 16 * up2(max(Ci, Co)) * tmaxOf(H, W) + 8; }
+@inline function vFloats(Ci: i32, Co: i32, H: i32, W: i32): i32 { return 16 * xiFloats(up2(max(Ci, Co)), tmaxOf(H, W)) + 8; }
 // @ts-ignore: decorator
 @inline function padFloats(H: i32, W: i32): i32 { return (2 * tiles(H) + 2) * padWidth(W); }
 // @ts-ignore: decorator
@@ -457,8 +464,8 @@ function convolve(out: usize, inp: usize, w: usize, N: i32, K: i32, H: i32, W: i
     const s = min(S, N - n0);
     const T = s * P;
     const Tp = up8(T);
-    const vXi = <usize>(up2(K) * Tp) << 2;
-    const mXi = <usize>(OP * Tp) << 2;
+    const vXi = <usize>xiFloats(up2(K), Tp) << 2;
+    const mXi = <usize>xiFloats(OP, Tp) << 2;
     for (let j = 0; j < s; j++) {
       for (let c = 0; c < K; c++) {
         transformInput(V + (<usize>(c * Tp + j * P) << 2), vXi, inp + <usize>((n0 + j) * K + c) * inPlane, H, W, pad);
@@ -499,8 +506,8 @@ export function winograd_backward_weights(dw: usize, x: usize, dy: usize, N: i32
     const s = min(S, N - n0);
     const T = s * P;
     const Tp = up8(T);
-    const vXi = <usize>(CiP * Tp) << 2;
-    const mXi = <usize>(CoP * Tp) << 2;
+    const vXi = <usize>xiFloats(CiP, Tp) << 2;
+    const mXi = <usize>xiFloats(CoP, Tp) << 2;
     for (let j = 0; j < s; j++) {
       for (let c = 0; c < Ci; c++) {
         transformInput(V + (<usize>(c * Tp + j * P) << 2), vXi, x + <usize>((n0 + j) * Ci + c) * plane, H, W, pad);

@@ -169,6 +169,6 @@ export function winogradScratchFloats(Ci: number, Co: number, H: number, W: numb
   const P = th * tw;
   const tmax = Math.ceil((Math.ceil(128 / P) * P) / 8) * 8;
   const padWidth = Math.ceil(Math.max(2 * tw + 4, 12) / 4) * 4;
-  const vm = 16 * up2(Math.max(Ci, Co)) * tmax + 8;
+  const vm = 16 * (Math.ceil((up2(Math.max(Ci, Co)) * tmax) / 32) * 32 + 16) + 8;
   return 64 * Math.max(up2(Co) * Ci, up2(Ci) * Co) + 2 * vm + (2 * th + 2) * padWidth + 16 * up2(Ci) * up2(Co);
 }
