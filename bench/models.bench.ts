@@ -18,7 +18,7 @@
  * Medians of paired trials rather than mitata's back-to-back samples: this host's speed drifts by
  * tens of percent over seconds (shared cores), which a ratio of two separate runs would measure.
  */
-import { conv3x3PadFloats, GEMM_PACK_FLOATS, type KernelExports } from "../engine/kernels/abi.ts";
+import { conv3x3PadFloats, convColsFloats, GEMM_PACK_FLOATS, type KernelExports } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
@@ -90,7 +90,7 @@ for (const [c, h] of [[1, 28], [3, 32]] as const) {
     const layer = new Conv2d([s.cin, s.h, s.h], s.cout, 3, s.stride, 1, "identity", false);
     const oh = layer.outH;
     const N = BATCH;
-    const colsF = Math.max(s.cin * 9 * oh * oh, layer.colsFloats(), conv3x3PadFloats(Math.max(s.cin, s.cout), s.h, s.h));
+    const colsF = Math.max(convColsFloats(s.cin, 3, 3, oh, oh, s.cout), layer.colsFloats(), conv3x3PadFloats(Math.max(s.cin, s.cout), s.h, s.h));
     const packF = Math.max(GEMM_PACK_FLOATS(s.cout, s.cin * 9, oh * oh), GEMM_PACK_FLOATS(s.cout, oh * oh, s.cin * 9), GEMM_PACK_FLOATS(s.cin * 9, s.cout, oh * oh));
     let at = 1024;
     const take = (floats: number) => ((at += floats * 4 + 64), at - floats * 4 - 64);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { Act, GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
+import { Act, convColsFloats, GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
 import { floats, ints, wholeFloats } from "./arbitraries.ts";
 import { arenaFor, expectClose, expectGemmClose, randomFloats, VARIANTS } from "./kernels.harness.ts";
 import * as ref from "./reference.ts";
@@ -196,8 +196,8 @@ for (const variant of VARIANTS) {
       const OHW = OH * OW;
       const px = a.put(x);
       const pw = a.put(w);
-      const cols = a.floats(CKK * OHW);
-      const pack = a.floats(Math.max(GEMM_PACK_FLOATS(d.Cout, CKK, OHW), GEMM_PACK_FLOATS(d.Cout, OHW, CKK), GEMM_PACK_FLOATS(CKK, d.Cout, OHW)));
+      const cols = a.floats(convColsFloats(d.Cin, d.KH, d.KW, OH, OW, d.Cout));
+      const pack = 0; // not used by the convolution kernels
       const py = a.floats(d.N * d.Cout * OHW);
       a.k.conv2d_forward(py, px, pw, d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.stride, d.pad, cols, pack);
       a.checkGuards();

@@ -42,7 +42,7 @@ export interface KernelExports {
   count_correct(logits: Ptr, labels: Ptr, rows: number, classes: number): number;
 
   // ---- conv2d (NCHW, weights [Cout, Cin, KH, KW], im2col + GEMM) ----------------------------------
-  /** y[N,Cout,OH,OW] = conv(x[N,Cin,H,W], w) (no bias; channel_bias_act_forward adds it). cols: Cin·KH·KW·OH·OW floats. */
+  /** y[N,Cout,OH,OW] = conv(x[N,Cin,H,W], w) (no bias; channel_bias_act_forward adds it). cols: convColsFloats(...) floats; pack is not used. */
   conv2d_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, cols: Ptr, pack: Ptr): void;
   /** dw (+)= ∂/∂w, dx = ∂/∂x (dx may be 0 to skip, e.g. the first layer). */
   conv2d_backward(dx: Ptr, dw: Ptr, dy: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, accumulate: number, cols: Ptr, pack: Ptr): void;
@@ -171,4 +171,15 @@ export function winogradScratchFloats(Ci: number, Co: number, H: number, W: numb
   const padWidth = Math.ceil(Math.max(2 * tw + 4, 12) / 4) * 4;
   const vm = 16 * (Math.ceil((up2(Math.max(Ci, Co)) * tmax) / 32) * 32 + 16) + 8;
   return 64 * Math.max(up2(Co) * Ci, up2(Ci) * Co) + 2 * vm + (2 * th + 2) * padWidth + 16 * up2(Ci) * up2(Co);
+}
+
+/**
+ * Floats of the `cols` scratch conv2d_forward/backward need (asm/conv.ts; keep in sync): one sample's
+ * im2col matrix, the weights packed pre-broadcast (or their transpose), a 6×8 edge tile and a
+ * zero-padded copy of an operand narrower than 8 columns.
+ */
+export function convColsFloats(Cin: number, KH: number, KW: number, OH: number, OW: number, Cout: number): number {
+  const up2 = (n: number) => n + (n & 1);
+  const ckk = Cin * KH * KW;
+  return ckk * OH * OW + 4 * Math.max(up2(Cout) * ckk, up2(ckk) * Cout) + 48 + 8 * Math.max(ckk, Cout);
 }

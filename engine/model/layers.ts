@@ -3,7 +3,7 @@
  * shapes and parameters and calls kernels on pointers it is handed. It owns no memory: the network
  * plans every buffer in the arena, so the same layer object serves any worker, slot or replica.
  */
-import { Act, type KernelExports, type Ptr, winogradScratchFloats } from "../kernels/abi.ts";
+import { Act, convColsFloats, type KernelExports, type Ptr, winogradScratchFloats } from "../kernels/abi.ts";
 
 export type ActName = keyof typeof Act;
 export type Shape = readonly number[]; // per sample: [features] or [channels, height, width]
@@ -181,21 +181,15 @@ export class Conv2d implements Layer {
     return { c, h, w, patch: c * this.kernel * this.kernel, spatial: this.outH * this.outW };
   }
 
+  /** None: the convolution kernels use their own GEMMs, whose scratch is in `cols`. */
   gemmShapes(): GemmShape[] {
-    if (this.winograd) return [];
-    const { patch, spatial } = this.dims;
-    const Co = this.outChannels;
-    return [
-      { M: Co, K: patch, N: spatial }, // forward W·cols
-      { M: Co, K: spatial, N: patch }, // dW = dy·colsᵀ
-      { M: patch, K: Co, N: spatial }, // dcols = Wᵀ·dy
-    ];
+    return [];
   }
 
-  /** Floats of the `cols` scratch: one sample's im2col matrix, or the Winograd kernels' workspace. */
+  /** Floats of the `cols` scratch: the im2col path's (one sample's unfolded input and the packed weights) or the Winograd kernels' workspace. */
   colsFloats(): number {
-    const { c, h, w, patch, spatial } = this.dims;
-    return this.winograd ? winogradScratchFloats(c, this.outChannels, h, w) : patch * spatial;
+    const { c, h, w } = this.dims;
+    return this.winograd ? winogradScratchFloats(c, this.outChannels, h, w) : convColsFloats(c, this.kernel, this.kernel, this.outH, this.outW, this.outChannels);
   }
 
   macsPerSample(): number {
