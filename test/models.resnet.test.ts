@@ -145,6 +145,21 @@ describe("residual CNN layers by finite differences (training mode)", () => {
     expect([...paths].sort()).toEqual([false, true]); // im2col and Winograd both checked
   });
 
+  test("residual blocks with option-B projection shortcuts (1×1 convolution with the stride, batch norm), any channel change", () => {
+    let compared = 0;
+    let tried = 0;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 3, max: 7 }), fc.integer({ min: 3, max: 7 }), fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>, seeds, (cin, grow, h, w, stride, seed) => {
+        const block = new ResidualBlock([cin, h, w], cin + grow, stride, "B");
+        expect(block.projection !== undefined).toBe(grow > 0 || stride === 2);
+        tried += block.params.filter((p) => p.trainable !== false).length + 1;
+        compared += checkLayer(block, 2, seed);
+      }),
+      { numRuns: 20 },
+    );
+    expect(compared).toBeGreaterThan(tried / 2);
+  });
+
   test("a shape the option-A shortcut cannot pad is refused", () => {
     expect(() => new ResidualBlock([3, 8, 8], 4, 2)).toThrow(/even channel increase/);
   });
@@ -169,9 +184,9 @@ function setupNetwork(spec: string, shape: number[], classes: number, rows: numb
 }
 
 describe("resnet networks", () => {
-  test("resnet:8's softmax-loss gradient (training mode) matches finite differences in every tensor", () => {
+  test.each(["resnet:8", "resnet:8:b"])("%s's softmax-loss gradient (training mode) matches finite differences in every tensor", (spec) => {
     const rows = 3;
-    const { net, k, memory, params, grads, ws } = setupNetwork("resnet:8", [2, 7, 5], 4, rows, 11);
+    const { net, k, memory, params, grads, ws } = setupNetwork(spec, [2, 7, 5], 4, rows, 11);
     net.gradient(k, params, grads, ws, rows, 1 / rows);
     const g = f32(memory, grads, net.paramFloats).slice();
     const p = f32(memory, params, net.paramFloats);
@@ -223,6 +238,12 @@ describe("resnet networks", () => {
     const names = net.params.flatMap((l) => l.tensors.map((t) => t.name));
     expect(names).toContain("layers.2.resblock.conv1.weight");
     expect(names).toContain("layers.4.resblock.bn2.running_var");
+    expect(names.some((n) => n.includes("shortcut"))).toBe(false);
+    // Option B: the two downsampling blocks (layers 3 and 4 of resnet:8) carry a projection and its batch norm, the first block none.
+    const b = new Network("resnet:8:b", [1, 28, 28], 10);
+    const bNames = b.params.flatMap((l) => l.tensors.map((t) => t.name));
+    expect(bNames.filter((n) => n.includes("shortcut"))).toEqual([3, 4].flatMap((i) => ["conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"].map((t) => `layers.${i}.resblock.shortcut.${t}`)));
+    expect(b.paramFloats - net.paramFloats).toBe(16 * 32 + 4 * 32 + 32 * 64 + 4 * 64);
     const p = new Float32Array(net.paramFloats);
     net.initialize(p, Rng.derive(1, "init"));
     const tensor = (name: string) => net.params.flatMap((l) => l.tensors).find((t) => t.name === name)!;
@@ -238,7 +259,7 @@ describe("resnet networks", () => {
   });
 
   test("bad resnet specs and data are refused with one clear line", () => {
-    for (const bad of ["resnet", "resnet:7", "resnet:21", "resnet:x", "resnet:20:9"]) expect(() => parseModelSpec(bad)).toThrow(UserError);
+    for (const bad of ["resnet", "resnet:7", "resnet:21", "resnet:x", "resnet:20:9", "resnet:20:c", "resnet:20:b:b"]) expect(() => parseModelSpec(bad)).toThrow(UserError);
     expect(() => new Network("resnet:8", [784], 10)).toThrow(/needs image data/);
     expect(() => new Network("resnet:8", [1, 3, 3], 10)).toThrow(/at least 4×4/);
   });
