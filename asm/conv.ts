@@ -66,6 +66,18 @@ import { madd } from "./simd";
   }
 }
 
+/**
+ * dst[0..n) = src[0..n) for n ≥ 4: whole vectors, then one last vector ending at n that overlaps the
+ * one before (rows of a 10-wide output are 3 vector copies, not 2 and two scalar ones).
+ */
+// @ts-ignore: decorator
+@inline function copyRow(dst: usize, src: usize, n: i32): void {
+  const last = <usize>(n - 4) << 2;
+  let i: usize = 0;
+  for (; i < last; i += 16) v128.store(dst + i, v128.load(src + i));
+  v128.store(dst + last, v128.load(src + last));
+}
+
 /** cols[(ci,kh,kw), (oh,ow)] = x[ci, oh·s − pad + kh, ow·s − pad + kw] or 0 outside the image. */
 function im2col(cols: usize, x: usize, Cin: i32, H: i32, W: i32, KH: i32, KW: i32, stride: i32, pad: i32, OH: i32, OW: i32): void {
   let dst = cols;
@@ -82,7 +94,8 @@ function im2col(cols: usize, x: usize, Cin: i32, H: i32, W: i32, KH: i32, KW: i3
           } else {
             const src = plane + (<usize>(ih * W + lo * stride - pad + kw) << 2);
             zeroFloats(dst, lo);
-            copyStrided(dst + (<usize>lo << 2), src, hi - lo, stride, false);
+            if (stride == 1 && hi - lo >= 4) copyRow(dst + (<usize>lo << 2), src, hi - lo);
+            else copyStrided(dst + (<usize>lo << 2), src, hi - lo, stride, false);
             zeroFloats(dst + (<usize>hi << 2), OW - hi);
           }
           dst += <usize>OW << 2;
