@@ -134,10 +134,12 @@ export interface KernelExports {
   layernorm_forward(y: Ptr, stats: Ptr, x: Ptr, gamma: Ptr, beta: Ptr, rows: number, C: number, eps: number): void;
   /** dγ, dβ (+)= over rows; dx overwritten (must not alias dy). */
   layernorm_backward(dx: Ptr, dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, stats: Ptr, gamma: Ptr, rows: number, C: number, accumulate: number): void;
-  /** Causal softmax attention over qkv [B,T,3C] with NH heads (C divisible by NH); out [B,T,C]; att [B,NH,T,T] saved. */
-  attention_forward(out: Ptr, att: Ptr, qkv: Ptr, B: number, T: number, C: number, NH: number): void;
-  /** dqkv [B,T,3C] (overwritten) from dout, qkv and the saved att; scratch: T floats. */
+  /** Causal softmax attention over qkv [B,T,3C] with NH heads (C divisible by NH) as batched GEMMs; out [B,T,C]; att [B,NH,T,T] saved. scratch: attentionScratchFloats(T, C/NH) floats. */
+  attention_forward(out: Ptr, att: Ptr, qkv: Ptr, B: number, T: number, C: number, NH: number, scratch: Ptr): void;
+  /** dqkv [B,T,3C] (overwritten) from dout, qkv and the saved att; the same scratch. */
   attention_backward(dqkv: Ptr, dout: Ptr, qkv: Ptr, att: Ptr, B: number, T: number, C: number, NH: number, scratch: Ptr): void;
+  /** attentionScratchFloats, from the kernel module itself. */
+  attention_scratch_floats(T: number, hs: number): number;
 
   // ---- benchmarks ------------------------------------------------------------------------------------
   /** Pure multiply-add loop, no memory traffic: `iters` × 96 flops. Returns a value so it is not eliminated. */
@@ -182,4 +184,13 @@ export function convColsFloats(Cin: number, KH: number, KW: number, OH: number, 
   const up2 = (n: number) => n + (n & 1);
   const ckk = Cin * KH * KW;
   return ckk * OH * OW + 4 * Math.max(up2(Cout) * ckk, up2(ckk) * Cout) + 48 + 8 * Math.max(ckk, Cout);
+}
+
+/**
+ * Floats of scratch attention_forward/backward need for context T and head size hs (asm/gpt.ts; keep
+ * in sync): a padded T × T score block, a transposed K or V, and six padded T × hs head slices.
+ */
+export function attentionScratchFloats(T: number, hs: number): number {
+  const up8 = (n: number) => Math.ceil(n / 8) * 8;
+  return up8(T) * up8(T) + up8(hs) * up8(T) + 6 * T * up8(hs);
 }
