@@ -5,14 +5,16 @@
  * edge) and widths under 8 (fewer than four tiles a row). The scratch size the TypeScript side
  * computes equals the kernel's own, and guards around every buffer catch writes past it.
  *
- * Tolerance: Winograd's transforms add and halve before the products, so a result's rounding error
- * is a small multiple of a direct sum's (Lavin & Gray 2016; Barabasz et al. 2020 bound it by the
- * transform matrices' norms): the GEMM bound for the direct sum, times 8.
+ * Tolerance: Winograd's transforms add and halve before the products, so its rounding error is
+ * bounded normwise, not per element (Barabasz et al. 2020 bound it through the transform matrices'
+ * norms): every element within 8× the direct sum's GEMM bound taken at the largest magnitude of the
+ * output. (Per element it fails: a dw entry whose direct terms nearly cancel was off by 2.4× its own
+ * bound, in a 2×2 map.)
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { winogradScratchFloats } from "../engine/kernels/abi.ts";
-import { arenaFor, expectGemmClose, randomFloats, VARIANTS } from "./kernels.harness.ts";
+import { arenaFor, F32_EPS, randomFloats, VARIANTS } from "./kernels.harness.ts";
 import * as ref from "./reference.ts";
 
 const dim = fc.oneof(fc.constantFrom(1, 2, 3, 4, 7, 8, 9, 14, 16), fc.integer({ min: 1, max: 19 }));
@@ -20,6 +22,18 @@ const channels = fc.oneof(fc.constantFrom(1, 2, 3, 5, 6, 7, 8, 13, 16), fc.integ
 const seed = fc.integer({ min: 1, max: 1e9 });
 /** The GEMM bound of the direct sum, widened for the transforms' additions (see above). */
 const WINOGRAD_SLACK = 8;
+
+/** |got − want| ≤ 8·(terms + 2)·ε·max|terms| for every element (normwise; see above). */
+function expectWinogradClose(got: Float32Array, ref: ref.GemmResult, terms: number, what: string): void {
+  expect(got.length).toBe(ref.c.length);
+  let scale = 0;
+  for (let i = 0; i < ref.mag.length; i++) scale = Math.max(scale, ref.mag[i]!);
+  const bound = WINOGRAD_SLACK * (terms + 2) * F32_EPS * scale + 1e-30;
+  for (let i = 0; i < got.length; i++) {
+    const err = Math.abs(got[i]! - ref.c[i]!);
+    if (!(err <= bound)) throw new Error(`${what}[${i}] = ${got[i]} but reference ${ref.c[i]} (|err| ${err.toExponential(2)} > ${bound.toExponential(2)})`);
+  }
+}
 
 for (const variant of VARIANTS) {
   describe(`winograd 3×3 (${variant} build)`, () => {
@@ -37,14 +51,14 @@ for (const variant of VARIANTS) {
           const scratch = a.floats(winogradScratchFloats(Ci, Co, H, W));
           a.k.winograd_forward(py, px, pw, N, Ci, H, W, Co, scratch);
           a.checkGuards();
-          expectGemmClose(a.read(py, N * Co * H * W), ref.conv2dForward(x, w, d), WINOGRAD_SLACK * Ci * 9, "y");
+          expectWinogradClose(a.read(py, N * Co * H * W), ref.conv2dForward(x, w, d), Ci * 9, "y");
           a.k.winograd_backward_input(pdx, pdy, pw, N, Ci, H, W, Co, scratch);
           a.checkGuards();
           const want = ref.conv2dBackward(dy, x, w, d, accumulate, dw0);
-          expectGemmClose(a.read(pdx, N * Ci * H * W), want.dx, WINOGRAD_SLACK * Co * 9, "dx");
+          expectWinogradClose(a.read(pdx, N * Ci * H * W), want.dx, Co * 9, "dx");
           a.k.winograd_backward_weights(pdw, px, pdy, N, Ci, H, W, Co, accumulate ? 1 : 0, scratch);
           a.checkGuards();
-          expectGemmClose(a.read(pdw, Co * Ci * 9), want.dw, WINOGRAD_SLACK * N * H * W, "dw");
+          expectWinogradClose(a.read(pdw, Co * Ci * 9), want.dw, N * H * W, "dw");
         }),
         { numRuns: 80 },
       );
