@@ -189,8 +189,8 @@ function padPlane(pad: usize, x: usize, H: i32, W: i32, rows: i32, Wp: i32, bord
 }
 
 /**
- * Bᵀ·row for four adjacent tiles of one padded row starting at p (tile l reads p[2l .. 2l + 3]):
- * returns c_j through the out-pointer as four vectors [d0 − d2, d1 + d2, d2 − d1, d1 − d3].
+ * The even (rowE) and odd (rowO) columns of the 8 floats at p: for four adjacent tiles of a padded
+ * row (tile l reads p[2l .. 2l + 3]) their d0 and d1; d2 and d3 are the same shifted by one lane.
  */
 // @ts-ignore: decorator
 @inline function rowE(p: usize): v128 { return v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6); }
