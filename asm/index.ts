@@ -14,4 +14,5 @@ export * from "./data";
 export * from "./ceiling";
 export * from "./resnet";
 export * from "./conv3x3";
+export * from "./winograd";
 export * from "./gpt";

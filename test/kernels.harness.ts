@@ -112,7 +112,7 @@ export function randomInts(n: number, seed: number, bound: number): Int32Array {
   return Int32Array.from(f, (x) => Math.min(bound - 1, Math.floor(((x + 1) / 2) * bound)));
 }
 
-const F32_EPS = 2 ** -23;
+export const F32_EPS = 2 ** -23;
 
 /**
  * Checks a sum-of-products result: |got − ref| ≤ (terms + 2)·ε·Σ|terms|, the bound for f32

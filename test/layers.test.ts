@@ -160,6 +160,25 @@ describe("layers match finite differences", () => {
     );
   });
 
+  test("conv2d on the Winograd path (3×3, stride 1, padding 1, ≥ 4 channels in and out), odd sizes", () => {
+    fc.assert(
+      fc.property(
+        layerCase(
+          fc
+            .tuple(fc.record({ c: fc.integer({ min: 4, max: 6 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), co: fc.integer({ min: 4, max: 7 }) }), acts)
+            .map(([{ c, h, w, co }, act]) => {
+              const layer = new Conv2d([c, h, w], co, 3, 1, 1, act);
+              expect(layer.winograd).toBe(true);
+              return layer;
+            }),
+          fc.integer({ min: 1, max: 3 }),
+        ),
+        checkLayer,
+      ),
+      { numRuns: 20 },
+    );
+  });
+
   test("max and average pooling", () => {
     fc.assert(
       fc.property(

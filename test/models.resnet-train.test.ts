@@ -54,6 +54,15 @@ describe("resnet:8 training", () => {
     });
   }
 
+  test("resnet:8:b (projection shortcuts) learns far above chance and keeps every batch norm's running statistics, the projections' too", async () => {
+    const { summary, params } = await trainAndRead({ ...base, model: "resnet:8:b", epochs: 2 });
+    expect(summary.testAccuracy).toBeGreaterThan(0.5);
+    const net = new Network("resnet:8:b", [1, 28, 28], 10);
+    const stats = net.params.flatMap((l) => l.tensors).filter((t) => /shortcut\.bn\.running_(mean|var)$/.test(t.name));
+    expect(stats.length).toBe(4);
+    for (const t of stats) expect(Array.from(params.subarray(t.offset, t.offset + t.floats)).some((v) => v !== (t.name.endsWith("mean") ? 0 : 1))).toBe(true);
+  });
+
   test("deterministic runs are bitwise reproducible; another seed differs", async () => {
     const a = await trainAndRead(base);
     const b = await trainAndRead(base);

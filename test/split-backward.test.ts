@@ -97,8 +97,11 @@ describe("split backward: I then W equals the fused backward, bitwise", () => {
     fc.assert(fc.property(caseOf(bn, fc.integer({ min: 2, max: 4 })), bitwise), { numRuns: 40 });
   });
 
-  test("residual block (identity and option-A shortcuts)", () => {
-    const block = fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 1 }), fc.integer({ min: 4, max: 6 }), fc.constantFrom<1 | 2>(1, 2)).map(([cin, grow, hw, stride]) => new ResidualBlock([2 * cin, hw, hw], 2 * cin + 2 * grow, stride));
+  // From 4 channels the 3×3 convolutions take the Winograd path, below it im2col: both are drawn.
+  test("residual block (identity, option-A and option-B projection shortcuts; Winograd and im2col convolutions)", () => {
+    const block = fc
+      .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 1 }), fc.integer({ min: 4, max: 6 }), fc.constantFrom<1 | 2>(1, 2), fc.constantFrom<"A" | "B">("A", "B"))
+      .map(([cin, grow, hw, stride, shortcut]) => new ResidualBlock([2 * cin, hw, hw], 2 * cin + 2 * grow, stride, shortcut));
     fc.assert(fc.property(caseOf(block, fc.integer({ min: 2, max: 3 })), bitwise), { numRuns: 25 });
   });
 
@@ -118,6 +121,7 @@ describe("split backward: I then W equals the fused backward, bitwise", () => {
     ["mlp:6-8-3:gelu", [6], 3],
     ["lenet", [1, 28, 28], 10],
     ["resnet:8", [3, 8, 8], 4],
+    ["resnet:8:b", [3, 8, 8], 4],
     ["gpt:2-2-8-4", [5], 6],
   ] as const)("%s end to end", (spec, shape, classes) => {
     const net = new Network(spec, shape, classes);

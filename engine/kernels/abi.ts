@@ -42,7 +42,7 @@ export interface KernelExports {
   count_correct(logits: Ptr, labels: Ptr, rows: number, classes: number): number;
 
   // ---- conv2d (NCHW, weights [Cout, Cin, KH, KW], im2col + GEMM) ----------------------------------
-  /** y[N,Cout,OH,OW] = conv(x[N,Cin,H,W], w) (no bias; channel_bias_act_forward adds it). cols: Cin·KH·KW·OH·OW floats. */
+  /** y[N,Cout,OH,OW] = conv(x[N,Cin,H,W], w) (no bias; channel_bias_act_forward adds it). cols: convColsFloats(...) floats; pack is not used. */
   conv2d_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, cols: Ptr, pack: Ptr): void;
   /** dw (+)= ∂/∂w, dx = ∂/∂x (dx may be 0 to skip, e.g. the first layer). */
   conv2d_backward(dx: Ptr, dw: Ptr, dy: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number, accumulate: number, cols: Ptr, pack: Ptr): void;
@@ -115,6 +115,16 @@ export interface KernelExports {
   /** dx[N,Cin,H,W] = ∂/∂x given dy[N,Cout,H,W] (overwrites). Same pad scratch. */
   conv3x3_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
 
+  // ---- Winograd F(2×2, 3×3) convolution, stride 1, padding 1 (asm/winograd.ts) --------------------
+  /** y[N,Co,H,W] = conv3×3(x[N,Ci,H,W], w[Co,Ci,3,3]), no bias. scratch: winogradScratchFloats(Ci, Co, H, W) floats. */
+  winograd_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Ci: number, H: number, W: number, Co: number, scratch: Ptr): void;
+  /** dx[N,Ci,H,W] = ∂/∂x given dy[N,Co,H,W] (overwrites). Same scratch. */
+  winograd_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Ci: number, H: number, W: number, Co: number, scratch: Ptr): void;
+  /** dw[Co,Ci,3,3] (+)= ∂/∂w given x and dy (accumulate = 1 adds). Same scratch. */
+  winograd_backward_weights(dw: Ptr, x: Ptr, dy: Ptr, N: number, Ci: number, H: number, W: number, Co: number, accumulate: number, scratch: Ptr): void;
+  /** Floats of scratch the winograd_* kernels need for a Ci → Co layer on H×W maps (the same formula as winogradScratchFloats). */
+  winograd_scratch_floats(Ci: number, Co: number, H: number, W: number): number;
+
   // ---- decoder-only transformer (asm/gpt.ts); activations [B, T, C] --------------------------------
   /** y[b,t,:] = wte[tokens[b·stride + t],:] + wpe[t,:]; tokens are f32 ids, a sample's `stride` floats apart. */
   embedding_forward(y: Ptr, tokens: Ptr, stride: number, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
@@ -128,10 +138,12 @@ export interface KernelExports {
   layernorm_backward(dx: Ptr, dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, stats: Ptr, gamma: Ptr, rows: number, C: number, accumulate: number): void;
   /** dγ (+)= Σ dy·x̂, dβ (+)= Σ dy alone (layernorm_backward's, bitwise): the weight-gradient step of a split backward. */
   layernorm_backward_params(dgamma: Ptr, dbeta: Ptr, dy: Ptr, x: Ptr, stats: Ptr, rows: number, C: number, accumulate: number): void;
-  /** Causal softmax attention over qkv [B,T,3C] with NH heads (C divisible by NH); out [B,T,C]; att [B,NH,T,T] saved. */
-  attention_forward(out: Ptr, att: Ptr, qkv: Ptr, B: number, T: number, C: number, NH: number): void;
-  /** dqkv [B,T,3C] (overwritten) from dout, qkv and the saved att; scratch: T floats. */
+  /** Causal softmax attention over qkv [B,T,3C] with NH heads (C divisible by NH) as batched GEMMs; out [B,T,C]; att [B,NH,T,T] saved. scratch: attentionScratchFloats(T, C/NH) floats. */
+  attention_forward(out: Ptr, att: Ptr, qkv: Ptr, B: number, T: number, C: number, NH: number, scratch: Ptr): void;
+  /** dqkv [B,T,3C] (overwritten) from dout, qkv and the saved att; the same scratch. */
   attention_backward(dqkv: Ptr, dout: Ptr, qkv: Ptr, att: Ptr, B: number, T: number, C: number, NH: number, scratch: Ptr): void;
+  /** attentionScratchFloats, from the kernel module itself. */
+  attention_scratch_floats(T: number, hs: number): number;
 
   // ---- benchmarks ------------------------------------------------------------------------------------
   /** Pure multiply-add loop, no memory traffic: `iters` × 96 flops. Returns a value so it is not eliminated. */
@@ -150,3 +162,39 @@ export const GEMM_PACK_FLOATS = (_M: number, K: number, N: number): number =>
 
 /** Floats of zero-padded planes conv3x3_* need for `channels` maps of H×W (rows padded to ⌈W/8⌉·8 + 2). Keep in sync with asm/conv3x3.ts. */
 export const conv3x3PadFloats = (channels: number, H: number, W: number): number => channels * (H + 2) * (Math.ceil(W / 8) * 8 + 2);
+
+/**
+ * Floats of scratch winograd_* need for a Ci → Co layer on H×W maps (any batch: they work through it
+ * in chunks of about 128 2×2 tiles). Keep in sync with asm/winograd.ts: pre-broadcast transformed
+ * weights, transformed inputs and products for one chunk, one zero-padded plane, the weight gradient's
+ * transformed accumulator.
+ */
+export function winogradScratchFloats(Ci: number, Co: number, H: number, W: number): number {
+  const up2 = (n: number) => n + (n & 1);
+  const th = Math.ceil(H / 2), tw = Math.ceil(W / 2);
+  const P = th * tw;
+  const tmax = Math.ceil((Math.ceil(128 / P) * P) / 8) * 8;
+  const padWidth = Math.ceil(Math.max(2 * tw + 4, 12) / 4) * 4;
+  const vm = 16 * (Math.ceil((up2(Math.max(Ci, Co)) * tmax) / 32) * 32 + 16) + 8;
+  return 64 * Math.max(up2(Co) * Ci, up2(Ci) * Co) + 2 * vm + (2 * th + 2) * padWidth + 16 * up2(Ci) * up2(Co);
+}
+
+/**
+ * Floats of the `cols` scratch conv2d_forward/backward need (asm/conv.ts; keep in sync): one sample's
+ * im2col matrix, the weights packed pre-broadcast (or their transpose), a 6×8 edge tile and a
+ * zero-padded copy of an operand narrower than 8 columns.
+ */
+export function convColsFloats(Cin: number, KH: number, KW: number, OH: number, OW: number, Cout: number): number {
+  const up2 = (n: number) => n + (n & 1);
+  const ckk = Cin * KH * KW;
+  return ckk * OH * OW + 4 * Math.max(up2(Cout) * ckk, up2(ckk) * Cout) + 48 + 8 * Math.max(ckk, Cout);
+}
+
+/**
+ * Floats of scratch attention_forward/backward need for context T and head size hs (asm/gpt.ts; keep
+ * in sync): a padded T × T score block, a transposed K or V, and six padded T × hs head slices.
+ */
+export function attentionScratchFloats(T: number, hs: number): number {
+  const up8 = (n: number) => Math.ceil(n / 8) * 8;
+  return up8(T) * up8(T) + up8(hs) * up8(T) + 6 * T * up8(hs);
+}

@@ -15,7 +15,7 @@
  * 0.02, the two projections into the residual stream scaled by 1/√(2·LAYERS), LayerNorm γ = 1.
  */
 import { UserError } from "../errors.ts";
-import { Act, type KernelExports, type Ptr } from "../kernels/abi.ts";
+import { Act, attentionScratchFloats, type KernelExports, type Ptr } from "../kernels/abi.ts";
 import { type GemmShape, type Layer, type LayerBuffers, type ParamSpec, type Scratch, type Shape, shapeSize } from "./layers.ts";
 
 export const LN_EPS = 1e-5;
@@ -196,7 +196,8 @@ export class TransformerBlock implements Layer {
     ];
     const T = context;
     this.savedFloatsPerSample = T * (E + 3 * E + E + E + E + 4 * E + 4 * E) + heads * T * T + 4 * T;
-    this.tempFloatsPerSample = T * (4 * E + 3 * E + E + E) + T;
+    // the backward's buffers, then the attention kernels' scratch (the forward uses it alone)
+    this.tempFloatsPerSample = T * (4 * E + 3 * E + E + E) + attentionScratchFloats(T, E / heads);
   }
 
   /** Where each saved tensor sits for a batch of `rows` samples (M = rows·T positions). */
@@ -229,7 +230,8 @@ export class TransformerBlock implements Layer {
     const v = this.saved(b.z, rows);
     k.layernorm_forward(v.ln1, v.stats1, b.x, g1, b1, M, E, LN_EPS);
     denseForward(k, v.qkv, v.ln1, wqkv, bqkv, M, E, 3 * E, Act.identity, v.qkv, s.pack);
-    k.attention_forward(v.attOut, v.att, v.qkv, rows, T, E, this.heads);
+    if (!s.temp) throw new Error("transformer block: attention needs the workspace's temp scratch");
+    k.attention_forward(v.attOut, v.att, v.qkv, rows, T, E, this.heads, s.temp);
     denseForward(k, v.x1, v.attOut, wproj, bproj, M, E, E, Act.identity, v.x1, s.pack);
     k.axpy(v.x1, b.x, M * E, 1); // residual
     k.layernorm_forward(v.ln2, v.stats2, v.x1, g2, b2, M, E, LN_EPS);
@@ -248,7 +250,7 @@ export class TransformerBlock implements Layer {
     const dWide = take(M * 4 * E); // d(fc1 output), then d(qkv) in its first 3E columns
     const dx1 = take(M * E);
     const dNarrow = take(M * E);
-    const attScratch = take(T);
+    const attScratch = take(attentionScratchFloats(T, E / this.heads));
     // MLP half: dy is d(x2); it reaches x1 through the residual and through the MLP.
     k.copy(dx1, b.dy, M * E);
     denseBackward(k, dWide, dwfc2, dbfc2, b.dy, v.fch, wfc2!, b.y, b.y, M, 4 * E, E, Act.identity, acc, s.pack);

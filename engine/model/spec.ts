@@ -5,11 +5,12 @@
  *   lenet                     LeNet-5 style: conv5-6, pool, conv5-16, pool, 120, 84, classes
  *                              (28×28×1 inputs get padding 2 on the first conv, 32×32×3 none)
  *   resnet:N                  He et al. 2016's CIFAR residual network, N = 6n + 2 (8, 20, 32, ...)
+ *   resnet:N:b                the same with projection shortcuts (1×1 conv + BN) where the shape changes
  *   gpt:L-H-E-T               decoder-only transformer: L blocks, H heads, width E, context T (text data)
  */
 import { UserError } from "../errors.ts";
 import { buildGpt, parseGpt } from "./gpt.ts";
-import { buildResnet, parseResnetDepth } from "./resnet.ts";
+import { buildResnet, parseResnet } from "./resnet.ts";
 import { Conv2d, Dense, Flatten, Pool2d, type ActName, type Layer, type Shape, shapeSize } from "./layers.ts";
 
 const HIDDEN_ACTS: ActName[] = ["relu", "tanh", "gelu"];
@@ -31,8 +32,8 @@ export function parseModelSpec(text: string): ModelSpec {
     return { text, build: buildLenet };
   }
   if (name === "resnet") {
-    const depth = parseResnetDepth(text, rest);
-    return { text, build: (inputShape, classes) => buildResnet(text, depth, inputShape, classes) };
+    const { depth, shortcut } = parseResnet(text, rest);
+    return { text, build: (inputShape, classes) => buildResnet(text, depth, inputShape, classes, shortcut) };
   }
   if (name === "gpt") {
     const g = parseGpt(text, rest);
