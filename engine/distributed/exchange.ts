@@ -34,7 +34,7 @@ import { roundsPerEpoch, type GossipLayout } from "../algorithms/gossip/round.ts
 import { stepsPerEpoch, type SyncLayout } from "../algorithms/sync-sgd.ts";
 import { windowProgram, type PipelineLayout } from "../algorithms/pipeline/pipeline.ts";
 import type { LocalAsyncLayout } from "../algorithms/async/hogwild-step.ts";
-import { asyncOptionsOf } from "../algorithms/config.ts";
+import { asyncOptionsOf, pipelineOptionsOf } from "../algorithms/config.ts";
 import { alignedSliceOf } from "../runtime/split.ts";
 
 /** `bytes` bytes of the arena at `ptr`. */
@@ -81,6 +81,15 @@ export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
   if (config.executor !== "threads") throw new UserError(`--procs ${procs}: runs across processes use --executor threads, not ${config.executor}`);
   if (REPLICAS_ACROSS.has(algo) && asyncOptionsOf(config).replicas !== procs) {
     throw new UserError(`--procs ${procs}: ${algo} runs one replica group per process; give --replicas ${procs}`);
+  }
+  if (PIPELINES_ACROSS.has(algo)) {
+    // Relayed hand-offs follow a stage's single chain F → next stage, B → previous stage; a schedule of
+    // virtual stages (interleaved) or split backwards (zero bubble: a W after the previous stage's I)
+    // frees slots along other paths, which the relay does not carry.
+    const schedule = pipelineOptionsOf(config).schedule;
+    if (schedule && ((schedule.virtualStages ?? 1) > 1 || schedule.actions.some((list) => list.some((a) => a.kind !== "F" && a.kind !== "B")))) {
+      throw new UserError(`--procs ${procs}: --schedule with virtual stages or split backwards (I/W) runs inside one process; across processes use F/B schedules (gpipe, 1f1b, …)`);
+    }
   }
   const programs = algorithmNamed(algo).programs(config);
   if (programs < procs) throw new UserError(`--procs ${procs} with ${programs} worker${programs === 1 ? "" : "s"}: every process needs a worker; give --workers ${procs} or more`);
@@ -173,8 +182,12 @@ function syncPlan(setup: RunSetup<SyncLayout>, net: Network, procs: number): Cro
  * gradientDone(s + 1, u). Where the two stages sit in different processes, the bump travels with what
  * the waiter reads: forward, the output of stage s's last layer in the unit's activation slot, the
  * labels (and, for language models, the input the labels come from) and the slot's owner word (checked
- * by every action); backward, the gradient with respect to stage s + 1's input. Each stage's weights,
- * optimizer state and update count stay with it.
+ * by every action); backward, the gradient with respect to stage s + 1's input. Both carry the slot's
+ * count of stages still using it: stage 0 sets it to D when it claims the slot and every stage's B
+ * counts it down before waking the previous stage, in stage order D − 1, …, 0 (each B waits for the
+ * later stage's), so the count a backward hand-off carries is exact, and the process of stage 0 frees
+ * the slot when its own stages are done, as one process does. Each stage's weights, optimizer state and
+ * update count stay with it.
  */
 function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: number): CrossProcessPlan {
   const layout = setup.layout;
@@ -216,14 +229,16 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
       const slotIndex = slotOf[s]!.get(u % perWindow)!;
       const ws = layout.slots[slotIndex]!.ws;
       const me = layout.stages[s]!;
+      const users = { ptr: layout.slotUsers + 4 * slotIndex, bytes: 4 };
       const regions = forward
         ? [
             { ptr: ws.layers[me.last]!.y, bytes: rows * floatsOf(net.layers[me.last]!.outShape) * 4 },
             { ptr: ws.labels, bytes: rows * net.positions * 4 },
             ...(net.positions > 1 ? [{ ptr: ws.input, bytes: rows * net.inputFloats * 4 }] : []),
             { ptr: layout.slotOwner + 4 * slotIndex, bytes: 4 },
+            users,
           ]
-        : [{ ptr: ws.layers[me.first]!.dx, bytes: rows * floatsOf(net.layers[me.first]!.inShape) * 4 }];
+        : [{ ptr: ws.layers[me.first]!.dx, bytes: rows * floatsOf(net.layers[me.first]!.inShape) * 4 }, users];
       return { from: rankOf(s), to: rankOf(waiter), regions: nonEmpty(regions) };
     },
   };
@@ -259,15 +274,9 @@ function replicaPlan(setup: RunSetup<LocalAsyncLayout>, net: Network, procs: num
 
 export const totalBytes = (regions: readonly Region[]): number => regions.reduce((a, r) => a + r.bytes, 0);
 
-/** The regions' bytes back to back, in a fresh buffer. */
-export function gatherRegions(memory: WebAssembly.Memory, regions: readonly Region[]): Uint8Array {
-  const out = new Uint8Array(totalBytes(regions));
-  let at = 0;
-  for (const r of regions) {
-    out.set(new Uint8Array(memory.buffer, r.ptr, r.bytes), at);
-    at += r.bytes;
-  }
-  return out;
+/** Views onto the regions of the arena, in order (a message's parts: sent without gathering them first). */
+export function regionViews(memory: WebAssembly.Memory, regions: readonly Region[]): Uint8Array[] {
+  return regions.map((r) => new Uint8Array(memory.buffer, r.ptr, r.bytes));
 }
 
 /** Write `body` (the regions' bytes back to back, length already checked) into the regions. */

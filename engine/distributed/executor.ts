@@ -26,7 +26,7 @@ import { Outbox } from "../runtime/outbox.ts";
 import { mark, span, SpanRecorder } from "../runtime/trace.ts";
 import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
-import { gatherRegions, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
+import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 import { KIND } from "./frame.ts";
 import type { Transport } from "./transport.ts";
 
@@ -152,7 +152,7 @@ export class DistributedExecutor implements Executor {
       for (let r = 1; r < t.procs; r++) await within(t.receive(r, KIND.ready, 0), `${t.names[r]} to open its session`);
       for (let r = 1; r < t.procs; r++) {
         t.sendJson(r, KIND.command, 0, { do: "start", names: t.names, state: resumed, epochsDone: this.start.epochsDone, clock: SpanRecorder.wallNow() });
-        if (resumed) t.send(r, KIND.state, 0, gatherRegions(memory, vectors));
+        if (resumed) t.send(r, KIND.state, 0, regionViews(memory, vectors));
       }
       t.startHeartbeats();
     } else {
@@ -184,7 +184,7 @@ export class DistributedExecutor implements Executor {
     try {
       if (!this.isCoordinator) {
         t.sendJson(0, KIND.results, epoch, { results: local, comm: this.stats() });
-        t.send(0, KIND.state, epoch + 1, gatherRegions(memory, this.cross.owned(t.rank)));
+        t.send(0, KIND.state, epoch + 1, regionViews(memory, this.cross.owned(t.rank)));
         return local as R[];
       }
       const all: EpochResult[] = [...local];
@@ -290,7 +290,7 @@ export class DistributedExecutor implements Executor {
       for (let to = 0; to < t.procs; to++) {
         if (to === t.rank) continue;
         const regions = this.cross.transfers(epoch, k, t.rank, to);
-        if (regions.length > 0) t.send(to, KIND.exchange, k, gatherRegions(memory, regions));
+        if (regions.length > 0) t.send(to, KIND.exchange, k, regionViews(memory, regions));
         bytes += totalBytes(regions);
       }
       for (let from = 0; from < t.procs; from++) {
@@ -330,12 +330,12 @@ export class DistributedExecutor implements Executor {
       if (!relay || relay.to === t.rank) continue;
       const started = performance.now();
       const traced = mark(this.spans);
-      const body = new Uint8Array(4 + totalBytes(relay.regions));
-      new DataView(body.buffer).setUint32(0, word, true);
-      body.set(gatherRegions(memory, relay.regions), 4);
-      t.send(relay.to, KIND.wake, 0, body);
+      const head = new Uint8Array(4);
+      new DataView(head.buffer).setUint32(0, word, true);
+      const parts = [head, ...regionViews(memory, relay.regions)];
+      t.send(relay.to, KIND.wake, 0, parts);
       this.commMs += performance.now() - started;
-      span(this.spans, `NATS hand-off, ${formatBytes(body.length)}`, traced);
+      span(this.spans, `NATS hand-off, ${formatBytes(4 + totalBytes(relay.regions))}`, traced);
     }
   }
 

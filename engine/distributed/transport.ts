@@ -11,9 +11,9 @@
  * Any failure (a peer's abort, a peer silent past the heartbeat timeout, the server gone, a bad frame)
  * is recorded once; `failed` rejects with it, so every wait of the run races it and none can hang.
  */
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connect, wsconnect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { RunError, UserError } from "../errors.ts";
-import { checkFrame, encodeFrame, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
+import { checkFrame, encodeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
 
 /** How often a process tells the others it is alive, and how long a silent peer is given. */
 export const HEARTBEAT_MS = 200;
@@ -122,22 +122,27 @@ export class Transport {
     return this.options.procs;
   }
 
-  /** Publish one message to rank `to` (cut into chunks below the server's max_payload). */
-  send(to: number, kind: Kind, tag: number, body: Uint8Array): void {
+  /**
+   * Publish one message to rank `to`: `body`, or `parts` sent back to back as one message (regions of
+   * the arena: each byte is copied once, into its frame). Cut into chunks below the server's max_payload.
+   */
+  send(to: number, kind: Kind, tag: number, body: Uint8Array | readonly Uint8Array[]): void {
     if (this.failure || this.closing) return;
+    const parts = body instanceof Uint8Array ? [body] : body;
+    const messageBytes = parts.reduce((a, p) => a + p.length, 0);
     const subject = subjectOf(this.options.runId, to);
     let offset = 0;
     do {
-      const chunk = body.subarray(offset, Math.min(body.length, offset + this.chunkBytes));
-      const frame = encodeFrame(
-        { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes: body.length, chunkOffset: offset, chunkBytes: chunk.length },
-        chunk,
+      const chunkBytes = Math.min(messageBytes - offset, this.chunkBytes);
+      const frame = encodeFrameFromParts(
+        { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes, chunkOffset: offset, chunkBytes },
+        parts,
       );
       this.nc.publish(subject, frame);
       this.bytesSent += frame.length;
       this.framesSent++;
-      offset += chunk.length;
-    } while (offset < body.length);
+      offset += chunkBytes;
+    } while (offset < messageBytes);
   }
 
   sendJson(to: number, kind: Kind, tag: number, value: unknown): void {
@@ -284,10 +289,17 @@ export class Transport {
   }
 }
 
-/** A NATS connection; a refused token or an unreachable server is the user's error, said in one line. */
+/** A server's WebSocket listener (ws:// or wss://) rather than its plain NATS port. */
+export const isWebSocketUrl = (url: string): boolean => /^wss?:\/\//i.test(url);
+
+/**
+ * A NATS connection, over the runtime's WebSocket for ws:// and wss:// URLs, else over TCP; a refused
+ * token or an unreachable server is the user's error, said in one line.
+ */
 export async function connectTo(url: string, token: string | undefined): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url, ...(token ? { token } : {}), name: `skein ${process.pid}`, maxReconnectAttempts: 0, timeout: 5_000 });
+    const options = { servers: url, ...(token ? { token } : {}), name: `skein ${process.pid}`, maxReconnectAttempts: 0, timeout: 5_000 };
+    return await (isWebSocketUrl(url) ? wsconnect(options) : connect(options));
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new UserError(`cannot connect to the NATS server at ${url}: ${why}${/authorization/i.test(why) ? " (check --token)" : ""}`);
