@@ -164,7 +164,7 @@ export class DistributedExecutor implements Executor {
       start.names.forEach((name, r) => (t.names[r] = String(name)));
       t.startHeartbeats();
       if (start.state) {
-        scatterRegions(memory, vectors, await t.receive(0, KIND.state, 0, totalBytes(vectors)));
+        await t.receiveInto(0, KIND.state, 0, regionViews(memory, vectors));
         // As a resumed session prepares after restoring (replicas from replica 0, hand-off words at the epoch count).
         if (!Number.isInteger(start.epochsDone) || start.epochsDone < 0) t.abort(`the coordinator's start message has epochsDone ${start.epochsDone}`);
         this.start.plan.prepare?.(memory, start.epochsDone, true);
@@ -193,8 +193,7 @@ export class DistributedExecutor implements Executor {
         if (!Array.isArray(theirs)) t.abort(`${t.names[r]} sent epoch results that are not a list`);
         all.push(...theirs);
         this.commByRank[r] = comm;
-        const owned = this.cross.owned(r);
-        scatterRegions(memory, owned, await t.receive(r, KIND.state, epoch + 1, totalBytes(owned)));
+        await t.receiveInto(r, KIND.state, epoch + 1, regionViews(memory, this.cross.owned(r)));
       }
       if (all.length !== this.size) t.abort(`epoch ${epoch + 1}: ${all.length} program results gathered, the run has ${this.size}`);
       this.commByRank[0] = this.stats();
@@ -296,7 +295,7 @@ export class DistributedExecutor implements Executor {
       for (let from = 0; from < t.procs; from++) {
         if (from === t.rank) continue;
         const regions = this.cross.transfers(epoch, k, from, t.rank);
-        if (regions.length > 0) scatterRegions(memory, regions, await t.receive(from, KIND.exchange, k, totalBytes(regions)));
+        if (regions.length > 0) await t.receiveInto(from, KIND.exchange, k, regionViews(memory, regions));
       }
       this.commMs += performance.now() - started;
       span(this.spans, `NATS exchange, ${formatBytes(bytes)} sent`, traced);
