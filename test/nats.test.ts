@@ -13,6 +13,8 @@ import { trainAcrossProcesses } from "../engine/run-processes.ts";
 import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
 import { checkFrame, encodeFrame, KIND, parseRunId } from "../engine/distributed/frame.ts";
 import { subjectOf } from "../engine/distributed/transport.ts";
+import { checkAcrossProcesses } from "../engine/distributed/exchange.ts";
+import { interleaved, oneFOneB, zbH1 } from "../engine/algorithms/pipeline/schedule.ts";
 import { connect } from "@nats-io/transport-node";
 import fc from "fast-check";
 import { CHECKPOINT_FILE } from "../engine/checkpoint/checkpoint.ts";
@@ -58,6 +60,13 @@ async function bothWays(config: TrainConfig, procs: number) {
     sameCheckpoint: readFileSync(join(one, CHECKPOINT_FILE)).equals(readFileSync(join(many, CHECKPOINT_FILE))),
   };
 }
+
+test("pipeline schedules whose slots are freed off the stage chain (split backwards, virtual stages) are refused across processes", () => {
+  const pipeline = (schedule: ReturnType<typeof oneFOneB>): TrainConfig => ({ ...gossip("dmsgd", "ring"), algo: "1f1b", batch: 64, workers: 2, pipeline: { stages: 2, microbatches: 4, schedule } });
+  expect(() => checkAcrossProcesses(pipeline(zbH1(2, 4)), 2)).toThrow(/split backwards \(I\/W\) runs inside one process/);
+  expect(() => checkAcrossProcesses(pipeline(interleaved(2, 4, 2)), 2)).toThrow(/virtual stages/);
+  expect(() => checkAcrossProcesses(pipeline(oneFOneB(2, 4)), 2)).not.toThrow();
+});
 
 describe("runs across processes are bitwise the run of one process", () => {
   for (const [algo, topology, procs] of [
