@@ -4,8 +4,9 @@
  *
  *   transport   parameter-vector messages (mlp:784-256-128-10: 235,146 floats, 0.94 MB) from this
  *               process to a child through skein's transport (framing, checks, chunks, a local
- *               nats-server), against the same bytes over a raw loopback TCP stream to a child
- *               (target: NATS ≥ 0.5 × TCP)
+ *               nats-server), over the server's WebSocket listener (what skein's processes use) and
+ *               over its TCP listener, against the same bytes over a raw loopback TCP stream to a
+ *               child (target: NATS ≥ 0.5 × TCP)
  *   gossip      a 16-node ring DmSGD round (batch 16 per node, 2 workers): 2 processes against 1
  *               (target: ≤ 2×)
  *   pipeline    1f1b at D = 2 (batch 64, 4 microbatches): 2 processes against 1, samples/s
@@ -19,7 +20,7 @@
  */
 import { spawn } from "node:child_process";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
-import { writeFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { benchArgs, numberFlag } from "./args.ts";
@@ -61,47 +62,89 @@ const range = (xs: number[], f: (x: number) => string) => `${f(Math.min(...xs))}
 console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at start`);
 
 if (only.has("transport")) {
+  // One server, both of its listeners: skein's processes over WebSocket (the launcher's default) and
+  // over plain TCP (node:net), each to a receiving child of its own, alternating with raw TCP.
   const server = await startLocalServer();
-  const runId = newRunId();
-  const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", server.url, "--run", runIdHex(runId), "--messages", String(messages)], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
-  const t = await Transport.connect({ url: server.url, token: server.token, runId, rank: 0, procs: 2 });
-  await t.receive(1, KIND.ready, 0);
+  const links = [];
+  for (const listener of ["websocket", "tcp"] as const) {
+    links.push(
+      await (async () => {
+      const url = listener === "websocket" ? server.url : server.natsUrl;
+      const runId = newRunId();
+      const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", url, "--run", runIdHex(runId), "--messages", String(messages)], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
+      const t = await Transport.connect({ url, token: server.token, runId, rank: 0, procs: 2 });
+      await t.receive(1, KIND.ready, 0);
+      return { listener, child, t, tag: PINGS, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[] };
+      })(),
+    );
+  }
   // Latency: round trips of a small message through the transport, one way = half of one.
   const ping = new Uint8Array(64);
-  const trips: number[] = [];
   for (let i = 0; i < PINGS; i++) {
-    const t0 = performance.now();
-    t.send(1, KIND.exchange, i, ping);
-    await t.receive(1, KIND.exchange, i, ping.length);
-    trips.push(performance.now() - t0);
+    for (const link of links) {
+      const t0 = performance.now();
+      link.t.send(1, KIND.exchange, i, ping);
+      await link.t.receive(1, KIND.exchange, i, ping.length);
+      link.trips.push(performance.now() - t0);
+    }
   }
   const tcp = await tcpPeer();
   const vector = new Uint8Array(VECTOR_BYTES).map((_, i) => i * 31);
-  let tag = PINGS;
-  const natsRates: number[] = [];
   const tcpRates: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    let t0 = performance.now();
-    for (let m = 0; m < messages; m++) t.send(1, KIND.exchange, tag++, vector);
-    await t.receive(1, KIND.results, r);
-    natsRates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
-    t0 = performance.now();
+  const tcpSenderCpu: number[] = [];
+  // Where the CPU goes: this process's (the sender's) and the server's CPU seconds per round.
+  const serverPid = childrenOf(server.pid)[0];
+  const serverCpu = () => (serverPid ? cpuSecondsOf(serverPid) : NaN);
+  const ownCpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  // One round each first, not counted: the first megabytes through a fresh client run before the JIT
+  // has compiled its paths (measured: 2–4× the CPU per byte of later rounds).
+  for (const link of links) {
+    for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
+    await link.t.receive(1, KIND.results, 0);
+  }
+  await tcp.round(vector, messages);
+  for (let r = 1; r <= rounds; r++) {
+    for (const link of links) {
+      const [c0, s0, t0] = [ownCpu(), serverCpu(), performance.now()];
+      for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
+      await link.t.receive(1, KIND.results, r);
+      link.rates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
+      link.senderCpu.push(ownCpu() - c0);
+      link.serverCpu.push(serverCpu() - s0);
+    }
+    const [c0, t0] = [ownCpu(), performance.now()];
     await tcp.round(vector, messages);
     tcpRates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
+    tcpSenderCpu.push(ownCpu() - c0);
   }
-  t.sendJson(1, KIND.command, 0, { do: "finish" });
-  await t.close();
+  for (const link of links) {
+    link.t.sendJson(1, KIND.command, 0, { do: "finish" });
+    await link.t.close();
+    await new Promise((r) => link.child.once("exit", r));
+  }
   tcp.close();
-  await new Promise((r) => child.once("exit", r));
   await server.stop();
   const mb = (x: number) => `${(x / 1e6).toFixed(0)}`;
+  const us = (ms: number) => `${((ms / 2) * 1000).toFixed(0)}`;
   console.log(`transport: ${messages} vectors of ${(VECTOR_BYTES / 1e6).toFixed(2)} MB per round, ${rounds} rounds`);
-  console.log(`  NATS (skein transport)  ${mb(median(natsRates))} MB/s  (${range(natsRates, mb)})`);
-  console.log(`  raw loopback TCP        ${mb(median(tcpRates))} MB/s  (${range(tcpRates, mb)})`);
-  console.log(`  NATS / TCP = ${(median(natsRates) / median(tcpRates)).toFixed(2)}  (target ≥ 0.5; per round: ${natsRates.map((n, i) => (n / tcpRates[i]!).toFixed(2)).join(", ")})`);
-  const oneWay = median(trips) / 2 / 1000;
-  console.log(`  latency: ${(oneWay * 1e6).toFixed(0)} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${range(trips.sort((a, b) => a - b).slice(PINGS / 10, PINGS - PINGS / 10), (x) => `${((x / 2) * 1000).toFixed(0)}`)} µs)`);
-  measured = { latencySeconds: oneWay, bytesPerSecond: median(natsRates) };
+  for (const link of links) {
+    const name = link.listener === "websocket" ? "NATS over WebSocket (skein's)" : "NATS over TCP (node:net)     ";
+    console.log(`  ${name}  ${mb(median(link.rates))} MB/s  (${range(link.rates, mb)})  NATS / TCP = ${(median(link.rates) / median(tcpRates)).toFixed(2)}  (per round: ${link.rates.map((n, i) => (n / tcpRates[i]!).toFixed(2)).join(", ")})`);
+  }
+  console.log(`  raw loopback TCP               ${mb(median(tcpRates))} MB/s  (${range(tcpRates, mb)})  (target: skein's NATS ≥ 0.5 × this)`);
+  // CPU seconds per GB moved, medians over rounds: the server's alone bounds what NATS can carry.
+  const perGB = (cpu: number[]) => (median(cpu) / ((messages * VECTOR_BYTES) / 1e9)).toFixed(2);
+  for (const link of links) console.log(`  CPU s/GB over ${link.listener}: sender ${perGB(link.senderCpu)}, nats-server ${perGB(link.serverCpu)} (the server alone caps it at ${(1 / Number(perGB(link.serverCpu))).toFixed(1)} GB/s per core)`);
+  console.log(`  CPU s/GB over raw TCP: sender ${perGB(tcpSenderCpu)}`);
+  for (const link of links) {
+    const sorted = [...link.trips].sort((a, b) => a - b);
+    console.log(`  latency over ${link.listener}: ${us(median(link.trips))} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${us(sorted[PINGS / 10]!)}–${us(sorted[PINGS - PINGS / 10]!)} µs)`);
+  }
+  const ws = links[0]!;
+  measured = { latencySeconds: median(ws.trips) / 2 / 1000, bytesPerSecond: median(ws.rates) };
   if (v["network-out"]) writeFileSync(v["network-out"], JSON.stringify(measured) + "\n");
   console.log(`  as a --network model: ${JSON.stringify(measured)}${v["network-out"] ? ` (written to ${v["network-out"]})` : ""}`);
 }
@@ -158,6 +201,25 @@ if (only.has("pipeline")) {
 console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at end`);
 process.exit(0);
 
+/** The pids of a process's children (Linux: /proc/PID/task/TID/children; none elsewhere). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere). */
+function cpuSecondsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
+  } catch {
+    return NaN;
+  }
+}
+
 /** A child that receives over TCP: counts bytes, acknowledges each round with one byte. */
 async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<void>; close(): void }> {
   const child = spawn(process.execPath, [import.meta.path, "--receive", "tcp"], { stdio: ["ignore", "pipe", "inherit"] });
@@ -212,7 +274,7 @@ async function receiver(kind: string): Promise<never> {
   for (let i = 0; i < PINGS; i++) t.send(0, KIND.exchange, i, await t.receive(0, KIND.exchange, i, 64));
   let tag = PINGS;
   for (let r = 0; ; r++) {
-    // Each round: `messages` vectors, then an acknowledgement; a command ends it.
+    // Each round (round 0: the warm-up): `messages` vectors, then an acknowledgement; a command ends it.
     const first = await Promise.race([t.receive(0, KIND.exchange, tag, VECTOR_BYTES).then(() => true), t.failed]).catch(() => false);
     if (!first) break;
     tag++;

@@ -31,19 +31,21 @@ export interface ProcessesOptions {
   token?: string;
   /** The command that starts skein again (the local launcher's children run `<self> join …`). */
   self: string[];
+  /** Which listener of the local server the processes use (default websocket; the bench compares both). */
+  listener?: "websocket" | "tcp";
 }
 
 /** The environment variable that carries the token to local children (not their command line, which any user can read). */
 export const TOKEN_ENV = "SKEIN_NATS_TOKEN";
 
-const isLoopback = (url: string) => /^(nats:\/\/)?(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\/?$/.test(url);
+const isLoopback = (url: string) => /^(nats:\/\/|wss?:\/\/)?(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\/?$/.test(url);
 
 export async function trainAcrossProcesses(config: TrainConfig, options: TrainOptions, launch: ProcessesOptions): Promise<Summary> {
   const { procs } = launch;
   checkAcrossProcesses(config, procs);
   if (launch.url && !isLoopback(launch.url) && !launch.token) throw new UserError(`--nats ${launch.url}: a server beyond this machine needs --token`);
   const server: LocalServer | null = launch.url ? null : await startLocalServer();
-  const url = launch.url ?? server!.url;
+  const url = launch.url ?? (launch.listener === "tcp" ? server!.natsUrl : server!.url);
   const token = launch.token ?? server?.token;
   const runId = newRunId();
   const names = [describeRank(0, hostname(), process.pid)];

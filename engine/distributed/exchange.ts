@@ -276,15 +276,9 @@ function replicaPlan(setup: RunSetup<LocalAsyncLayout>, net: Network, procs: num
 
 export const totalBytes = (regions: readonly Region[]): number => regions.reduce((a, r) => a + r.bytes, 0);
 
-/** The regions' bytes back to back, in a fresh buffer. */
-export function gatherRegions(memory: WebAssembly.Memory, regions: readonly Region[]): Uint8Array {
-  const out = new Uint8Array(totalBytes(regions));
-  let at = 0;
-  for (const r of regions) {
-    out.set(new Uint8Array(memory.buffer, r.ptr, r.bytes), at);
-    at += r.bytes;
-  }
-  return out;
+/** Views onto the regions of the arena, in order (a message's parts: sent without gathering them first). */
+export function regionViews(memory: WebAssembly.Memory, regions: readonly Region[]): Uint8Array[] {
+  return regions.map((r) => new Uint8Array(memory.buffer, r.ptr, r.bytes));
 }
 
 /** Write `body` (the regions' bytes back to back, length already checked) into the regions. */

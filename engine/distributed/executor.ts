@@ -26,7 +26,7 @@ import { Outbox } from "../runtime/outbox.ts";
 import { mark, span, SpanRecorder } from "../runtime/trace.ts";
 import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
-import { gatherRegions, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
+import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 import { KIND } from "./frame.ts";
 import type { Transport } from "./transport.ts";
 
@@ -152,7 +152,7 @@ export class DistributedExecutor implements Executor {
       for (let r = 1; r < t.procs; r++) await within(t.receive(r, KIND.ready, 0), `${t.names[r]} to open its session`);
       for (let r = 1; r < t.procs; r++) {
         t.sendJson(r, KIND.command, 0, { do: "start", names: t.names, state: resumed, epochsDone: this.start.epochsDone, clock: SpanRecorder.wallNow() });
-        if (resumed) t.send(r, KIND.state, 0, gatherRegions(memory, vectors));
+        if (resumed) t.send(r, KIND.state, 0, regionViews(memory, vectors));
       }
       t.startHeartbeats();
     } else {
@@ -164,7 +164,7 @@ export class DistributedExecutor implements Executor {
       start.names.forEach((name, r) => (t.names[r] = String(name)));
       t.startHeartbeats();
       if (start.state) {
-        scatterRegions(memory, vectors, await t.receive(0, KIND.state, 0, totalBytes(vectors)));
+        await t.receiveInto(0, KIND.state, 0, regionViews(memory, vectors));
         // As a resumed session prepares after restoring (replicas from replica 0, hand-off words at the epoch count).
         if (!Number.isInteger(start.epochsDone) || start.epochsDone < 0) t.abort(`the coordinator's start message has epochsDone ${start.epochsDone}`);
         this.start.plan.prepare?.(memory, start.epochsDone, true);
@@ -184,7 +184,7 @@ export class DistributedExecutor implements Executor {
     try {
       if (!this.isCoordinator) {
         t.sendJson(0, KIND.results, epoch, { results: local, comm: this.stats() });
-        t.send(0, KIND.state, epoch + 1, gatherRegions(memory, this.cross.owned(t.rank)));
+        t.send(0, KIND.state, epoch + 1, regionViews(memory, this.cross.owned(t.rank)));
         return local as R[];
       }
       const all: EpochResult[] = [...local];
@@ -193,8 +193,7 @@ export class DistributedExecutor implements Executor {
         if (!Array.isArray(theirs)) t.abort(`${t.names[r]} sent epoch results that are not a list`);
         all.push(...theirs);
         this.commByRank[r] = comm;
-        const owned = this.cross.owned(r);
-        scatterRegions(memory, owned, await t.receive(r, KIND.state, epoch + 1, totalBytes(owned)));
+        await t.receiveInto(r, KIND.state, epoch + 1, regionViews(memory, this.cross.owned(r)));
       }
       if (all.length !== this.size) t.abort(`epoch ${epoch + 1}: ${all.length} program results gathered, the run has ${this.size}`);
       this.commByRank[0] = this.stats();
@@ -290,13 +289,13 @@ export class DistributedExecutor implements Executor {
       for (let to = 0; to < t.procs; to++) {
         if (to === t.rank) continue;
         const regions = this.cross.transfers(epoch, k, t.rank, to);
-        if (regions.length > 0) t.send(to, KIND.exchange, k, gatherRegions(memory, regions));
+        if (regions.length > 0) t.send(to, KIND.exchange, k, regionViews(memory, regions));
         bytes += totalBytes(regions);
       }
       for (let from = 0; from < t.procs; from++) {
         if (from === t.rank) continue;
         const regions = this.cross.transfers(epoch, k, from, t.rank);
-        if (regions.length > 0) scatterRegions(memory, regions, await t.receive(from, KIND.exchange, k, totalBytes(regions)));
+        if (regions.length > 0) await t.receiveInto(from, KIND.exchange, k, regionViews(memory, regions));
       }
       this.commMs += performance.now() - started;
       span(this.spans, `NATS exchange, ${formatBytes(bytes)} sent`, traced);
@@ -330,12 +329,12 @@ export class DistributedExecutor implements Executor {
       if (!relay || relay.to === t.rank) continue;
       const started = performance.now();
       const traced = mark(this.spans);
-      const body = new Uint8Array(4 + totalBytes(relay.regions));
-      new DataView(body.buffer).setUint32(0, word, true);
-      body.set(gatherRegions(memory, relay.regions), 4);
-      t.send(relay.to, KIND.wake, 0, body);
+      const head = new Uint8Array(4);
+      new DataView(head.buffer).setUint32(0, word, true);
+      const parts = [head, ...regionViews(memory, relay.regions)];
+      t.send(relay.to, KIND.wake, 0, parts);
       this.commMs += performance.now() - started;
-      span(this.spans, `NATS hand-off, ${formatBytes(body.length)}`, traced);
+      span(this.spans, `NATS hand-off, ${formatBytes(4 + totalBytes(relay.regions))}`, traced);
     }
   }
 

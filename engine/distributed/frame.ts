@@ -75,7 +75,32 @@ export function parseRunId(hex: string): bigint {
 /** One frame: header and `body` (a chunk of the message), in a fresh buffer. */
 export function encodeFrame(h: FrameHeader, body: Uint8Array): Uint8Array {
   const frame = new Uint8Array(HEADER_BYTES + body.length);
-  const v = new DataView(frame.buffer);
+  writeHeader(frame, { ...h, chunkBytes: body.length });
+  frame.set(body, HEADER_BYTES);
+  return frame;
+}
+
+/**
+ * One frame holding bytes [offset, offset + chunkBytes) of a message given as `parts` back to back
+ * (views onto the arena, say): the bytes are copied once, straight from the parts into the frame.
+ */
+export function encodeFrameFromParts(h: FrameHeader, parts: readonly Uint8Array[]): Uint8Array {
+  const frame = new Uint8Array(HEADER_BYTES + h.chunkBytes);
+  writeHeader(frame, h);
+  const end = h.chunkOffset + h.chunkBytes;
+  let at = 0; // where the current part starts in the message
+  for (const part of parts) {
+    const lo = Math.max(h.chunkOffset, at);
+    const hi = Math.min(end, at + part.length);
+    if (hi > lo) frame.set(part.subarray(lo - at, hi - at), HEADER_BYTES + lo - h.chunkOffset);
+    at += part.length;
+    if (at >= end) break;
+  }
+  return frame;
+}
+
+function writeHeader(frame: Uint8Array, h: FrameHeader): void {
+  const v = new DataView(frame.buffer, frame.byteOffset, HEADER_BYTES);
   v.setUint32(0, MAGIC, true);
   v.setUint8(4, VERSION);
   v.setUint8(5, h.kind);
@@ -88,9 +113,7 @@ export function encodeFrame(h: FrameHeader, body: Uint8Array): Uint8Array {
   v.setUint32(24, h.tag >>> 0, true);
   v.setUint32(28, h.messageBytes, true);
   v.setUint32(32, h.chunkOffset, true);
-  v.setUint32(36, body.length, true);
-  frame.set(body, HEADER_BYTES);
-  return frame;
+  v.setUint32(36, h.chunkBytes, true);
 }
 
 /** The header of a frame, or a sentence saying why these bytes are not one. */

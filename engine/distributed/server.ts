@@ -1,7 +1,12 @@
 /**
- * A NATS server for one machine's run: Debian's nats-server, bound to 127.0.0.1 on a port the kernel
+ * A NATS server for one machine's run: Debian's nats-server, bound to 127.0.0.1 on ports the kernel
  * picks, requiring a fresh random token, with a max_payload that fits parameter vectors in few chunks.
  * It never listens beyond the loopback interface; runs across hosts use a server the user starts.
+ *
+ * It listens twice: for NATS clients over TCP and over WebSocket (no TLS: loopback only). skein's own
+ * processes take the WebSocket one: under Bun, the client over the runtime's native WebSocket moves
+ * parameter vectors with about half the CPU of the client over node:net (whose reads arrive in small
+ * pieces that the client's parser reassembles by repeated growth); the bench measures both side by side.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -20,7 +25,10 @@ export const LOCAL_MAX_PAYLOAD = 8 << 20;
 const START_TIMEOUT_MS = 10_000;
 
 export interface LocalServer {
+  /** The URL skein's processes connect to (the WebSocket listener, ws://127.0.0.1:PORT). */
   url: string;
+  /** The same server's plain NATS listener (nats://127.0.0.1:PORT), for any NATS client. */
+  natsUrl: string;
   token: string;
   pid: number;
   stop(): Promise<void>;
@@ -33,20 +41,26 @@ export async function startLocalServer(token = newToken()): Promise<LocalServer>
   if (!binary) throw new UserError("--procs needs nats-server (Debian: apt-get install nats-server), or --nats URL of a running one");
   const dir = mkdtempSync(join(tmpdir(), "skein-nats-"));
   const config = join(dir, "nats.conf");
-  writeFileSync(config, `listen: "127.0.0.1:-1"\nauthorization { token: "${token}" }\nmax_payload: ${LOCAL_MAX_PAYLOAD}\n`, { mode: 0o600 });
+  writeFileSync(config, `listen: "127.0.0.1:-1"\nauthorization { token: "${token}" }\nmax_payload: ${LOCAL_MAX_PAYLOAD}\nwebsocket { listen: "127.0.0.1:-1", no_tls: true }\n`, { mode: 0o600 });
   // Through a small shell that stops the server when this process is gone, even by kill -9 (nothing
   // else would: the server does not watch its parent).
   const watch = `"$1" -c "$2" & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM INT; while kill -0 "$3" 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; kill $s 2>/dev/null; wait $s`;
-  const child: ChildProcess = spawn("/bin/sh", ["-c", watch, "skein-nats", binary, config, String(process.pid)], { stdio: ["ignore", "ignore", "pipe"] });
+  // One Go scheduler thread: the server relays each message from its reading goroutine to its writing
+  // one, and with a thread per core the idle ones spin for that work, burning a core the run's own
+  // processes need (on 2 cores this halved the server's CPU per byte and doubled the transport's
+  // bandwidth); one core relays more than 500 MB/s. Fewer collections of its per-message buffers, too.
+  const env = { ...process.env, GOMAXPROCS: "1", GOGC: "400" };
+  const child: ChildProcess = spawn("/bin/sh", ["-c", watch, "skein-nats", binary, config, String(process.pid)], { stdio: ["ignore", "ignore", "pipe"], env });
   let log = "";
-  const url = await new Promise<string>((resolve, reject) => {
+  const urls = await new Promise<{ url: string; natsUrl: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server did not start within ${START_TIMEOUT_MS / 1000} s: ${log.trim().split("\n").pop() ?? ""}`)), START_TIMEOUT_MS);
     child.stderr!.on("data", (d: Buffer) => {
       log += d.toString();
-      const m = /Listening for client connections on ([\d.]+:\d+)/.exec(log);
-      if (m) {
+      const tcp = /Listening for client connections on ([\d.]+:\d+)/.exec(log);
+      const ws = /Listening for websocket clients on (ws:\/\/[\d.]+:\d+)/.exec(log);
+      if (tcp && ws) {
         clearTimeout(timer);
-        resolve(`nats://${m[1]}`);
+        resolve({ url: ws[1]!, natsUrl: `nats://${tcp[1]}` });
       }
     });
     child.on("exit", (code) => {
@@ -64,7 +78,7 @@ export async function startLocalServer(token = newToken()): Promise<LocalServer>
   (child.stderr as unknown as { unref?: () => void }).unref?.();
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   return {
-    url,
+    ...urls,
     token,
     pid: child.pid!,
     async stop() {

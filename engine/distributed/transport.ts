@@ -11,9 +11,9 @@
  * Any failure (a peer's abort, a peer silent past the heartbeat timeout, the server gone, a bad frame)
  * is recorded once; `failed` rejects with it, so every wait of the run races it and none can hang.
  */
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connect, wsconnect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { RunError, UserError } from "../errors.ts";
-import { checkFrame, encodeFrame, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
+import { checkFrame, encodeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
 
 /** How often a process tells the others it is alive, and how long a silent peer is given. */
 export const HEARTBEAT_MS = 200;
@@ -34,14 +34,29 @@ export interface TransportOptions {
 interface Message {
   kind: number;
   tag: number;
-  body: Uint8Array;
+  bytes: number;
+  /** The message's bytes, or null when they were written straight into the receiver's destination. */
+  body: Uint8Array | null;
+}
+
+/** Where the next message from a rank goes, if it is the one due (`receiveInto`). */
+interface Destination {
+  kind: number;
+  tag: number;
+  bytes: number;
+  parts: readonly Uint8Array[];
 }
 
 interface Partial {
   header: FrameHeader;
-  body: Uint8Array;
+  /** Assembled here, or (body null) written chunk by chunk into `into`. */
+  body: Uint8Array | null;
+  into: Destination | null;
   filled: number;
 }
+
+/** Kinds handled on arrival; every other kind waits in its sender's queue for `receive`. */
+const ON_ARRIVAL = new Set<number>([KIND.heartbeat, KIND.progress, KIND.abort, KIND.wake]);
 
 export const subjectOf = (runId: bigint, rank: number): string => `skein.run.${runIdHex(runId)}.${rank}`;
 
@@ -64,6 +79,7 @@ export class Transport {
   private readonly lastHeard: number[];
   private readonly queues: Message[][];
   private readonly partial: (Partial | null)[];
+  private readonly destinations: (Destination | null)[];
   private readonly waiters: ((() => void) | null)[];
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly chunkBytes: number;
@@ -80,6 +96,7 @@ export class Transport {
     this.lastHeard = new Array(procs).fill(Date.now());
     this.queues = Array.from({ length: procs }, () => []);
     this.partial = new Array(procs).fill(null);
+    this.destinations = new Array(procs).fill(null);
     this.waiters = new Array(procs).fill(null);
     this.chunkBytes = Math.max(1024, (nc.info?.max_payload ?? 1 << 20) - HEADER_BYTES - 256);
     this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
@@ -122,22 +139,27 @@ export class Transport {
     return this.options.procs;
   }
 
-  /** Publish one message to rank `to` (cut into chunks below the server's max_payload). */
-  send(to: number, kind: Kind, tag: number, body: Uint8Array): void {
+  /**
+   * Publish one message to rank `to`: `body`, or `parts` sent back to back as one message (regions of
+   * the arena: each byte is copied once, into its frame). Cut into chunks below the server's max_payload.
+   */
+  send(to: number, kind: Kind, tag: number, body: Uint8Array | readonly Uint8Array[]): void {
     if (this.failure || this.closing) return;
+    const parts = body instanceof Uint8Array ? [body] : body;
+    const messageBytes = parts.reduce((a, p) => a + p.length, 0);
     const subject = subjectOf(this.options.runId, to);
     let offset = 0;
     do {
-      const chunk = body.subarray(offset, Math.min(body.length, offset + this.chunkBytes));
-      const frame = encodeFrame(
-        { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes: body.length, chunkOffset: offset, chunkBytes: chunk.length },
-        chunk,
+      const chunkBytes = Math.min(messageBytes - offset, this.chunkBytes);
+      const frame = encodeFrameFromParts(
+        { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes, chunkOffset: offset, chunkBytes },
+        parts,
       );
       this.nc.publish(subject, frame);
       this.bytesSent += frame.length;
       this.framesSent++;
-      offset += chunk.length;
-    } while (offset < body.length);
+      offset += chunkBytes;
+    } while (offset < messageBytes);
   }
 
   sendJson(to: number, kind: Kind, tag: number, value: unknown): void {
@@ -146,16 +168,37 @@ export class Transport {
 
   /** The next message from `from`, which must be of this kind and tag (and `bytes` long, when given). */
   async receive(from: number, kind: Kind, tag: number, bytes?: number): Promise<Uint8Array> {
+    const m = await this.next(from, kind, tag, bytes);
+    return m.body!;
+  }
+
+  /**
+   * The next message from `from`, which must be of this kind and tag and exactly fill `parts` (views
+   * onto the arena), written into them. Frames that arrive while this waits go straight into the parts,
+   * each once its header has passed every check: the bytes are copied once, not assembled first.
+   */
+  async receiveInto(from: number, kind: Kind, tag: number, parts: readonly Uint8Array[]): Promise<void> {
+    const bytes = parts.reduce((a, p) => a + p.length, 0);
+    if (this.queues[from]!.length === 0 && !this.partial[from]) this.destinations[from] = { kind, tag, bytes, parts };
+    try {
+      const m = await this.next(from, kind, tag, bytes);
+      if (m.body) copyIntoParts(parts, 0, m.body);
+    } finally {
+      this.destinations[from] = null;
+    }
+  }
+
+  private async next(from: number, kind: Kind, tag: number, bytes?: number): Promise<Message> {
     const queue = this.queues[from]!;
     while (queue.length === 0) {
       if (this.failure) throw this.failure;
       await Promise.race([new Promise<void>((resolve) => (this.waiters[from] = resolve)), this.failed]);
     }
     const m = queue.shift()!;
-    const what = `${this.names[from]} sent a ${KIND_NAMES[m.kind] ?? `kind-${m.kind}`} message (tag ${m.tag}, ${m.body.length} bytes)`;
+    const what = `${this.names[from]} sent a ${KIND_NAMES[m.kind] ?? `kind-${m.kind}`} message (tag ${m.tag}, ${m.bytes} bytes)`;
     if (m.kind !== kind || m.tag !== tag) this.failAndThrow(`${what} where a ${KIND_NAMES[kind]} message with tag ${tag} was due`);
-    if (bytes !== undefined && m.body.length !== bytes) this.failAndThrow(`${what} where ${bytes} bytes were due`);
-    return m.body;
+    if (bytes !== undefined && m.bytes !== bytes) this.failAndThrow(`${what} where ${bytes} bytes were due`);
+    return m;
   }
 
   async receiveJson<T>(from: number, kind: Kind, tag: number): Promise<T> {
@@ -249,17 +292,23 @@ export class Transport {
       }
     } else {
       if (h.chunkOffset !== 0) return bad(`${from}'s message starts at offset ${h.chunkOffset}`);
-      // A copy: the client's buffers are reused once this callback returns.
-      p = { header: h, body: new Uint8Array(h.messageBytes), filled: 0 };
+      // The message the receiver waits on, nothing queued before it: straight into its destination.
+      const d = this.destinations[h.sender];
+      const into = d && !ON_ARRIVAL.has(h.kind) && this.queues[h.sender]!.length === 0 && d.kind === h.kind && d.tag === h.tag && d.bytes === h.messageBytes ? d : null;
+      if (into) this.destinations[h.sender] = null;
+      // Otherwise a copy: the client's buffers are reused once this callback returns.
+      p = { header: h, body: into ? null : new Uint8Array(h.messageBytes), into, filled: 0 };
     }
-    p.body.set(frame.subarray(HEADER_BYTES), h.chunkOffset);
+    const chunk = frame.subarray(HEADER_BYTES);
+    if (p.body) p.body.set(chunk, h.chunkOffset);
+    else copyIntoParts(p.into!.parts, h.chunkOffset, chunk);
     p.filled += h.chunkBytes;
     if (p.filled < h.messageBytes) {
       this.partial[h.sender] = p;
       return;
     }
     this.partial[h.sender] = null;
-    this.deliver(h.sender, { kind: h.kind, tag: h.tag, body: p.body });
+    this.deliver(h.sender, { kind: h.kind, tag: h.tag, bytes: h.messageBytes, body: p.body });
   }
 
   private deliver(from: number, m: Message): void {
@@ -267,14 +316,14 @@ export class Transport {
       case KIND.heartbeat:
         return;
       case KIND.progress:
-        this.onProgress?.(from, m.body);
+        this.onProgress?.(from, m.body!);
         return;
       case KIND.abort:
-        this.fail(new TextDecoder().decode(m.body));
+        this.fail(new TextDecoder().decode(m.body!));
         return;
       case KIND.wake:
         if (!this.onWake) return this.abort(`${this.names[from]} relayed a wake before this process could take one`);
-        this.onWake(from, m.body);
+        this.onWake(from, m.body!);
         return;
       default:
         this.queues[from]!.push(m);
@@ -284,10 +333,30 @@ export class Transport {
   }
 }
 
-/** A NATS connection; a refused token or an unreachable server is the user's error, said in one line. */
+/** Write `bytes` at `offset` of the message made of `parts` back to back. */
+function copyIntoParts(parts: readonly Uint8Array[], offset: number, bytes: Uint8Array): void {
+  const end = offset + bytes.length;
+  let at = 0; // where the current part starts in the message
+  for (const part of parts) {
+    const lo = Math.max(offset, at);
+    const hi = Math.min(end, at + part.length);
+    if (hi > lo) part.set(bytes.subarray(lo - offset, hi - offset), lo - at);
+    at += part.length;
+    if (at >= end) break;
+  }
+}
+
+/** A server's WebSocket listener (ws:// or wss://) rather than its plain NATS port. */
+export const isWebSocketUrl = (url: string): boolean => /^wss?:\/\//i.test(url);
+
+/**
+ * A NATS connection, over the runtime's WebSocket for ws:// and wss:// URLs, else over TCP; a refused
+ * token or an unreachable server is the user's error, said in one line.
+ */
 export async function connectTo(url: string, token: string | undefined): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url, ...(token ? { token } : {}), name: `skein ${process.pid}`, maxReconnectAttempts: 0, timeout: 5_000 });
+    const options = { servers: url, ...(token ? { token } : {}), name: `skein ${process.pid}`, maxReconnectAttempts: 0, timeout: 5_000 };
+    return await (isWebSocketUrl(url) ? wsconnect(options) : connect(options));
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new UserError(`cannot connect to the NATS server at ${url}: ${why}${/authorization/i.test(why) ? " (check --token)" : ""}`);
