@@ -4,8 +4,8 @@
  * costs on a network. `skein calibrate` measures a table on this machine; a default one ships with
  * the project (costs-default.json), so simulated runs work out of the box.
  *
- * A kernel's cost is affine in one work measure of its arguments (flops for GEMM and convolutions,
- * elements for everything else), plus for GEMM and convolutions the bytes of their operands:
+ * A kernel's cost is affine in one work measure of its arguments (flops for GEMM, convolutions and
+ * attention, elements for everything else), plus for those the bytes of their operands:
  * seconds = fixed + perUnit · work + perByte · bytes. The fit is per kernel, from the medians of
  * repeated calls over the shapes the models use; its relative error is kept in the table.
  */
@@ -21,7 +21,7 @@ export interface KernelCost {
   /** Seconds per unit of work (see WORK). */
   perUnit: number;
   /**
-   * GEMMs and convolutions: seconds per byte of their operands as well (a GEMM of a few rows streams
+   * GEMMs, convolutions and attention: seconds per byte of their operands as well (a GEMM of a few rows streams
    * its weights from memory and is bound by bytes, not flops). Absent: 0.
    */
   perByte?: number;
