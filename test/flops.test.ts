@@ -1,5 +1,6 @@
 /**
- * FLOP accounting: the count from the layers' shapes against a count by hand, and the ceiling cache.
+ * FLOP accounting: the count from the layers' shapes (composite layers included) against a count by
+ * hand, and the ceiling cache.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -30,6 +31,54 @@ describe("training FLOPs per sample", () => {
     expect(flops.weightGradient).toBe(2 * (conv1 + conv2 + dense));
     expect(flops.inputGradient).toBe(2 * (conv2 + dense));
     expect(flops.total).toBe(2_263_920);
+  });
+
+  // Residual networks on 28×28×1 digits (He et al.'s CIFAR layout; every convolution 3×3, padding 1):
+  // MACs of a convolution = Cout·Cin·K²·OH·OW per sample, Winograd counted as the direct convolution.
+  //   stem 1→16 at 28×28:                      16·1·9·784  =   112 896  (first layer: no input gradient)
+  //   block 1, 16→16 at 28×28: conv1 = conv2 = 16·16·9·784 = 1 806 336
+  //   block 2, 16→32, stride 2 → 14×14: conv1 = 32·16·9·196 = 903 168, conv2 = 32·32·9·196 = 1 806 336
+  //   block 3, 32→64, stride 2 → 7×7:   conv1 = 64·32·9·49  = 903 168, conv2 = 64·64·9·49  = 1 806 336
+  //   option B adds each changing block's 1×1 projection: 32·16·196 = 64·32·49 = 100 352
+  //   head 64→10: 640; batch norms, shortcuts' adds and pooling: no products.
+  // Forward = weight gradient = the sum; input gradient = the sum without the stem.
+  const resnetForward = 112_896 + 2 * 1_806_336 + (903_168 + 1_806_336) + (903_168 + 1_806_336) + 640;
+  test("resnet:8 on 28×28×1 by hand", () => {
+    expect(resnetForward).toBe(9_145_216);
+    const flops = trainingFlopsPerSample(new Network("resnet:8", [1, 28, 28], 10));
+    expect(flops.forward).toBe(2 * resnetForward);
+    expect(flops.weightGradient).toBe(2 * resnetForward);
+    expect(flops.inputGradient).toBe(2 * (resnetForward - 112_896));
+    expect(flops.total).toBe(54_645_504);
+  });
+
+  test("resnet:8:b on 28×28×1 by hand: the two projections in all three products", () => {
+    const projections = 2 * 100_352;
+    const flops = trainingFlopsPerSample(new Network("resnet:8:b", [1, 28, 28], 10));
+    expect(flops.forward).toBe(2 * (resnetForward + projections));
+    expect(flops.weightGradient).toBe(2 * (resnetForward + projections));
+    expect(flops.inputGradient).toBe(2 * (resnetForward - 112_896 + projections));
+    expect(flops.total).toBe(54_645_504 + 6 * projections);
+  });
+
+  test("gpt:2-2-16-8 over 65 tokens by hand", () => {
+    // Per sample, T = 8 positions of width E = 16, vocabulary V = 65:
+    //   a block's dense maps qkv (E→3E), proj (E→E), fc (E→4E), fc2 (4E→E): T·12E² = 24 576 MACs,
+    //     forward, input gradient and weight gradient alike;
+    //   causal attention, Q·Kᵀ and att·V over the T(T+1)/2 visible pairs, width E over the heads:
+    //     2·E·T(T+1)/2 = 1 152 MACs forward, twice that backward (d(att), dV, dQ, dK), no weights;
+    //   the head E→V at every position: T·E·V = 8 320, all three products (the embedding below is trainable);
+    //   the embedding and the layer norms: no products.
+    const T = 8, E = 16, V = 65;
+    const dense = T * 12 * E * E;
+    const attention = E * T * (T + 1);
+    const head = T * E * V;
+    expect([dense, attention, head]).toEqual([24_576, 1_152, 8_320]);
+    const flops = trainingFlopsPerSample(new Network("gpt:2-2-16-8", [1, 1, T + 1], V));
+    expect(flops.forward).toBe(2 * (2 * (dense + attention) + head));
+    expect(flops.inputGradient).toBe(2 * (2 * (dense + 2 * attention) + head));
+    expect(flops.weightGradient).toBe(2 * (2 * dense + head));
+    expect(flops.total).toBe(358_656);
   });
 });
 

@@ -1,9 +1,10 @@
 /**
  * `skein calibrate`: measure the simulated executor's cost table on this machine.
  *
- *  1. Kernels: record every call a training step makes (forward, loss, backward, evaluation) for each
- *     model at batch sizes 1…256, plus the optimizer, prediction and vector kernels over vector sizes
- *     the algorithms use; time each distinct call (median of repeated batches), then fit per kernel
+ *  1. Kernels: record every call a training step makes (forward, loss, backward, evaluation, and the
+ *     backward split into input- and weight-gradient steps) for each model at batch sizes 1…256, and
+ *     for a residual network (resnet:8:b) and two small transformers whose kernels those models do not
+ *     call, plus the optimizer, prediction and vector kernels over vector sizes the algorithms use; time each distinct call (median of repeated batches), then fit per kernel
  *     seconds = fixed + perUnit · work by least squares on relative error, and report the fit's error.
  *  2. Training steps replayed on k threads at once, k = 1…cores (see step-replay.ts): speedup(k) is
  *     their total throughput over one thread's, and one thread's step time over the sum of its calls'
@@ -26,7 +27,8 @@ import { UserError } from "../errors.ts";
 import type { KernelExports, Ptr } from "../kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32, u8 } from "../memory/arena.ts";
-import { Network } from "../model/network.ts";
+import type { Shape } from "../model/layers.ts";
+import { Network, type Workspace } from "../model/network.ts";
 import { Rng } from "../rng.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
 import { checkCostTable, COSTS_FORMAT, kernelCostFunction, WORK, type CostTable, type KernelCost } from "../runtime/costs.ts";
@@ -79,7 +81,11 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function calibrate(o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<CostTable> {
+/**
+ * Step 1 alone: every kernel in WORK timed over the shapes the models (and the coverage models) use,
+ * and its fit. `only` restricts the timing to some kernels (adding kernels to an existing table).
+ */
+export async function calibrateKernels(o: { models: string[]; data: string; quick: boolean; say: (line: string) => void; only?: string[] }): Promise<Record<string, KernelCost>> {
   const { module, variant } = await loadKernelModule();
   const dataset = await loadDataset(o.data);
   const calls = new Map<string, Call>();
@@ -94,8 +100,19 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     net,
     params: planner.floats("parameters", `${net.specText}.params`, net.paramFloats),
     grads: planner.floats("gradients", `${net.specText}.grads`, net.paramFloats),
-    ws: net.planWorkspace(planner, net.specText, maxRows),
+    ws: net.planWorkspace(planner, net.specText, maxRows, { splitBackward: true }),
   }));
+  const coverageRows = o.quick ? [1, 8, 32] : [1, 4, 16, 64];
+  const coverage = coverageModels(dataset.shape).map(({ spec, shape, classes }) => {
+    const net = new Network(spec, shape, classes);
+    const rows = Math.max(...coverageRows);
+    return {
+      net,
+      params: planner.floats("parameters", `${spec}.params`, net.paramFloats),
+      grads: planner.floats("gradients", `${spec}.grads`, net.paramFloats),
+      ws: net.planWorkspace(planner, spec, rows, { splitBackward: true }),
+    };
+  });
   const sampleBytes = dataset.shape.reduce((a, b) => a * b, 1);
   const bytes = planner.reserve("data", "samples", DATA_SAMPLES * sampleBytes);
   const labelBytes = planner.reserve("data", "labels", DATA_SAMPLES);
@@ -117,9 +134,14 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     net.initialize(f32(memory, params, net.paramFloats), Rng.derive(1, "calibrate", net.specText));
     for (const rows of rowsList) {
       recorder.gather_batch(ws.input, ws.labels, bytes, labelBytes, indices, rows, sampleBytes, 1 / 255, 0);
-      net.gradient(recorder, params, grads, ws, rows, 1 / rows);
-      net.evaluate(recorder, params, ws, rows);
+      recordStep(recorder, net, params, grads, ws, rows);
     }
+  }
+  // 1a'. residual-network and transformer kernels: their models on inputs made here (tokens: valid ids)
+  for (const { net, params, grads, ws } of coverage) {
+    net.initialize(f32(memory, params, net.paramFloats), Rng.derive(1, "calibrate", net.specText));
+    fillModelInput(memory, net, ws, Math.max(...coverageRows));
+    for (const rows of coverageRows) recordStep(recorder, net, params, grads, ws, rows);
   }
   // 1b. the vector kernels (updates, prediction, averaging, copies) over the sizes algorithms use
   const [a, b, c, d] = vectors as [Ptr, Ptr, Ptr, Ptr];
@@ -150,7 +172,9 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
   }
   for (const iters of [100, 1000, 10000]) calls.set(`fma_ceiling(${iters})`, { name: "fma_ceiling", args: [iters] });
 
-  o.say(`calibrate: timing ${calls.size} distinct kernel calls (${variant} kernels, models ${o.models.join(", ")})`);
+  const wanted = (name: string) => name in WORK && (!o.only || o.only.includes(name));
+  for (const [key, call] of calls) if (!wanted(call.name)) calls.delete(key);
+  o.say(`calibrate: timing ${calls.size} distinct kernel calls (${variant} kernels, models ${[...o.models, ...coverage.map((m) => m.net.specText)].join(", ")})`);
   const timed: Timed[] = [];
   const exports = k as unknown as Record<string, (...args: number[]) => unknown>;
   for (const call of calls.values()) {
@@ -160,11 +184,18 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     timed.push({ ...call, seconds: medianCallSeconds(run, o.quick), work: w.work(call.args), ...(w.bytes ? { bytes: w.bytes(call.args) } : {}) });
   }
   const kernels: Record<string, KernelCost> = {};
-  for (const name of Object.keys(WORK)) {
+  for (const name of Object.keys(WORK).filter(wanted)) {
     const mine = timed.filter((t) => t.name === name);
     if (mine.length === 0) throw new Error(`calibrate: no call of kernel ${name} was timed (the models used do not call it)`);
     kernels[name] = fit(mine);
   }
+  return kernels;
+}
+
+export async function calibrate(o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<CostTable> {
+  const { module, variant } = await loadKernelModule();
+  const dataset = await loadDataset(o.data);
+  const kernels = await calibrateKernels(o);
 
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency, 64));
   const kernelsOnly: CostTable = {
@@ -270,6 +301,59 @@ async function fitCallSeconds(table: CostTable, o: { models: string[]; data: str
   }
   o.say(`  ${(callSeconds * 1e6).toFixed(2)} µs around each call`);
   return callSeconds;
+}
+
+/**
+ * One batch as training makes it, recorded: a step (forward, loss, backward), an evaluation, and a
+ * split backward (each layer's input-gradient step, then its weight-gradient step, as zero-bubble
+ * pipelines run them), so conv2d_backward_input, winograd's halves and layernorm_backward_params are
+ * timed at the shapes they run at.
+ */
+export function recordStep(k: KernelExports, net: Network, params: Ptr, grads: Ptr, ws: Workspace, rows: number): void {
+  net.gradient(k, params, grads, ws, rows, 1 / rows);
+  net.evaluate(k, params, ws, rows);
+  net.forward(k, params, ws, rows);
+  net.lossAndGradient(k, ws, rows, 1 / rows);
+  const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
+  for (let i = net.layers.length - 1; i >= firstTrainable; i--) {
+    net.backwardInputLayer(k, i, params, ws, rows);
+    net.backwardWeightLayer(k, i, grads, ws, rows, false);
+  }
+}
+
+/** Vocabulary of the coverage transformers: a character set's size (text data has at most 256). */
+const COVERAGE_VOCAB = 65;
+
+/**
+ * Models whose kernels the default models (mlp, lenet) never call: a residual network with
+ * projection shortcuts on the data's images (or 28×28 digits' shape when the data has none), which
+ * covers batch norm, both shortcuts, global pooling, Winograd and strided im2col convolutions; and two
+ * small transformers of different context and width (attention's cost grows with T² and C), which
+ * cover embeddings, layer norms and attention.
+ */
+function coverageModels(dataShape: number[]): { spec: string; shape: Shape; classes: number }[] {
+  const image = dataShape.length === 3 && dataShape[1]! >= 4 && dataShape[2]! >= 4 ? dataShape : [1, 28, 28];
+  return [
+    { spec: "resnet:8:b", shape: image, classes: 10 },
+    { spec: "gpt:1-2-32-16", shape: [1, 1, 17], classes: COVERAGE_VOCAB },
+    { spec: "gpt:1-4-64-64", shape: [1, 1, 65], classes: COVERAGE_VOCAB },
+  ];
+}
+
+/**
+ * A coverage model's input batch, written once: images as values in [0, 1), token windows as valid
+ * token ids (f32, as the text loaders' gather writes them: byte · 1 + 0).
+ */
+function fillModelInput(memory: WebAssembly.Memory, net: Network, ws: Workspace, rows: number): void {
+  const rng = Rng.derive(1, "calibrate model input", net.specText);
+  const x = f32(memory, ws.input, rows * net.inputFloats);
+  const tokens = net.positions > 1;
+  for (let i = 0; i < x.length; i++) x[i] = tokens ? rng.int(net.classes) : rng.int(256) / 255;
+  // Classifiers' labels (a transformer's come from its tokens)
+  if (!tokens) {
+    const labels = new Int32Array(memory.buffer, ws.labels, rows);
+    for (let i = 0; i < rows; i++) labels[i] = rng.int(net.classes);
+  }
 }
 
 function models(specs: string[], shape: number[], classes: number): Network[] {

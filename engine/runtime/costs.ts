@@ -4,8 +4,8 @@
  * costs on a network. `skein calibrate` measures a table on this machine; a default one ships with
  * the project (costs-default.json), so simulated runs work out of the box.
  *
- * A kernel's cost is affine in one work measure of its arguments (flops for GEMM and convolutions,
- * elements for everything else), plus for GEMM and convolutions the bytes of their operands:
+ * A kernel's cost is affine in one work measure of its arguments (flops for GEMM, convolutions and
+ * attention, elements for everything else), plus for those the bytes of their operands:
  * seconds = fixed + perUnit · work + perByte · bytes. The fit is per kernel, from the medians of
  * repeated calls over the shapes the models use; its relative error is kept in the table.
  */
@@ -21,7 +21,7 @@ export interface KernelCost {
   /** Seconds per unit of work (see WORK). */
   perUnit: number;
   /**
-   * GEMMs and convolutions: seconds per byte of their operands as well (a GEMM of a few rows streams
+   * GEMMs, convolutions and attention: seconds per byte of their operands as well (a GEMM of a few rows streams
    * its weights from memory and is bound by bytes, not flops). Absent: 0.
    */
   perByte?: number;
@@ -88,7 +88,24 @@ const convFlops = ([N, Cin, H, W, Cout, KH, KW, stride, pad]: number[]): number 
   return 2 * N! * Cout! * Cin! * KH! * KW! * oh * ow;
 };
 
-/** Every kernel the simulator charges for: its work measure and that measure's unit. */
+/** GEMM-equivalent flops of a 3×3, stride-1, padding-1 (Winograd) convolution from (N, Ci, H, W, Co). */
+const winogradFlops = ([N, Ci, H, W, Co]: number[]): number => convFlops([N!, Ci!, H!, W!, Co!, 3, 3, 1, 1]);
+const winogradBytes = ([N, Ci, H, W, Co]: number[]): number => convBytes([N!, Ci!, H!, W!, Co!, 3, 3, 1, 1]);
+/**
+ * Useful flops of causal attention's products from (B, T, C): per head, Q·Kᵀ and att·V each take
+ * hs multiply-adds for each of the T(T+1)/2 visible (query, key) pairs, so 2·B·C·T(T+1) flops in all;
+ * the backward's four products (d(att), dV, dQ, dK) twice that.
+ */
+const attentionFlops = ([B, T, C]: number[]): number => 2 * B! * C! * T! * (T! + 1);
+/** Bytes attention streams from (B, T, C, NH): qkv (3C per position), the output (C) and the saved weights (NH·T² per sample). */
+const attentionBytes = ([B, T, C, NH]: number[]): number => 4 * (B! * T! * 4 * C! + B! * NH! * T! * T!);
+/** Output elements of the option-A shortcut from (N, Cin, H, W, Cout, stride): it touches ⌈H/s⌉·⌈W/s⌉ per input channel. */
+const shortcutElements = ([N, Cin, H, W, , stride]: number[]): number => N! * Cin! * Math.ceil(H! / stride!) * Math.ceil(W! / stride!);
+
+/**
+ * Every kernel the simulator charges for: its work measure and that measure's unit. Every export of
+ * the kernel module is either here or in NEVER_CHARGED (a test holds the two lists to the module).
+ */
 export const WORK: Record<string, { unit: "flops" | "elements"; work: Work; bytes?: Work }> = {
   gemm_nn: { unit: "flops", work: gemm, bytes: gemmBytes },
   gemm_nt: { unit: "flops", work: gemm, bytes: gemmBytes },
@@ -123,6 +140,46 @@ export const WORK: Record<string, { unit: "flops" | "elements"; work: Work; byte
   squared_distance: { unit: "elements", work: elements(2) },
   gather_batch: { unit: "elements", work: (a) => a[5]! * a[6]! },
   fma_ceiling: { unit: "flops", work: (a) => 96 * a[0]! },
+  // The input-gradient half of conv2d_backward (zero-bubble pipelines' split backward): one GEMM and a col2im.
+  conv2d_backward_input: { unit: "flops", work: (a) => convFlops(a.slice(3, 12)), bytes: (a) => convBytes(a.slice(3, 12)) },
+  // Winograd F(2×2, 3×3): charged by the direct convolution's flops, the work the model asks for,
+  // so one fitted rate (lower flops per second than a GEMM would need) covers its transforms too.
+  winograd_forward: { unit: "flops", work: (a) => winogradFlops(a.slice(3, 8)), bytes: (a) => winogradBytes(a.slice(3, 8)) },
+  winograd_backward_input: { unit: "flops", work: (a) => winogradFlops(a.slice(3, 8)), bytes: (a) => winogradBytes(a.slice(3, 8)) },
+  winograd_backward_weights: { unit: "flops", work: (a) => winogradFlops(a.slice(3, 8)), bytes: (a) => winogradBytes(a.slice(3, 8)) },
+  // Residual CNNs: batch norm over N·C·HW values. A training forward reads them three times (sum,
+  // squares, normalize), an evaluation forward once; the backward's two passes are in its rate.
+  batchnorm_forward: { unit: "elements", work: (a) => a[7]! * a[8]! * a[9]! * (a[12] === 0 ? 1 : 3) },
+  batchnorm_backward: { unit: "elements", work: (a) => a[8]! * a[9]! * a[10]! },
+  shortcut_forward: { unit: "elements", work: (a) => shortcutElements(a.slice(2, 8)) },
+  shortcut_backward: { unit: "elements", work: (a) => shortcutElements(a.slice(2, 8)) },
+  global_avgpool_forward: { unit: "elements", work: (a) => a[2]! * a[3]! },
+  global_avgpool_backward: { unit: "elements", work: (a) => a[2]! * a[3]! },
+  // Transformers: embedding rows B·T·C (the backward also zeroes V + T rows of C when not accumulating).
+  embedding_forward: { unit: "elements", work: (a) => a[5]! * a[6]! * a[7]! },
+  embedding_backward: { unit: "elements", work: (a) => a[5]! * a[6]! * a[7]! + (a[9] === 0 ? (a[8]! + a[6]!) * a[7]! : 0) },
+  next_token_labels: { unit: "elements", work: (a) => a[3]! * a[4]! },
+  layernorm_forward: { unit: "elements", work: (a) => a[5]! * a[6]! },
+  layernorm_backward: { unit: "elements", work: (a) => a[7]! * a[8]! },
+  layernorm_backward_params: { unit: "elements", work: (a) => a[5]! * a[6]! },
+  // Batched GEMMs over the causal triangle, plus a softmax over the saved weights: flops and bytes.
+  attention_forward: { unit: "flops", work: (a) => attentionFlops(a.slice(3, 6)), bytes: (a) => attentionBytes(a.slice(3, 7)) },
+  attention_backward: { unit: "flops", work: (a) => 2 * attentionFlops(a.slice(4, 7)), bytes: (a) => 2 * attentionBytes(a.slice(4, 8)) },
+};
+
+/**
+ * Exports of the kernel module the simulator never charges, each with why. A new export must go
+ * either here or into WORK (the costs test fails until it does).
+ */
+export const NEVER_CHARGED: Record<string, string> = {
+  // Scratch-size queries: arithmetic on four integers, and the layers size scratch with the
+  // TypeScript twins of these (winogradScratchFloats, attentionScratchFloats) anyway.
+  winograd_scratch_floats: "a scratch-size query",
+  attention_scratch_floats: "a scratch-size query",
+  // The direct 3×3 convolution lost to Winograd (asm/conv3x3.ts is kept for its tests and the
+  // kernels benchmark): no layer calls it.
+  conv3x3_forward: "no layer calls it (Winograd won)",
+  conv3x3_backward_input: "no layer calls it (Winograd won)",
 };
 
 /** Networks every table knows without saying: shared memory (free beyond the kernels), 10 and 100 GbE. */
@@ -213,7 +270,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (typeof kernels !== "object" || kernels === null) fail("kernels: missing");
   for (const name of Object.keys(WORK)) {
     const c = kernels![name] as Record<string, unknown> | undefined;
-    if (typeof c !== "object" || c === null) fail(`kernels.${name}: missing`);
+    if (typeof c !== "object" || c === null) fail(`kernels.${name}: missing (a table from before the kernel existed? run skein calibrate again)`);
     for (const field of ["fixed", "perUnit"] as const) {
       if (!isNumber(c![field]) || (c![field] as number) < 0) fail(`kernels.${name}.${field}: must be a number ≥ 0 (got ${JSON.stringify(c![field])})`);
     }
