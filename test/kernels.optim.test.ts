@@ -29,7 +29,9 @@ for (const variant of VARIANTS) {
           const pw = a.put(w);
           a.k.sgd_update(pw, a.put(g), n, lr, wd);
           a.checkGuards();
-          expectClose(a.read(pw, n), ref.sgdUpdate(w, g, Math.fround(lr), Math.fround(wd)), 1e-6, 1e-7, "w");
+          // The absolute term bounds f32 rounding of lr·(g + wd·w) (terms up to about 1.1, a few ulps):
+          // where w and the step nearly cancel, a relative bound on the small result would not hold.
+          expectClose(a.read(pw, n), ref.sgdUpdate(w, g, Math.fround(lr), Math.fround(wd)), 1e-6, 4e-7, "w");
         }),
         { numRuns: 60 },
       );
