@@ -165,6 +165,12 @@ export class SimulatedSync implements Sync {
     this.checkStop();
   }
 
+  /** The smallest clock runs next: programs behind this one's clock run their steps before it goes on. */
+  *virtualPoint(): Generator<Blocked, void, void> {
+    yield { waitingFor: "nothing (virtual-time point)" };
+    this.checkStop();
+  }
+
   send(bytes: number, messages = 1): void {
     this.state.clocks[this.me]! += trafficSeconds(this.model.network, bytes, messages);
   }
