@@ -193,6 +193,46 @@ describe("causality", () => {
     );
   });
 
+  test("a write after computation lands at the writer's virtual time: a reader whose clock is behind it sees the old value", () => {
+    // The writer computes for c_i, then writes; the reader computes for d_j, then reads. Writes happen at
+    // whole times and reads at half times, so no read and write tie: a read must see exactly the writes
+    // made before its time, however far the writer's steps ran ahead of the reader's clock.
+    const costs = fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 8 });
+    fc.assert(
+      fc.property(costs, costs, fc.integer({ min: 0, max: 1e6 }), (writes, reads, seed) => {
+        const planner = new ArenaPlanner();
+        const controlLayout = planControl(planner, 2);
+        const word = planner.reserve("control", "shared", 4);
+        const memory = createSharedMemory(planner.finish());
+        const control = new Control(memory, controlLayout, 2);
+        const model = { table: { ...defaultCostTable(), wakeSeconds: 0 }, machine: "ideal" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+        const state = new SimulationState(2);
+        const [writerSync, readerSync] = [0, 1].map((i) => new SimulatedSync(state, i, 2, control, model, memory));
+        const shared = new Int32Array(memory.buffer, word, 1);
+        const writeTimes: number[] = [];
+        const seen: { at: number; value: number }[] = [];
+        function* writer(): RoleProgram<void> {
+          for (const c of writes) {
+            writerSync!.compute(c);
+            yield* writerSync!.virtualPoint();
+            shared[0]!++;
+            writeTimes.push(writerSync!.now);
+          }
+        }
+        function* reader(): RoleProgram<void> {
+          for (const [j, d] of reads.entries()) {
+            readerSync!.compute(j === 0 ? d + 0.5 : d);
+            yield* readerSync!.virtualPoint();
+            seen.push({ at: readerSync!.now, value: shared[0]! });
+          }
+        }
+        simulate([writer(), reader()], state, model, Rng.derive(seed, "test"), "test", new Float64Array(2));
+        for (const { at, value } of seen) expect(`read at ${at}: ${value}`).toBe(`read at ${at}: ${writeTimes.filter((t) => t < at).length}`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   test("contention: k programs computing at once each run k / speedup(k) slower; beyond the cores they take turns", () => {
     const table: CostTable = { ...defaultCostTable(), machine: { cores: 2, speedup: [1, 1.25] } };
     const measured = { table, machine: "measured" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
@@ -234,6 +274,33 @@ function equalStageTable(f: number, b: number): CostTable {
   kernels.gemm_tn = { fixed: b, perUnit: 0, fitError: 0, shapes: 1 };
   return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, jitter: 0, kernels };
 }
+
+describe("staleness in virtual time", () => {
+  test("layerwise, 1 forward and 1 backward thread: a layer is stale exactly when the forward reads it before the backward's update of it", async () => {
+    // Four dense layers; a forward GEMM costs f, a weight-gradient GEMM b > f, nothing else costs. In
+    // steady state both threads start a batch together at T (the forward waits for the slot the
+    // backward frees): the forward reads dense layer d at T + d·f, the backward writes it after the
+    // gradients of layers 3..d, at T + (4 − d)·b. Stale iff d·f < (4 − d)·b: layers 0, 1 and 2 (2f < 2b),
+    // not layer 3 (3f > b). A simulator that shows the update from the start of the backward's step,
+    // T + (3 − d)·b, would make layer 2 fresh (2f > b).
+    const dir = tmp();
+    const [f, b] = [1e-3, 1.7e-3];
+    const costs = join(dir, "forward-backward.json");
+    writeFileSync(costs, JSON.stringify(equalStageTable(f, b)));
+    const config: TrainConfig = { ...base, algo: "layerwise", model: "mlp:784-16-16-16-10", data: "synthetic:320", batch: 16, workers: 2, async: { fwdThreads: 1, bwdThreads: 1, queue: 2 }, simulation: { costs, machine: "ideal" } };
+    const session = await TrainingSession.open(config);
+    try {
+      const e = await session.trainEpoch();
+      const perLayer = summarizeStaleness(e.staleness!).map((l) => l.mean);
+      const batches = e.staleness!.layers[0]!.applied;
+      expect(batches).toBeGreaterThan(10);
+      const stale = (batches - 1) / batches; // the first batch has no update before it
+      for (const [d, mean] of perLayer.entries()) expect(`dense ${d}: ${mean.toFixed(3)}`).toBe(`dense ${d}: ${(d * f < (4 - d) * b ? stale : 0).toFixed(3)}`);
+    } finally {
+      session.close();
+    }
+  });
+});
 
 describe("pipelines in virtual time", () => {
   test("GPipe and 1F1B with equal stage costs idle the schedule's bubble (D−1)/(M+D−1), to 1%", async () => {

@@ -76,6 +76,9 @@ export class CooperativeSync implements Sync {
     this.checkStop();
   }
 
+  /** Not a switch here: the interleavings stay those of the points, and there is no time to order. */
+  *virtualPoint(): Generator<Blocked, void, void> {}
+
   checkStop(): void {
     if (this.control.stopRequested) throw new StopRequested("stopped because a peer failed");
   }

@@ -12,9 +12,11 @@
  *    at a barrier, the wake that changed the word it waits on), plus the machine's wake-up latency.
  *
  * The numerics are the real ones: the programs are the very generators the threads run, interleaved in
- * virtual-time order, so every read of stale weights follows virtual time (to the grain of one step
- * between synchronisation points). Same seed, cost table, machine and network → bitwise the same
- * weights and the same virtual times, on any machine.
+ * virtual-time order. A step runs at once, at its start clock in that order, so what it does to shared
+ * memory after a kernel would be seen early by programs whose clocks are behind; programs yield at
+ * `sync.virtualPoint()` between computing and writing what others read unsynchronised, and so every
+ * read of stale weights follows virtual time. Same seed, cost table, machine and network → bitwise
+ * the same weights and the same virtual times, on any machine.
  */
 import { roleOf, withRunFacts, type RoleArgs, type RoleTable } from "./roles.ts";
 import { SpanRecorder } from "./trace.ts";
@@ -162,6 +164,12 @@ export class SimulatedSync implements Sync {
 
   *point(): Generator<Blocked, void, void> {
     yield { waitingFor: "nothing (scheduling point)" };
+    this.checkStop();
+  }
+
+  /** The smallest clock runs next: programs behind this one's clock run their steps before it goes on. */
+  *virtualPoint(): Generator<Blocked, void, void> {
+    yield { waitingFor: "nothing (virtual-time point)" };
     this.checkStop();
   }
 

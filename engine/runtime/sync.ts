@@ -37,6 +37,16 @@ export interface Sync {
   observe(word: number): void;
   /** A point where the deterministic scheduler may switch programs; nothing on real threads. */
   point(): Generator<Blocked, void, void>;
+  /**
+   * A point where only virtual time may switch programs: the simulated executor lets every program
+   * whose clock is behind this one's run first; real threads and the deterministic scheduler go on.
+   * A simulated program's step between two yields runs at once, in the order of the clocks at which
+   * the steps start, while its kernels advance its clock: what the step does to memory after a kernel
+   * would be seen by programs whose clocks have not reached that time yet. So a program that computes
+   * and then touches state others read or write without synchronisation (a layer's weights and
+   * version, written after its gradient) comes here in between, and the access lands at its time.
+   */
+  virtualPoint(): Generator<Blocked, void, void>;
   /** Throws StopRequested when a peer failed or the run was interrupted. */
   checkStop(): void;
   /**
@@ -135,6 +145,8 @@ export class ThreadSync implements Sync {
   }
 
   *point(): Generator<Blocked, void, void> {}
+
+  *virtualPoint(): Generator<Blocked, void, void> {}
 
   observe(): void {}
 

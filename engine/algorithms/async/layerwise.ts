@@ -310,6 +310,8 @@ function* backwardThread(
         for (let seen = Atomics.load(words, turnWord(m) >> 2); seen !== turn; seen = Atomics.load(words, turnWord(m) >> 2)) {
           yield* sync.waitChange(turnWord(m), seen, `layer ${m}'s turn`);
         }
+        // The gradient took virtual time: the forward threads that are behind read the layer first.
+        yield* sync.virtualPoint();
         const version = applyLayerUpdate(ctx, layout.replicas, replica, m, grads, read[m]!, recorder, slot.readWeights) + read[m]!;
         if (layout.gossip) gossipLayer(ctx, layout.replicas, layout.gossip, replica, m, version);
         sync.wake(turnWord(m));
