@@ -8,6 +8,9 @@
  * Kernel time is wall time inside kernel calls (profileKernels, as `skein train --profile`), so on a
  * shared machine it includes time the thread was descheduled mid-kernel: when it grows from 1 to 2
  * workers, the machine gave the second worker less than a core, or the two contend for memory.
+ * The CPU column tells these apart: CPU time of the whole process (every thread, user + system) per
+ * 1000 samples excludes time descheduled, so it grows only when the work itself costs more (cache
+ * lines of the shared weights moving between cores, spinning); "cores used" is CPU s per wall s.
  */
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
@@ -31,12 +34,15 @@ const config = (workers: number): TrainConfig => ({
   optimizer: { ...defaultOptimizer("sgd"), lr: 0.01 },
 });
 const sessions = [await TrainingSession.open(config(1), { profileKernels: true }), await TrainingSession.open(config(2), { profileKernels: true })];
-const totals = sessions.map(() => ({ wallMs: 0, kernelMs: 0, busyMs: 0, waitedMs: 0, samples: 0 }));
+const totals = sessions.map(() => ({ wallMs: 0, cpuMs: 0, kernelMs: 0, busyMs: 0, waitedMs: 0, samples: 0 }));
 for (let r = 0; r < rounds; r++) {
   for (const i of r % 2 ? [0, 1] : [1, 0]) {
+    const cpuBefore = process.cpuUsage();
     const epoch = await sessions[i]!.trainEpoch();
+    const cpu = process.cpuUsage(cpuBefore);
     const t = totals[i]!;
     t.wallMs += epoch.seconds * 1000;
+    t.cpuMs += (cpu.user + cpu.system) / 1000;
     t.samples += epoch.samples;
     for (const p of epoch.results) {
       t.kernelMs += p.kernelMs ?? 0;
@@ -49,7 +55,13 @@ for (const s of sessions) s.close();
 
 const per1000 = (ms: number, samples: number) => ((ms / samples) * 1000).toFixed(2).padStart(7);
 console.log(`${algo}, mlp:784-256-128-10, batch ${batch}, ${rounds} alternating epochs each; ms per 1000 samples, summed over workers`);
-console.log(`  workers  samples/s   kernels  outside kernels  blocked`);
+console.log(`  workers  samples/s   kernels  outside kernels  blocked   CPU (process)`);
 totals.forEach((t, i) =>
-  console.log(`  ${String(i + 1).padStart(7)}  ${((t.samples / t.wallMs) * 1000).toFixed(0).padStart(9)}  ${per1000(t.kernelMs, t.samples)}  ${per1000(t.busyMs - t.kernelMs, t.samples).padStart(15)}  ${per1000(t.waitedMs, t.samples)}`),
+  console.log(
+    `  ${String(i + 1).padStart(7)}  ${((t.samples / t.wallMs) * 1000).toFixed(0).padStart(9)}  ${per1000(t.kernelMs, t.samples)}  ${per1000(t.busyMs - t.kernelMs, t.samples).padStart(15)}  ${per1000(t.waitedMs, t.samples)}  ${per1000(t.cpuMs, t.samples).padStart(14)}`,
+  ),
+);
+const [one, two] = totals as [(typeof totals)[0], (typeof totals)[0]];
+console.log(
+  `  CPU per sample 2w/1w ${(two.cpuMs / two.samples / (one.cpuMs / one.samples)).toFixed(2)}; cores used ${(one.cpuMs / one.wallMs).toFixed(2)} (1w), ${(two.cpuMs / two.wallMs).toFixed(2)} (2w)`,
 );

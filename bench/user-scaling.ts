@@ -13,6 +13,10 @@
  *             cores give two independent jobs (on a machine whose two vCPUs share a physical core this
  *             is well under 2× one process)
  * and prints medians with the range over rounds, and the ratios 2w/1w, capacity/1w, 2w/capacity.
+ * Then the same runs split into what the engine controls and what the machine gives: training samples
+ * per CPU second of the whole process, and the cores each run got (its CPU seconds per wall second). On
+ * a machine other jobs load, 2w/cap in samples/s can fall short while samples per CPU second match:
+ * the scheduler then gave the 2-worker process fewer cores than the two 1-worker processes together.
  *
  * With --scaling N1,N2,…: one process per worker count per round, samples/s and the fraction of linear
  * scaling (rate(N) / (N · rate(first count))), for sync and hogwild (batch 64 per worker). Sync runs at
@@ -54,16 +58,35 @@ if (only && configs.length !== only.length) {
   process.exit(2);
 }
 
-/** Start one `skein train --json` process; resolves to its summary's samples/s. */
-function start(config: Config, workers: number): Promise<number> {
+/** One process's figures: its summary's samples/s, and the CPU it used (all its threads, start to exit). */
+interface Run {
+  rate: number;
+  /** Training samples done (samples/s × training seconds). */
+  samples: number;
+  /** CPU milliseconds, user + system, of the whole process. */
+  cpuMs: number;
+  /** Wall milliseconds from spawn to exit. */
+  wallMs: number;
+}
+
+/** Start one `skein train --json` process; resolves to its samples/s and the CPU it used. */
+function start(config: Config, workers: number): Promise<Run> {
   const argv = [process.execPath, MAIN, "train", "--model", "mlp:784-256-128-10", "--data", data, "--epochs", String(epochs), "--workers", String(workers), "--json", ...config.args];
+  const started = performance.now();
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
   return (async () => {
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const wallMs = performance.now() - started;
     if (code !== 0) throw new Error(`${argv.slice(2).join(" ")} exited ${code}: ${err.trim().split("\n").at(-1)}`);
-    return JSON.parse(out.trim().split("\n").at(-1)!).samplesPerSec as number;
+    const summary = JSON.parse(out.trim().split("\n").at(-1)!) as { samplesPerSec: number; trainSeconds: number };
+    const cpu = proc.resourceUsage()?.cpuTime;
+    const cpuMs = cpu ? Number(cpu.user + cpu.system) / 1000 : NaN;
+    return { rate: summary.samplesPerSec, samples: summary.samplesPerSec * summary.trainSeconds, cpuMs, wallMs };
   })();
 }
+
+/** Two runs side by side as one: summed samples/s and samples, summed CPU, the longer wall time. */
+const together = (a: Run, b: Run): Run => ({ rate: a.rate + b.rate, samples: a.samples + b.samples, cpuMs: a.cpuMs + b.cpuMs, wallMs: Math.max(a.wallMs, b.wallMs) });
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -81,7 +104,7 @@ if (v.scaling) {
     for (const c of curves) {
       for (const n of counts) {
         const key = `${c.name} ${n}`;
-        rates.set(key, [...(rates.get(key) ?? []), await start(c, n)]);
+        rates.set(key, [...(rates.get(key) ?? []), (await start(c, n)).rate]);
       }
     }
   }
@@ -96,7 +119,7 @@ if (v.scaling) {
   process.exit(0);
 }
 
-const results = new Map<string, { one: number[]; two: number[]; capacity: number[] }>();
+const results = new Map<string, { one: Run[]; two: Run[]; capacity: Run[] }>();
 for (const c of configs) results.set(c.name, { one: [], two: [], capacity: [] });
 for (let r = 0; r < rounds; r++) {
   for (const c of configs) {
@@ -105,19 +128,33 @@ for (let r = 0; r < rounds; r++) {
     const measurements = [
       async () => res.one.push(await start(c, 1)),
       async () => res.two.push(await start(c, 2)),
-      async () => res.capacity.push((await Promise.all([start(c, 1), start(c, 1)])).reduce((a, b) => a + b, 0)),
+      async () => res.capacity.push(together(...((await Promise.all([start(c, 1), start(c, 1)])) as [Run, Run]))),
     ];
     for (let i = 0; i < 3; i++) await measurements[(i + r) % 3]!();
-    console.error(`round ${r + 1}/${rounds} ${c.name}: 1w ${res.one.at(-1)!.toFixed(0)}  2w ${res.two.at(-1)!.toFixed(0)}  capacity ${res.capacity.at(-1)!.toFixed(0)}`);
+    console.error(`round ${r + 1}/${rounds} ${c.name}: 1w ${res.one.at(-1)!.rate.toFixed(0)}  2w ${res.two.at(-1)!.rate.toFixed(0)}  capacity ${res.capacity.at(-1)!.rate.toFixed(0)}`);
   }
 }
 
+// Ratios of medians, and in brackets the range of the per-round ratios (each round's three runs are adjacent in time).
+const perRound = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
+const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)} [${Math.min(...perRound(a, b)).toFixed(2)}–${Math.max(...perRound(a, b)).toFixed(2)}]`;
+const rates = (runs: Run[]) => runs.map((x) => x.rate);
 console.log(`mlp:784-256-128-10 on ${data}, ${epochs} epochs, separate processes as a user runs them, ${rounds} rounds; samples/s median [min–max]`);
 console.log(`  ${"config".padEnd(8)}  ${"1 worker".padEnd(22)} ${"2 workers".padEnd(22)} ${"capacity (2 × 1w procs)".padEnd(24)} 2w/1w  cap/1w  2w/cap`);
 for (const c of configs) {
   const { one, two, capacity } = results.get(c.name)!;
-  // Ratios of medians, and in brackets the range of the per-round ratios (each round's three runs are adjacent in time).
-  const perRound = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
-  const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)} [${Math.min(...perRound(a, b)).toFixed(2)}–${Math.max(...perRound(a, b)).toFixed(2)}]`;
-  console.log(`  ${c.name.padEnd(8)}  ${spread(one).padEnd(22)} ${spread(two).padEnd(22)} ${spread(capacity).padEnd(24)} ${ratio(two, one)}  ${ratio(capacity, one)}  ${ratio(two, capacity)}`);
+  console.log(`  ${c.name.padEnd(8)}  ${spread(rates(one)).padEnd(22)} ${spread(rates(two)).padEnd(22)} ${spread(rates(capacity)).padEnd(24)} ${ratio(rates(two), rates(one))}  ${ratio(rates(capacity), rates(one))}  ${ratio(rates(two), rates(capacity))}`);
+}
+// Samples/s is CPU efficiency (samples per CPU second, which the engine controls) times the cores the
+// run was given (CPU seconds per wall second, which a loaded machine's scheduler decides). Whole
+// process, start to exit: start-up and evaluation are in both, alike for every configuration.
+const perCpuSecond = (runs: Run[]) => runs.map((x) => (x.samples / x.cpuMs) * 1000);
+const cores = (runs: Run[]) => runs.map((x) => x.cpuMs / x.wallMs);
+console.log(`CPU of the whole process: training samples per CPU second, and cores used (CPU s / wall s); median [min–max]`);
+console.log(`  ${"config".padEnd(8)}  ${"1w samples/CPU-s".padEnd(22)} ${"2w samples/CPU-s".padEnd(22)} ${"cap samples/CPU-s".padEnd(24)} 2w/1w  2w/cap   cores 1w, 2w, cap`);
+for (const c of configs) {
+  const { one, two, capacity } = results.get(c.name)!;
+  const [e1, e2, ec] = [perCpuSecond(one), perCpuSecond(two), perCpuSecond(capacity)];
+  const used = [one, two, capacity].map((runs) => median(cores(runs)).toFixed(2)).join(", ");
+  console.log(`  ${c.name.padEnd(8)}  ${spread(e1).padEnd(22)} ${spread(e2).padEnd(22)} ${spread(ec).padEnd(24)} ${ratio(e2, e1)}  ${ratio(e2, ec)}   ${used}`);
 }
