@@ -30,6 +30,7 @@
 //   pad (2·TH + 2)·Wp, Wp = ⌈max(2·TW + 4, 12)⌉₄          dU  16·⌈Co⌉₂·⌈Ci⌉₂
 
 import { madd } from "./simd";
+import { tile2, tile4, tile6 } from "./tile";
 
 /** Tiles per chunk the driver aims for (fewer samples when one sample has more). */
 const CHUNK_TILES: i32 = 128;
@@ -311,51 +312,7 @@ function transformOutput(y: usize, m: usize, xiBytes: usize, H: i32, W: i32): vo
   }
 }
 
-// ---- the GEMMs per ξ -------------------------------------------------------------------------------
-
-// One function per row count, each instantiating the template with literals (as in the shared GEMM:
-// Binaryen would otherwise fold the copies into one loop with run-time selects).
-function tile6(m: usize, ldm: usize, ap: usize, v: usize, ldv: usize, K: i32): void { tileKernel(m, ldm, ap, v, ldv, K, 6); }
-function tile4(m: usize, ldm: usize, ap: usize, v: usize, ldv: usize, K: i32): void { tileKernel(m, ldm, ap, v, ldv, K, 4); }
-function tile2(m: usize, ldm: usize, ap: usize, v: usize, ldv: usize, K: i32): void { tileKernel(m, ldm, ap, v, ldv, K, 2); }
-
-/**
- * m[r][0..8) = Σ_k U(r, k)·v[k][0..8) for R ∈ {2, 4, 6} rows: U pre-broadcast at ap ([k][r][4]),
- * v rows ldv bytes apart, m rows ldm bytes apart. K ≥ 1.
- */
-// @ts-ignore: decorator
-@inline function tileKernel(m: usize, ldm: usize, ap: usize, v: usize, ldv: usize, K: i32, R: i32): void {
-  const zero = f32x4.splat(0);
-  let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
-  let c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
-  const end = ap + (<usize>(K * R) << 4);
-  do {
-    const b0 = v128.load(v, 0);
-    const b1 = v128.load(v, 16);
-    let a = v128.load(ap, 0); c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
-    a = v128.load(ap, 16); c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
-    if (R > 2) {
-      a = v128.load(ap, 32); c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
-      a = v128.load(ap, 48); c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
-    }
-    if (R > 4) {
-      a = v128.load(ap, 64); c40 = madd(a, b0, c40); c41 = madd(a, b1, c41);
-      a = v128.load(ap, 80); c50 = madd(a, b0, c50); c51 = madd(a, b1, c51);
-    }
-    ap += <usize>(R << 4);
-    v += ldv;
-  } while (ap < end);
-  v128.store(m, c00, 0); v128.store(m, c01, 16); m += ldm;
-  v128.store(m, c10, 0); v128.store(m, c11, 16); m += ldm;
-  if (R > 2) {
-    v128.store(m, c20, 0); v128.store(m, c21, 16); m += ldm;
-    v128.store(m, c30, 0); v128.store(m, c31, 16); m += ldm;
-  }
-  if (R > 4) {
-    v128.store(m, c40, 0); v128.store(m, c41, 16); m += ldm;
-    v128.store(m, c50, 0); v128.store(m, c51, 16);
-  }
-}
+// ---- the GEMMs per ξ (on the shared tile kernels) -------------------------------------------------
 
 /** M[o][0..Tp) = Σ_k U[o][k]·V[k][0..Tp) for one ξ: OP (even) rows, K inner, Tp a multiple of 8. */
 function gemmXi(m: usize, u: usize, v: usize, OP: i32, K: i32, Tp: i32): void {
