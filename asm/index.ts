@@ -13,6 +13,5 @@ export * from "./vector";
 export * from "./data";
 export * from "./ceiling";
 export * from "./resnet";
-export * from "./conv3x3";
 export * from "./winograd";
 export * from "./gpt";

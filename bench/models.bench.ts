@@ -18,7 +18,7 @@
  * Medians of paired trials rather than mitata's back-to-back samples: this host's speed drifts by
  * tens of percent over seconds (shared cores), which a ratio of two separate runs would measure.
  */
-import { conv3x3PadFloats, convColsFloats, GEMM_PACK_FLOATS, type KernelExports } from "../engine/kernels/abi.ts";
+import { convColsFloats, GEMM_PACK_FLOATS, type KernelExports } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
@@ -90,7 +90,7 @@ for (const [c, h] of [[1, 28], [3, 32]] as const) {
     const layer = new Conv2d([s.cin, s.h, s.h], s.cout, 3, s.stride, 1, "identity", false);
     const oh = layer.outH;
     const N = BATCH;
-    const colsF = Math.max(convColsFloats(s.cin, 3, 3, oh, oh, s.cout), layer.colsFloats(), conv3x3PadFloats(Math.max(s.cin, s.cout), s.h, s.h));
+    const colsF = Math.max(convColsFloats(s.cin, 3, 3, oh, oh, s.cout), layer.colsFloats());
     const packF = Math.max(GEMM_PACK_FLOATS(s.cout, s.cin * 9, oh * oh), GEMM_PACK_FLOATS(s.cout, oh * oh, s.cin * 9), GEMM_PACK_FLOATS(s.cin * 9, s.cout, oh * oh));
     let at = 1024;
     const take = (floats: number) => ((at += floats * 4 + 64), at - floats * 4 - 64);
@@ -99,7 +99,7 @@ for (const [c, h] of [[1, 28], [3, 32]] as const) {
     if (at > memory.buffer.byteLength) throw new Error("bench memory too small");
     const scratch = { cols, pack };
     const flops = 2 * N * s.cout * s.cin * 9 * oh * oh;
-    const fwd: number[] = [], bwd: number[] = [], vsIm2col: number[] = [], vsDirect: number[] = [];
+    const fwd: number[] = [], bwd: number[] = [], vsIm2col: number[] = [];
     let fwdMs = 0, bwdMs = 0;
     for (let r = 0; r < PAIRS * 3; r++) {
       const tf = time(() => layer.convolve(k, y, x, w, N, scratch));
@@ -114,13 +114,12 @@ for (const [c, h] of [[1, 28], [3, 32]] as const) {
         const im2colF = time(() => k.conv2d_forward(y, x, w, N, s.cin, s.h, s.h, s.cout, 3, 3, s.stride, 1, cols, pack));
         const im2colB = time(() => k.conv2d_backward(dx, dw, y, x, w, N, s.cin, s.h, s.h, s.cout, 3, 3, s.stride, 1, 0, cols, pack));
         vsIm2col.push((im2colF + im2colB) / (tf + tb));
-        vsDirect.push(time(() => k.conv3x3_forward(y, x, w, N, s.cin, s.h, s.h, s.cout, cols)) / tf);
       }
     }
     total.flops += 3 * flops * s.count * PAIRS * 3;
     total.ms += (fwdMs + bwdMs) * s.count;
     const pct = (v: number) => `${(100 * v).toFixed(0)}%`.padStart(4);
-    const d = layer.winograd ? `   Winograd ×${median(vsIm2col).toFixed(2)} im2col's speed (forward + backward), forward ×${median(vsDirect).toFixed(2)} the direct 3×3's` : "   (im2col)";
+    const d = layer.winograd ? `   Winograd ×${median(vsIm2col).toFixed(2)} im2col's speed (forward + backward)` : "   (im2col)";
     console.log(`  ${key} ${s.label.padEnd(16)} forward ${pct(median(fwd))}  backward ${pct(median(bwd))}${d}`);
   }
   totals.set(key, total);

@@ -109,12 +109,6 @@ export interface KernelExports {
   /** dx[p, :] = dy[p] / HW (overwrites). */
   global_avgpool_backward(dx: Ptr, dy: Ptr, planes: number, HW: number): void;
 
-  // ---- direct 3×3 convolution, stride 1, padding 1 (asm/conv3x3.ts) ---------------------------------
-  /** y[N,Cout,H,W] = conv3×3(x[N,Cin,H,W], w[Cout,Cin,3,3]), no bias. pad: conv3x3PadFloats(max(Cin, Cout), H, W) floats. */
-  conv3x3_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
-  /** dx[N,Cin,H,W] = ∂/∂x given dy[N,Cout,H,W] (overwrites). Same pad scratch. */
-  conv3x3_backward_input(dx: Ptr, dy: Ptr, w: Ptr, N: number, Cin: number, H: number, W: number, Cout: number, pad: Ptr): void;
-
   // ---- Winograd F(2×2, 3×3) convolution, stride 1, padding 1 (asm/winograd.ts) --------------------
   /** y[N,Co,H,W] = conv3×3(x[N,Ci,H,W], w[Co,Ci,3,3]), no bias. scratch: winogradScratchFloats(Ci, Co, H, W) floats. */
   winograd_forward(y: Ptr, x: Ptr, w: Ptr, N: number, Ci: number, H: number, W: number, Co: number, scratch: Ptr): void;
@@ -160,8 +154,6 @@ export interface KernelExports {
 export const GEMM_PACK_FLOATS = (_M: number, K: number, N: number): number =>
   Math.min(Math.max(K, 1), 256) * (Math.ceil(Math.max(N, 1) / 8) * 8 + 24) + 64;
 
-/** Floats of zero-padded planes conv3x3_* need for `channels` maps of H×W (rows padded to ⌈W/8⌉·8 + 2). Keep in sync with asm/conv3x3.ts. */
-export const conv3x3PadFloats = (channels: number, H: number, W: number): number => channels * (H + 2) * (Math.ceil(W / 8) * 8 + 2);
 
 /**
  * Floats of scratch winograd_* need for a Ci → Co layer on H×W maps (any batch: they work through it

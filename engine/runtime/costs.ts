@@ -176,10 +176,6 @@ export const NEVER_CHARGED: Record<string, string> = {
   // TypeScript twins of these (winogradScratchFloats, attentionScratchFloats) anyway.
   winograd_scratch_floats: "a scratch-size query",
   attention_scratch_floats: "a scratch-size query",
-  // The direct 3×3 convolution lost to Winograd (asm/conv3x3.ts is kept for its tests and the
-  // kernels benchmark): no layer calls it.
-  conv3x3_forward: "no layer calls it (Winograd won)",
-  conv3x3_backward_input: "no layer calls it (Winograd won)",
 };
 
 /** Networks every table knows without saying: shared memory (free beyond the kernels), 10 and 100 GbE. */
