@@ -190,8 +190,45 @@ export function batchnorm_backward(
 
 /** Output extent of a stride-s subsample: ⌈H/s⌉ (= a 3×3, pad 1, stride s convolution's). */
 // @ts-ignore: decorator
-@inline function strided(H: i32, s: i32): i32 {
+@inline function subsampledExtent(H: i32, s: i32): i32 {
   return (H + s - 1) / s;
+}
+
+/**
+ * Per plane pair, into[i] += from[i] where `strided` is the full H×W plane read or written at every
+ * s-th row and column and `dense` the ⌈H/s⌉×⌈W/s⌉ one; toStrided says which side is added into. The
+ * shortcut's forward adds the strided input into the output, its backward the output gradient back
+ * into the strided input gradient.
+ */
+// @ts-ignore: decorator
+@inline function addSubsampled(strided: usize, dense: usize, H: i32, W: i32, stride: i32, toStrided: bool): void {
+  if (stride == 1) {
+    const into = toStrided ? strided : dense;
+    const from = toStrided ? dense : strided;
+    const count = H * W;
+    const n4 = count & ~3;
+    for (let i = 0; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(into + o, f32x4.add(v128.load(into + o), v128.load(from + o)));
+    }
+    for (let i = n4; i < count; i++) {
+      const o = <usize>i << 2;
+      store<f32>(into + o, load<f32>(into + o) + load<f32>(from + o));
+    }
+    return;
+  }
+  const OH = subsampledExtent(H, stride);
+  const OW = subsampledExtent(W, stride);
+  for (let oh = 0; oh < OH; oh++) {
+    const srow = strided + (<usize>(oh * stride * W) << 2);
+    const drow = dense + (<usize>(oh * OW) << 2);
+    for (let ow = 0; ow < OW; ow++) {
+      const sp = srow + (<usize>(ow * stride) << 2);
+      const dp = drow + (<usize>ow << 2);
+      if (toStrided) store<f32>(sp, load<f32>(sp) + load<f32>(dp));
+      else store<f32>(dp, load<f32>(dp) + load<f32>(sp));
+    }
+  }
 }
 
 /**
@@ -199,72 +236,25 @@ export function batchnorm_backward(
  * Stride 1 with Cin = Cout is the identity shortcut (a residual add).
  */
 export function shortcut_forward(y: usize, x: usize, N: i32, Cin: i32, H: i32, W: i32, Cout: i32, stride: i32): void {
-  const OH = strided(H, stride);
-  const OW = strided(W, stride);
-  const offset = (Cout - Cin) >> 1;
-  const xPlane = <usize>H * <usize>W << 2;
-  const yPlane = <usize>OH * <usize>OW << 2;
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < Cin; c++) {
-      const xp = x + (<usize>n * <usize>Cin + <usize>c) * xPlane;
-      const yp = y + (<usize>n * <usize>Cout + <usize>(c + offset)) * yPlane;
-      if (stride == 1) {
-        const count = H * W;
-        const n4 = count & ~3;
-        for (let i = 0; i < n4; i += 4) {
-          const o = <usize>i << 2;
-          v128.store(yp + o, f32x4.add(v128.load(yp + o), v128.load(xp + o)));
-        }
-        for (let i = n4; i < count; i++) {
-          const o = <usize>i << 2;
-          store<f32>(yp + o, load<f32>(yp + o) + load<f32>(xp + o));
-        }
-      } else {
-        for (let oh = 0; oh < OH; oh++) {
-          const row = xp + (<usize>(oh * stride * W) << 2);
-          const out = yp + (<usize>(oh * OW) << 2);
-          for (let ow = 0; ow < OW; ow++) {
-            const d = out + (<usize>ow << 2);
-            store<f32>(d, load<f32>(d) + load<f32>(row + (<usize>(ow * stride) << 2)));
-          }
-        }
-      }
-    }
-  }
+  shortcutPlanes(x, y, N, Cin, H, W, Cout, stride, false);
 }
 
 /** Option-A shortcut, backward: dx[n, c, oh·s, ow·s] += dy[n, c + (Cout − Cin)/2, oh, ow]. */
 export function shortcut_backward(dx: usize, dy: usize, N: i32, Cin: i32, H: i32, W: i32, Cout: i32, stride: i32): void {
-  const OH = strided(H, stride);
-  const OW = strided(W, stride);
+  shortcutPlanes(dx, dy, N, Cin, H, W, Cout, stride, true);
+}
+
+/** Input plane c of every sample paired with output plane c + (Cout − Cin)/2. */
+// @ts-ignore: decorator
+@inline function shortcutPlanes(x: usize, y: usize, N: i32, Cin: i32, H: i32, W: i32, Cout: i32, stride: i32, toInput: bool): void {
   const offset = (Cout - Cin) >> 1;
   const xPlane = <usize>H * <usize>W << 2;
-  const yPlane = <usize>OH * <usize>OW << 2;
+  const yPlane = <usize>subsampledExtent(H, stride) * <usize>subsampledExtent(W, stride) << 2;
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < Cin; c++) {
-      const xp = dx + (<usize>n * <usize>Cin + <usize>c) * xPlane;
-      const yp = dy + (<usize>n * <usize>Cout + <usize>(c + offset)) * yPlane;
-      if (stride == 1) {
-        const count = H * W;
-        const n4 = count & ~3;
-        for (let i = 0; i < n4; i += 4) {
-          const o = <usize>i << 2;
-          v128.store(xp + o, f32x4.add(v128.load(xp + o), v128.load(yp + o)));
-        }
-        for (let i = n4; i < count; i++) {
-          const o = <usize>i << 2;
-          store<f32>(xp + o, load<f32>(xp + o) + load<f32>(yp + o));
-        }
-      } else {
-        for (let oh = 0; oh < OH; oh++) {
-          const row = xp + (<usize>(oh * stride * W) << 2);
-          const src = yp + (<usize>(oh * OW) << 2);
-          for (let ow = 0; ow < OW; ow++) {
-            const d = row + (<usize>(ow * stride) << 2);
-            store<f32>(d, load<f32>(d) + load<f32>(src + (<usize>ow << 2)));
-          }
-        }
-      }
+      const xp = x + (<usize>n * <usize>Cin + <usize>c) * xPlane;
+      const yp = y + (<usize>n * <usize>Cout + <usize>(c + offset)) * yPlane;
+      addSubsampled(xp, yp, H, W, stride, toInput);
     }
   }
 }
