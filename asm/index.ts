@@ -15,3 +15,4 @@ export * from "./ceiling";
 export * from "./resnet";
 export * from "./winograd";
 export * from "./gpt";
+export * from "./attention";

@@ -1,6 +1,11 @@
 // Shared SIMD helpers (not exported from the module: index.ts does not re-export this file).
 // Everything here is @inline so each kernel gets straight-line code with no calls.
 
+/** dst[0..n) = 0 (n f32s). */
+@inline export function zero(dst: usize, n: i32): void {
+  memory.fill(dst, 0, <usize>max(n, 0) << 2);
+}
+
 /** a·b + c. The relaxed build fuses (one rounding, FMA); the plain build rounds twice. */
 @inline export function madd(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);

@@ -7,6 +7,10 @@
  */
 import { madd } from "./simd";
 
+/** A row count rounded up to even: the tiles take 2, 4 or 6 rows, so operands are padded to even rows. */
+// @ts-ignore: decorator
+@inline export function up2(n: i32): i32 { return (n + 1) & ~1; }
+
 export function tile6(c: usize, ldc: usize, ap: usize, b: usize, ldb: usize, K: i32): void { tileKernel(c, ldc, ap, b, ldb, K, 6); }
 export function tile4(c: usize, ldc: usize, ap: usize, b: usize, ldb: usize, K: i32): void { tileKernel(c, ldc, ap, b, ldb, K, 4); }
 export function tile2(c: usize, ldc: usize, ap: usize, b: usize, ldb: usize, K: i32): void { tileKernel(c, ldc, ap, b, ldb, K, 2); }

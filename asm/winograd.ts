@@ -29,17 +29,15 @@
 //   U   64·max(⌈Co⌉₂·Ci, ⌈Ci⌉₂·Co)     V, M   16·(⌈C2·Tmax⌉₃₂ + 16) + 8 each (ξ planes padded: xiFloats)
 //   pad (2·TH + 2)·Wp, Wp = ⌈max(2·TW + 4, 12)⌉₄          dU  16·⌈Co⌉₂·⌈Ci⌉₂
 
-import { madd } from "./simd";
-import { tile2, tile4, tile6 } from "./tile";
+import { dotXi, gemmXi } from "./winograd-gemm";
+import { packWeights, unpackWeightGradient } from "./winograd-weights";
+import { up2 } from "./tile";
 
 /** Tiles per chunk the driver aims for (fewer samples when one sample has more). */
 const CHUNK_TILES: i32 = 128;
-const HALF: f32 = 0.5;
 
 // @ts-ignore: decorator
 @inline function tiles(n: i32): i32 { return (n + 1) >> 1; }
-// @ts-ignore: decorator
-@inline function up2(n: i32): i32 { return (n + 1) & ~1; }
 // @ts-ignore: decorator
 @inline function up4(n: i32): i32 { return (n + 3) & ~3; }
 // @ts-ignore: decorator
@@ -80,95 +78,6 @@ const HALF: f32 = 0.5;
 /** Floats of scratch the winograd_* kernels need for this layer (the TypeScript side mirrors it). */
 export function winograd_scratch_floats(Ci: i32, Co: i32, H: i32, W: i32): i32 {
   return uFloats(Ci, Co) + 2 * vFloats(Ci, Co, H, W) + padFloats(H, W) + 16 * up2(Ci) * up2(Co);
-}
-
-// ---- weights -----------------------------------------------------------------------------------
-
-/**
- * dst = U = G·g·Gᵀ for every (o < O, i < K), pre-broadcast; rows o ∈ [O, ⌈O⌉₂) are zero. The tap
- * (kh, kw) of g_oi is w[o·strideOut + i·strideIn + (flip ? 8 − (3kh + kw) : 3kh + kw)].
- */
-function packWeights(dst: usize, w: usize, O: i32, K: i32, strideOut: i32, strideIn: i32, flip: bool): void {
-  const OP = up2(O);
-  const xiBytes = <usize>(OP * K) << 4;
-  for (let o = 0; o < OP; o++) {
-    const o0 = o - o % 6;
-    const R = min(6, OP - o0);
-    const r = o - o0;
-    for (let i = 0; i < K; i++) {
-      let p = dst + (<usize>(o0 * K + i * R + r) << 4);
-      if (o >= O) {
-        for (let xi = 0; xi < 16; xi++) { v128.store(p, f32x4.splat(0)); p += xiBytes; }
-        continue;
-      }
-      const src = w + (<usize>(o * strideOut + i * strideIn) << 2);
-      // g[kh][kw]
-      const g00 = tap(src, 0, flip), g01 = tap(src, 1, flip), g02 = tap(src, 2, flip);
-      const g10 = tap(src, 3, flip), g11 = tap(src, 4, flip), g12 = tap(src, 5, flip);
-      const g20 = tap(src, 6, flip), g21 = tap(src, 7, flip), g22 = tap(src, 8, flip);
-      // G·g: rows q = 0..3, columns kw
-      const q00 = g00, q01 = g01, q02 = g02;
-      const q10 = HALF * (g00 + g10 + g20), q11 = HALF * (g01 + g11 + g21), q12 = HALF * (g02 + g12 + g22);
-      const q20 = HALF * (g00 - g10 + g20), q21 = HALF * (g01 - g11 + g21), q22 = HALF * (g02 - g12 + g22);
-      const q30 = g20, q31 = g21, q32 = g22;
-      // (G·g)·Gᵀ, row by row, ξ = 4q + j
-      p = storeRow(p, xiBytes, q00, q01, q02);
-      p = storeRow(p, xiBytes, q10, q11, q12);
-      p = storeRow(p, xiBytes, q20, q21, q22);
-      storeRow(p, xiBytes, q30, q31, q32);
-    }
-  }
-}
-
-// @ts-ignore: decorator
-@inline function tap(src: usize, t: i32, flip: bool): f32 {
-  return load<f32>(src + (<usize>(flip ? 8 - t : t) << 2));
-}
-
-/** Stores splat([a, ½(a+b+c), ½(a−b+c), c][j]) at p + j·xiBytes; returns p + 4·xiBytes. */
-// @ts-ignore: decorator
-@inline function storeRow(p: usize, xiBytes: usize, a: f32, b: f32, c: f32): usize {
-  v128.store(p, f32x4.splat(a)); p += xiBytes;
-  v128.store(p, f32x4.splat(HALF * (a + b + c))); p += xiBytes;
-  v128.store(p, f32x4.splat(HALF * (a - b + c))); p += xiBytes;
-  v128.store(p, f32x4.splat(c)); p += xiBytes;
-  return p;
-}
-
-/** dw[o, i, :] (+)= Gᵀ·dU[ξ][o][i]·G for every pair (dU is [ξ][CoP][CiP]). */
-function unpackWeightGradient(dw: usize, du: usize, Co: i32, Ci: i32, CoP: i32, CiP: i32, accumulate: bool): void {
-  const xi = <usize>(CoP * CiP) << 2;
-  for (let o = 0; o < Co; o++) {
-    for (let i = 0; i < Ci; i++) {
-      const p = du + (<usize>(o * CiP + i) << 2);
-      // each row q of dU times G (4 → 3 columns): [x0 + ½(x1 + x2), ½(x1 − x2), ½(x1 + x2) + x3]
-      let x0 = load<f32>(p), x1 = load<f32>(p + xi), x2 = load<f32>(p + 2 * xi), x3 = load<f32>(p + 3 * xi);
-      const r00 = x0 + HALF * (x1 + x2), r01 = HALF * (x1 - x2), r02 = HALF * (x1 + x2) + x3;
-      x0 = load<f32>(p + 4 * xi); x1 = load<f32>(p + 5 * xi); x2 = load<f32>(p + 6 * xi); x3 = load<f32>(p + 7 * xi);
-      const r10 = x0 + HALF * (x1 + x2), r11 = HALF * (x1 - x2), r12 = HALF * (x1 + x2) + x3;
-      x0 = load<f32>(p + 8 * xi); x1 = load<f32>(p + 9 * xi); x2 = load<f32>(p + 10 * xi); x3 = load<f32>(p + 11 * xi);
-      const r20 = x0 + HALF * (x1 + x2), r21 = HALF * (x1 - x2), r22 = HALF * (x1 + x2) + x3;
-      x0 = load<f32>(p + 12 * xi); x1 = load<f32>(p + 13 * xi); x2 = load<f32>(p + 14 * xi); x3 = load<f32>(p + 15 * xi);
-      const r30 = x0 + HALF * (x1 + x2), r31 = HALF * (x1 - x2), r32 = HALF * (x1 + x2) + x3;
-      // Gᵀ over the rows
-      const d = dw + (<usize>((o * Ci + i) * 9) << 2);
-      addOrStore(d, 0, r00 + HALF * (r10 + r20), accumulate);
-      addOrStore(d, 4, r01 + HALF * (r11 + r21), accumulate);
-      addOrStore(d, 8, r02 + HALF * (r12 + r22), accumulate);
-      addOrStore(d, 12, HALF * (r10 - r20), accumulate);
-      addOrStore(d, 16, HALF * (r11 - r21), accumulate);
-      addOrStore(d, 20, HALF * (r12 - r22), accumulate);
-      addOrStore(d, 24, HALF * (r10 + r20) + r30, accumulate);
-      addOrStore(d, 28, HALF * (r11 + r21) + r31, accumulate);
-      addOrStore(d, 32, HALF * (r12 + r22) + r32, accumulate);
-    }
-  }
-}
-
-// @ts-ignore: decorator
-@inline function addOrStore(p: usize, offset: usize, v: f32, accumulate: bool): void {
-  const q = p + offset;
-  store<f32>(q, accumulate ? load<f32>(q) + v : v);
 }
 
 // ---- transforms ----------------------------------------------------------------------------------
@@ -308,90 +217,6 @@ function transformOutput(y: usize, m: usize, xiBytes: usize, H: i32, W: i32): vo
       const out = y + (<usize>(2 * th * W + 2 * tw0) << 2);
       store8(out, v128.shuffle<f32>(y00, y01, 0, 4, 1, 5), v128.shuffle<f32>(y00, y01, 2, 6, 3, 7), n);
       if (2 * th + 1 < H) store8(out + (<usize>W << 2), v128.shuffle<f32>(y10, y11, 0, 4, 1, 5), v128.shuffle<f32>(y10, y11, 2, 6, 3, 7), n);
-    }
-  }
-}
-
-// ---- the GEMMs per ξ (on the shared tile kernels) -------------------------------------------------
-
-/** M[o][0..Tp) = Σ_k U[o][k]·V[k][0..Tp) for one ξ: OP (even) rows, K inner, Tp a multiple of 8. */
-function gemmXi(m: usize, u: usize, v: usize, OP: i32, K: i32, Tp: i32): void {
-  const ld = <usize>Tp << 2;
-  for (let o0 = 0; o0 < OP; o0 += 6) {
-    const R = min(6, OP - o0);
-    const ap = u + (<usize>(o0 * K) << 4);
-    const mrow = m + <usize>o0 * ld;
-    for (let t0 = 0; t0 < Tp; t0 += 8) {
-      const off = <usize>t0 << 2;
-      if (R == 6) tile6(mrow + off, ld, ap, v + off, ld, K);
-      else if (R == 4) tile4(mrow + off, ld, ap, v + off, ld, K);
-      else tile2(mrow + off, ld, ap, v + off, ld, K);
-    }
-  }
-}
-
-function dot6(du: usize, ldu: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(du, ldu, a, b, ld, n, 6); }
-function dot4(du: usize, ldu: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(du, ldu, a, b, ld, n, 4); }
-function dot2(du: usize, ldu: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(du, ldu, a, b, ld, n, 2); }
-
-/**
- * du[r][c] += Σ_t a[r][t]·b[c][t] for 2 rows of a and C ∈ {2, 4, 6} rows of b, n floats each (a
- * multiple of 4); rows ld bytes apart in a and b, ldu bytes in du. Four lanes of partial sums per
- * pair, added across lanes once at the end.
- */
-// @ts-ignore: decorator
-@inline function dotKernel(du: usize, ldu: usize, a: usize, b: usize, ld: usize, n: i32, C: i32): void {
-  const zero = f32x4.splat(0);
-  let s00 = zero, s01 = zero, s02 = zero, s03 = zero, s04 = zero, s05 = zero;
-  let s10 = zero, s11 = zero, s12 = zero, s13 = zero, s14 = zero, s15 = zero;
-  const a1 = a + ld;
-  const b1 = b + ld, b2 = b1 + ld, b3 = b2 + ld, b4 = b3 + ld, b5 = b4 + ld;
-  const end = <usize>n << 2;
-  for (let t: usize = 0; t < end; t += 16) {
-    const x0 = v128.load(a + t), x1 = v128.load(a1 + t);
-    let y = v128.load(b + t); s00 = madd(x0, y, s00); s10 = madd(x1, y, s10);
-    y = v128.load(b1 + t); s01 = madd(x0, y, s01); s11 = madd(x1, y, s11);
-    if (C > 2) {
-      y = v128.load(b2 + t); s02 = madd(x0, y, s02); s12 = madd(x1, y, s12);
-      y = v128.load(b3 + t); s03 = madd(x0, y, s03); s13 = madd(x1, y, s13);
-    }
-    if (C > 4) {
-      y = v128.load(b4 + t); s04 = madd(x0, y, s04); s14 = madd(x1, y, s14);
-      y = v128.load(b5 + t); s05 = madd(x0, y, s05); s15 = madd(x1, y, s15);
-    }
-  }
-  addSum(du, s00, 0); addSum(du, s01, 4);
-  if (C > 2) { addSum(du, s02, 8); addSum(du, s03, 12); }
-  if (C > 4) { addSum(du, s04, 16); addSum(du, s05, 20); }
-  const d1 = du + ldu;
-  addSum(d1, s10, 0); addSum(d1, s11, 4);
-  if (C > 2) { addSum(d1, s12, 8); addSum(d1, s13, 12); }
-  if (C > 4) { addSum(d1, s14, 16); addSum(d1, s15, 20); }
-}
-
-// @ts-ignore: decorator
-@inline function addSum(p: usize, s: v128, offset: usize): void {
-  const q = p + offset;
-  store<f32>(q, load<f32>(q) + ((f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1)) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3))));
-}
-
-/**
- * dU[o][i] += Σ_t dM[o][t]·V[i][t] for one ξ into a [⌈Co⌉₂][⌈Ci⌉₂] block of `acc` (the padded rows of dM and
- * V are zero), rows of dM and V Tp floats apart.
- */
-function dotXi(acc: usize, dm: usize, v: usize, CoP: i32, CiP: i32, Tp: i32): void {
-  const ld = <usize>Tp << 2;
-  const ldu = <usize>CiP << 2;
-  for (let o0 = 0; o0 < CoP; o0 += 2) {
-    const a = dm + <usize>o0 * ld;
-    const du = acc + <usize>o0 * ldu;
-    for (let i0 = 0; i0 < CiP; i0 += 6) {
-      const C = min(6, CiP - i0);
-      const b = v + <usize>i0 * ld;
-      const d = du + (<usize>i0 << 2);
-      if (C == 6) dot6(d, ldu, a, b, ld, Tp);
-      else if (C == 4) dot4(d, ldu, a, b, ld, Tp);
-      else dot2(d, ldu, a, b, ld, Tp);
     }
   }
 }

@@ -1,0 +1,162 @@
+/**
+ * The GEMMs of the im2col convolutions (conv.ts), on their own rather than the shared GEMM: the
+ * weights packed pre-broadcast once per call, the unfolded input read in place (rowsGemm over the
+ * shared register tiles), and the weight gradient as blocks of dot products (rowsDot), so nothing is
+ * transposed or packed per sample.
+ */
+import { madd } from "./simd";
+import { tile2, tile4, tile6, up2 } from "./tile";
+
+
+/**
+ * Pre-broadcast pack of A (element (i, k) at A + i·aRow + k·aK bytes), M × K: blocks of ≤ 6 rows,
+ * each [k][row][4 equal lanes]; rows from M up to ⌈M⌉₂ are zero.
+ */
+export function packRows(dst: usize, A: usize, aRow: usize, aK: usize, M: i32, K: i32): void {
+  const MP = up2(M);
+  for (let i0 = 0; i0 < MP; i0 += 6) {
+    const R = min(6, MP - i0);
+    let d = dst + (<usize>(i0 * K) << 4);
+    for (let k = 0; k < K; k++) {
+      const src = A + <usize>k * aK;
+      for (let r = 0; r < R; r++) {
+        const i = i0 + r;
+        v128.store(d, i < M ? v128.load32_splat(src + <usize>i * aRow) : f32x4.splat(0));
+        d += 16;
+      }
+    }
+  }
+}
+
+
+/**
+ * C[M × N] = A·B (overwrites) with A packed by packRows (K inner) and B[K × N] read in place, rows
+ * N floats apart. Column blocks of 8; the last one starts at N − 8 and rewrites columns the one
+ * before wrote, with the same values. N < 8: B is first copied, zero-padded, to `narrow`. An odd
+ * M's last block runs into `tile` and only its real rows are copied out.
+ */
+export function rowsGemm(C: usize, ap: usize, B: usize, M: i32, K: i32, N: i32, tile: usize, narrow: usize): void {
+  if (M <= 0 || N <= 0) return;
+  const ldc = <usize>N << 2;
+  let b = B;
+  let ldb = ldc;
+  if (N < 8) {
+    for (let k = 0; k < K; k++) {
+      const d = narrow + (<usize>k << 5);
+      v128.store(d, f32x4.splat(0)); v128.store(d, f32x4.splat(0), 16);
+      memory.copy(d, B + <usize>k * ldc, <usize>N << 2);
+    }
+    b = narrow;
+    ldb = 32;
+  }
+  const MP = up2(M);
+  for (let i0 = 0; i0 < MP; i0 += 6) {
+    const R = min(6, MP - i0);
+    const rows = min(R, M - i0);
+    const a = ap + (<usize>(i0 * K) << 4);
+    for (let j0 = 0; j0 < N; j0 += 8) {
+      const j = N >= 8 ? min(j0, N - 8) : 0;
+      const bj = b + (<usize>j << 2);
+      const direct = rows == R && N >= 8;
+      const dst = direct ? C + <usize>i0 * ldc + (<usize>j << 2) : tile;
+      const ld: usize = direct ? ldc : 32;
+      if (R == 6) tile6(dst, ld, a, bj, ldb, K);
+      else if (R == 4) tile4(dst, ld, a, bj, ldb, K);
+      else tile2(dst, ld, a, bj, ldb, K);
+      if (!direct) {
+        const cols = min(8, N - j);
+        for (let r = 0; r < rows; r++) memory.copy(C + <usize>(i0 + r) * ldc + (<usize>j << 2), tile + (<usize>r << 5), <usize>cols << 2);
+      }
+    }
+  }
+}
+
+function dot2x6(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 2, 6); }
+function dot2x4(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 2, 4); }
+function dot2x2(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 2, 2); }
+function dot2x1(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 2, 1); }
+function dot1x6(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 1, 6); }
+function dot1x4(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 1, 4); }
+function dot1x2(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 1, 2); }
+function dot1x1(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): void { dotKernel(c, ldc, a, b, ld, n, 1, 1); }
+
+/**
+ * c[r][q] += Σ_t a[r][t]·b[q][t] for R ∈ {1, 2} rows of a and Q ∈ {1, 2, 4, 6} rows of b, n floats
+ * each; rows ld bytes apart in a and b, ldc bytes in c. Four lanes of partial sums per pair, added
+ * across lanes at the end, then the n mod 4 last terms.
+ */
+// @ts-ignore: decorator
+@inline function dotKernel(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32, R: i32, Q: i32): void {
+  const zero = f32x4.splat(0);
+  let s00 = zero, s01 = zero, s02 = zero, s03 = zero, s04 = zero, s05 = zero;
+  let s10 = zero, s11 = zero, s12 = zero, s13 = zero, s14 = zero, s15 = zero;
+  const a1 = a + ld;
+  const b1 = b + ld, b2 = b1 + ld, b3 = b2 + ld, b4 = b3 + ld, b5 = b4 + ld;
+  const end4 = <usize>(n & ~3) << 2;
+  for (let t: usize = 0; t < end4; t += 16) {
+    const x0 = v128.load(a + t);
+    const x1 = R > 1 ? v128.load(a1 + t) : zero;
+    let y = v128.load(b + t); s00 = madd(x0, y, s00); if (R > 1) s10 = madd(x1, y, s10);
+    if (Q > 1) { y = v128.load(b1 + t); s01 = madd(x0, y, s01); if (R > 1) s11 = madd(x1, y, s11); }
+    if (Q > 2) {
+      y = v128.load(b2 + t); s02 = madd(x0, y, s02); if (R > 1) s12 = madd(x1, y, s12);
+      y = v128.load(b3 + t); s03 = madd(x0, y, s03); if (R > 1) s13 = madd(x1, y, s13);
+    }
+    if (Q > 4) {
+      y = v128.load(b4 + t); s04 = madd(x0, y, s04); if (R > 1) s14 = madd(x1, y, s14);
+      y = v128.load(b5 + t); s05 = madd(x0, y, s05); if (R > 1) s15 = madd(x1, y, s15);
+    }
+  }
+  const tail = <usize>n << 2;
+  addDot(c, 0, s00, a, b, end4, tail);
+  if (Q > 1) addDot(c, 4, s01, a, b1, end4, tail);
+  if (Q > 2) { addDot(c, 8, s02, a, b2, end4, tail); addDot(c, 12, s03, a, b3, end4, tail); }
+  if (Q > 4) { addDot(c, 16, s04, a, b4, end4, tail); addDot(c, 20, s05, a, b5, end4, tail); }
+  if (R > 1) {
+    const c1 = c + ldc;
+    addDot(c1, 0, s10, a1, b, end4, tail);
+    if (Q > 1) addDot(c1, 4, s11, a1, b1, end4, tail);
+    if (Q > 2) { addDot(c1, 8, s12, a1, b2, end4, tail); addDot(c1, 12, s13, a1, b3, end4, tail); }
+    if (Q > 4) { addDot(c1, 16, s14, a1, b4, end4, tail); addDot(c1, 20, s15, a1, b5, end4, tail); }
+  }
+}
+
+/** c[offset] += the lanes of s + Σ a[t]·b[t] over the byte range [from, to). */
+// @ts-ignore: decorator
+@inline function addDot(c: usize, offset: usize, s: v128, a: usize, b: usize, from: usize, to: usize): void {
+  let sum = (f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1)) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+  for (let t = from; t < to; t += 4) sum += load<f32>(a + t) * load<f32>(b + t);
+  const p = c + offset;
+  store<f32>(p, load<f32>(p) + sum);
+}
+
+/** C[M × N] += A[M × K]·B[N × K]ᵀ, rows of A and B K floats apart (contiguous), C rows N floats apart. */
+export function rowsDot(C: usize, A: usize, B: usize, M: i32, N: i32, K: i32): void {
+  const ld = <usize>K << 2;
+  const ldc = <usize>N << 2;
+  for (let i0 = 0; i0 < M; i0 += 2) {
+    const two = M - i0 >= 2;
+    const a = A + <usize>i0 * ld;
+    const c = C + <usize>i0 * ldc;
+    let j0 = 0;
+    while (j0 < N) {
+      const left = N - j0;
+      const Q = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      const cj = c + (<usize>j0 << 2);
+      const b = B + <usize>j0 * ld;
+      if (two) {
+        if (Q == 6) dot2x6(cj, ldc, a, b, ld, K);
+        else if (Q == 4) dot2x4(cj, ldc, a, b, ld, K);
+        else if (Q == 2) dot2x2(cj, ldc, a, b, ld, K);
+        else dot2x1(cj, ldc, a, b, ld, K);
+      } else {
+        if (Q == 6) dot1x6(cj, ldc, a, b, ld, K);
+        else if (Q == 4) dot1x4(cj, ldc, a, b, ld, K);
+        else if (Q == 2) dot1x2(cj, ldc, a, b, ld, K);
+        else dot1x1(cj, ldc, a, b, ld, K);
+      }
+      j0 += Q;
+    }
+  }
+}
+
