@@ -10,7 +10,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { calibrateKernels } from "../engine/cli/calibrate-command.ts";
+import { calibrateKernels } from "../engine/cli/calibrate-kernels.ts";
 import { checkCostTable, WORK } from "../engine/runtime/costs.ts";
 
 const args = process.argv.slice(2);

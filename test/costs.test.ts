@@ -13,7 +13,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { calibrateKernels, recordStep } from "../engine/cli/calibrate-command.ts";
+import { calibrateKernels, recordStep } from "../engine/cli/calibrate-kernels.ts";
 import type { KernelExports, Ptr } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../engine/memory/arena.ts";

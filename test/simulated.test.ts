@@ -25,7 +25,7 @@ import { Rng } from "../engine/rng.ts";
 import type { RoleProgram } from "../engine/runtime/sync.ts";
 import { gpipe, oneFOneB } from "../engine/algorithms/pipeline/schedule.ts";
 import { simulate as simulateSchedule } from "../engine/algorithms/pipeline/simulate.ts";
-import { fit } from "../engine/cli/calibrate-command.ts";
+import { fit } from "../engine/cli/cost-fit.ts";
 import { overallStaleness, summarizeStaleness } from "../engine/algorithms/async/staleness.ts";
 import { SUITES } from "../engine/experiments/suites.ts";
 import { algorithmNamed } from "../engine/algorithms/registry.ts";
