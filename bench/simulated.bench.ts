@@ -40,7 +40,7 @@ import { Network } from "../engine/model/network.ts";
 import type { EpochOutcome } from "../engine/run-metrics.ts";
 import { calibrate } from "../engine/cli/calibrate-command.ts";
 import { StepReplay } from "../engine/cli/step-replay.ts";
-import { kernelCostFunction, loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
+import { loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
 import { loadKernelModule } from "../engine/kernels/load.ts";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
 
@@ -146,8 +146,7 @@ process.on("exit", () => tableFiles.forEach((p) => rmSync(p, { force: true })));
  * factor and its speedup of P threads as a replay of the model's step finds them.
  */
 async function probe(replay: StepReplay, m: number, P: number, start: CostTable): Promise<{ contextFactor: number; speedupP: number | null }> {
-  const { from, to } = replay.perModel[m]!;
-  const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction({ ...start, contextFactor: 1, callSeconds: 0 }, name)(args), 0);
+  const alone = replay.aloneSeconds(m, start);
   const here = replay.stepSeconds(m, PROBE_MS / 3);
   const speedupP = P > 1 && P <= start.machine.cores ? (await replay.throughput(P, PROBE_MS, m)) / (await replay.throughput(1, PROBE_MS, m)) : null;
   return { contextFactor: here / alone, speedupP };

@@ -339,6 +339,9 @@ describe("the cost table", () => {
     ["no cores", (t) => ((t.machine.cores = 0), t), /machine\.cores/],
     ["a jitter of 1 or more", (t) => ((t.jitter = 1), t), /jitter: must be a number in \[0, 1\)/],
     ["a bad network", (t) => ((t.networks = { slow: { latencySeconds: 1, bytesPerSecond: 0 } }), t), /networks\.slow: bytesPerSecond/],
+    ["no memory model", (t) => (delete t.memory, t), /memory: missing/],
+    ["a memory curve that falls", (t) => ((t.memory.secondsPerByte = t.memory.secondsPerByte.map((_: number, i: number) => 1 / (i + 1))), t), /memory\.secondsPerByte: must be one non-decreasing/],
+    ["a cold cost for no kernel", (t) => ((t.memory.coldSecondsPerByte.gemm_xx = 1e-12), t), /memory\.coldSecondsPerByte\.gemm_xx: no such kernel/],
     ["not an object", () => [1, 2], /not a JSON object/],
   ];
   for (const [what, breakIt, message] of broken) {

@@ -24,6 +24,7 @@ import { checkCostTable, COSTS_FORMAT, kernelCostFunction, WORK, type CostTable 
 import { measureWakeSeconds, StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { calibrateKernels } from "./calibrate-kernels.ts";
+import { calibrateMemory } from "./calibrate-memory.ts";
 
 const CALIBRATE_FLAGS: FlagSpec[] = [
   { name: "out", type: "string", default: "costs.json", valueName: "FILE", help: "where to write the cost table (JSON)" },
@@ -64,6 +65,10 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
   const { module, variant } = await loadKernelModule();
   const dataset = await loadDataset(o.data);
   const kernels = await calibrateKernels(o);
+  o.say("calibrate: streaming by working-set size (axpy round a ring of vectors), and the streaming kernels from memory");
+  const memory = calibrateMemory(module, o);
+  o.say(`  ${memory.footprints.map((f, i) => `${f >= 1 << 20 ? `${f / (1 << 20)} MiB` : `${f / 1024} KiB`} ${(1e-9 / memory.secondsPerByte[i]!).toFixed(0)} GB/s`).join(", ")}`);
+  o.say(`  from memory, beyond in cache, ps per byte: ${Object.entries(memory.coldSecondsPerByte).map(([name, s]) => `${name} ${(s * 1e12).toFixed(1)}`).join(", ")}`);
 
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency, 64));
   const kernelsOnly: CostTable = {
@@ -73,6 +78,7 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     wakeSeconds: 0,
     contextFactor: 1,
     callSeconds: 0,
+    memory,
     kernels,
     networks: {},
   };
@@ -101,8 +107,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
  */
 async function kernelsInContext(table: CostTable, replay: StepReplay, ms: number, say: (line: string) => void): Promise<number> {
   const ratios: number[] = [];
-  for (const [m, { model, from, to }] of replay.perModel.entries()) {
-    const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction(table, name)(args), 0);
+  for (const [m, { model }] of replay.perModel.entries()) {
+    const alone = replay.aloneSeconds(m, table);
     const step = replay.stepSeconds(m, ms);
     ratios.push(step / alone);
     say(`  ${model.padEnd(30)} step ${(step * 1e3).toFixed(3)} ms  kernels alone ${(alone * 1e3).toFixed(3)} ms  ×${(step / alone).toFixed(3)}`);

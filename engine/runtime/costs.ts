@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import DEFAULT_TABLE from "./costs-default.json";
+import type { MemoryModel } from "./cache-model.ts";
 
 export const COSTS_FORMAT = "skein-costs/1";
 
@@ -65,6 +66,11 @@ export interface CostTable {
    * stay in lockstep. Drawn per call from a generator seeded by the run's seed and the program.
    */
   jitter?: number;
+  /**
+   * Seconds per byte streamed by the working set it comes from (see cache-model.ts): what a call
+   * pays beyond its calibrated cost for operands its program has not touched for a while.
+   */
+  memory: MemoryModel;
   kernels: Record<string, KernelCost>;
   networks: Record<string, NetworkModel>;
 }
@@ -262,6 +268,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (!isNumber(t.callSeconds) || t.callSeconds < 0) fail("callSeconds: must be a number ≥ 0");
   if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
   if (t.jitter !== undefined && (!isNumber(t.jitter) || t.jitter < 0 || t.jitter >= 1)) fail("jitter: must be a number in [0, 1)");
+  checkMemory(t.memory, fail);
   const kernels = t.kernels as Record<string, unknown> | undefined;
   if (typeof kernels !== "object" || kernels === null) fail("kernels: missing");
   for (const name of Object.keys(WORK)) {
@@ -277,6 +284,22 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (typeof networks !== "object" || networks === null || Array.isArray(networks)) fail("networks: must be an object");
   for (const [name, n] of Object.entries(networks)) checkNetwork(n, `${where}: networks.${name}`);
   return { ...(t as unknown as CostTable), networks: { ...NETWORK_PRESETS, ...(networks as Record<string, NetworkModel>) } };
+}
+
+function checkMemory(json: unknown, fail: (what: string) => never): void {
+  const m = json as Record<string, unknown> | null | undefined;
+  if (typeof m !== "object" || m === null) fail("memory: missing (a table from before the cache model? run skein calibrate again)");
+  const { footprints, secondsPerByte } = m as Record<string, unknown>;
+  if (!Array.isArray(footprints) || footprints.length < 1 || !footprints.every((f, i) => isNumber(f) && f > 0 && (i === 0 || f > footprints[i - 1])))
+    fail("memory.footprints: must be a non-empty list of increasing positive byte counts");
+  if (!Array.isArray(secondsPerByte) || secondsPerByte.length !== (footprints as number[]).length || !secondsPerByte.every((s, i) => isNumber(s) && s >= 0 && (i === 0 || s >= secondsPerByte[i - 1])))
+    fail("memory.secondsPerByte: must be one non-decreasing number ≥ 0 per footprint");
+  const cold = (m as Record<string, unknown>).coldSecondsPerByte;
+  if (typeof cold !== "object" || cold === null || Array.isArray(cold)) fail("memory.coldSecondsPerByte: must be an object of seconds per byte by kernel");
+  for (const [name, v] of Object.entries(cold as Record<string, unknown>)) {
+    if (!(name in WORK)) fail(`memory.coldSecondsPerByte.${name}: no such kernel`);
+    if (!isNumber(v) || v < 0) fail(`memory.coldSecondsPerByte.${name}: must be a number ≥ 0`);
+  }
 }
 
 function checkNetwork(json: unknown, where: string): NetworkModel {
@@ -324,6 +347,18 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
   const bytes = w.bytes;
   if (!bytes || perByte === 0) return (args) => fixed + perUnit * w.work(args as number[]);
   return (args) => fixed + perUnit * w.work(args as number[]) + perByte * bytes(args as number[]);
+}
+
+/**
+ * The most bytes one operand of a call of `name` streams: the kernel's bytes measure where it has one,
+ * else 4 bytes per element of its work (cache-model.ts caps each operand's bytes by it).
+ */
+export function streamedBytesFunction(name: string): (args: number[]) => number {
+  const w = WORK[name];
+  if (!w) return () => 0;
+  if (w.bytes) return w.bytes;
+  if (w.unit === "elements") return (args) => 4 * w.work(args);
+  return () => 0;
 }
 
 /**

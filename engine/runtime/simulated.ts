@@ -4,7 +4,8 @@
  * one thread:
  *
  *  - every kernel call advances the calling program's clock by its cost in the cost table (a function
- *    of the call's arguments), times the machine's slowdown for the number of programs computing at once;
+ *    of the call's arguments), plus what its operands cost to fetch when its program has not touched
+ *    them for a while (cache-model.ts), times the machine's slowdown for the programs computing at once;
  *  - messages an algorithm declares (`sync.send`, `sync.allReduce`) cost latency + bytes/bandwidth;
  *  - the scheduler always advances the runnable program with the smallest clock, ties broken by a
  *    seeded generator; a program runs until its next synchronisation point;
@@ -32,7 +33,8 @@ import type { Executor, VirtualClock } from "./executor.ts";
 import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
 import { advance } from "./deterministic.ts";
-import { allReduceSeconds, kernelCostFunction, slowdown, trafficSeconds, type SimulationModel } from "./costs.ts";
+import { allReduceSeconds, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
+import { CacheTracker } from "./cache-model.ts";
 
 /** When a blocked program can resume: a virtual time, or null while its condition does not hold. */
 type ResumeTime = () => number | null;
@@ -230,7 +232,13 @@ export class SimulatedExecutor implements Executor {
     const net = new Network(setup.model, setup.inputShape, setup.classes);
     const state = (this.state = new SimulationState(setup.programs));
     const costs = new Map<string, (args: unknown[]) => number>();
-    for (const name of Object.keys(k)) costs.set(name, kernelCostFunction(model.table, name));
+    const streamed = new Map<string, (args: number[]) => number>();
+    for (const name of Object.keys(k)) {
+      costs.set(name, kernelCostFunction(model.table, name));
+      streamed.set(name, streamedBytesFunction(name));
+    }
+    // Operands a program has not touched for a while come from further away than calibration had them.
+    const cache = new CacheTracker(model.table.memory, setup.plan, setup.programs, memory);
     this.syncs = [];
     this.contexts = Array.from({ length: setup.programs }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
@@ -242,7 +250,8 @@ export class SimulatedExecutor implements Executor {
       const charged = wrapKernels(fault?.worker === worker ? injectFault(k, fault) : k, (name, call, args) => {
         const before = state.clocks[worker]!;
         state.kernelCalls++;
-        sync.compute(costs.get(name)!(args) * spread());
+        const a = args as number[];
+        sync.compute((costs.get(name)!(args) + cache.extraSeconds(worker, name, a, streamed.get(name)!(a))) * spread());
         if (kernelTimer) {
           const ms = (state.clocks[worker]! - before) * 1000;
           kernelTimer.ms += ms;
