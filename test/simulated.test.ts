@@ -339,6 +339,7 @@ describe("the cost table", () => {
     ["no cores", (t) => ((t.machine.cores = 0), t), /machine\.cores/],
     ["a jitter of 1 or more", (t) => ((t.jitter = 1), t), /jitter: must be a number in \[0, 1\)/],
     ["a bad network", (t) => ((t.networks = { slow: { latencySeconds: 1, bytesPerSecond: 0 } }), t), /networks\.slow: bytesPerSecond/],
+    ["further terms of the wrong count", (t) => ((t.kernels.winograd_forward.perMore = [1e-9, 1e-9]), t), /kernels\.winograd_forward\.perMore: must be 1 number/],
     ["no memory model", (t) => (delete t.memory, t), /memory: missing/],
     ["a memory curve that falls", (t) => ((t.memory.secondsPerByte = t.memory.secondsPerByte.map((_: number, i: number) => 1 / (i + 1))), t), /memory\.secondsPerByte: must be one non-decreasing/],
     ["a cold cost for no kernel", (t) => ((t.memory.coldSecondsPerByte.gemm_xx = 1e-12), t), /memory\.coldSecondsPerByte\.gemm_xx: no such kernel/],
@@ -419,6 +420,20 @@ describe("calibration", () => {
     expect(c.perUnit * 40e9).toBeCloseTo(1, 6);
     expect(c.perByte! * 10e9).toBeCloseTo(1, 6);
     expect(c.fitError).toBeLessThan(1e-6);
+    // With further terms (Winograd: per-frequency GEMM flops, tile-transform bytes, weight-transform
+    // values), each recovered from the shapes of the three residual stages.
+    const winograd = [[1, 16, 28, 16], [4, 16, 28, 16], [64, 16, 28, 16], [1, 32, 14, 32], [16, 32, 14, 32], [1, 64, 7, 64], [4, 64, 7, 64], [64, 64, 7, 64]].map(([n, ci, side, co]) => {
+      const tiles = n! * Math.ceil(side! / 2) ** 2;
+      const work = 32 * tiles * ci! * co!;
+      const bytes = 64 * tiles * (ci! + co!);
+      const weights = 16 * ci! * co!;
+      return { work, bytes, more: [weights], seconds: 2e-6 + work / 50e9 + bytes / 30e9 + weights * 2e-9 };
+    });
+    const w = fit(winograd);
+    expect(w.perUnit * 50e9).toBeCloseTo(1, 6);
+    expect(w.perByte! * 30e9).toBeCloseTo(1, 6);
+    expect(w.perMore![0]! / 2e-9).toBeCloseTo(1, 6);
+    expect(w.fitError).toBeLessThan(1e-6);
     // Noise shows as error: ±10% alternating around a line is a 10% relative RMS error, near enough.
     const noisy = fit([1, 2, 3, 4, 5, 6].map((w, i) => ({ work: w * 1e6, seconds: w * 1e-3 * (i % 2 ? 1.1 : 0.9) })));
     expect(noisy.fitError).toBeGreaterThan(0.05);

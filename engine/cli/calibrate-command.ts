@@ -182,7 +182,7 @@ function report(table: CostTable, say: (line: string) => void): void {
   for (const [name, c] of Object.entries(table.kernels)) {
     const unit = WORK[name]!.unit;
     const rate = unit === "flops" ? `${(1e-9 / c.perUnit).toFixed(1)} GFLOP/s` : `${(c.perUnit * 1e9).toFixed(3)} ns/elem`;
-    const bytes = c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : "";
+    const bytes = (c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : "") + (c.perMore ?? []).map((x, i) => ` + ${(x * 1e9).toFixed(3)} ns/${WORK[name]!.more![i]!.what}`).join("");
     say(`${name.padEnd(28)}${unit.padEnd(10)}${String(c.shapes).padStart(6)}  ${(c.fixed * 1e6).toFixed(2).padStart(8)}   ${(rate + bytes).padEnd(30)}${(c.fitError * 100).toFixed(1).padStart(6)}%`);
   }
   say(`contention: speedup of k programs at once = ${table.machine.speedup.join(", ")} (k = 1…${table.machine.cores})`);
