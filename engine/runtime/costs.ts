@@ -62,6 +62,13 @@ export interface CostTable {
   contextFactor: number;
   callSeconds: number;
   /**
+   * callSecondsAt[k − 1]: seconds around each call when k programs run at once (k = 1…), measured on
+   * threaded epochs with their kernels timed: with more threads the code between kernels runs slower
+   * too (shared counters and queues bounce between cores). Absent, or beyond its length: callSeconds,
+   * slowed like a kernel.
+   */
+  callSecondsAt?: number[];
+  /**
    * Relative spread (standard deviation over mean) of a kernel call's time in a run; absent: 0.
    * Real threads of equal work drift apart in phase by it, and the phase decides how many peer
    * updates fall between a read of the weights and the write (staleness); with none, equal programs
@@ -282,6 +289,8 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (!isNumber(t.wakeSeconds) || t.wakeSeconds < 0) fail("wakeSeconds: must be a number ≥ 0");
   if (!isNumber(t.callSeconds) || t.callSeconds < 0) fail("callSeconds: must be a number ≥ 0");
   if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
+  if (t.callSecondsAt !== undefined && (!Array.isArray(t.callSecondsAt) || t.callSecondsAt.length < 1 || !t.callSecondsAt.every((x) => isNumber(x) && x >= 0)))
+    fail("callSecondsAt: must be a non-empty list of numbers ≥ 0");
   if (t.jitter !== undefined && (!isNumber(t.jitter) || t.jitter < 0 || t.jitter >= 1)) fail("jitter: must be a number in [0, 1)");
   checkMemory(t.memory, fail);
   const kernels = t.kernels as Record<string, unknown> | undefined;
@@ -372,6 +381,20 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
     for (const m of more) s += m.per * m.of(args as number[]);
     return s;
   };
+}
+
+/**
+ * Seconds around one kernel call (outside the kernel) when `k` programs compute at once: measured
+ * (callSecondsAt) where the table has it, else callSeconds slowed as a kernel would be.
+ */
+export function callSecondsFor(model: SimulationModel, k: number): number {
+  const at = model.table.callSecondsAt;
+  if (model.machine !== "ideal" && at && k >= 1) {
+    if (k <= at.length) return at[k - 1]!;
+    // Beyond the measured counts: the last measured figure, and the cores shared in turn beyond them.
+    return at[at.length - 1]! * Math.max(1, k / model.table.machine.cores);
+  }
+  return model.table.callSeconds * slowdown(model, k);
 }
 
 /**

@@ -33,7 +33,7 @@ import type { Executor, VirtualClock } from "./executor.ts";
 import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
 import { advance } from "./deterministic.ts";
-import { allReduceSeconds, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
+import { allReduceSeconds, callSecondsFor, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
 import { CacheTracker } from "./cache-model.ts";
 
 /** When a blocked program can resume: a virtual time, or null while its condition does not hold. */
@@ -50,6 +50,8 @@ export class SimulationState {
   readonly blocked: (ResumeTime | null)[];
   /** Slowdown of kernels in the step being run (programs computing at once, see costs.slowdown). */
   factor = 1;
+  /** Seconds around each kernel call in the step being run (costs.callSecondsFor the programs computing). */
+  callSeconds = 0;
   /** Kernel calls charged so far (calibration fits the time around each call from it). */
   kernelCalls = 0;
   // The barrier: arrivals of the current generation, the latest arrival time, the last release.
@@ -233,8 +235,10 @@ export class SimulatedExecutor implements Executor {
     const state = (this.state = new SimulationState(setup.programs));
     const costs = new Map<string, (args: unknown[]) => number>();
     const streamed = new Map<string, (args: number[]) => number>();
+    // The time around each call is charged per step by how many programs compute (callSecondsFor).
+    const kernelsOnly = { ...model.table, callSeconds: 0 };
     for (const name of Object.keys(k)) {
-      costs.set(name, kernelCostFunction(model.table, name));
+      costs.set(name, kernelCostFunction(kernelsOnly, name));
       streamed.set(name, streamedBytesFunction(name));
     }
     // Operands a program has not touched for a while come from further away than calibration had them.
@@ -257,6 +261,7 @@ export class SimulatedExecutor implements Executor {
           kernelTimer.ms += ms;
           kernelTimer.byName[name] = (kernelTimer.byName[name] ?? 0) + ms;
         }
+        state.clocks[worker]! += state.callSeconds; // outside the kernel, as a profiled thread counts it
         return call();
       });
       const trace = setup.trace ? new SpanRecorder(() => state.clocks[worker]! * 1e6) : null;
@@ -352,6 +357,7 @@ export function simulate<R>(programs: RoleProgram<R>[], state: SimulationState, 
     let computing = runnable;
     for (const i of live) if (state.blocked[i] && state.clocks[i]! > best && state.blocked[i]!() === null) computing++;
     state.factor = slowdown(model, computing);
+    state.callSeconds = callSecondsFor(model, computing);
     const step = advance(programs, index, what);
     if (step.done) {
       results[index] = step.value;
