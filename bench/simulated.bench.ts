@@ -148,7 +148,8 @@ process.on("exit", () => tableFiles.forEach((p) => rmSync(p, { force: true })));
 async function probe(replay: StepReplay, m: number, P: number, start: CostTable): Promise<{ contextFactor: number; speedupP: number | null }> {
   const alone = replay.aloneSeconds(m, start);
   const here = replay.stepSeconds(m, PROBE_MS / 3);
-  const speedupP = P > 1 && P <= start.machine.cores ? (await replay.throughput(P, PROBE_MS, m)) / (await replay.throughput(1, PROBE_MS, m)) : null;
+  // At most P: more is the one-thread trial caught in a slow moment.
+  const speedupP = P > 1 && P <= start.machine.cores ? Math.min(P, (await replay.throughput(P, PROBE_MS, m)) / (await replay.throughput(1, PROBE_MS, m))) : null;
   return { contextFactor: here / alone, speedupP };
 }
 
@@ -187,7 +188,7 @@ if (!flags["overhead-only"]) {
   const start = flags.costs
     ? loadCostTable(flags.costs)
     : await calibrate({ models: Object.values(MODELS), data: "digits", quick: !flags.full, say: () => {} }); // every kernel needs a shape
-  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSeconds * 1e6).toFixed(2)} µs per call`);
+  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSecondsAt ?? [start.callSeconds]).map((s) => (s * 1e6).toFixed(2)).join(" / ")} µs around each call (1…k threads)`);
   const startFile = tableFile(start);
   const replay = StepReplay.build(module, specs, [1, 28, 28], 10, Math.min(cores, Math.max(...WORKERS)));
   await replay.start();

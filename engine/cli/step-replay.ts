@@ -218,7 +218,8 @@ export class StepReplay {
     for (let trial = 0; trial < trials; trial++) {
       for (let k = 1; k <= threads; k++) rates[k - 1] = Math.max(rates[k - 1]!, await this.throughput(k, ms));
     }
-    return rates.map((r, i) => (i === 0 ? 1 : Math.round((r / rates[0]!) * 1000) / 1000));
+    // k threads never do more than k times one thread's work: more is one thread timed in a slow moment.
+    return rates.map((r, i) => (i === 0 ? 1 : Math.min(i + 1, Math.round((r / rates[0]!) * 1000) / 1000)));
   }
 
   /**
