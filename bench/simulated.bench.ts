@@ -143,13 +143,24 @@ process.on("exit", () => tableFiles.forEach((p) => rmSync(p, { force: true })));
 
 /**
  * The machine as it is now, for model `m` with P programs: the start table with its kernels-in-context
- * factor and its speedup of P threads as a replay of the model's step finds them.
+ * factor and its speedup of P threads as a replay of the model's step finds them. Short trials, many,
+ * medians: on a shared host other load comes in bursts, and a burst in one long trial moves a mean by
+ * tens of percent (a 120 ms one-thread trial in a burst made two threads look 2.3× as fast as one).
  */
 async function probe(replay: StepReplay, m: number, P: number, start: CostTable): Promise<{ contextFactor: number; speedupP: number | null }> {
   const alone = replay.aloneSeconds(m, start);
-  const here = replay.stepSeconds(m, PROBE_MS / 3);
-  // At most P: more is the one-thread trial caught in a slow moment.
-  const speedupP = P > 1 && P <= start.machine.cores ? Math.min(P, (await replay.throughput(P, PROBE_MS, m)) / (await replay.throughput(1, PROBE_MS, m))) : null;
+  const here = replay.stepSeconds(m, PROBE_MS / 7, 7);
+  let speedupP: number | null = null;
+  if (P > 1 && P <= start.machine.cores) {
+    // One thread and P threads in turn, the median of the rates of each (at most P: see above).
+    const one: number[] = [];
+    const many: number[] = [];
+    for (let t = 0; t < 3; t++) {
+      one.push(await replay.throughput(1, PROBE_MS / 3, m));
+      many.push(await replay.throughput(P, PROBE_MS / 3, m));
+    }
+    speedupP = Math.min(P, median(many) / median(one));
+  }
   return { contextFactor: here / alone, speedupP };
 }
 
