@@ -203,6 +203,9 @@ if (!flags["overhead-only"]) {
   const startFile = tableFile(start);
   const replay = StepReplay.build(module, specs, [1, 28, 28], 10, Math.min(cores, Math.max(...WORKERS)));
   await replay.start();
+  // The calling thread's kernels warm up too (its first probe ran a fifth slower: the first cell's
+  // context factor came out 1.16-1.21 in four runs, later cells' 0.95-1.05).
+  for (const m of models.keys()) replay.stepSeconds(m, 300, 1);
   console.log(`Rounds: probe, threads (median of ${EPOCHS} epochs), probe, simulated; medians of ${REPEATS} rounds. sim/thr start: the start table; now: each round's table; best: the fastest threaded epoch against the fastest probe's table`);
   console.log("algo       model  P  threads s  sim s(now)  sim/thr start  sim/thr now  sim/thr best  ctx now  speedupP  staleness thr  staleness sim  load");
   let within = 0;
