@@ -58,15 +58,8 @@ self.onmessage = (e) => {
   Atomics.wait(words, 0, 0);
   const t0 = performance.now();
   let steps = 0;
-  const times = d.record ? [] : null;
-  for (let t = t0; t - t0 < d.ms;) {
-    step(d.from, d.to);
-    steps++;
-    const now = performance.now();
-    if (times) times.push(now - t);
-    t = now;
-  }
-  postMessage({ steps, ms: performance.now() - t0, times });
+  while (performance.now() - t0 < d.ms) { step(d.from, d.to); steps++; }
+  postMessage({ steps, ms: performance.now() - t0 });
 };`;
 
 export class StepReplay {
@@ -193,19 +186,6 @@ export class StepReplay {
     Atomics.notify(words, 0);
     const results = await Promise.all(done);
     return results.reduce((a, r) => a + (r.steps / r.ms) * 1000, 0);
-  }
-
-  /** Milliseconds of each step, per thread, of k threads replaying model `model` at once for `ms`. */
-  async stepTimes(k: number, ms: number, model: number): Promise<number[][]> {
-    if (this.workers.length < k) throw new Error(`step replay: ${k} threads asked, ${this.workers.length} started`);
-    const { from, to } = this.perModel[model]!;
-    const control = new SharedArrayBuffer(8);
-    const words = new Int32Array(control);
-    const done = this.workers.slice(0, k).map((w) => this.ask<{ times: number[] }>(w, { control, ms, from, to, record: true }));
-    while (Atomics.load(words, 1) < k) await Bun.sleep(1);
-    Atomics.store(words, 0, 1);
-    Atomics.notify(words, 0);
-    return (await Promise.all(done)).map((r) => r.times);
   }
 
   /**
