@@ -4,8 +4,10 @@
  * WORK after a table was calibrated (the default table was, at low load); times only the missing
  * kernels, as `skein calibrate` step 1 does, and says so in the table's measuredOn.
  *
- *   flock /tmp/skein-bench.lock npx bun bench/merge-kernel-costs.ts [TABLE] [--quick]
+ *   flock /tmp/skein-bench.lock npx bun bench/merge-kernel-costs.ts [TABLE] [--quick] [--refit NAME,...]
  *
+ * --refit also times and fits the kernels named, replacing their fits (after their cost features
+ * changed).
  * TABLE defaults to engine/runtime/costs-default.json and is rewritten in place.
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -15,9 +17,12 @@ import { checkCostTable, WORK } from "../engine/runtime/costs.ts";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const path = args.find((a) => !a.startsWith("--")) ?? new URL("../engine/runtime/costs-default.json", import.meta.url).pathname;
+const refitAt = args.indexOf("--refit");
+const refit = refitAt >= 0 ? (args[refitAt + 1] ?? "").split(",").filter((n) => n.length > 0) : [];
+for (const name of refit) if (!(name in WORK)) throw new Error(`--refit ${name}: no such kernel`);
+const path = args.find((a, i) => !a.startsWith("--") && i !== refitAt + 1) ?? new URL("../engine/runtime/costs-default.json", import.meta.url).pathname;
 const table = JSON.parse(readFileSync(path, "utf8"));
-const missing = Object.keys(WORK).filter((name) => !(name in table.kernels));
+const missing = Object.keys(WORK).filter((name) => !(name in table.kernels) || refit.includes(name));
 if (missing.length === 0) {
   console.log(`${path}: every kernel in WORK already has a fit`);
   process.exit(0);
@@ -27,11 +32,11 @@ console.log(`${path}: timing ${missing.join(", ")} (load average ${load})`);
 const fits = await calibrateKernels({ models: ["mlp:784-256-128-10", "lenet"], data: "digits", quick, say: (line) => console.log(line), only: missing });
 for (const [name, c] of Object.entries(fits)) {
   const rate = WORK[name]!.unit === "flops" ? `${(1e-9 / c.perUnit).toFixed(1)} GFLOP/s` : `${(c.perUnit * 1e9).toFixed(3)} ns/elem`;
-  console.log(`${name.padEnd(28)} shapes ${String(c.shapes).padStart(3)}  fixed ${(c.fixed * 1e6).toFixed(2).padStart(7)} µs  ${rate}${c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : ""}  fit error ${(c.fitError * 100).toFixed(1)}%`);
+  console.log(`${name.padEnd(28)} shapes ${String(c.shapes).padStart(3)}  fixed ${(c.fixed * 1e6).toFixed(2).padStart(7)} µs  ${rate}${c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : ""}${(c.perMore ?? []).map((x, i) => ` + ${(x * 1e9).toFixed(3)} ns/${WORK[name]!.more![i]!.what}`).join("")}  fit error ${(c.fitError * 100).toFixed(1)}%`);
 }
 const merged = {
   ...table,
-  measuredOn: `${table.measuredOn}; kernels ${missing.join(", ")} added ${new Date().toISOString()} (load average ${load}, ${quick ? "quick" : "full"} timings, the other fields and kernels as first measured)`,
+  measuredOn: `${table.measuredOn}; kernels ${missing.join(", ")} ${refit.length > 0 ? "fitted again" : "added"} ${new Date().toISOString()} (load average ${load}, ${quick ? "quick" : "full"} timings, the other fields and kernels as first measured)`,
   kernels: { ...table.kernels, ...fits },
 };
 checkCostTable(merged, path);

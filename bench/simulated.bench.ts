@@ -40,7 +40,7 @@ import { Network } from "../engine/model/network.ts";
 import type { EpochOutcome } from "../engine/run-metrics.ts";
 import { calibrate } from "../engine/cli/calibrate-command.ts";
 import { StepReplay } from "../engine/cli/step-replay.ts";
-import { kernelCostFunction, loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
+import { loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
 import { loadKernelModule } from "../engine/kernels/load.ts";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
 
@@ -143,13 +143,24 @@ process.on("exit", () => tableFiles.forEach((p) => rmSync(p, { force: true })));
 
 /**
  * The machine as it is now, for model `m` with P programs: the start table with its kernels-in-context
- * factor and its speedup of P threads as a replay of the model's step finds them.
+ * factor and its speedup of P threads as a replay of the model's step finds them. Short trials, many,
+ * medians: on a shared host other load comes in bursts, and a burst in one long trial moves a mean by
+ * tens of percent (a 120 ms one-thread trial in a burst made two threads look 2.3× as fast as one).
  */
 async function probe(replay: StepReplay, m: number, P: number, start: CostTable): Promise<{ contextFactor: number; speedupP: number | null }> {
-  const { from, to } = replay.perModel[m]!;
-  const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction({ ...start, contextFactor: 1, callSeconds: 0 }, name)(args), 0);
-  const here = replay.stepSeconds(m, PROBE_MS / 3);
-  const speedupP = P > 1 && P <= start.machine.cores ? (await replay.throughput(P, PROBE_MS, m)) / (await replay.throughput(1, PROBE_MS, m)) : null;
+  const alone = replay.aloneSeconds(m, start);
+  const here = replay.stepSeconds(m, PROBE_MS / 7, 7);
+  let speedupP: number | null = null;
+  if (P > 1 && P <= start.machine.cores) {
+    // One thread and P threads in turn, the median of the rates of each (at most P: see above).
+    const one: number[] = [];
+    const many: number[] = [];
+    for (let t = 0; t < 3; t++) {
+      one.push(await replay.throughput(1, PROBE_MS / 3, m));
+      many.push(await replay.throughput(P, PROBE_MS / 3, m));
+    }
+    speedupP = Math.min(P, median(many) / median(one));
+  }
   return { contextFactor: here / alone, speedupP };
 }
 
@@ -188,10 +199,13 @@ if (!flags["overhead-only"]) {
   const start = flags.costs
     ? loadCostTable(flags.costs)
     : await calibrate({ models: Object.values(MODELS), data: "digits", quick: !flags.full, say: () => {} }); // every kernel needs a shape
-  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSeconds * 1e6).toFixed(2)} µs per call`);
+  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSecondsAt ?? [start.callSeconds]).map((s) => (s * 1e6).toFixed(2)).join(" / ")} µs around each call (1…k threads)`);
   const startFile = tableFile(start);
   const replay = StepReplay.build(module, specs, [1, 28, 28], 10, Math.min(cores, Math.max(...WORKERS)));
   await replay.start();
+  // The calling thread's kernels warm up too (its first probe ran a fifth slower: the first cell's
+  // context factor came out 1.16-1.21 in four runs, later cells' 0.95-1.05).
+  for (const m of models.keys()) replay.stepSeconds(m, 300, 1);
   console.log(`Rounds: probe, threads (median of ${EPOCHS} epochs), probe, simulated; medians of ${REPEATS} rounds. sim/thr start: the start table; now: each round's table; best: the fastest threaded epoch against the fastest probe's table`);
   console.log("algo       model  P  threads s  sim s(now)  sim/thr start  sim/thr now  sim/thr best  ctx now  speedupP  staleness thr  staleness sim  load");
   let within = 0;

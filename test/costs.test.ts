@@ -39,6 +39,21 @@ function ownCosts(): CostTable {
 }
 
 describe("which kernels the simulator charges", () => {
+  test("a kernel's further terms are charged: Winograd pays for its weight transform, embedding backward for the rows it zeroes", () => {
+    const t = { ...ownCosts(), contextFactor: 1 };
+    for (const [name, args] of [
+      ["winograd_forward", [64, 128, 192, 8, 16, 28, 28, 16, 256]],
+      ["embedding_backward", [64, 128, 192, 256, 17, 4, 16, 32, 65, 0]],
+    ] as [string, number[]][]) {
+      const c = t.kernels[name]!;
+      const w = WORK[name]!;
+      expect(c.perMore?.length).toBe(w.more!.length);
+      const expected = c.fixed + c.perUnit * w.work(args) + (c.perByte ?? 0) * (w.bytes?.(args) ?? 0) + w.more!.reduce((a, m, i) => a + c.perMore![i]! * m.of(args), 0);
+      expect(kernelCostFunction(t, name)(args)).toBeCloseTo(expected, 15);
+      expect(w.more!.some((m, i) => c.perMore![i]! * m.of(args) > 0)).toBe(true);
+    }
+  });
+
   test("every export of the kernel module is in WORK or NEVER_CHARGED, not both, and the lists name only exports", async () => {
     const { module } = await loadKernelModule();
     const exported = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name).sort();

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { UserError } from "../engine/errors.ts";
-import { checkCostTable, defaultCostTable, loadCostTable, slowdown, WORK, type CostTable } from "../engine/runtime/costs.ts";
+import { callSecondsFor, checkCostTable, defaultCostTable, loadCostTable, slowdown, WORK, type CostTable } from "../engine/runtime/costs.ts";
 import { SimulatedSync, SimulationState, simulate } from "../engine/runtime/simulated.ts";
 import { Control, planControl } from "../engine/runtime/control.ts";
 import { ArenaPlanner, createSharedMemory } from "../engine/memory/arena.ts";
@@ -241,6 +241,36 @@ describe("causality", () => {
     expect(slowdown(measured, 8)).toBeCloseTo(8 / 1.25, 12);
     expect(slowdown({ ...measured, machine: "ideal" }, 8)).toBe(1);
   });
+
+  test("the time around each call is the measured one for the programs computing at once, and costs time, never numerics", async () => {
+    const table: CostTable = { ...defaultCostTable(), machine: { cores: 2, speedup: [1, 1.5] }, callSeconds: 1e-6, callSecondsAt: [1e-6, 3e-6] };
+    const measured = { table, machine: "measured" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+    expect(callSecondsFor(measured, 1)).toBe(1e-6);
+    expect(callSecondsFor(measured, 2)).toBe(3e-6);
+    expect(callSecondsFor(measured, 8)).toBeCloseTo(3e-6 * 4, 15); // beyond the cores: in turn
+    expect(callSecondsFor({ ...measured, machine: "ideal" }, 8)).toBe(1e-6);
+    expect(callSecondsFor({ ...measured, table: { ...table, callSecondsAt: undefined } }, 2)).toBeCloseTo(1e-6 * (2 / 1.5), 15);
+    // Every call pays its program 1 ms of busy time more, whatever the interleaving; the weights stay.
+    const dir = tmp();
+    const run = async (at: number[]) => {
+      const path = join(dir, `costs-${at.join("-")}.json`);
+      writeFileSync(path, JSON.stringify({ ...defaultCostTable(), jitter: 0, callSeconds: 0, callSecondsAt: at }));
+      const session = await TrainingSession.open({ ...base, algo: "hogwild", workers: 2, simulation: { costs: path } });
+      try {
+        const calls = (session.executor as unknown as { kernelCalls: number }).kernelCalls;
+        const e = await session.trainEpoch();
+        const busy = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs, 0) / 1000;
+        return { busy, calls: (session.executor as unknown as { kernelCalls: number }).kernelCalls - calls, params: session.params().slice() };
+      } finally {
+        session.close();
+      }
+    };
+    const free = await run([0, 0]);
+    const paid = await run([1e-3, 1e-3]);
+    expect(paid.calls).toBe(free.calls);
+    expect(paid.busy - free.busy).toBeCloseTo(paid.calls * 1e-3, 6);
+    expect(sameBits(paid.params, free.params)).toBe(true);
+  });
 });
 
 describe("jitter", () => {
@@ -339,6 +369,11 @@ describe("the cost table", () => {
     ["no cores", (t) => ((t.machine.cores = 0), t), /machine\.cores/],
     ["a jitter of 1 or more", (t) => ((t.jitter = 1), t), /jitter: must be a number in \[0, 1\)/],
     ["a bad network", (t) => ((t.networks = { slow: { latencySeconds: 1, bytesPerSecond: 0 } }), t), /networks\.slow: bytesPerSecond/],
+    ["further terms of the wrong count", (t) => ((t.kernels.winograd_forward.perMore = [1e-9, 1e-9]), t), /kernels\.winograd_forward\.perMore: must be 1 number/],
+    ["a negative time around calls", (t) => ((t.callSecondsAt = [1e-6, -1]), t), /callSecondsAt: must be a non-empty list of numbers ≥ 0/],
+    ["no memory model", (t) => (delete t.memory, t), /memory: missing/],
+    ["a memory curve that falls", (t) => ((t.memory.secondsPerByte = t.memory.secondsPerByte.map((_: number, i: number) => 1 / (i + 1))), t), /memory\.secondsPerByte: must be one non-decreasing/],
+    ["a cold cost for no kernel", (t) => ((t.memory.coldSecondsPerByte.gemm_xx = 1e-12), t), /memory\.coldSecondsPerByte\.gemm_xx: no such kernel/],
     ["not an object", () => [1, 2], /not a JSON object/],
   ];
   for (const [what, breakIt, message] of broken) {
@@ -416,6 +451,20 @@ describe("calibration", () => {
     expect(c.perUnit * 40e9).toBeCloseTo(1, 6);
     expect(c.perByte! * 10e9).toBeCloseTo(1, 6);
     expect(c.fitError).toBeLessThan(1e-6);
+    // With further terms (Winograd: per-frequency GEMM flops, tile-transform bytes, weight-transform
+    // values), each recovered from the shapes of the three residual stages.
+    const winograd = [[1, 16, 28, 16], [4, 16, 28, 16], [64, 16, 28, 16], [1, 32, 14, 32], [16, 32, 14, 32], [1, 64, 7, 64], [4, 64, 7, 64], [64, 64, 7, 64]].map(([n, ci, side, co]) => {
+      const tiles = n! * Math.ceil(side! / 2) ** 2;
+      const work = 32 * tiles * ci! * co!;
+      const bytes = 64 * tiles * (ci! + co!);
+      const weights = 16 * ci! * co!;
+      return { work, bytes, more: [weights], seconds: 2e-6 + work / 50e9 + bytes / 30e9 + weights * 2e-9 };
+    });
+    const w = fit(winograd);
+    expect(w.perUnit * 50e9).toBeCloseTo(1, 6);
+    expect(w.perByte! * 30e9).toBeCloseTo(1, 6);
+    expect(w.perMore![0]! / 2e-9).toBeCloseTo(1, 6);
+    expect(w.fitError).toBeLessThan(1e-6);
     // Noise shows as error: ±10% alternating around a line is a 10% relative RMS error, near enough.
     const noisy = fit([1, 2, 3, 4, 5, 6].map((w, i) => ({ work: w * 1e6, seconds: w * 1e-3 * (i % 2 ? 1.1 : 0.9) })));
     expect(noisy.fitError).toBeGreaterThan(0.05);

@@ -8,7 +8,7 @@
  *     Steps timed one by one give the spread of a call's time (the jitter that moves real threads of
  *     equal work out of phase), and two threads handing a turn back and forth through Atomics.wait
  *     and notify give the wake-up latency.
- *  3. Whole epochs of one worker thread: the seconds per kernel call spent outside the kernels.
+ *  3. Whole epochs of k worker threads, kernels timed: the seconds per kernel call spent outside them.
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -24,6 +24,7 @@ import { checkCostTable, COSTS_FORMAT, kernelCostFunction, WORK, type CostTable 
 import { measureWakeSeconds, StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { calibrateKernels } from "./calibrate-kernels.ts";
+import { calibrateMemory } from "./calibrate-memory.ts";
 
 const CALIBRATE_FLAGS: FlagSpec[] = [
   { name: "out", type: "string", default: "costs.json", valueName: "FILE", help: "where to write the cost table (JSON)" },
@@ -64,6 +65,10 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
   const { module, variant } = await loadKernelModule();
   const dataset = await loadDataset(o.data);
   const kernels = await calibrateKernels(o);
+  o.say("calibrate: streaming by working-set size (axpy round a ring of vectors), and the streaming kernels from memory");
+  const memory = calibrateMemory(module, o);
+  o.say(`  ${memory.footprints.map((f, i) => `${f >= 1 << 20 ? `${f / (1 << 20)} MiB` : `${f / 1024} KiB`} ${(1e-9 / memory.secondsPerByte[i]!).toFixed(0)} GB/s`).join(", ")}`);
+  o.say(`  from memory, beyond in cache, ps per byte: ${Object.entries(memory.coldSecondsPerByte).map(([name, s]) => `${name} ${(s * 1e12).toFixed(1)}`).join(", ")}`);
 
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency, 64));
   const kernelsOnly: CostTable = {
@@ -73,6 +78,7 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     wakeSeconds: 0,
     contextFactor: 1,
     callSeconds: 0,
+    memory,
     kernels,
     networks: {},
   };
@@ -90,8 +96,9 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
   } finally {
     replay.close();
   }
-  o.say("calibrate: whole epochs of one worker thread against the kernels' costs in context");
-  const table = { ...kernelsOnly, contextFactor, callSeconds: await fitCallSeconds({ ...kernelsOnly, contextFactor }, o) };
+  o.say("calibrate: whole epochs of k worker threads, their kernels timed: the time around each call");
+  const callSecondsAt = await fitCallSeconds({ ...kernelsOnly, contextFactor }, o);
+  const table = { ...kernelsOnly, contextFactor, callSeconds: callSecondsAt[0]!, callSecondsAt };
   return checkCostTable(table, "calibrate");
 }
 
@@ -101,8 +108,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
  */
 async function kernelsInContext(table: CostTable, replay: StepReplay, ms: number, say: (line: string) => void): Promise<number> {
   const ratios: number[] = [];
-  for (const [m, { model, from, to }] of replay.perModel.entries()) {
-    const alone = replay.calls[0]!.slice(from, to).reduce((a, [name, args]) => a + kernelCostFunction(table, name)(args), 0);
+  for (const [m, { model }] of replay.perModel.entries()) {
+    const alone = replay.aloneSeconds(m, table);
     const step = replay.stepSeconds(m, ms);
     ratios.push(step / alone);
     say(`  ${model.padEnd(30)} step ${(step * 1e3).toFixed(3)} ms  kernels alone ${(alone * 1e3).toFixed(3)} ms  ×${(step / alone).toFixed(3)}`);
@@ -123,52 +130,57 @@ function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (l
 }
 
 /**
- * Time outside the kernels: one program trains whole epochs on one thread (the threaded executor's
- * code: batch bookkeeping, counters, the orchestrator's call), the same epochs are simulated with the
- * kernels' costs in context, and each call gets the median over the runs of the difference per call
- * (≥ 0). Each real epoch is the fastest of several (other load only ever slows one down).
+ * Time outside the kernels: k programs train whole epochs on k threads with their kernels timed (the
+ * threaded executor's code: batch bookkeeping, counters, the orchestrator's call), and their busy time
+ * outside the kernels (elapsed − waited − in kernels) over the calls the epoch makes (counted by
+ * simulating the same epoch) is the time around each call; per k, the median over the runs. Each
+ * run's figure is the smallest over its epochs (other load only ever adds to it). Measured directly,
+ * not as what is left of an epoch after the kernels' fitted costs, so errors of those fits do not land
+ * here; and per k, since with more threads the code between kernels slows down too (shared counters
+ * and queues move between the cores' caches).
  */
-async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<number> {
-  const runs: { what: string; wall: number; kernels: number; calls: number }[] = [];
+export async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<number[]> {
   const costs = join(tmpdir(), `skein-calibrate-${process.pid}.json`);
   writeFileSync(costs, JSON.stringify(table));
+  const perK: number[] = [];
   try {
-    for (const model of o.models) {
-      for (const algo of o.quick ? ["sync"] : ["sync", "hogwild"]) {
-        const config: TrainConfig = { algo, model, data: o.data, epochs: 1, batch: 64, workers: 1, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
-        const real = await TrainingSession.open(config);
-        let wall = Infinity;
-        try {
-          for (let i = 0; i < (o.quick ? 3 : 6); i++) {
-            const e = await real.trainEpoch();
-            if (i > 0) wall = Math.min(wall, e.seconds); // the first epoch warms the JIT
+    for (let k = 1; k <= table.machine.cores; k++) {
+      const runs: { what: string; outside: number; calls: number }[] = [];
+      for (const model of o.models) {
+        for (const algo of o.quick ? ["sync"] : ["sync", "hogwild"]) {
+          const config: TrainConfig = { algo, model, data: o.data, epochs: 1, batch: 64, workers: k, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
+          const real = await TrainingSession.open(config, { profileKernels: true });
+          let outside = Infinity;
+          try {
+            for (let i = 0; i < (o.quick ? 3 : 6); i++) {
+              const e = await real.trainEpoch();
+              const ms = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs - (r.kernelMs ?? 0), 0);
+              if (i > 0) outside = Math.min(outside, ms / 1000); // the first epoch warms the JIT
+            }
+          } finally {
+            real.close();
           }
-        } finally {
-          real.close();
-        }
-        const simulated = await TrainingSession.open({ ...config, executor: "simulated", simulation: { costs, machine: "ideal" } });
-        try {
-          await simulated.trainEpoch();
-          const ex = simulated.executor as SimulatedExecutor;
-          const before = ex.kernelCalls;
-          const e = await simulated.trainEpoch();
-          runs.push({ what: `${algo} ${model}`, wall, kernels: e.seconds, calls: ex.kernelCalls - before });
-        } finally {
-          simulated.close();
+          const simulated = await TrainingSession.open({ ...config, executor: "simulated", simulation: { costs, machine: "ideal" } });
+          try {
+            await simulated.trainEpoch();
+            const ex = simulated.executor as SimulatedExecutor;
+            const before = ex.kernelCalls;
+            await simulated.trainEpoch();
+            runs.push({ what: `${algo} ${model}`, outside, calls: ex.kernelCalls - before });
+          } finally {
+            simulated.close();
+          }
         }
       }
+      const perCall = runs.map((r) => Math.max(0, r.outside / r.calls)).sort((x, y) => x - y);
+      perK.push(perCall.length % 2 ? perCall[perCall.length >> 1]! : (perCall[perCall.length / 2 - 1]! + perCall[perCall.length / 2]!) / 2);
+      for (const r of runs) o.say(`  ${k} thread${k > 1 ? "s" : ""}: ${r.what.padEnd(30)} ${(r.outside * 1e3).toFixed(2)} ms busy outside kernels per epoch, ${r.calls} calls: ${((r.outside / r.calls) * 1e6).toFixed(2)} µs each`);
     }
   } finally {
     rmSync(costs, { force: true });
   }
-  const perCall = runs.map((r) => Math.max(0, (r.wall - r.kernels) / r.calls)).sort((x, y) => x - y);
-  const callSeconds = perCall.length % 2 ? perCall[perCall.length >> 1]! : (perCall[perCall.length / 2 - 1]! + perCall[perCall.length / 2]!) / 2;
-  for (const r of runs) {
-    const fitted = r.kernels + callSeconds * r.calls;
-    o.say(`  ${r.what.padEnd(30)} real ${r.wall.toFixed(3)} s  kernels in context ${r.kernels.toFixed(3)} s  fitted ${fitted.toFixed(3)} s (${(((fitted - r.wall) / r.wall) * 100).toFixed(1)}%)`);
-  }
-  o.say(`  ${(callSeconds * 1e6).toFixed(2)} µs around each call`);
-  return callSeconds;
+  o.say(`  ${perK.map((s, i) => `${(s * 1e6).toFixed(2)} µs around each call at ${i + 1} thread${i > 0 ? "s" : ""}`).join(", ")}`);
+  return perK;
 }
 
 function report(table: CostTable, say: (line: string) => void): void {
@@ -176,7 +188,7 @@ function report(table: CostTable, say: (line: string) => void): void {
   for (const [name, c] of Object.entries(table.kernels)) {
     const unit = WORK[name]!.unit;
     const rate = unit === "flops" ? `${(1e-9 / c.perUnit).toFixed(1)} GFLOP/s` : `${(c.perUnit * 1e9).toFixed(3)} ns/elem`;
-    const bytes = c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : "";
+    const bytes = (c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : "") + (c.perMore ?? []).map((x, i) => ` + ${(x * 1e9).toFixed(3)} ns/${WORK[name]!.more![i]!.what}`).join("");
     say(`${name.padEnd(28)}${unit.padEnd(10)}${String(c.shapes).padStart(6)}  ${(c.fixed * 1e6).toFixed(2).padStart(8)}   ${(rate + bytes).padEnd(30)}${(c.fitError * 100).toFixed(1).padStart(6)}%`);
   }
   say(`contention: speedup of k programs at once = ${table.machine.speedup.join(", ")} (k = 1…${table.machine.cores})`);

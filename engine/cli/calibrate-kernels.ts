@@ -27,6 +27,7 @@ interface Timed extends Call {
   seconds: number;
   work: number;
   bytes?: number;
+  more?: number[];
 }
 
 /**
@@ -129,7 +130,7 @@ export async function calibrateKernels(o: { models: string[]; data: string; quic
     const fn = exports[call.name]!;
     const w = WORK[call.name]!;
     const run = call.name === "gather_batch" ? gatherCall(fn, call.args) : () => fn(...call.args);
-    timed.push({ ...call, seconds: medianCallSeconds(run, o.quick), work: w.work(call.args), ...(w.bytes ? { bytes: w.bytes(call.args) } : {}) });
+    timed.push({ ...call, seconds: medianCallSeconds(run, o.quick), work: w.work(call.args), ...(w.bytes ? { bytes: w.bytes(call.args) } : {}), ...(w.more ? { more: w.more.map((m) => m.of(call.args)) } : {}) });
   }
   const kernels: Record<string, KernelCost> = {};
   for (const name of Object.keys(WORK).filter(wanted)) {

@@ -5,15 +5,17 @@
 import type { KernelCost } from "../runtime/costs.ts";
 
 /**
- * seconds ≈ fixed + perUnit · work (+ perByte · bytes where the kernel has a bytes measure),
- * minimising Σ ((fit − t) / t)² (small calls count as much as big ones), every coefficient ≥ 0: the
- * best of the least-squares fits over every subset of the terms whose coefficients come out ≥ 0.
- * fitError: the root mean square of the relative residuals.
+ * seconds ≈ fixed + perUnit · work (+ perByte · bytes where the kernel has a bytes measure)
+ * (+ Σ perMore[i] · more[i] where it has further terms), minimising Σ ((fit − t) / t)² (small calls
+ * count as much as big ones), every coefficient ≥ 0: the best of the least-squares fits over every
+ * subset of the terms whose coefficients come out ≥ 0. fitError: the root mean square of the relative
+ * residuals.
  */
-export function fit(points: { seconds: number; work: number; bytes?: number }[]): KernelCost {
+export function fit(points: { seconds: number; work: number; bytes?: number; more?: number[] }[]): KernelCost {
   const withBytes = points.every((p) => p.bytes !== undefined);
-  const features = (p: (typeof points)[number]) => (withBytes ? [1, p.work, p.bytes!] : [1, p.work]);
-  const terms = withBytes ? 3 : 2;
+  const more = points[0]?.more?.length ?? 0;
+  const features = (p: (typeof points)[number]) => [1, p.work, ...(withBytes ? [p.bytes!] : []), ...(p.more ?? [])];
+  const terms = 2 + (withBytes ? 1 : 0) + more;
   let best: { coef: number[]; error: number } | null = null;
   for (let mask = 1; mask < 1 << terms; mask++) {
     const used = Array.from({ length: terms }, (_, i) => i).filter((i) => mask & (1 << i));
@@ -26,8 +28,17 @@ export function fit(points: { seconds: number; work: number; bytes?: number }[])
     const error = Math.sqrt(sq / points.length);
     if (!best || error < best.error) best = { coef: full, error };
   }
-  const [fixed, perUnit, perByte] = best!.coef;
-  return { fixed: fixed!, perUnit: perUnit!, ...(withBytes ? { perByte: perByte! } : {}), fitError: best!.error, shapes: points.length };
+  const [fixed, perUnit] = best!.coef;
+  const perByte = withBytes ? best!.coef[2]! : undefined;
+  const perMore = best!.coef.slice(withBytes ? 3 : 2);
+  return {
+    fixed: fixed!,
+    perUnit: perUnit!,
+    ...(perByte !== undefined ? { perByte } : {}),
+    ...(more > 0 ? { perMore } : {}),
+    fitError: best!.error,
+    shapes: points.length,
+  };
 }
 
 /** Least squares of rows·x ≈ t on relative error (each row divided by its t); null if singular. */

@@ -20,9 +20,11 @@
 import { Rng } from "../rng.ts";
 import type { Ptr } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
-import { ArenaPlanner, createSharedMemory, f32, u8 } from "../memory/arena.ts";
+import { ArenaPlanner, createSharedMemory, f32, u8, type ArenaPlan } from "../memory/arena.ts";
 import { Network } from "../model/network.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
+import { kernelCostFunction, streamedBytesFunction, type CostTable } from "../runtime/costs.ts";
+import { CacheTracker } from "../runtime/cache-model.ts";
 
 /** One kernel call: the export's name and its arguments. */
 export type KernelCall = [name: string, args: number[]];
@@ -68,6 +70,8 @@ export class StepReplay {
     readonly calls: KernelCall[][],
     /** Per model: the range of its calls within a thread's list. */
     readonly perModel: { model: string; from: number; to: number }[],
+    /** The arena the calls point into (the cache model follows its regions). */
+    readonly plan: ArenaPlan,
   ) {}
 
   /** Record the step calls of `models` for up to `threads` threads, each on its own batch and workspace. */
@@ -90,7 +94,8 @@ export class StepReplay {
     const bytes = planner.reserve("data", "samples", DATA_SAMPLES * sampleBytes);
     const labelBytes = planner.reserve("data", "labels", DATA_SAMPLES);
     const indices = planner.reserve("activations", "indices", rows * threads * 4);
-    const memory = createSharedMemory(planner.finish());
+    const plan = planner.finish();
+    const memory = createSharedMemory(plan);
     const rng = Rng.derive(1, "step replay");
     const samples = u8(memory, bytes, DATA_SAMPLES * sampleBytes);
     for (let i = 0; i < samples.length; i++) samples[i] = rng.int(256);
@@ -119,7 +124,28 @@ export class StepReplay {
       }
       calls.push(mine);
     }
-    return new StepReplay(module, memory, calls, perModel);
+    return new StepReplay(module, memory, calls, perModel, plan);
+  }
+
+  /**
+   * Seconds one step of model `model` costs by `table` with kernels as alone in a timing loop (no
+   * kernels-in-context factor, no time around calls): the calls' fitted costs, plus what the cache
+   * model charges for operands the step touched a while ago (in the steady state: the second of two
+   * steps, as the replay runs them back to back).
+   */
+  aloneSeconds(model: number, table: CostTable): number {
+    const { from, to } = this.perModel[model]!;
+    const bare = { ...table, contextFactor: 1, callSeconds: 0 };
+    const calls = this.calls[0]!.slice(from, to);
+    const cache = new CacheTracker(table.memory, this.plan, 1, this.memory);
+    let seconds = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      for (const [name, args] of calls) {
+        const extra = cache.extraSeconds(0, name, args, streamedBytesFunction(name)(args));
+        if (pass === 1) seconds += kernelCostFunction(bare, name)(args) + extra;
+      }
+    }
+    return seconds;
   }
 
   private workers: Worker[] = [];
@@ -172,7 +198,8 @@ export class StepReplay {
     for (let trial = 0; trial < trials; trial++) {
       for (let k = 1; k <= threads; k++) rates[k - 1] = Math.max(rates[k - 1]!, await this.throughput(k, ms));
     }
-    return rates.map((r, i) => (i === 0 ? 1 : Math.round((r / rates[0]!) * 1000) / 1000));
+    // k threads never do more than k times one thread's work: more is one thread timed in a slow moment.
+    return rates.map((r, i) => (i === 0 ? 1 : Math.min(i + 1, Math.round((r / rates[0]!) * 1000) / 1000)));
   }
 
   /**

@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import DEFAULT_TABLE from "./costs-default.json";
+import type { MemoryModel } from "./cache-model.ts";
 
 export const COSTS_FORMAT = "skein-costs/1";
 
@@ -25,6 +26,8 @@ export interface KernelCost {
    * its weights from memory and is bound by bytes, not flops). Absent: 0.
    */
   perByte?: number;
+  /** Kernels with further terms (WORK's `more`): seconds per unit of each, in that order. Absent: none. */
+  perMore?: number[];
   /** Relative root-mean-square error of the fit over the calibrated shapes. */
   fitError: number;
   /** Distinct shapes the fit saw. */
@@ -59,12 +62,24 @@ export interface CostTable {
   contextFactor: number;
   callSeconds: number;
   /**
+   * callSecondsAt[k − 1]: seconds around each call when k programs run at once (k = 1…), measured on
+   * threaded epochs with their kernels timed: with more threads the code between kernels runs slower
+   * too (shared counters and queues bounce between cores). Absent, or beyond its length: callSeconds,
+   * slowed like a kernel.
+   */
+  callSecondsAt?: number[];
+  /**
    * Relative spread (standard deviation over mean) of a kernel call's time in a run; absent: 0.
    * Real threads of equal work drift apart in phase by it, and the phase decides how many peer
    * updates fall between a read of the weights and the write (staleness); with none, equal programs
    * stay in lockstep. Drawn per call from a generator seeded by the run's seed and the program.
    */
   jitter?: number;
+  /**
+   * Seconds per byte streamed by the working set it comes from (see cache-model.ts): what a call
+   * pays beyond its calibrated cost for operands its program has not touched for a while.
+   */
+  memory: MemoryModel;
   kernels: Record<string, KernelCost>;
   networks: Record<string, NetworkModel>;
 }
@@ -88,9 +103,14 @@ const convFlops = ([N, Cin, H, W, Cout, KH, KW, stride, pad]: number[]): number 
   return 2 * N! * Cout! * Cin! * KH! * KW! * oh * ow;
 };
 
-/** GEMM-equivalent flops of a 3×3, stride-1, padding-1 (Winograd) convolution from (N, Ci, H, W, Co). */
-const winogradFlops = ([N, Ci, H, W, Co]: number[]): number => convFlops([N!, Ci!, H!, W!, Co!, 3, 3, 1, 1]);
-const winogradBytes = ([N, Ci, H, W, Co]: number[]): number => convBytes([N!, Ci!, H!, W!, Co!, 3, 3, 1, 1]);
+/** 2×2 output tiles of a 3×3, stride-1, padding-1 (Winograd F(2×2, 3×3)) convolution from (N, Ci, H, W, Co). */
+const winogradTiles = ([N, , H, W]: number[]): number => N! * Math.ceil(H! / 2) * Math.ceil(W! / 2);
+/** Flops of its 16 per-frequency GEMMs: (tiles × Ci) · (Ci × Co) each. */
+const winogradGemmFlops = (a: number[]): number => 2 * 16 * winogradTiles(a) * a[1]! * a[4]!;
+/** Bytes of the transformed 4×4 tiles of input and output channels, which the transforms write and the GEMMs read. */
+const winogradTileBytes = (a: number[]): number => 4 * 16 * winogradTiles(a) * (a[1]! + a[4]!);
+/** Values of the transformed weights (4×4 per input-output channel pair), computed every call. */
+const WINOGRAD_WEIGHTS = { what: "weight-transform values", of: (a: number[]) => 16 * a[4]! * a[7]! };
 /**
  * Useful flops of causal attention's products from (B, T, C): per head, Q·Kᵀ and att·V each take
  * hs multiply-adds for each of the T(T+1)/2 visible (query, key) pairs, so 2·B·C·T(T+1) flops in all;
@@ -106,7 +126,7 @@ const shortcutElements = ([N, Cin, H, W, , stride]: number[]): number => N! * Ci
  * Every kernel the simulator charges for: its work measure and that measure's unit. Every export of
  * the kernel module is either here or in NEVER_CHARGED (a test holds the two lists to the module).
  */
-export const WORK: Record<string, { unit: "flops" | "elements"; work: Work; bytes?: Work }> = {
+export const WORK: Record<string, { unit: "flops" | "elements"; work: Work; bytes?: Work; more?: { what: string; of: Work }[] }> = {
   gemm_nn: { unit: "flops", work: gemm, bytes: gemmBytes },
   gemm_nt: { unit: "flops", work: gemm, bytes: gemmBytes },
   gemm_tn: { unit: "flops", work: gemm, bytes: gemmBytes },
@@ -142,22 +162,30 @@ export const WORK: Record<string, { unit: "flops" | "elements"; work: Work; byte
   fma_ceiling: { unit: "flops", work: (a) => 96 * a[0]! },
   // The input-gradient half of conv2d_backward (zero-bubble pipelines' split backward): one GEMM and a col2im.
   conv2d_backward_input: { unit: "flops", work: (a) => convFlops(a.slice(3, 12)), bytes: (a) => convBytes(a.slice(3, 12)) },
-  // Winograd F(2×2, 3×3): charged by the direct convolution's flops, the work the model asks for,
-  // so one fitted rate (lower flops per second than a GEMM would need) covers its transforms too.
-  winograd_forward: { unit: "flops", work: (a) => winogradFlops(a.slice(3, 8)), bytes: (a) => winogradBytes(a.slice(3, 8)) },
-  winograd_backward_input: { unit: "flops", work: (a) => winogradFlops(a.slice(3, 8)), bytes: (a) => winogradBytes(a.slice(3, 8)) },
-  winograd_backward_weights: { unit: "flops", work: (a) => winogradFlops(a.slice(3, 8)), bytes: (a) => winogradBytes(a.slice(3, 8)) },
-  // Residual CNNs: batch norm over N·C·HW values. A training forward reads them three times (sum,
-  // squares, normalize), an evaluation forward once; the backward's two passes are in its rate.
-  batchnorm_forward: { unit: "elements", work: (a) => a[7]! * a[8]! * a[9]! * (a[12] === 0 ? 1 : 3) },
-  batchnorm_backward: { unit: "elements", work: (a) => a[8]! * a[9]! * a[10]! },
+  // Winograd F(2×2, 3×3): 16 per-frequency GEMMs over the 2×2 output tiles (flops), and the
+  // transforms around them: of every input and output tile (bytes), and of the weights (more).
+  winograd_forward: { unit: "flops", work: (a) => winogradGemmFlops(a.slice(3, 8)), bytes: (a) => winogradTileBytes(a.slice(3, 8)), more: [WINOGRAD_WEIGHTS] },
+  winograd_backward_input: { unit: "flops", work: (a) => winogradGemmFlops(a.slice(3, 8)), bytes: (a) => winogradTileBytes(a.slice(3, 8)), more: [WINOGRAD_WEIGHTS] },
+  winograd_backward_weights: { unit: "flops", work: (a) => winogradGemmFlops(a.slice(3, 8)), bytes: (a) => winogradTileBytes(a.slice(3, 8)), more: [WINOGRAD_WEIGHTS] },
+  // Residual CNNs: batch norm over N·C·HW values, with costs per plane (N·C: the per-channel
+  // reductions) and, in training, further passes over the values (sums, squares) before normalizing.
+  batchnorm_forward: { unit: "elements", work: (a) => a[7]! * a[8]! * a[9]!, more: [{ what: "planes", of: (a) => a[7]! * a[8]! }, { what: "values in training", of: (a) => (a[12] === 0 ? 0 : a[7]! * a[8]! * a[9]!) }] },
+  // Its per-channel reductions cost per plane (N·C) beyond per value, and a fused activation's mask is
+  // one more pass over the values.
+  batchnorm_backward: {
+    unit: "elements",
+    work: (a) => a[8]! * a[9]! * a[10]!,
+    more: [{ what: "planes", of: (a) => a[8]! * a[9]! }, { what: "activation values", of: (a) => (a[11] === 0 ? 0 : a[8]! * a[9]! * a[10]!) }],
+  },
   shortcut_forward: { unit: "elements", work: (a) => shortcutElements(a.slice(2, 8)) },
   shortcut_backward: { unit: "elements", work: (a) => shortcutElements(a.slice(2, 8)) },
   global_avgpool_forward: { unit: "elements", work: (a) => a[2]! * a[3]! },
   global_avgpool_backward: { unit: "elements", work: (a) => a[2]! * a[3]! },
   // Transformers: embedding rows B·T·C (the backward also zeroes V + T rows of C when not accumulating).
   embedding_forward: { unit: "elements", work: (a) => a[5]! * a[6]! * a[7]! },
-  embedding_backward: { unit: "elements", work: (a) => a[5]! * a[6]! * a[7]! + (a[9] === 0 ? (a[8]! + a[6]!) * a[7]! : 0) },
+  // The scatter-add of B·T·C rows, and (when not accumulating) zeroing V + T rows of C first: a plain
+  // fill, far cheaper per value than the scatter.
+  embedding_backward: { unit: "elements", work: (a) => a[5]! * a[6]! * a[7]!, more: [{ what: "values zeroed", of: (a) => (a[9] === 0 ? (a[8]! + a[6]!) * a[7]! : 0) }] },
   next_token_labels: { unit: "elements", work: (a) => a[3]! * a[4]! },
   layernorm_forward: { unit: "elements", work: (a) => a[5]! * a[6]! },
   layernorm_backward: { unit: "elements", work: (a) => a[7]! * a[8]! },
@@ -261,7 +289,10 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (!isNumber(t.wakeSeconds) || t.wakeSeconds < 0) fail("wakeSeconds: must be a number ≥ 0");
   if (!isNumber(t.callSeconds) || t.callSeconds < 0) fail("callSeconds: must be a number ≥ 0");
   if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
+  if (t.callSecondsAt !== undefined && (!Array.isArray(t.callSecondsAt) || t.callSecondsAt.length < 1 || !t.callSecondsAt.every((x) => isNumber(x) && x >= 0)))
+    fail("callSecondsAt: must be a non-empty list of numbers ≥ 0");
   if (t.jitter !== undefined && (!isNumber(t.jitter) || t.jitter < 0 || t.jitter >= 1)) fail("jitter: must be a number in [0, 1)");
+  checkMemory(t.memory, fail);
   const kernels = t.kernels as Record<string, unknown> | undefined;
   if (typeof kernels !== "object" || kernels === null) fail("kernels: missing");
   for (const name of Object.keys(WORK)) {
@@ -271,12 +302,31 @@ export function checkCostTable(json: unknown, where: string): CostTable {
       if (!isNumber(c![field]) || (c![field] as number) < 0) fail(`kernels.${name}.${field}: must be a number ≥ 0 (got ${JSON.stringify(c![field])})`);
     }
     if (c!.perByte !== undefined && (!isNumber(c!.perByte) || c!.perByte < 0)) fail(`kernels.${name}.perByte: must be a number ≥ 0 (got ${JSON.stringify(c!.perByte)})`);
+    const more = WORK[name]!.more?.length ?? 0;
+    if (c!.perMore !== undefined && (!Array.isArray(c!.perMore) || c!.perMore.length !== more || !c!.perMore.every((x) => isNumber(x) && x >= 0)))
+      fail(`kernels.${name}.perMore: must be ${more} number(s) ≥ 0 (${(WORK[name]!.more ?? []).map((m) => m.what).join(", ") || "this kernel has no further terms"})`);
   }
   for (const name of Object.keys(kernels!)) if (!(name in WORK)) fail(`kernels.${name}: no such kernel`);
   const networks = (t.networks ?? {}) as Record<string, unknown>;
   if (typeof networks !== "object" || networks === null || Array.isArray(networks)) fail("networks: must be an object");
   for (const [name, n] of Object.entries(networks)) checkNetwork(n, `${where}: networks.${name}`);
   return { ...(t as unknown as CostTable), networks: { ...NETWORK_PRESETS, ...(networks as Record<string, NetworkModel>) } };
+}
+
+function checkMemory(json: unknown, fail: (what: string) => never): void {
+  const m = json as Record<string, unknown> | null | undefined;
+  if (typeof m !== "object" || m === null) fail("memory: missing (a table from before the cache model? run skein calibrate again)");
+  const { footprints, secondsPerByte } = m as Record<string, unknown>;
+  if (!Array.isArray(footprints) || footprints.length < 1 || !footprints.every((f, i) => isNumber(f) && f > 0 && (i === 0 || f > footprints[i - 1])))
+    fail("memory.footprints: must be a non-empty list of increasing positive byte counts");
+  if (!Array.isArray(secondsPerByte) || secondsPerByte.length !== (footprints as number[]).length || !secondsPerByte.every((s, i) => isNumber(s) && s >= 0 && (i === 0 || s >= secondsPerByte[i - 1])))
+    fail("memory.secondsPerByte: must be one non-decreasing number ≥ 0 per footprint");
+  const cold = (m as Record<string, unknown>).coldSecondsPerByte;
+  if (typeof cold !== "object" || cold === null || Array.isArray(cold)) fail("memory.coldSecondsPerByte: must be an object of seconds per byte by kernel");
+  for (const [name, v] of Object.entries(cold as Record<string, unknown>)) {
+    if (!(name in WORK)) fail(`memory.coldSecondsPerByte.${name}: no such kernel`);
+    if (!isNumber(v) || v < 0) fail(`memory.coldSecondsPerByte.${name}: must be a number ≥ 0`);
+  }
 }
 
 function checkNetwork(json: unknown, where: string): NetworkModel {
@@ -322,8 +372,40 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
   const perUnit = c.perUnit * table.contextFactor;
   const perByte = (c.perByte ?? 0) * table.contextFactor;
   const bytes = w.bytes;
-  if (!bytes || perByte === 0) return (args) => fixed + perUnit * w.work(args as number[]);
-  return (args) => fixed + perUnit * w.work(args as number[]) + perByte * bytes(args as number[]);
+  const more = (w.more ?? []).map((m, i) => ({ of: m.of, per: (c.perMore?.[i] ?? 0) * table.contextFactor })).filter((m) => m.per > 0);
+  const base: (args: number[]) => number =
+    !bytes || perByte === 0 ? (args) => fixed + perUnit * w.work(args) : (args) => fixed + perUnit * w.work(args) + perByte * bytes(args);
+  if (more.length === 0) return base as (args: unknown[]) => number;
+  return (args) => {
+    let s = base(args as number[]);
+    for (const m of more) s += m.per * m.of(args as number[]);
+    return s;
+  };
+}
+
+/**
+ * Seconds around one kernel call (outside the kernel) when `k` programs compute at once: measured
+ * (callSecondsAt) where the table has it, else callSeconds slowed as a kernel would be.
+ */
+export function callSecondsFor(model: SimulationModel, k: number): number {
+  const at = model.table.callSecondsAt;
+  if (model.machine !== "ideal" && at && k >= 1) {
+    if (k <= at.length) return at[k - 1]!;
+    // Beyond the measured counts: the last measured figure, and the cores shared in turn beyond them.
+    return at[at.length - 1]! * Math.max(1, k / model.table.machine.cores);
+  }
+  return model.table.callSeconds * slowdown(model, k);
+}
+
+/**
+ * The most bytes one operand of a call of `name` streams: 4 bytes per element of its work, or the
+ * bytes measure of a kernel counted in flops (cache-model.ts caps each operand's bytes by it).
+ */
+export function streamedBytesFunction(name: string): (args: number[]) => number {
+  const w = WORK[name];
+  if (!w) return () => 0;
+  if (w.unit === "elements") return (args) => 4 * w.work(args);
+  return w.bytes ?? (() => 0);
 }
 
 /**

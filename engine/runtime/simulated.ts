@@ -4,7 +4,8 @@
  * one thread:
  *
  *  - every kernel call advances the calling program's clock by its cost in the cost table (a function
- *    of the call's arguments), times the machine's slowdown for the number of programs computing at once;
+ *    of the call's arguments), plus what its operands cost to fetch when its program has not touched
+ *    them for a while (cache-model.ts), times the machine's slowdown for the programs computing at once;
  *  - messages an algorithm declares (`sync.send`, `sync.allReduce`) cost latency + bytes/bandwidth;
  *  - the scheduler always advances the runnable program with the smallest clock, ties broken by a
  *    seeded generator; a program runs until its next synchronisation point;
@@ -32,7 +33,8 @@ import type { Executor, VirtualClock } from "./executor.ts";
 import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
 import { advance } from "./deterministic.ts";
-import { allReduceSeconds, kernelCostFunction, slowdown, trafficSeconds, type SimulationModel } from "./costs.ts";
+import { allReduceSeconds, callSecondsFor, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
+import { CacheTracker } from "./cache-model.ts";
 
 /** When a blocked program can resume: a virtual time, or null while its condition does not hold. */
 type ResumeTime = () => number | null;
@@ -48,6 +50,8 @@ export class SimulationState {
   readonly blocked: (ResumeTime | null)[];
   /** Slowdown of kernels in the step being run (programs computing at once, see costs.slowdown). */
   factor = 1;
+  /** Seconds around each kernel call in the step being run (costs.callSecondsFor the programs computing). */
+  callSeconds = 0;
   /** Kernel calls charged so far (calibration fits the time around each call from it). */
   kernelCalls = 0;
   // The barrier: arrivals of the current generation, the latest arrival time, the last release.
@@ -230,7 +234,15 @@ export class SimulatedExecutor implements Executor {
     const net = new Network(setup.model, setup.inputShape, setup.classes);
     const state = (this.state = new SimulationState(setup.programs));
     const costs = new Map<string, (args: unknown[]) => number>();
-    for (const name of Object.keys(k)) costs.set(name, kernelCostFunction(model.table, name));
+    const streamed = new Map<string, (args: number[]) => number>();
+    // The time around each call is charged per step by how many programs compute (callSecondsFor).
+    const kernelsOnly = { ...model.table, callSeconds: 0 };
+    for (const name of Object.keys(k)) {
+      costs.set(name, kernelCostFunction(kernelsOnly, name));
+      streamed.set(name, streamedBytesFunction(name));
+    }
+    // Operands a program has not touched for a while come from further away than calibration had them.
+    const cache = new CacheTracker(model.table.memory, setup.plan, setup.programs, memory);
     this.syncs = [];
     this.contexts = Array.from({ length: setup.programs }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
@@ -242,12 +254,14 @@ export class SimulatedExecutor implements Executor {
       const charged = wrapKernels(fault?.worker === worker ? injectFault(k, fault) : k, (name, call, args) => {
         const before = state.clocks[worker]!;
         state.kernelCalls++;
-        sync.compute(costs.get(name)!(args) * spread());
+        const a = args as number[];
+        sync.compute((costs.get(name)!(args) + cache.extraSeconds(worker, name, a, streamed.get(name)!(a))) * spread());
         if (kernelTimer) {
           const ms = (state.clocks[worker]! - before) * 1000;
           kernelTimer.ms += ms;
           kernelTimer.byName[name] = (kernelTimer.byName[name] ?? 0) + ms;
         }
+        state.clocks[worker]! += state.callSeconds; // outside the kernel, as a profiled thread counts it
         return call();
       });
       const trace = setup.trace ? new SpanRecorder(() => state.clocks[worker]! * 1e6) : null;
@@ -343,6 +357,7 @@ export function simulate<R>(programs: RoleProgram<R>[], state: SimulationState, 
     let computing = runnable;
     for (const i of live) if (state.blocked[i] && state.clocks[i]! > best && state.blocked[i]!() === null) computing++;
     state.factor = slowdown(model, computing);
+    state.callSeconds = callSecondsFor(model, computing);
     const step = advance(programs, index, what);
     if (step.done) {
       results[index] = step.value;

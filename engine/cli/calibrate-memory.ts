@@ -1,0 +1,112 @@
+/**
+ * `skein calibrate`, the memory step: what a byte costs by how long ago its program touched it (the
+ * cost table's MemoryModel, see engine/runtime/cache-model.ts).
+ *
+ *  - The curve: for each working-set size F, axpy (y += a·x) walks round a ring of vector pairs that
+ *    together take F bytes, so each pair was last touched F bytes ago; seconds per byte = time per call
+ *    / bytes the call touches. Small F stays in the core's own caches, the largest comes from memory.
+ *  - Per streaming kernel (the optimizer updates, averaging, copies), what its operands cost when they
+ *    all come from memory: the kernel on operands walked round 128 MiB against the same call repeated
+ *    on operands in cache, per byte. Kernels differ by far more than their bytes say: on the 2-core
+ *    development machine a mixing step (weighted_sum of three vectors) pays 67 ps per byte from memory,
+ *    copy 14 ps.
+ */
+import { instantiateKernels } from "../kernels/load.ts";
+import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
+import type { MemoryModel } from "../runtime/cache-model.ts";
+
+/** Working-set sizes measured: 64 KiB (first-level cache) to 128 MiB (beyond any last-level cache here). */
+export const MEMORY_FOOTPRINTS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072].map((k) => k * 1024);
+
+/** Bytes of one vector of the axpy ring (at most): 256 KiB. */
+const VECTOR_BYTES = 256 * 1024;
+
+/** Floats per operand when timing a streaming kernel cold: 1 MiB vectors, a small model's size. */
+const COLD_FLOATS = 1 << 18;
+
+/**
+ * The streaming kernels timed cold, each as its operand count and a call on operand pointers p (n
+ * floats each; weighted_sum mixes three through its pointer table).
+ */
+const STREAMING: Record<string, { operands: number; call: (k: Record<string, (...a: number[]) => unknown>, p: number[], n: number, table: ArgTable) => void }> = {
+  copy: { operands: 2, call: (k, p, n) => k.copy!(p[0]!, p[1]!, n) },
+  axpy: { operands: 2, call: (k, p, n) => k.axpy!(p[0]!, p[1]!, n, 1e-9) },
+  scale: { operands: 1, call: (k, p, n) => k.scale!(p[0]!, n, 1) },
+  fill_zero: { operands: 1, call: (k, p, n) => k.fill_zero!(p[0]!, n) },
+  sgd_update: { operands: 2, call: (k, p, n) => k.sgd_update!(p[0]!, p[1]!, n, 1e-9, 0) },
+  momentum_update: { operands: 3, call: (k, p, n) => k.momentum_update!(p[0]!, p[1]!, p[2]!, n, 1e-9, 0.9, 0, 0, 0) },
+  adam_update: { operands: 4, call: (k, p, n) => k.adam_update!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9, 0.999, 1e-8, 0, 0, 0.1, 0.001) },
+  rmsprop_update: { operands: 3, call: (k, p, n) => k.rmsprop_update!(p[0]!, p[1]!, p[2]!, n, 1e-9, 0.99, 1e-8, 0) },
+  predict_linear: { operands: 3, call: (k, p, n) => k.predict_linear!(p[0]!, p[1]!, p[2]!, n, 1e-9) },
+  predict_nesterov: { operands: 4, call: (k, p, n) => k.predict_nesterov!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9) },
+  predict_adam: { operands: 4, call: (k, p, n) => k.predict_adam!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.1, 0.001, 1e-8) },
+  predict_rmsprop: { operands: 4, call: (k, p, n) => k.predict_rmsprop!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 1e-8) },
+  delay_compensate: { operands: 3, call: (k, p, n) => k.delay_compensate!(p[0]!, p[1]!, p[2]!, n, 1e-9) },
+  squared_distance: { operands: 2, call: (k, p, n) => k.squared_distance!(p[0]!, p[1]!, n) },
+  weighted_sum: {
+    operands: 4,
+    call: (k, p, n, t) => {
+      t.pointers[0] = p[1]!;
+      t.pointers[1] = p[2]!;
+      t.pointers[2] = p[3]!;
+      k.weighted_sum!(p[0]!, t.tensors, t.weights, 3, n);
+    },
+  },
+};
+
+interface ArgTable {
+  tensors: number;
+  weights: number;
+  pointers: Int32Array;
+}
+
+export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean }): MemoryModel {
+  const largest = MEMORY_FOOTPRINTS[MEMORY_FOOTPRINTS.length - 1]!;
+  const planner = new ArenaPlanner();
+  const ring = planner.reserve("scratch", "memory.ring", largest);
+  const tensors = planner.reserve("control", "memory.tensors", 16);
+  const weights = planner.reserve("control", "memory.weights", 16);
+  const memory = createSharedMemory(planner.finish());
+  f32(memory, ring, largest / 4).fill(0.5);
+  f32(memory, weights, 3).fill(1 / 3);
+  const table: ArgTable = { tensors, weights, pointers: new Int32Array(memory.buffer, tensors, 3) };
+  const k = instantiateKernels(module, memory) as unknown as Record<string, (...a: number[]) => unknown>;
+  const ms = o.quick ? 20 : 60;
+
+  /** Seconds per call of `call` cycling over `slots` operand sets: the fastest of five timings (other load only ever slows one down). */
+  const timeRound = (slots: number, call: (slot: number) => void): number => {
+    for (let s = 0; s < slots; s++) call(s); // touch the whole working set once
+    const trials: number[] = [];
+    for (let t = 0; t < 5; t++) {
+      let calls = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < ms) {
+        for (let s = 0; s < slots; s++) call(s);
+        calls += slots;
+      }
+      trials.push((performance.now() - t0) / 1000 / calls);
+    }
+    return Math.min(...trials);
+  };
+
+  const secondsPerByte: number[] = [];
+  for (const footprint of MEMORY_FOOTPRINTS) {
+    const vectorBytes = Math.min(VECTOR_BYTES, footprint / 2);
+    const n = vectorBytes / 4;
+    const seconds = timeRound(footprint / (2 * vectorBytes), (s) => k.axpy!(ring + s * 2 * vectorBytes, ring + s * 2 * vectorBytes + vectorBytes, n, 1e-9));
+    secondsPerByte.push(seconds / (2 * vectorBytes));
+  }
+  // Further away never costs less: a dip is noise (other load at a smaller size).
+  for (let i = 1; i < secondsPerByte.length; i++) secondsPerByte[i] = Math.max(secondsPerByte[i]!, secondsPerByte[i - 1]!);
+
+  const coldSecondsPerByte: Record<string, number> = {};
+  const vector = COLD_FLOATS * 4;
+  for (const [name, { operands, call }] of Object.entries(STREAMING)) {
+    const bytes = operands * vector;
+    const at = (s: number) => Array.from({ length: operands }, (_, i) => ring + (s * operands + i) * vector);
+    const warm = timeRound(1, () => call(k, at(0), COLD_FLOATS, table));
+    const cold = timeRound(Math.floor(largest / bytes), (s) => call(k, at(s), COLD_FLOATS, table));
+    coldSecondsPerByte[name] = Math.max(0, (cold - warm) / bytes);
+  }
+  return { footprints: [...MEMORY_FOOTPRINTS], secondsPerByte, coldSecondsPerByte };
+}

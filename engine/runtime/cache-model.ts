@@ -1,0 +1,225 @@
+/**
+ * What a kernel call pays for operands that are no longer in cache.
+ *
+ * Calibration times a kernel by calling it over and over on the same operands, so its fitted cost is
+ * the cost with those operands in the nearest cache that holds them. A run does not always reuse so
+ * soon: a decentralized run keeps n replicas of the model (parameters, momentum, messages) and a
+ * worker walks through all of its nodes before it touches node i's vectors again, so they come from
+ * the last-level cache or from memory. The model here is the classic one of reuse (stack) distance:
+ *
+ *  - the arena's regions (parameters, gradients, optimizer state, activations, scratch) are the units
+ *    of reuse; a call touches the regions its pointer arguments point into;
+ *  - per program, the bytes of the distinct regions it touched since it last touched region r (r
+ *    included) are r's reuse distance D: what had to fit in a cache for r to still be there;
+ *  - how much of an operand has left the caches at distance D is read off a curve `skein calibrate`
+ *    measures by streaming over working sets of growing size: secondsPerByte(D) rises from the
+ *    nearest cache's cost to memory's, and missed(D) = (secondsPerByte(D) − secondsPerByte(own)) /
+ *    (memory's − nearest cache's), in [0, 1], where `own` is the call's own operand bytes: the working
+ *    set of the timing loop that fitted the kernel's cost;
+ *  - what a byte from memory costs a kernel beyond one from cache is the kernel's own (calibrate times
+ *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
+ *  - a call pays, per operand, bytes × that cost × missed(D).
+ *
+ * Programs have a cache each (one program per core while they fit the cores); the data set's region
+ * is left out (the gather is timed along a shuffled epoch, its reads already miss), as are control
+ * words. Everything is a function of the call sequence, so simulated times stay reproducible.
+ */
+import type { ArenaPlan, Region } from "../memory/arena.ts";
+
+/** The cost of streaming a byte by the working set it comes from, measured on the machine. */
+export interface MemoryModel {
+  /** Working-set sizes, bytes, ascending. */
+  footprints: number[];
+  /** Seconds per byte an axpy streams when the working set is footprints[i] (non-decreasing). */
+  secondsPerByte: number[];
+  /**
+   * Per streaming kernel: seconds per operand byte it pays beyond its cost in cache when every operand
+   * comes from memory. Kernels not listed: the curve's last value less its first.
+   */
+  coldSecondsPerByte: Record<string, number>;
+}
+
+/**
+ * Per kernel export, the positions of its pointer arguments (as the kernel ABI declares them; a test
+ * holds this list to the ABI). weighted_sum's second argument points to a table of k pointers: its
+ * inputs (see pointersOf).
+ */
+export const POINTER_ARGS: Record<string, readonly number[]> = {
+  gemm_nn: [0, 1, 2, 7],
+  gemm_nt: [0, 1, 2, 7],
+  gemm_tn: [0, 1, 2, 7],
+  bias_act_forward: [0, 1, 2],
+  bias_act_backward: [0, 1, 2, 3, 4],
+  channel_bias_act_forward: [0, 1, 2],
+  channel_bias_act_backward: [0, 1, 2, 3, 4],
+  softmax_xent: [0, 1, 2],
+  count_correct: [0, 1],
+  conv2d_forward: [0, 1, 2, 12, 13],
+  conv2d_backward: [0, 1, 2, 3, 4, 15, 16],
+  conv2d_backward_input: [0, 1, 2, 12, 13],
+  maxpool_forward: [0, 1, 2],
+  maxpool_backward: [0, 1, 2],
+  avgpool_forward: [0, 1],
+  avgpool_backward: [0, 1],
+  sgd_update: [0, 1],
+  momentum_update: [0, 1, 2],
+  adam_update: [0, 1, 2, 3],
+  rmsprop_update: [0, 1, 2],
+  predict_linear: [0, 1, 2],
+  predict_nesterov: [0, 1, 2, 3],
+  predict_adam: [0, 1, 2, 3],
+  predict_rmsprop: [0, 1, 2, 3],
+  axpy: [0, 1],
+  scale: [0],
+  copy: [0, 1],
+  fill_zero: [0],
+  weighted_sum: [0, 1, 2],
+  delay_compensate: [0, 1, 2],
+  squared_distance: [0, 1],
+  gather_batch: [0, 1, 2, 3, 4],
+  batchnorm_forward: [0, 1, 2, 3, 4, 5, 6],
+  batchnorm_backward: [0, 1, 2, 3, 4, 5, 6, 7],
+  shortcut_forward: [0, 1],
+  shortcut_backward: [0, 1],
+  global_avgpool_forward: [0, 1],
+  global_avgpool_backward: [0, 1],
+  winograd_forward: [0, 1, 2, 8],
+  winograd_backward_input: [0, 1, 2, 8],
+  winograd_backward_weights: [0, 1, 2, 9],
+  winograd_scratch_floats: [],
+  embedding_forward: [0, 1, 3, 4],
+  embedding_backward: [0, 1, 2, 3],
+  next_token_labels: [0, 1],
+  layernorm_forward: [0, 1, 2, 3, 4],
+  layernorm_backward: [0, 1, 2, 3, 4, 5, 6],
+  layernorm_backward_params: [0, 1, 2, 3, 4],
+  attention_forward: [0, 1, 2, 7],
+  attention_backward: [0, 1, 2, 3, 8],
+  attention_scratch_floats: [],
+  fma_ceiling: [],
+};
+
+/** Seconds per byte at working set `bytes`: linear in log(bytes) between measured sizes, flat beyond. */
+export function secondsPerByteAt(m: MemoryModel, bytes: number): number {
+  const f = m.footprints;
+  const s = m.secondsPerByte;
+  if (bytes <= f[0]!) return s[0]!;
+  if (bytes >= f[f.length - 1]!) return s[s.length - 1]!;
+  let i = 1;
+  while (f[i]! < bytes) i++;
+  const t = Math.log(bytes / f[i - 1]!) / Math.log(f[i]! / f[i - 1]!);
+  return s[i - 1]! + t * (s[i]! - s[i - 1]!);
+}
+
+/** Regions whose reuse the model follows: what kernels stream, not the data set or control words. */
+const TRACKED = new Set<Region["kind"]>(["parameters", "gradients", "optimizerState", "activations", "scratch"]);
+
+/**
+ * Reuse distances per program over the arena's regions, and the seconds a call pays beyond its
+ * calibrated cost for operands that come from further away than its timing loop had them.
+ */
+export class CacheTracker {
+  private readonly starts: number[];
+  private readonly ends: number[];
+  private readonly sizes: number[];
+  /** Per program: region ids, most recently touched first. */
+  private readonly recency: number[][];
+  private readonly words: Int32Array | null;
+  /** Beyond this distance every byte costs the same (the last measured size). */
+  private readonly horizon: number;
+  /** Memory's cost per byte over the nearest cache's, by the curve. */
+  private readonly span: number;
+  /** Scratch: the distinct regions of the call being charged and their bytes. */
+  private readonly touched: number[] = [];
+  private readonly touchedBytes: number[] = [];
+
+  constructor(
+    private readonly model: MemoryModel,
+    plan: ArenaPlan,
+    programs: number,
+    /** The shared memory, to read weighted_sum's table of input pointers; null: its inputs are not followed. */
+    memory: WebAssembly.Memory | null,
+  ) {
+    const regions = plan.regions.filter((r) => TRACKED.has(r.kind) && r.bytes > 0).sort((a, b) => a.offset - b.offset);
+    this.starts = regions.map((r) => r.offset);
+    this.ends = regions.map((r) => r.offset + r.bytes);
+    this.sizes = regions.map((r) => r.bytes);
+    this.recency = Array.from({ length: programs }, () => []);
+    this.words = memory ? new Int32Array(memory.buffer) : null;
+    this.horizon = model.footprints[model.footprints.length - 1]!;
+    this.span = model.secondsPerByte[model.secondsPerByte.length - 1]! - model.secondsPerByte[0]!;
+  }
+
+  /**
+   * Seconds program `program` pays beyond the calibrated cost of kernel `name` called with `args`,
+   * whose operands take at most `callBytes` bytes each (the kernel's own measure of what it streams);
+   * and the call's regions become the program's most recent.
+   */
+  extraSeconds(program: number, name: string, args: number[], callBytes: number): number {
+    const pointers = POINTER_ARGS[name];
+    if (!pointers || pointers.length === 0) return 0;
+    const touched = this.touched;
+    const touchedBytes = this.touchedBytes;
+    touched.length = 0;
+    touchedBytes.length = 0;
+    const add = (ptr: number) => {
+      const r = this.regionOf(ptr);
+      if (r < 0) return;
+      const bytes = Math.min(this.ends[r]! - ptr, callBytes);
+      const at = touched.indexOf(r);
+      if (at < 0) {
+        touched.push(r);
+        touchedBytes.push(bytes);
+      } else touchedBytes[at] = Math.max(touchedBytes[at]!, bytes);
+    };
+    for (const i of pointers) add(args[i]!);
+    if (name === "weighted_sum" && this.words) {
+      const table = args[1]! >> 2;
+      for (let j = 0; j < args[3]!; j++) add(this.words[table + j]!);
+    }
+    let own = 0;
+    for (const b of touchedBytes) own += b;
+    const base = secondsPerByteAt(this.model, own);
+    const cold = this.model.coldSecondsPerByte[name] ?? this.span;
+    const lru = this.recency[program]!;
+    let extra = 0;
+    if (this.span > 0 && cold > 0) {
+      for (let t = 0; t < touched.length; t++) {
+        const missed = Math.min(1, (secondsPerByteAt(this.model, this.distance(lru, touched[t]!)) - base) / this.span);
+        if (missed > 0) extra += touchedBytes[t]! * cold * missed;
+      }
+    }
+    // The call's regions are now the most recent, in argument order.
+    for (let t = touched.length - 1; t >= 0; t--) {
+      const at = lru.indexOf(touched[t]!);
+      if (at >= 0) lru.splice(at, 1);
+      lru.unshift(touched[t]!);
+    }
+    return extra;
+  }
+
+  /** Bytes of the regions touched since `region` was (itself included); beyond the horizon: infinite. */
+  private distance(lru: number[], region: number): number {
+    let bytes = 0;
+    for (const r of lru) {
+      bytes += this.sizes[r]!;
+      if (r === region) return bytes;
+      if (bytes > this.horizon) return Infinity;
+    }
+    return Infinity; // never touched
+  }
+
+  /** The tracked region holding byte `ptr`, or −1. */
+  private regionOf(ptr: number): number {
+    if (!Number.isInteger(ptr) || ptr <= 0) return -1;
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.starts[mid]! > ptr) hi = mid - 1;
+      else if (this.ends[mid]! <= ptr) lo = mid + 1;
+      else return mid;
+    }
+    return -1;
+  }
+}
