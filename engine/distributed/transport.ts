@@ -13,7 +13,8 @@
  */
 import { connect, wsconnect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { RunError, UserError } from "../errors.ts";
-import { checkFrame, encodeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
+import { FramePublisher } from "./publish.ts";
+import { checkFrame, writeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
 
 /** How often a process tells the others it is alive, and how long a silent peer is given. */
 export const HEARTBEAT_MS = 200;
@@ -83,6 +84,7 @@ export class Transport {
   private readonly waiters: ((() => void) | null)[];
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly chunkBytes: number;
+  private readonly publisher: FramePublisher;
   private closing = false;
 
   private constructor(
@@ -98,6 +100,7 @@ export class Transport {
     this.partial = new Array(procs).fill(null);
     this.destinations = new Array(procs).fill(null);
     this.waiters = new Array(procs).fill(null);
+    this.publisher = new FramePublisher(nc);
     this.chunkBytes = Math.max(1024, (nc.info?.max_payload ?? 1 << 20) - HEADER_BYTES - 256);
     this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
     this.failed.catch(() => {}); // observed through races
@@ -151,12 +154,9 @@ export class Transport {
     let offset = 0;
     do {
       const chunkBytes = Math.min(messageBytes - offset, this.chunkBytes);
-      const frame = encodeFrameFromParts(
-        { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes, chunkOffset: offset, chunkBytes },
-        parts,
-      );
-      this.nc.publish(subject, frame);
-      this.bytesSent += frame.length;
+      const header = { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes, chunkOffset: offset, chunkBytes };
+      this.publisher.publish(subject, HEADER_BYTES + chunkBytes, (frame) => writeFrameFromParts(frame, header, parts));
+      this.bytesSent += HEADER_BYTES + chunkBytes;
       this.framesSent++;
       offset += chunkBytes;
     } while (offset < messageBytes);
