@@ -9,12 +9,14 @@
  *               child (target: NATS ≥ 0.5 × TCP)
  *   gossip      a 16-node ring DmSGD round (batch 16 per node, 2 workers): 2 processes against 1
  *               (target: ≤ 2×)
- *   pipeline    1f1b at D = 2 (batch 64, 4 microbatches): 2 processes against 1, samples/s
- *               (target: ≥ 0.7×)
+ *   pipeline    1f1b at D = 2, 4 microbatches: 2 processes against 1, samples/s (target: ≥ 0.7×),
+ *               on the small mlp:784-256-128-10 at batch 64 (latency-bound: 8 hand-offs per batch of
+ *               about 1.5 ms) and on a pipeline-sized mlp:784-1024-1024-1024-1024-10 at batch 512
  *
  * The transport's one-way latency (round trips of 64 bytes) and bandwidth make a --network model
- * (--network-out FILE writes it); the gossip section runs the simulated executor with it and prints
- * its prediction beside the measured round.
+ * (--network-out FILE writes it); the gossip section runs the simulated executor with it, placed on 2
+ * processes (only crossing messages pay the network) and not (every edge pays), and prints both
+ * predictions beside the measured round.
  *
  *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--network-out FILE]
  */
@@ -179,13 +181,17 @@ if (only.has("gossip")) {
   const { stepRatio, two, one, crossingPerStep } = await sideBySide("gossip (dmsgd, 16-node ring, 2 workers)", gossip);
   console.log(`  round time, 2 processes / 1 = ${stepRatio.toFixed(2)}  (target ≤ 2)`);
   if (measured) {
-    // The simulator's prediction with the measured transport as its network. It charges every node's
-    // sends (a cluster of one node per host); here only the edges between the two processes cross.
+    // The simulator's prediction with the measured transport as its network: placed on the 2 processes
+    // (only the edges between them pay the network), and unplaced (every node's sends pay, as in a
+    // cluster of one node per host), against the in-process round it simulates with no network.
     const file = join(tmpdir(), `skein-nats-network-${process.pid}.json`);
     writeFileSync(file, JSON.stringify(measured));
-    const simulated = await train({ ...gossip, executor: "simulated", simulation: { network: file } });
+    const simulate = async (simulation: NonNullable<TrainConfig["simulation"]>) => 1 / (await train({ ...gossip, executor: "simulated", simulation })).updatesPerSec;
+    const [shm, placed, everyEdge] = [await simulate({ network: "shm" }), await simulate({ network: file, procs: 2 }), await simulate({ network: file })];
     rmSync(file);
-    console.log(`  simulated with the measured network: ${(1000 / simulated.updatesPerSec).toFixed(2)} ms/round (virtual), measured on 2 processes ${(two * 1000).toFixed(2)} ms/round`);
+    const ms = (x: number) => `${(x * 1000).toFixed(2)} ms`;
+    console.log(`  simulated (virtual ms/round): 1 process ${ms(shm)} (measured ${ms(one)}); 2 processes placed ${ms(placed)}, every edge charged ${ms(everyEdge)}; measured on 2 processes ${ms(two)}`);
+    console.log(`  prediction / measured, 2 processes: placed ${(placed / two).toFixed(2)}, every edge ${(everyEdge / two).toFixed(2)}; the network's share: predicted +${ms(placed - shm)}, measured +${ms(two - one)}`);
     // A model of what actually crosses: the in-process round, plus each process's crossing bytes at the
     // measured bandwidth, one way and both ways through the one server (the range), plus one latency.
     const oneWay = crossingPerStep / measured.bytesPerSecond;
@@ -195,8 +201,19 @@ if (only.has("gossip")) {
   }
 }
 if (only.has("pipeline")) {
-  const { rateRatio } = await sideBySide("pipeline (1f1b, D = 2, 4 microbatches)", { ...base, algo: "1f1b", batch: 64, pipeline: { stages: 2, microbatches: 4 } });
-  console.log(`  throughput, 2 processes / 1 = ${rateRatio.toFixed(2)}  (target ≥ 0.7)`);
+  for (const [model, batch] of [
+    ["mlp:784-256-128-10", 64],
+    ["mlp:784-1024-1024-1024-1024-10", 512],
+  ] as const) {
+    const { rateRatio, one, crossingPerStep } = await sideBySide(`pipeline (1f1b, D = 2, 4 microbatches, ${model}, batch ${batch})`, { ...base, model, algo: "1f1b", batch, pipeline: { stages: 2, microbatches: 4 } });
+    console.log(`  throughput, 2 processes / 1 = ${rateRatio.toFixed(2)}  (target ≥ 0.7)`);
+    // Each batch hands 4 microbatches forward and 4 gradients back across, one after another at the
+    // stage boundary: what the one-way latency alone costs against the in-process batch.
+    if (measured) {
+      const handOffs = 8 * measured.latencySeconds + crossingPerStep / measured.bytesPerSecond;
+      console.log(`  8 hand-offs at ${(measured.latencySeconds * 1e6).toFixed(0)} µs + ${(crossingPerStep / 1e6).toFixed(2)} MB at the measured bandwidth = ${(handOffs * 1000).toFixed(2)} ms per batch against ${(one * 1000).toFixed(2)} ms in one process: ${(one / (one + handOffs)).toFixed(2)} if they all lay on the critical path`);
+    }
+  }
 }
 console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at end`);
 process.exit(0);

@@ -14,6 +14,27 @@ import { rankOfProgram } from "../../runtime/processes.ts";
 import { shardOf } from "../../runtime/split.ts";
 import type { MixingSchedule } from "./round.ts";
 
+/**
+ * Per round of the period, per node of [lo, hi): the programs hosting the nodes that read its message
+ * (itself excluded), one per reader. A simulated run placed on processes charges only the readers in
+ * another process (the network declared with sync.send).
+ */
+export function readerPrograms(mixing: MixingSchedule, programs: number, lo: number, hi: number): number[][][] {
+  const n = mixing.nodes;
+  const programOf = new Array<number>(n).fill(0);
+  for (let w = 0; w < programs; w++) {
+    const share = shardOf(n, programs, w);
+    for (let i = share.lo; i < share.hi; i++) programOf[i] = w;
+  }
+  return mixing.rounds.map((round) => {
+    const readers = Array.from({ length: hi - lo }, () => [] as number[]);
+    round.forEach((edges, j) => {
+      for (const i of edges.from) if (i !== j && i >= lo && i < hi) readers[i - lo]!.push(programOf[j]!);
+    });
+    return readers;
+  });
+}
+
 /** Per node, the rank of the process that hosts it. */
 export function rankOfNodes(nodes: number, programs: number, procs: number): number[] {
   const ranks = new Array<number>(nodes).fill(0);

@@ -22,7 +22,7 @@ import { gossipOptionsOf, type TrainConfig } from "../config.ts";
 import { gossipOptions } from "./setup.ts";
 import { Rng } from "../../rng.ts";
 import { mark, span } from "../../runtime/trace.ts";
-import { PhaseOneOrder } from "./across.ts";
+import { PhaseOneOrder, readerPrograms } from "./across.ts";
 
 /** What makes one gossip algorithm different from another. */
 export interface GossipRule {
@@ -255,6 +255,9 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
   // Across processes: nodes whose messages another process reads go first (across.ts).
   const phaseOne = new PhaseOneOrder(setup, layout.mixing, lo, hi, rule.readsAll === true);
   const losses = new Float64Array(hi - lo);
+  // Who reads each node's message: the simulator charges the network only for readers in another
+  // process when told the run's placement (an all-reduce rule declares its traffic as a whole).
+  const readers = rule.readsAll ? null : readerPrograms(layout.mixing, setup.programs, lo, hi);
   let lossSum = 0;
   let samples = 0;
 
@@ -271,7 +274,7 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
       losses[i - lo] = net.gradient(k, rule.modelOf?.(layout, i) ?? layout.params[i]!, grads, mine.ws, rows, 1 / rows);
       samples += rows;
       rule.message(v, i, grads, gamma, beta, round);
-      sync.send(traffic.bytes, traffic.messages); // to its out-neighbours
+      sync.send(traffic.bytes, traffic.messages, readers?.[p]![i - lo]); // to its out-neighbours
       if (phaseOne.crosses[p]![i]) sync.wake(layout.written + 4 * i); // its message can leave now
       span(ctx.trace, `node ${i}: gradient + message`, t);
       yield* sync.point();
