@@ -4,9 +4,9 @@
  *
  *   transport   parameter-vector messages (mlp:784-256-128-10: 235,146 floats, 0.94 MB) from this
  *               process to a child through skein's transport (framing, checks, chunks, a local
- *               nats-server), over the server's WebSocket listener (what skein's processes use) and
- *               over its TCP listener, against the same bytes over a raw loopback TCP stream to a
- *               child (target: NATS ≥ 0.5 × TCP)
+ *               nats-server), over the server's TCP listener on Bun's native socket (what skein's
+ *               processes use), over its WebSocket listener and over TCP through node:net, against
+ *               the same bytes over a raw loopback TCP stream to a child (target: NATS ≥ 0.5 × TCP)
  *   gossip      a 16-node ring DmSGD round (batch 16 per node, 2 workers): 2 processes against 1
  *               (target: ≤ 2×)
  *   pipeline    1f1b at D = 2, 4 microbatches: 2 processes against 1, samples/s (target: ≥ 0.7×),
@@ -45,6 +45,7 @@ const { values: v } = benchArgs(SCRIPT, {
     receive: { type: "string" },
     url: { type: "string" },
     run: { type: "string" },
+    socket: { type: "string" },
   },
 });
 const VECTOR_BYTES = 235_146 * 4;
@@ -68,15 +69,16 @@ if (only.has("transport")) {
   // over plain TCP (node:net), each to a receiving child of its own, alternating with raw TCP.
   const server = await startLocalServer();
   const links = [];
-  for (const listener of ["websocket", "tcp"] as const) {
+  for (const listener of ["tcp", "websocket", "node:net"] as const) {
     links.push(
       await (async () => {
-      const url = listener === "websocket" ? server.url : server.natsUrl;
+      const url = listener === "websocket" ? server.wsUrl : server.url;
+      const socket = listener === "node:net" ? "node:net" : "native";
       const runId = newRunId();
-      const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", url, "--run", runIdHex(runId), "--messages", String(messages)], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
-      const t = await Transport.connect({ url, token: server.token, runId, rank: 0, procs: 2 });
+      const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", url, "--run", runIdHex(runId), "--messages", String(messages), "--socket", socket], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
+      const t = await Transport.connect({ url, token: server.token, runId, rank: 0, procs: 2, socket });
       await t.receive(1, KIND.ready, 0);
-      return { listener, child, t, tag: PINGS, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[] };
+      return { listener, child, t, tag: PINGS, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[], receiverCpu: [] as number[], receiverSeen: 0 };
       })(),
     );
   }
@@ -105,14 +107,16 @@ if (only.has("transport")) {
   // has compiled its paths (measured: 2–4× the CPU per byte of later rounds).
   for (const link of links) {
     for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
-    await link.t.receive(1, KIND.results, 0);
+    link.receiverSeen = (await link.t.receiveJson<{ cpu: number }>(1, KIND.results, 0)).cpu;
   }
   await tcp.round(vector, messages);
   for (let r = 1; r <= rounds; r++) {
     for (const link of links) {
       const [c0, s0, t0] = [ownCpu(), serverCpu(), performance.now()];
       for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
-      await link.t.receive(1, KIND.results, r);
+      const { cpu } = await link.t.receiveJson<{ cpu: number }>(1, KIND.results, r);
+      link.receiverCpu.push(cpu - link.receiverSeen);
+      link.receiverSeen = cpu;
       link.rates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
       link.senderCpu.push(ownCpu() - c0);
       link.serverCpu.push(serverCpu() - s0);
@@ -133,20 +137,25 @@ if (only.has("transport")) {
   const us = (ms: number) => `${((ms / 2) * 1000).toFixed(0)}`;
   console.log(`transport: ${messages} vectors of ${(VECTOR_BYTES / 1e6).toFixed(2)} MB per round, ${rounds} rounds`);
   for (const link of links) {
-    const name = link.listener === "websocket" ? "NATS over WebSocket (skein's)" : "NATS over TCP (node:net)     ";
+    const name = { tcp: "NATS over TCP, Bun socket (skein's)", websocket: "NATS over WebSocket                ", "node:net": "NATS over TCP, node:net            " }[link.listener];
     console.log(`  ${name}  ${mb(median(link.rates))} MB/s  (${range(link.rates, mb)})  NATS / TCP = ${(median(link.rates) / median(tcpRates)).toFixed(2)}  (per round: ${link.rates.map((n, i) => (n / tcpRates[i]!).toFixed(2)).join(", ")})`);
   }
   console.log(`  raw loopback TCP               ${mb(median(tcpRates))} MB/s  (${range(tcpRates, mb)})  (target: skein's NATS ≥ 0.5 × this)`);
   // CPU seconds per GB moved, medians over rounds: the server's alone bounds what NATS can carry.
   const perGB = (cpu: number[]) => (median(cpu) / ((messages * VECTOR_BYTES) / 1e9)).toFixed(2);
-  for (const link of links) console.log(`  CPU s/GB over ${link.listener}: sender ${perGB(link.senderCpu)}, nats-server ${perGB(link.serverCpu)} (the server alone caps it at ${(1 / Number(perGB(link.serverCpu))).toFixed(1)} GB/s per core)`);
+  for (const link of links) {
+    const total = [link.senderCpu, link.serverCpu, link.receiverCpu].reduce((a, c) => a + Number(perGB(c)), 0);
+    console.log(
+      `  CPU s/GB over ${link.listener}: sender ${perGB(link.senderCpu)}, nats-server ${perGB(link.serverCpu)}, receiver ${perGB(link.receiverCpu)}: ${total.toFixed(2)} in all, so at most ${(2 / total).toFixed(1)} GB/s on 2 cores kept busy (the server alone: ${(1 / Number(perGB(link.serverCpu))).toFixed(1)} GB/s per core)`,
+    );
+  }
   console.log(`  CPU s/GB over raw TCP: sender ${perGB(tcpSenderCpu)}`);
   for (const link of links) {
     const sorted = [...link.trips].sort((a, b) => a - b);
     console.log(`  latency over ${link.listener}: ${us(median(link.trips))} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${us(sorted[PINGS / 10]!)}–${us(sorted[PINGS - PINGS / 10]!)} µs)`);
   }
-  const ws = links[0]!;
-  measured = { latencySeconds: median(ws.trips) / 2 / 1000, bytesPerSecond: median(ws.rates) };
+  const skeins = links[0]!;
+  measured = { latencySeconds: median(skeins.trips) / 2 / 1000, bytesPerSecond: median(skeins.rates) };
   if (v["network-out"]) writeFileSync(v["network-out"], JSON.stringify(measured) + "\n");
   console.log(`  as a --network model: ${JSON.stringify(measured)}${v["network-out"] ? ` (written to ${v["network-out"]})` : ""}`);
 }
@@ -286,7 +295,7 @@ async function receiver(kind: string): Promise<never> {
     server.listen(0, "127.0.0.1", () => process.stdout.write(`${(server.address() as { port: number }).port}\n`));
     return await new Promise<never>(() => {});
   }
-  const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2 });
+  const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2, socket: v.socket === "node:net" ? "node:net" : "native" });
   t.send(0, KIND.ready, 0, new Uint8Array(0));
   for (let i = 0; i < PINGS; i++) t.send(0, KIND.exchange, i, await t.receive(0, KIND.exchange, i, 64));
   let tag = PINGS;
@@ -297,7 +306,8 @@ async function receiver(kind: string): Promise<never> {
     tag++;
     const n = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, integer: true });
     for (let m = 1; m < n; m++) await t.receive(0, KIND.exchange, tag++, VECTOR_BYTES);
-    t.sendJson(0, KIND.results, r, { received: n });
+    const u = process.cpuUsage();
+    t.sendJson(0, KIND.results, r, { received: n, cpu: (u.user + u.system) / 1e6 });
   }
   await t.close();
   process.exit(0);

@@ -311,7 +311,7 @@ describe("every frame is checked", () => {
     ] as const) {
       const server = await startLocalServer();
       const joiner = Bun.spawn([...SELF, "join", server.url, "--once"], { cwd: ROOT, stdout: "ignore", stderr: "pipe", env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
-      const spy = await connect({ servers: server.natsUrl, token: server.token });
+      const spy = await connect({ servers: server.url, token: server.token });
       let run: bigint | null = null;
       spy.subscribe("skein.call", { callback: (_e, m) => void (run ??= parseRunId(m.json<{ run: string }>().run)) });
       const out = folder();

@@ -12,6 +12,7 @@
  * not of that shape (the TCP transport, another client version), it uses `publish`.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { NatsTcpSocket } from "./tcp-socket.ts";
 
 /** The parts of the client's connection this relies on (nats-core 3.x: NatsConnectionImpl.protocol). */
 interface ClientInternals {
@@ -30,13 +31,20 @@ const encoder = new TextEncoder();
 
 export class FramePublisher {
   private scratch = new Uint8Array(1 << 16);
-  /** The WebSocket the client writes to, or null when `publish` must be used. */
-  private readonly socket: WebSocket | null;
+  /**
+   * Every frame received reaches the subscription in a buffer of its own, never reused (the native TCP
+   * socket assembles each protocol message into a fresh one; the client's WebSocket parser may not).
+   */
+  readonly ownsReceivedFrames: boolean;
+  /** The socket the client writes to, or null when `publish` must be used. */
+  private readonly socket: { send(data: Uint8Array): void } | null;
 
   constructor(private readonly nc: NatsConnection) {
     const p = (nc as unknown as ClientInternals).protocol;
     const socket = p?.transport?.socket;
-    this.socket = typeof WebSocket !== "undefined" && socket instanceof WebSocket && typeof p?.flushPending === "function" ? socket : null;
+    const known = (typeof WebSocket !== "undefined" && socket instanceof WebSocket) || socket instanceof NatsTcpSocket;
+    this.socket = known && typeof p?.flushPending === "function" ? (socket as { send(data: Uint8Array): void }) : null;
+    this.ownsReceivedFrames = socket instanceof NatsTcpSocket;
   }
 
   /** A buffer for a frame of `frameBytes`, laid out as the protocol message will carry it; `write` fills it. */
