@@ -37,13 +37,13 @@ export class FramePublisher {
    */
   readonly ownsReceivedFrames: boolean;
   /** The socket the client writes to, or null when `publish` must be used. */
-  private readonly socket: { send(data: Uint8Array): void } | null;
+  private readonly socket: { send(data: Uint8Array, handedOver?: boolean): void; bufferedAmount: number } | null;
 
   constructor(private readonly nc: NatsConnection) {
     const p = (nc as unknown as ClientInternals).protocol;
     const socket = p?.transport?.socket;
     const known = (typeof WebSocket !== "undefined" && socket instanceof WebSocket) || socket instanceof NatsTcpSocket;
-    this.socket = known && typeof p?.flushPending === "function" ? (socket as { send(data: Uint8Array): void }) : null;
+    this.socket = known && typeof p?.flushPending === "function" ? (socket as NonNullable<FramePublisher["socket"]>) : null;
     this.ownsReceivedFrames = socket instanceof NatsTcpSocket;
   }
 
@@ -58,13 +58,16 @@ export class FramePublisher {
     }
     const line = encoder.encode(`PUB ${subject} ${frameBytes}\r\n`);
     const total = line.length + frameBytes + 2;
-    if (this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
-    const wire = this.scratch.subarray(0, total);
+    // A native socket whose kernel buffer is full keeps what it cannot write: then build the message
+    // in a buffer of its own and hand it over, rather than have the socket copy the reused one.
+    const handOver = this.socket instanceof NatsTcpSocket && this.socket.bufferedAmount > 0;
+    if (!handOver && this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
+    const wire = handOver ? new Uint8Array(total) : this.scratch.subarray(0, total);
     wire.set(line, 0);
     write(wire.subarray(line.length, line.length + frameBytes));
     wire.set(CRLF, total - 2);
     p.flushPending(); // anything the client queued goes first
-    this.socket.send(wire);
+    this.socket.send(wire, handOver);
     p.outBytes += frameBytes;
     p.outMsgs++;
   }

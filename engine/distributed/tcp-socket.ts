@@ -74,13 +74,16 @@ export class NatsTcpSocket {
     });
   }
 
-  /** Write `data` (the caller may reuse it once this returns: what the kernel does not take is copied). */
-  send(data: ArrayBuffer | ArrayBufferView): void {
+  /**
+   * Write `data`. The caller may reuse it once this returns (what the kernel does not take is copied),
+   * unless it hands it over (`handedOver`: kept as it is until written).
+   */
+  send(data: ArrayBuffer | ArrayBufferView, handedOver = false): void {
     if (this.closed || !this.socket) return;
     const bytes = data instanceof Uint8Array ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
-    if (this.unsent.length > 0) return this.keep(bytes);
+    if (this.unsent.length > 0) return this.keep(bytes, handedOver);
     const written = this.socket.write(bytes);
-    if (written < bytes.length) this.keep(bytes.subarray(Math.max(0, written)));
+    if (written < bytes.length) this.keep(bytes.subarray(Math.max(0, written)), handedOver);
   }
 
   close(): void {
@@ -91,8 +94,8 @@ export class NatsTcpSocket {
     this.end(true, "");
   }
 
-  private keep(bytes: Uint8Array): void {
-    this.unsent.push(bytes.slice());
+  private keep(bytes: Uint8Array, handedOver: boolean): void {
+    this.unsent.push(handedOver ? bytes : bytes.slice());
     this.bufferedAmount += bytes.length;
   }
 
