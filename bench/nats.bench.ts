@@ -4,17 +4,19 @@
  *
  *   transport   parameter-vector messages (mlp:784-256-128-10: 235,146 floats, 0.94 MB) from this
  *               process to a child through skein's transport (framing, checks, chunks, a local
- *               nats-server), over the server's WebSocket listener (what skein's processes use) and
- *               over its TCP listener, against the same bytes over a raw loopback TCP stream to a
- *               child (target: NATS ≥ 0.5 × TCP)
+ *               nats-server), over the server's TCP listener on Bun's native socket (what skein's
+ *               processes use), over its WebSocket listener and over TCP through node:net, against
+ *               the same bytes over a raw loopback TCP stream to a child (target: NATS ≥ 0.5 × TCP)
  *   gossip      a 16-node ring DmSGD round (batch 16 per node, 2 workers): 2 processes against 1
  *               (target: ≤ 2×)
- *   pipeline    1f1b at D = 2 (batch 64, 4 microbatches): 2 processes against 1, samples/s
- *               (target: ≥ 0.7×)
+ *   pipeline    1f1b at D = 2, 4 microbatches: 2 processes against 1, samples/s (target: ≥ 0.7×),
+ *               on the small mlp:784-256-128-10 at batch 64 (latency-bound: 8 hand-offs per batch of
+ *               about 1.5 ms) and on a pipeline-sized mlp:784-1024-1024-1024-1024-10 at batch 512
  *
  * The transport's one-way latency (round trips of 64 bytes) and bandwidth make a --network model
- * (--network-out FILE writes it); the gossip section runs the simulated executor with it and prints
- * its prediction beside the measured round.
+ * (--network-out FILE writes it); the gossip section runs the simulated executor with it, placed on 2
+ * processes (only crossing messages pay the network) and not (every edge pays), and prints both
+ * predictions beside the measured round.
  *
  *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--network-out FILE]
  */
@@ -43,6 +45,7 @@ const { values: v } = benchArgs(SCRIPT, {
     receive: { type: "string" },
     url: { type: "string" },
     run: { type: "string" },
+    socket: { type: "string" },
   },
 });
 const VECTOR_BYTES = 235_146 * 4;
@@ -66,15 +69,16 @@ if (only.has("transport")) {
   // over plain TCP (node:net), each to a receiving child of its own, alternating with raw TCP.
   const server = await startLocalServer();
   const links = [];
-  for (const listener of ["websocket", "tcp"] as const) {
+  for (const listener of ["tcp", "websocket", "node:net"] as const) {
     links.push(
       await (async () => {
-      const url = listener === "websocket" ? server.url : server.natsUrl;
+      const url = listener === "websocket" ? server.wsUrl : server.url;
+      const socket = listener === "node:net" ? "node:net" : "native";
       const runId = newRunId();
-      const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", url, "--run", runIdHex(runId), "--messages", String(messages)], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
-      const t = await Transport.connect({ url, token: server.token, runId, rank: 0, procs: 2 });
+      const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", url, "--run", runIdHex(runId), "--messages", String(messages), "--socket", socket], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
+      const t = await Transport.connect({ url, token: server.token, runId, rank: 0, procs: 2, socket });
       await t.receive(1, KIND.ready, 0);
-      return { listener, child, t, tag: PINGS, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[] };
+      return { listener, child, t, tag: PINGS, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[], receiverCpu: [] as number[], receiverSeen: 0 };
       })(),
     );
   }
@@ -103,14 +107,16 @@ if (only.has("transport")) {
   // has compiled its paths (measured: 2–4× the CPU per byte of later rounds).
   for (const link of links) {
     for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
-    await link.t.receive(1, KIND.results, 0);
+    link.receiverSeen = (await link.t.receiveJson<{ cpu: number }>(1, KIND.results, 0)).cpu;
   }
   await tcp.round(vector, messages);
   for (let r = 1; r <= rounds; r++) {
     for (const link of links) {
       const [c0, s0, t0] = [ownCpu(), serverCpu(), performance.now()];
       for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
-      await link.t.receive(1, KIND.results, r);
+      const { cpu } = await link.t.receiveJson<{ cpu: number }>(1, KIND.results, r);
+      link.receiverCpu.push(cpu - link.receiverSeen);
+      link.receiverSeen = cpu;
       link.rates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
       link.senderCpu.push(ownCpu() - c0);
       link.serverCpu.push(serverCpu() - s0);
@@ -131,20 +137,25 @@ if (only.has("transport")) {
   const us = (ms: number) => `${((ms / 2) * 1000).toFixed(0)}`;
   console.log(`transport: ${messages} vectors of ${(VECTOR_BYTES / 1e6).toFixed(2)} MB per round, ${rounds} rounds`);
   for (const link of links) {
-    const name = link.listener === "websocket" ? "NATS over WebSocket (skein's)" : "NATS over TCP (node:net)     ";
+    const name = { tcp: "NATS over TCP, Bun socket (skein's)", websocket: "NATS over WebSocket                ", "node:net": "NATS over TCP, node:net            " }[link.listener];
     console.log(`  ${name}  ${mb(median(link.rates))} MB/s  (${range(link.rates, mb)})  NATS / TCP = ${(median(link.rates) / median(tcpRates)).toFixed(2)}  (per round: ${link.rates.map((n, i) => (n / tcpRates[i]!).toFixed(2)).join(", ")})`);
   }
   console.log(`  raw loopback TCP               ${mb(median(tcpRates))} MB/s  (${range(tcpRates, mb)})  (target: skein's NATS ≥ 0.5 × this)`);
   // CPU seconds per GB moved, medians over rounds: the server's alone bounds what NATS can carry.
   const perGB = (cpu: number[]) => (median(cpu) / ((messages * VECTOR_BYTES) / 1e9)).toFixed(2);
-  for (const link of links) console.log(`  CPU s/GB over ${link.listener}: sender ${perGB(link.senderCpu)}, nats-server ${perGB(link.serverCpu)} (the server alone caps it at ${(1 / Number(perGB(link.serverCpu))).toFixed(1)} GB/s per core)`);
+  for (const link of links) {
+    const total = [link.senderCpu, link.serverCpu, link.receiverCpu].reduce((a, c) => a + Number(perGB(c)), 0);
+    console.log(
+      `  CPU s/GB over ${link.listener}: sender ${perGB(link.senderCpu)}, nats-server ${perGB(link.serverCpu)}, receiver ${perGB(link.receiverCpu)}: ${total.toFixed(2)} in all, so at most ${(2 / total).toFixed(1)} GB/s on 2 cores kept busy (the server alone: ${(1 / Number(perGB(link.serverCpu))).toFixed(1)} GB/s per core)`,
+    );
+  }
   console.log(`  CPU s/GB over raw TCP: sender ${perGB(tcpSenderCpu)}`);
   for (const link of links) {
     const sorted = [...link.trips].sort((a, b) => a - b);
     console.log(`  latency over ${link.listener}: ${us(median(link.trips))} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${us(sorted[PINGS / 10]!)}–${us(sorted[PINGS - PINGS / 10]!)} µs)`);
   }
-  const ws = links[0]!;
-  measured = { latencySeconds: median(ws.trips) / 2 / 1000, bytesPerSecond: median(ws.rates) };
+  const skeins = links[0]!;
+  measured = { latencySeconds: median(skeins.trips) / 2 / 1000, bytesPerSecond: median(skeins.rates) };
   if (v["network-out"]) writeFileSync(v["network-out"], JSON.stringify(measured) + "\n");
   console.log(`  as a --network model: ${JSON.stringify(measured)}${v["network-out"] ? ` (written to ${v["network-out"]})` : ""}`);
 }
@@ -179,13 +190,17 @@ if (only.has("gossip")) {
   const { stepRatio, two, one, crossingPerStep } = await sideBySide("gossip (dmsgd, 16-node ring, 2 workers)", gossip);
   console.log(`  round time, 2 processes / 1 = ${stepRatio.toFixed(2)}  (target ≤ 2)`);
   if (measured) {
-    // The simulator's prediction with the measured transport as its network. It charges every node's
-    // sends (a cluster of one node per host); here only the edges between the two processes cross.
+    // The simulator's prediction with the measured transport as its network: placed on the 2 processes
+    // (only the edges between them pay the network), and unplaced (every node's sends pay, as in a
+    // cluster of one node per host), against the in-process round it simulates with no network.
     const file = join(tmpdir(), `skein-nats-network-${process.pid}.json`);
     writeFileSync(file, JSON.stringify(measured));
-    const simulated = await train({ ...gossip, executor: "simulated", simulation: { network: file } });
+    const simulate = async (simulation: NonNullable<TrainConfig["simulation"]>) => 1 / (await train({ ...gossip, executor: "simulated", simulation })).updatesPerSec;
+    const [shm, placed, everyEdge] = [await simulate({ network: "shm" }), await simulate({ network: file, procs: 2 }), await simulate({ network: file })];
     rmSync(file);
-    console.log(`  simulated with the measured network: ${(1000 / simulated.updatesPerSec).toFixed(2)} ms/round (virtual), measured on 2 processes ${(two * 1000).toFixed(2)} ms/round`);
+    const ms = (x: number) => `${(x * 1000).toFixed(2)} ms`;
+    console.log(`  simulated (virtual ms/round): 1 process ${ms(shm)} (measured ${ms(one)}); 2 processes placed ${ms(placed)}, every edge charged ${ms(everyEdge)}; measured on 2 processes ${ms(two)}`);
+    console.log(`  prediction / measured, 2 processes: placed ${(placed / two).toFixed(2)}, every edge ${(everyEdge / two).toFixed(2)}; the network's share: predicted +${ms(placed - shm)}, measured +${ms(two - one)}`);
     // A model of what actually crosses: the in-process round, plus each process's crossing bytes at the
     // measured bandwidth, one way and both ways through the one server (the range), plus one latency.
     const oneWay = crossingPerStep / measured.bytesPerSecond;
@@ -195,8 +210,19 @@ if (only.has("gossip")) {
   }
 }
 if (only.has("pipeline")) {
-  const { rateRatio } = await sideBySide("pipeline (1f1b, D = 2, 4 microbatches)", { ...base, algo: "1f1b", batch: 64, pipeline: { stages: 2, microbatches: 4 } });
-  console.log(`  throughput, 2 processes / 1 = ${rateRatio.toFixed(2)}  (target ≥ 0.7)`);
+  for (const [model, batch] of [
+    ["mlp:784-256-128-10", 64],
+    ["mlp:784-1024-1024-1024-1024-10", 512],
+  ] as const) {
+    const { rateRatio, one, crossingPerStep } = await sideBySide(`pipeline (1f1b, D = 2, 4 microbatches, ${model}, batch ${batch})`, { ...base, model, algo: "1f1b", batch, pipeline: { stages: 2, microbatches: 4 } });
+    console.log(`  throughput, 2 processes / 1 = ${rateRatio.toFixed(2)}  (target ≥ 0.7)`);
+    // Each batch hands 4 microbatches forward and 4 gradients back across, one after another at the
+    // stage boundary: what the one-way latency alone costs against the in-process batch.
+    if (measured) {
+      const handOffs = 8 * measured.latencySeconds + crossingPerStep / measured.bytesPerSecond;
+      console.log(`  8 hand-offs at ${(measured.latencySeconds * 1e6).toFixed(0)} µs + ${(crossingPerStep / 1e6).toFixed(2)} MB at the measured bandwidth = ${(handOffs * 1000).toFixed(2)} ms per batch against ${(one * 1000).toFixed(2)} ms in one process: ${(one / (one + handOffs)).toFixed(2)} if they all lay on the critical path`);
+    }
+  }
 }
 console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at end`);
 process.exit(0);
@@ -269,7 +295,7 @@ async function receiver(kind: string): Promise<never> {
     server.listen(0, "127.0.0.1", () => process.stdout.write(`${(server.address() as { port: number }).port}\n`));
     return await new Promise<never>(() => {});
   }
-  const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2 });
+  const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2, socket: v.socket === "node:net" ? "node:net" : "native" });
   t.send(0, KIND.ready, 0, new Uint8Array(0));
   for (let i = 0; i < PINGS; i++) t.send(0, KIND.exchange, i, await t.receive(0, KIND.exchange, i, 64));
   let tag = PINGS;
@@ -280,7 +306,8 @@ async function receiver(kind: string): Promise<never> {
     tag++;
     const n = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, integer: true });
     for (let m = 1; m < n; m++) await t.receive(0, KIND.exchange, tag++, VECTOR_BYTES);
-    t.sendJson(0, KIND.results, r, { received: n });
+    const u = process.cpuUsage();
+    t.sendJson(0, KIND.results, r, { received: n, cpu: (u.user + u.system) / 1e6 });
   }
   await t.close();
   process.exit(0);

@@ -120,7 +120,7 @@ const configSchema = (): Record<keyof TrainConfig, Check> => ({
     { topology: text, nodes: integer(1, 1024), partition: text, force: bool, localSteps: integer(1, 100_000), slowMomentum: number(0, 0.9999), slowLr: number(0, Infinity, { above: true }) },
     [],
   ),
-  simulation: object({ costs: text, machine: oneOf(MACHINES), network: text }, []),
+  simulation: object({ costs: text, machine: oneOf(MACHINES), network: text, procs: integer(1, 1024) }, []),
   pipeline: object(
     { stages: integer(1, 64), microbatches: integer(1, 4096), unit: oneOf(PIPELINE_UNITS), schedule, prediction: bool, measureEvery: integer(1, 1_000_000) },
     [],

@@ -31,7 +31,7 @@ export interface ProcessesOptions {
   token?: string;
   /** The command that starts skein again (the local launcher's children run `<self> join …`). */
   self: string[];
-  /** Which listener of the local server the processes use (default websocket; the bench compares both). */
+  /** Which listener of the local server the processes use (default tcp; the bench compares both). */
   listener?: "websocket" | "tcp";
 }
 
@@ -45,7 +45,7 @@ export async function trainAcrossProcesses(config: TrainConfig, options: TrainOp
   checkAcrossProcesses(config, procs);
   if (launch.url && !isLoopback(launch.url) && !launch.token) throw new UserError(`--nats ${launch.url}: a server beyond this machine needs --token`);
   const server: LocalServer | null = launch.url ? null : await startLocalServer();
-  const url = launch.url ?? (launch.listener === "tcp" ? server!.natsUrl : server!.url);
+  const url = launch.url ?? (launch.listener === "websocket" ? server!.wsUrl : server!.url);
   const token = launch.token ?? server?.token;
   const runId = newRunId();
   const names = [describeRank(0, hostname(), process.pid)];

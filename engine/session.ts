@@ -109,7 +109,7 @@ export class TrainingSession {
       : config.executor === "deterministic"
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
         : config.executor === "simulated"
-          ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault)
+          ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault, config.simulation?.procs ?? null)
           : await WorkerPool.start(setup.programs, module, memory, setup, control, fault, options.watchdogMs);
     const session = new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
     if (simulation) session.simulation = describeSimulation(simulation, config.simulation?.costs);

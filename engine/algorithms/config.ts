@@ -4,6 +4,7 @@
  */
 import type { ExecutorName } from "../runtime/executor.ts";
 import type { SimulationConfig } from "../runtime/costs.ts";
+import type { SimulatedPlacement } from "../runtime/process-network.ts";
 import type { OptimizerConfig } from "../optim/optimizer.ts";
 import { DEFAULT_ASYNC, type AsyncOptions } from "./async/options.ts";
 import { DEFAULT_GOSSIP, type GossipConfig } from "./gossip/setup.ts";
@@ -30,7 +31,7 @@ export interface TrainConfig {
   /** gpipe, 1f1b, pipedream, 2bw, spectrain, pipeoptim: stages and microbatches per batch. */
   pipeline?: Partial<PipelineOptions>;
   /** --executor simulated: the cost table, machine and network (defaults: shipped table, measured, shm). */
-  simulation?: SimulationConfig;
+  simulation?: SimulationConfig & SimulatedPlacement;
 }
 
 export const asyncOptionsOf = (config: TrainConfig): AsyncOptions => ({ ...DEFAULT_ASYNC, ...config.async });

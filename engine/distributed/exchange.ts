@@ -31,6 +31,7 @@ import type { AlgorithmPlan } from "../algorithms/algorithm.ts";
 import type { TrainConfig } from "../algorithms/config.ts";
 import { algorithmNamed } from "../algorithms/registry.ts";
 import { roundsPerEpoch, type GossipLayout } from "../algorithms/gossip/round.ts";
+import { crossingReads, rankOfNodes } from "../algorithms/gossip/across.ts";
 import { stepsPerEpoch, type SyncLayout } from "../algorithms/sync-sgd.ts";
 import { windowProgram, type PipelineLayout } from "../algorithms/pipeline/pipeline.ts";
 import type { LocalAsyncLayout } from "../algorithms/async/hogwild-step.ts";
@@ -41,6 +42,11 @@ import { alignedSliceOf } from "../runtime/split.ts";
 export interface Region {
   ptr: number;
   bytes: number;
+  /**
+   * A word a program bumps (sync.wake) once the region holds what its barrier sends: the main thread
+   * may send it then, before the barrier (barriers the plan `streams` only).
+   */
+  ready?: number;
 }
 
 export interface CrossProcessPlan {
@@ -52,6 +58,12 @@ export interface CrossProcessPlan {
    * other process waits on it).
    */
   relay?(word: number): { from: number; to: number; regions: Region[] } | null;
+  /**
+   * Barrier k of the epoch streams: its transfers are sent region by region as each is ready (a region
+   * with no `ready` word, at the barrier), and the receiver may write them into its arena as soon as
+   * barrier k − 1 is released (nobody reads them before barrier k). False past the epoch's last barrier.
+   */
+  streams?(epoch: number, k: number): boolean;
   /** State beyond the checkpointed vectors that a resumed run sends its followers (pipelines' update counts). */
   resumeRegions?: Region[];
 }
@@ -98,11 +110,7 @@ function gossipPlan(config: TrainConfig, setup: RunSetup<GossipLayout>, net: Net
   const layout = setup.layout;
   const n = layout.nodes;
   const bytes = net.paramFloats * 4;
-  const rankOfNode = Array.from({ length: n }, () => 0);
-  for (let w = 0; w < setup.programs; w++) {
-    const { lo, hi } = shardOf(n, setup.programs, w);
-    for (let i = lo; i < hi; i++) rankOfNode[i] = rankOfProgram(setup.programs, procs, w);
-  }
+  const rankOfNode = rankOfNodes(n, setup.programs, procs);
   const readsAll = config.algo === "pmsgd";
   const rounds = roundsPerEpoch(setup.data.trainCount, n, setup.batch);
   const period = layout.mixing.rounds.length;
@@ -111,12 +119,9 @@ function gossipPlan(config: TrainConfig, setup: RunSetup<GossipLayout>, net: Net
   const needs = (p: number): Region[][][] => {
     let byPair = cache.get(p);
     if (byPair) return byPair;
-    const nodes = Array.from({ length: procs }, () => Array.from({ length: procs }, () => new Set<number>()));
-    for (let i = 0; i < n; i++) {
-      const reads = readsAll ? Array.from({ length: n }, (_, j) => j) : layout.mixing.rounds[p]![i]!.from;
-      for (const j of reads) if (rankOfNode[j] !== rankOfNode[i]) nodes[rankOfNode[j]!]![rankOfNode[i]!]!.add(j);
-    }
-    byPair = nodes.map((row) => row.map((set) => [...set].sort((a, b) => a - b).map((j) => ({ ptr: layout.messages[j]!, bytes }))));
+    // Each message may leave once its node has written it (the round bumps `written` for these nodes).
+    const nodes = crossingReads(layout.mixing, rankOfNode, procs, p, readsAll);
+    byPair = nodes.map((row) => row.map((js) => js.map((j) => ({ ptr: layout.messages[j]!, bytes, ready: layout.written + 4 * j }))));
     cache.set(p, byPair);
     return byPair;
   };
@@ -126,6 +131,9 @@ function gossipPlan(config: TrainConfig, setup: RunSetup<GossipLayout>, net: Net
       const round = epoch * rounds + Math.floor(k / 2);
       return needs(round % period)[from]![to]!;
     },
+    // Phase 1's messages (even barriers) stream; the remote messages a process holds are read only in
+    // phase 2, after the barrier, and were last read before the previous one.
+    streams: (_epoch, k) => k % 2 === 0 && k < 2 * rounds,
     owned(rank) {
       const out: Region[] = [];
       for (let i = 0; i < n; i++) {

@@ -86,6 +86,12 @@ export function encodeFrame(h: FrameHeader, body: Uint8Array): Uint8Array {
  */
 export function encodeFrameFromParts(h: FrameHeader, parts: readonly Uint8Array[]): Uint8Array {
   const frame = new Uint8Array(HEADER_BYTES + h.chunkBytes);
+  writeFrameFromParts(frame, h, parts);
+  return frame;
+}
+
+/** As encodeFrameFromParts, into `frame` (exactly HEADER_BYTES + h.chunkBytes long). */
+export function writeFrameFromParts(frame: Uint8Array, h: FrameHeader, parts: readonly Uint8Array[]): void {
   writeHeader(frame, h);
   const end = h.chunkOffset + h.chunkBytes;
   let at = 0; // where the current part starts in the message
@@ -96,7 +102,6 @@ export function encodeFrameFromParts(h: FrameHeader, parts: readonly Uint8Array[
     at += part.length;
     if (at >= end) break;
   }
-  return frame;
 }
 
 function writeHeader(frame: Uint8Array, h: FrameHeader): void {

@@ -4,9 +4,10 @@
  * It never listens beyond the loopback interface; runs across hosts use a server the user starts.
  *
  * It listens twice: for NATS clients over TCP and over WebSocket (no TLS: loopback only). skein's own
- * processes take the WebSocket one: under Bun, the client over the runtime's native WebSocket moves
- * parameter vectors with about half the CPU of the client over node:net (whose reads arrive in small
- * pieces that the client's parser reassembles by repeated growth); the bench measures both side by side.
+ * processes take the TCP one, through the client's WebSocket transport on a native TCP socket
+ * (tcp-socket.ts): the server relays a byte over TCP for about two thirds of the CPU it spends over
+ * WebSocket, and the client receives whole messages without reassembling them; the bench measures the
+ * listeners side by side.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -25,10 +26,10 @@ export const LOCAL_MAX_PAYLOAD = 8 << 20;
 const START_TIMEOUT_MS = 10_000;
 
 export interface LocalServer {
-  /** The URL skein's processes connect to (the WebSocket listener, ws://127.0.0.1:PORT). */
+  /** The URL skein's processes connect to: the plain NATS listener (nats://127.0.0.1:PORT), for any NATS client. */
   url: string;
-  /** The same server's plain NATS listener (nats://127.0.0.1:PORT), for any NATS client. */
-  natsUrl: string;
+  /** The same server's WebSocket listener (ws://127.0.0.1:PORT). */
+  wsUrl: string;
   token: string;
   pid: number;
   stop(): Promise<void>;
@@ -52,7 +53,7 @@ export async function startLocalServer(token = newToken()): Promise<LocalServer>
   const env = { ...process.env, GOMAXPROCS: "1", GOGC: "400" };
   const child: ChildProcess = spawn("/bin/sh", ["-c", watch, "skein-nats", binary, config, String(process.pid)], { stdio: ["ignore", "ignore", "pipe"], env });
   let log = "";
-  const urls = await new Promise<{ url: string; natsUrl: string }>((resolve, reject) => {
+  const urls = await new Promise<{ url: string; wsUrl: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server did not start within ${START_TIMEOUT_MS / 1000} s: ${log.trim().split("\n").pop() ?? ""}`)), START_TIMEOUT_MS);
     child.stderr!.on("data", (d: Buffer) => {
       log += d.toString();
@@ -60,7 +61,7 @@ export async function startLocalServer(token = newToken()): Promise<LocalServer>
       const ws = /Listening for websocket clients on (ws:\/\/[\d.]+:\d+)/.exec(log);
       if (tcp && ws) {
         clearTimeout(timer);
-        resolve({ url: ws[1]!, natsUrl: `nats://${tcp[1]}` });
+        resolve({ url: `nats://${tcp[1]}`, wsUrl: ws[1]! });
       }
     });
     child.on("exit", (code) => {

@@ -13,7 +13,9 @@
  */
 import { connect, wsconnect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { RunError, UserError } from "../errors.ts";
-import { checkFrame, encodeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
+import { FramePublisher } from "./publish.ts";
+import { tcpSocketFactory } from "./tcp-socket.ts";
+import { checkFrame, writeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
 
 /** How often a process tells the others it is alive, and how long a silent peer is given. */
 export const HEARTBEAT_MS = 200;
@@ -29,6 +31,8 @@ export interface TransportOptions {
   names?: string[];
   /** Called once, with the first failure. */
   onFailure?: (error: RunError) => void;
+  /** nats:// URLs: Bun's native TCP socket (default) or node:net (the client's own TCP transport). */
+  socket?: "native" | "node:net";
 }
 
 interface Message {
@@ -83,6 +87,7 @@ export class Transport {
   private readonly waiters: ((() => void) | null)[];
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly chunkBytes: number;
+  private readonly publisher: FramePublisher;
   private closing = false;
 
   private constructor(
@@ -98,6 +103,7 @@ export class Transport {
     this.partial = new Array(procs).fill(null);
     this.destinations = new Array(procs).fill(null);
     this.waiters = new Array(procs).fill(null);
+    this.publisher = new FramePublisher(nc);
     this.chunkBytes = Math.max(1024, (nc.info?.max_payload ?? 1 << 20) - HEADER_BYTES - 256);
     this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
     this.failed.catch(() => {}); // observed through races
@@ -106,7 +112,7 @@ export class Transport {
 
   /** Connect, subscribe to this rank's subject, and make sure the server has the subscription. */
   static async connect(options: TransportOptions): Promise<Transport> {
-    const nc = await connectTo(options.url, options.token);
+    const nc = await connectTo(options.url, options.token, options.socket);
     const t = new Transport(nc, options);
     const sub: Subscription = nc.subscribe(subjectOf(options.runId, options.rank), {
       callback: (err, msg) => {
@@ -151,12 +157,9 @@ export class Transport {
     let offset = 0;
     do {
       const chunkBytes = Math.min(messageBytes - offset, this.chunkBytes);
-      const frame = encodeFrameFromParts(
-        { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes, chunkOffset: offset, chunkBytes },
-        parts,
-      );
-      this.nc.publish(subject, frame);
-      this.bytesSent += frame.length;
+      const header = { kind, sender: this.options.rank, runId: this.options.runId, receiver: to, sequence: this.nextSequenceTo[to]!++, tag, messageBytes, chunkOffset: offset, chunkBytes };
+      this.publisher.publish(subject, HEADER_BYTES + chunkBytes, (frame) => writeFrameFromParts(frame, header, parts));
+      this.bytesSent += HEADER_BYTES + chunkBytes;
       this.framesSent++;
       offset += chunkBytes;
     } while (offset < messageBytes);
@@ -296,12 +299,15 @@ export class Transport {
       const d = this.destinations[h.sender];
       const into = d && !ON_ARRIVAL.has(h.kind) && this.queues[h.sender]!.length === 0 && d.kind === h.kind && d.tag === h.tag && d.bytes === h.messageBytes ? d : null;
       if (into) this.destinations[h.sender] = null;
-      // Otherwise a copy: the client's buffers are reused once this callback returns.
-      p = { header: h, body: into ? null : new Uint8Array(h.messageBytes), into, filled: 0 };
+      // Otherwise a copy: the client may reuse its buffers once this callback returns; except where
+      // each frame arrived in a buffer of its own (the native TCP socket's), which a one-chunk message
+      // can keep as its body.
+      const keep = !into && this.publisher.ownsReceivedFrames && h.chunkBytes === h.messageBytes;
+      p = { header: h, body: into ? null : keep ? frame.subarray(HEADER_BYTES) : new Uint8Array(h.messageBytes), into, filled: 0 };
     }
     const chunk = frame.subarray(HEADER_BYTES);
-    if (p.body) p.body.set(chunk, h.chunkOffset);
-    else copyIntoParts(p.into!.parts, h.chunkOffset, chunk);
+    if (p.into) copyIntoParts(p.into.parts, h.chunkOffset, chunk);
+    else if (p.body!.buffer !== chunk.buffer) p.body!.set(chunk, h.chunkOffset); // else: kept as it came
     p.filled += h.chunkBytes;
     if (p.filled < h.messageBytes) {
       this.partial[h.sender] = p;
@@ -353,10 +359,13 @@ export const isWebSocketUrl = (url: string): boolean => /^wss?:\/\//i.test(url);
  * A NATS connection, over the runtime's WebSocket for ws:// and wss:// URLs, else over TCP; a refused
  * token or an unreachable server is the user's error, said in one line.
  */
-export async function connectTo(url: string, token: string | undefined): Promise<NatsConnection> {
+export async function connectTo(url: string, token: string | undefined, socket: "native" | "node:net" = "native"): Promise<NatsConnection> {
   try {
     const options = { servers: url, ...(token ? { token } : {}), name: `skein ${process.pid}`, maxReconnectAttempts: 0, timeout: 5_000 };
-    return await (isWebSocketUrl(url) ? wsconnect(options) : connect(options));
+    // nats:// under Bun: the client's WebSocket transport over a native TCP socket (tcp-socket.ts);
+    // "node:net" is the client's own TCP transport (the bench compares them).
+    const native = socket === "native" && typeof Bun !== "undefined" && /^(nats:\/\/|[^:/]+:\d)/i.test(url); // tls:// keeps node:net's TLS
+    return await (isWebSocketUrl(url) ? wsconnect(options) : native ? wsconnect({ ...options, wsFactory: tcpSocketFactory }) : connect(options));
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new UserError(`cannot connect to the NATS server at ${url}: ${why}${/authorization/i.test(why) ? " (check --token)" : ""}`);

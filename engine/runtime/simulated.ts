@@ -35,6 +35,7 @@ import { RunError } from "../errors.ts";
 import { advance } from "./deterministic.ts";
 import { allReduceSeconds, callSecondsFor, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
 import { CacheTracker } from "./cache-model.ts";
+import { ProcessNetwork } from "./process-network.ts";
 
 /** When a blocked program can resume: a virtual time, or null while its condition does not hold. */
 type ResumeTime = () => number | null;
@@ -112,6 +113,8 @@ export class SimulatedSync implements Sync {
     private readonly control: Control,
     private readonly model: SimulationModel,
     memory: WebAssembly.Memory,
+    /** Programs placed on processes: only messages between processes cost network time. */
+    private readonly placed: ProcessNetwork | null = null,
   ) {
     this.all = new Int32Array(memory.buffer);
   }
@@ -177,8 +180,9 @@ export class SimulatedSync implements Sync {
     this.checkStop();
   }
 
-  send(bytes: number, messages = 1): void {
-    this.state.clocks[this.me]! += trafficSeconds(this.model.network, bytes, messages);
+  send(bytes: number, messages = 1, to?: readonly number[]): void {
+    const n = this.model.network;
+    this.state.clocks[this.me]! += this.placed ? this.placed.sendSeconds(n, this.me, bytes, messages, to) : trafficSeconds(n, bytes, messages);
   }
 
   allReduce(bytes: number, parties: number): void {
@@ -229,7 +233,10 @@ export class SimulatedExecutor implements Executor {
     private readonly seed: number,
     readonly model: SimulationModel,
     fault: FaultPlan | null = null,
+    /** Processes the programs are placed on (contiguous shares); null: every program its own host. */
+    procs: number | null = null,
   ) {
+    const placed = procs === null ? null : new ProcessNetwork(setup.programs, procs);
     const k = instantiateKernels(module, memory);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
     const state = (this.state = new SimulationState(setup.programs));
@@ -246,7 +253,7 @@ export class SimulatedExecutor implements Executor {
     this.syncs = [];
     this.contexts = Array.from({ length: setup.programs }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
-      const sync = new SimulatedSync(state, worker, setup.programs, control, model, memory);
+      const sync = new SimulatedSync(state, worker, setup.programs, control, model, memory, placed);
       this.syncs.push(sync);
       const kernelTimer = setup.profileKernels ? newKernelTimer() : null;
       const spread = jitterOf(model.table.jitter ?? 0, Rng.derive(seed, "kernel jitter", worker));

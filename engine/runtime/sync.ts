@@ -53,8 +53,10 @@ export interface Sync {
    * Declare that this program sends `bytes` to its peers as `messages` messages (pipeline hand-offs,
    * gossip exchanges). In shared memory the kernels that read a peer's data already pay for it, so
    * only the simulated executor charges for this, by its network model; real threads do nothing.
+   * `to`: the programs that read the messages, one per message, where known (a simulated run placed
+   * on processes charges only those read in another process).
    */
-  send(bytes: number, messages?: number): void;
+  send(bytes: number, messages?: number, to?: readonly number[]): void;
   /** Declare this program's part in an all-reduce of `bytes` among `parties` programs (as `send`). */
   allReduce(bytes: number, parties: number): void;
   /** Milliseconds this program has spent blocked (threads only; 0 under the deterministic executor). */

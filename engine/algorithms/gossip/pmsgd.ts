@@ -16,6 +16,7 @@ const rule: GossipRule = {
     if (firstOfWorker) mixInto(v, i, scratch, allNodes(v.layout.nodes));
     v.k.momentum_update(v.layout.params[i]!, scratch, v.layout.momentum[i]!, v.floats, gamma, beta, 0, 0, 0);
   },
+  readsAll: true,
   // A ring all-reduce sends 2(n − 1)/n models per node.
   bytesPerNodeStep: (layout, modelBytes) => (2 * (layout.nodes - 1) * modelBytes) / layout.nodes,
   messagesPerNodeStep: (layout) => 2 * (layout.nodes - 1),

@@ -22,6 +22,7 @@ import { gossipOptionsOf, type TrainConfig } from "../config.ts";
 import { gossipOptions } from "./setup.ts";
 import { Rng } from "../../rng.ts";
 import { mark, span } from "../../runtime/trace.ts";
+import { PhaseOneOrder, readerPrograms } from "./across.ts";
 
 /** What makes one gossip algorithm different from another. */
 export interface GossipRule {
@@ -42,6 +43,8 @@ export interface GossipRule {
    * this round (PmSGD computes the network mean once per worker).
    */
   update(v: GossipVectors, i: number, edges: Edges, scratch: Ptr, gamma: number, beta: number, firstOfWorker: boolean, t: number): void;
+  /** Every node's update reads every node's message, whatever the mixing matrix says (an all-reduce). */
+  readsAll?: boolean;
   /** Bytes a node sends per round (default: one model per out-neighbour). */
   bytesPerNodeStep?(layout: GossipLayout, modelBytes: number): number;
   /** As how many messages it sends them (default: one per model-sized share; a ring all-reduce: 2(n−1)). */
@@ -72,6 +75,11 @@ export interface GossipLayout {
   /** f32 per node: a scalar the rule keeps beside x_i (push-sum's weight), and its round-r message. */
   scalars: Ptr;
   scalarMessages: Ptr;
+  /**
+   * i32 per node: in a run across processes, bumped (sync.wake) once the node's message of the round
+   * is written and another process reads it, so the main thread can send it while the worker goes on.
+   */
+  written: Ptr;
   /** Per worker: its gradient vector, and a scratch vector for DecentLaM's g̃. */
   grads: Ptr[];
   scratch: Ptr[];
@@ -135,6 +143,7 @@ function planGossip(input: PlanInput, options: GossipOptions, rule: GossipRule):
     state: Object.fromEntries((rule.state ?? []).map((name) => [name, vectors(name, "optimizerState")])),
     scalars: planner.reserve("optimizerState", "nodes.scalars", n * 4),
     scalarMessages: planner.reserve("gradients", "nodes.scalarMessages", n * 4),
+    written: planner.reserve("control", "nodes.messageWritten", n * 4),
     grads: Array.from({ length: programs }, (_, w) => planner.floats("gradients", `worker${w}.grads`, net.paramFloats)),
     scratch: Array.from({ length: programs }, (_, w) => planner.floats("scratch", `worker${w}.mixScratch`, net.paramFloats)),
     average: planner.floats("parameters", "average", net.paramFloats),
@@ -243,25 +252,34 @@ function* gossipWorkerEpoch(ctx: RoleContext<GossipLayout>, epoch: number, rule:
   const traffic = trafficPerNodeStep(layout, rule, net.parameterCount * 4);
   // Each node walks its own shard in an order fixed by (seed, epoch, node).
   const orders = Array.from({ length: hi - lo }, (_, d) => nodeOrder(ctx, layout, lo + d, epoch));
+  // Across processes: nodes whose messages another process reads go first (across.ts).
+  const phaseOne = new PhaseOneOrder(setup, layout.mixing, lo, hi, rule.readsAll === true);
+  const losses = new Float64Array(hi - lo);
+  // Who reads each node's message: the simulator charges the network only for readers in another
+  // process when told the run's placement (an all-reduce rule declares its traffic as a whole).
+  const readers = rule.readsAll ? null : readerPrograms(layout.mixing, setup.programs, lo, hi);
   let lossSum = 0;
   let samples = 0;
 
   for (let r = 0; r < rounds; r++) {
     const round = epoch * rounds + r; // rounds since the run began
     // 1. local: gradient and message
-    for (let i = lo; i < hi; i++) {
+    const p = round % period;
+    for (const i of phaseOne.of(p)) {
       const order = orders[i - lo]!;
       const rows = setup.batch;
       const from = (r * rows) % order.length;
       const t = mark(ctx.trace);
       loadBatch(ctx, mine, "train", wrap(order, from, rows), 0, rows);
-      lossSum += net.gradient(k, rule.modelOf?.(layout, i) ?? layout.params[i]!, grads, mine.ws, rows, 1 / rows);
+      losses[i - lo] = net.gradient(k, rule.modelOf?.(layout, i) ?? layout.params[i]!, grads, mine.ws, rows, 1 / rows);
       samples += rows;
       rule.message(v, i, grads, gamma, beta, round);
-      sync.send(traffic.bytes, traffic.messages); // to its out-neighbours
+      sync.send(traffic.bytes, traffic.messages, readers?.[p]![i - lo]); // to its out-neighbours
+      if (phaseOne.crosses[p]![i]) sync.wake(layout.written + 4 * i); // its message can leave now
       span(ctx.trace, `node ${i}: gradient + message`, t);
       yield* sync.point();
     }
+    for (const loss of losses) lossSum += loss; // in node order, whatever order computed them
     control.report(worker, lossSum, (hi - lo) * setup.batch);
     yield* sync.barrier(); // every message of this round is written
 

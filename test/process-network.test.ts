@@ -1,0 +1,101 @@
+/**
+ * A simulated run told its placement on processes charges the network only for messages that cross a
+ * process boundary; messages between programs of one process are shared memory (their reading kernels
+ * already pay for them). Without a placement every declared message crosses, as before.
+ */
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import fc from "fast-check";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { train, type TrainConfig } from "../engine/train.ts";
+import { trafficSeconds } from "../engine/runtime/costs.ts";
+import { ProcessNetwork } from "../engine/runtime/process-network.ts";
+import { rankOfProgram } from "../engine/runtime/processes.ts";
+import { tempFolders } from "./tempdir.ts";
+
+const folder = tempFolders("skein-process-network-");
+
+describe("ProcessNetwork.sendSeconds", () => {
+  const network = { latencySeconds: 1e-4, bytesPerSecond: 1e8 };
+
+  test("charges one message per other process that reads, nothing for readers in the sender's process", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }).chain((programs) =>
+          fc.record({
+            programs: fc.constant(programs),
+            procs: fc.integer({ min: 1, max: programs }),
+            me: fc.integer({ min: 0, max: programs - 1 }),
+            to: fc.array(fc.integer({ min: 0, max: programs - 1 }), { minLength: 1, maxLength: 6 }),
+            perMessage: fc.integer({ min: 1, max: 1 << 20 }),
+          }),
+        ),
+        ({ programs, procs, me, to, perMessage }) => {
+          const placed = new ProcessNetwork(programs, procs);
+          const mine = rankOfProgram(programs, procs, me);
+          const remote = new Set(to.map((p) => rankOfProgram(programs, procs, p)).filter((r) => r !== mine)).size;
+          const charged = placed.sendSeconds(network, me, perMessage * to.length, to.length, to);
+          expect(charged).toBeCloseTo(trafficSeconds(network, perMessage * remote, remote), 12);
+          if (procs === 1) expect(charged).toBe(0);
+        },
+      ),
+    );
+  });
+
+  test("a call site that does not say who reads is charged every message; a bad process count is refused", () => {
+    const placed = new ProcessNetwork(4, 2);
+    expect(placed.sendSeconds(network, 0, 3000, 3)).toBe(trafficSeconds(network, 3000, 3));
+    expect(() => new ProcessNetwork(2, 3)).toThrow(/simulation.procs 3 with 2 programs/);
+    expect(() => new ProcessNetwork(2, 0)).toThrow(/simulation.procs 0/);
+  });
+});
+
+describe("a simulated gossip run placed on processes", () => {
+  // A network so slow that it dwarfs the computation: 0.1 MB of mlp:784-32-10 takes 10 ms.
+  const slow = { latencySeconds: 1e-3, bytesPerSecond: 1e7 };
+  const config = (workers: number, network: string, procs?: number): TrainConfig => ({
+    algo: "dmsgd",
+    model: "mlp:784-32-10",
+    data: "digits",
+    epochs: 1,
+    batch: 16,
+    workers,
+    executor: "simulated",
+    seed: 3,
+    optimizer: defaultOptimizer("momentum"),
+    gossip: { topology: "ring", nodes: 8 },
+    // One independent core per program: contention does not blur the network's share.
+    simulation: { machine: "ideal", network, ...(procs !== undefined ? { procs } : {}) },
+  });
+  const messageBytes = (784 * 32 + 32 + 32 * 10 + 10) * 4;
+  const perMessage = slow.latencySeconds + messageBytes / slow.bytesPerSecond;
+
+  // 8 nodes on a ring. 2 workers on 2 processes: each worker's end nodes are read by the other process
+  // (2 crossing messages per worker per round; every edge would be 8). 4 workers on 2 processes: one
+  // crossing message per worker per round (every edge: 4).
+  for (const [workers, crossingPerRound, edgesPerRound] of [
+    [2, 2, 8],
+    [4, 1, 4],
+  ] as const) {
+    test(`${workers} workers on 2 processes: the round pays for ${crossingPerRound} crossing message(s) per worker, not ${edgesPerRound}`, async () => {
+      const file = join(folder(), "network.json");
+      writeFileSync(file, JSON.stringify(slow));
+      const shm = await train(config(workers, "shm"));
+      const oneProcess = await train(config(workers, file, 1));
+      const twoProcesses = await train(config(workers, file, 2));
+      const everyEdge = await train(config(workers, file));
+      const rounds = Math.round(shm.updatesPerSec * shm.trainSeconds);
+      expect(rounds).toBeGreaterThan(10);
+      // One process: every exchange is shared memory, so the virtual time is the shm run's exactly.
+      expect(oneProcess.trainSeconds).toBe(shm.trainSeconds);
+      // The weights do not depend on the clock.
+      expect(twoProcesses.testAccuracy).toBe(shm.testAccuracy);
+      const crossing = rounds * crossingPerRound * perMessage;
+      const extra = twoProcesses.trainSeconds - shm.trainSeconds;
+      expect(Math.abs(extra - crossing)).toBeLessThan(0.05 * crossing);
+      // Without a placement every edge is charged: the test above tells the two apart.
+      expect(everyEdge.trainSeconds - shm.trainSeconds).toBeGreaterThan(((crossingPerRound + edgesPerRound) / 2) * rounds * perMessage);
+    });
+  }
+});
