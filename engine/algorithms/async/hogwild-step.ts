@@ -10,7 +10,7 @@
  *     apply each layer's gradient in place (no lock), counting its staleness
  */
 import type { Ptr } from "../../kernels/abi.ts";
-import { epochOrder } from "../../data/order.ts";
+import { epochOrderOf } from "../../runtime/epoch-order.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../../runtime/context.ts";
 import type { RoleProgram } from "../../runtime/sync.ts";
 import { mark, span } from "../../runtime/trace.ts";
@@ -92,7 +92,7 @@ export class HogwildWorker {
     this.rank = worker % (N / R);
     this.steps = localAsyncBatches(setup.data.trainCount, setup.batch);
     this.rounds = Math.ceil(this.steps / N);
-    this.order = epochOrder(setup.data.trainCount, setup.seed, epoch);
+    this.order = epochOrderOf(ctx, epoch);
     this.buffers = setup.perWorker[worker]!;
     this.versionRead = new Int32Array(net.layers.length);
     this.recorder = new StalenessRecorder(net.trainableLayers);
