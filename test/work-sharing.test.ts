@@ -95,3 +95,39 @@ describe("evaluation: test blocks claimed dynamically", () => {
     }
   });
 });
+
+describe("Hogwild!: batches claimed, not dealt", () => {
+  // 250 samples in batches of 16: 15 full batches and one of 10.
+  const hogwild: TrainConfig = { ...base, algo: "hogwild", batch: 16, optimizer: defaultOptimizer("sgd") };
+
+  test("every epoch trains each batch once, for 1 to 4 workers and any interleaving, threads or replay", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.nat(), fc.constantFrom("deterministic", "threads"), async (workers, schedulerSeed, executor) => {
+        const session = await TrainingSession.open({ ...hogwild, workers, executor: executor as TrainConfig["executor"] }, { schedulerSeed });
+        try {
+          for (let e = 0; e < 2; e++) {
+            const epoch = await session.trainEpoch();
+            expect(epoch.samples).toBe(250);
+            expect(epoch.updates).toBe(16);
+          }
+        } finally {
+          session.close();
+        }
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  test("who trains how many batches is the scheduler's choice, not a fixed deal", async () => {
+    const shares = new Set<string>();
+    for (const schedulerSeed of [1, 2, 3, 4, 5, 6]) {
+      const session = await TrainingSession.open({ ...hogwild, workers: 3 }, { schedulerSeed });
+      try {
+        shares.add((await session.trainEpoch()).results.map((r) => r.updates).join(","));
+      } finally {
+        session.close();
+      }
+    }
+    expect(shares.size).toBeGreaterThan(1);
+  });
+});
