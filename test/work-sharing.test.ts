@@ -39,6 +39,16 @@ describe("sync: blocks claimed dynamically, summed in block order", () => {
     );
   });
 
+  test("steps of a single block (batch 16; batch 200's last batch of 50): 2 and 3 workers = 1 worker, bitwise", async () => {
+    for (const batch of [16, 200]) {
+      const reference = await trainAndRead({ ...base, batch });
+      for (const [workers, executor] of [[2, "deterministic"], [3, "threads"]] as const) {
+        const run = await trainAndRead({ ...base, batch, workers, executor }, { schedulerSeed: workers });
+        expect(sameBits(run.params, reference.params)).toBe(true);
+      }
+    }
+  });
+
   test("the scheduler really hands the blocks out differently (the property above is not vacuous)", async () => {
     const shares = new Set<string>();
     for (const schedulerSeed of [1, 2, 3, 4, 5, 6]) {
