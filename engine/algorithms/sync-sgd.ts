@@ -7,7 +7,7 @@
  *       g_b = ∇ loss on block b, scaled by 1/|batch|, into block b's own gradient vector
  *     barrier
  *     reduce-scatter: worker w owns slice w of the flat parameter vector; it sums g_0 + … + g_{B−1}
- *       over its slice, in block order, and applies the optimizer to that slice only (one block: g_0)
+ *       over its slice, in block order, and applies the optimizer to that slice only
  *     barrier
  *
  * With one worker this is plain minibatch SGD. Workers claim blocks dynamically, so a worker slowed by
@@ -48,15 +48,9 @@ export interface SyncLayout {
   /** One gradient vector per block of a step: block b's gradient, whoever computed it. */
   blockGrads: Ptr[];
   /**
-   * The summed gradient of a step with more than one block. One worker: block 0's vector itself,
-   * summed into in place (the kernel reads every input of a 16-float chunk before it writes that
-   * chunk), which saves a vector and the cache misses of writing into a cold one. Several workers: a
-   * vector of its own, whose slice w only worker w ever touches, so it stays in that worker's cache;
-   * summed into block 0's vector, each half of it would be left modified in the other core's cache
-   * and the next step's owner of block 0 would pull it back line by line. Measured on the 2-core
-   * machine (2 workers, alternating processes, load 1.7): a step at batch 256 2.83 → 2.74 ms
-   * (forward+backward 2.61 → 2.55), at batch 128 1.41 → 1.40. During the reduction slice w is written
-   * and read only by worker w.
+   * The summed gradient: block 0's vector itself, summed into in place (the kernel reads every input
+   * of a 16-float chunk before it writes that chunk), which saves a vector and the cache misses of
+   * writing into a cold one. During the reduction slice w is written and read only by worker w.
    */
   gradSum: Ptr;
   /** Per worker: i32[B] pointers to slice w of every block's gradient, f32[B] weights (all 1). */
@@ -84,7 +78,7 @@ function planSync(input: PlanInput): AlgorithmPlan<SyncLayout> {
   const blockRows = Math.min(syncBlockRows(input.batch), input.batch);
   const blocks = Math.ceil(input.batch / blockRows);
   const blockGrads = Array.from({ length: blocks }, (_, b) => planner.floats("gradients", `block${b}.grads`, net.paramFloats));
-  const gradSum = workers > 1 ? planner.floats("gradients", "grad.sum", net.paramFloats) : blockGrads[0]!;
+  const gradSum = blockGrads[0]!;
   const reduceArgs = Array.from({ length: workers }, (_, w) => ({
     tensors: planner.reserve("control", `worker${w}.reduce.tensors`, blocks * 4),
     weights: planner.reserve("control", `worker${w}.reduce.weights`, blocks * 4),
@@ -148,8 +142,7 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     if (hi > lo) {
       const { tensors, weights } = layout.reduceArgs[worker]!;
       if (blocks > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, blocks, hi - lo);
-      // A step of one block (a small last batch) has its gradient in block 0's vector, unsummed.
-      applyUpdate(k, setup.optimizer, updateRegion(setup.params, blocks > 1 ? layout.gradSum : blockGrads[0]!, setup.optimizerState, lo, hi - lo), stepsBefore + step + 1);
+      applyUpdate(k, setup.optimizer, updateRegion(setup.params, layout.gradSum, setup.optimizerState, lo, hi - lo), stepsBefore + step + 1);
     }
     span(ctx.trace, "reduce+update", t1);
     yield* sync.barrier(); // the whole vector is updated before anyone reads it again
