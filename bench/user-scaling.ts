@@ -4,6 +4,7 @@
  *
  *   npx bun bench/user-scaling.ts [--rounds 3] [--epochs 5] [--data digits] [--only sync128,sync256,hogwild]
  *   npx bun bench/user-scaling.ts --scaling 1,4,8,16      # a many-core machine: the scaling curve
+ *   npx bun bench/user-scaling.ts --against /path/to/other/checkout   # this checkout against another, paired
  *
  * Per configuration and round, three measurements, alternating so that drift of a shared machine
  * hits all of them alike:
@@ -17,6 +18,13 @@
  * per CPU second of the whole process, and the cores each run got (its CPU seconds per wall second). On
  * a machine other jobs load, 2w/cap in samples/s can fall short while samples per CPU second match:
  * the scheduler then gave the 2-worker process fewer cores than the two 1-worker processes together.
+ * Last, 2w/capacity epoch by epoch (from the epoch lines each process prints): the first epoch pays
+ * for the JavaScript and WebAssembly tiers compiling, which two workers and a barrier feel more than
+ * two independent processes do.
+ *
+ * With --against DIR (another checkout of skein, built): every round runs the measurements of both
+ * checkouts, interleaved and rotated, so a change is measured against its base under the same drift
+ * of a shared machine; the tables are printed for each.
  *
  * With --scaling N1,N2,…: one process per worker count per round, samples/s and the fraction of linear
  * scaling (rate(N) / (N · rate(first count))), for sync and hogwild (batch 64 per worker). Sync runs at
@@ -24,7 +32,8 @@
  * samples each, so the weights do not depend on the worker count), and a batch of 128 has only two
  * blocks to share.
  */
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
 
 const SCRIPT = "user-scaling";
@@ -35,12 +44,23 @@ const { values: v } = benchArgs(SCRIPT, {
     data: { type: "string" },
     only: { type: "string" },
     scaling: { type: "string" },
+    against: { type: "string" },
   },
 });
 const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 100, integer: true });
 const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 5, { min: 1, max: 1000, integer: true });
 const data = v.data ?? "digits";
 const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
+/** The checkouts measured: this one, and with --against another one. */
+const CHECKOUTS: { label: string; main: string }[] = [{ label: "this checkout", main: MAIN }];
+if (v.against !== undefined) {
+  const main = join(resolve(v.against), "engine", "cli", "main.ts");
+  if (!existsSync(main)) {
+    console.error(`${SCRIPT}: --against ${v.against}: no skein checkout there (${main} is missing)`);
+    process.exit(2);
+  }
+  CHECKOUTS.push({ label: `--against ${v.against}`, main });
+}
 
 interface Config {
   name: string;
@@ -67,11 +87,13 @@ interface Run {
   cpuMs: number;
   /** Wall milliseconds from spawn to exit. */
   wallMs: number;
+  /** Samples/s of each epoch (the epoch lines on stderr), in order. */
+  epochRates: number[];
 }
 
 /** Start one `skein train --json` process; resolves to its samples/s and the CPU it used. */
-function start(config: Config, workers: number): Promise<Run> {
-  const argv = [process.execPath, MAIN, "train", "--model", "mlp:784-256-128-10", "--data", data, "--epochs", String(epochs), "--workers", String(workers), "--json", ...config.args];
+function start(config: Config, workers: number, main = MAIN): Promise<Run> {
+  const argv = [process.execPath, main, "train", "--model", "mlp:784-256-128-10", "--data", data, "--epochs", String(epochs), "--workers", String(workers), "--json", ...config.args];
   const started = performance.now();
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
   return (async () => {
@@ -81,12 +103,20 @@ function start(config: Config, workers: number): Promise<Run> {
     const summary = JSON.parse(out.trim().split("\n").at(-1)!) as { samplesPerSec: number; trainSeconds: number };
     const cpu = proc.resourceUsage()?.cpuTime;
     const cpuMs = cpu ? Number(cpu.user + cpu.system) / 1000 : NaN;
-    return { rate: summary.samplesPerSec, samples: summary.samplesPerSec * summary.trainSeconds, cpuMs, wallMs };
+    // "epoch 3/5  train loss …  91.2k samples/s" (formatRate: k for thousands).
+    const epochRates = [...err.matchAll(/epoch \d+\/\d+ .*?([\d.]+)(k?) samples\/s/g)].map((m) => Number(m[1]) * (m[2] === "k" ? 1000 : 1));
+    return { rate: summary.samplesPerSec, samples: summary.samplesPerSec * summary.trainSeconds, cpuMs, wallMs, epochRates };
   })();
 }
 
 /** Two runs side by side as one: summed samples/s and samples, summed CPU, the longer wall time. */
-const together = (a: Run, b: Run): Run => ({ rate: a.rate + b.rate, samples: a.samples + b.samples, cpuMs: a.cpuMs + b.cpuMs, wallMs: Math.max(a.wallMs, b.wallMs) });
+const together = (a: Run, b: Run): Run => ({
+  rate: a.rate + b.rate,
+  samples: a.samples + b.samples,
+  cpuMs: a.cpuMs + b.cpuMs,
+  wallMs: Math.max(a.wallMs, b.wallMs),
+  epochRates: a.epochRates.map((x, i) => x + (b.epochRates[i] ?? NaN)),
+});
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -119,19 +149,27 @@ if (v.scaling) {
   process.exit(0);
 }
 
-const results = new Map<string, { one: Run[]; two: Run[]; capacity: Run[] }>();
-for (const c of configs) results.set(c.name, { one: [], two: [], capacity: [] });
+type Runs = { one: Run[]; two: Run[]; capacity: Run[] };
+const results = new Map<string, Runs>(); // key: checkout label + config name
+const key = (checkout: string, config: string) => `${checkout} ${config}`;
+for (const k of CHECKOUTS) for (const c of configs) results.set(key(k.label, c.name), { one: [], two: [], capacity: [] });
 for (let r = 0; r < rounds; r++) {
   for (const c of configs) {
-    const res = results.get(c.name)!;
     // Rotate which measurement goes first, so none always runs on a warmer or colder machine.
-    const measurements = [
-      async () => res.one.push(await start(c, 1)),
-      async () => res.two.push(await start(c, 2)),
-      async () => res.capacity.push(together(...((await Promise.all([start(c, 1), start(c, 1)])) as [Run, Run]))),
-    ];
-    for (let i = 0; i < 3; i++) await measurements[(i + r) % 3]!();
-    console.error(`round ${r + 1}/${rounds} ${c.name}: 1w ${res.one.at(-1)!.rate.toFixed(0)}  2w ${res.two.at(-1)!.rate.toFixed(0)}  capacity ${res.capacity.at(-1)!.rate.toFixed(0)}`);
+    const measurements = CHECKOUTS.flatMap(({ label, main }) => {
+      const res = results.get(key(label, c.name))!;
+      return [
+        async () => res.one.push(await start(c, 1, main)),
+        async () => res.two.push(await start(c, 2, main)),
+        async () => res.capacity.push(together(...((await Promise.all([start(c, 1, main), start(c, 1, main)])) as [Run, Run]))),
+      ];
+    });
+    for (let i = 0; i < measurements.length; i++) await measurements[(i + r) % measurements.length]!();
+    for (const { label } of CHECKOUTS) {
+      const res = results.get(key(label, c.name))!;
+      const tag = CHECKOUTS.length > 1 ? ` (${label})` : "";
+      console.error(`round ${r + 1}/${rounds} ${c.name}${tag}: 1w ${res.one.at(-1)!.rate.toFixed(0)}  2w ${res.two.at(-1)!.rate.toFixed(0)}  capacity ${res.capacity.at(-1)!.rate.toFixed(0)}`);
+    }
   }
 }
 
@@ -139,22 +177,32 @@ for (let r = 0; r < rounds; r++) {
 const perRound = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
 const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)} [${Math.min(...perRound(a, b)).toFixed(2)}–${Math.max(...perRound(a, b)).toFixed(2)}]`;
 const rates = (runs: Run[]) => runs.map((x) => x.rate);
-console.log(`mlp:784-256-128-10 on ${data}, ${epochs} epochs, separate processes as a user runs them, ${rounds} rounds; samples/s median [min–max]`);
-console.log(`  ${"config".padEnd(8)}  ${"1 worker".padEnd(22)} ${"2 workers".padEnd(22)} ${"capacity (2 × 1w procs)".padEnd(24)} 2w/1w  cap/1w  2w/cap`);
-for (const c of configs) {
-  const { one, two, capacity } = results.get(c.name)!;
-  console.log(`  ${c.name.padEnd(8)}  ${spread(rates(one)).padEnd(22)} ${spread(rates(two)).padEnd(22)} ${spread(rates(capacity)).padEnd(24)} ${ratio(rates(two), rates(one))}  ${ratio(rates(capacity), rates(one))}  ${ratio(rates(two), rates(capacity))}`);
-}
 // Samples/s is CPU efficiency (samples per CPU second, which the engine controls) times the cores the
 // run was given (CPU seconds per wall second, which a loaded machine's scheduler decides). Whole
 // process, start to exit: start-up and evaluation are in both, alike for every configuration.
 const perCpuSecond = (runs: Run[]) => runs.map((x) => (x.samples / x.cpuMs) * 1000);
 const cores = (runs: Run[]) => runs.map((x) => x.cpuMs / x.wallMs);
-console.log(`CPU of the whole process: training samples per CPU second, and cores used (CPU s / wall s); median [min–max]`);
-console.log(`  ${"config".padEnd(8)}  ${"1w samples/CPU-s".padEnd(22)} ${"2w samples/CPU-s".padEnd(22)} ${"cap samples/CPU-s".padEnd(24)} 2w/1w  2w/cap   cores 1w, 2w, cap`);
-for (const c of configs) {
-  const { one, two, capacity } = results.get(c.name)!;
-  const [e1, e2, ec] = [perCpuSecond(one), perCpuSecond(two), perCpuSecond(capacity)];
-  const used = [one, two, capacity].map((runs) => median(cores(runs)).toFixed(2)).join(", ");
-  console.log(`  ${c.name.padEnd(8)}  ${spread(e1).padEnd(22)} ${spread(e2).padEnd(22)} ${spread(ec).padEnd(24)} ${ratio(e2, e1)}  ${ratio(e2, ec)}   ${used}`);
+for (const { label } of CHECKOUTS) {
+  const of = (c: Config) => results.get(key(label, c.name))!;
+  if (CHECKOUTS.length > 1) console.log(`\n${label}`);
+  console.log(`mlp:784-256-128-10 on ${data}, ${epochs} epochs, separate processes as a user runs them, ${rounds} rounds; samples/s median [min–max]`);
+  console.log(`  ${"config".padEnd(8)}  ${"1 worker".padEnd(22)} ${"2 workers".padEnd(22)} ${"capacity (2 × 1w procs)".padEnd(24)} 2w/1w  cap/1w  2w/cap`);
+  for (const c of configs) {
+    const { one, two, capacity } = of(c);
+    console.log(`  ${c.name.padEnd(8)}  ${spread(rates(one)).padEnd(22)} ${spread(rates(two)).padEnd(22)} ${spread(rates(capacity)).padEnd(24)} ${ratio(rates(two), rates(one))}  ${ratio(rates(capacity), rates(one))}  ${ratio(rates(two), rates(capacity))}`);
+  }
+  console.log(`CPU of the whole process: training samples per CPU second, and cores used (CPU s / wall s); median [min–max]`);
+  console.log(`  ${"config".padEnd(8)}  ${"1w samples/CPU-s".padEnd(22)} ${"2w samples/CPU-s".padEnd(22)} ${"cap samples/CPU-s".padEnd(24)} 2w/1w  2w/cap   cores 1w, 2w, cap`);
+  for (const c of configs) {
+    const { one, two, capacity } = of(c);
+    const [e1, e2, ec] = [perCpuSecond(one), perCpuSecond(two), perCpuSecond(capacity)];
+    const used = [one, two, capacity].map((runs) => median(cores(runs)).toFixed(2)).join(", ");
+    console.log(`  ${c.name.padEnd(8)}  ${spread(e1).padEnd(22)} ${spread(e2).padEnd(22)} ${spread(ec).padEnd(24)} ${ratio(e2, e1)}  ${ratio(e2, ec)}   ${used}`);
+  }
+  console.log(`2w/capacity epoch by epoch (ratio of the medians over rounds of each epoch's samples/s)`);
+  for (const c of configs) {
+    const { two, capacity } = of(c);
+    const perEpoch = Array.from({ length: epochs }, (_, e) => (median(two.map((x) => x.epochRates[e] ?? NaN)) / median(capacity.map((x) => x.epochRates[e] ?? NaN))).toFixed(2));
+    console.log(`  ${c.name.padEnd(8)}  ${perEpoch.join("  ")}`);
+  }
 }

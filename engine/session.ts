@@ -14,6 +14,7 @@ import { parseModelSpec } from "./model/spec.ts";
 import { Rng } from "./rng.ts";
 import { Control, planControl, WORD } from "./runtime/control.ts";
 import { copyData, planData, type RunSetup } from "./runtime/context.ts";
+import { publishEpochOrder } from "./runtime/epoch-order.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool } from "./runtime/pool.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
@@ -104,13 +105,16 @@ export class TrainingSession {
     }
     plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0, options.resume !== undefined);
     const fault = options.fault ?? null;
-    const executor = options.distributed
-      ? await options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs })
+    const starting = options.distributed
+      ? options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs })
       : config.executor === "deterministic"
         ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
         : config.executor === "simulated"
           ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault, config.simulation?.procs ?? null)
-          : await WorkerPool.start(setup.programs, module, memory, setup, control, fault, options.watchdogMs);
+          : WorkerPool.start(setup.programs, module, memory, setup, control, fault, options.watchdogMs);
+    // The first epoch's sample order, drawn while the workers start rather than by each of them.
+    publishEpochOrder(memory, setup.data, control, config.seed, options.resume?.state.epochsDone ?? 0);
+    const executor = await starting;
     const session = new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
     if (simulation) session.simulation = describeSimulation(simulation, config.simulation?.costs);
     openSessions.add(session);
@@ -125,6 +129,7 @@ export class TrainingSession {
     const started = performance.now();
     control.resetProgress();
     control.reset(WORD.claimNext);
+    publishEpochOrder(this.memory, this.setup.data, control, config.seed, epoch); // in place already unless epochs were skipped
     // Only when someone shows progress: a timer on the main thread takes a core from a worker now and
     // then, and with synchronous workers every stall of one is a stall of all.
     const watch = onProgress && setInterval(() => {
@@ -177,7 +182,10 @@ export class TrainingSession {
     const n = this.setup.data.testCount;
     const { rows, cells } = this.setup.evaluation;
     this.control.reset(WORD.evaluateNext); // no worker runs: the counter is ours to rewind
-    await this.executor.run<EvaluationResult>("evaluate", () => ({ params, count: n, rows, cells }));
+    const evaluating = this.executor.run<EvaluationResult>("evaluate", () => ({ params, count: n, rows, cells }));
+    // While the workers evaluate (no program reads the training order), draw the next epoch's.
+    if (this.epochsDone < this.config.epochs) publishEpochOrder(this.memory, this.setup.data, this.control, this.config.seed, this.epochsDone);
+    await evaluating;
     // Summed in block order: the reported loss does not depend on which worker took which block.
     const figures = evaluationFigures(this.memory, cells, Math.ceil(n / rows));
     let lossSum = 0;

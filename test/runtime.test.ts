@@ -7,7 +7,10 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { alignedSliceOf, shardOf } from "../engine/runtime/split.ts";
-import { ALIGN, ArenaPlanner, bytesByKind, REGION_KINDS, type RegionKind } from "../engine/memory/arena.ts";
+import { ALIGN, ArenaPlanner, bytesByKind, createSharedMemory, REGION_KINDS, type RegionKind } from "../engine/memory/arena.ts";
+import { epochOrderOf, publishEpochOrder } from "../engine/runtime/epoch-order.ts";
+import type { DataLayout, RoleContext } from "../engine/runtime/context.ts";
+import { epochOrder } from "../engine/data/order.ts";
 import { Control, CONTROL_LINE_WORDS, planControl, StopRequested, WORD } from "../engine/runtime/control.ts";
 import { CooperativeSync, interleave, type SchedulerState } from "../engine/runtime/deterministic.ts";
 import { fillQueueWithIndices, planQueue, SharedQueue } from "../engine/runtime/queue.ts";
@@ -362,5 +365,27 @@ describe("ThreadSync and the queue on real workers", () => {
     expect(() => runToEnd(new ThreadSync(control, 2, memory, 100).barrier())).toThrow(/did not reach the barrier within 0.1 s/);
     control.requestStop();
     expect(() => runToEnd(new ThreadSync(control, 2, memory, 60_000).barrier())).toThrow(StopRequested);
+  });
+});
+
+describe("the epoch order the session publishes", () => {
+  test("a program reads the published order only for the epoch it is marked with, and draws any other itself", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 1e6 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 20 }), (count, seed, published, asked) => {
+        const planner = new ArenaPlanner();
+        const layout = planControl(planner, 1);
+        const order = planner.reserve("data", "order", count * 4);
+        const memory = createSharedMemory(planner.finish());
+        const control = new Control(memory, layout, 1);
+        const data = { order, trainCount: count } as DataLayout;
+        publishEpochOrder(memory, data, control, seed, published);
+        const ctx = { memory, control, setup: { data, seed } } as unknown as RoleContext;
+        const got = epochOrderOf(ctx, asked);
+        expect([...got]).toEqual([...epochOrder(count, seed, asked)]);
+        // The published epoch is read from the arena; any other is a fresh array.
+        expect(got.buffer === memory.buffer).toBe(asked === published);
+      }),
+      { numRuns: 60 },
+    );
   });
 });

@@ -39,6 +39,16 @@ describe("sync: blocks claimed dynamically, summed in block order", () => {
     );
   });
 
+  test("steps of a single block (batch 16; batch 200's last batch of 50): 2 and 3 workers = 1 worker, bitwise", async () => {
+    for (const batch of [16, 200]) {
+      const reference = await trainAndRead({ ...base, batch });
+      for (const [workers, executor] of [[2, "deterministic"], [3, "threads"]] as const) {
+        const run = await trainAndRead({ ...base, batch, workers, executor }, { schedulerSeed: workers });
+        expect(sameBits(run.params, reference.params)).toBe(true);
+      }
+    }
+  });
+
   test("the scheduler really hands the blocks out differently (the property above is not vacuous)", async () => {
     const shares = new Set<string>();
     for (const schedulerSeed of [1, 2, 3, 4, 5, 6]) {
@@ -93,5 +103,41 @@ describe("evaluation: test blocks claimed dynamically", () => {
         expect(many.summary.testAccuracy).toBe(one.summary.testAccuracy);
       }
     }
+  });
+});
+
+describe("Hogwild!: batches claimed, not dealt", () => {
+  // 250 samples in batches of 16: 15 full batches and one of 10.
+  const hogwild: TrainConfig = { ...base, algo: "hogwild", batch: 16, optimizer: defaultOptimizer("sgd") };
+
+  test("every epoch trains each batch once, for 1 to 4 workers and any interleaving, threads or replay", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.nat(), fc.constantFrom("deterministic", "threads"), async (workers, schedulerSeed, executor) => {
+        const session = await TrainingSession.open({ ...hogwild, workers, executor: executor as TrainConfig["executor"] }, { schedulerSeed });
+        try {
+          for (let e = 0; e < 2; e++) {
+            const epoch = await session.trainEpoch();
+            expect(epoch.samples).toBe(250);
+            expect(epoch.updates).toBe(16);
+          }
+        } finally {
+          session.close();
+        }
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  test("who trains how many batches is the scheduler's choice, not a fixed deal", async () => {
+    const shares = new Set<string>();
+    for (const schedulerSeed of [1, 2, 3, 4, 5, 6]) {
+      const session = await TrainingSession.open({ ...hogwild, workers: 3 }, { schedulerSeed });
+      try {
+        shares.add((await session.trainEpoch()).results.map((r) => r.updates).join(","));
+      } finally {
+        session.close();
+      }
+    }
+    expect(shares.size).toBeGreaterThan(1);
   });
 });

@@ -27,7 +27,7 @@ import type { RoleProgram } from "../runtime/sync.ts";
 import { alignedSliceOf } from "../runtime/split.ts";
 import { firstLocalProgram, processShare } from "../runtime/processes.ts";
 import { mark, span } from "../runtime/trace.ts";
-import { epochOrder } from "../data/order.ts";
+import { epochOrderOf } from "../runtime/epoch-order.ts";
 
 /**
  * Samples per block: a function of the batch alone, so the weights do not depend on the worker count.
@@ -109,7 +109,7 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   writeWeightedSumArgs(ctx.memory, layout.reduceArgs[worker]!, blockGrads, 1, lo);
 
   const { trainCount } = setup.data;
-  const order = epochOrder(trainCount, setup.seed, epoch);
+  const order = epochOrderOf(ctx, epoch);
   const steps = stepsPerEpoch(trainCount, setup.batch);
   const stepsBefore = epoch * steps;
   let lossSum = 0;

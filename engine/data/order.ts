@@ -11,8 +11,12 @@ import { Rng } from "../rng.ts";
 
 /** A uniformly random permutation of 0..count-1 that depends only on (count, seed, epoch). */
 export function epochOrder(count: number, seed: number, epoch: number): Uint32Array {
-  const order = new Uint32Array(count);
-  for (let i = 0; i < count; i++) order[i] = i;
+  return epochOrderInto(new Uint32Array(count), seed, epoch);
+}
+
+/** epochOrder(order.length, seed, epoch), written into `order` (a view of shared memory, say). */
+export function epochOrderInto(order: Uint32Array, seed: number, epoch: number): Uint32Array {
+  for (let i = 0; i < order.length; i++) order[i] = i;
   return Rng.derive(seed, "epoch", epoch).shuffleInPlace(order);
 }
 

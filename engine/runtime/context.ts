@@ -21,6 +21,8 @@ export interface DataLayout {
   testLabels: Ptr;
   trainCount: number;
   testCount: number;
+  /** u32 [trainCount]: an epoch's order of the training split, published by the session (epoch-order.ts). */
+  order: Ptr;
   sampleBytes: number;
   scale: number;
   shift: number;
@@ -89,6 +91,7 @@ export function planData(planner: ArenaPlanner, d: Dataset): DataLayout {
     testLabels: planner.reserve("data", "data.test.labels", d.test.count),
     trainCount: d.train.count,
     testCount: d.test.count,
+    order: planner.reserve("data", "data.order", d.train.count * 4),
     sampleBytes,
     scale: d.normalize.scale,
     shift: d.normalize.shift,

@@ -30,7 +30,9 @@ export const WORD = {
    * this barrier is in place.
    */
   barrierHandOff: line(5),
-  count: line(6),
+  /** Epoch + 1 whose sample order is in the arena's order region (0: none); see epoch-order.ts. */
+  orderEpoch: line(6),
+  count: line(7),
 } as const;
 
 /** Per worker, one cache line: Float64 Σ loss of the current epoch at cell 0, Int32 samples done at word 2. */
@@ -81,6 +83,10 @@ export class Control {
 
   reset(word: number): void {
     Atomics.store(this.words, word, 0);
+  }
+
+  write(word: number, value: number): void {
+    Atomics.store(this.words, word, value);
   }
 
   /** A worker's progress so far this epoch: its Σ loss, and `samples` more done. Only its own line is written. */

@@ -1,8 +1,9 @@
 /**
  * The Hogwild! step and what the local-asynchronous family (hogwild, lap, lpp) shares around it: N
  * workers in R groups, group r training replica r in place without locks (replicas.ts says what the
- * races do), batches dealt round-robin so every worker does the same number of steps up to one and
- * the averaging rounds of lap and lpp line up.
+ * races do). With averaging rounds (lap, lpp with more than one replica) batches are dealt round-robin
+ * so every worker does the same number of steps up to one and the rounds line up; with one replica
+ * workers claim the next batch (claimBatch).
  *
  *   step(batch), on the worker's replica:
  *     forward as the weights are now (no lock), noting each layer's version
@@ -10,9 +11,11 @@
  *     apply each layer's gradient in place (no lock), counting its staleness
  */
 import type { Ptr } from "../../kernels/abi.ts";
-import { epochOrder } from "../../data/order.ts";
+import { epochOrderOf } from "../../runtime/epoch-order.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../../runtime/context.ts";
-import type { RoleProgram } from "../../runtime/sync.ts";
+import type { Blocked, RoleProgram } from "../../runtime/sync.ts";
+import { claimBlock } from "../../runtime/claim.ts";
+import { WORD } from "../../runtime/control.ts";
 import { mark, span } from "../../runtime/trace.ts";
 import type { AlgorithmPlan, EpochResult, PlanInput } from "../algorithm.ts";
 import { asyncOptionsOf } from "../config.ts";
@@ -92,7 +95,7 @@ export class HogwildWorker {
     this.rank = worker % (N / R);
     this.steps = localAsyncBatches(setup.data.trainCount, setup.batch);
     this.rounds = Math.ceil(this.steps / N);
-    this.order = epochOrder(setup.data.trainCount, setup.seed, epoch);
+    this.order = epochOrderOf(ctx, epoch);
     this.buffers = setup.perWorker[worker]!;
     this.versionRead = new Int32Array(net.layers.length);
     this.recorder = new StalenessRecorder(net.trainableLayers);
@@ -103,6 +106,19 @@ export class HogwildWorker {
   batchOf(round: number): number | null {
     const batch = round * this.ctx.setup.programs + this.ctx.worker;
     return batch < this.steps ? batch : null;
+  }
+
+  /**
+   * Without rounds to keep in line (one replica): the next batch of the epoch nobody has taken yet, or
+   * -1 when all are taken. Dealt round-robin, a worker the machine slows (another process on its core)
+   * would leave its peers idle at the end of every epoch while it finishes its share; claimed, it
+   * simply trains fewer batches. Hogwild!'s workers race on the weights anyway, so who trains which
+   * batch is one more thing thread timing decides, never the batches an epoch visits (each exactly
+   * once); with one worker the order is 0, 1, 2, … as before. The session rewinds the counter before
+   * every epoch.
+   */
+  *claimBatch(): Generator<Blocked, number, void> {
+    return yield* claimBlock(this.ctx.sync, this.ctx.control, WORD.claimNext, this.steps);
   }
 
   /**

@@ -14,6 +14,7 @@ import { UserError } from "../../errors.ts";
 import type { Algorithm } from "../algorithm.ts";
 import { asyncOptionsOf, type TrainConfig } from "../config.ts";
 import { HogwildWorker, localAsyncBatches, planLocalAsync, type LocalAsyncLayout } from "./hogwild-step.ts";
+import { hogwildEpoch } from "./hogwild.ts";
 
 export const lap: Algorithm<LocalAsyncLayout> = {
   name: "lap",
@@ -26,6 +27,8 @@ export const lap: Algorithm<LocalAsyncLayout> = {
   check: checkGroups,
   plan: (input) => planLocalAsync(input, asyncOptionsOf(input.config).replicas),
   *epoch(ctx, epoch) {
+    // One replica: no averaging rounds, so this is Hogwild!, batches claimed as it claims them.
+    if (ctx.setup.layout.replicas.params.length === 1) return yield* hogwildEpoch(ctx, epoch);
     const me = new HogwildWorker(ctx, epoch);
     const K = ctx.setup.layout.avgEvery;
     for (let round = 0; round < me.rounds; round++) {
