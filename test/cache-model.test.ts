@@ -7,6 +7,8 @@
  *    the more bytes were touched in between, up to the kernel's cost from memory, never less than 0;
  *  - each program has its own cache; weighted_sum's inputs are followed through its pointer table;
  *  - a flat curve charges nothing;
+ *  - the gather's rows come from an epoch ago: their distance is the data set plus everything the
+ *    program has touched; they pay the gather's own cost from memory for the missed fraction;
  *  - a gossip run whose replicas outgrow the cache costs more virtual time under the measured curve
  *    than under a flat one, with the same weights (time, never numerics).
  */
@@ -24,7 +26,7 @@ import { sameBits, trainAndRead } from "./helpers.ts";
 
 const MiB = 1 << 20;
 /** Cache up to 1 MiB (1 ps per byte), memory beyond 8 MiB (9 ps per byte). */
-const curve: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [1e-12, 9e-12], coldSecondsPerByte: { copy: 16e-12 } };
+const curve: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [1e-12, 9e-12], coldSecondsPerByte: { copy: 16e-12, gather_batch: 400e-12 }, gatherFootprint: MiB / 2 };
 
 /** Regions a, b, c (parameters, gradients, optimizer state) of the given sizes, and a pointer table. */
 function arena(sizes: number[]) {
@@ -97,9 +99,42 @@ describe("cache model", () => {
     expect(new CacheTracker(curve, plan, 1, memory).extraSeconds(0, "scale", [data, 1024, 1], 4096)).toBe(0);
   });
 
+  test("the gather pays for rows from an epoch ago: data set plus the program's footprint, by the gather's own cost from memory", () => {
+    // A data set of `dataMiB`, and program 0 having touched regions of `touchedMiB` in all.
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 64 }), (dataMiB, touchedMiB, rows) => {
+        const planner = new ArenaPlanner();
+        const regions = Array.from({ length: touchedMiB }, (_, i) => planner.reserve("parameters", `p${i}`, MiB));
+        const samples = planner.reserve("data", "samples", dataMiB * MiB);
+        const labels = planner.reserve("data", "labels", 4096);
+        const out = planner.reserve("activations", "batch", 64 * 784 * 4);
+        const plan = planner.finish();
+        const memory = createSharedMemory(plan);
+        const t = new CacheTracker(curve, plan, 2, memory);
+        for (const r of regions) t.extraSeconds(0, "scale", [r, MiB / 4, 1], MiB);
+        const gather = (program: number) => t.gatherSeconds(program, [out, 0, samples, labels, 0, rows, 784, 1, 0]);
+        const missed = (d: number) => Math.max(0, Math.min(1, (secondsPerByteAt(curve, d) - secondsPerByteAt(curve, MiB / 2)) / 8e-12));
+        expect(gather(0)).toBeCloseTo(rows * 784 * 400e-12 * missed((dataMiB + touchedMiB) * MiB), 18);
+        // Program 1 touched nothing: only the data set lies between its reads of a row.
+        expect(gather(1)).toBeCloseTo(rows * 784 * 400e-12 * missed(dataMiB * MiB), 18);
+        // More touched never makes a gather cheaper.
+        expect(gather(0)).toBeGreaterThanOrEqual(gather(1));
+      }),
+    );
+    // A data set and program beyond the curve's last size: every row from memory; a gather of rows
+    // outside any data region (a token window, say) pays nothing beyond its fit.
+    const { plan, at, data, memory } = arena([4 * MiB, 4 * MiB, 4 * MiB]);
+    const [t, u] = [0, 1].map(() => new CacheTracker(curve, plan, 1, memory)) as [CacheTracker, CacheTracker];
+    for (const r of at) for (const c of [t, u]) c.extraSeconds(0, "scale", [r, MiB, 1], 4 * MiB);
+    const rowsFrom = (c: CacheTracker, samples: number) => c.extraSeconds(0, "gather_batch", [at[0]!, 0, samples, 0, at[1]!, 64, 784, 1, 0], 64 * 784 * 4);
+    // The same operands (output, indices) either way; the rows from the data set add 64 · 784 bytes from memory.
+    expect(rowsFrom(t, data) - rowsFrom(u, 0)).toBeCloseTo(64 * 784 * 400e-12, 18);
+    expect(t.gatherSeconds(0, [at[0]!, 0, at[2]!, 0, at[1]!, 64, 784, 1, 0])).toBe(0);
+  });
+
   test("a flat curve charges nothing", () => {
     const { plan, at, memory } = arena([MiB, 16 * MiB]);
-    const flat: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [2e-12, 2e-12], coldSecondsPerByte: { copy: 1e-11 } };
+    const flat: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [2e-12, 2e-12], coldSecondsPerByte: { copy: 1e-11 }, gatherFootprint: MiB };
     const t = new CacheTracker(flat, plan, 1, memory);
     expect(t.extraSeconds(0, "copy", [at[0]!, at[1]!, MiB / 4], MiB)).toBe(0);
   });

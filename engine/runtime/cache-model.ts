@@ -20,9 +20,15 @@
  *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
  *  - a call pays, per operand, bytes × that cost × missed(D).
  *
- * Programs have a cache each (one program per core while they fit the cores); the data set's region
- * is left out (the gather is timed along a shuffled epoch, its reads already miss), as are control
- * words. Everything is a function of the call sequence, so simulated times stay reproducible.
+ * Programs have a cache each (one program per core while they fit the cores). Control words are left
+ * out. The data set is not followed region by region: a shuffled epoch reads each sample once, so a
+ * row the gather reads was last read an epoch ago, and everything the program touched since lies in
+ * between: its reuse distance is the data set's bytes plus the program's whole footprint (every region
+ * it has touched). The gather's cost from memory is latency (random rows), not the streaming kernels'
+ * bandwidth: calibrate times it on rows drawn from a data set far beyond the caches against one of
+ * the size its kernel fit was timed on (`gatherFootprint`), and the missed fraction at that distance
+ * pays the difference per gathered byte. Everything is a function of the call sequence, so simulated
+ * times stay reproducible.
  */
 import type { ArenaPlan, Region } from "../memory/arena.ts";
 
@@ -37,6 +43,12 @@ export interface MemoryModel {
    * comes from memory. Kernels not listed: the curve's last value less its first.
    */
   coldSecondsPerByte: Record<string, number>;
+  /**
+   * Bytes of the data set calibrate's gather timings walked over (a shuffled order of its rows): the
+   * distance at which the kernel fit of gather_batch has its rows. coldSecondsPerByte.gather_batch is
+   * what a gathered byte costs beyond that when the rows come from memory.
+   */
+  gatherFootprint: number;
 }
 
 /**
@@ -124,6 +136,10 @@ export class CacheTracker {
   private readonly sizes: number[];
   /** Per program: region ids, most recently touched first. */
   private readonly recency: number[][];
+  /** Per program: bytes of every region it has touched (its footprint over the run). */
+  private readonly footprint: number[];
+  /** The data regions (samples, labels): [start, end) pairs. */
+  private readonly data: { start: number; end: number }[];
   private readonly words: Int32Array | null;
   /** Beyond this distance every byte costs the same (the last measured size). */
   private readonly horizon: number;
@@ -145,6 +161,8 @@ export class CacheTracker {
     this.ends = regions.map((r) => r.offset + r.bytes);
     this.sizes = regions.map((r) => r.bytes);
     this.recency = Array.from({ length: programs }, () => []);
+    this.footprint = new Array(programs).fill(0);
+    this.data = plan.regions.filter((r) => r.kind === "data" && r.bytes > 0).map((r) => ({ start: r.offset, end: r.offset + r.bytes }));
     this.words = memory ? new Int32Array(memory.buffer) : null;
     this.horizon = model.footprints[model.footprints.length - 1]!;
     this.span = model.secondsPerByte[model.secondsPerByte.length - 1]! - model.secondsPerByte[0]!;
@@ -156,6 +174,25 @@ export class CacheTracker {
    * and the call's regions become the program's most recent.
    */
   extraSeconds(program: number, name: string, args: number[], callBytes: number): number {
+    const rows = name === "gather_batch" ? this.gatherSeconds(program, args) : 0;
+    return rows + this.operandSeconds(program, name, args, callBytes);
+  }
+
+  /**
+   * What gather_batch(out, labelsOut, bytes, labelBytes, indices, count, sampleBytes, …) pays for rows
+   * that have left the caches since the epoch before read them: count · sampleBytes bytes at a reuse
+   * distance of the data set plus the program's footprint.
+   */
+  gatherSeconds(program: number, args: number[]): number {
+    const cold = this.model.coldSecondsPerByte.gather_batch ?? 0;
+    const set = this.data.find((d) => d.start <= args[2]! && args[2]! < d.end);
+    if (!set || cold <= 0 || this.span <= 0) return 0;
+    const distance = set.end - set.start + this.footprint[program]!;
+    const missed = Math.min(1, (secondsPerByteAt(this.model, distance) - secondsPerByteAt(this.model, this.model.gatherFootprint)) / this.span);
+    return missed > 0 ? args[5]! * args[6]! * cold * missed : 0;
+  }
+
+  private operandSeconds(program: number, name: string, args: number[], callBytes: number): number {
     const pointers = POINTER_ARGS[name];
     if (!pointers || pointers.length === 0) return 0;
     const touched = this.touched;
@@ -180,7 +217,8 @@ export class CacheTracker {
     let own = 0;
     for (const b of touchedBytes) own += b;
     const base = secondsPerByteAt(this.model, own);
-    const cold = this.model.coldSecondsPerByte[name] ?? this.span;
+    // The gather's own figure is per row byte from memory (latency); its output and index vectors stream.
+    const cold = (name === "gather_batch" ? undefined : this.model.coldSecondsPerByte[name]) ?? this.span;
     const lru = this.recency[program]!;
     let extra = 0;
     if (this.span > 0 && cold > 0) {
@@ -193,6 +231,7 @@ export class CacheTracker {
     for (let t = touched.length - 1; t >= 0; t--) {
       const at = lru.indexOf(touched[t]!);
       if (at >= 0) lru.splice(at, 1);
+      else this.footprint[program]! += this.sizes[touched[t]!]!;
       lru.unshift(touched[t]!);
     }
     return extra;
