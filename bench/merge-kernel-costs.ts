@@ -7,13 +7,16 @@
  *   flock /tmp/skein-bench.lock npx bun bench/merge-kernel-costs.ts [TABLE] [--quick] [--refit NAME,...]
  *
  * --refit also times and fits the kernels named, replacing their fits (after their cost features
- * changed).
+ * changed). --gather (alone) times the gather from memory instead (calibrate's memory step, on the
+ * digits' 784-byte rows) and sets memory.gatherFootprint and memory.coldSecondsPerByte.gather_batch.
  * TABLE defaults to engine/runtime/costs-default.json and is rewritten in place.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { calibrateKernels } from "../engine/cli/calibrate-kernels.ts";
 import { checkCostTable, WORK } from "../engine/runtime/costs.ts";
+import { calibrateGather } from "../engine/cli/calibrate-memory.ts";
+import { loadKernelModule } from "../engine/kernels/load.ts";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -22,6 +25,21 @@ const refit = refitAt >= 0 ? (args[refitAt + 1] ?? "").split(",").filter((n) => 
 for (const name of refit) if (!(name in WORK)) throw new Error(`--refit ${name}: no such kernel`);
 const path = args.find((a, i) => !a.startsWith("--") && i !== refitAt + 1) ?? new URL("../engine/runtime/costs-default.json", import.meta.url).pathname;
 const table = JSON.parse(readFileSync(path, "utf8"));
+if (args.includes("--gather")) {
+  const { module } = await loadKernelModule();
+  const gather = calibrateGather(module, { quick, sampleBytes: 784 });
+  const load = loadavg()[0]!.toFixed(1);
+  console.log(`gather from memory: ${(gather.coldSecondsPerByte * 1e12).toFixed(1)} ps per byte beyond a ${(gather.footprint / (1 << 20)).toFixed(1)} MiB data set (load average ${load})`);
+  const merged = {
+    ...table,
+    measuredOn: `${table.measuredOn}; the gather from memory added ${new Date().toISOString()} (load average ${load})`,
+    memory: { ...table.memory, gatherFootprint: gather.footprint, coldSecondsPerByte: { ...table.memory.coldSecondsPerByte, gather_batch: gather.coldSecondsPerByte } },
+  };
+  checkCostTable(merged, path);
+  writeFileSync(path, JSON.stringify(merged, null, 2) + "\n");
+  console.log(`wrote ${path}`);
+  process.exit(0);
+}
 const missing = Object.keys(WORK).filter((name) => !(name in table.kernels) || refit.includes(name));
 if (missing.length === 0) {
   console.log(`${path}: every kernel in WORK already has a fit`);

@@ -5,8 +5,10 @@
  *  - the pointer positions it follows are the kernel ABI's, for every export;
  *  - an operand touched just before costs nothing extra; one touched before other regions costs more
  *    the more bytes were touched in between, up to the kernel's cost from memory, never less than 0;
- *  - each program has its own cache; weighted_sum's inputs are followed through its pointer table;
+ *  - the programs share one cache (the last level, shared by the cores); weighted_sum's inputs are followed through its pointer table;
  *  - a flat curve charges nothing;
+ *  - the gather's rows come from an epoch ago: their distance is the data set plus everything the
+ *    program has touched; they pay the gather's own cost from memory for the missed fraction;
  *  - a gossip run whose replicas outgrow the cache costs more virtual time under the measured curve
  *    than under a flat one, with the same weights (time, never numerics).
  */
@@ -21,10 +23,11 @@ import { defaultCostTable, WORK, NEVER_CHARGED } from "../engine/runtime/costs.t
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import type { TrainConfig } from "../engine/train.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
+import { TrainingSession } from "../engine/train.ts";
 
 const MiB = 1 << 20;
 /** Cache up to 1 MiB (1 ps per byte), memory beyond 8 MiB (9 ps per byte). */
-const curve: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [1e-12, 9e-12], coldSecondsPerByte: { copy: 16e-12 } };
+const curve: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [1e-12, 9e-12], coldSecondsPerByte: { copy: 16e-12, gather_batch: 400e-12 }, gatherFootprint: MiB / 2 };
 
 /** Regions a, b, c (parameters, gradients, optimizer state) of the given sizes, and a pointer table. */
 function arena(sizes: number[]) {
@@ -53,32 +56,32 @@ describe("cache model", () => {
   test("an operand pays by how many bytes were touched since it was: nothing when just touched, the kernel's cost from memory when far", () => {
     const { plan, at, memory } = arena([MiB / 2, MiB / 2, 16 * MiB]);
     const [a, b, big] = at as [number, number, number];
-    const t = new CacheTracker(curve, plan, 1, memory);
+    const t = new CacheTracker(curve, plan, memory);
     const n = MiB / 8; // floats: half a MiB per operand
     // First touch: both operands from memory.
-    expect(t.extraSeconds(0, "copy", [a, b, n], 4 * n)).toBeCloseTo(2 * (MiB / 2) * 16e-12 * ((9e-12 - secondsPerByteAt(curve, MiB)) / 8e-12), 15);
+    expect(t.extraSeconds("copy", [a, b, n], 4 * n)).toBeCloseTo(2 * (MiB / 2) * 16e-12 * ((9e-12 - secondsPerByteAt(curve, MiB)) / 8e-12), 15);
     // Again at once: in cache.
-    expect(t.extraSeconds(0, "copy", [a, b, n], 4 * n)).toBe(0);
+    expect(t.extraSeconds("copy", [a, b, n], 4 * n)).toBe(0);
     // After 16 MiB of other work: from memory again; axpy (not measured cold) pays the curve's span.
-    t.extraSeconds(0, "fill_zero", [big, 4 * MiB], 16 * MiB);
-    expect(t.extraSeconds(0, "axpy", [a, b, n, 1], 4 * n)).toBeCloseTo(2 * (MiB / 2) * 8e-12 * ((9e-12 - 1e-12) / 8e-12), 15);
+    t.extraSeconds("fill_zero", [big, 4 * MiB], 16 * MiB);
+    expect(t.extraSeconds("axpy", [a, b, n, 1], 4 * n)).toBeCloseTo(2 * (MiB / 2) * 8e-12 * ((9e-12 - 1e-12) / 8e-12), 15);
   });
 
-  test("extra cost never negative and grows with the bytes touched in between; each program has its own cache", () => {
+  test("extra cost never negative and grows with the bytes touched in between, by whichever program", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 20 }), (k1, k2) => {
         const { plan, at, memory } = arena([MiB / 4, MiB / 4, 16 * MiB]);
         const [a, b, big] = at as [number, number, number];
-        const cost = (between: number, program: number) => {
-          const t = new CacheTracker(curve, plan, 2, memory);
-          t.extraSeconds(program, "copy", [a, b, MiB / 16], MiB / 4);
-          t.extraSeconds(0, "fill_zero", [big, between / 4], between); // program 0's work in between
-          return t.extraSeconds(program, "copy", [a, b, MiB / 16], MiB / 4);
+        // The bytes in between are another program's work: the cache is the one both use.
+        const cost = (between: number) => {
+          const t = new CacheTracker(curve, plan, memory);
+          t.extraSeconds("copy", [a, b, MiB / 16], MiB / 4);
+          t.extraSeconds("fill_zero", [big, between / 4], between);
+          return t.extraSeconds("copy", [a, b, MiB / 16], MiB / 4);
         };
         const [lo, hi] = [Math.min(k1, k2), Math.max(k1, k2)].map((k) => (k * MiB) / 2);
-        expect(cost(lo!, 0)).toBeGreaterThanOrEqual(0);
-        expect(cost(hi!, 0)).toBeGreaterThanOrEqual(cost(lo!, 0));
-        expect(cost(hi!, 1)).toBe(0); // program 1 touched nothing in between
+        expect(cost(lo!)).toBeGreaterThanOrEqual(0);
+        expect(cost(hi!)).toBeGreaterThanOrEqual(cost(lo!));
       }),
     );
   });
@@ -86,22 +89,56 @@ describe("cache model", () => {
   test("weighted_sum's inputs are followed through its pointer table; the data set and control words are not tracked", () => {
     const { plan, at, table, data, memory } = arena([MiB / 2, MiB / 2, 16 * MiB]);
     const [a, b, big] = at as [number, number, number];
-    const t = new CacheTracker(curve, plan, 1, memory);
+    const t = new CacheTracker(curve, plan, memory);
     new Int32Array(memory.buffer, table, 2).set([a, b]);
-    t.extraSeconds(0, "copy", [a, b, MiB / 8], MiB / 2);
+    t.extraSeconds("copy", [a, b, MiB / 8], MiB / 2);
     // a and b were just touched: only the output `big` is far (first touch)
-    const mixed = t.extraSeconds(0, "weighted_sum", [big, table, table + 8, 2, MiB / 8], MiB / 2);
-    const alone = new CacheTracker(curve, plan, 1, memory).extraSeconds(0, "fill_zero", [big, MiB / 8], MiB / 2);
+    const mixed = t.extraSeconds("weighted_sum", [big, table, table + 8, 2, MiB / 8], MiB / 2);
+    const alone = new CacheTracker(curve, plan, memory).extraSeconds("fill_zero", [big, MiB / 8], MiB / 2);
     expect(mixed).toBeGreaterThan(0);
     expect(mixed).toBeLessThan(3 * alone);
-    expect(new CacheTracker(curve, plan, 1, memory).extraSeconds(0, "scale", [data, 1024, 1], 4096)).toBe(0);
+    expect(new CacheTracker(curve, plan, memory).extraSeconds("scale", [data, 1024, 1], 4096)).toBe(0);
+  });
+
+  test("the gather pays for rows from an epoch ago: data set plus the run's footprint, by the gather's own cost from memory", () => {
+    // A data set of `dataMiB`, and regions of `touchedMiB` in all touched before.
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 64 }), (dataMiB, touchedMiB, rows) => {
+        const planner = new ArenaPlanner();
+        const regions = Array.from({ length: touchedMiB }, (_, i) => planner.reserve("parameters", `p${i}`, MiB));
+        const samples = planner.reserve("data", "samples", dataMiB * MiB);
+        const labels = planner.reserve("data", "labels", 4096);
+        const out = planner.reserve("activations", "batch", 64 * 784 * 4);
+        const plan = planner.finish();
+        const memory = createSharedMemory(plan);
+        const t = new CacheTracker(curve, plan, memory);
+        const gather = () => t.gatherSeconds([out, 0, samples, labels, 0, rows, 784, 1, 0]);
+        const missed = (d: number) => Math.max(0, Math.min(1, (secondsPerByteAt(curve, d) - secondsPerByteAt(curve, MiB / 2)) / 8e-12));
+        // Nothing touched yet: only the data set lies between two reads of a row.
+        const first = gather();
+        expect(first).toBeCloseTo(rows * 784 * 400e-12 * missed(dataMiB * MiB), 18);
+        for (const r of regions) t.extraSeconds("scale", [r, MiB / 4, 1], MiB);
+        expect(gather()).toBeCloseTo(rows * 784 * 400e-12 * missed((dataMiB + touchedMiB) * MiB), 18);
+        // More touched never makes a gather cheaper.
+        expect(gather()).toBeGreaterThanOrEqual(first);
+      }),
+    );
+    // A data set and program beyond the curve's last size: every row from memory; a gather of rows
+    // outside any data region (a token window, say) pays nothing beyond its fit.
+    const { plan, at, data, memory } = arena([4 * MiB, 4 * MiB, 4 * MiB]);
+    const [t, u] = [0, 1].map(() => new CacheTracker(curve, plan, memory)) as [CacheTracker, CacheTracker];
+    for (const r of at) for (const c of [t, u]) c.extraSeconds("scale", [r, MiB, 1], 4 * MiB);
+    const rowsFrom = (c: CacheTracker, samples: number) => c.extraSeconds("gather_batch", [at[0]!, 0, samples, 0, at[1]!, 64, 784, 1, 0], 64 * 784 * 4);
+    // The same operands (output, indices) either way; the rows from the data set add 64 · 784 bytes from memory.
+    expect(rowsFrom(t, data) - rowsFrom(u, 0)).toBeCloseTo(64 * 784 * 400e-12, 18);
+    expect(t.gatherSeconds([at[0]!, 0, at[2]!, 0, at[1]!, 64, 784, 1, 0])).toBe(0);
   });
 
   test("a flat curve charges nothing", () => {
     const { plan, at, memory } = arena([MiB, 16 * MiB]);
-    const flat: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [2e-12, 2e-12], coldSecondsPerByte: { copy: 1e-11 } };
-    const t = new CacheTracker(flat, plan, 1, memory);
-    expect(t.extraSeconds(0, "copy", [at[0]!, at[1]!, MiB / 4], MiB)).toBe(0);
+    const flat: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [2e-12, 2e-12], coldSecondsPerByte: { copy: 1e-11 }, gatherFootprint: MiB };
+    const t = new CacheTracker(flat, plan, memory);
+    expect(t.extraSeconds("copy", [at[0]!, at[1]!, MiB / 4], MiB)).toBe(0);
   });
 
   test("gossip replicas beyond the cache cost virtual time under the measured curve, never numerics", async () => {
@@ -121,5 +158,37 @@ describe("cache model", () => {
     const near = await trainAndRead({ ...config, simulation: { costs: files[1]! } });
     expect(far.summary.trainSeconds).toBeGreaterThan(near.summary.trainSeconds * 1.01);
     expect(sameBits(far.params, near.params)).toBe(true);
+  });
+
+  test("the programs share the cache: two gossip workers pay for all eight replicas, as one worker does", async () => {
+    // A curve whose step lies between one worker's half of the replicas and all of them (mlp: 0.94 MB a
+    // vector, three per node): kept per program, P = 2 would see about half the distances, under the step.
+    const dir = mkdtempSync(join(tmpdir(), "skein-cache-"));
+    const base = defaultCostTable();
+    const step = { ...base, jitter: 0, memory: { ...base.memory, footprints: [14 * MiB, 20 * MiB], secondsPerByte: [1e-11, 5e-11] } };
+    const flat = { ...step, memory: { ...step.memory, secondsPerByte: [1e-11, 1e-11] } };
+    const mixingMs = async (table: object, workers: number) => {
+      const path = join(dir, `costs-${workers}-${table === flat ? "flat" : "step"}.json`);
+      writeFileSync(path, JSON.stringify(table));
+      const session = await TrainingSession.open(
+        {
+          algo: "dmsgd", model: "mlp:784-256-128-10", data: "synthetic:1024", epochs: 2, batch: 32, workers,
+          executor: "simulated", seed: 5, optimizer: defaultOptimizer("momentum"), gossip: { nodes: 8 },
+          simulation: { costs: path, machine: "ideal" },
+        },
+        { profileKernels: true },
+      );
+      try {
+        await session.trainEpoch();
+        const outcome = await session.trainEpoch();
+        return outcome.results.reduce((a, r) => a + (r.kernelMsByName?.weighted_sum ?? 0), 0);
+      } finally {
+        session.close();
+      }
+    };
+    const extra1 = (await mixingMs(step, 1)) - (await mixingMs(flat, 1));
+    const extra2 = (await mixingMs(step, 2)) - (await mixingMs(flat, 2));
+    expect(extra1).toBeGreaterThan(0);
+    expect(extra2).toBeGreaterThan(0.8 * extra1);
   });
 });

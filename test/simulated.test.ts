@@ -373,6 +373,8 @@ describe("the cost table", () => {
     ["a negative time around calls", (t) => ((t.callSecondsAt = [1e-6, -1]), t), /callSecondsAt: must be a non-empty list of numbers ≥ 0/],
     ["no memory model", (t) => (delete t.memory, t), /memory: missing/],
     ["a memory curve that falls", (t) => ((t.memory.secondsPerByte = t.memory.secondsPerByte.map((_: number, i: number) => 1 / (i + 1))), t), /memory\.secondsPerByte: must be one non-decreasing/],
+    ["no cost for the gather from memory", (t) => (delete t.memory.coldSecondsPerByte.gather_batch, t), /memory\.coldSecondsPerByte\.gather_batch: missing/],
+    ["no data-set size for the gather", (t) => (delete t.memory.gatherFootprint, t), /memory\.gatherFootprint: must be/],
     ["a cold cost for no kernel", (t) => ((t.memory.coldSecondsPerByte.gemm_xx = 1e-12), t), /memory\.coldSecondsPerByte\.gemm_xx: no such kernel/],
     ["not an object", () => [1, 2], /not a JSON object/],
   ];

@@ -10,10 +10,16 @@
  *    on operands in cache, per byte. Kernels differ by far more than their bytes say: on the 2-core
  *    development machine a mixing step (weighted_sum of three vectors) pays 67 ps per byte from memory,
  *    copy 14 ps.
+ *  - The gather (batch assembly) from memory: its cost there is latency (random rows), not bandwidth.
+ *    gather_batch takes consecutive batches of a shuffled order over a data set of 128 MiB against one
+ *    of the size the kernel fit timed it on (DATA_SAMPLES rows, in the last-level cache here), per
+ *    gathered byte.
  */
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
 import type { MemoryModel } from "../runtime/cache-model.ts";
+import { Rng } from "../rng.ts";
+import { DATA_SAMPLES } from "./step-replay.ts";
 
 /** Working-set sizes measured: 64 KiB (first-level cache) to 128 MiB (beyond any last-level cache here). */
 export const MEMORY_FOOTPRINTS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072].map((k) => k * 1024);
@@ -60,12 +66,16 @@ interface ArgTable {
   pointers: Int32Array;
 }
 
-export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean }): MemoryModel {
+/** Rows per gathered batch when timing the gather: a training batch. */
+const GATHER_ROWS = 64;
+
+export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean; sampleBytes: number }): MemoryModel {
   const largest = MEMORY_FOOTPRINTS[MEMORY_FOOTPRINTS.length - 1]!;
   const planner = new ArenaPlanner();
   const ring = planner.reserve("scratch", "memory.ring", largest);
   const tensors = planner.reserve("control", "memory.tensors", 16);
   const weights = planner.reserve("control", "memory.weights", 16);
+
   const memory = createSharedMemory(planner.finish());
   f32(memory, ring, largest / 4).fill(0.5);
   f32(memory, weights, 3).fill(1 / 3);
@@ -108,5 +118,56 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean 
     const cold = timeRound(Math.floor(largest / bytes), (s) => call(k, at(s), COLD_FLOATS, table));
     coldSecondsPerByte[name] = Math.max(0, (cold - warm) / bytes);
   }
-  return { footprints: [...MEMORY_FOOTPRINTS], secondsPerByte, coldSecondsPerByte };
+
+  const gather = calibrateGather(module, o);
+  coldSecondsPerByte.gather_batch = gather.coldSecondsPerByte;
+  return { footprints: [...MEMORY_FOOTPRINTS], secondsPerByte, coldSecondsPerByte, gatherFootprint: gather.footprint };
+}
+
+/**
+ * The gather from memory: seconds per gathered byte beyond its cost on a data set of DATA_SAMPLES rows
+ * (`footprint` bytes, the size calibrate's kernel timing gathers from), when the rows are drawn from
+ * 128 MiB.
+ */
+export function calibrateGather(module: WebAssembly.Module, o: { quick: boolean; sampleBytes: number }): { coldSecondsPerByte: number; footprint: number } {
+  const largest = MEMORY_FOOTPRINTS[MEMORY_FOOTPRINTS.length - 1]!;
+  const rowsFar = Math.floor(largest / o.sampleBytes);
+  const planner = new ArenaPlanner();
+  const samples = planner.reserve("data", "memory.samples", rowsFar * o.sampleBytes);
+  const labels = planner.reserve("data", "memory.labels", rowsFar);
+  const indices = planner.reserve("activations", "memory.indices", rowsFar * 4);
+  const batch = planner.reserve("activations", "memory.batch", GATHER_ROWS * o.sampleBytes * 4);
+  const batchLabels = planner.reserve("activations", "memory.batchLabels", GATHER_ROWS * 4);
+  const memory = createSharedMemory(planner.finish());
+  new Uint8Array(memory.buffer, samples, rowsFar * o.sampleBytes).fill(128);
+  new Uint8Array(memory.buffer, labels, rowsFar).fill(3);
+  const k = instantiateKernels(module, memory) as unknown as Record<string, (...a: number[]) => unknown>;
+  const ms = o.quick ? 20 : 60;
+  const order = new Int32Array(memory.buffer, indices, rowsFar);
+  /** Seconds per call over consecutive batches of a shuffled order of `rows` rows (as an epoch does): the fastest of five trials. */
+  const gather = (rows: number): number => {
+    const rng = Rng.derive(1, "calibrate gather", rows);
+    for (let i = 0; i < rows; i++) order[i] = i;
+    for (let i = rows - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    const slots = Math.floor(rows / GATHER_ROWS);
+    const call = (s: number) => k.gather_batch!(batch, batchLabels, samples, labels, indices + s * GATHER_ROWS * 4, GATHER_ROWS, o.sampleBytes, 1 / 255, 0);
+    for (let s = 0; s < slots; s++) call(s);
+    const trials: number[] = [];
+    for (let t = 0; t < 5; t++) {
+      let calls = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < ms) {
+        for (let s = 0; s < slots; s++) call(s);
+        calls += slots;
+      }
+      trials.push((performance.now() - t0) / 1000 / calls);
+    }
+    return Math.min(...trials);
+  };
+  const near = gather(DATA_SAMPLES);
+  const far = gather(rowsFar);
+  return { coldSecondsPerByte: Math.max(0, (far - near) / (GATHER_ROWS * o.sampleBytes)), footprint: DATA_SAMPLES * o.sampleBytes };
 }

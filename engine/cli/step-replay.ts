@@ -137,11 +137,11 @@ export class StepReplay {
     const { from, to } = this.perModel[model]!;
     const bare = { ...table, contextFactor: 1, callSeconds: 0 };
     const calls = this.calls[0]!.slice(from, to);
-    const cache = new CacheTracker(table.memory, this.plan, 1, this.memory);
+    const cache = new CacheTracker(table.memory, this.plan, this.memory);
     let seconds = 0;
     for (let pass = 0; pass < 2; pass++) {
       for (const [name, args] of calls) {
-        const extra = cache.extraSeconds(0, name, args, streamedBytesFunction(name)(args));
+        const extra = cache.extraSeconds(name, args, streamedBytesFunction(name)(args));
         if (pass === 1) seconds += kernelCostFunction(bare, name)(args) + extra;
       }
     }

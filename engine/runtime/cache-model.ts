@@ -9,7 +9,7 @@
  *
  *  - the arena's regions (parameters, gradients, optimizer state, activations, scratch) are the units
  *    of reuse; a call touches the regions its pointer arguments point into;
- *  - per program, the bytes of the distinct regions it touched since it last touched region r (r
+ *  - the bytes of the distinct regions touched since region r was last touched (r
  *    included) are r's reuse distance D: what had to fit in a cache for r to still be there;
  *  - how much of an operand has left the caches at distance D is read off a curve `skein calibrate`
  *    measures by streaming over working sets of growing size: secondsPerByte(D) rises from the
@@ -20,9 +20,20 @@
  *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
  *  - a call pays, per operand, bytes × that cost × missed(D).
  *
- * Programs have a cache each (one program per core while they fit the cores); the data set's region
- * is left out (the gather is timed along a shuffled epoch, its reads already miss), as are control
- * words. Everything is a function of the call sequence, so simulated times stay reproducible.
+ * The programs share one cache: what the curve charges for is the last-level cache (flat through
+ * the cores' own caches, rising where the last level ends), and the cores of one machine share it (one
+ * per socket), so a program's operand is pushed out by every program's bytes touched since, not its
+ * own alone: the reuse distances are over all programs' calls in virtual-time order. (Kept per
+ * program, two gossip workers of four replicas each looked like one of four: mlp dmsgd at P = 2
+ * charged weighted_sum less than at P = 1, 6.5 against 7.8 ms per epoch, where threads took 17.4
+ * against 14.4.) Control words are left out. The data set is not followed region by region: a shuffled epoch reads each sample once, so a
+ * row the gather reads was last read an epoch ago, and everything the programs touched since lies in
+ * between: its reuse distance is the data set's bytes plus the run's whole footprint (every region
+ * it has touched). The gather's cost from memory is latency (random rows), not the streaming kernels'
+ * bandwidth: calibrate times it on rows drawn from a data set far beyond the caches against one of
+ * the size its kernel fit was timed on (`gatherFootprint`), and the missed fraction at that distance
+ * pays the difference per gathered byte. Everything is a function of the call sequence, so simulated
+ * times stay reproducible.
  */
 import type { ArenaPlan, Region } from "../memory/arena.ts";
 
@@ -37,6 +48,12 @@ export interface MemoryModel {
    * comes from memory. Kernels not listed: the curve's last value less its first.
    */
   coldSecondsPerByte: Record<string, number>;
+  /**
+   * Bytes of the data set calibrate's gather timings walked over (a shuffled order of its rows): the
+   * distance at which the kernel fit of gather_batch has its rows. coldSecondsPerByte.gather_batch is
+   * what a gathered byte costs beyond that when the rows come from memory.
+   */
+  gatherFootprint: number;
 }
 
 /**
@@ -115,15 +132,19 @@ export function secondsPerByteAt(m: MemoryModel, bytes: number): number {
 const TRACKED = new Set<Region["kind"]>(["parameters", "gradients", "optimizerState", "activations", "scratch"]);
 
 /**
- * Reuse distances per program over the arena's regions, and the seconds a call pays beyond its
+ * Reuse distances over the arena's regions (one cache, shared by the programs), and the seconds a call pays beyond its
  * calibrated cost for operands that come from further away than its timing loop had them.
  */
 export class CacheTracker {
   private readonly starts: number[];
   private readonly ends: number[];
   private readonly sizes: number[];
-  /** Per program: region ids, most recently touched first. */
-  private readonly recency: number[][];
+  /** The shared cache's region ids, most recently touched (by any program) first. */
+  private readonly lru: number[] = [];
+  /** Bytes of every region any program has touched (the run's footprint). */
+  private footprint = 0;
+  /** The data regions (samples, labels): [start, end) pairs. */
+  private readonly data: { start: number; end: number }[];
   private readonly words: Int32Array | null;
   /** Beyond this distance every byte costs the same (the last measured size). */
   private readonly horizon: number;
@@ -136,7 +157,6 @@ export class CacheTracker {
   constructor(
     private readonly model: MemoryModel,
     plan: ArenaPlan,
-    programs: number,
     /** The shared memory, to read weighted_sum's table of input pointers; null: its inputs are not followed. */
     memory: WebAssembly.Memory | null,
   ) {
@@ -144,18 +164,37 @@ export class CacheTracker {
     this.starts = regions.map((r) => r.offset);
     this.ends = regions.map((r) => r.offset + r.bytes);
     this.sizes = regions.map((r) => r.bytes);
-    this.recency = Array.from({ length: programs }, () => []);
+    this.data = plan.regions.filter((r) => r.kind === "data" && r.bytes > 0).map((r) => ({ start: r.offset, end: r.offset + r.bytes }));
     this.words = memory ? new Int32Array(memory.buffer) : null;
     this.horizon = model.footprints[model.footprints.length - 1]!;
     this.span = model.secondsPerByte[model.secondsPerByte.length - 1]! - model.secondsPerByte[0]!;
   }
 
   /**
-   * Seconds program `program` pays beyond the calibrated cost of kernel `name` called with `args`,
+   * Seconds a call pays beyond the calibrated cost of kernel `name` called with `args`,
    * whose operands take at most `callBytes` bytes each (the kernel's own measure of what it streams);
-   * and the call's regions become the program's most recent.
+   * and the call's regions become the most recent.
    */
-  extraSeconds(program: number, name: string, args: number[], callBytes: number): number {
+  extraSeconds(name: string, args: number[], callBytes: number): number {
+    const rows = name === "gather_batch" ? this.gatherSeconds(args) : 0;
+    return rows + this.operandSeconds(name, args, callBytes);
+  }
+
+  /**
+   * What gather_batch(out, labelsOut, bytes, labelBytes, indices, count, sampleBytes, …) pays for rows
+   * that have left the caches since the epoch before read them: count · sampleBytes bytes at a reuse
+   * distance of the data set plus the run's footprint.
+   */
+  gatherSeconds(args: number[]): number {
+    const cold = this.model.coldSecondsPerByte.gather_batch ?? 0;
+    const set = this.data.find((d) => d.start <= args[2]! && args[2]! < d.end);
+    if (!set || cold <= 0 || this.span <= 0) return 0;
+    const distance = set.end - set.start + this.footprint;
+    const missed = Math.min(1, (secondsPerByteAt(this.model, distance) - secondsPerByteAt(this.model, this.model.gatherFootprint)) / this.span);
+    return missed > 0 ? args[5]! * args[6]! * cold * missed : 0;
+  }
+
+  private operandSeconds(name: string, args: number[], callBytes: number): number {
     const pointers = POINTER_ARGS[name];
     if (!pointers || pointers.length === 0) return 0;
     const touched = this.touched;
@@ -180,8 +219,9 @@ export class CacheTracker {
     let own = 0;
     for (const b of touchedBytes) own += b;
     const base = secondsPerByteAt(this.model, own);
-    const cold = this.model.coldSecondsPerByte[name] ?? this.span;
-    const lru = this.recency[program]!;
+    // The gather's own figure is per row byte from memory (latency); its output and index vectors stream.
+    const cold = (name === "gather_batch" ? undefined : this.model.coldSecondsPerByte[name]) ?? this.span;
+    const lru = this.lru;
     let extra = 0;
     if (this.span > 0 && cold > 0) {
       for (let t = 0; t < touched.length; t++) {
@@ -193,6 +233,7 @@ export class CacheTracker {
     for (let t = touched.length - 1; t >= 0; t--) {
       const at = lru.indexOf(touched[t]!);
       if (at >= 0) lru.splice(at, 1);
+      else this.footprint += this.sizes[touched[t]!]!;
       lru.unshift(touched[t]!);
     }
     return extra;

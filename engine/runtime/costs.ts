@@ -327,6 +327,11 @@ function checkMemory(json: unknown, fail: (what: string) => never): void {
     if (!(name in WORK)) fail(`memory.coldSecondsPerByte.${name}: no such kernel`);
     if (!isNumber(v) || v < 0) fail(`memory.coldSecondsPerByte.${name}: must be a number ≥ 0`);
   }
+  // The gather's rows from memory: a table from before that term lacks both (calibrate again, or
+  // bench/merge-kernel-costs.ts --gather).
+  if (!("gather_batch" in (cold as Record<string, unknown>))) fail("memory.coldSecondsPerByte.gather_batch: missing (the gather's cost for rows from memory; run skein calibrate again)");
+  const gatherFootprint = (m as Record<string, unknown>).gatherFootprint;
+  if (!isNumber(gatherFootprint) || gatherFootprint <= 0) fail("memory.gatherFootprint: must be the positive byte count of the data set the gather was timed on");
 }
 
 function checkNetwork(json: unknown, where: string): NetworkModel {

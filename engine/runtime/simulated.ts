@@ -249,7 +249,7 @@ export class SimulatedExecutor implements Executor {
       streamed.set(name, streamedBytesFunction(name));
     }
     // Operands a program has not touched for a while come from further away than calibration had them.
-    const cache = new CacheTracker(model.table.memory, setup.plan, setup.programs, memory);
+    const cache = new CacheTracker(model.table.memory, setup.plan, memory);
     this.syncs = [];
     this.contexts = Array.from({ length: setup.programs }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
@@ -262,7 +262,7 @@ export class SimulatedExecutor implements Executor {
         const before = state.clocks[worker]!;
         state.kernelCalls++;
         const a = args as number[];
-        sync.compute((costs.get(name)!(args) + cache.extraSeconds(worker, name, a, streamed.get(name)!(a))) * spread());
+        sync.compute((costs.get(name)!(args) + cache.extraSeconds(name, a, streamed.get(name)!(a))) * spread());
         if (kernelTimer) {
           const ms = (state.clocks[worker]! - before) * 1000;
           kernelTimer.ms += ms;
