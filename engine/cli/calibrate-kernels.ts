@@ -52,7 +52,7 @@ export async function calibrateKernels(o: { models: string[]; data: string; quic
     ws: net.planWorkspace(planner, net.specText, maxRows, { splitBackward: true }),
   }));
   const coverageRows = o.quick ? [1, 8, 32] : [1, 4, 16, 64];
-  const coverage = coverageModels(dataset.shape).map(({ spec, shape, classes }) => {
+  const coverage = coverageModels(dataset.shape, o.models).map(({ spec, shape, classes }) => {
     const net = new Network(spec, shape, classes);
     const rows = Math.max(...coverageRows);
     return {
@@ -168,15 +168,20 @@ export function recordStep(k: KernelExports, net: Network, params: Ptr, grads: P
 const COVERAGE_VOCAB = 65;
 
 /**
- * Models whose kernels the default models (mlp, lenet) never call: a residual network with
- * projection shortcuts on the data's images (or 28×28 digits' shape when the data has none), which
+ * Models whose kernels the default models (mlp, lenet) never call, and LeNet where the list lacks it:
+ * a residual network with projection shortcuts on the data's images (or 28×28 digits' shape when the
+ * data has none), which
  * covers batch norm, both shortcuts, global pooling, Winograd and strided im2col convolutions; and two
  * small transformers of different context and width (attention's cost grows with T² and C), which
  * cover embeddings, layer norms and attention.
  */
-function coverageModels(dataShape: number[]): { spec: string; shape: Shape; classes: number }[] {
+function coverageModels(dataShape: number[], models: string[]): { spec: string; shape: Shape; classes: number }[] {
   const image = dataShape.length === 3 && dataShape[1]! >= 4 && dataShape[2]! >= 4 ? dataShape : [1, 28, 28];
+  // LeNet too when the user's list leaves it out: its bias+activation, pooling and 5×5 convolutions
+  // are charged kernels that nothing else calls.
+  const lenet = models.includes("lenet") ? [] : [{ spec: "lenet", shape: [1, 28, 28], classes: 10 }];
   return [
+    ...lenet,
     { spec: "resnet:8:b", shape: image, classes: 10 },
     { spec: "gpt:1-2-32-16", shape: [1, 1, 17], classes: COVERAGE_VOCAB },
     { spec: "gpt:1-4-64-64", shape: [1, 1, 65], classes: COVERAGE_VOCAB },

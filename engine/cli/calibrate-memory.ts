@@ -83,21 +83,7 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const k = instantiateKernels(module, memory) as unknown as Record<string, (...a: number[]) => unknown>;
   const ms = o.quick ? 20 : 60;
 
-  /** Seconds per call of `call` cycling over `slots` operand sets: the fastest of five timings (other load only ever slows one down). */
-  const timeRound = (slots: number, call: (slot: number) => void): number => {
-    for (let s = 0; s < slots; s++) call(s); // touch the whole working set once
-    const trials: number[] = [];
-    for (let t = 0; t < 5; t++) {
-      let calls = 0;
-      const t0 = performance.now();
-      while (performance.now() - t0 < ms) {
-        for (let s = 0; s < slots; s++) call(s);
-        calls += slots;
-      }
-      trials.push((performance.now() - t0) / 1000 / calls);
-    }
-    return Math.min(...trials);
-  };
+  const timeRound = (slots: number, call: (slot: number) => void) => fastestSecondsPerCall(ms, slots, call);
 
   const secondsPerByte: number[] = [];
   for (const footprint of MEMORY_FOOTPRINTS) {
@@ -153,21 +139,28 @@ export function calibrateGather(module: WebAssembly.Module, o: { quick: boolean;
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
     const slots = Math.floor(rows / GATHER_ROWS);
-    const call = (s: number) => k.gather_batch!(batch, batchLabels, samples, labels, indices + s * GATHER_ROWS * 4, GATHER_ROWS, o.sampleBytes, 1 / 255, 0);
-    for (let s = 0; s < slots; s++) call(s);
-    const trials: number[] = [];
-    for (let t = 0; t < 5; t++) {
-      let calls = 0;
-      const t0 = performance.now();
-      while (performance.now() - t0 < ms) {
-        for (let s = 0; s < slots; s++) call(s);
-        calls += slots;
-      }
-      trials.push((performance.now() - t0) / 1000 / calls);
-    }
-    return Math.min(...trials);
+    return fastestSecondsPerCall(ms, slots, (s) => k.gather_batch!(batch, batchLabels, samples, labels, indices + s * GATHER_ROWS * 4, GATHER_ROWS, o.sampleBytes, 1 / 255, 0));
   };
   const near = gather(DATA_SAMPLES);
   const far = gather(rowsFar);
   return { coldSecondsPerByte: Math.max(0, (far - near) / (GATHER_ROWS * o.sampleBytes)), footprint: DATA_SAMPLES * o.sampleBytes };
+}
+
+/**
+ * Seconds per call of `call` cycling over `slots` operand sets, after touching them all once: the
+ * fastest of five trials of `ms` each (other load only ever slows a trial down).
+ */
+function fastestSecondsPerCall(ms: number, slots: number, call: (slot: number) => void): number {
+  for (let s = 0; s < slots; s++) call(s);
+  const trials: number[] = [];
+  for (let t = 0; t < 5; t++) {
+    let calls = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < ms) {
+      for (let s = 0; s < slots; s++) call(s);
+      calls += slots;
+    }
+    trials.push((performance.now() - t0) / 1000 / calls);
+  }
+  return Math.min(...trials);
 }
