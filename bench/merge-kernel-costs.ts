@@ -14,7 +14,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { calibrateKernels } from "../engine/cli/calibrate-kernels.ts";
-import { checkCostTable, WORK } from "../engine/runtime/costs.ts";
+import { checkCostTable } from "../engine/runtime/costs.ts";
+import { WORK } from "../engine/runtime/kernel-work.ts";
 import { calibrateGather } from "../engine/cli/calibrate-memory.ts";
 import { loadKernelModule } from "../engine/kernels/load.ts";
 

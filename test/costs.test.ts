@@ -22,7 +22,8 @@ import { SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { Rng } from "../engine/rng.ts";
 import { wrapKernels } from "../engine/runtime/kernel-timer.ts";
-import { defaultCostTable, kernelCostFunction, NEVER_CHARGED, WORK, type CostTable } from "../engine/runtime/costs.ts";
+import { defaultCostTable, kernelCostFunction, type CostTable } from "../engine/runtime/costs.ts";
+import { NEVER_CHARGED, WORK } from "../engine/runtime/kernel-work.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 
 /** The kernels the models of the residual-network and transformer work added, free before. */

@@ -15,7 +15,8 @@ import type { Shape } from "../model/layers.ts";
 import { Network, type Workspace } from "../model/network.ts";
 import { Rng } from "../rng.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
-import { WORK, type KernelCost } from "../runtime/costs.ts";
+import type { KernelCost } from "../runtime/costs.ts";
+import { WORK } from "../runtime/kernel-work.ts";
 import { DATA_SAMPLES } from "./step-replay.ts";
 
 interface Call {
