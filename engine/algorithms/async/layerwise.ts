@@ -26,7 +26,7 @@
  * others cycle through the rest and staleness has no bound; the test suite found exactly that.) With
  * Q = 1 every batch runs alone and the updates are exactly synchronous SGD's.
  */
-import { epochOrder } from "../../data/order.ts";
+import { epochOrderOf } from "../../runtime/epoch-order.ts";
 import type { Ptr } from "../../kernels/abi.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext, type WorkerBuffers } from "../../runtime/context.ts";
 import { fillQueueWithIndices, planQueue, SharedQueue, type QueueLayout } from "../../runtime/queue.ts";
@@ -195,7 +195,7 @@ function* layerwiseEpoch(ctx: RoleContext<LayerwiseLayout>, epoch: number): Role
   const averages = R > 1 && !layout.gossip; // LayUp's replicas only ever gossip
   const K = averages ? layout.avgEvery : mineCount;
   const segments = Math.ceil(Math.ceil(steps / R) / K);
-  const order = epochOrder(setup.data.trainCount, setup.seed, epoch);
+  const order = epochOrderOf(ctx, epoch);
   for (let s = 0; s < segments; s++) {
     const hi = epoch * mineCount + Math.min((s + 1) * K, mineCount);
     if (isForward) yield* forwardThread(ctx, layout, replica, order, epoch * mineCount, hi, totals);

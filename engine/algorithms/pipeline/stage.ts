@@ -5,7 +5,7 @@
  * when the stage updates. Hand-offs between stages are per-microbatch done flags in shared memory.
  */
 import type { KernelExports, Ptr } from "../../kernels/abi.ts";
-import { epochOrder } from "../../data/order.ts";
+import { epochOrderOf } from "../../runtime/epoch-order.ts";
 import { applyUpdate, updateRegion, type UpdateRegion } from "../../optim/optimizer.ts";
 import { loadBatch, type RoleContext } from "../../runtime/context.ts";
 import { shardOf } from "../../runtime/split.ts";
@@ -42,7 +42,7 @@ export function* pipelineStageEpoch(ctx: RoleContext<PipelineLayout>, epoch: num
   const words = new Int32Array(memory.buffer);
   const forwardDone = (s: number, u: number) => layout.forwardDone + (s * units + u) * 4;
   const gradientDone = (s: number, u: number) => layout.gradientDone + (s * units + u) * 4;
-  const order = epochOrder(setup.data.trainCount, setup.seed, epoch);
+  const order = epochOrderOf(ctx, epoch);
   const steps = programOf(layout, setup.batch).steps[stage]!;
   const runtime = new StageRuntime(ctx, layout, me, stage);
   const firstTrainable = net.trainableLayers[0] ?? net.layers.length;
