@@ -2,7 +2,7 @@
  * What a run reports: progress while an epoch runs, one metrics line per epoch, and the summary at
  * the end; and the figures derived from the programs' epoch results (staleness, β, overheads).
  */
-import type { ProcessesSummary } from "./distributed/executor.ts";
+import type { ProcessesSummary } from "./distributed/accounting.ts";
 import type { ArenaPlan } from "./memory/arena.ts";
 import type { RunStatus } from "./run-folder.ts";
 import type { SimulationSummary } from "./runtime/costs.ts";

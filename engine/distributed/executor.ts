@@ -30,6 +30,7 @@ import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Re
 import { KIND } from "./frame.ts";
 import type { Transport } from "./transport.ts";
 import { StreamedBarrier } from "./stream.ts";
+import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
 
 /** What a session hands the executor of a run that spans processes when it starts one. */
 export interface ExecutorStart {
@@ -52,28 +53,6 @@ export interface ExecutorStart {
 /** How long a process may take to open its session (data, kernels, workers) before the run gives up. */
 export const START_TIMEOUT_MS = 120_000;
 const PROGRESS_MS = 200;
-const PROGRESS_LINE_BYTES = 64;
-
-/** Communication figures of a process: what it sent, and how long its programs waited on other processes. */
-export interface CommunicationStats {
-  bytesSent: number;
-  framesSent: number;
-  /** Seconds the main thread spent between a barrier's hand-over and its release. */
-  seconds: number;
-}
-
-/** A run across processes, in its summary. */
-export interface ProcessesSummary {
-  count: number;
-  /** "rank r (pid p on host)" per rank. */
-  ranks: string[];
-  /** Bytes every process published to the others over NATS (frames with their headers), in total. */
-  bytesSent: number;
-  /** bytesSent per node (gossip node, else program) per step of this session. */
-  bytesPerNodeStep: number;
-  /** Per rank: seconds its main thread spent exchanging at barriers and relaying hand-offs. */
-  communicationSeconds: number[];
-}
 
 /** What the coordinator tells a follower between epochs. */
 export type Command = { do: "epoch"; epoch: number } | { do: "finish" };
@@ -123,7 +102,7 @@ export class DistributedExecutor implements Executor {
     const executor = new DistributedExecutor(pool, transport, cross, start, algo);
     transport.onWake = (from, body) => executor.acceptWake(from, body);
     if (transport.rank === 0) {
-      transport.onProgress = (from, body) => DistributedExecutor.writeProgress(setup, start.memory, (r) => placementOf(setup.programs, placement.procs, r), from, body);
+      transport.onProgress = (from, body) => DistributedExecutor.writeProgress(start.control, (r) => placementOf(setup.programs, placement.procs, r), from, body);
     }
     try {
       await executor.meet();
@@ -228,10 +207,7 @@ export class DistributedExecutor implements Executor {
 
   /** The summary's account: processes, bytes per node per step, time each main thread spent communicating. */
   summary(steps: number, nodes: number): ProcessesSummary {
-    const t = this.transport;
-    const ranks = Array.from({ length: t.procs }, (_, r) => this.commByRank[r] ?? { bytesSent: 0, framesSent: 0, seconds: 0 });
-    const bytesSent = ranks.reduce((a, c) => a + c.bytesSent, 0);
-    return { count: t.procs, ranks: [...t.names], bytesSent, bytesPerNodeStep: steps > 0 ? bytesSent / (nodes * steps) : 0, communicationSeconds: ranks.map((c) => c.seconds) };
+    return summarizeProcesses(this.transport.names, this.commByRank, steps, nodes);
   }
 
   /** Coordinator: tell every follower what to do next. */
@@ -382,35 +358,24 @@ export class DistributedExecutor implements Executor {
 
   /** Per local program: Σ loss (f64) and samples (as f64) so far this epoch. */
   private sendProgress(): void {
-    const { setup, memory } = this.start;
-    const p = setup.processes!;
+    const p = this.start.setup.processes!;
     const body = new Float64Array(2 * p.count);
-    for (let d = 0; d < p.count; d++) {
-      const at = setup.control.progress + (p.first + d) * PROGRESS_LINE_BYTES;
-      body[2 * d] = new Float64Array(memory.buffer, at, 1)[0]!;
-      body[2 * d + 1] = Atomics.load(new Int32Array(memory.buffer, at, 4), 2);
-    }
+    for (let d = 0; d < p.count; d++) body.set(this.start.control.progressOf(p.first + d), 2 * d);
     this.transport.send(0, KIND.progress, 0, new Uint8Array(body.buffer));
   }
 
   /** Coordinator: a follower's progress, into that follower's programs' progress cells here. */
-  static writeProgress(setup: RunSetup, memory: WebAssembly.Memory, programsOf: (rank: number) => { first: number; count: number }, from: number, body: Uint8Array): void {
+  static writeProgress(control: Control, programsOf: (rank: number) => { first: number; count: number }, from: number, body: Uint8Array): void {
     const { first, count } = programsOf(from);
     if (body.length !== 16 * count) return; // a follower's progress is advisory: a wrong size is ignored, not trusted
     const figures = new Float64Array(Uint8Array.from(body).buffer);
-    for (let d = 0; d < count; d++) {
-      const at = setup.control.progress + (first + d) * PROGRESS_LINE_BYTES;
-      new Float64Array(memory.buffer, at, 1)[0] = figures[2 * d]!;
-      Atomics.store(new Int32Array(memory.buffer, at, 4), 2, figures[2 * d + 1]!);
-    }
+    for (let d = 0; d < count; d++) control.setProgress(first + d, figures[2 * d]!, figures[2 * d + 1]!);
   }
 
   terminate(): void {
     this.pool.terminate();
   }
 }
-
-const formatBytes = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${Math.round(n / 1e3)} kB` : `${n} B`);
 
 /** `p`, or a RunError naming what did not happen within `ms` (or the run's failure, whichever comes first). */
 async function withDeadline<T>(p: Promise<T>, ms: number, what: string, t: Transport): Promise<T> {

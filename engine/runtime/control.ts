@@ -95,6 +95,17 @@ export class Control {
     Atomics.add(this.progressI32, (worker * PROGRESS_LINE_BYTES) / 4 + 2, samples);
   }
 
+  /** A worker's progress cells as they are: Σ loss and samples this epoch (relayed across processes). */
+  progressOf(worker: number): [lossSum: number, samples: number] {
+    return [this.progressF64[(worker * PROGRESS_LINE_BYTES) / 8]!, Atomics.load(this.progressI32, (worker * PROGRESS_LINE_BYTES) / 4 + 2)];
+  }
+
+  /** Overwrite a worker's progress cells: the coordinator, with a follower's relayed figures. */
+  setProgress(worker: number, lossSum: number, samples: number): void {
+    this.progressF64[(worker * PROGRESS_LINE_BYTES) / 8] = lossSum;
+    Atomics.store(this.progressI32, (worker * PROGRESS_LINE_BYTES) / 4 + 2, samples);
+  }
+
   /** Samples done this epoch, all workers (read a few times a second by the main thread). */
   samplesDone(): number {
     let n = 0;
