@@ -5,11 +5,12 @@
  * message (their first touch page-faults) and two copies beyond the frame's own. Profiled on the
  * transport bench, the sender spent more of its time there than in the WebSocket's send itself.
  *
- * Over the client's WebSocket connection, this writes the whole protocol message — `PUB subject n`,
- * CRLF, the frame's header and body straight from the arena, CRLF — into one buffer kept for reuse,
- * flushes whatever the client had queued (so order is kept), and hands it to the WebSocket, which
- * copies it on `send`. The server sees exactly what `publish` would have sent. Where the connection is
- * not of that shape (the TCP transport, another client version), it uses `publish`.
+ * Over skein's native TCP socket (tcp-socket.ts) or the client's WebSocket, this writes the whole
+ * protocol message — `PUB subject n`, CRLF, the frame's header and body straight from the arena, CRLF —
+ * into one buffer kept for reuse, flushes whatever the client had queued (so order is kept), and hands
+ * it to the socket, which copies it on `send` (or takes it over when its kernel buffer is full). The server sees exactly what
+ * `publish` would have sent. Where the connection is not of that shape (the client's own node:net
+ * transport, another client version), it uses `publish`.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NatsTcpSocket } from "./tcp-socket.ts";
