@@ -40,6 +40,7 @@ const { values: v } = benchArgs(SCRIPT, {
     messages: { type: "string" },
     epochs: { type: "string" },
     only: { type: "string" },
+    links: { type: "string" },
     "network-out": { type: "string" },
     // internal: this script as the receiving child
     receive: { type: "string" },
@@ -58,6 +59,9 @@ const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 50, inte
 const messages = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, max: 10_000, integer: true });
 const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 3, { min: 1, max: 100, integer: true });
 const only = new Set((v.only ?? "transport,gossip,pipeline").split(","));
+const LISTENERS = ["tcp", "websocket", "node:net"] as const;
+const listeners = LISTENERS.filter((l) => (v.links ?? LISTENERS.join(",")).split(",").includes(l));
+if (listeners[0] !== "tcp") throw new Error(`${SCRIPT}: --links must include tcp (skein's link), first`);
 const SELF = [process.execPath, join(import.meta.dir, "..", "engine", "cli", "main.ts")];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[], f: (x: number) => string) => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
@@ -69,7 +73,7 @@ if (only.has("transport")) {
   // over plain TCP (node:net), each to a receiving child of its own, alternating with raw TCP.
   const server = await startLocalServer();
   const links = [];
-  for (const listener of ["tcp", "websocket", "node:net"] as const) {
+  for (const listener of listeners) {
     links.push(
       await (async () => {
       const url = listener === "websocket" ? server.wsUrl : server.url;
@@ -78,7 +82,7 @@ if (only.has("transport")) {
       const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", url, "--run", runIdHex(runId), "--messages", String(messages), "--socket", socket], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
       const t = await Transport.connect({ url, token: server.token, runId, rank: 0, procs: 2, socket });
       await t.receive(1, KIND.ready, 0);
-      return { listener, child, t, tag: PINGS, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[], receiverCpu: [] as number[], receiverSeen: 0 };
+      return { listener, child, t, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[], receiverCpu: [] as number[], receiverSeen: 0 };
       })(),
     );
   }
@@ -96,6 +100,7 @@ if (only.has("transport")) {
   const vector = new Uint8Array(VECTOR_BYTES).map((_, i) => i * 31);
   const tcpRates: number[] = [];
   const tcpSenderCpu: number[] = [];
+  const tcpReceiverCpu: number[] = [];
   // Where the CPU goes: this process's (the sender's) and the server's CPU seconds per round.
   const serverPid = childrenOf(server.pid)[0];
   const serverCpu = () => (serverPid ? cpuSecondsOf(serverPid) : NaN);
@@ -106,14 +111,14 @@ if (only.has("transport")) {
   // One round each first, not counted: the first megabytes through a fresh client run before the JIT
   // has compiled its paths (measured: 2–4× the CPU per byte of later rounds).
   for (const link of links) {
-    for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
+    for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, PINGS, vector);
     link.receiverSeen = (await link.t.receiveJson<{ cpu: number }>(1, KIND.results, 0)).cpu;
   }
   await tcp.round(vector, messages);
   for (let r = 1; r <= rounds; r++) {
     for (const link of links) {
       const [c0, s0, t0] = [ownCpu(), serverCpu(), performance.now()];
-      for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
+      for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, PINGS + r, vector);
       const { cpu } = await link.t.receiveJson<{ cpu: number }>(1, KIND.results, r);
       link.receiverCpu.push(cpu - link.receiverSeen);
       link.receiverSeen = cpu;
@@ -122,7 +127,7 @@ if (only.has("transport")) {
       link.serverCpu.push(serverCpu() - s0);
     }
     const [c0, t0] = [ownCpu(), performance.now()];
-    await tcp.round(vector, messages);
+    tcpReceiverCpu.push(await tcp.round(vector, messages));
     tcpRates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
     tcpSenderCpu.push(ownCpu() - c0);
   }
@@ -149,7 +154,7 @@ if (only.has("transport")) {
       `  CPU s/GB over ${link.listener}: sender ${perGB(link.senderCpu)}, nats-server ${perGB(link.serverCpu)}, receiver ${perGB(link.receiverCpu)}: ${total.toFixed(2)} in all, so at most ${(2 / total).toFixed(1)} GB/s on 2 cores kept busy (the server alone: ${(1 / Number(perGB(link.serverCpu))).toFixed(1)} GB/s per core)`,
     );
   }
-  console.log(`  CPU s/GB over raw TCP: sender ${perGB(tcpSenderCpu)}`);
+  console.log(`  CPU s/GB over raw TCP: sender ${perGB(tcpSenderCpu)}, receiver ${perGB(tcpReceiverCpu)} (counts the bytes, copies nothing)`);
   for (const link of links) {
     const sorted = [...link.trips].sort((a, b) => a - b);
     console.log(`  latency over ${link.listener}: ${us(median(link.trips))} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${us(sorted[PINGS / 10]!)}–${us(sorted[PINGS - PINGS / 10]!)} µs)`);
@@ -246,20 +251,31 @@ function cpuSecondsOf(pid: number): number {
   }
 }
 
-/** A child that receives over TCP: counts bytes, acknowledges each round with one byte. */
-async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<void>; close(): void }> {
+/** A child that receives over TCP: counts bytes, answers each round with the CPU seconds it spent on it. */
+async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<number>; close(): void }> {
   const child = spawn(process.execPath, [import.meta.path, "--receive", "tcp"], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
   const socket: Socket = await new Promise((resolve) => {
     const s = tcpConnect(port, "127.0.0.1", () => resolve(s));
   });
   socket.setNoDelay(true);
+  let answer = Buffer.alloc(0);
   return {
     async round(vector, n) {
-      const acked = new Promise((r) => socket.once("data", r));
+      const acked = new Promise<number>((resolve) => {
+        const take = (d: Buffer) => {
+          answer = Buffer.concat([answer, d]);
+          if (answer.length < 8) return;
+          socket.off("data", take);
+          const cpu = answer.readDoubleLE(0);
+          answer = answer.subarray(8);
+          resolve(cpu);
+        };
+        socket.on("data", take);
+      });
       socket.write(new Uint8Array(new Uint32Array([n * vector.length]).buffer));
       for (let m = 0; m < n; m++) if (!socket.write(vector)) await new Promise((r) => socket.once("drain", r));
-      await acked;
+      return await acked;
     },
     close() {
       socket.end();
@@ -270,6 +286,7 @@ async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promis
 
 async function receiver(kind: string): Promise<never> {
   if (kind === "tcp") {
+    let cpuSeen = 0;
     const server = createServer((socket) => {
       let want = -1;
       let got = 0;
@@ -285,7 +302,12 @@ async function receiver(kind: string): Promise<never> {
         }
         got += chunk.length;
         if (got >= want) {
-          socket.write(Buffer.from([1]));
+          const u = process.cpuUsage();
+          const cpu = (u.user + u.system) / 1e6;
+          const answer = Buffer.alloc(8);
+          answer.writeDoubleLE(cpu - cpuSeen);
+          cpuSeen = cpu;
+          socket.write(answer);
           want = -1;
           header = Buffer.alloc(0);
         }
@@ -298,14 +320,15 @@ async function receiver(kind: string): Promise<never> {
   const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2, socket: v.socket === "node:net" ? "node:net" : "native" });
   t.send(0, KIND.ready, 0, new Uint8Array(0));
   for (let i = 0; i < PINGS; i++) t.send(0, KIND.exchange, i, await t.receive(0, KIND.exchange, i, 64));
-  let tag = PINGS;
+  // Each vector is written where skein writes one: into a region of a shared WebAssembly.Memory.
+  const arena = new WebAssembly.Memory({ initial: Math.ceil(VECTOR_BYTES / 65536), maximum: 65536, shared: true });
+  const region = [new Uint8Array(arena.buffer, 0, VECTOR_BYTES)];
+  const n = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, integer: true });
   for (let r = 0; ; r++) {
-    // Each round (round 0: the warm-up): `messages` vectors, then an acknowledgement; a command ends it.
-    const first = await Promise.race([t.receive(0, KIND.exchange, tag, VECTOR_BYTES).then(() => true), t.failed]).catch(() => false);
-    if (!first) break;
-    tag++;
-    const n = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, integer: true });
-    for (let m = 1; m < n; m++) await t.receive(0, KIND.exchange, tag++, VECTOR_BYTES);
+    // Each round (round 0: the warm-up): `messages` vectors tagged with the round, received as a gossip
+    // barrier's incoming regions are (all posted at once), then an acknowledgement; a command ends it.
+    const regions = Array.from({ length: n }, () => region);
+    if (!(await Promise.race([t.receiveEachInto(0, KIND.exchange, PINGS + r, regions).then(() => true), t.failed]).catch(() => false))) break;
     const u = process.cpuUsage();
     t.sendJson(0, KIND.results, r, { received: n, cpu: (u.user + u.system) / 1e6 });
   }

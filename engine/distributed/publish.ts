@@ -32,11 +32,6 @@ const encoder = new TextEncoder();
 
 export class FramePublisher {
   private scratch = new Uint8Array(1 << 16);
-  /**
-   * Every frame received reaches the subscription in a buffer of its own, never reused (the native TCP
-   * socket assembles each protocol message into a fresh one; the client's WebSocket parser may not).
-   */
-  readonly ownsReceivedFrames: boolean;
   /** The socket the client writes to, or null when `publish` must be used. */
   private readonly socket: { send(data: Uint8Array, handedOver?: boolean): void; bufferedAmount: number } | null;
 
@@ -45,7 +40,6 @@ export class FramePublisher {
     const socket = p?.transport?.socket;
     const known = (typeof WebSocket !== "undefined" && socket instanceof WebSocket) || socket instanceof NatsTcpSocket;
     this.socket = known && typeof p?.flushPending === "function" ? (socket as NonNullable<FramePublisher["socket"]>) : null;
-    this.ownsReceivedFrames = socket instanceof NatsTcpSocket;
   }
 
   /** A buffer for a frame of `frameBytes`, laid out as the protocol message will carry it; `write` fills it. */

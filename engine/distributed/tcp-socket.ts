@@ -9,9 +9,11 @@
  *
  * So this socket hands the client the shape it expects of a WebSocket (binaryType, onopen, onmessage
  * with an ArrayBuffer, onclose, onerror, send, close, bufferedAmount), and cuts the server's byte
- * stream into whole protocol messages: a control line (INFO, PING, +OK, -ERR …) alone, and a MSG or
- * HMSG with its payload in one buffer of exactly its size (filled by one copy from the socket's
- * reads), so the client's parser finds every message complete and copies nothing.
+ * stream into protocol messages itself. The payloads of skein's own subjects (`route`) go from the
+ * socket's reads straight to the receiving transport, which writes them into their destination in the
+ * run's memory: one copy in user space instead of three (into a message buffer, the client's view of
+ * it, then into the arena). Every other message reaches the client whole, in a buffer of exactly its
+ * size, so the client's parser finds it complete and copies nothing.
  */
 import type { Socket } from "bun";
 
@@ -32,6 +34,14 @@ export class NatsTcpSocket {
   private readonly unsent: Uint8Array[] = [];
   private closed = false;
   private readonly splitter = new MessageSplitter((message) => this.onmessage?.({ data: message.buffer as ArrayBuffer }));
+
+  /**
+   * From now on, the payload of every MSG on `subject` goes to `sink` as it arrives, and the client
+   * does not see those messages (its other subscriptions, replies and control lines are unchanged).
+   */
+  route(subject: string, sink: PayloadSink): void {
+    this.splitter.routes.set(subject, sink);
+  }
 
   constructor(hostname: string, port: number) {
     const self = this;
@@ -121,52 +131,133 @@ export class NatsTcpSocket {
 }
 
 /**
- * The server's byte stream cut into whole protocol messages, each delivered in a fresh buffer of its
- * own: a control line alone, a MSG or HMSG line with its payload and the CRLF after it.
+ * Where the payloads of MSGs on one subject go instead of the client: the receiving transport, which
+ * checks each frame's header as soon as it is in and writes the body straight into its destination.
+ */
+export interface PayloadSink {
+  /** A MSG on the subject begins; `bytes` payload bytes follow. */
+  begin(bytes: number): void;
+  /** The payload's next bytes, in order (a view valid during the call only). */
+  write(bytes: Uint8Array): void;
+  /** The payload is complete. */
+  end(): void;
+}
+
+const enum State {
+  /** Reading a protocol line (INFO, PING, MSG …). */
+  line,
+  /** Assembling a message for the client: its line, payload and CRLF. */
+  whole,
+  /** Passing a routed MSG's payload to its sink. */
+  routed,
+  /** Skipping the CRLF after a routed payload. */
+  trailer,
+}
+
+/**
+ * The server's byte stream cut into protocol messages. A MSG on a routed subject has its payload
+ * passed, as it arrives, to that subject's sink: each byte is copied once, from the socket's read into
+ * wherever the sink puts it; the client never sees it. Everything else reaches the client whole, in a
+ * fresh buffer of its own: a control line alone, a MSG or HMSG line with its payload and CRLF.
  */
 export class MessageSplitter {
-  /** A control line not finished by the last read. */
+  /** A protocol line not finished by the last read. */
   private line: Uint8Array = EMPTY;
-  /** A MSG being assembled (its line, payload and CRLF), and how much of it is in. */
-  private message: Uint8Array | null = null;
+  private state = State.line;
+  /** A message being assembled for the client, and how much of it is in. */
+  private message: Uint8Array = EMPTY;
   private filled = 0;
+  /** Bytes of the routed payload (state routed) or of its trailer (state trailer) still to come. */
+  private left = 0;
+  private sink: PayloadSink | null = null;
 
-  constructor(private readonly deliver: (message: Uint8Array) => void) {}
+  constructor(
+    private readonly deliver: (message: Uint8Array) => void,
+    /** Sinks by subject (the subscriptions whose messages skip the client). */
+    readonly routes = new Map<string, PayloadSink>(),
+  ) {}
 
   push(chunk: Uint8Array): void {
     let at = 0;
     while (at < chunk.length) {
-      if (this.message) {
-        const n = Math.min(chunk.length - at, this.message.length - this.filled);
-        this.message.set(chunk.subarray(at, at + n), this.filled);
-        this.filled += n;
-        at += n;
-        if (this.filled === this.message.length) {
-          const done = this.message;
-          this.message = null;
-          this.deliver(done);
+      switch (this.state) {
+        case State.whole: {
+          const n = Math.min(chunk.length - at, this.message.length - this.filled);
+          this.message.set(chunk.subarray(at, at + n), this.filled);
+          this.filled += n;
+          at += n;
+          if (this.filled === this.message.length) {
+            const done = this.message;
+            this.message = EMPTY;
+            this.state = State.line;
+            this.deliver(done);
+          }
+          continue;
         }
-        continue;
+        case State.routed: {
+          const n = Math.min(chunk.length - at, this.left);
+          if (n > 0) this.sink!.write(chunk.subarray(at, at + n));
+          at += n;
+          this.left -= n;
+          if (this.left === 0) this.finishRouted();
+          continue;
+        }
+        case State.trailer: {
+          const n = Math.min(chunk.length - at, this.left);
+          at += n;
+          this.left -= n;
+          if (this.left === 0) this.state = State.line;
+          continue;
+        }
+        case State.line: {
+          const nl = chunk.indexOf(NL, at);
+          if (nl < 0) {
+            this.line = concat(this.line, chunk.subarray(at));
+            return;
+          }
+          const line = this.line.length > 0 ? concat(this.line, chunk.subarray(at, nl + 1)) : chunk.subarray(at, nl + 1);
+          this.line = EMPTY;
+          at = nl + 1;
+          const payload = payloadBytes(line);
+          if (payload < 0) {
+            this.deliver(line.slice());
+            continue;
+          }
+          const sink = this.routes.size > 0 ? this.routeOf(line) : null;
+          if (sink) {
+            this.sink = sink;
+            this.left = payload;
+            this.state = State.routed;
+            sink.begin(payload);
+            if (payload === 0) this.finishRouted();
+            continue;
+          }
+          this.message = new Uint8Array(line.length + payload + 2);
+          this.message.set(line);
+          this.filled = line.length;
+          this.state = State.whole;
+        }
       }
-      const nl = chunk.indexOf(NL, at);
-      if (nl < 0) {
-        this.line = concat(this.line, chunk.subarray(at));
-        return;
-      }
-      const line = concat(this.line, chunk.subarray(at, nl + 1));
-      this.line = EMPTY;
-      at = nl + 1;
-      const payload = payloadBytes(line);
-      if (payload < 0) {
-        this.deliver(line);
-        continue;
-      }
-      this.message = new Uint8Array(line.length + payload + 2);
-      this.message.set(line);
-      this.filled = line.length;
     }
   }
+
+  private finishRouted(): void {
+    const sink = this.sink!;
+    this.sink = null;
+    this.left = 2; // the payload's CRLF
+    this.state = State.trailer;
+    sink.end();
+  }
+
+  /** The sink of a MSG line (not HMSG: a message with NATS headers goes to the client) on a routed subject. */
+  private routeOf(line: Uint8Array): PayloadSink | null {
+    if (line[0] !== 77) return null; // "MSG "
+    const end = line.indexOf(32, 4);
+    return end < 0 ? null : (this.routes.get(decoder.decode(line.subarray(4, end))) ?? null);
+  }
 }
+
+const decoder = new TextDecoder();
 
 /** A fresh buffer holding a then b (a is small: a control line's start). */
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -188,6 +279,12 @@ function payloadBytes(line: Uint8Array): number {
   let n = 0;
   for (let i = start; i < end; i++) n = n * 10 + (line[i]! - 48);
   return start < end ? n : -1;
+}
+
+/** The native socket under a connection made with `tcpSocketFactory` (nats-core 3.x: NatsConnectionImpl.protocol.transport.socket), else null. */
+export function nativeSocketOf(nc: unknown): NatsTcpSocket | null {
+  const socket = (nc as { protocol?: { transport?: { socket?: unknown } } }).protocol?.transport?.socket;
+  return socket instanceof NatsTcpSocket ? socket : null;
 }
 
 /** The client's wsFactory: its "WebSocket" to a nats:// URL's host and port. */
