@@ -111,14 +111,14 @@ if (only.has("transport")) {
   // One round each first, not counted: the first megabytes through a fresh client run before the JIT
   // has compiled its paths (measured: 2–4× the CPU per byte of later rounds).
   for (const link of links) {
-    for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, PINGS, vector);
+    for (let m = 0; m < messages; m++) await sendPaced(link.t, PINGS, vector);
     link.receiverSeen = (await link.t.receiveJson<{ cpu: number }>(1, KIND.results, 0)).cpu;
   }
   await tcp.round(vector, messages);
   for (let r = 1; r <= rounds; r++) {
     for (const link of links) {
       const [c0, s0, t0] = [ownCpu(), serverCpu(), performance.now()];
-      for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, PINGS + r, vector);
+      for (let m = 0; m < messages; m++) await sendPaced(link.t, PINGS + r, vector);
       const { cpu } = await link.t.receiveJson<{ cpu: number }>(1, KIND.results, r);
       link.receiverCpu.push(cpu - link.receiverSeen);
       link.receiverSeen = cpu;
@@ -163,6 +163,15 @@ if (only.has("transport")) {
   measured = { latencySeconds: median(skeins.trips) / 2 / 1000, bytesPerSecond: median(skeins.rates) };
   if (v["network-out"]) writeFileSync(v["network-out"], JSON.stringify(measured) + "\n");
   console.log(`  as a --network model: ${JSON.stringify(measured)}${v["network-out"] ? ` (written to ${v["network-out"]})` : ""}`);
+}
+
+/**
+ * One vector to the receiver, then wait until the socket has written it, as the raw TCP sender waits for
+ * its stream to drain: a burst of hundreds of megabytes would otherwise sit in this process's memory.
+ */
+async function sendPaced(t: Transport, tag: number, vector: Uint8Array): Promise<void> {
+  t.send(1, KIND.exchange, tag, vector);
+  await t.drained();
 }
 
 /** Seconds per training step and samples/s of a run in one process and across 2, alternating. */

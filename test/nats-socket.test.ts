@@ -9,7 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { MessageSplitter, type PayloadSink } from "../engine/distributed/tcp-socket.ts";
+import { MessageSplitter, NatsTcpSocket, type PayloadSink } from "../engine/distributed/tcp-socket.ts";
 import { Transport, subjectOf } from "../engine/distributed/transport.ts";
 import { encodeFrame, KIND, type FrameHeader } from "../engine/distributed/frame.ts";
 
@@ -204,5 +204,59 @@ describe("a transport's intake: frames straight into their destinations", () => 
     for (const f of framesOf(2, 0, KIND.exchange, 8, new Uint8Array(16).fill(5), 64)) splitter.push(f);
     expect((await waiting)?.message).toMatch(/rank 2 sent a exchange message \(tag 8, 16 bytes\) where a exchange message with tag 7 was due/);
     expect(region.every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe("the native socket's writes", () => {
+  test("what the kernel does not take at once is written later, in order and intact: copied when lent, kept when handed over, its buffers reused only once written", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.record({ bytes: fc.integer({ min: 1, max: 600_000 }), handOver: fc.boolean() }), { minLength: 1, maxLength: 12 }), async (messages) => {
+        // First more than loopback's kernel buffers hold (up to 4 MiB sending, 32 MiB receiving here), so what follows waits in the socket.
+        const filler = new Uint8Array(40 << 20).fill(1);
+        const total = filler.length + messages.reduce((a, m) => a + m.bytes, 0);
+        const got: Uint8Array[] = [];
+        let gotBytes = 0;
+        let done!: () => void;
+        const all = new Promise<void>((r) => (done = r));
+        let peer = null as { resume(): void } | null;
+        const server = Bun.listen({
+          hostname: "127.0.0.1",
+          port: 0,
+          socket: {
+            open(s) {
+              s.pause(); // the kernel's buffers fill: most of what follows waits in the socket
+              peer = s;
+            },
+            data(_s, chunk) {
+              got.push(chunk.slice());
+              if ((gotBytes += chunk.length) === total) done();
+            },
+          },
+        });
+        const socket = new NatsTcpSocket("127.0.0.1", server.port);
+        await new Promise<void>((r) => (socket.onopen = () => r()));
+        const pattern = (i: number, n: number) => Uint8Array.from({ length: n }, (_, j) => (i * 131 + j * 7) & 255);
+        socket.send(filler);
+        for (const [i, m] of messages.entries()) {
+          if (m.handOver) {
+            const b = socket.bufferOf(m.bytes);
+            b.set(pattern(i, m.bytes));
+            socket.send(b, true);
+          } else {
+            const lent = pattern(i, m.bytes);
+            socket.send(lent);
+            lent.fill(0); // the caller may reuse it at once
+          }
+        }
+        while (!peer) await Bun.sleep(1);
+        peer?.resume();
+        await socket.drained();
+        await all;
+        socket.close();
+        server.stop(true);
+        expect(Buffer.concat(got).equals(Buffer.concat([filler, ...messages.map((m, i) => pattern(i, m.bytes))]))).toBe(true);
+      }),
+      { numRuns: 10 },
+    );
   });
 });

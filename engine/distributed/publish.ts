@@ -57,7 +57,7 @@ export class FramePublisher {
     // in a buffer of its own and hand it over, rather than have the socket copy the reused one.
     const handOver = this.socket instanceof NatsTcpSocket && this.socket.bufferedAmount > 0;
     if (!handOver && this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
-    const wire = handOver ? new Uint8Array(total) : this.scratch.subarray(0, total);
+    const wire = handOver ? (this.socket as NatsTcpSocket).bufferOf(total) : this.scratch.subarray(0, total);
     wire.set(line, 0);
     write(wire.subarray(line.length, line.length + frameBytes));
     wire.set(CRLF, total - 2);
@@ -66,4 +66,10 @@ export class FramePublisher {
     p.outBytes += frameBytes;
     p.outMsgs++;
   }
+
+  /** Resolves once the socket has written everything published so far (at once where the client buffers itself). */
+  drained(): Promise<void> {
+    return this.socket instanceof NatsTcpSocket ? this.socket.drained() : Promise.resolve();
+  }
+
 }

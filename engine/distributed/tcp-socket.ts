@@ -20,6 +20,8 @@ import type { Socket } from "bun";
 type Handler<E> = ((event: E) => void) | null;
 
 const NL = 10;
+/** The most bytes of written-out buffers kept for reuse: a gossip barrier's messages, a few parameter vectors. */
+const SPARE_BYTES = 32 << 20;
 const EMPTY = new Uint8Array(0);
 
 export class NatsTcpSocket {
@@ -30,8 +32,17 @@ export class NatsTcpSocket {
   onerror: Handler<{ message: string }> = null;
   /** Bytes given to `send` the kernel has not taken yet. */
   bufferedAmount = 0;
+  /**
+   * Buffers written out, for the next bytes that must wait (`bufferOf`, and what the kernel does not
+   * take of a `send`): a fresh megabyte buffer costs its page faults on first touch, about as much as
+   * the copy into it; a reused one does not. At most SPARE_BYTES are kept.
+   */
+  private readonly spare: Uint8Array[] = [];
+  private spareBytes = 0;
   private socket: Socket<undefined> | null = null;
-  private readonly unsent: Uint8Array[] = [];
+  /** What the kernel has not taken yet, in order; `whole`: a handed-over buffer to give back once written. */
+  private readonly unsent: { bytes: Uint8Array; whole: Uint8Array | null }[] = [];
+  private drainWaiters: (() => void)[] = [];
   private closed = false;
   private readonly splitter = new MessageSplitter((message) => this.onmessage?.({ data: message.buffer as ArrayBuffer }));
 
@@ -91,9 +102,16 @@ export class NatsTcpSocket {
   send(data: ArrayBuffer | ArrayBufferView, handedOver = false): void {
     if (this.closed || !this.socket) return;
     const bytes = data instanceof Uint8Array ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
-    if (this.unsent.length > 0) return this.keep(bytes, handedOver);
+    if (this.unsent.length > 0) return this.keep(bytes, handedOver ? bytes : null);
     const written = this.socket.write(bytes);
-    if (written < bytes.length) this.keep(bytes.subarray(Math.max(0, written)), handedOver);
+    if (written < bytes.length) this.keep(bytes.subarray(Math.max(0, written)), handedOver ? bytes : null);
+    else if (handedOver) this.recycle(bytes);
+  }
+
+  /** Resolves once the kernel has taken everything sent so far (or the socket closed). */
+  drained(): Promise<void> {
+    if (this.unsent.length === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   close(): void {
@@ -104,28 +122,58 @@ export class NatsTcpSocket {
     this.end(true, "");
   }
 
-  private keep(bytes: Uint8Array, handedOver: boolean): void {
-    this.unsent.push(handedOver ? bytes : bytes.slice());
+  /** A buffer of `bytes` to build a message in and hand over (`send(…, true)`): a spare one if one is large enough. */
+  bufferOf(bytes: number): Uint8Array {
+    const i = this.spare.findIndex((b) => b.length >= bytes);
+    if (i < 0) return new Uint8Array(bytes);
+    const b = this.spare.splice(i, 1)[0]!;
+    this.spareBytes -= b.length;
+    return b.subarray(0, bytes);
+  }
+
+  private keep(bytes: Uint8Array, whole: Uint8Array | null): void {
+    if (!whole) {
+      whole = this.bufferOf(bytes.length);
+      whole.set(bytes);
+      bytes = whole;
+    }
+    this.unsent.push({ bytes, whole });
     this.bufferedAmount += bytes.length;
+  }
+
+  /** A buffer the kernel has taken all of: kept for `bufferOf` (the whole of its memory). */
+  private recycle(buffer: Uint8Array): void {
+    if (buffer.byteOffset !== 0 || this.spareBytes + buffer.buffer.byteLength > SPARE_BYTES) return;
+    this.spare.push(new Uint8Array(buffer.buffer));
+    this.spareBytes += buffer.buffer.byteLength;
   }
 
   private flush(): void {
     while (this.unsent.length > 0 && this.socket) {
       const head = this.unsent[0]!;
-      const written = this.socket.write(head);
+      const written = this.socket.write(head.bytes);
       if (written <= 0) return;
       this.bufferedAmount -= written;
-      if (written < head.length) {
-        this.unsent[0] = head.subarray(written);
+      if (written < head.bytes.length) {
+        head.bytes = head.bytes.subarray(written);
         return;
       }
       this.unsent.shift();
+      if (head.whole) this.recycle(head.whole);
     }
+    if (this.unsent.length === 0) this.wakeDrainWaiters();
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   private end(wasClean: boolean, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.wakeDrainWaiters();
     this.onclose?.({ wasClean, reason });
   }
 }

@@ -178,6 +178,11 @@ export class Transport {
     } while (offset < messageBytes);
   }
 
+  /** Resolves once everything sent so far has left this process (the kernel has it), so a sender can pace itself. */
+  drained(): Promise<void> {
+    return this.publisher.drained();
+  }
+
   sendJson(to: number, kind: Kind, tag: number, value: unknown): void {
     this.send(to, kind, tag, new TextEncoder().encode(JSON.stringify(value)));
   }
