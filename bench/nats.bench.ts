@@ -32,6 +32,7 @@ import { KIND, newRunId, parseRunId, runIdHex } from "../engine/distributed/fram
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 import { trainAcrossProcesses } from "../engine/run-processes.ts";
+import type { TransportCpu } from "../engine/runtime/transport-cpu.ts";
 
 const SCRIPT = "nats.bench";
 const { values: v } = benchArgs(SCRIPT, {
@@ -51,7 +52,7 @@ const { values: v } = benchArgs(SCRIPT, {
 });
 const VECTOR_BYTES = 235_146 * 4;
 const PINGS = 200;
-let measured: { latencySeconds: number; bytesPerSecond: number } | null = null;
+let measured: { latencySeconds: number; bytesPerSecond: number; cpuSecondsPerByte: TransportCpu } | null = null;
 
 if (v.receive) await receiver(v.receive);
 
@@ -160,7 +161,14 @@ if (only.has("transport")) {
     console.log(`  latency over ${link.listener}: ${us(median(link.trips))} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${us(sorted[PINGS / 10]!)}–${us(sorted[PINGS - PINGS / 10]!)} µs)`);
   }
   const skeins = links[0]!;
-  measured = { latencySeconds: median(skeins.trips) / 2 / 1000, bytesPerSecond: median(skeins.rates) };
+  // CPU per byte of each process on skein's link, medians over rounds: what the simulator charges the
+  // processes a message crosses between when the machine has no core to spare.
+  const perByte = (cpu: number[]) => median(cpu) / (messages * VECTOR_BYTES);
+  measured = {
+    latencySeconds: median(skeins.trips) / 2 / 1000,
+    bytesPerSecond: median(skeins.rates),
+    cpuSecondsPerByte: { sendSecondsPerByte: perByte(skeins.senderCpu), receiveSecondsPerByte: perByte(skeins.receiverCpu), relaySecondsPerByte: perByte(skeins.serverCpu) },
+  };
   if (v["network-out"]) writeFileSync(v["network-out"], JSON.stringify(measured) + "\n");
   console.log(`  as a --network model: ${JSON.stringify(measured)}${v["network-out"] ? ` (written to ${v["network-out"]})` : ""}`);
 }
@@ -208,13 +216,19 @@ if (only.has("gossip")) {
     // (only the edges between them pay the network), and unplaced (every node's sends pay, as in a
     // cluster of one node per host), against the in-process round it simulates with no network.
     const file = join(tmpdir(), `skein-nats-network-${process.pid}.json`);
-    writeFileSync(file, JSON.stringify(measured));
-    const simulate = async (simulation: NonNullable<TrainConfig["simulation"]>) => 1 / (await train({ ...gossip, executor: "simulated", simulation })).updatesPerSec;
-    const [shm, placed, everyEdge] = [await simulate({ network: "shm" }), await simulate({ network: file, procs: 2 }), await simulate({ network: file })];
+    const simulate = async (network: object, simulation: Omit<NonNullable<TrainConfig["simulation"]>, "network">) => {
+      writeFileSync(file, JSON.stringify(network));
+      return 1 / (await train({ ...gossip, executor: "simulated", simulation: { ...simulation, network: file } })).updatesPerSec;
+    };
+    const { cpuSecondsPerByte: _cpu, ...wire } = measured; // latency and bandwidth only
+    const shm = 1 / (await train({ ...gossip, executor: "simulated", simulation: { network: "shm" } })).updatesPerSec;
+    const [placedWire, placed, everyEdge] = [await simulate(wire, { procs: 2 }), await simulate(measured, { procs: 2 }), await simulate(wire, {})];
     rmSync(file);
     const ms = (x: number) => `${(x * 1000).toFixed(2)} ms`;
-    console.log(`  simulated (virtual ms/round): 1 process ${ms(shm)} (measured ${ms(one)}); 2 processes placed ${ms(placed)}, every edge charged ${ms(everyEdge)}; measured on 2 processes ${ms(two)}`);
-    console.log(`  prediction / measured, 2 processes: placed ${(placed / two).toFixed(2)}, every edge ${(everyEdge / two).toFixed(2)}; the network's share: predicted +${ms(placed - shm)}, measured +${ms(two - one)}`);
+    console.log(`  simulated (virtual ms/round): 1 process ${ms(shm)} (measured ${ms(one)}); 2 processes placed ${ms(placedWire)} (latency + bandwidth), ${ms(placed)} (+ the transport's CPU per byte), every edge charged ${ms(everyEdge)}; measured on 2 processes ${ms(two)}`);
+    console.log(
+      `  prediction / measured, 2 processes: placed ${(placedWire / two).toFixed(2)} (latency + bandwidth), ${(placed / two).toFixed(2)} (+ CPU per byte), every edge ${(everyEdge / two).toFixed(2)}; the network's share: predicted +${ms(placedWire - shm)} / +${ms(placed - shm)}, measured +${ms(two - one)}`,
+    );
     // A model of what actually crosses: the in-process round, plus each process's crossing bytes at the
     // measured bandwidth, one way and both ways through the one server (the range), plus one latency.
     const oneWay = crossingPerStep / measured.bytesPerSecond;
