@@ -16,6 +16,7 @@
  * size, so the client's parser finds it complete and copies nothing.
  */
 import type { Socket } from "bun";
+import { readSync } from "node:fs";
 
 type Handler<E> = ((event: E) => void) | null;
 
@@ -32,6 +33,8 @@ export class NatsTcpSocket {
   onerror: Handler<{ message: string }> = null;
   /** Bytes given to `send` the kernel has not taken yet. */
   bufferedAmount = 0;
+  /** Payload bytes read straight into their destination (readDirect). */
+  bytesReadDirect = 0;
   /**
    * Buffers written out, for the next bytes that must wait (`bufferOf`, and what the kernel does not
    * take of a `send`): a fresh megabyte buffer costs its page faults on first touch, about as much as
@@ -40,6 +43,10 @@ export class NatsTcpSocket {
   private readonly spare: Uint8Array[] = [];
   private spareBytes = 0;
   private socket: Socket<undefined> | null = null;
+  /** Whether large routed payloads are read from the descriptor straight into their destination (readDirect). */
+  private readsDirect = true;
+  /** Where reads between payloads land: a MSG line and a frame header fit. */
+  private readonly small = new Uint8Array(256);
   /** What the kernel has not taken yet, in order; `whole`: a handed-over buffer to give back once written. */
   private readonly unsent: { bytes: Uint8Array; whole: Uint8Array | null }[] = [];
   private drainWaiters: (() => void)[] = [];
@@ -65,8 +72,9 @@ export class NatsTcpSocket {
           s.setNoDelay?.(true);
           self.onopen?.({});
         },
-        data(_s, chunk) {
+        data(s, chunk) {
           self.splitter.push(chunk);
+          if (self.readsDirect && self.splitter.directWanted()) self.readDirect(s);
         },
         drain() {
           self.flush();
@@ -93,6 +101,39 @@ export class NatsTcpSocket {
       this.onerror?.({ message: e.message });
       this.end(false, e.message);
     });
+  }
+
+  /**
+   * A large routed payload is coming in: read the socket ourselves (it is non-blocking), each read of
+   * the payload's bytes straight into its destination, until the kernel has nothing more. The runtime
+   * would read into a buffer of its own and hand over a fresh copy (up to 512 KiB per read): one copy
+   * and one fresh buffer per read fewer (receiver 0.28 -> 0.17 CPU-s/GB on a local stream of 1 MiB
+   * messages). Between payloads it reads little at a time (a MSG line and a frame header), through the
+   * splitter as usual. Where the runtime gives no descriptor, or a read fails otherwise than "nothing
+   * more", the runtime's reads do it all from then on.
+   */
+  private readDirect(s: Socket<undefined>): void {
+    const fd = (s as unknown as { fd?: unknown }).fd;
+    if (typeof fd !== "number" || fd < 0) {
+      this.readsDirect = false;
+      return;
+    }
+    for (;;) {
+      const into = this.splitter.directView();
+      let n: number;
+      try {
+        n = readSync(fd, into ?? this.small, 0, (into ?? this.small).length, null);
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EAGAIN" && (e as { code?: string }).code !== "EWOULDBLOCK") this.readsDirect = false;
+        return;
+      }
+      if (n <= 0) return; // end of stream: the runtime's next read sees it too
+      if (into) {
+        this.bytesReadDirect += n;
+        this.splitter.advanceDirect(n);
+      }
+      else this.splitter.push(this.small.subarray(0, n));
+    }
   }
 
   /**
@@ -189,7 +230,17 @@ export interface PayloadSink {
   write(bytes: Uint8Array): void;
   /** The payload is complete. */
   end(): void;
+  /**
+   * Where the payload's next bytes (at most `max`) go, so that the socket can read them straight in:
+   * a view into their destination, or null (then they come through `write`). `placed(n)` follows once
+   * `n` bytes were read into it.
+   */
+  place?(max: number): Uint8Array | null;
+  placed?(n: number): void;
 }
+
+/** Routed payloads at least this large are read straight into their destination (smaller ones are latency, not bytes). */
+const DIRECT_BYTES = 64 << 10;
 
 const enum State {
   /** Reading a protocol line (INFO, PING, MSG …). */
@@ -268,7 +319,7 @@ export class MessageSplitter {
           at = nl + 1;
           const payload = payloadBytes(line);
           if (payload < 0) {
-            this.deliver(line.slice());
+            this.deliver(new Uint8Array(line)); // a copy of its own (the runtime reads into Buffers, whose slice() is a view)
             continue;
           }
           const sink = this.routes.size > 0 ? this.routeOf(line) : null;
@@ -287,6 +338,23 @@ export class MessageSplitter {
         }
       }
     }
+  }
+
+  /** A large routed payload is coming in whose sink can take bytes in place: worth reading the socket directly. */
+  directWanted(): boolean {
+    return this.state === State.routed && this.left >= DIRECT_BYTES && this.sink!.place !== undefined;
+  }
+
+  /** Where the routed payload's next bytes may be read straight into, or null (between payloads, or the sink has no place for them). */
+  directView(): Uint8Array | null {
+    return this.state === State.routed && this.left > 0 ? (this.sink!.place?.(this.left) ?? null) : null;
+  }
+
+  /** `n` bytes were read into the last `directView`. */
+  advanceDirect(n: number): void {
+    this.sink!.placed!(n);
+    this.left -= n;
+    if (this.left === 0) this.finishRouted();
   }
 
   private finishRouted(): void {

@@ -337,6 +337,15 @@ export class Transport {
         this.frameSeen += bytes.length - at;
       }
     },
+    place: (max) => {
+      const f = this.frame;
+      if (this.failure || !f || this.frameSeen < HEADER_BYTES) return null;
+      const n = Math.min(max, this.frameBytes - this.frameSeen);
+      return placeIn(f.header.chunkOffset + this.frameSeen - HEADER_BYTES, n, f.message);
+    },
+    placed: (n) => {
+      this.frameSeen += n;
+    },
     end: () => {
       if (this.failure) return;
       if (this.frameSeen < HEADER_BYTES) this.startFrame(this.frameHead.subarray(0, this.frameSeen), this.frameBytes); // refused: too short
@@ -417,6 +426,17 @@ export class Transport {
         this.waiters[from] = null;
     }
   }
+}
+
+/** A view of up to `n` bytes at `offset` of a message's destination (within one of its parts). */
+function placeIn(offset: number, n: number, p: Partial): Uint8Array {
+  if (!p.into) return p.body!.subarray(offset, offset + n);
+  let at = 0; // where the current part starts in the message
+  for (const part of p.into.parts) {
+    if (offset < at + part.length) return part.subarray(offset - at, Math.min(part.length, offset - at + n));
+    at += part.length;
+  }
+  return new Uint8Array(0);
 }
 
 /** Write `bytes` at `offset` of the message made of `parts` back to back. */
