@@ -5,20 +5,25 @@
  *   transport   parameter-vector messages (mlp:784-256-128-10: 235,146 floats, 0.94 MB) from this
  *               process to a child through skein's transport (framing, checks, chunks, a local
  *               nats-server), over the server's TCP listener on Bun's native socket (what skein's
- *               processes use), over its WebSocket listener and over TCP through node:net, against
- *               the same bytes over a raw loopback TCP stream to a child (target: NATS ≥ 0.5 × TCP)
+ *               processes use), over its WebSocket listener and over TCP through node:net (--links
+ *               picks: tcp,websocket,node:net), against the same bytes over a raw loopback TCP stream
+ *               to a child (target: NATS ≥ 0.5 × TCP). Each sender waits for its socket to drain
+ *               after each vector, as a Node stream's writer does; the NATS receiver writes each
+ *               vector into a shared WebAssembly.Memory, as skein does, while the raw TCP one only
+ *               counts bytes. Prints the CPU seconds per GB of each process (sender, nats-server,
+ *               receiver) and what they allow on 2 cores.
  *   gossip      a 16-node ring DmSGD round (batch 16 per node, 2 workers): 2 processes against 1
  *               (target: ≤ 2×)
  *   pipeline    1f1b at D = 2, 4 microbatches: 2 processes against 1, samples/s (target: ≥ 0.7×),
  *               on the small mlp:784-256-128-10 at batch 64 (latency-bound: 8 hand-offs per batch of
  *               about 1.5 ms) and on a pipeline-sized mlp:784-1024-1024-1024-1024-10 at batch 512
  *
- * The transport's one-way latency (round trips of 64 bytes) and bandwidth make a --network model
- * (--network-out FILE writes it); the gossip section runs the simulated executor with it, placed on 2
- * processes (only crossing messages pay the network) and not (every edge pays), and prints both
- * predictions beside the measured round.
+ * The transport's one-way latency (round trips of 64 bytes), bandwidth and CPU per byte in each
+ * process make a --network model (--network-out FILE writes it); the gossip section runs the simulated
+ * executor with it, placed on 2 processes (only crossing messages pay the network; with and without the
+ * CPU per byte) and not (every edge pays), and prints the predictions beside the measured round.
  *
- *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--network-out FILE]
+ *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--links tcp,websocket,node:net] [--network-out FILE]
  */
 import { spawn } from "node:child_process";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
