@@ -118,7 +118,9 @@ export class NatsTcpSocket {
       this.readsDirect = false;
       return;
     }
-    for (;;) {
+    // At most READ_TURN bytes per turn: a long burst must not hold timers (heartbeats) back; the rest
+    // is still readable, so the runtime calls again.
+    for (let taken = 0; taken < READ_TURN; ) {
       const into = this.splitter.directView();
       let n: number;
       try {
@@ -128,6 +130,7 @@ export class NatsTcpSocket {
         return;
       }
       if (n <= 0) return; // end of stream: the runtime's next read sees it too
+      taken += n;
       if (into) {
         this.bytesReadDirect += n;
         this.splitter.advanceDirect(n);
@@ -241,6 +244,8 @@ export interface PayloadSink {
 
 /** Routed payloads at least this large are read straight into their destination (smaller ones are latency, not bytes). */
 const DIRECT_BYTES = 64 << 10;
+/** The most bytes one `readDirect` takes before it returns to the event loop. */
+const READ_TURN = 16 << 20;
 
 const enum State {
   /** Reading a protocol line (INFO, PING, MSG …). */
