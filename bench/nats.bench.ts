@@ -5,20 +5,25 @@
  *   transport   parameter-vector messages (mlp:784-256-128-10: 235,146 floats, 0.94 MB) from this
  *               process to a child through skein's transport (framing, checks, chunks, a local
  *               nats-server), over the server's TCP listener on Bun's native socket (what skein's
- *               processes use), over its WebSocket listener and over TCP through node:net, against
- *               the same bytes over a raw loopback TCP stream to a child (target: NATS ≥ 0.5 × TCP)
+ *               processes use), over its WebSocket listener and over TCP through node:net (--links
+ *               picks: tcp,websocket,node:net), against the same bytes over a raw loopback TCP stream
+ *               to a child (target: NATS ≥ 0.5 × TCP). Each sender waits for its socket to drain
+ *               after each vector, as a Node stream's writer does; the NATS receiver writes each
+ *               vector into a shared WebAssembly.Memory, as skein does, while the raw TCP one only
+ *               counts bytes. Prints the CPU seconds per GB of each process (sender, nats-server,
+ *               receiver) and what they allow on 2 cores.
  *   gossip      a 16-node ring DmSGD round (batch 16 per node, 2 workers): 2 processes against 1
  *               (target: ≤ 2×)
  *   pipeline    1f1b at D = 2, 4 microbatches: 2 processes against 1, samples/s (target: ≥ 0.7×),
  *               on the small mlp:784-256-128-10 at batch 64 (latency-bound: 8 hand-offs per batch of
  *               about 1.5 ms) and on a pipeline-sized mlp:784-1024-1024-1024-1024-10 at batch 512
  *
- * The transport's one-way latency (round trips of 64 bytes) and bandwidth make a --network model
- * (--network-out FILE writes it); the gossip section runs the simulated executor with it, placed on 2
- * processes (only crossing messages pay the network) and not (every edge pays), and prints both
- * predictions beside the measured round.
+ * The transport's one-way latency (round trips of 64 bytes), bandwidth and CPU per byte in each
+ * process make a --network model (--network-out FILE writes it); the gossip section runs the simulated
+ * executor with it, placed on 2 processes (only crossing messages pay the network; with and without the
+ * CPU per byte) and not (every edge pays), and prints the predictions beside the measured round.
  *
- *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--network-out FILE]
+ *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--links tcp,websocket,node:net] [--network-out FILE]
  */
 import { spawn } from "node:child_process";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
@@ -32,6 +37,7 @@ import { KIND, newRunId, parseRunId, runIdHex } from "../engine/distributed/fram
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 import { trainAcrossProcesses } from "../engine/run-processes.ts";
+import type { TransportCpu } from "../engine/runtime/transport-cpu.ts";
 
 const SCRIPT = "nats.bench";
 const { values: v } = benchArgs(SCRIPT, {
@@ -40,6 +46,7 @@ const { values: v } = benchArgs(SCRIPT, {
     messages: { type: "string" },
     epochs: { type: "string" },
     only: { type: "string" },
+    links: { type: "string" },
     "network-out": { type: "string" },
     // internal: this script as the receiving child
     receive: { type: "string" },
@@ -50,7 +57,7 @@ const { values: v } = benchArgs(SCRIPT, {
 });
 const VECTOR_BYTES = 235_146 * 4;
 const PINGS = 200;
-let measured: { latencySeconds: number; bytesPerSecond: number } | null = null;
+let measured: { latencySeconds: number; bytesPerSecond: number; cpuSecondsPerByte: TransportCpu } | null = null;
 
 if (v.receive) await receiver(v.receive);
 
@@ -58,6 +65,9 @@ const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 50, inte
 const messages = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, max: 10_000, integer: true });
 const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 3, { min: 1, max: 100, integer: true });
 const only = new Set((v.only ?? "transport,gossip,pipeline").split(","));
+const LISTENERS = ["tcp", "websocket", "node:net"] as const;
+const listeners = LISTENERS.filter((l) => (v.links ?? LISTENERS.join(",")).split(",").includes(l));
+if (listeners[0] !== "tcp") throw new Error(`${SCRIPT}: --links must include tcp (skein's link), first`);
 const SELF = [process.execPath, join(import.meta.dir, "..", "engine", "cli", "main.ts")];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[], f: (x: number) => string) => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
@@ -69,7 +79,7 @@ if (only.has("transport")) {
   // over plain TCP (node:net), each to a receiving child of its own, alternating with raw TCP.
   const server = await startLocalServer();
   const links = [];
-  for (const listener of ["tcp", "websocket", "node:net"] as const) {
+  for (const listener of listeners) {
     links.push(
       await (async () => {
       const url = listener === "websocket" ? server.wsUrl : server.url;
@@ -78,7 +88,7 @@ if (only.has("transport")) {
       const child = spawn(process.execPath, [import.meta.path, "--receive", "nats", "--url", url, "--run", runIdHex(runId), "--messages", String(messages), "--socket", socket], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, SKEIN_NATS_TOKEN: server.token } });
       const t = await Transport.connect({ url, token: server.token, runId, rank: 0, procs: 2, socket });
       await t.receive(1, KIND.ready, 0);
-      return { listener, child, t, tag: PINGS, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[], receiverCpu: [] as number[], receiverSeen: 0 };
+      return { listener, child, t, rates: [] as number[], trips: [] as number[], senderCpu: [] as number[], serverCpu: [] as number[], receiverCpu: [] as number[], receiverSeen: 0 };
       })(),
     );
   }
@@ -96,6 +106,7 @@ if (only.has("transport")) {
   const vector = new Uint8Array(VECTOR_BYTES).map((_, i) => i * 31);
   const tcpRates: number[] = [];
   const tcpSenderCpu: number[] = [];
+  const tcpReceiverCpu: number[] = [];
   // Where the CPU goes: this process's (the sender's) and the server's CPU seconds per round.
   const serverPid = childrenOf(server.pid)[0];
   const serverCpu = () => (serverPid ? cpuSecondsOf(serverPid) : NaN);
@@ -106,14 +117,14 @@ if (only.has("transport")) {
   // One round each first, not counted: the first megabytes through a fresh client run before the JIT
   // has compiled its paths (measured: 2–4× the CPU per byte of later rounds).
   for (const link of links) {
-    for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
+    for (let m = 0; m < messages; m++) await sendPaced(link.t, PINGS, vector);
     link.receiverSeen = (await link.t.receiveJson<{ cpu: number }>(1, KIND.results, 0)).cpu;
   }
   await tcp.round(vector, messages);
   for (let r = 1; r <= rounds; r++) {
     for (const link of links) {
       const [c0, s0, t0] = [ownCpu(), serverCpu(), performance.now()];
-      for (let m = 0; m < messages; m++) link.t.send(1, KIND.exchange, link.tag++, vector);
+      for (let m = 0; m < messages; m++) await sendPaced(link.t, PINGS + r, vector);
       const { cpu } = await link.t.receiveJson<{ cpu: number }>(1, KIND.results, r);
       link.receiverCpu.push(cpu - link.receiverSeen);
       link.receiverSeen = cpu;
@@ -122,7 +133,7 @@ if (only.has("transport")) {
       link.serverCpu.push(serverCpu() - s0);
     }
     const [c0, t0] = [ownCpu(), performance.now()];
-    await tcp.round(vector, messages);
+    tcpReceiverCpu.push(await tcp.round(vector, messages));
     tcpRates.push((messages * VECTOR_BYTES) / ((performance.now() - t0) / 1000));
     tcpSenderCpu.push(ownCpu() - c0);
   }
@@ -149,15 +160,31 @@ if (only.has("transport")) {
       `  CPU s/GB over ${link.listener}: sender ${perGB(link.senderCpu)}, nats-server ${perGB(link.serverCpu)}, receiver ${perGB(link.receiverCpu)}: ${total.toFixed(2)} in all, so at most ${(2 / total).toFixed(1)} GB/s on 2 cores kept busy (the server alone: ${(1 / Number(perGB(link.serverCpu))).toFixed(1)} GB/s per core)`,
     );
   }
-  console.log(`  CPU s/GB over raw TCP: sender ${perGB(tcpSenderCpu)}`);
+  console.log(`  CPU s/GB over raw TCP: sender ${perGB(tcpSenderCpu)}, receiver ${perGB(tcpReceiverCpu)} (counts the bytes, copies nothing)`);
   for (const link of links) {
     const sorted = [...link.trips].sort((a, b) => a - b);
     console.log(`  latency over ${link.listener}: ${us(median(link.trips))} µs one way (median of ${PINGS} round trips of 64 bytes, p10–p90 ${us(sorted[PINGS / 10]!)}–${us(sorted[PINGS - PINGS / 10]!)} µs)`);
   }
   const skeins = links[0]!;
-  measured = { latencySeconds: median(skeins.trips) / 2 / 1000, bytesPerSecond: median(skeins.rates) };
+  // CPU per byte of each process on skein's link, medians over rounds: what the simulator charges the
+  // processes a message crosses between when the machine has no core to spare.
+  const perByte = (cpu: number[]) => median(cpu) / (messages * VECTOR_BYTES);
+  measured = {
+    latencySeconds: median(skeins.trips) / 2 / 1000,
+    bytesPerSecond: median(skeins.rates),
+    cpuSecondsPerByte: { sendSecondsPerByte: perByte(skeins.senderCpu), receiveSecondsPerByte: perByte(skeins.receiverCpu), relaySecondsPerByte: perByte(skeins.serverCpu) },
+  };
   if (v["network-out"]) writeFileSync(v["network-out"], JSON.stringify(measured) + "\n");
   console.log(`  as a --network model: ${JSON.stringify(measured)}${v["network-out"] ? ` (written to ${v["network-out"]})` : ""}`);
+}
+
+/**
+ * One vector to the receiver, then wait until the socket has written it, as the raw TCP sender waits for
+ * its stream to drain: a burst of hundreds of megabytes would otherwise sit in this process's memory.
+ */
+async function sendPaced(t: Transport, tag: number, vector: Uint8Array): Promise<void> {
+  t.send(1, KIND.exchange, tag, vector);
+  await t.drained();
 }
 
 /** Seconds per training step and samples/s of a run in one process and across 2, alternating. */
@@ -194,13 +221,19 @@ if (only.has("gossip")) {
     // (only the edges between them pay the network), and unplaced (every node's sends pay, as in a
     // cluster of one node per host), against the in-process round it simulates with no network.
     const file = join(tmpdir(), `skein-nats-network-${process.pid}.json`);
-    writeFileSync(file, JSON.stringify(measured));
-    const simulate = async (simulation: NonNullable<TrainConfig["simulation"]>) => 1 / (await train({ ...gossip, executor: "simulated", simulation })).updatesPerSec;
-    const [shm, placed, everyEdge] = [await simulate({ network: "shm" }), await simulate({ network: file, procs: 2 }), await simulate({ network: file })];
+    const simulate = async (network: object, simulation: Omit<NonNullable<TrainConfig["simulation"]>, "network">) => {
+      writeFileSync(file, JSON.stringify(network));
+      return 1 / (await train({ ...gossip, executor: "simulated", simulation: { ...simulation, network: file } })).updatesPerSec;
+    };
+    const { cpuSecondsPerByte: _cpu, ...wire } = measured; // latency and bandwidth only
+    const shm = 1 / (await train({ ...gossip, executor: "simulated", simulation: { network: "shm" } })).updatesPerSec;
+    const [placedWire, placed, everyEdge] = [await simulate(wire, { procs: 2 }), await simulate(measured, { procs: 2 }), await simulate(wire, {})];
     rmSync(file);
     const ms = (x: number) => `${(x * 1000).toFixed(2)} ms`;
-    console.log(`  simulated (virtual ms/round): 1 process ${ms(shm)} (measured ${ms(one)}); 2 processes placed ${ms(placed)}, every edge charged ${ms(everyEdge)}; measured on 2 processes ${ms(two)}`);
-    console.log(`  prediction / measured, 2 processes: placed ${(placed / two).toFixed(2)}, every edge ${(everyEdge / two).toFixed(2)}; the network's share: predicted +${ms(placed - shm)}, measured +${ms(two - one)}`);
+    console.log(`  simulated (virtual ms/round): 1 process ${ms(shm)} (measured ${ms(one)}); 2 processes placed ${ms(placedWire)} (latency + bandwidth), ${ms(placed)} (+ the transport's CPU per byte), every edge charged ${ms(everyEdge)}; measured on 2 processes ${ms(two)}`);
+    console.log(
+      `  prediction / measured, 2 processes: placed ${(placedWire / two).toFixed(2)} (latency + bandwidth), ${(placed / two).toFixed(2)} (+ CPU per byte), every edge ${(everyEdge / two).toFixed(2)}; the network's share: predicted +${ms(placedWire - shm)} / +${ms(placed - shm)}, measured +${ms(two - one)}`,
+    );
     // A model of what actually crosses: the in-process round, plus each process's crossing bytes at the
     // measured bandwidth, one way and both ways through the one server (the range), plus one latency.
     const oneWay = crossingPerStep / measured.bytesPerSecond;
@@ -246,20 +279,31 @@ function cpuSecondsOf(pid: number): number {
   }
 }
 
-/** A child that receives over TCP: counts bytes, acknowledges each round with one byte. */
-async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<void>; close(): void }> {
+/** A child that receives over TCP: counts bytes, answers each round with the CPU seconds it spent on it. */
+async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<number>; close(): void }> {
   const child = spawn(process.execPath, [import.meta.path, "--receive", "tcp"], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
   const socket: Socket = await new Promise((resolve) => {
     const s = tcpConnect(port, "127.0.0.1", () => resolve(s));
   });
   socket.setNoDelay(true);
+  let answer = Buffer.alloc(0);
   return {
     async round(vector, n) {
-      const acked = new Promise((r) => socket.once("data", r));
+      const acked = new Promise<number>((resolve) => {
+        const take = (d: Buffer) => {
+          answer = Buffer.concat([answer, d]);
+          if (answer.length < 8) return;
+          socket.off("data", take);
+          const cpu = answer.readDoubleLE(0);
+          answer = answer.subarray(8);
+          resolve(cpu);
+        };
+        socket.on("data", take);
+      });
       socket.write(new Uint8Array(new Uint32Array([n * vector.length]).buffer));
       for (let m = 0; m < n; m++) if (!socket.write(vector)) await new Promise((r) => socket.once("drain", r));
-      await acked;
+      return await acked;
     },
     close() {
       socket.end();
@@ -270,6 +314,7 @@ async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promis
 
 async function receiver(kind: string): Promise<never> {
   if (kind === "tcp") {
+    let cpuSeen = 0;
     const server = createServer((socket) => {
       let want = -1;
       let got = 0;
@@ -285,7 +330,12 @@ async function receiver(kind: string): Promise<never> {
         }
         got += chunk.length;
         if (got >= want) {
-          socket.write(Buffer.from([1]));
+          const u = process.cpuUsage();
+          const cpu = (u.user + u.system) / 1e6;
+          const answer = Buffer.alloc(8);
+          answer.writeDoubleLE(cpu - cpuSeen);
+          cpuSeen = cpu;
+          socket.write(answer);
           want = -1;
           header = Buffer.alloc(0);
         }
@@ -298,14 +348,15 @@ async function receiver(kind: string): Promise<never> {
   const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2, socket: v.socket === "node:net" ? "node:net" : "native" });
   t.send(0, KIND.ready, 0, new Uint8Array(0));
   for (let i = 0; i < PINGS; i++) t.send(0, KIND.exchange, i, await t.receive(0, KIND.exchange, i, 64));
-  let tag = PINGS;
+  // Each vector is written where skein writes one: into a region of a shared WebAssembly.Memory.
+  const arena = new WebAssembly.Memory({ initial: Math.ceil(VECTOR_BYTES / 65536), maximum: 65536, shared: true });
+  const region = [new Uint8Array(arena.buffer, 0, VECTOR_BYTES)];
+  const n = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, integer: true });
   for (let r = 0; ; r++) {
-    // Each round (round 0: the warm-up): `messages` vectors, then an acknowledgement; a command ends it.
-    const first = await Promise.race([t.receive(0, KIND.exchange, tag, VECTOR_BYTES).then(() => true), t.failed]).catch(() => false);
-    if (!first) break;
-    tag++;
-    const n = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, integer: true });
-    for (let m = 1; m < n; m++) await t.receive(0, KIND.exchange, tag++, VECTOR_BYTES);
+    // Each round (round 0: the warm-up): `messages` vectors tagged with the round, received as a gossip
+    // barrier's incoming regions are (all posted at once), then an acknowledgement; a command ends it.
+    const regions = Array.from({ length: n }, () => region);
+    if (!(await Promise.race([t.receiveEachInto(0, KIND.exchange, PINGS + r, regions).then(() => true), t.failed]).catch(() => false))) break;
     const u = process.cpuUsage();
     t.sendJson(0, KIND.results, r, { received: n, cpu: (u.user + u.system) / 1e6 });
   }

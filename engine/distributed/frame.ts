@@ -121,9 +121,13 @@ function writeHeader(frame: Uint8Array, h: FrameHeader): void {
   v.setUint32(36, h.chunkBytes, true);
 }
 
-/** The header of a frame, or a sentence saying why these bytes are not one. */
-export function decodeHeader(frame: Uint8Array): FrameHeader | string {
-  if (frame.length < HEADER_BYTES) return `${frame.length} bytes, shorter than the ${HEADER_BYTES}-byte header`;
+/**
+ * The header of a frame, or a sentence saying why these bytes are not one. `frameBytes`: the whole
+ * frame's length, where `frame` holds only its start (a receiver that streams the body in reads the
+ * header first).
+ */
+export function decodeHeader(frame: Uint8Array, frameBytes = frame.length): FrameHeader | string {
+  if (frameBytes < HEADER_BYTES) return `${frameBytes} bytes, shorter than the ${HEADER_BYTES}-byte header`;
   const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const magic = v.getUint32(0, true);
   if (magic !== MAGIC) return `bad magic 0x${magic.toString(16).padStart(8, "0")} (want 0x${MAGIC.toString(16)})`;
@@ -132,7 +136,7 @@ export function decodeHeader(frame: Uint8Array): FrameHeader | string {
   const reserved = v.getUint16(18, true);
   if (reserved !== 0) return `reserved header bytes hold ${reserved} (want 0)`;
   const chunkBytes = v.getUint32(36, true);
-  if (chunkBytes !== frame.length - HEADER_BYTES) return `header says ${chunkBytes} body bytes, the frame holds ${frame.length - HEADER_BYTES}`;
+  if (chunkBytes !== frameBytes - HEADER_BYTES) return `header says ${chunkBytes} body bytes, the frame holds ${frameBytes - HEADER_BYTES}`;
   return {
     kind: v.getUint8(5),
     sender: v.getUint16(6, true),
@@ -162,8 +166,8 @@ export interface FrameExpectations {
  * The header of a frame that may be accepted, or a sentence saying which field is wrong. Kind and tag
  * are checked again by whoever consumes the message (it knows which one is due).
  */
-export function checkFrame(frame: Uint8Array, e: FrameExpectations): FrameHeader | string {
-  const h = decodeHeader(frame);
+export function checkFrame(frame: Uint8Array, e: FrameExpectations, frameBytes = frame.length): FrameHeader | string {
+  const h = decodeHeader(frame, frameBytes);
   if (typeof h === "string") return h;
   if (h.runId !== e.runId) return `it belongs to run ${runIdHex(h.runId)}, not ${runIdHex(e.runId)}`;
   if (h.receiver !== e.receiver) return `it is addressed to rank ${h.receiver}, not ${e.receiver}`;

@@ -32,11 +32,6 @@ const encoder = new TextEncoder();
 
 export class FramePublisher {
   private scratch = new Uint8Array(1 << 16);
-  /**
-   * Every frame received reaches the subscription in a buffer of its own, never reused (the native TCP
-   * socket assembles each protocol message into a fresh one; the client's WebSocket parser may not).
-   */
-  readonly ownsReceivedFrames: boolean;
   /** The socket the client writes to, or null when `publish` must be used. */
   private readonly socket: { send(data: Uint8Array, handedOver?: boolean): void; bufferedAmount: number } | null;
 
@@ -45,7 +40,6 @@ export class FramePublisher {
     const socket = p?.transport?.socket;
     const known = (typeof WebSocket !== "undefined" && socket instanceof WebSocket) || socket instanceof NatsTcpSocket;
     this.socket = known && typeof p?.flushPending === "function" ? (socket as NonNullable<FramePublisher["socket"]>) : null;
-    this.ownsReceivedFrames = socket instanceof NatsTcpSocket;
   }
 
   /** A buffer for a frame of `frameBytes`, laid out as the protocol message will carry it; `write` fills it. */
@@ -63,7 +57,7 @@ export class FramePublisher {
     // in a buffer of its own and hand it over, rather than have the socket copy the reused one.
     const handOver = this.socket instanceof NatsTcpSocket && this.socket.bufferedAmount > 0;
     if (!handOver && this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
-    const wire = handOver ? new Uint8Array(total) : this.scratch.subarray(0, total);
+    const wire = handOver ? (this.socket as NatsTcpSocket).bufferOf(total) : this.scratch.subarray(0, total);
     wire.set(line, 0);
     write(wire.subarray(line.length, line.length + frameBytes));
     wire.set(CRLF, total - 2);
@@ -72,4 +66,10 @@ export class FramePublisher {
     p.outBytes += frameBytes;
     p.outMsgs++;
   }
+
+  /** Resolves once the socket has written everything published so far (at once where the client buffers itself). */
+  drained(): Promise<void> {
+    return this.socket instanceof NatsTcpSocket ? this.socket.drained() : Promise.resolve();
+  }
+
 }

@@ -11,10 +11,10 @@
  * Any failure (a peer's abort, a peer silent past the heartbeat timeout, the server gone, a bad frame)
  * is recorded once; `failed` rejects with it, so every wait of the run races it and none can hang.
  */
-import { connect, wsconnect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connect, wsconnect, type NatsConnection } from "@nats-io/transport-node";
 import { RunError, UserError } from "../errors.ts";
 import { FramePublisher } from "./publish.ts";
-import { tcpSocketFactory } from "./tcp-socket.ts";
+import { nativeSocketOf, tcpSocketFactory, type PayloadSink } from "./tcp-socket.ts";
 import { checkFrame, writeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
 
 /** How often a process tells the others it is alive, and how long a silent peer is given. */
@@ -43,7 +43,7 @@ interface Message {
   body: Uint8Array | null;
 }
 
-/** Where the next message from a rank goes, if it is the one due (`receiveInto`). */
+/** Where a message from a rank goes, if it is the one due (`receiveInto`). */
 interface Destination {
   kind: number;
   tag: number;
@@ -51,11 +51,13 @@ interface Destination {
   parts: readonly Uint8Array[];
 }
 
+/** A message whose frames are coming in. */
 interface Partial {
   header: FrameHeader;
   /** Assembled here, or (body null) written chunk by chunk into `into`. */
   body: Uint8Array | null;
   into: Destination | null;
+  /** Bytes of the message in, counting whole frames. */
   filled: number;
 }
 
@@ -82,15 +84,23 @@ export class Transport {
   private readonly nextSequenceFrom: number[];
   private readonly lastHeard: number[];
   private readonly queues: Message[][];
+  /** Per sender: the message its frames are filling (from its first frame's header to its last byte). */
   private readonly partial: (Partial | null)[];
-  private readonly destinations: (Destination | null)[];
+  /** Per sender: where its next messages go, in order, while a receiveInto waits on them. */
+  private readonly destinations: Destination[][];
+  /** The frame coming in: its header's bytes, its announced length, the bytes seen, and its message once the header passed. */
+  private readonly frameHead = new Uint8Array(HEADER_BYTES);
+  private frameBytes = 0;
+  private frameSeen = 0;
+  private frame: { header: FrameHeader; message: Partial } | null = null;
   private readonly waiters: ((() => void) | null)[];
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly chunkBytes: number;
   private readonly publisher: FramePublisher;
   private closing = false;
 
-  private constructor(
+  /** Over an open connection; `Transport.connect` opens one and feeds `intake` from this rank's subject. */
+  constructor(
     private readonly nc: NatsConnection,
     private readonly options: TransportOptions,
   ) {
@@ -101,7 +111,7 @@ export class Transport {
     this.lastHeard = new Array(procs).fill(Date.now());
     this.queues = Array.from({ length: procs }, () => []);
     this.partial = new Array(procs).fill(null);
-    this.destinations = new Array(procs).fill(null);
+    this.destinations = Array.from({ length: procs }, () => []);
     this.waiters = new Array(procs).fill(null);
     this.publisher = new FramePublisher(nc);
     this.chunkBytes = Math.max(1024, (nc.info?.max_payload ?? 1 << 20) - HEADER_BYTES - 256);
@@ -110,21 +120,24 @@ export class Transport {
     void rank;
   }
 
-  /** Connect, subscribe to this rank's subject, and make sure the server has the subscription. */
+  /**
+   * Connect, subscribe to this rank's subject, and make sure the server has the subscription. Over
+   * skein's native socket, the subject's payloads come straight from the socket's reads into `intake`
+   * (one copy, into their destination); otherwise the client hands each frame to the subscription.
+   */
   static async connect(options: TransportOptions): Promise<Transport> {
     const nc = await connectTo(options.url, options.token, options.socket);
     const t = new Transport(nc, options);
-    const sub: Subscription = nc.subscribe(subjectOf(options.runId, options.rank), {
+    const subject = subjectOf(options.runId, options.rank);
+    nativeSocketOf(nc)?.route(subject, t.intake);
+    nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return t.fail(`subscription failed: ${err.message}`);
-        try {
-          t.accept(msg.data);
-        } catch (e) {
-          t.abort(`${t.names[t.rank]}: handling a message failed: ${e instanceof Error ? e.message : String(e)}`);
-        }
+        t.intake.begin(msg.data.length);
+        t.intake.write(msg.data);
+        t.intake.end();
       },
     });
-    void sub;
     nc.closed().then((e) => {
       if (!t.closing) t.fail(`lost the connection to the NATS server at ${options.url}${e ? ` (${e.message})` : ""}`);
     });
@@ -165,6 +178,11 @@ export class Transport {
     } while (offset < messageBytes);
   }
 
+  /** Resolves once everything sent so far has left this process (the kernel has it), so a sender can pace itself. */
+  drained(): Promise<void> {
+    return this.publisher.drained();
+  }
+
   sendJson(to: number, kind: Kind, tag: number, value: unknown): void {
     this.send(to, kind, tag, new TextEncoder().encode(JSON.stringify(value)));
   }
@@ -181,13 +199,29 @@ export class Transport {
    * each once its header has passed every check: the bytes are copied once, not assembled first.
    */
   async receiveInto(from: number, kind: Kind, tag: number, parts: readonly Uint8Array[]): Promise<void> {
-    const bytes = parts.reduce((a, p) => a + p.length, 0);
-    if (this.queues[from]!.length === 0 && !this.partial[from]) this.destinations[from] = { kind, tag, bytes, parts };
+    await this.receiveEachInto(from, kind, tag, [parts]);
+  }
+
+  /**
+   * The next `messages.length` messages from `from`, each of this kind and tag, each written into its
+   * parts. All of them wait for their frames at once, so a message that arrives right behind another
+   * (in the same read) still goes straight into its place.
+   */
+  async receiveEachInto(from: number, kind: Kind, tag: number, messages: readonly (readonly Uint8Array[])[]): Promise<void> {
+    const sizes = messages.map((parts) => parts.reduce((a, p) => a + p.length, 0));
+    let posted = false;
     try {
-      const m = await this.next(from, kind, tag, bytes);
-      if (m.body) copyIntoParts(parts, 0, m.body);
+      for (let i = 0; i < messages.length; i++) {
+        // Only once nothing from `from` is queued or coming in: the next message to arrive is then message i.
+        if (!posted && this.queues[from]!.length === 0 && !this.partial[from]) {
+          this.destinations[from] = messages.slice(i).map((parts, j) => ({ kind, tag, bytes: sizes[i + j]!, parts }));
+          posted = true;
+        }
+        const m = await this.next(from, kind, tag, sizes[i]);
+        if (m.body) copyIntoParts(messages[i]!, 0, m.body);
+      }
     } finally {
-      this.destinations[from] = null;
+      if (posted) this.destinations[from] = [];
     }
   }
 
@@ -277,12 +311,57 @@ export class Transport {
     throw this.failure!;
   }
 
-  /** One frame arrived on this rank's subject: check it, then queue, assemble or act on it. */
-  private accept(frame: Uint8Array): void {
-    if (this.failure) return;
+  /**
+   * Frames arriving on this rank's subject, as a stream of payloads: each frame's header is checked as
+   * soon as its 40 bytes are in, before any byte of its body is written anywhere; the body then goes
+   * straight to the message's destination (the arena, for a message a receiveInto waits on) or into a
+   * buffer of its own. A frame that fails a check ends the run, and the rest of it is dropped.
+   */
+  readonly intake: PayloadSink = {
+    begin: (bytes) => {
+      this.frameBytes = bytes;
+      this.frameSeen = 0;
+      this.frame = null;
+    },
+    write: (bytes) => {
+      if (this.failure) return;
+      let at = 0;
+      if (this.frameSeen < HEADER_BYTES) {
+        at = Math.min(bytes.length, HEADER_BYTES - this.frameSeen);
+        this.frameHead.set(bytes.subarray(0, at), this.frameSeen);
+        this.frameSeen += at;
+        if (this.frameSeen === HEADER_BYTES) this.frame = this.startFrame(this.frameHead, this.frameBytes);
+      }
+      if (at < bytes.length && this.frame) {
+        this.writeBody(this.frame.header, this.frame.message, this.frameSeen - HEADER_BYTES, bytes.subarray(at));
+        this.frameSeen += bytes.length - at;
+      }
+    },
+    place: (max) => {
+      const f = this.frame;
+      if (this.failure || !f || this.frameSeen < HEADER_BYTES) return null;
+      const n = Math.min(max, this.frameBytes - this.frameSeen);
+      return placeIn(f.header.chunkOffset + this.frameSeen - HEADER_BYTES, n, f.message);
+    },
+    placed: (n) => {
+      this.frameSeen += n;
+    },
+    end: () => {
+      if (this.failure) return;
+      if (this.frameSeen < HEADER_BYTES) this.startFrame(this.frameHead.subarray(0, this.frameSeen), this.frameBytes); // refused: too short
+      else if (this.frame) this.endFrame(this.frame.header, this.frame.message);
+      this.frame = null;
+    },
+  };
+
+  /** A frame's header is in: check it, and find where its body goes (null: refused, the run ends). */
+  private startFrame(head: Uint8Array, frameBytes: number): { header: FrameHeader; message: Partial } | null {
     const { procs, rank, runId } = this.options;
-    const h = checkFrame(frame, { runId, receiver: rank, procs, nextSequence: this.nextSequenceFrom, maxMessageBytes: this.maxMessageBytes, names: this.names });
-    const bad = (why: string) => this.abort(`rejected a message on ${subjectOf(runId, rank)}: ${why}`);
+    const h = checkFrame(head, { runId, receiver: rank, procs, nextSequence: this.nextSequenceFrom, maxMessageBytes: this.maxMessageBytes, names: this.names }, frameBytes);
+    const bad = (why: string) => {
+      this.abort(`rejected a message on ${subjectOf(runId, rank)}: ${why}`);
+      return null;
+    };
     if (typeof h === "string") return bad(h);
     const from = this.names[h.sender]!;
     this.nextSequenceFrom[h.sender]!++;
@@ -295,26 +374,36 @@ export class Transport {
       }
     } else {
       if (h.chunkOffset !== 0) return bad(`${from}'s message starts at offset ${h.chunkOffset}`);
-      // The message the receiver waits on, nothing queued before it: straight into its destination.
-      const d = this.destinations[h.sender];
-      const into = d && !ON_ARRIVAL.has(h.kind) && this.queues[h.sender]!.length === 0 && d.kind === h.kind && d.tag === h.tag && d.bytes === h.messageBytes ? d : null;
-      if (into) this.destinations[h.sender] = null;
-      // Otherwise a copy: the client may reuse its buffers once this callback returns; except where
-      // each frame arrived in a buffer of its own (the native TCP socket's), which a one-chunk message
-      // can keep as its body.
-      const keep = !into && this.publisher.ownsReceivedFrames && h.chunkBytes === h.messageBytes;
-      p = { header: h, body: into ? null : keep ? frame.subarray(HEADER_BYTES) : new Uint8Array(h.messageBytes), into, filled: 0 };
-    }
-    const chunk = frame.subarray(HEADER_BYTES);
-    if (p.into) copyIntoParts(p.into.parts, h.chunkOffset, chunk);
-    else if (p.body!.buffer !== chunk.buffer) p.body!.set(chunk, h.chunkOffset); // else: kept as it came
-    p.filled += h.chunkBytes;
-    if (p.filled < h.messageBytes) {
+      // The message a receiveInto waits on, nothing queued before it: straight into its destination.
+      const waiting = this.destinations[h.sender]!;
+      let into: Destination | null = null;
+      if (!ON_ARRIVAL.has(h.kind) && waiting.length > 0) {
+        const d = waiting[0]!;
+        if (d.kind === h.kind && d.tag === h.tag && d.bytes === h.messageBytes) into = waiting.shift()!;
+        else this.destinations[h.sender] = []; // not the one due: queued, and its receiver fails on it
+      }
+      p = { header: h, body: into ? null : new Uint8Array(h.messageBytes), into, filled: 0 };
       this.partial[h.sender] = p;
-      return;
     }
+    return { header: h, message: p };
+  }
+
+  /** Bytes at `offset` of a frame's body, written where its message goes. */
+  private writeBody(h: FrameHeader, p: Partial, offset: number, bytes: Uint8Array): void {
+    if (p.into) copyIntoParts(p.into.parts, h.chunkOffset + offset, bytes);
+    else p.body!.set(bytes, h.chunkOffset + offset);
+  }
+
+  /** A frame is complete: its message too, if it was the last. */
+  private endFrame(h: FrameHeader, p: Partial): void {
+    p.filled += h.chunkBytes;
+    if (p.filled < h.messageBytes) return;
     this.partial[h.sender] = null;
-    this.deliver(h.sender, { kind: h.kind, tag: h.tag, bytes: h.messageBytes, body: p.body });
+    try {
+      this.deliver(h.sender, { kind: h.kind, tag: h.tag, bytes: h.messageBytes, body: p.body });
+    } catch (e) {
+      this.abort(`${this.names[this.rank]}: handling a message failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   private deliver(from: number, m: Message): void {
@@ -337,6 +426,17 @@ export class Transport {
         this.waiters[from] = null;
     }
   }
+}
+
+/** A view of up to `n` bytes at `offset` of a message's destination (within one of its parts). */
+function placeIn(offset: number, n: number, p: Partial): Uint8Array {
+  if (!p.into) return p.body!.subarray(offset, offset + n);
+  let at = 0; // where the current part starts in the message
+  for (const part of p.into.parts) {
+    if (offset < at + part.length) return part.subarray(offset - at, Math.min(part.length, offset - at + n));
+    at += part.length;
+  }
+  return new Uint8Array(0);
 }
 
 /** Write `bytes` at `offset` of the message made of `parts` back to back. */

@@ -11,6 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
+import { checkTransportCpu, type TransportCpu } from "./transport-cpu.ts";
 import DEFAULT_TABLE from "./costs-default.json";
 import type { MemoryModel } from "./cache-model.ts";
 import { WORK } from "./kernel-work.ts";
@@ -40,6 +41,8 @@ export interface NetworkModel {
   latencySeconds: number;
   /** β: bytes per second on one link; null = no limit (shared memory: a kernel already pays the copy). */
   bytesPerSecond: number | null;
+  /** CPU the transport spends per byte between processes, where measured (process-network.ts charges it). */
+  cpuSecondsPerByte?: TransportCpu;
 }
 
 export interface CostTable {
@@ -218,7 +221,9 @@ function checkNetwork(json: unknown, where: string): NetworkModel {
   if (typeof n !== "object" || n === null) throw new UserError(`${where}: not a JSON object`);
   if (!isNumber(n.latencySeconds) || n.latencySeconds < 0) throw new UserError(`${where}: latencySeconds must be a number ≥ 0`);
   if (n.bytesPerSecond !== null && (!isNumber(n.bytesPerSecond) || n.bytesPerSecond <= 0)) throw new UserError(`${where}: bytesPerSecond must be a positive number or null`);
-  return { latencySeconds: n.latencySeconds, bytesPerSecond: n.bytesPerSecond as number | null };
+  const model: NetworkModel = { latencySeconds: n.latencySeconds, bytesPerSecond: n.bytesPerSecond as number | null };
+  if (n.cpuSecondsPerByte !== undefined) model.cpuSecondsPerByte = checkTransportCpu(n.cpuSecondsPerByte, `${where}: cpuSecondsPerByte`);
+  return model;
 }
 
 /** `--network shm|10gbe|100gbe|FILE`: a preset or table entry by name, else a JSON file. */

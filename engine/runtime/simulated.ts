@@ -182,7 +182,8 @@ export class SimulatedSync implements Sync {
 
   send(bytes: number, messages = 1, to?: readonly number[]): void {
     const n = this.model.network;
-    this.state.clocks[this.me]! += this.placed ? this.placed.sendSeconds(n, this.me, bytes, messages, to) : trafficSeconds(n, bytes, messages);
+    if (this.placed) this.placed.charge(this.state.clocks, n, this.me, bytes, messages, to);
+    else this.state.clocks[this.me]! += trafficSeconds(n, bytes, messages);
   }
 
   allReduce(bytes: number, parties: number): void {
@@ -236,7 +237,7 @@ export class SimulatedExecutor implements Executor {
     /** Processes the programs are placed on (contiguous shares); null: every program its own host. */
     procs: number | null = null,
   ) {
-    const placed = procs === null ? null : new ProcessNetwork(setup.programs, procs);
+    const placed = procs === null ? null : new ProcessNetwork(setup.programs, procs, model.machine === "ideal" ? Infinity : model.table.machine.cores);
     const k = instantiateKernels(module, memory);
     const net = new Network(setup.model, setup.inputShape, setup.classes);
     const state = (this.state = new SimulationState(setup.programs));
