@@ -13,7 +13,7 @@ import { Rng } from "../engine/rng.ts";
  * The definition for an mlp with relu hidden layers: per dense layer its weight (He: gain 2; the last
  * layer, identity: gain 1), then its bias, zero. Placed at the tensors' offsets (padding stays zero).
  */
-function reference(net: Network, sizes: number[], seed: number): Float32Array {
+function reference(net: Network, sizes: number[], seed: number): Float32Array<ArrayBuffer> {
   const rng = Rng.derive(seed, "init");
   const out = new Float32Array(net.paramFloats);
   for (let l = 0; l + 1 < sizes.length; l++) {
@@ -33,7 +33,7 @@ describe("Network.initialize", () => {
         const net = new Network(`mlp:${sizes.join("-")}`, [sizes[0]!], sizes.at(-1)!);
         const params = new Float32Array(net.paramFloats);
         net.initialize(params, Rng.derive(seed, "init"));
-        expect(params).toEqual(reference(net, sizes, seed));
+        expect(new Uint32Array(params.buffer)).toEqual(new Uint32Array(reference(net, sizes, seed).buffer)); // bitwise
       }),
       { numRuns: 60 },
     );
