@@ -67,7 +67,8 @@ export interface SyncLayout {
   /**
    * The summed gradient: block 0's vector itself, summed into in place (the kernel reads every input
    * of a 16-float chunk before it writes that chunk), which saves a vector and the cache misses of
-   * writing into a cold one. During the reduction a piece is written and read only by the worker that claimed it.
+   * writing into a cold one. During the reduction a piece of it is written and read only by the
+   * worker that claimed that piece.
    */
   gradSum: Ptr;
   /** Per worker: i32[B] pointers to the claimed piece of every block's gradient, f32[B] weights (all 1). */
