@@ -103,8 +103,9 @@ function start(config: Config, workers: number, main = MAIN): Promise<Run> {
     const summary = JSON.parse(out.trim().split("\n").at(-1)!) as { samplesPerSec: number; trainSeconds: number };
     const cpu = proc.resourceUsage()?.cpuTime;
     const cpuMs = cpu ? Number(cpu.user + cpu.system) / 1000 : NaN;
-    // "epoch 3/5  train loss …  91.2k samples/s" (formatRate: k for thousands).
-    const epochRates = [...err.matchAll(/epoch \d+\/\d+ .*?([\d.]+)(k?) samples\/s/g)].map((m) => Number(m[1]) * (m[2] === "k" ? 1000 : 1));
+    // "epoch 3/5  train loss …  91.2k samples/s" (formatRate: k for thousands); not the progress lines
+    // ("epoch 3/5 75%  …"), which a process prints when an epoch outlasts the progress interval.
+    const epochRates = [...err.matchAll(/^epoch \d+\/\d+  train loss .*?([\d.]+)(k?) samples\/s/gm)].map((m) => Number(m[1]) * (m[2] === "k" ? 1000 : 1));
     return { rate: summary.samplesPerSec, samples: summary.samplesPerSec * summary.trainSeconds, cpuMs, wallMs, epochRates };
   })();
 }
@@ -204,5 +205,28 @@ for (const { label } of CHECKOUTS) {
     const { two, capacity } = of(c);
     const perEpoch = Array.from({ length: epochs }, (_, e) => (median(two.map((x) => x.epochRates[e] ?? NaN)) / median(capacity.map((x) => x.epochRates[e] ?? NaN))).toFixed(2));
     console.log(`  ${c.name.padEnd(8)}  ${perEpoch.join("  ")}`);
+  }
+  // Where the 2-worker run's time goes against capacity: per round, each epoch's training seconds
+  // beyond what the capacity's rate in that epoch would take for the same samples; the overall figure
+  // (training seconds beyond samples / capacity's overall rate) differs from their sum by how the
+  // summed rates of two processes weight the epochs. Outside: the process's wall time outside the
+  // measured window (start-up, evaluation, exit), which samples/s does not see but a user waits for.
+  console.log(`2w milliseconds lost against capacity, median over rounds: per epoch, overall, overall − Σ epochs; 2w training ms; wall ms (2w, cap); outside the window (2w, 1w)`);
+  for (const c of configs) {
+    const { one, two, capacity } = of(c);
+    const lost = two.map((t, i) => {
+      const cap = capacity[i]!;
+      const perEpochSamples = t.samples / t.epochRates.length;
+      const epochs = t.epochRates.map((r, e) => 1000 * (perEpochSamples / r - perEpochSamples / cap.epochRates[e]!));
+      const overall = 1000 * (t.samples / t.rate - t.samples / cap.rate);
+      return { epochs, overall, weighting: overall - epochs.reduce((a, b) => a + b, 0) };
+    });
+    const perEpoch = Array.from({ length: epochs }, (_, e) => median(lost.map((l) => l.epochs[e] ?? NaN)).toFixed(0));
+    const trainMs = (runs: Run[]) => runs.map((x) => (1000 * x.samples) / x.rate);
+    const outside = (runs: Run[]) => runs.map((x, i) => x.wallMs - trainMs(runs)[i]!);
+    console.log(
+      `  ${c.name.padEnd(8)}  ${perEpoch.join("  ")}  | ${median(lost.map((l) => l.overall)).toFixed(0)}  ${median(lost.map((l) => l.weighting)).toFixed(0)}` +
+        `  | ${median(trainMs(two)).toFixed(0)}  | ${median(two.map((x) => x.wallMs)).toFixed(0)}, ${median(capacity.map((x) => x.wallMs)).toFixed(0)}  | ${median(outside(two)).toFixed(0)}, ${median(outside(one)).toFixed(0)}`,
+    );
   }
 }

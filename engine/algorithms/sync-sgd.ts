@@ -6,15 +6,20 @@
  *     every worker: until no block is left, claim the next block b and compute
  *       g_b = ∇ loss on block b, scaled by 1/|batch|, into block b's own gradient vector
  *     barrier
- *     reduce-scatter: worker w owns slice w of the flat parameter vector; it sums g_0 + … + g_{B−1}
- *       over its slice, in block order, and applies the optimizer to that slice only
+ *     reduce and update, shared the same way: the flat parameter vector is cut into pieces of
+ *       REDUCE_PIECE_FLOATS; until none is left, a worker claims the next piece, sums
+ *       g_0 + … + g_{B−1} over it, in block order, and applies the optimizer to that piece only
  *     barrier
  *
  * With one worker this is plain minibatch SGD. Workers claim blocks dynamically, so a worker slowed by
  * the machine takes fewer blocks instead of making the others wait at the barrier (with a fixed shard
  * per worker, a synchronous step pays the slower worker's jitter every step). The blocks are cut by the
  * configuration alone and summed in block order, never in worker order, so the weights are bitwise
- * the same whichever worker computed which block, for any interleaving and any worker count.
+ * the same whichever worker computed which block, for any interleaving and any worker count. The
+ * reduction and the optimizer work element by element, so who takes which piece of the vector does not
+ * change a bit either; claiming the pieces (rather than a fixed slice per worker) lets the worker that
+ * released the barrier start on them at once while its peer is still waking up, and lets one worker do
+ * them all while the machine has descheduled the other.
  */
 import type { Ptr } from "../kernels/abi.ts";
 import { applyUpdate, planOptimizerState, updateRegion } from "../optim/optimizer.ts";
@@ -44,18 +49,36 @@ export function syncBlockRows(batch: number): number {
   return batch <= 32 ? batch : Math.min(64, Math.max(32, Math.ceil(batch / 2 / 16) * 16));
 }
 
+/**
+ * Floats per piece of the reduction and update: 32 KiB of each vector read, a few microseconds of work
+ * against a fraction of a microsecond to claim it; 29 pieces for mlp:784-256-128-10. A multiple of 16,
+ * so every piece but the vector's last is whole SIMD chunks, as the kernels split it on their own.
+ */
+export const REDUCE_PIECE_FLOATS = 8192;
+
+/** The pieces of [lo, hi) claimed in a step's reduction: piece p is [lo + p·size, min(hi, lo + (p + 1)·size)). */
+export function reducePiece(lo: number, hi: number, p: number, size = REDUCE_PIECE_FLOATS): { lo: number; hi: number } {
+  return { lo: lo + p * size, hi: Math.min(hi, lo + (p + 1) * size) };
+}
+
 export interface SyncLayout {
   /** One gradient vector per block of a step: block b's gradient, whoever computed it. */
   blockGrads: Ptr[];
   /**
    * The summed gradient: block 0's vector itself, summed into in place (the kernel reads every input
    * of a 16-float chunk before it writes that chunk), which saves a vector and the cache misses of
-   * writing into a cold one. During the reduction slice w is written and read only by worker w.
+   * writing into a cold one. During the reduction a piece of it is written and read only by the
+   * worker that claimed that piece.
    */
   gradSum: Ptr;
-  /** Per worker: i32[B] pointers to slice w of every block's gradient, f32[B] weights (all 1). */
+  /** Per worker: i32[B] pointers to the claimed piece of every block's gradient, f32[B] weights (all 1). */
   reduceArgs: WeightedSumArgs[];
-  slices: { lo: number; hi: number }[]; // float ranges of the flat vector each worker reduces and updates
+  /**
+   * Float ranges of the flat vector, one per worker, contiguous in worker order. A run that spans
+   * processes gives each process the union of its workers' ranges (the exchange sends and gathers by
+   * them); the process's workers reduce and update that union, piece by piece, whoever claims them.
+   */
+  slices: { lo: number; hi: number }[];
   blockRows: number;
 }
 
@@ -104,9 +127,15 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   const layout = setup.layout;
   const { blockRows, blockGrads } = layout;
   const mine = setup.perWorker[worker]!;
-  const { lo, hi } = layout.slices[worker]!;
-  // The table of slice `lo` of every block's gradient, in block order, written once: each step reuses it.
-  writeWeightedSumArgs(ctx.memory, layout.reduceArgs[worker]!, blockGrads, 1, lo);
+  // This process's part of the vector (all of it in one process): its programs' ranges, joined.
+  const first = firstLocalProgram(setup);
+  const { lo } = layout.slices[first]!;
+  const { hi } = layout.slices[first + (setup.processes?.count ?? setup.programs) - 1]!;
+  const pieces = Math.ceil((hi - lo) / REDUCE_PIECE_FLOATS);
+  // The table of every block's gradient, in block order (weights 1); each piece rewrites the pointers.
+  const reduceArgs = layout.reduceArgs[worker]!;
+  writeWeightedSumArgs(ctx.memory, reduceArgs, blockGrads, 1, lo);
+  const piecePointers = new Int32Array(ctx.memory.buffer, reduceArgs.tensors, blockGrads.length);
 
   const { trainCount } = setup.data;
   const order = epochOrderOf(ctx, epoch);
@@ -116,6 +145,8 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   let samples = 0;
 
   for (let step = 0; step < steps; step++) {
+    // Nobody claims a piece before the next barrier: rewind the counter the last step's reduction used.
+    if (worker === first) control.reset(WORD.reduceNext);
     const batchStart = step * setup.batch;
     const batchRows = Math.min(setup.batch, trainCount - batchStart);
     const blocks = Math.ceil(batchRows / blockRows);
@@ -136,13 +167,18 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     yield* sync.barrier(); // every block's gradient is in place, and nobody claims any more
 
     // Nobody claims again before the next barrier: worker 0 (this process's first) rewinds the counter for the next step.
-    if (worker === firstLocalProgram(setup)) control.reset(WORD.claimNext);
+    if (worker === first) control.reset(WORD.claimNext);
     const t1 = mark(ctx.trace);
     sync.allReduce(net.parameterCount * 4, setup.programs); // what the reduction costs between nodes of a cluster
-    if (hi > lo) {
-      const { tensors, weights } = layout.reduceArgs[worker]!;
-      if (blocks > 1) k.weighted_sum(layout.gradSum + lo * 4, tensors, weights, blocks, hi - lo);
-      applyUpdate(k, setup.optimizer, updateRegion(setup.params, layout.gradSum, setup.optimizerState, lo, hi - lo), stepsBefore + step + 1);
+    for (;;) {
+      const p = yield* claimBlock(sync, control, WORD.reduceNext, pieces);
+      if (p < 0) break;
+      const piece = reducePiece(lo, hi, p);
+      if (blocks > 1) {
+        for (let b = 0; b < blocks; b++) piecePointers[b] = blockGrads[b]! + piece.lo * 4;
+        k.weighted_sum(layout.gradSum + piece.lo * 4, reduceArgs.tensors, reduceArgs.weights, blocks, piece.hi - piece.lo);
+      }
+      applyUpdate(k, setup.optimizer, updateRegion(setup.params, layout.gradSum, setup.optimizerState, piece.lo, piece.hi - piece.lo), stepsBefore + step + 1);
     }
     span(ctx.trace, "reduce+update", t1);
     yield* sync.barrier(); // the whole vector is updated before anyone reads it again

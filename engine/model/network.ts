@@ -8,6 +8,7 @@
 import { GEMM_PACK_FLOATS, type KernelExports, type Ptr } from "../kernels/abi.ts";
 import { alignFloats, type ArenaPlanner } from "../memory/arena.ts";
 import type { Rng } from "../rng.ts";
+import { withoutTopTier } from "../kernels/jit.ts";
 import { type Layer, type LayerBuffers, type Scratch, type Shape, shapeSize } from "./layers.ts";
 import { parseModelSpec } from "./spec.ts";
 
@@ -237,8 +238,16 @@ export class Network {
         if (spec.init === "ones") params.fill(1, t.offset, t.offset + t.floats);
         if (spec.init === "ones" || spec.init === "zeros" || (spec.init === undefined && spec.std === undefined && spec.name !== "weight")) continue;
         const std = spec.std ?? Math.sqrt((spec.init === "he" ? 2 : gain) / spec.fanIn);
-        for (let e = 0; e < t.floats; e++) params[t.offset + e] = rng.normal() * std;
+        fillNormal(params, t.offset, t.floats, std, rng);
       }
     });
   }
 }
+
+/**
+ * params[from, from + count) = N(0, std²) draws, in order. One-shot, on the main thread, before the
+ * workers train: kept off the FTL tier, whose code would arrive after the loop ends (see jit.ts).
+ */
+const fillNormal = withoutTopTier((params: Float32Array, from: number, count: number, std: number, rng: Rng): void => {
+  for (let e = 0; e < count; e++) params[from + e] = rng.normal() * std;
+});

@@ -32,7 +32,9 @@ export const WORD = {
   barrierHandOff: line(5),
   /** Epoch + 1 whose sample order is in the arena's order region (0: none); see epoch-order.ts. */
   orderEpoch: line(6),
-  count: line(7),
+  /** Next piece of the current step's reduction and update to claim (sync). */
+  reduceNext: line(7),
+  count: line(8),
 } as const;
 
 /** Per worker, one cache line: Float64 Σ loss of the current epoch at cell 0, Int32 samples done at word 2. */

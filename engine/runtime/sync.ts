@@ -12,6 +12,7 @@
  */
 import { Control, StopRequested, WORD } from "./control.ts";
 import type { Outbox } from "./outbox.ts";
+import { withoutTopTier } from "../kernels/jit.ts";
 
 /** What a program yields: it is blocked and waits for `reason`. Only the deterministic executor sees it. */
 export interface Blocked {
@@ -161,11 +162,7 @@ export class ThreadSync implements Sync {
     if (this.parties > CORES) return false;
     if (this.spinSuccess < 0.5 && ++this.waitsSinceProbe < SPIN_PROBE_EVERY) return false;
     this.waitsSinceProbe = 0;
-    const until = performance.now() + SPIN_MS;
-    let changed = false;
-    do {
-      for (let i = 0; i < 256 && !changed; i++) changed = Atomics.load(this.all, index) !== seen;
-    } while (!changed && performance.now() < until);
+    const changed = pollUntil(this.all, index, seen, performance.now() + SPIN_MS);
     this.spinSuccess = 0.8 * this.spinSuccess + (changed ? 0.2 : 0);
     return changed;
   }
@@ -197,6 +194,18 @@ export class ThreadSync implements Sync {
     if (this.control.stopRequested) throw new StopRequested("stopped because a peer failed");
   }
 }
+
+/**
+ * Poll the i32 at `index` until it differs from `seen` (true) or the clock passes `until` (false).
+ * Kept off the FTL tier (see jit.ts): a spin loop gains nothing from it, and with two workers on two
+ * cores its compilation (2–5 ms each time, in every worker) preempts a worker in the first epoch.
+ */
+const pollUntil = withoutTopTier((all: Int32Array, index: number, seen: number, until: number): boolean => {
+  do {
+    for (let i = 0; i < 256; i++) if (Atomics.load(all, index) !== seen) return true;
+  } while (performance.now() < until);
+  return false;
+});
 
 /** Run a program to completion on this thread (the threaded executor's inner loop). */
 export function runToEnd<R>(program: RoleProgram<R>): R {
