@@ -108,6 +108,20 @@ function dot1x1(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): vo
     }
   }
   const tail = <usize>n << 2;
+  if (end4 == tail) {
+    // No scalar terms: the lanes' sums of 2 or 4 accumulators at once, added into c with vectors
+    // (the same additions in the same order as addDot, a lane per accumulator).
+    if (Q == 1) addDot(c, 0, s00, a, b, end4, tail);
+    else if (Q == 2) addDots2(c, s00, s01);
+    else { addDots4(c, s00, s01, s02, s03); if (Q > 4) addDots2(c + 16, s04, s05); }
+    if (R > 1) {
+      const c1 = c + ldc;
+      if (Q == 1) addDot(c1, 0, s10, a1, b, end4, tail);
+      else if (Q == 2) addDots2(c1, s10, s11);
+      else { addDots4(c1, s10, s11, s12, s13); if (Q > 4) addDots2(c1 + 16, s14, s15); }
+    }
+    return;
+  }
   addDot(c, 0, s00, a, b, end4, tail);
   if (Q > 1) addDot(c, 4, s01, a, b1, end4, tail);
   if (Q > 2) { addDot(c, 8, s02, a, b2, end4, tail); addDot(c, 12, s03, a, b3, end4, tail); }
@@ -119,6 +133,29 @@ function dot1x1(c: usize, ldc: usize, a: usize, b: usize, ld: usize, n: i32): vo
     if (Q > 2) { addDot(c1, 8, s12, a1, b2, end4, tail); addDot(c1, 12, s13, a1, b3, end4, tail); }
     if (Q > 4) { addDot(c1, 16, s14, a1, b4, end4, tail); addDot(c1, 20, s15, a1, b5, end4, tail); }
   }
+}
+
+/** c[0..4) += (l0 + l1) + (l2 + l3) of s0..s3: a 4×4 transpose, then addDot's additions lane-wise. */
+// @ts-ignore: decorator
+@inline function addDots4(c: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
+  const t0 = v128.shuffle<f32>(s0, s1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<f32>(s0, s1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(s2, s3, 0, 4, 1, 5);
+  const t3 = v128.shuffle<f32>(s2, s3, 2, 6, 3, 7);
+  const l0 = v128.shuffle<f32>(t0, t2, 0, 1, 4, 5);
+  const l1 = v128.shuffle<f32>(t0, t2, 2, 3, 6, 7);
+  const l2 = v128.shuffle<f32>(t1, t3, 0, 1, 4, 5);
+  const l3 = v128.shuffle<f32>(t1, t3, 2, 3, 6, 7);
+  v128.store(c, f32x4.add(v128.load(c), f32x4.add(f32x4.add(l0, l1), f32x4.add(l2, l3))));
+}
+
+/** c[0..2) += (l0 + l1) + (l2 + l3) of s0, s1. */
+// @ts-ignore: decorator
+@inline function addDots2(c: usize, s0: v128, s1: v128): void {
+  // lanes (s0.0 + s0.1, s1.0 + s1.1, s0.2 + s0.3, s1.2 + s1.3), then the first pair plus the second
+  const p = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 2, 6), v128.shuffle<f32>(s0, s1, 1, 5, 3, 7));
+  const sum = f32x4.add(p, v128.shuffle<f32>(p, p, 2, 3, 2, 3));
+  v128.store64_lane(c, f32x4.add(v128.load64_zero(c), sum), 0);
 }
 
 /** c[offset] += the lanes of s + Σ a[t]·b[t] over the byte range [from, to). */
