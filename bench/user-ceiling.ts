@@ -14,10 +14,11 @@
  *    training window just measured, on one thread, after a short warm-up. Its figure is the window's
  *    mean (all FLOPs / all seconds), so it meets the machine's load as the training did: a neighbour
  *    that takes the core for 10% of the window takes 10% from both. The best single burst in that
- *    window (the statistic `skein`'s cached ceiling uses) is printed beside it.
+ *    window (the statistic of the ceiling cached once per machine) is printed beside it.
  *
  * Printed per batch: medians [p25–p75] over rounds of achieved GFLOP/s, both ceilings, the fraction of
- * each, and the fraction the summary itself reports (against the ceiling cached once per machine).
+ * each, and the fraction the summary itself reports (against the ceiling the run measured in short
+ * windows between its epochs).
  * Run it under the shared bench lock and note the load average beside the figures.
  */
 import { join } from "node:path";
@@ -75,7 +76,7 @@ const train = (batch: number) =>
   lastJsonLine([process.execPath, "engine/cli/main.ts", "train", "--workers", "1", "--model", MODEL, "--batch", String(batch), "--epochs", String(EPOCHS), "--json"]);
 const ceiling = (seconds: number) => lastJsonLine([process.execPath, join(import.meta.dir, "user-ceiling.ts"), "--window", seconds.toFixed(3)]);
 
-interface Round { achieved: number; mean: number; best: number; cached: number; reported: number; load: number }
+interface Round { achieved: number; mean: number; best: number; /** the summary's ceiling */ cached: number; reported: number; load: number }
 const results = new Map<number, Round[]>(BATCHES.map((b) => [b, []]));
 const windowOf = new Map<number, number>(); // the last training window per batch (s)
 for (let r = 0; r < ROUNDS; r++) {
@@ -102,6 +103,6 @@ const show = (xs: number[], d = 2) => `${q(xs, 0.5).toFixed(d)} [${q(xs, 0.25).t
 console.log(`${MODEL}, sync, 1 worker, ${EPOCHS} epochs, default data and optimizer; ${ROUNDS} rounds, train and ceiling processes alternating; median [p25–p75]`);
 for (const [batch, rs] of results) {
   const col = (f: (x: Round) => number, d = 2) => show(rs.map(f), d);
-  console.log(`  batch ${batch}: achieved ${col((x) => x.achieved, 1)} GFLOP/s; ceiling over the same window ${col((x) => x.mean, 1)} (best burst ${col((x) => x.best, 1)}, cached ${col((x) => x.cached, 1)})`);
-  console.log(`    of the ceiling over the same window: ${col((x) => x.achieved / x.mean)}   of its best burst: ${col((x) => x.achieved / x.best)}   summary's ofCeiling (cached): ${col((x) => x.reported)}   load ${col((x) => x.load, 1)}`);
+  console.log(`  batch ${batch}: achieved ${col((x) => x.achieved, 1)} GFLOP/s; ceiling over the same window ${col((x) => x.mean, 1)} (best burst ${col((x) => x.best, 1)}, the summary's ${col((x) => x.cached, 1)})`);
+  console.log(`    of the ceiling over the same window: ${col((x) => x.achieved / x.mean)}   of its best burst: ${col((x) => x.achieved / x.best)}   summary's ofCeiling: ${col((x) => x.reported)}   load ${col((x) => x.load, 1)}`);
 }

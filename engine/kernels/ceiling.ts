@@ -68,3 +68,49 @@ export async function multiplyAddCeiling(): Promise<Ceiling> {
   }
   return { gflopsPerCore, key, cached: false };
 }
+
+/**
+ * The ceiling measured during a run, in that run's conditions: after each epoch, while the workers
+ * wait, a short window of the multiply-add loop on this thread, its length a small share of the
+ * epoch's. The figure is the mean over all windows (every FLOP over every second, as the run's own
+ * GFLOP/s is), not the best burst, so a machine busy with other work lowers both alike; and it is
+ * today's machine, not the one the cache saw. One thread: with several workers the run's cores were
+ * all busy, the ceiling's were not, which can only lower the run's fraction.
+ */
+export class CeilingProbe {
+  private flops = 0;
+  private seconds = 0;
+
+  private constructor(private readonly k: ReturnType<typeof instantiateKernels>) {}
+
+  static async open(): Promise<CeilingProbe> {
+    const { module } = await loadKernelModule();
+    const k = instantiateKernels(module, new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }));
+    for (let i = 0; i < 40; i++) k.fma_ceiling(PROBE_BURST); // the optimising tier, as the trained kernels are by then
+    return new CeilingProbe(k);
+  }
+
+  /** Run the loop for about `ms` milliseconds (whole bursts of about 0.1 ms). */
+  sample(ms: number): void {
+    const started = performance.now();
+    let now = started;
+    let bursts = 0;
+    while (now - started < ms) {
+      this.k.fma_ceiling(PROBE_BURST);
+      bursts++;
+      now = performance.now();
+    }
+    this.flops += bursts * PROBE_BURST * FLOPS_PER_ITERATION;
+    this.seconds += (now - started) / 1000;
+  }
+
+  /** GFLOP/s over every window so far; 0 before the first. */
+  gflopsPerCore(): number {
+    return this.seconds > 0 ? this.flops / this.seconds / 1e9 : 0;
+  }
+}
+
+const PROBE_BURST = 60_000; // 5.76 MFLOP: about 0.1 ms at 60 GFLOP/s
+
+/** The window after an epoch of `epochSeconds`: 3% of it, at least 2 ms and at most 100 ms. */
+export const probeMs = (epochSeconds: number): number => Math.min(100, Math.max(2, 30 * epochSeconds));
