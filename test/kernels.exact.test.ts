@@ -141,3 +141,31 @@ for (const variant of VARIANTS) {
     });
   });
 }
+
+describe("weighted_sum (simd build)", () => {
+  test("out = Σ_i weights[i]·tensors[i] from 0 in input order, bit for bit, for k = 1…4 (k = 2 has its own loop), out aliasing input 0 or not", async () => {
+    const a = await arenaFor("simd");
+    fc.assert(
+      fc.property(
+        fc.tuple(fc.integer({ min: 1, max: 4 }), fc.oneof(fc.constantFrom(1, 15, 16, 17, 64), fc.integer({ min: 1, max: 80 }))).chain(([k, n]) =>
+          fc.record({ n: fc.constant(n), tensors: fc.array(floats(n), { minLength: k, maxLength: k }), weights: fc.array(fc.constantFrom(1, 0.5, -0.25, 0.1), { minLength: k, maxLength: k }), alias: fc.boolean() }),
+        ),
+        ({ n, tensors, weights, alias }) => {
+          a.reset();
+          const ptrs = tensors.map((t) => a.put(t));
+          const out = alias ? ptrs[0]! : a.floats(n);
+          a.k.weighted_sum(out, a.putI32(ptrs), a.put(weights), tensors.length, n);
+          a.checkGuards();
+          const want = new Float32Array(n);
+          for (let j = 0; j < n; j++) {
+            let s = 0;
+            tensors.forEach((t, i) => (s = madd(f(weights[i]!), t[j]!, s)));
+            want[j] = s;
+          }
+          expect(Array.from(a.read(out, n))).toEqual(Array.from(want));
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+});
