@@ -78,6 +78,94 @@ const convDims: fc.Arbitrary<ConvDims> = fc
   })
   .filter((d) => d.H + 2 * d.pad >= d.KH && d.W + 2 * d.pad >= d.KW);
 
+/** conv2d_forward in its order: each output, from 0, a multiply-add per tap (ci, kh, kw) in order. */
+function convForward(x: Float32Array, w: Float32Array, d: ConvDims): Float32Array {
+  const { OH, OW } = convOutSize(d);
+  const P = OH * OW;
+  const CKK = d.Cin * d.KH * d.KW;
+  const y = new Float32Array(d.N * d.Cout * P);
+  for (let n = 0; n < d.N; n++) {
+    const cols = im2col(x, d, n);
+    for (let co = 0; co < d.Cout; co++)
+      for (let p = 0; p < P; p++) {
+        let s = 0;
+        for (let k = 0; k < CKK; k++) s = madd(w[co * CKK + k]!, cols[k * P + p]!, s);
+        y[(n * d.Cout + co) * P + p] = s;
+      }
+  }
+  return y;
+}
+
+/**
+ * Stride-1 convolutions whose output rows are whole vectors (OW = 8, 12, 16, 20 or 28): the direct
+ * path, which reads the padded sample in place of the im2col matrix.
+ */
+const directDims: fc.Arbitrary<ConvDims> = fc
+  .record({
+    N: fc.integer({ min: 1, max: 2 }),
+    Cin: fc.integer({ min: 1, max: 3 }),
+    OH: fc.integer({ min: 1, max: 6 }),
+    OW: fc.constantFrom(8, 12, 16, 20, 28),
+    Cout: fc.integer({ min: 1, max: 9 }),
+    KH: fc.integer({ min: 1, max: 5 }),
+    KW: fc.integer({ min: 1, max: 5 }),
+    pad: fc.integer({ min: 0, max: 2 }),
+  })
+  .map(({ OH, OW, ...d }) => ({ ...d, stride: 1, H: OH + d.KH - 1 - 2 * d.pad, W: OW + d.KW - 1 - 2 * d.pad }))
+  .filter((d) => d.H >= 1 && d.W >= 1);
+
+describe("conv2d forward and weight gradient, both paths (simd build)", () => {
+  const cases = fc.oneof(
+    { arbitrary: directDims, weight: 2 },
+    {
+      arbitrary: fc
+        .record({ N: fc.integer({ min: 1, max: 2 }), Cin: fc.integer({ min: 1, max: 3 }), H: fc.integer({ min: 1, max: 12 }), W: fc.integer({ min: 1, max: 12 }), Cout: fc.integer({ min: 1, max: 9 }), KH: fc.integer({ min: 1, max: 5 }), KW: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 2 }), pad: fc.integer({ min: 0, max: 2 }) })
+        .filter((d) => d.H + 2 * d.pad >= d.KH && d.W + 2 * d.pad >= d.KW),
+      weight: 1,
+    },
+  );
+  const LENET_CONV1: ConvDims = { N: 2, Cin: 1, H: 28, W: 28, Cout: 6, KH: 5, KW: 5, stride: 1, pad: 2 };
+
+  function check(a: Awaited<ReturnType<typeof arenaFor>>, d: ConvDims, x: Float32Array, w: Float32Array, dy: Float32Array, dw0: Float32Array, accumulate: boolean, withDx: boolean): void {
+    a.reset();
+    const { OH, OW } = convOutSize(d);
+    const CKK = d.Cin * d.KH * d.KW;
+    const cols = a.floats(convColsFloats(d.Cin, d.KH, d.KW, OH, OW, d.Cout));
+    const px = a.put(x), pw = a.put(w);
+    const py = a.floats(d.N * d.Cout * OH * OW);
+    a.k.conv2d_forward(py, px, pw, d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.stride, d.pad, cols, 0);
+    a.checkGuards();
+    expect(Array.from(a.read(py, d.N * d.Cout * OH * OW))).toEqual(Array.from(convForward(x, w, d)));
+    const pdw = accumulate ? a.put(dw0) : a.floats(d.Cout * CKK);
+    const pdx = withDx ? a.floats(x.length) : 0;
+    a.k.conv2d_backward(pdx, pdw, a.put(dy), px, pw, d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.stride, d.pad, accumulate ? 1 : 0, cols, 0);
+    a.checkGuards();
+    expect(Array.from(a.read(pdw, d.Cout * CKK))).toEqual(Array.from(convWeightGradient(dy, x, d, accumulate ? dw0 : null)));
+  }
+
+  test("y and dw equal their order of f32 operations bit for bit (direct and im2col paths, with and without dx)", async () => {
+    const a = await arenaFor("simd");
+    fc.assert(
+      fc.property(
+        cases.chain((d) => {
+          const { OH, OW } = convOutSize(d);
+          const w = d.Cout * d.Cin * d.KH * d.KW;
+          return fc.record({ d: fc.constant(d), x: floats(d.N * d.Cin * d.H * d.W), w: floats(w), dy: floats(d.N * d.Cout * OH * OW), dw0: floats(w), accumulate: fc.boolean(), withDx: fc.boolean() });
+        }),
+        ({ d, x, w, dy, dw0, accumulate, withDx }) => check(a, d, x, w, dy, dw0, accumulate, withDx),
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  test("LeNet's first convolution (1 → 6, 5×5, padding 2, 28×28)", async () => {
+    const a = await arenaFor("simd");
+    const d = LENET_CONV1;
+    const r = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => f((((i * 7919 + seed * 104729) % 8191) - 4095) / 4096));
+    check(a, d, r(d.N * 784, 1), r(6 * 25, 2), r(d.N * 6 * 784, 3), r(6 * 25, 4), true, false);
+  });
+});
+
 describe("conv2d_backward's weight gradient (simd build)", () => {
   test("equals its order of f32 operations bit for bit: lanes of partial sums, lanes pairwise, tail, add", async () => {
     const a = await arenaFor("simd");
