@@ -115,8 +115,7 @@ for (let r = 0; r < ROUNDS; r++) {
       // The ceiling over a window as long as skein's epoch, right after it: the mean, so a busy
       // machine takes from both alike (the best short burst would dodge what the epoch paid).
       const probe = await CeilingProbe.open();
-      probe.sample((1000 * c.batch * STEPS) / got.skein!);
-      const gflopsPerCore = probe.gflopsPerCore();
+      const gflopsPerCore = probe.sample((1000 * c.batch * STEPS) / got.skein!);
       ceilings.push(gflopsPerCore);
       ofCeiling.push((got.skein! * mlpFlops) / 1e9 / gflopsPerCore);
     }

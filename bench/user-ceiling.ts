@@ -18,7 +18,7 @@
  *
  * Printed per batch: medians [p25–p75] over rounds of achieved GFLOP/s, both ceilings, the fraction of
  * each, and the fraction the summary itself reports (against the ceiling the run measured in short
- * windows between its epochs).
+ * windows between its epochs, the best window's mean).
  * Run it under the shared bench lock and note the load average beside the figures.
  */
 import { join } from "node:path";

@@ -15,7 +15,7 @@ import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 import { stopRequested, TrainingSession, type SessionOptions } from "./session.ts";
 import { flopSummary } from "./run-flops.ts";
-import { CeilingProbe, probeMs } from "./kernels/ceiling.ts";
+import { CeilingProbe, probeAfter, probeMs } from "./kernels/ceiling.ts";
 import { arenaReport, controlOverhead, kernelShares, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
 export type { TrainConfig } from "./algorithms/config.ts";
@@ -112,13 +112,14 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       await folder.writeSummary(summarize("running", null));
     }
     options.onStart?.();
-    // The multiply-add ceiling in this run's conditions, a short window after each epoch (not in a
+    // The multiply-add ceiling in this run's conditions, short windows between epochs (not in a
     // simulated run, whose seconds are virtual).
     const ceiling = session.executor.clock ? null : await CeilingProbe.open();
+    const firstEpoch = session.epochsDone;
     while (session.epochsDone < config.epochs) {
       throwIfStopped();
       const epoch = await session.trainEpoch(options.onProgress);
-      ceiling?.sample(probeMs(epoch.seconds));
+      if (probeAfter(session.epochsDone - 1 - firstEpoch, config.epochs - firstEpoch)) ceiling?.sample(probeMs(epoch.seconds));
       trainSeconds += epoch.seconds;
       samplesTrained += epoch.samples;
       updates += epoch.updates;

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CeilingProbe, multiplyAddCeiling, probeMs } from "../engine/kernels/ceiling.ts";
+import { CeilingProbe, multiplyAddCeiling, probeAfter, probeMs } from "../engine/kernels/ceiling.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train } from "../engine/train.ts";
 import { trainingFlopsPerSample } from "../engine/model/flops.ts";
@@ -104,12 +104,16 @@ describe("multiply-add ceiling", () => {
 });
 
 describe("the ceiling a run measures", () => {
-  test("a probe has no figure before its first window, then FLOPs over seconds; windows are 3% of an epoch within [2, 100] ms", async () => {
+  test("a probe has no figure before its first window, then its best window's; windows are 3% of an epoch within [4, 100] ms, after every epoch but a first that is not the only one", async () => {
     const probe = await CeilingProbe.open();
     expect(probe.gflopsPerCore()).toBe(0);
-    probe.sample(1);
-    expect(probe.gflopsPerCore()).toBeGreaterThan(0);
-    expect([probeMs(0), probeMs(1), probeMs(60)]).toEqual([2, 30, 100]);
+    const first = probe.sample(1);
+    expect(first).toBeGreaterThan(0);
+    const second = probe.sample(1);
+    expect(probe.gflopsPerCore()).toBe(Math.max(first, second));
+    expect([probeMs(0), probeMs(1), probeMs(60)]).toEqual([4, 30, 100]);
+    expect([0, 1, 2].map((e) => probeAfter(e, 3))).toEqual([false, true, true]);
+    expect(probeAfter(0, 1)).toBe(true);
   });
 
   test("a run's summary divides by the ceiling it measured, not the cached one (no cache is made)", async () => {
