@@ -6,6 +6,11 @@
 //   weights   dw[Cout × CKK] (+)= dy_n[Cout × OHW] · colsᵀ            rowsDot
 //   input     dcols[CKK × OHW] = wᵀ · dy_n, then col2im scatters it  rowsGemm
 // A 1×1 stride-1 unpadded conv needs no im2col: x_n already is cols (and dx_n is dcols).
+// Nor does a stride-1 conv whose output rows are whole vectors (OW a multiple of 4, at least 8: the
+// first layers of LeNet and of a CIFAR ResNet): row k of cols at output row oh is the zero-padded
+// input shifted by the tap's offset, so the forward and the weight gradient read it there (rowsGemmAt,
+// rowsDotAt), the same products in the same order, without writing Cin·KH·KW copies of every sample.
+// The padded sample and the offsets table then sit where the im2col matrix would.
 //
 // The GEMMs are this file's own, shaped for convolutions (small channel counts, one sample's OHW
 // columns): the weight operand is packed once per call, pre-broadcast (as in the shared GEMM), and
@@ -20,7 +25,7 @@
 //   + 8·max(CKK, Cout)                  a zero-padded copy of a matrix narrower than 8 columns
 // `pack` is not used (it stays in the signature for callers that size it).
 
-import { packRows, rowsDot, rowsGemm } from "./conv-gemm";
+import { packRows, rowsDot, rowsDotAt, rowsGemm, rowsGemmAt } from "./conv-gemm";
 import { up2 } from "./tile";
 
 /** Output extent (H + 2·pad − K)/stride + 1; 0 when the kernel does not fit. */
@@ -217,6 +222,47 @@ function col2im(dx: usize, cols: usize, Cin: i32, H: i32, W: i32, KH: i32, KW: i
   }
 }
 
+/**
+ * Whether the direct path (see the file comment) applies: stride 1, output rows whole vectors, and
+ * the padded sample plus the offsets table fit where the im2col matrix would go.
+ */
+// @ts-ignore: decorator
+@inline function directOk(Cin: i32, H: i32, W: i32, KH: i32, KW: i32, stride: i32, pad: i32, OH: i32, OW: i32): bool {
+  return stride == 1 && OW >= 8 && (OW & 3) == 0 && OH >= 1 &&
+    Cin * (H + 2 * pad) * (W + 2 * pad) + Cin * KH * KW <= Cin * KH * KW * OH * OW;
+}
+
+/**
+ * Writes the zero-padded sample (Cin planes of (H + 2·pad) × (W + 2·pad)) at xp unless pad is 0 (the
+ * sample is used where it is), the byte offset of every tap (ci, kh, kw) in it at offs, and returns
+ * where the padded sample is.
+ */
+function prepareDirect(xp: usize, offs: usize, xn: usize, Cin: i32, H: i32, W: i32, KH: i32, KW: i32, pad: i32): usize {
+  const Hp = H + 2 * pad, Wp = W + 2 * pad;
+  let o = offs;
+  for (let ci = 0; ci < Cin; ci++) {
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        store<i32>(o, ((ci * Hp + kh) * Wp + kw) << 2);
+        o += 4;
+      }
+    }
+  }
+  if (pad == 0) return xn;
+  zeroFloats(xp, Cin * Hp * Wp);
+  const inRow = <usize>W << 2;
+  for (let ci = 0; ci < Cin; ci++) {
+    let d = xp + (<usize>((ci * Hp + pad) * Wp + pad) << 2);
+    let src = xn + <usize>ci * <usize>H * inRow;
+    for (let h = 0; h < H; h++) {
+      memory.copy(d, src, inRow);
+      d += <usize>Wp << 2;
+      src += inRow;
+    }
+  }
+  return xp;
+}
+
 // ---- the layer's kernels -----------------------------------------------------------------------------
 
 /** Byte offsets of the parts of `cols` after the im2col matrix (see the file comment). */
@@ -243,8 +289,15 @@ export function conv2d_forward(
   const ap = weightsAt(cols, CKK, OHW);
   const tile = tileAt(cols, CKK, OHW, Cout);
   packRows(ap, w, <usize>CKK << 2, 4, Cout, CKK);
+  const direct = !pointwise && directOk(Cin, H, W, KH, KW, stride, pad, OH, OW);
+  const offs = cols + (<usize>(Cin * (H + 2 * pad) * (W + 2 * pad)) << 2);
   for (let n = 0; n < N; n++) {
     const xn = x + <usize>n * xBytes;
+    if (direct) {
+      const xp = prepareDirect(cols, offs, xn, Cin, H, W, KH, KW, pad);
+      rowsGemmAt(y + <usize>n * yBytes, ap, xp, offs, Cout, CKK, OH, OW, W + 2 * pad, tile);
+      continue;
+    }
     if (!pointwise) im2col(cols, xn, Cin, H, W, KH, KW, stride, pad, OH, OW);
     rowsGemm(y + <usize>n * yBytes, ap, pointwise ? xn : cols, Cout, CKK, OHW, tile, tile + 192);
   }
@@ -274,11 +327,19 @@ export function conv2d_backward(
   const tile = tileAt(cols, CKK, OHW, Cout);
   // wᵀ: element (i = ckk, k = cout) at w + cout·CKK·4 + ckk·4
   if (dx != 0) packRows(ap, w, 4, <usize>CKK << 2, CKK, Cout);
+  const direct = !pointwise && directOk(Cin, H, W, KH, KW, stride, pad, OH, OW);
+  const offs = cols + (<usize>(Cin * (H + 2 * pad) * (W + 2 * pad)) << 2);
   for (let n = 0; n < N; n++) {
     const xn = x + <usize>n * xBytes;
     const dyn = dy + <usize>n * yBytes;
-    if (!pointwise) im2col(cols, xn, Cin, H, W, KH, KW, stride, pad, OH, OW);
-    rowsDot(dw, dyn, pointwise ? xn : cols, Cout, CKK, OHW);
+    if (direct) {
+      // the weight gradient from the padded sample; the input gradient's GEMM then overwrites it
+      const xp = prepareDirect(cols, offs, xn, Cin, H, W, KH, KW, pad);
+      rowsDotAt(dw, dyn, xp, offs, Cout, CKK, OH, OW, W + 2 * pad);
+    } else {
+      if (!pointwise) im2col(cols, xn, Cin, H, W, KH, KW, stride, pad, OH, OW);
+      rowsDot(dw, dyn, pointwise ? xn : cols, Cout, CKK, OHW);
+    }
     if (dx != 0) {
       const dxn = dx + <usize>n * xBytes;
       rowsGemm(pointwise ? dxn : cols, ap, dyn, CKK, Cout, OHW, tile, tile + 192);

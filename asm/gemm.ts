@@ -222,7 +222,7 @@ function mergeTile(C: usize, ldc: usize, tile: usize, rows: i32, cols: i32, load
 
 /**
  * Packs `rows` (≤ 6) rows × kc of A, pre-broadcast: dst[k][r] = splat(A(r, k)); rows past `rows`
- * are zero so the full 6×8 kernel can run on edge blocks.
+ * are zero up to the rows of the kernel that runs on the block (2, 4 or 6), which reads no further.
  */
 function packA(dst: usize, A: usize, aRow: usize, aK: usize, rows: i32, kc: i32): void {
   if (rows == MR) {
@@ -238,13 +238,37 @@ function packA(dst: usize, A: usize, aRow: usize, aK: usize, rows: i32, kc: i32)
       a0 += aK; a1 += aK; a2 += aK; a3 += aK; a4 += aK; a5 += aK;
       dst += 96;
     }
-  } else {
-    const zero = f32x4.splat(0);
+  } else if (rows == 4) {
+    // the common edge (the last 8 rows go as 4 + 4, see blockRows): the 4-row kernel reads slots 0..3
+    let a0 = A;
+    let a1 = a0 + aRow, a2 = a1 + aRow, a3 = a2 + aRow;
     for (let k = 0; k < kc; k++) {
-      const ak = A + <usize>k * aK;
-      for (let r = 0; r < MR; r++) {
-        v128.store(dst + (<usize>r << 4), r < rows ? v128.load32_splat(ak + <usize>r * aRow) : zero);
+      v128.store(dst, v128.load32_splat(a0), 0);
+      v128.store(dst, v128.load32_splat(a1), 16);
+      v128.store(dst, v128.load32_splat(a2), 32);
+      v128.store(dst, v128.load32_splat(a3), 48);
+      a0 += aK; a1 += aK; a2 += aK; a3 += aK;
+      dst += 96;
+    }
+  } else {
+    // An edge block runs the 4-row kernel (3 or 4 rows), the 2-row one (1 or 2) or the 6-row one (5):
+    // write the slots that kernel reads, zeros past `rows`. The row tests do not change along k.
+    const zero = f32x4.splat(0);
+    const R = rows > 4 ? 6 : rows > 2 ? 4 : 2;
+    let a0 = A;
+    let a1 = a0 + aRow, a2 = a1 + aRow, a3 = a2 + aRow, a4 = a3 + aRow;
+    for (let k = 0; k < kc; k++) {
+      v128.store(dst, v128.load32_splat(a0), 0);
+      if (rows > 1) v128.store(dst, v128.load32_splat(a1), 16); else v128.store(dst, zero, 16);
+      if (R > 2) {
+        if (rows > 2) v128.store(dst, v128.load32_splat(a2), 32); else v128.store(dst, zero, 32);
+        if (rows > 3) v128.store(dst, v128.load32_splat(a3), 48); else v128.store(dst, zero, 48);
       }
+      if (R > 4) {
+        v128.store(dst, v128.load32_splat(a4), 64); // rows == 5 here
+        v128.store(dst, zero, 80);
+      }
+      a0 += aK; a1 += aK; a2 += aK; a3 += aK; a4 += aK;
       dst += 96;
     }
   }

@@ -42,6 +42,21 @@ export function weighted_sum(out: usize, tensors: usize, weights: usize, k: i32,
   const total = <usize>n << 2;
   const total16 = (<usize>n >> 4) << 6;
   let off: usize = 0;
+  if (k == 2) {
+    // Two inputs (a step of two blocks): their pointers and weights in registers for the whole pass.
+    const t0 = <usize>load<i32>(tensors), t1 = <usize>load<i32>(tensors, 4);
+    const w0 = v128.load32_splat(weights), w1 = v128.load32_splat(weights, 4);
+    const zero = f32x4.splat(0);
+    for (; off < total16; off += 64) {
+      const p0 = t0 + off, p1 = t1 + off;
+      const a0 = madd(w1, v128.load(p1, 0), madd(w0, v128.load(p0, 0), zero));
+      const a1 = madd(w1, v128.load(p1, 16), madd(w0, v128.load(p0, 16), zero));
+      const a2 = madd(w1, v128.load(p1, 32), madd(w0, v128.load(p0, 32), zero));
+      const a3 = madd(w1, v128.load(p1, 48), madd(w0, v128.load(p0, 48), zero));
+      const o = out + off;
+      v128.store(o, a0, 0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+    }
+  }
   // 16 floats per step: four independent accumulators, the k inputs streamed through them.
   for (; off < total16; off += 64) {
     let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;

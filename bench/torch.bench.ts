@@ -13,13 +13,14 @@
  * 32 steps, 0.78 at 160, load 2.4-2.7), hence 128 by default; a user's epoch is hundreds of steps. Each round
  * measures skein, PyTorch and the multiply-add ceiling back to back, rotating the order; printed are the
  * medians of the per-round ratios with their interquartile range, and the MLP's training GFLOP/s
- * (FLOPs counted from the layers' shapes) as a fraction of the ceiling measured in the same round.
+ * (FLOPs counted from the layers' shapes) as a fraction of the ceiling measured in the same round
+ * (the multiply-add loop's mean over a window as long as skein's epoch, right after it).
  */
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
-import { measureCeiling } from "../engine/kernels/ceiling.ts";
+import { CeilingProbe } from "../engine/kernels/ceiling.ts";
 import { trainingFlopsPerSample } from "../engine/model/flops.ts";
 import { benchArgs, numberFlag } from "./args.ts";
 
@@ -111,7 +112,10 @@ for (let r = 0; r < ROUNDS; r++) {
     ratios.get(c.model)!.push(got.skein! / got.torch!);
     for (const who of ["skein", "torch"]) rates.set(`${c.model} ${who}`, [...(rates.get(`${c.model} ${who}`) ?? []), got[who]!]);
     if (c.model === "mlp") {
-      const { gflopsPerCore } = await measureCeiling();
+      // The ceiling over a window as long as skein's epoch, right after it: the mean, so a busy
+      // machine takes from both alike (the best short burst would dodge what the epoch paid).
+      const probe = await CeilingProbe.open();
+      const gflopsPerCore = probe.sample((1000 * c.batch * STEPS) / got.skein!);
       ceilings.push(gflopsPerCore);
       ofCeiling.push((got.skein! * mlpFlops) / 1e9 / gflopsPerCore);
     }

@@ -104,7 +104,7 @@ export interface FlopSummary {
   forwardPerSample: number;
   /** trainingPerSample × samplesPerSec. */
   gflopsPerSec: number;
-  /** The multiply-add ceiling of one core, cached per machine and kernel build. */
+  /** The multiply-add ceiling of one core: measured between the run's epochs (the best window's mean), or cached per machine and kernel build. */
   ceilingGflopsPerCore: number;
   /** Cores the run could use: min(programs, the machine's). */
   cores: number;

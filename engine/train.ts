@@ -15,6 +15,7 @@ import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 import { stopRequested, TrainingSession, type SessionOptions } from "./session.ts";
 import { flopSummary } from "./run-flops.ts";
+import { CeilingProbe, probeAfter, probeMs } from "./kernels/ceiling.ts";
 import { arenaReport, controlOverhead, kernelShares, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
 export type { TrainConfig } from "./algorithms/config.ts";
@@ -111,9 +112,14 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       await folder.writeSummary(summarize("running", null));
     }
     options.onStart?.();
+    // The multiply-add ceiling in this run's conditions, short windows between epochs (not in a
+    // simulated run, whose seconds are virtual).
+    const ceiling = session.executor.clock ? null : await CeilingProbe.open();
+    const firstEpoch = session.epochsDone;
     while (session.epochsDone < config.epochs) {
       throwIfStopped();
       const epoch = await session.trainEpoch(options.onProgress);
+      if (probeAfter(session.epochsDone - 1 - firstEpoch, config.epochs - firstEpoch)) ceiling?.sample(probeMs(epoch.seconds));
       trainSeconds += epoch.seconds;
       samplesTrained += epoch.samples;
       updates += epoch.updates;
@@ -153,7 +159,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     }
     const final = last ?? { trainLoss: NaN, ...(await session.evaluate()), ...(await session.epochMetrics()) };
     options.onFinish?.(session.params());
-    const flops = trainSeconds > 0 ? await flopSummary(session.net, samplesTrained / trainSeconds, session.setup.programs) : undefined;
+    const flops = trainSeconds > 0 ? await flopSummary(session.net, samplesTrained / trainSeconds, session.setup.programs, ceiling?.gflopsPerCore()) : undefined;
     const summary: Summary = { ...summarize("completed", final), ...(flops ? { flops } : {}) };
     if (folder) await folder.writeSummary(summary);
     return summary;

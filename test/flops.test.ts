@@ -1,12 +1,14 @@
 /**
  * FLOP accounting: the count from the layers' shapes (composite layers included) against a count by
- * hand, and the ceiling cache.
+ * hand, the ceiling cache, and the ceiling a run measures between its epochs.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { multiplyAddCeiling } from "../engine/kernels/ceiling.ts";
+import { CeilingProbe, multiplyAddCeiling, probeAfter, probeMs } from "../engine/kernels/ceiling.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
+import { train } from "../engine/train.ts";
 import { trainingFlopsPerSample } from "../engine/model/flops.ts";
 import { Network } from "../engine/model/network.ts";
 
@@ -94,6 +96,39 @@ describe("multiply-add ceiling", () => {
       expect(second).toEqual({ ...first, cached: true });
       const file = JSON.parse(readFileSync(join(process.env.XDG_CACHE_HOME, "skein", "ceiling.json"), "utf8"));
       expect(file[first.key]).toBe(first.gflopsPerCore);
+    } finally {
+      if (before === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = before;
+    }
+  });
+});
+
+describe("the ceiling a run measures", () => {
+  test("a probe has no figure before its first window, then its best window's; windows are 3% of an epoch within [4, 100] ms, after every epoch but a first that is not the only one", async () => {
+    const probe = await CeilingProbe.open();
+    expect(probe.gflopsPerCore()).toBe(0);
+    const first = probe.sample(1);
+    expect(first).toBeGreaterThan(0);
+    const second = probe.sample(1);
+    expect(probe.gflopsPerCore()).toBe(Math.max(first, second));
+    expect([probeMs(0), probeMs(1), probeMs(60)]).toEqual([4, 30, 100]);
+    expect([0, 1, 2].map((e) => probeAfter(e, 3))).toEqual([false, true, true]);
+    expect(probeAfter(0, 1)).toBe(true);
+  });
+
+  test("a run's summary divides by the ceiling it measured, not the cached one (no cache is made)", async () => {
+    const before = process.env.XDG_CACHE_HOME;
+    const cache = mkdtempSync(join(tmpdir(), "skein-cache-"));
+    process.env.XDG_CACHE_HOME = cache;
+    try {
+      const summary = await train({
+        algo: "sync", model: "mlp:784-16-10", data: "synthetic:256", epochs: 2, batch: 64, workers: 1,
+        executor: "threads", seed: 1, optimizer: defaultOptimizer("sgd"),
+      });
+      const f = summary.flops!;
+      expect(f.ceilingGflopsPerCore).toBeGreaterThan(0);
+      expect(f.ofCeiling).toBeCloseTo(f.gflopsPerSec / f.ceilingGflopsPerCore, 12);
+      expect(existsSync(join(cache, "skein", "ceiling.json"))).toBe(false);
     } finally {
       if (before === undefined) delete process.env.XDG_CACHE_HOME;
       else process.env.XDG_CACHE_HOME = before;

@@ -68,3 +68,56 @@ export async function multiplyAddCeiling(): Promise<Ceiling> {
   }
   return { gflopsPerCore, key, cached: false };
 }
+
+/**
+ * The ceiling measured during a run, in that run's conditions: after each epoch but the first (whose
+ * aftermath still has the optimising compilers at work; a one-epoch run samples after it anyway),
+ * while the workers wait, a short window of the multiply-add loop on this thread, its length a small
+ * share of the epoch's. A window's figure is its mean (every FLOP over every second, as the run's
+ * GFLOP/s is), so a machine busy with other work lowers it as it lowered the epoch; the ceiling is the
+ * best window's, so that the run's own stragglers (compilation, garbage collection) that can still be
+ * running between epochs do not lower it. Measured after a 5-epoch MLP run: windows right after
+ * epoch 0 gave 20 GFLOP/s, later ones 54-57, a separate process over the training's length 58.
+ * One thread: with several workers the run's cores were all busy and the ceiling's were not, which
+ * can only lower the run's fraction.
+ */
+export class CeilingProbe {
+  private best = 0;
+
+  private constructor(private readonly k: ReturnType<typeof instantiateKernels>) {}
+
+  static async open(): Promise<CeilingProbe> {
+    const { module } = await loadKernelModule();
+    const k = instantiateKernels(module, new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }));
+    for (let i = 0; i < 40; i++) k.fma_ceiling(PROBE_BURST); // the optimising tier, as the trained kernels are by then
+    return new CeilingProbe(k);
+  }
+
+  /** Run the loop for about `ms` milliseconds (whole bursts of about 0.1 ms); returns the window's GFLOP/s. */
+  sample(ms: number): number {
+    const started = performance.now();
+    let now = started;
+    let bursts = 0;
+    while (now - started < ms) {
+      this.k.fma_ceiling(PROBE_BURST);
+      bursts++;
+      now = performance.now();
+    }
+    const gflops = (bursts * PROBE_BURST * FLOPS_PER_ITERATION) / ((now - started) / 1000) / 1e9;
+    this.best = Math.max(this.best, gflops);
+    return gflops;
+  }
+
+  /** The best window's GFLOP/s so far; 0 before the first. */
+  gflopsPerCore(): number {
+    return this.best;
+  }
+}
+
+/** Whether to sample after epoch `epoch` (0-based) of `epochs`: every one but the first, unless it is the only one. */
+export const probeAfter = (epoch: number, epochs: number): boolean => epoch > 0 || epochs === 1;
+
+const PROBE_BURST = 60_000; // 5.76 MFLOP: about 0.1 ms at 60 GFLOP/s
+
+/** The window after an epoch of `epochSeconds`: 3% of it, at least 4 ms and at most 100 ms. */
+export const probeMs = (epochSeconds: number): number => Math.min(100, Math.max(4, 30 * epochSeconds));
