@@ -8,7 +8,8 @@
  *     Steps timed one by one give the spread of a call's time (the jitter that moves real threads of
  *     equal work out of phase), and two threads handing a turn back and forth through Atomics.wait
  *     and notify give the wake-up latency.
- *  3. Whole epochs of k worker threads, kernels timed: the seconds per kernel call spent outside them.
+ *  3. Whole epochs of k worker threads, kernels timed: the seconds per kernel call spent outside them,
+ *     and the CPU the process's other threads (compiler, garbage collector) spend per call meanwhile.
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -26,6 +27,7 @@ import { measureWakeSeconds, StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { calibrateKernels } from "./calibrate-kernels.ts";
 import { calibrateMemory } from "./calibrate-memory.ts";
+import { helperCpu, helperCpuSince } from "./calibrate-helpers.ts";
 
 const CALIBRATE_FLAGS: FlagSpec[] = [
   { name: "out", type: "string", default: "costs.json", valueName: "FILE", help: "where to write the cost table (JSON)" },
@@ -79,6 +81,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     wakeSeconds: 0,
     contextFactor: 1,
     callSeconds: 0,
+    helperLoad: 0,
+    helperSliceSeconds: 1e-3,
     memory,
     kernels,
     networks: {},
@@ -98,8 +102,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     replay.close();
   }
   o.say("calibrate: whole epochs of k worker threads, their kernels timed: the time around each call");
-  const callSecondsAt = await fitCallSeconds({ ...kernelsOnly, contextFactor }, o);
-  const table = { ...kernelsOnly, contextFactor, callSeconds: callSecondsAt[0]!, callSecondsAt };
+  const threads = await fitCallSeconds({ ...kernelsOnly, contextFactor }, o);
+  const table = { ...kernelsOnly, contextFactor, callSeconds: threads.callSecondsAt[0]!, ...threads };
   return checkCostTable(table, "calibrate");
 }
 
@@ -130,6 +134,9 @@ function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (l
   return jitter;
 }
 
+/** Epochs a fresh threaded session trains before any is measured: its JavaScript is compiled by then. */
+export const WARM_EPOCHS = 3;
+
 /**
  * Time outside the kernels: k programs train whole epochs on k threads with their kernels timed (the
  * threaded executor's code: batch bookkeeping, counters, the orchestrator's call), and their busy time
@@ -139,49 +146,100 @@ function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (l
  * not as what is left of an epoch after the kernels' fitted costs, so errors of those fits do not land
  * here; and per k, since with more threads the code between kernels slows down too (shared counters
  * and queues move between the cores' caches).
+ *
+ * With k = cores, further epochs, not profiled, give the CPU time of the process's threads other than
+ * the workers (calibrate-helpers.ts) per second of the epoch (it came out about the same per second
+ * at 1 and 2 workers, not per kernel call): the median over those epochs (a garbage collection falls
+ * in some epochs and not others), and the mean length of their timeslices. (Timing each call
+ * allocates, and a profiled session's helpers collect that garbage too.) The first WARM_EPOCHS epochs
+ * are not measured: there the engine is still compiling the programs (in fresh mlp sessions the
+ * helpers took 9–28 ms in each of the first three epochs, 2–10 ms later).
  */
-export async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<number[]> {
+export async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<ThreadFit> {
   const costs = join(tmpdir(), `skein-calibrate-${process.pid}.json`);
-  writeFileSync(costs, JSON.stringify(table));
+  writeFileSync(costs, JSON.stringify({ ...table, helperLoad: 0, helperSliceSeconds: 1e-3 }));
   const perK: number[] = [];
+  const helperLoads: number[] = [];
+  let helperSeconds = 0;
+  let helperSlices = 0;
   try {
     for (let k = 1; k <= table.machine.cores; k++) {
       const runs: { what: string; outside: number; calls: number }[] = [];
       for (const model of o.models) {
         for (const algo of o.quick ? ["sync"] : ["sync", "hogwild"]) {
           const config: TrainConfig = { algo, model, data: o.data, epochs: 1, batch: 64, workers: k, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
-          const real = await TrainingSession.open(config, { profileKernels: true });
-          let outside = Infinity;
-          try {
-            for (let i = 0; i < (o.quick ? 3 : 6); i++) {
-              const e = await real.trainEpoch();
-              const ms = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs - (r.kernelMs ?? 0), 0);
-              if (i > 0) outside = Math.min(outside, ms / 1000); // the first epoch warms the JIT
-            }
-          } finally {
-            real.close();
-          }
           const simulated = await TrainingSession.open({ ...config, executor: "simulated", simulation: { costs, machine: "ideal" } });
+          let calls: number;
           try {
             await simulated.trainEpoch();
             const ex = simulated.executor as SimulatedExecutor;
             const before = ex.kernelCalls;
             await simulated.trainEpoch();
-            runs.push({ what: `${algo} ${model}`, outside, calls: ex.kernelCalls - before });
+            calls = ex.kernelCalls - before;
           } finally {
             simulated.close();
           }
+          const real = await TrainingSession.open(config, { profileKernels: true });
+          let outside = Infinity;
+          try {
+            for (let i = 0; i < WARM_EPOCHS + (o.quick ? 2 : 5); i++) {
+              const e = await real.trainEpoch();
+              if (i < WARM_EPOCHS) continue;
+              const ms = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs - (r.kernelMs ?? 0), 0);
+              outside = Math.min(outside, ms / 1000);
+            }
+          } finally {
+            real.close();
+          }
+          runs.push({ what: `${algo} ${model}`, outside, calls });
+          if (k < table.machine.cores) continue;
+          // The helpers, where they cost (every core computing), in a session not profiled: timing
+          // each call allocates, and its garbage would be collected on their account.
+          const plain = await TrainingSession.open(config);
+          try {
+            for (let i = 0; i < WARM_EPOCHS + (o.quick ? 3 : 6); i++) {
+              const before = helperCpu();
+              const started = performance.now();
+              await plain.trainEpoch();
+              const wall = (performance.now() - started) / 1000;
+              const helpers = helperCpuSince(before, helperCpu());
+              if (i < WARM_EPOCHS || !helpers) continue;
+              helperLoads.push(helpers.seconds / wall);
+              helperSeconds += helpers.seconds;
+              helperSlices += helpers.slices;
+            }
+          } finally {
+            plain.close();
+          }
         }
       }
-      const perCall = runs.map((r) => Math.max(0, r.outside / r.calls)).sort((x, y) => x - y);
-      perK.push(perCall.length % 2 ? perCall[perCall.length >> 1]! : (perCall[perCall.length / 2 - 1]! + perCall[perCall.length / 2]!) / 2);
+      perK.push(median(runs.map((r) => Math.max(0, r.outside / r.calls))));
       for (const r of runs) o.say(`  ${k} thread${k > 1 ? "s" : ""}: ${r.what.padEnd(30)} ${(r.outside * 1e3).toFixed(2)} ms busy outside kernels per epoch, ${r.calls} calls: ${((r.outside / r.calls) * 1e6).toFixed(2)} µs each`);
     }
   } finally {
     rmSync(costs, { force: true });
   }
   o.say(`  ${perK.map((s, i) => `${(s * 1e6).toFixed(2)} µs around each call at ${i + 1} thread${i > 0 ? "s" : ""}`).join(", ")}`);
-  return perK;
+  // Where threads keep no account (not Linux): no helper time, as the simulator had before the term.
+  const helperLoad = helperLoads.length > 0 ? Math.min(0.99, median(helperLoads)) : 0;
+  const helperSliceSeconds = helperSlices > 0 ? helperSeconds / helperSlices : 1e-3;
+  o.say(
+    helperLoads.length > 0
+      ? `  the process's other threads (compiler, garbage collector, main) while ${table.machine.cores} workers train: ${(helperLoad * 100).toFixed(1)}% of a core (median of ${helperLoads.length} epochs), in slices of ${(helperSliceSeconds * 1e6).toFixed(0)} µs`
+      : "  no per-thread CPU account on this system: the helper threads' time is taken as 0",
+  );
+  return { callSecondsAt: perK, helperLoad, helperSliceSeconds };
+}
+
+export interface ThreadFit {
+  callSecondsAt: number[];
+  helperLoad: number;
+  helperSliceSeconds: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function report(table: CostTable, say: (line: string) => void): void {

@@ -70,6 +70,17 @@ export interface CostTable {
    */
   callSecondsAt?: number[];
   /**
+   * Cores' worth of CPU the process spends outside its programs' threads while they train: the
+   * JavaScript engine's compiler and garbage collector, the main thread (measured: 3–5% of a core,
+   * about the same per second at 1 and 2 workers, not per kernel call). Where a core is idle that
+   * time runs there; where every core computes it is taken from the programs, a timeslice of
+   * `helperSliceSeconds` at a time, from whichever program is on the core when the slice comes due,
+   * and programs that meet at a barrier all wait for that one.
+   */
+  helperLoad: number;
+  /** Mean length of one helper timeslice, seconds (> 0). */
+  helperSliceSeconds: number;
+  /**
    * Relative spread (standard deviation over mean) of a kernel call's time in a run; absent: 0.
    * Real threads of equal work drift apart in phase by it, and the phase decides how many peer
    * updates fall between a read of the weights and the write (staleness); with none, equal programs
@@ -170,6 +181,8 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
   if (t.callSecondsAt !== undefined && (!Array.isArray(t.callSecondsAt) || t.callSecondsAt.length < 1 || !t.callSecondsAt.every((x) => isNumber(x) && x >= 0)))
     fail("callSecondsAt: must be a non-empty list of numbers ≥ 0");
+  if (!isNumber(t.helperLoad) || t.helperLoad < 0 || t.helperLoad >= 1) fail("helperLoad: must be a number in [0, 1) (a table from before the helper threads' term? run skein calibrate again)");
+  if (!isNumber(t.helperSliceSeconds) || t.helperSliceSeconds <= 0) fail("helperSliceSeconds: must be a number > 0 (a table from before the helper threads' term? run skein calibrate again)");
   if (t.jitter !== undefined && (!isNumber(t.jitter) || t.jitter < 0 || t.jitter >= 1)) fail("jitter: must be a number in [0, 1)");
   checkMemory(t.memory, fail);
   const kernels = t.kernels as Record<string, unknown> | undefined;
@@ -279,6 +292,16 @@ export function callSecondsFor(model: SimulationModel, k: number): number {
     return at[at.length - 1]! * Math.max(1, k / model.table.machine.cores);
   }
   return model.table.callSeconds * slowdown(model, k);
+}
+
+/**
+ * Helper-thread seconds that come due per second a program computes, when `k` programs compute at
+ * once: none while a core is idle (the helpers run there) or on an ideal machine, else the helpers'
+ * load shared by the k programs (in a wall-clock second the k of them compute k seconds).
+ */
+export function helperSecondsFor(model: SimulationModel, k: number): number {
+  if (model.machine === "ideal" || k < model.table.machine.cores) return 0;
+  return model.table.helperLoad / k;
 }
 
 /**
