@@ -224,7 +224,7 @@ if (!flags["overhead-only"]) {
   const start = flags.costs
     ? loadCostTable(flags.costs)
     : await calibrate({ models: Object.values(MODELS), data: "digits", quick: !flags.full, say: () => {} }); // every kernel needs a shape
-  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSecondsAt ?? [start.callSeconds]).map((s) => (s * 1e6).toFixed(2)).join(" / ")} µs around each call (1…k threads)`);
+  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSecondsAt ?? [start.callSeconds]).map((s) => (s * 1e6).toFixed(2)).join(" / ")} µs around each call (1…k threads; ${Object.entries(start.callSecondsByRole ?? {}).map(([r, at]) => `${r} ${at.map((s) => (s * 1e6).toFixed(2)).join(" / ")}`).join(", ")}), ${(start.runSeconds * 1e3).toFixed(2)} ms per epoch's call, helpers ${(start.helperLoad * 100).toFixed(1)}% of a core in ${(start.helperSliceSeconds * 1e6).toFixed(0)} µs slices`);
   const startFile = tableFile(start);
   const replay = StepReplay.build(module, specs, [1, 28, 28], 10, Math.min(cores, Math.max(...WORKERS)));
   await replay.start();

@@ -251,11 +251,17 @@ describe("causality", () => {
     expect(callSecondsFor(measured, 8)).toBeCloseTo(3e-6 * 4, 15); // beyond the cores: in turn
     expect(callSecondsFor({ ...measured, machine: "ideal" }, 8)).toBe(1e-6);
     expect(callSecondsFor({ ...measured, table: { ...table, callSecondsAt: undefined } }, 2)).toBeCloseTo(1e-6 * (2 / 1.5), 15);
+    // A role measured on its own has its own figures; any other role the general ones.
+    const byRole = { ...measured, table: { ...table, callSecondsByRole: { dmsgd: [2e-6, 5e-6] } } };
+    expect(callSecondsFor(byRole, 2, "dmsgd")).toBe(5e-6);
+    expect(callSecondsFor(byRole, 1, "dmsgd")).toBe(2e-6);
+    expect(callSecondsFor(byRole, 2, "sync")).toBe(3e-6);
+    expect(callSecondsFor(byRole, 2)).toBe(3e-6);
     // Every call pays its program 1 ms of busy time more, whatever the interleaving; the weights stay.
     const dir = tmp();
     const run = async (at: number[]) => {
       const path = join(dir, `costs-${at.join("-")}.json`);
-      writeFileSync(path, JSON.stringify({ ...defaultCostTable(), jitter: 0, callSeconds: 0, callSecondsAt: at }));
+      writeFileSync(path, JSON.stringify({ ...defaultCostTable(), jitter: 0, callSeconds: 0, callSecondsAt: at, callSecondsByRole: {} }));
       const session = await TrainingSession.open({ ...base, algo: "hogwild", workers: 2, simulation: { costs: path } });
       try {
         const calls = (session.executor as unknown as { kernelCalls: number }).kernelCalls;
@@ -270,6 +276,42 @@ describe("causality", () => {
     const paid = await run([1e-3, 1e-3]);
     expect(paid.calls).toBe(free.calls);
     expect(paid.busy - free.busy).toBeCloseTo(paid.calls * 1e-3, 6);
+    expect(sameBits(paid.params, free.params)).toBe(true);
+  });
+});
+
+describe("time outside the kernels, by role, and the executor's own call", () => {
+  const dir = tmp();
+  const run = async (algo: string, extra: Partial<CostTable>) => {
+    const path = join(dir, `costs-${algo}-${JSON.stringify(extra).replace(/\W/g, "")}.json`);
+    writeFileSync(path, JSON.stringify({ ...defaultCostTable(), jitter: 0, callSeconds: 0, callSecondsAt: [0, 0], callSecondsByRole: {}, runSeconds: 0, helperLoad: 0, ...extra }));
+    const session = await TrainingSession.open({ ...base, algo, workers: 2, ...(algo === "dmsgd" ? { gossip: { nodes: 4 } } : {}), simulation: { costs: path } });
+    try {
+      const calls = (session.executor as unknown as { kernelCalls: number }).kernelCalls;
+      const e = await session.trainEpoch();
+      const busy = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs, 0) / 1000;
+      return { seconds: e.seconds, busy, calls: (session.executor as unknown as { kernelCalls: number }).kernelCalls - calls, params: session.params().slice() };
+    } finally {
+      session.close();
+    }
+  };
+
+  test("a role measured on its own pays its own figure around each call; other roles the general one", async () => {
+    const free = await run("dmsgd", {});
+    const own = await run("dmsgd", { callSecondsByRole: { dmsgd: [1e-3, 1e-3] } });
+    expect(own.calls).toBe(free.calls);
+    // (to a µs: the order the programs' steps interleave in moves what the cache model charges)
+    expect(own.busy - free.busy).toBeCloseTo(own.calls * 1e-3, 5);
+    expect(sameBits(own.params, free.params)).toBe(true);
+    // sync is not dmsgd: the same times as without the entry.
+    expect(await run("sync", { callSecondsByRole: { dmsgd: [1e-3, 1e-3] } })).toEqual(await run("sync", {}));
+  });
+
+  test("every call of the executor (an epoch) costs its runSeconds beyond its programs, and never numerics", async () => {
+    const free = await run("sync", {});
+    const paid = await run("sync", { runSeconds: 0.25 });
+    expect(paid.seconds - free.seconds).toBeCloseTo(0.25, 12);
+    expect(paid.busy).toBeCloseTo(free.busy, 12);
     expect(sameBits(paid.params, free.params)).toBe(true);
   });
 });
@@ -372,7 +414,7 @@ function equalStageTable(f: number, b: number): CostTable {
   const kernels = Object.fromEntries(Object.keys(WORK).map((name) => [name, { fixed: 0, perUnit: 0, fitError: 0, shapes: 1 }]));
   kernels.gemm_nn = { fixed: f, perUnit: 0, fitError: 0, shapes: 1 };
   kernels.gemm_tn = { fixed: b, perUnit: 0, fitError: 0, shapes: 1 };
-  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, jitter: 0, kernels };
+  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, jitter: 0, runSeconds: 0, helperLoad: 0, kernels };
 }
 
 describe("staleness in virtual time", () => {
@@ -445,6 +487,8 @@ describe("the cost table", () => {
     ["no helper threads' load", (t) => (delete t.helperLoad, t), /helperLoad: must be a number in \[0, 1\) \(a table from before the helper threads' term\? run skein calibrate again\)/],
     ["helpers of a whole core or more", (t) => ((t.helperLoad = 1), t), /helperLoad: must be a number in \[0, 1\)/],
     ["no helper timeslice", (t) => (delete t.helperSliceSeconds, t), /helperSliceSeconds: must be a number > 0/],
+    ["no cost of the executor's call", (t) => (delete t.runSeconds, t), /runSeconds: must be a number ≥ 0 \(a table from before the executor's per-call term\? run skein calibrate again\)/],
+    ["a role's time around calls that is no list", (t) => ((t.callSecondsByRole = { dmsgd: 1e-6 }), t), /callSecondsByRole\.dmsgd: must be a non-empty list of numbers ≥ 0/],
     ["a memory curve that falls", (t) => ((t.memory.secondsPerByte = t.memory.secondsPerByte.map((_: number, i: number) => 1 / (i + 1))), t), /memory\.secondsPerByte: must be one non-decreasing/],
     ["no cost for the gather from memory", (t) => (delete t.memory.coldSecondsPerByte.gather_batch, t), /memory\.coldSecondsPerByte\.gather_batch: missing/],
     ["no data-set size for the gather", (t) => (delete t.memory.gatherFootprint, t), /memory\.gatherFootprint: must be/],

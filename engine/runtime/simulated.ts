@@ -320,7 +320,8 @@ export class SimulatedExecutor implements Executor {
     const programs = this.contexts.map((ctx) => program(ctx, args(ctx.worker)));
     const ended = new Float64Array(programs.length);
     const results = simulate(programs, state, this.model, rng, role, ended);
-    const end = Math.max(start, ...ended);
+    // Handing the call to the threads and collecting their results.
+    const end = Math.max(start, ...ended) + this.model.table.runSeconds;
     state.clocks.fill(end);
     this.clock.lastRunSeconds = end - start;
     this.clock.totalSeconds = end;
@@ -381,7 +382,7 @@ export function simulate<R>(programs: RoleProgram<R>[], state: SimulationState, 
     let computing = runnable;
     for (const i of live) if (state.blocked[i] && state.clocks[i]! > best && state.blocked[i]!() === null) computing++;
     state.factor = slowdown(model, computing);
-    state.callSeconds = callSecondsFor(model, computing);
+    state.callSeconds = callSecondsFor(model, computing, what);
     state.helperSeconds = helperSecondsFor(model, computing);
     const step = advance(programs, index, what);
     if (step.done) {
