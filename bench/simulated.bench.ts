@@ -7,15 +7,17 @@
  *
  * 1. Validation, with the cost table calibrated in the same run: `skein calibrate` (quick unless
  *    --full; or the table --costs names) on the models' shapes at the start, then per algorithm, model
- *    and P, --repeats rounds of
- *      probe → threaded session → probe → simulated session,
+ *    and P, one threaded session trained past its JIT compilation (WARM_EPOCHS epochs, as calibrate
+ *    measures), then --repeats rounds of
+ *      probe → --epochs epochs of that threaded session → probe → simulated session,
  *    where a probe replays the model's training step on 1 thread and on P threads at once (see
  *    engine/cli/step-replay.ts) and the round's table is the start table with the machine as the
  *    probes found it just then (kernels-in-context factor and the speedup of P threads). A round's
- *    threaded figure is the median of its --epochs timed epochs (one warm-up epoch first); the
+ *    threaded figure is the median of its --epochs timed epochs; the
  *    simulation runs the same configuration under the round's table. Printed: the medians over
  *    rounds, sim/threads with the start table (drift included), with the round's tables (the model's
- *    own error), and fastest against fastest (the quickest threaded epoch of all rounds against the
+ *    own error), the CPU the process's other threads (compiler, garbage collector, main) took per
+ *    measured threaded epoch, and fastest against fastest (the quickest threaded epoch of all rounds against the
  *    simulation under the quickest probe's machine: on a shared host other load only ever slows
  *    either down), the mean staleness of both (asynchronous ones), and load averages.
  *    P is the program count: workers (sync, hogwild, dmsgd), stages (gpipe, pipedream), layerwise
@@ -38,7 +40,8 @@ import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { Network } from "../engine/model/network.ts";
 import type { EpochOutcome } from "../engine/run-metrics.ts";
-import { calibrate } from "../engine/cli/calibrate-command.ts";
+import { calibrate, WARM_EPOCHS } from "../engine/cli/calibrate-command.ts";
+import { helperCpu, helperCpuSince } from "../engine/cli/calibrate-helpers.ts";
 import { StepReplay } from "../engine/cli/step-replay.ts";
 import { loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
 import { loadKernelModule } from "../engine/kernels/load.ts";
@@ -99,29 +102,51 @@ interface Epochs {
   staleness: number | null;
   wall: number[];
   last: EpochOutcome;
+  /** Mean CPU milliseconds per epoch of the process's threads other than the workers (NaN: no account). */
+  helperMs: number;
 }
 
 /** Per epoch after the first: seconds, and the mean staleness when the algorithm records it. */
 async function epochs(config: TrainConfig, profileKernels = false): Promise<Epochs> {
   const session = await TrainingSession.open(config, { profileKernels });
   try {
-    const seconds: number[] = [];
-    const wall: number[] = [];
-    const outcomes: EpochOutcome[] = [];
-    for (let e = 0; e < config.epochs; e++) {
-      const started = performance.now();
-      const outcome = await session.trainEpoch();
-      if (e === 0) continue; // warm-up: JIT, first touch of the arena
-      seconds.push(outcome.seconds);
-      wall.push((performance.now() - started) / 1000);
-      outcomes.push(outcome);
-    }
-    const report = outcomes.map((o) => o.staleness).filter((s) => s !== undefined);
-    const staleness = report.length > 0 ? overallStaleness(summarizeStaleness(report[report.length - 1]!)).mean : null;
-    return { seconds, staleness, wall, last: outcomes[outcomes.length - 1]! };
+    await session.trainEpoch(); // warm-up: first touch of the arena (and the JIT, for a threaded one)
+    return await measure(session, config.epochs - 1);
   } finally {
     session.close();
   }
+}
+
+/** `count` epochs of an open session: their seconds, wall seconds, the staleness of the last. */
+async function measure(session: TrainingSession, count: number): Promise<Epochs> {
+  const seconds: number[] = [];
+  const wall: number[] = [];
+  const outcomes: EpochOutcome[] = [];
+  let helpers = 0;
+  for (let e = 0; e < count; e++) {
+    const started = performance.now();
+    const before = helperCpu();
+    const outcome = await session.trainEpoch();
+    helpers += helperCpuSince(before, helperCpu())?.seconds ?? NaN;
+    seconds.push(outcome.seconds);
+    wall.push((performance.now() - started) / 1000);
+    outcomes.push(outcome);
+  }
+  const report = outcomes.map((o) => o.staleness).filter((s) => s !== undefined);
+  const staleness = report.length > 0 ? overallStaleness(summarizeStaleness(report[report.length - 1]!)).mean : null;
+  return { seconds, staleness, wall, last: outcomes[outcomes.length - 1]!, helperMs: (helpers / count) * 1000 };
+}
+
+/**
+ * A threaded session past its warm-up: its first epochs run while the engine still compiles the
+ * programs on helper threads, which at P = cores take a core from the workers (in fresh mlp dmsgd
+ * sessions 15–36 ms of helper CPU in each of the first three epochs, 2–10 ms later); the simulator
+ * models a session whose code is compiled, as `skein calibrate` measures it (WARM_EPOCHS).
+ */
+async function warmThreads(config: TrainConfig, profileKernels = false): Promise<TrainingSession> {
+  const session = await TrainingSession.open({ ...config, epochs: 10_000 }, { profileKernels });
+  for (let e = 0; e < WARM_EPOCHS; e++) await session.trainEpoch();
+  return session;
 }
 
 const median = (xs: number[]) => {
@@ -199,15 +224,15 @@ if (!flags["overhead-only"]) {
   const start = flags.costs
     ? loadCostTable(flags.costs)
     : await calibrate({ models: Object.values(MODELS), data: "digits", quick: !flags.full, say: () => {} }); // every kernel needs a shape
-  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSecondsAt ?? [start.callSeconds]).map((s) => (s * 1e6).toFixed(2)).join(" / ")} µs around each call (1…k threads)`);
+  console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSecondsAt ?? [start.callSeconds]).map((s) => (s * 1e6).toFixed(2)).join(" / ")} µs around each call (1…k threads; ${Object.entries(start.callSecondsByRole ?? {}).map(([r, at]) => `${r} ${at.map((s) => (s * 1e6).toFixed(2)).join(" / ")}`).join(", ")}), ${(start.runSeconds * 1e3).toFixed(2)} ms per epoch's call, helpers ${(start.helperLoad * 100).toFixed(1)}% of a core in ${(start.helperSliceSeconds * 1e6).toFixed(0)} µs slices`);
   const startFile = tableFile(start);
   const replay = StepReplay.build(module, specs, [1, 28, 28], 10, Math.min(cores, Math.max(...WORKERS)));
   await replay.start();
   // The calling thread's kernels warm up too (its first probe ran a fifth slower: the first cell's
   // context factor came out 1.16-1.21 in four runs, later cells' 0.95-1.05).
   for (const m of models.keys()) replay.stepSeconds(m, 300, 1);
-  console.log(`Rounds: probe, threads (median of ${EPOCHS} epochs), probe, simulated; medians of ${REPEATS} rounds. sim/thr start: the start table; now: each round's table; best: the fastest threaded epoch against the fastest probe's table`);
-  console.log("algo       model  P  threads s  sim s(now)  sim/thr start  sim/thr now  sim/thr best  ctx now  speedupP  staleness thr  staleness sim  load");
+  console.log(`Rounds: probe, threads (median of ${EPOCHS} epochs of one session warmed ${WARM_EPOCHS} epochs), probe, simulated; medians of ${REPEATS} rounds. sim/thr start: the start table; now: each round's table; best: the fastest threaded epoch against the fastest probe's table`);
+  console.log("algo       model  P  threads s  sim s(now)  sim/thr start  sim/thr now  sim/thr best  ctx now  speedupP  staleness thr  staleness sim  helpers ms  load");
   let within = 0;
   let withinBest = 0;
   let cells = 0;
@@ -227,11 +252,14 @@ if (!flags["overhead-only"]) {
           const loads: string[] = [];
           const allEpochs: number[] = [];
           const best: Awaited<ReturnType<typeof probe>> = { contextFactor: Infinity, speedupP: null };
+          const helperMs: number[] = [];
+          const threaded = await warmThreads(config);
           for (let r = 0; r < REPEATS; r++) {
             loads.push(load());
             const before = await probe(replay, m, P, start);
-            const t = await epochs(config);
+            const t = await measure(threaded, EPOCHS);
             const after = await probe(replay, m, P, start);
+            helperMs.push(t.helperMs);
             allEpochs.push(...t.seconds);
             for (const p of [before, after]) {
               best.contextFactor = Math.min(best.contextFactor, p.contextFactor);
@@ -247,6 +275,7 @@ if (!flags["overhead-only"]) {
             contexts.push(table.contextFactor);
             if (P > 1) speedups.push(table.machine.speedup[Math.min(P, table.machine.speedup.length) - 1]!);
           }
+          threaded.close();
           const fromStart = await epochs({ ...config, executor: "simulated", simulation: { costs: startFile } });
           // Fastest against fastest: the quickest threaded epoch of all rounds against the simulation
           // under the quickest probe's machine (other load only ever slows either down).
@@ -262,12 +291,13 @@ if (!flags["overhead-only"]) {
             algo.padEnd(10), model.padEnd(6), String(P).padStart(2), fmt(real).padStart(10), fmt(median(sims)).padStart(11),
             fmt(median(fromStart.seconds) / real, 2).padStart(14), fmt(ratio, 2).padStart(12), fmt(bestRatio, 2).padStart(13), fmt(median(contexts), 2).padStart(8),
             (speedups.length ? fmt(median(speedups), 2) : "-").padStart(9),
-            fmt(stale.length ? median(stale) : null, 2).padStart(14), fmt(simStaleness, 2).padStart(14), `  ${loads.join(" ")}`,
+            fmt(stale.length ? median(stale) : null, 2).padStart(14), fmt(simStaleness, 2).padStart(14), fmt(median(helperMs), 1).padStart(10), `  ${loads.join(" ")}`,
           ];
           console.log(line.join(" "));
           if (flags.profile) {
             const before = await probe(replay, m, P, start);
-            const t = await epochs(config, true);
+            const warm = await warmThreads(config, true);
+            const t = await measure(warm, EPOCHS).finally(() => warm.close());
             const after = await probe(replay, m, P, start);
             printProfile(t, await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(roundTable(start, P, before, after)) } }, true));
           }

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { UserError } from "../engine/errors.ts";
-import { callSecondsFor, checkCostTable, defaultCostTable, loadCostTable, slowdown, type CostTable } from "../engine/runtime/costs.ts";
+import { callSecondsFor, checkCostTable, defaultCostTable, helperSecondsFor, loadCostTable, slowdown, type CostTable } from "../engine/runtime/costs.ts";
 import { WORK } from "../engine/runtime/kernel-work.ts";
 import { SimulatedSync, SimulationState, simulate } from "../engine/runtime/simulated.ts";
 import { Control, planControl } from "../engine/runtime/control.ts";
@@ -251,11 +251,17 @@ describe("causality", () => {
     expect(callSecondsFor(measured, 8)).toBeCloseTo(3e-6 * 4, 15); // beyond the cores: in turn
     expect(callSecondsFor({ ...measured, machine: "ideal" }, 8)).toBe(1e-6);
     expect(callSecondsFor({ ...measured, table: { ...table, callSecondsAt: undefined } }, 2)).toBeCloseTo(1e-6 * (2 / 1.5), 15);
+    // A role measured on its own has its own figures; any other role the general ones.
+    const byRole = { ...measured, table: { ...table, callSecondsByRole: { dmsgd: [2e-6, 5e-6] } } };
+    expect(callSecondsFor(byRole, 2, "dmsgd")).toBe(5e-6);
+    expect(callSecondsFor(byRole, 1, "dmsgd")).toBe(2e-6);
+    expect(callSecondsFor(byRole, 2, "sync")).toBe(3e-6);
+    expect(callSecondsFor(byRole, 2)).toBe(3e-6);
     // Every call pays its program 1 ms of busy time more, whatever the interleaving; the weights stay.
     const dir = tmp();
     const run = async (at: number[]) => {
       const path = join(dir, `costs-${at.join("-")}.json`);
-      writeFileSync(path, JSON.stringify({ ...defaultCostTable(), jitter: 0, callSeconds: 0, callSecondsAt: at }));
+      writeFileSync(path, JSON.stringify({ ...defaultCostTable(), jitter: 0, callSeconds: 0, callSecondsAt: at, callSecondsByRole: {} }));
       const session = await TrainingSession.open({ ...base, algo: "hogwild", workers: 2, simulation: { costs: path } });
       try {
         const calls = (session.executor as unknown as { kernelCalls: number }).kernelCalls;
@@ -274,12 +280,117 @@ describe("causality", () => {
   });
 });
 
+describe("time outside the kernels, by role, and the executor's own call", () => {
+  const dir = tmp();
+  const run = async (algo: string, extra: Partial<CostTable>) => {
+    const path = join(dir, `costs-${algo}-${JSON.stringify(extra).replace(/\W/g, "")}.json`);
+    writeFileSync(path, JSON.stringify({ ...defaultCostTable(), jitter: 0, callSeconds: 0, callSecondsAt: [0, 0], callSecondsByRole: {}, runSeconds: 0, helperLoad: 0, ...extra }));
+    const session = await TrainingSession.open({ ...base, algo, workers: 2, ...(algo === "dmsgd" ? { gossip: { nodes: 4 } } : {}), simulation: { costs: path } });
+    try {
+      const calls = (session.executor as unknown as { kernelCalls: number }).kernelCalls;
+      const e = await session.trainEpoch();
+      const busy = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs, 0) / 1000;
+      return { seconds: e.seconds, busy, calls: (session.executor as unknown as { kernelCalls: number }).kernelCalls - calls, params: session.params().slice() };
+    } finally {
+      session.close();
+    }
+  };
+
+  test("a role measured on its own pays its own figure around each call; other roles the general one", async () => {
+    const free = await run("dmsgd", {});
+    const own = await run("dmsgd", { callSecondsByRole: { dmsgd: [1e-3, 1e-3] } });
+    expect(own.calls).toBe(free.calls);
+    // (to a µs: the order the programs' steps interleave in moves what the cache model charges)
+    expect(own.busy - free.busy).toBeCloseTo(own.calls * 1e-3, 5);
+    expect(sameBits(own.params, free.params)).toBe(true);
+    // sync is not dmsgd: the same times as without the entry.
+    expect(await run("sync", { callSecondsByRole: { dmsgd: [1e-3, 1e-3] } })).toEqual(await run("sync", {}));
+  });
+
+  test("every call of the executor (an epoch) costs its runSeconds beyond its programs, and never numerics", async () => {
+    const free = await run("sync", {});
+    const paid = await run("sync", { runSeconds: 0.25 });
+    expect(paid.seconds - free.seconds).toBeCloseTo(0.25, 12);
+    expect(paid.busy).toBeCloseTo(free.busy, 12);
+    expect(sameBits(paid.params, free.params)).toBe(true);
+  });
+});
+
+describe("the process's helper threads", () => {
+  test("they cost only where every core computes, a share of the helpers' load per program", () => {
+    const table: CostTable = { ...defaultCostTable(), machine: { cores: 2, speedup: [1, 1.8] }, helperLoad: 0.1 };
+    const measured = { table, machine: "measured" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+    expect(helperSecondsFor(measured, 1)).toBe(0); // a core is idle: they run there
+    expect(helperSecondsFor(measured, 2)).toBeCloseTo(0.05, 15);
+    expect(helperSecondsFor(measured, 8)).toBeCloseTo(0.1 / 8, 15);
+    expect(helperSecondsFor({ ...measured, machine: "ideal" }, 8)).toBe(0);
+  });
+
+  test("on a machine whose every core computes they take their load from the programs a slice at a time, and barrier-coupled programs all wait for the one they preempt; with a core idle they cost nothing", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 2 }), fc.double({ min: 0.01, max: 0.09, noNaN: true }), (seed, programs, load) => {
+        // Steps of 1 ms between barriers, slices of 0.1 ms, helpers of a few percent of a core (as
+        // measured: 3–5%), so that at most one slice falls in a step; two cores that do not slow each other.
+        const table: CostTable = { ...defaultCostTable(), machine: { cores: 2, speedup: [1, 2] }, wakeSeconds: 0, helperLoad: load, helperSliceSeconds: 1e-4 };
+        const model = { table, machine: "measured" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+        const planner = new ArenaPlanner();
+        const controlLayout = planControl(planner, programs);
+        const memory = createSharedMemory(planner.finish());
+        const control = new Control(memory, controlLayout, programs);
+        const state = new SimulationState(programs);
+        const syncs = Array.from({ length: programs }, (_, w) => new SimulatedSync(state, w, programs, control, model, memory));
+        const steps = 200;
+        function* program(w: number): RoleProgram<void> {
+          for (let i = 0; i < steps; i++) {
+            syncs[w]!.compute(1e-3);
+            yield* syncs[w]!.barrier();
+          }
+        }
+        const ended = new Float64Array(programs);
+        simulate(syncs.map((_, w) => program(w)), state, model, Rng.derive(seed, "test"), "test", ended);
+        const makespan = Math.max(...ended);
+        const work = steps * 1e-3;
+        if (programs === 1) return expect(makespan).toBeCloseTo(work, 12); // the helpers have the idle core
+        // 2 programs: `load` of a core per second of their computing comes out of them, in all about
+        // load × work; each slice holds up both at the next barrier, so the run takes about that much
+        // longer (spread evenly over both programs it would take half as much).
+        const extra = (makespan - work) / (load * work);
+        expect(extra).toBeGreaterThan(0.9); // less only by the slice not yet due at the end
+        expect(extra).toBeLessThan(1 + 1e-9);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  test("they cost time, never numerics: the same weights with and without them, and the same times for the same seed", async () => {
+    const dir = tmp();
+    const run = async (helperLoad: number) => {
+      const costs = join(dir, `helpers-${helperLoad}.json`);
+      // Slices short enough that some fall due in this short epoch.
+      writeFileSync(costs, JSON.stringify({ ...defaultCostTable(), machine: { cores: 2, speedup: [1, 2] }, helperLoad, helperSliceSeconds: 5e-6 }));
+      const session = await TrainingSession.open({ ...base, algo: "dmsgd", workers: 2, gossip: { nodes: 4 }, simulation: { costs } });
+      try {
+        const e = await session.trainEpoch();
+        return { seconds: e.seconds, params: session.params().slice() };
+      } finally {
+        session.close();
+      }
+    };
+    const free = await run(0);
+    const paid = await run(0.2);
+    expect(paid.seconds).toBeGreaterThan(free.seconds);
+    expect(sameBits(paid.params, free.params)).toBe(true);
+    expect(await run(0.2)).toEqual(paid);
+  });
+});
+
 describe("jitter", () => {
   test("equal programs leave lockstep only with jitter: Hogwild!'s staleness at P = 2 is 1/2 without, more with (as real threads measure), and the same seed gives the same times", async () => {
     const dir = tmp();
     const run = async (jitter: number) => {
       const costs = join(dir, `jitter-${jitter}.json`);
-      writeFileSync(costs, JSON.stringify({ ...defaultCostTable(), jitter }));
+      // The helpers' timeslices would break the lockstep too: this is about jitter alone.
+      writeFileSync(costs, JSON.stringify({ ...defaultCostTable(), jitter, helperLoad: 0 }));
       const session = await TrainingSession.open({ ...base, algo: "hogwild", model: "mlp:784-256-128-10", data: "synthetic:2048", workers: 2, simulation: { costs } });
       try {
         const e = await session.trainEpoch();
@@ -303,7 +414,7 @@ function equalStageTable(f: number, b: number): CostTable {
   const kernels = Object.fromEntries(Object.keys(WORK).map((name) => [name, { fixed: 0, perUnit: 0, fitError: 0, shapes: 1 }]));
   kernels.gemm_nn = { fixed: f, perUnit: 0, fitError: 0, shapes: 1 };
   kernels.gemm_tn = { fixed: b, perUnit: 0, fitError: 0, shapes: 1 };
-  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, jitter: 0, kernels };
+  return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, jitter: 0, runSeconds: 0, helperLoad: 0, kernels };
 }
 
 describe("staleness in virtual time", () => {
@@ -373,6 +484,11 @@ describe("the cost table", () => {
     ["further terms of the wrong count", (t) => ((t.kernels.winograd_forward.perMore = [1e-9, 1e-9]), t), /kernels\.winograd_forward\.perMore: must be 1 number/],
     ["a negative time around calls", (t) => ((t.callSecondsAt = [1e-6, -1]), t), /callSecondsAt: must be a non-empty list of numbers ≥ 0/],
     ["no memory model", (t) => (delete t.memory, t), /memory: missing/],
+    ["no helper threads' load", (t) => (delete t.helperLoad, t), /helperLoad: must be a number in \[0, 1\) \(a table from before the helper threads' term\? run skein calibrate again\)/],
+    ["helpers of a whole core or more", (t) => ((t.helperLoad = 1), t), /helperLoad: must be a number in \[0, 1\)/],
+    ["no helper timeslice", (t) => (delete t.helperSliceSeconds, t), /helperSliceSeconds: must be a number > 0/],
+    ["no cost of the executor's call", (t) => (delete t.runSeconds, t), /runSeconds: must be a number ≥ 0 \(a table from before the executor's per-call term\? run skein calibrate again\)/],
+    ["a role's time around calls that is no list", (t) => ((t.callSecondsByRole = { dmsgd: 1e-6 }), t), /callSecondsByRole\.dmsgd: must be a non-empty list of numbers ≥ 0/],
     ["a memory curve that falls", (t) => ((t.memory.secondsPerByte = t.memory.secondsPerByte.map((_: number, i: number) => 1 / (i + 1))), t), /memory\.secondsPerByte: must be one non-decreasing/],
     ["no cost for the gather from memory", (t) => (delete t.memory.coldSecondsPerByte.gather_batch, t), /memory\.coldSecondsPerByte\.gather_batch: missing/],
     ["no data-set size for the gather", (t) => (delete t.memory.gatherFootprint, t), /memory\.gatherFootprint: must be/],

@@ -8,7 +8,8 @@
  *     Steps timed one by one give the spread of a call's time (the jitter that moves real threads of
  *     equal work out of phase), and two threads handing a turn back and forth through Atomics.wait
  *     and notify give the wake-up latency.
- *  3. Whole epochs of k worker threads, kernels timed: the seconds per kernel call spent outside them.
+ *  3. Whole epochs of k worker threads, kernels timed: the seconds per kernel call spent outside them,
+ *     and the CPU the process's other threads (compiler, garbage collector) spend per call meanwhile.
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -26,6 +27,7 @@ import { measureWakeSeconds, StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { calibrateKernels } from "./calibrate-kernels.ts";
 import { calibrateMemory } from "./calibrate-memory.ts";
+import { helperCpu, helperCpuSince } from "./calibrate-helpers.ts";
 
 const CALIBRATE_FLAGS: FlagSpec[] = [
   { name: "out", type: "string", default: "costs.json", valueName: "FILE", help: "where to write the cost table (JSON)" },
@@ -79,6 +81,9 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     wakeSeconds: 0,
     contextFactor: 1,
     callSeconds: 0,
+    helperLoad: 0,
+    helperSliceSeconds: 1e-3,
+    runSeconds: 0,
     memory,
     kernels,
     networks: {},
@@ -98,8 +103,8 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
     replay.close();
   }
   o.say("calibrate: whole epochs of k worker threads, their kernels timed: the time around each call");
-  const callSecondsAt = await fitCallSeconds({ ...kernelsOnly, contextFactor }, o);
-  const table = { ...kernelsOnly, contextFactor, callSeconds: callSecondsAt[0]!, callSecondsAt };
+  const threads = await fitCallSeconds({ ...kernelsOnly, contextFactor }, o);
+  const table = { ...kernelsOnly, contextFactor, callSeconds: threads.callSecondsAt[0]!, ...threads };
   return checkCostTable(table, "calibrate");
 }
 
@@ -131,7 +136,19 @@ function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (l
 }
 
 /**
- * Time outside the kernels: k programs train whole epochs on k threads with their kernels timed (the
+ * Roles whose programs do enough JavaScript of their own between kernels to be measured on their own
+ * (callSecondsByRole; every other role gets sync's figures): Hogwild! claims its batches and reads
+ * and records every layer's version for its staleness (2.2–2.8 µs per call on one thread against
+ * sync's 0.5–0.7); a gossip node builds its batch's index list, its mixing's pointer and weight
+ * tables and its message per node and round (1.1–1.2 µs on one thread, 2.3–5.6 on two).
+ */
+const OWN_ROLES = ["hogwild", "dmsgd"];
+
+/** Epochs a fresh threaded session trains before any is measured: its JavaScript is compiled by then. */
+export const WARM_EPOCHS = 3;
+
+/**
+ * Time outside the kernels: k programs of sync train whole epochs on k threads with their kernels timed (the
  * threaded executor's code: batch bookkeeping, counters, the orchestrator's call), and their busy time
  * outside the kernels (elapsed − waited − in kernels) over the calls the epoch makes (counted by
  * simulating the same epoch) is the time around each call; per k, the median over the runs. Each
@@ -139,49 +156,113 @@ function callJitter(table: CostTable, replay: StepReplay, steps: number, say: (l
  * not as what is left of an epoch after the kernels' fitted costs, so errors of those fits do not land
  * here; and per k, since with more threads the code between kernels slows down too (shared counters
  * and queues move between the cores' caches).
+ *
+ * The roles in OWN_ROLES get figures of their own the same way (callSecondsByRole). The same epochs
+ * give what a call of the executor costs beyond its programs: the epoch's seconds on the main thread
+ * less its longest program's.
+ *
+ * With k = cores, further epochs, not profiled, give the CPU time of the process's threads other than
+ * the workers (calibrate-helpers.ts) per second of the epoch (it came out about the same per second
+ * at 1 and 2 workers, not per kernel call): the median over those epochs (a garbage collection falls
+ * in some epochs and not others), and the mean length of their timeslices. (Timing each call
+ * allocates, and a profiled session's helpers collect that garbage too.) The first WARM_EPOCHS epochs
+ * are not measured: there the engine is still compiling the programs (in fresh mlp sessions the
+ * helpers took 9–28 ms in each of the first three epochs, 2–10 ms later).
  */
-export async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<number[]> {
+export async function fitCallSeconds(table: CostTable, o: { models: string[]; data: string; quick: boolean; say: (line: string) => void }): Promise<ThreadFit> {
   const costs = join(tmpdir(), `skein-calibrate-${process.pid}.json`);
-  writeFileSync(costs, JSON.stringify(table));
+  writeFileSync(costs, JSON.stringify({ ...table, helperLoad: 0, helperSliceSeconds: 1e-3, runSeconds: 0 }));
   const perK: number[] = [];
+  const byRole: Record<string, number[]> = {};
+  const runs: number[] = [];
+  const helperLoads: number[] = [];
+  let helperSeconds = 0;
+  let helperSlices = 0;
   try {
     for (let k = 1; k <= table.machine.cores; k++) {
-      const runs: { what: string; outside: number; calls: number }[] = [];
+      const fits: { algo: string; what: string; outside: number; calls: number }[] = [];
       for (const model of o.models) {
-        for (const algo of o.quick ? ["sync"] : ["sync", "hogwild"]) {
-          const config: TrainConfig = { algo, model, data: o.data, epochs: 1, batch: 64, workers: k, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
-          const real = await TrainingSession.open(config, { profileKernels: true });
-          let outside = Infinity;
-          try {
-            for (let i = 0; i < (o.quick ? 3 : 6); i++) {
-              const e = await real.trainEpoch();
-              const ms = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs - (r.kernelMs ?? 0), 0);
-              if (i > 0) outside = Math.min(outside, ms / 1000); // the first epoch warms the JIT
-            }
-          } finally {
-            real.close();
-          }
+        for (const algo of ["sync", ...OWN_ROLES]) {
+          const config: TrainConfig = { algo, model, data: o.data, epochs: 1, batch: 64, workers: k, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum"), ...(algo === "dmsgd" ? { gossip: { nodes: 8 } } : {}) };
           const simulated = await TrainingSession.open({ ...config, executor: "simulated", simulation: { costs, machine: "ideal" } });
+          let calls: number;
           try {
             await simulated.trainEpoch();
             const ex = simulated.executor as SimulatedExecutor;
             const before = ex.kernelCalls;
             await simulated.trainEpoch();
-            runs.push({ what: `${algo} ${model}`, outside, calls: ex.kernelCalls - before });
+            calls = ex.kernelCalls - before;
           } finally {
             simulated.close();
           }
+          const real = await TrainingSession.open(config, { profileKernels: true });
+          let outside = Infinity;
+          try {
+            for (let i = 0; i < WARM_EPOCHS + (o.quick ? 2 : 5); i++) {
+              const e = await real.trainEpoch();
+              if (i < WARM_EPOCHS) continue;
+              const ms = e.results.reduce((a, r) => a + r.elapsedMs - r.waitedMs - (r.kernelMs ?? 0), 0);
+              outside = Math.min(outside, ms / 1000);
+              runs.push(Math.max(0, e.seconds - Math.max(...e.results.map((r) => r.elapsedMs)) / 1000));
+            }
+          } finally {
+            real.close();
+          }
+          fits.push({ algo, what: `${algo} ${model}`, outside, calls });
+          if (k < table.machine.cores || OWN_ROLES.includes(algo)) continue;
+          // The helpers, where they cost (every core computing), in a session not profiled: timing
+          // each call allocates, and its garbage would be collected on their account.
+          const plain = await TrainingSession.open(config);
+          try {
+            for (let i = 0; i < WARM_EPOCHS + (o.quick ? 3 : 6); i++) {
+              const before = helperCpu();
+              const started = performance.now();
+              await plain.trainEpoch();
+              const wall = (performance.now() - started) / 1000;
+              const helpers = helperCpuSince(before, helperCpu());
+              if (i < WARM_EPOCHS || !helpers) continue;
+              helperLoads.push(helpers.seconds / wall);
+              helperSeconds += helpers.seconds;
+              helperSlices += helpers.slices;
+            }
+          } finally {
+            plain.close();
+          }
         }
       }
-      const perCall = runs.map((r) => Math.max(0, r.outside / r.calls)).sort((x, y) => x - y);
-      perK.push(perCall.length % 2 ? perCall[perCall.length >> 1]! : (perCall[perCall.length / 2 - 1]! + perCall[perCall.length / 2]!) / 2);
-      for (const r of runs) o.say(`  ${k} thread${k > 1 ? "s" : ""}: ${r.what.padEnd(30)} ${(r.outside * 1e3).toFixed(2)} ms busy outside kernels per epoch, ${r.calls} calls: ${((r.outside / r.calls) * 1e6).toFixed(2)} µs each`);
+      perK.push(median(fits.filter((r) => !OWN_ROLES.includes(r.algo)).map((r) => Math.max(0, r.outside / r.calls))));
+      for (const role of OWN_ROLES) (byRole[role] ??= []).push(median(fits.filter((r) => r.algo === role).map((r) => Math.max(0, r.outside / r.calls))));
+      for (const r of fits) o.say(`  ${k} thread${k > 1 ? "s" : ""}: ${r.what.padEnd(30)} ${(r.outside * 1e3).toFixed(2)} ms busy outside kernels per epoch, ${r.calls} calls: ${((r.outside / r.calls) * 1e6).toFixed(2)} µs each`);
     }
   } finally {
     rmSync(costs, { force: true });
   }
   o.say(`  ${perK.map((s, i) => `${(s * 1e6).toFixed(2)} µs around each call at ${i + 1} thread${i > 0 ? "s" : ""}`).join(", ")}`);
-  return perK;
+  for (const [role, at] of Object.entries(byRole)) o.say(`  ${role}: ${at.map((s, i) => `${(s * 1e6).toFixed(2)} µs at ${i + 1} thread${i > 0 ? "s" : ""}`).join(", ")}`);
+  const runSeconds = median(runs);
+  o.say(`  an epoch's call to the threads costs ${(runSeconds * 1e3).toFixed(2)} ms beyond its programs (median of ${runs.length})`);
+  // Where threads keep no account (not Linux): no helper time, as the simulator had before the term.
+  const helperLoad = helperLoads.length > 0 ? Math.min(0.99, median(helperLoads)) : 0;
+  const helperSliceSeconds = helperSlices > 0 ? helperSeconds / helperSlices : 1e-3;
+  o.say(
+    helperLoads.length > 0
+      ? `  the process's other threads (compiler, garbage collector, main) while ${table.machine.cores} workers train: ${(helperLoad * 100).toFixed(1)}% of a core (median of ${helperLoads.length} epochs), in slices of ${(helperSliceSeconds * 1e6).toFixed(0)} µs`
+      : "  no per-thread CPU account on this system: the helper threads' time is taken as 0",
+  );
+  return { callSecondsAt: perK, callSecondsByRole: byRole, runSeconds, helperLoad, helperSliceSeconds };
+}
+
+export interface ThreadFit {
+  callSecondsAt: number[];
+  callSecondsByRole: Record<string, number[]>;
+  runSeconds: number;
+  helperLoad: number;
+  helperSliceSeconds: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function report(table: CostTable, say: (line: string) => void): void {

@@ -73,6 +73,29 @@ export interface CostTable {
    */
   callSecondsAt?: number[];
   /**
+   * Per role program (by name), seconds around each call when k programs run at once, as
+   * callSecondsAt: roles whose programs do more of their own JavaScript between kernels (a gossip
+   * node builds its batch, its mixing's pointer and weight tables, its message) measured on their
+   * own. Absent, or a role not in it: callSecondsAt.
+   */
+  callSecondsByRole?: Record<string, number[]>;
+  /**
+   * Seconds one call of the executor costs beyond its programs (handing the call to the worker
+   * threads and collecting their results; an epoch is one call).
+   */
+  runSeconds: number;
+  /**
+   * Cores' worth of CPU the process spends outside its programs' threads while they train: the
+   * JavaScript engine's compiler and garbage collector, the main thread (measured: 3–5% of a core,
+   * about the same per second at 1 and 2 workers, not per kernel call). Where a core is idle that
+   * time runs there; where every core computes it is taken from the programs, a timeslice of
+   * `helperSliceSeconds` at a time, from whichever program is on the core when the slice comes due,
+   * and programs that meet at a barrier all wait for that one.
+   */
+  helperLoad: number;
+  /** Mean length of one helper timeslice, seconds (> 0). */
+  helperSliceSeconds: number;
+  /**
    * Relative spread (standard deviation over mean) of a kernel call's time in a run; absent: 0.
    * Real threads of equal work drift apart in phase by it, and the phase decides how many peer
    * updates fall between a read of the weights and the write (staleness); with none, equal programs
@@ -173,6 +196,14 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (!isNumber(t.contextFactor) || t.contextFactor <= 0) fail("contextFactor: must be a number > 0");
   if (t.callSecondsAt !== undefined && (!Array.isArray(t.callSecondsAt) || t.callSecondsAt.length < 1 || !t.callSecondsAt.every((x) => isNumber(x) && x >= 0)))
     fail("callSecondsAt: must be a non-empty list of numbers ≥ 0");
+  if (!isNumber(t.helperLoad) || t.helperLoad < 0 || t.helperLoad >= 1) fail("helperLoad: must be a number in [0, 1) (a table from before the helper threads' term? run skein calibrate again)");
+  if (!isNumber(t.helperSliceSeconds) || t.helperSliceSeconds <= 0) fail("helperSliceSeconds: must be a number > 0 (a table from before the helper threads' term? run skein calibrate again)");
+  const byRole = t.callSecondsByRole;
+  if (byRole !== undefined && (typeof byRole !== "object" || byRole === null || Array.isArray(byRole))) fail("callSecondsByRole: must be an object of lists by role name");
+  for (const [role, at] of Object.entries((byRole ?? {}) as Record<string, unknown>)) {
+    if (!Array.isArray(at) || at.length < 1 || !at.every((x) => isNumber(x) && x >= 0)) fail(`callSecondsByRole.${role}: must be a non-empty list of numbers ≥ 0`);
+  }
+  if (!isNumber(t.runSeconds) || t.runSeconds < 0) fail("runSeconds: must be a number ≥ 0 (a table from before the executor's per-call term? run skein calibrate again)");
   if (t.jitter !== undefined && (!isNumber(t.jitter) || t.jitter < 0 || t.jitter >= 1)) fail("jitter: must be a number in [0, 1)");
   checkMemory(t.memory, fail);
   const kernels = t.kernels as Record<string, unknown> | undefined;
@@ -273,17 +304,28 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
 }
 
 /**
- * Seconds around one kernel call (outside the kernel) when `k` programs compute at once: measured
- * (callSecondsAt) where the table has it, else callSeconds slowed as a kernel would be.
+ * Seconds around one kernel call (outside the kernel) when `k` programs of role `role` compute at
+ * once: measured for the role (callSecondsByRole) or in general (callSecondsAt) where the table has
+ * it, else callSeconds slowed as a kernel would be.
  */
-export function callSecondsFor(model: SimulationModel, k: number): number {
-  const at = model.table.callSecondsAt;
+export function callSecondsFor(model: SimulationModel, k: number, role?: string): number {
+  const at = (role !== undefined ? model.table.callSecondsByRole?.[role] : undefined) ?? model.table.callSecondsAt;
   if (model.machine !== "ideal" && at && k >= 1) {
     if (k <= at.length) return at[k - 1]!;
     // Beyond the measured counts: the last measured figure, and the cores shared in turn beyond them.
     return at[at.length - 1]! * Math.max(1, k / model.table.machine.cores);
   }
   return model.table.callSeconds * slowdown(model, k);
+}
+
+/**
+ * Helper-thread seconds that come due per second a program computes, when `k` programs compute at
+ * once: none while a core is idle (the helpers run there) or on an ideal machine, else the helpers'
+ * load shared by the k programs (in a wall-clock second the k of them compute k seconds).
+ */
+export function helperSecondsFor(model: SimulationModel, k: number): number {
+  if (model.machine === "ideal" || k < model.table.machine.cores) return 0;
+  return model.table.helperLoad / k;
 }
 
 /**

@@ -6,6 +6,8 @@
  *  - every kernel call advances the calling program's clock by its cost in the cost table (a function
  *    of the call's arguments), plus what its operands cost to fetch when its program has not touched
  *    them for a while (cache-model.ts), times the machine's slowdown for the programs computing at once;
+ *  - while every core computes, the process's other threads (compiler, garbage collector) take their
+ *    measured time from the programs, a timeslice at a time (costs.ts, helperLoad);
  *  - messages an algorithm declares (`sync.send`, `sync.allReduce`) cost latency + bytes/bandwidth;
  *  - the scheduler always advances the runnable program with the smallest clock, ties broken by a
  *    seeded generator; a program runs until its next synchronisation point;
@@ -33,7 +35,7 @@ import type { Executor, VirtualClock } from "./executor.ts";
 import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
 import { advance } from "./deterministic.ts";
-import { allReduceSeconds, callSecondsFor, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
+import { allReduceSeconds, callSecondsFor, helperSecondsFor, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
 import { CacheTracker } from "./cache-model.ts";
 import { ProcessNetwork } from "./process-network.ts";
 
@@ -53,6 +55,10 @@ export class SimulationState {
   factor = 1;
   /** Seconds around each kernel call in the step being run (costs.callSecondsFor the programs computing). */
   callSeconds = 0;
+  /** Helper-thread seconds that come due per second of a kernel in the step being run (costs.helperSecondsFor). */
+  helperSeconds = 0;
+  /** Helper-thread seconds due and not yet taken from a program (less than one timeslice). */
+  helperDue = 0;
   /** Kernel calls charged so far (calibration fits the time around each call from it). */
   kernelCalls = 0;
   // The barrier: arrivals of the current generation, the latest arrival time, the last release.
@@ -124,9 +130,20 @@ export class SimulatedSync implements Sync {
     return this.state.clocks[this.me]!;
   }
 
-  /** Advance this program's clock by `seconds` of computation (slowed by the programs computing with it). */
+  /**
+   * Advance this program's clock by `seconds` of computation (slowed by the programs computing with
+   * it), and by a timeslice of the helper threads when one comes due meanwhile: their time comes due
+   * as the programs compute and is taken from the program on the core when it does (a preempted
+   * thread's kernel takes longer), so programs that meet at a barrier all wait for that one.
+   */
   compute(seconds: number): void {
-    this.state.clocks[this.me]! += seconds * this.state.factor;
+    const s = this.state;
+    const busy = seconds * s.factor;
+    s.clocks[this.me]! += busy;
+    if (s.helperSeconds > 0 && (s.helperDue += s.helperSeconds * busy) >= this.model.table.helperSliceSeconds) {
+      s.helperDue -= this.model.table.helperSliceSeconds;
+      s.clocks[this.me]! += this.model.table.helperSliceSeconds;
+    }
   }
 
   *barrier(): Generator<Blocked, void, void> {
@@ -304,7 +321,8 @@ export class SimulatedExecutor implements Executor {
     const programs = this.contexts.map((ctx) => program(ctx, args(ctx.worker)));
     const ended = new Float64Array(programs.length);
     const results = simulate(programs, state, this.model, rng, role, ended);
-    const end = Math.max(start, ...ended);
+    // Handing the call to the threads and collecting their results.
+    const end = Math.max(start, ...ended) + this.model.table.runSeconds;
     state.clocks.fill(end);
     this.clock.lastRunSeconds = end - start;
     this.clock.totalSeconds = end;
@@ -365,7 +383,8 @@ export function simulate<R>(programs: RoleProgram<R>[], state: SimulationState, 
     let computing = runnable;
     for (const i of live) if (state.blocked[i] && state.clocks[i]! > best && state.blocked[i]!() === null) computing++;
     state.factor = slowdown(model, computing);
-    state.callSeconds = callSecondsFor(model, computing);
+    state.callSeconds = callSecondsFor(model, computing, what);
+    state.helperSeconds = helperSecondsFor(model, computing);
     const step = advance(programs, index, what);
     if (step.done) {
       results[index] = step.value;
