@@ -9,7 +9,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { MessageSplitter, NatsTcpSocket, type PayloadSink } from "../engine/distributed/tcp-socket.ts";
+import { MessageSplitter, type PayloadSink } from "../engine/distributed/message-splitter.ts";
+import { NatsTcpSocket } from "../engine/distributed/tcp-socket.ts";
 import { Transport, subjectOf } from "../engine/distributed/transport.ts";
 import { encodeFrame, KIND, type FrameHeader } from "../engine/distributed/frame.ts";
 

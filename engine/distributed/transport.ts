@@ -14,8 +14,9 @@
 import { connect, wsconnect, type NatsConnection } from "@nats-io/transport-node";
 import { RunError, UserError } from "../errors.ts";
 import { FramePublisher } from "./publish.ts";
-import { nativeSocketOf, tcpSocketFactory, type PayloadSink } from "./tcp-socket.ts";
-import { checkFrame, writeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type FrameHeader, type Kind } from "./frame.ts";
+import { nativeSocketOf, tcpSocketFactory } from "./tcp-socket.ts";
+import { FrameIntake, copyIntoParts, type Message } from "./frame-intake.ts";
+import { writeFrameFromParts, HEADER_BYTES, KIND, KIND_NAMES, runIdHex, type Kind } from "./frame.ts";
 
 /** How often a process tells the others it is alive, and how long a silent peer is given. */
 export const HEARTBEAT_MS = 200;
@@ -35,35 +36,6 @@ export interface TransportOptions {
   socket?: "native" | "node:net";
 }
 
-interface Message {
-  kind: number;
-  tag: number;
-  bytes: number;
-  /** The message's bytes, or null when they were written straight into the receiver's destination. */
-  body: Uint8Array | null;
-}
-
-/** Where a message from a rank goes, if it is the one due (`receiveInto`). */
-interface Destination {
-  kind: number;
-  tag: number;
-  bytes: number;
-  parts: readonly Uint8Array[];
-}
-
-/** A message whose frames are coming in. */
-interface Partial {
-  header: FrameHeader;
-  /** Assembled here, or (body null) written chunk by chunk into `into`. */
-  body: Uint8Array | null;
-  into: Destination | null;
-  /** Bytes of the message in, counting whole frames. */
-  filled: number;
-}
-
-/** Kinds handled on arrival; every other kind waits in its sender's queue for `receive`. */
-const ON_ARRIVAL = new Set<number>([KIND.heartbeat, KIND.progress, KIND.abort, KIND.wake]);
-
 export const subjectOf = (runId: bigint, rank: number): string => `skein.run.${runIdHex(runId)}.${rank}`;
 
 export class Transport {
@@ -73,26 +45,19 @@ export class Transport {
   bytesSent = 0;
   framesSent = 0;
   readonly names: string[];
-  /** The largest message accepted (a bigger claimed size is refused before any buffer is allocated); the executor lowers it to the arena's size. */
-  maxMessageBytes = 1 << 30;
   /** Relayed wakes (the executor sets it): handled on arrival, in order. */
   onWake: ((from: number, body: Uint8Array) => void) | null = null;
   /** Progress frames from followers (the coordinator sets it once its session is open). */
   onProgress: ((from: number, body: Uint8Array) => void) | null = null;
   private rejectFailed!: (e: RunError) => void;
+  /**
+   * Frames arriving on this rank's subject, as a stream of payloads (the native socket's reads, or
+   * the client's messages): checked, put back together, and handed to `deliver` as whole messages.
+   */
+  readonly intake: FrameIntake;
   private readonly nextSequenceTo: number[];
-  private readonly nextSequenceFrom: number[];
   private readonly lastHeard: number[];
   private readonly queues: Message[][];
-  /** Per sender: the message its frames are filling (from its first frame's header to its last byte). */
-  private readonly partial: (Partial | null)[];
-  /** Per sender: where its next messages go, in order, while a receiveInto waits on them. */
-  private readonly destinations: Destination[][];
-  /** The frame coming in: its header's bytes, its announced length, the bytes seen, and its message once the header passed. */
-  private readonly frameHead = new Uint8Array(HEADER_BYTES);
-  private frameBytes = 0;
-  private frameSeen = 0;
-  private frame: { header: FrameHeader; message: Partial } | null = null;
   private readonly waiters: ((() => void) | null)[];
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly chunkBytes: number;
@@ -107,17 +72,38 @@ export class Transport {
     const { procs, rank } = options;
     this.names = options.names ?? Array.from({ length: procs }, (_, r) => `rank ${r}`);
     this.nextSequenceTo = new Array(procs).fill(0);
-    this.nextSequenceFrom = new Array(procs).fill(0);
     this.lastHeard = new Array(procs).fill(Date.now());
     this.queues = Array.from({ length: procs }, () => []);
-    this.partial = new Array(procs).fill(null);
-    this.destinations = Array.from({ length: procs }, () => []);
     this.waiters = new Array(procs).fill(null);
     this.publisher = new FramePublisher(nc);
     this.chunkBytes = Math.max(1024, (nc.info?.max_payload ?? 1 << 20) - HEADER_BYTES - 256);
     this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
     this.failed.catch(() => {}); // observed through races
-    void rank;
+    this.intake = new FrameIntake({
+      runId: options.runId,
+      rank,
+      procs,
+      names: this.names,
+      failed: () => this.failure !== null,
+      refuse: (why) => this.abort(`rejected a message on ${subjectOf(options.runId, rank)}: ${why}`),
+      heard: (sender) => (this.lastHeard[sender] = Date.now()),
+      deliver: (from, m) => {
+        try {
+          this.deliver(from, m);
+        } catch (e) {
+          this.abort(`${this.names[this.rank]}: handling a message failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      },
+    });
+  }
+
+  /** The largest message accepted (a bigger claimed size is refused before any buffer is allocated); the executor lowers it to the arena's size. */
+  get maxMessageBytes(): number {
+    return this.intake.maxMessageBytes;
+  }
+
+  set maxMessageBytes(bytes: number) {
+    this.intake.maxMessageBytes = bytes;
   }
 
   /**
@@ -213,15 +199,15 @@ export class Transport {
     try {
       for (let i = 0; i < messages.length; i++) {
         // Only once nothing from `from` is queued or coming in: the next message to arrive is then message i.
-        if (!posted && this.queues[from]!.length === 0 && !this.partial[from]) {
-          this.destinations[from] = messages.slice(i).map((parts, j) => ({ kind, tag, bytes: sizes[i + j]!, parts }));
+        if (!posted && this.queues[from]!.length === 0 && !this.intake.arriving(from)) {
+          this.intake.expect(from, messages.slice(i).map((parts, j) => ({ kind, tag, bytes: sizes[i + j]!, parts })));
           posted = true;
         }
         const m = await this.next(from, kind, tag, sizes[i]);
         if (m.body) copyIntoParts(messages[i]!, 0, m.body);
       }
     } finally {
-      if (posted) this.destinations[from] = [];
+      if (posted) this.intake.cancel(from);
     }
   }
 
@@ -311,101 +297,6 @@ export class Transport {
     throw this.failure!;
   }
 
-  /**
-   * Frames arriving on this rank's subject, as a stream of payloads: each frame's header is checked as
-   * soon as its 40 bytes are in, before any byte of its body is written anywhere; the body then goes
-   * straight to the message's destination (the arena, for a message a receiveInto waits on) or into a
-   * buffer of its own. A frame that fails a check ends the run, and the rest of it is dropped.
-   */
-  readonly intake: PayloadSink = {
-    begin: (bytes) => {
-      this.frameBytes = bytes;
-      this.frameSeen = 0;
-      this.frame = null;
-    },
-    write: (bytes) => {
-      if (this.failure) return;
-      let at = 0;
-      if (this.frameSeen < HEADER_BYTES) {
-        at = Math.min(bytes.length, HEADER_BYTES - this.frameSeen);
-        this.frameHead.set(bytes.subarray(0, at), this.frameSeen);
-        this.frameSeen += at;
-        if (this.frameSeen === HEADER_BYTES) this.frame = this.startFrame(this.frameHead, this.frameBytes);
-      }
-      if (at < bytes.length && this.frame) {
-        this.writeBody(this.frame.header, this.frame.message, this.frameSeen - HEADER_BYTES, bytes.subarray(at));
-        this.frameSeen += bytes.length - at;
-      }
-    },
-    place: (max) => {
-      const f = this.frame;
-      if (this.failure || !f || this.frameSeen < HEADER_BYTES) return null;
-      const n = Math.min(max, this.frameBytes - this.frameSeen);
-      return placeIn(f.header.chunkOffset + this.frameSeen - HEADER_BYTES, n, f.message);
-    },
-    placed: (n) => {
-      this.frameSeen += n;
-    },
-    end: () => {
-      if (this.failure) return;
-      if (this.frameSeen < HEADER_BYTES) this.startFrame(this.frameHead.subarray(0, this.frameSeen), this.frameBytes); // refused: too short
-      else if (this.frame) this.endFrame(this.frame.header, this.frame.message);
-      this.frame = null;
-    },
-  };
-
-  /** A frame's header is in: check it, and find where its body goes (null: refused, the run ends). */
-  private startFrame(head: Uint8Array, frameBytes: number): { header: FrameHeader; message: Partial } | null {
-    const { procs, rank, runId } = this.options;
-    const h = checkFrame(head, { runId, receiver: rank, procs, nextSequence: this.nextSequenceFrom, maxMessageBytes: this.maxMessageBytes, names: this.names }, frameBytes);
-    const bad = (why: string) => {
-      this.abort(`rejected a message on ${subjectOf(runId, rank)}: ${why}`);
-      return null;
-    };
-    if (typeof h === "string") return bad(h);
-    const from = this.names[h.sender]!;
-    this.nextSequenceFrom[h.sender]!++;
-    this.lastHeard[h.sender] = Date.now();
-
-    let p = this.partial[h.sender];
-    if (p) {
-      if (h.kind !== p.header.kind || h.tag !== p.header.tag || h.messageBytes !== p.header.messageBytes || h.chunkOffset !== p.filled) {
-        return bad(`${from} interleaved a ${KIND_NAMES[h.kind]} frame into its unfinished ${KIND_NAMES[p.header.kind]} message`);
-      }
-    } else {
-      if (h.chunkOffset !== 0) return bad(`${from}'s message starts at offset ${h.chunkOffset}`);
-      // The message a receiveInto waits on, nothing queued before it: straight into its destination.
-      const waiting = this.destinations[h.sender]!;
-      let into: Destination | null = null;
-      if (!ON_ARRIVAL.has(h.kind) && waiting.length > 0) {
-        const d = waiting[0]!;
-        if (d.kind === h.kind && d.tag === h.tag && d.bytes === h.messageBytes) into = waiting.shift()!;
-        else this.destinations[h.sender] = []; // not the one due: queued, and its receiver fails on it
-      }
-      p = { header: h, body: into ? null : new Uint8Array(h.messageBytes), into, filled: 0 };
-      this.partial[h.sender] = p;
-    }
-    return { header: h, message: p };
-  }
-
-  /** Bytes at `offset` of a frame's body, written where its message goes. */
-  private writeBody(h: FrameHeader, p: Partial, offset: number, bytes: Uint8Array): void {
-    if (p.into) copyIntoParts(p.into.parts, h.chunkOffset + offset, bytes);
-    else p.body!.set(bytes, h.chunkOffset + offset);
-  }
-
-  /** A frame is complete: its message too, if it was the last. */
-  private endFrame(h: FrameHeader, p: Partial): void {
-    p.filled += h.chunkBytes;
-    if (p.filled < h.messageBytes) return;
-    this.partial[h.sender] = null;
-    try {
-      this.deliver(h.sender, { kind: h.kind, tag: h.tag, bytes: h.messageBytes, body: p.body });
-    } catch (e) {
-      this.abort(`${this.names[this.rank]}: handling a message failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-
   private deliver(from: number, m: Message): void {
     switch (m.kind) {
       case KIND.heartbeat:
@@ -425,30 +316,6 @@ export class Transport {
         this.waiters[from]?.();
         this.waiters[from] = null;
     }
-  }
-}
-
-/** A view of up to `n` bytes at `offset` of a message's destination (within one of its parts). */
-function placeIn(offset: number, n: number, p: Partial): Uint8Array {
-  if (!p.into) return p.body!.subarray(offset, offset + n);
-  let at = 0; // where the current part starts in the message
-  for (const part of p.into.parts) {
-    if (offset < at + part.length) return part.subarray(offset - at, Math.min(part.length, offset - at + n));
-    at += part.length;
-  }
-  return new Uint8Array(0);
-}
-
-/** Write `bytes` at `offset` of the message made of `parts` back to back. */
-function copyIntoParts(parts: readonly Uint8Array[], offset: number, bytes: Uint8Array): void {
-  const end = offset + bytes.length;
-  let at = 0; // where the current part starts in the message
-  for (const part of parts) {
-    const lo = Math.max(offset, at);
-    const hi = Math.min(end, at + part.length);
-    if (hi > lo) part.set(bytes.subarray(lo - offset, hi - offset), lo - at);
-    at += part.length;
-    if (at >= end) break;
   }
 }
 
