@@ -6,6 +6,7 @@
  *  - an operand touched just before costs nothing extra; one touched before other regions costs more
  *    the more bytes were touched in between, up to the kernel's cost from memory, never less than 0;
  *  - the programs share one cache (the last level, shared by the cores); weighted_sum's inputs are followed through its pointer table;
+ *  - an evicted GEMM operand pays the GEMM's own cost from memory for that matrix's bytes alone;
  *  - a flat curve charges nothing;
  *  - the gather's rows come from an epoch ago: their distance is the data set plus everything the
  *    program has touched; they pay the gather's own cost from memory for the missed fraction;
@@ -66,6 +67,37 @@ describe("cache model", () => {
     // After 16 MiB of other work: from memory again; axpy (not measured cold) pays the curve's span.
     t.extraSeconds("fill_zero", [big, 4 * MiB], 16 * MiB);
     expect(t.extraSeconds("axpy", [a, b, n, 1], 4 * n)).toBeCloseTo(2 * (MiB / 2) * 8e-12 * ((9e-12 - 1e-12) / 8e-12), 15);
+  });
+
+  test("an evicted GEMM operand pays the GEMM's own cost from memory, for its own bytes, not the call's", () => {
+    // Regions: A (activations, just touched), W (a 784×256 weight matrix), C (the output), and 16 MiB between.
+    const planner = new ArenaPlanner();
+    const [M, K, N] = [64, 784, 256];
+    const w = planner.reserve("parameters", "w", 4 * K * N + 4096);
+    const x = planner.reserve("activations", "x", 4 * M * K);
+    const y = planner.reserve("activations", "y", 4 * M * N);
+    const big = planner.reserve("scratch", "big", 16 * MiB);
+    const plan = planner.finish();
+    const memory = createSharedMemory(plan);
+    const gemmCold = 50e-12;
+    const model: MemoryModel = { ...curve, coldSecondsPerByte: { ...curve.coldSecondsPerByte, gemm_nn: gemmCold } };
+    const t = new CacheTracker(model, plan, memory);
+    const callBytes = WORK.gemm_nn!.bytes!([y, x, w, M, K, N, 0, 0]);
+    t.extraSeconds("gemm_nn", [y, x, w, M, K, N, 0, 0], callBytes);
+    t.extraSeconds("fill_zero", [big, 4 * MiB], 16 * MiB); // the other nodes' vectors push W out
+    t.extraSeconds("copy", [x, y, M * N], 4 * M * N); // the activations are fresh again
+    const extra = t.extraSeconds("gemm_nn", [y, x, w, M, K, N, 0, 0], callBytes);
+    // W alone is far: its K·N floats (not the call's bytes, nor its region's spare tail) at the GEMM's
+    // cost from memory, for the share the curve says left the cache beyond the call's own working set.
+    const missed = (9e-12 - secondsPerByteAt(curve, 4 * (M * N + M * K + K * N))) / 8e-12;
+    expect(missed).toBeGreaterThan(0.9);
+    expect(extra).toBeCloseTo(4 * K * N * gemmCold * missed, 15);
+    // Measured cold for the GEMM or not, the charge follows the table: without it, the curve's span.
+    const plain = new CacheTracker(curve, plan, memory);
+    plain.extraSeconds("gemm_nn", [y, x, w, M, K, N, 0, 0], callBytes);
+    plain.extraSeconds("fill_zero", [big, 4 * MiB], 16 * MiB);
+    plain.extraSeconds("copy", [x, y, M * N], 4 * M * N);
+    expect(plain.extraSeconds("gemm_nn", [y, x, w, M, K, N, 0, 0], callBytes)).toBeCloseTo(4 * K * N * 8e-12 * missed, 15);
   });
 
   test("extra cost never negative and grows with the bytes touched in between, by whichever program", () => {

@@ -10,11 +10,18 @@
  *    on operands in cache, per byte. Kernels differ by far more than their bytes say: on the 2-core
  *    development machine a mixing step (weighted_sum of three vectors) pays 67 ps per byte from memory,
  *    copy 14 ps.
+ *  - Per GEMM the same, on the shapes of a small model's first layer at a training batch (64 rows,
+ *    784 → 256: a weight matrix of 800 KB). A decentralized worker's nodes each hold such a matrix and
+ *    the other nodes' vectors push it out of cache before its node comes round again; what the
+ *    matrix then costs is not the axpy curve's span: the GEMM streams its operands while it
+ *    multiplies, and its packing walks B in panels, so a byte from memory costs it what it measurably
+ *    costs (C, A and B all walked round 128 MiB against the same call repeated, per operand byte).
  *  - The gather (batch assembly) from memory: its cost there is latency (random rows), not bandwidth.
  *    gather_batch takes consecutive batches of a shuffled order over a data set of 128 MiB against one
  *    of the size the kernel fit timed it on (DATA_SAMPLES rows, in the last-level cache here), per
  *    gathered byte.
  */
+import { GEMM_PACK_FLOATS } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
 import type { MemoryModel } from "../runtime/cache-model.ts";
@@ -60,6 +67,23 @@ const STREAMING: Record<string, { operands: number; call: (k: Record<string, (..
   },
 };
 
+/**
+ * The GEMMs timed cold, each on the shapes a training step of a 784-256 layer at 64 rows gives it:
+ * forward C[64×256] = X[64×784]·W[784×256], the input's gradient dX[64×784] = dY[64×256]·W[784×256]ᵀ,
+ * the weight's gradient dW[784×256] = X[64×784]ᵀ·dY[64×256]. [M, K, N] as the kernels take them.
+ */
+export const COLD_GEMMS: Record<"gemm_nn" | "gemm_nt" | "gemm_tn", [M: number, K: number, N: number]> = {
+  gemm_nn: [64, 784, 256],
+  gemm_nt: [64, 256, 784],
+  gemm_tn: [784, 64, 256],
+};
+
+/** Bytes of C, A and B of a GEMM of shape [M, K, N] (A is M×K or K×M, B is K×N or N×K). */
+export function gemmOperandBytes(name: string, [M, K, N]: [number, number, number]): [c: number, a: number, b: number] {
+  if (!(name in COLD_GEMMS)) throw new Error(`${name}: not a GEMM`);
+  return [4 * M * N, 4 * M * K, 4 * K * N];
+}
+
 interface ArgTable {
   tensors: number;
   weights: number;
@@ -73,6 +97,7 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const largest = MEMORY_FOOTPRINTS[MEMORY_FOOTPRINTS.length - 1]!;
   const planner = new ArenaPlanner();
   const ring = planner.reserve("scratch", "memory.ring", largest);
+  const pack = planner.floats("scratch", "memory.gemmPack", Math.max(...Object.values(COLD_GEMMS).map(([M, K, N]) => GEMM_PACK_FLOATS(M, K, N))));
   const tensors = planner.reserve("control", "memory.tensors", 16);
   const weights = planner.reserve("control", "memory.weights", 16);
 
@@ -102,6 +127,19 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
     const at = (s: number) => Array.from({ length: operands }, (_, i) => ring + (s * operands + i) * vector);
     const warm = timeRound(1, () => call(k, at(0), COLD_FLOATS, table));
     const cold = timeRound(Math.floor(largest / bytes), (s) => call(k, at(s), COLD_FLOATS, table));
+    coldSecondsPerByte[name] = Math.max(0, (cold - warm) / bytes);
+  }
+
+  f32(memory, ring, largest / 4).fill(0.5); // what the streaming kernels left there: no denormals, no NaN
+  for (const [name, shape] of Object.entries(COLD_GEMMS)) {
+    const [M, K, N] = shape;
+    const sizes = gemmOperandBytes(name, shape);
+    const bytes = sizes.reduce((a, b) => a + b, 0);
+    const gemm = k[name]!;
+    // Slot s holds C, A, B one after another; slot 0 again and again is the warm call.
+    const call = (s: number) => gemm(ring + s * bytes, ring + s * bytes + sizes[0], ring + s * bytes + sizes[0] + sizes[1], M, K, N, 0, pack);
+    const warm = timeRound(1, () => call(0));
+    const cold = timeRound(Math.floor(largest / bytes), call);
     coldSecondsPerByte[name] = Math.max(0, (cold - warm) / bytes);
   }
 

@@ -17,7 +17,7 @@
  *    (memory's − nearest cache's), in [0, 1], where `own` is the call's own operand bytes: the working
  *    set of the timing loop that fitted the kernel's cost;
  *  - what a byte from memory costs a kernel beyond one from cache is the kernel's own (calibrate times
- *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
+ *    the streaming kernels and the GEMMs cold and warm; others pay what the curve's axpy pays);
  *  - a call pays, per operand, bytes × that cost × missed(D).
  *
  * The programs share one cache: what the curve charges for is the last-level cache (flat through
@@ -44,8 +44,8 @@ export interface MemoryModel {
   /** Seconds per byte an axpy streams when the working set is footprints[i] (non-decreasing). */
   secondsPerByte: number[];
   /**
-   * Per streaming kernel: seconds per operand byte it pays beyond its cost in cache when every operand
-   * comes from memory. Kernels not listed: the curve's last value less its first.
+   * Per streaming kernel and GEMM: seconds per operand byte it pays beyond its cost in cache when every
+   * operand comes from memory. Kernels not listed: the curve's last value less its first.
    */
   coldSecondsPerByte: Record<string, number>;
   /**
@@ -114,6 +114,18 @@ export const POINTER_ARGS: Record<string, readonly number[]> = {
   attention_backward: [0, 1, 2, 3, 8],
   attention_scratch_floats: [],
   fma_ceiling: [],
+};
+
+/**
+ * Kernels whose operands the call's byte count does not bound well, per pointer position the bytes
+ * that operand takes. A GEMM's three matrices differ in size by the shape (a 784×256 weight matrix
+ * against a 64×256 output): charged each at the call's total, the evicted weight matrix would pay
+ * for the output's bytes as well. Others: each operand at most the call's bytes.
+ */
+export const OPERAND_BYTES: Record<string, (args: number[]) => Record<number, number>> = {
+  gemm_nn: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
+  gemm_nt: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
+  gemm_tn: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
 };
 
 /** Seconds per byte at working set `bytes`: linear in log(bytes) between measured sizes, flat beyond. */
@@ -201,17 +213,18 @@ export class CacheTracker {
     const touchedBytes = this.touchedBytes;
     touched.length = 0;
     touchedBytes.length = 0;
-    const add = (ptr: number) => {
+    const sized = OPERAND_BYTES[name]?.(args);
+    const add = (ptr: number, cap = callBytes) => {
       const r = this.regionOf(ptr);
       if (r < 0) return;
-      const bytes = Math.min(this.ends[r]! - ptr, callBytes);
+      const bytes = Math.min(this.ends[r]! - ptr, cap);
       const at = touched.indexOf(r);
       if (at < 0) {
         touched.push(r);
         touchedBytes.push(bytes);
       } else touchedBytes[at] = Math.max(touchedBytes[at]!, bytes);
     };
-    for (const i of pointers) add(args[i]!);
+    for (const i of pointers) add(args[i]!, sized?.[i] ?? callBytes);
     if (name === "weighted_sum" && this.words) {
       const table = args[1]! >> 2;
       for (let j = 0; j < args[3]!; j++) add(this.words[table + j]!);

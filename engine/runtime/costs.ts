@@ -243,6 +243,10 @@ function checkMemory(json: unknown, fail: (what: string) => never): void {
   // The gather's rows from memory: a table from before that term lacks both (calibrate again, or
   // bench/merge-kernel-costs.ts --gather).
   if (!("gather_batch" in (cold as Record<string, unknown>))) fail("memory.coldSecondsPerByte.gather_batch: missing (the gather's cost for rows from memory; run skein calibrate again)");
+  // The GEMMs' operands from memory: without them an evicted weight matrix would pay the axpy
+  // curve's span (14 ps per byte on the 2-core development machine, where gemm_nn measured 79).
+  for (const gemm of ["gemm_nn", "gemm_nt", "gemm_tn"])
+    if (!(gemm in (cold as Record<string, unknown>))) fail(`memory.coldSecondsPerByte.${gemm}: missing (the GEMMs' cost for operands from memory; run skein calibrate again)`);
   const gatherFootprint = (m as Record<string, unknown>).gatherFootprint;
   if (!isNumber(gatherFootprint) || gatherFootprint <= 0) fail("memory.gatherFootprint: must be the positive byte count of the data set the gather was timed on");
 }
