@@ -8,7 +8,7 @@
  *  - simulated epochs of resnet:8, resnet:8:b under zb-h1 and a small gpt cost more virtual time
  *    than they did when those models' kernels were free;
  *  - `skein calibrate`'s kernel step fits every kernel in WORK from the shapes it records;
- *  - a table without the GEMMs' cost from memory is refused with one line naming the file and field.
+ *  - a table without the GEMMs' curves of cost by distance is refused with one line naming the file and field.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -130,11 +130,11 @@ describe("skein calibrate", () => {
   });
 });
 
-describe("the GEMMs' cost from memory", () => {
+describe("the GEMMs' curves of cost by distance", () => {
   for (const gemm of ["gemm_nn", "gemm_nt", "gemm_tn"]) {
-    test(`a table without memory.coldSecondsPerByte.${gemm} is refused with one line`, () => {
+    test(`a table without memory.coldCurves.${gemm} is refused with one line`, () => {
       const t = JSON.parse(JSON.stringify(defaultCostTable())) as Record<string, any>;
-      delete t.memory.coldSecondsPerByte[gemm];
+      delete t.memory.coldCurves[gemm];
       const path = join(mkdtempSync(join(tmpdir(), "skein-costs-")), "costs.json");
       writeFileSync(path, JSON.stringify(t));
       let error: unknown;
@@ -146,7 +146,7 @@ describe("the GEMMs' cost from memory", () => {
       expect(error).toBeInstanceOf(UserError);
       const text = (error as Error).message;
       expect(text.split("\n")).toHaveLength(1);
-      expect(text).toBe(`--costs ${path}: memory.coldSecondsPerByte.${gemm}: missing (the GEMMs' cost for operands from memory; run skein calibrate again)`);
+      expect(text).toBe(`--costs ${path}: memory.coldCurves.${gemm}: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)`);
     });
   }
 });

@@ -10,12 +10,14 @@
  *    on operands in cache, per byte. Kernels differ by far more than their bytes say: on the 2-core
  *    development machine a mixing step (weighted_sum of three vectors) pays 67 ps per byte from memory,
  *    copy 14 ps.
- *  - Per GEMM the same, on the shapes of a small model's first layer at a training batch (64 rows,
- *    784 → 256: a weight matrix of 800 KB). A decentralized worker's nodes each hold such a matrix and
- *    the other nodes' vectors push it out of cache before its node comes round again; what the
- *    matrix then costs is not the axpy curve's span: the GEMM streams its operands while it
- *    multiplies, and its packing walks B in panels, so a byte from memory costs it what it measurably
- *    costs (C, A and B all walked round 128 MiB against the same call repeated, per operand byte).
+ *  - Per GEMM, on the shapes of a small model's first layer at a training batch (64 rows, 784 → 256:
+ *    a weight matrix of 800 KB), its own curve: C, A and B walked round a ring of each working-set
+ *    size against the same call repeated, per operand byte. A decentralized worker's nodes each hold
+ *    such a matrix and the other nodes' vectors push it out before its node comes round again. The
+ *    axpy curve does not say what that costs a GEMM: axpy streams from the last-level cache as fast
+ *    as from the core's own (80 GB/s flat to 16 MiB here), while a GEMM re-reads B once per block
+ *    of A's rows and pays as soon as B has left the core's own cache (gemm_nn: +1.6 ps/B at 2 MiB,
+ *    +39 at 8, +78 at 16, +90 at 128 MiB).
  *  - The gather (batch assembly) from memory: its cost there is latency (random rows), not bandwidth.
  *    gather_batch takes consecutive batches of a shuffled order over a data set of 128 MiB against one
  *    of the size the kernel fit timed it on (DATA_SAMPLES rows, in the last-level cache here), per
@@ -131,6 +133,7 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   }
 
   f32(memory, ring, largest / 4).fill(0.5); // what the streaming kernels left there: no denormals, no NaN
+  const coldCurves: Record<string, number[]> = {};
   for (const [name, shape] of Object.entries(COLD_GEMMS)) {
     const [M, K, N] = shape;
     const sizes = gemmOperandBytes(name, shape);
@@ -139,13 +142,15 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
     // Slot s holds C, A, B one after another; slot 0 again and again is the warm call.
     const call = (s: number) => gemm(ring + s * bytes, ring + s * bytes + sizes[0], ring + s * bytes + sizes[0] + sizes[1], M, K, N, 0, pack);
     const warm = timeRound(1, () => call(0));
-    const cold = timeRound(Math.floor(largest / bytes), call);
-    coldSecondsPerByte[name] = Math.max(0, (cold - warm) / bytes);
+    // A ring of fewer than two calls' operands is the warm call itself.
+    const curve = MEMORY_FOOTPRINTS.map((footprint) => (footprint < 2 * bytes ? 0 : Math.max(0, (timeRound(Math.floor(footprint / bytes), call) - warm) / bytes)));
+    for (let i = 1; i < curve.length; i++) curve[i] = Math.max(curve[i]!, curve[i - 1]!); // further never costs less
+    coldCurves[name] = curve;
   }
 
   const gather = calibrateGather(module, o);
   coldSecondsPerByte.gather_batch = gather.coldSecondsPerByte;
-  return { footprints: [...MEMORY_FOOTPRINTS], secondsPerByte, coldSecondsPerByte, gatherFootprint: gather.footprint };
+  return { footprints: [...MEMORY_FOOTPRINTS], secondsPerByte, coldSecondsPerByte, coldCurves, gatherFootprint: gather.footprint };
 }
 
 /**

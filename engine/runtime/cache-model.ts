@@ -17,7 +17,9 @@
  *    (memory's − nearest cache's), in [0, 1], where `own` is the call's own operand bytes: the working
  *    set of the timing loop that fitted the kernel's cost;
  *  - what a byte from memory costs a kernel beyond one from cache is the kernel's own (calibrate times
- *    the streaming kernels and the GEMMs cold and warm; others pay what the curve's axpy pays);
+ *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
+ *  - the GEMMs have a curve of their own (coldCurves): they pay as soon as an operand leaves the
+ *    core's own cache, where axpy, streaming, does not;
  *  - a call pays, per operand, bytes × that cost × missed(D).
  *
  * The programs share one cache: what the curve charges for is the last-level cache (flat through
@@ -44,10 +46,17 @@ export interface MemoryModel {
   /** Seconds per byte an axpy streams when the working set is footprints[i] (non-decreasing). */
   secondsPerByte: number[];
   /**
-   * Per streaming kernel and GEMM: seconds per operand byte it pays beyond its cost in cache when every
-   * operand comes from memory. Kernels not listed: the curve's last value less its first.
+   * Per streaming kernel: seconds per operand byte it pays beyond its cost in cache when every operand
+   * comes from memory. Kernels not listed (nor in coldCurves): the curve's last value less its first.
    */
   coldSecondsPerByte: Record<string, number>;
+  /**
+   * Per kernel whose cost from further away the axpy curve does not predict (the GEMMs): seconds per
+   * operand byte beyond its cost in cache when its operands were last touched footprints[i] bytes ago
+   * (non-decreasing). Such a kernel pays bytes × its own curve at each operand's reuse distance, in
+   * place of the shared curve's missed share × coldSecondsPerByte.
+   */
+  coldCurves: Record<string, number[]>;
   /**
    * Bytes of the data set calibrate's gather timings walked over (a shuffled order of its rows): the
    * distance at which the kernel fit of gather_batch has its rows. coldSecondsPerByte.gather_batch is
@@ -130,8 +139,11 @@ export const OPERAND_BYTES: Record<string, (args: number[]) => Record<number, nu
 
 /** Seconds per byte at working set `bytes`: linear in log(bytes) between measured sizes, flat beyond. */
 export function secondsPerByteAt(m: MemoryModel, bytes: number): number {
-  const f = m.footprints;
-  const s = m.secondsPerByte;
+  return curveAt(m.footprints, m.secondsPerByte, bytes);
+}
+
+/** A curve over `f` (bytes, ascending) at `bytes`: linear in log(bytes) between measured sizes, flat beyond. */
+export function curveAt(f: number[], s: number[], bytes: number): number {
   if (bytes <= f[0]!) return s[0]!;
   if (bytes >= f[f.length - 1]!) return s[s.length - 1]!;
   let i = 1;
@@ -234,9 +246,18 @@ export class CacheTracker {
     const base = secondsPerByteAt(this.model, own);
     // The gather's own figure is per row byte from memory (latency); its output and index vectors stream.
     const cold = (name === "gather_batch" ? undefined : this.model.coldSecondsPerByte[name]) ?? this.span;
+    const ownCurve = this.model.coldCurves[name];
     const lru = this.lru;
     let extra = 0;
-    if (this.span > 0 && cold > 0) {
+    if (ownCurve) {
+      // The kernel's own curve: per byte at the operand's distance, beyond its cost with all its operands near.
+      const near = curveAt(this.model.footprints, ownCurve, own);
+      for (let t = 0; t < touched.length; t++) {
+        const d = this.distance(lru, touched[t]!);
+        const far = curveAt(this.model.footprints, ownCurve, d === Infinity ? this.horizon : d) - near;
+        if (far > 0) extra += touchedBytes[t]! * far;
+      }
+    } else if (this.span > 0 && cold > 0) {
       for (let t = 0; t < touched.length; t++) {
         const missed = Math.min(1, (secondsPerByteAt(this.model, this.distance(lru, touched[t]!)) - base) / this.span);
         if (missed > 0) extra += touchedBytes[t]! * cold * missed;
