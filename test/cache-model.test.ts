@@ -6,6 +6,7 @@
  *  - an operand touched just before costs nothing extra; one touched before other regions costs more
  *    the more bytes were touched in between, up to the kernel's cost from memory, never less than 0;
  *  - the programs share one cache (the last level, shared by the cores); weighted_sum's inputs are followed through its pointer table;
+ *  - an evicted GEMM operand pays by the GEMM's own curve at its distance, for that matrix's bytes alone;
  *  - a flat curve charges nothing;
  *  - the gather's rows come from an epoch ago: their distance is the data set plus everything the
  *    program has touched; they pay the gather's own cost from memory for the missed fraction;
@@ -28,7 +29,7 @@ import { TrainingSession } from "../engine/train.ts";
 
 const MiB = 1 << 20;
 /** Cache up to 1 MiB (1 ps per byte), memory beyond 8 MiB (9 ps per byte). */
-const curve: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [1e-12, 9e-12], coldSecondsPerByte: { copy: 16e-12, gather_batch: 400e-12 }, gatherFootprint: MiB / 2 };
+const curve: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [1e-12, 9e-12], coldSecondsPerByte: { copy: 16e-12, gather_batch: 400e-12 }, coldCurves: {}, gatherFootprint: MiB / 2 };
 
 /** Regions a, b, c (parameters, gradients, optimizer state) of the given sizes, and a pointer table. */
 function arena(sizes: number[]) {
@@ -66,6 +67,45 @@ describe("cache model", () => {
     // After 16 MiB of other work: from memory again; axpy (not measured cold) pays the curve's span.
     t.extraSeconds("fill_zero", [big, 4 * MiB], 16 * MiB);
     expect(t.extraSeconds("axpy", [a, b, n, 1], 4 * n)).toBeCloseTo(2 * (MiB / 2) * 8e-12 * ((9e-12 - 1e-12) / 8e-12), 15);
+  });
+
+  test("an evicted GEMM operand pays by the GEMM's own curve at its distance, for its own bytes, not the call's", () => {
+    // Regions: A (activations, just touched), W (a 784×256 weight matrix), C (the output), and 16 MiB between.
+    const planner = new ArenaPlanner();
+    const [M, K, N] = [64, 784, 256];
+    const w = planner.reserve("parameters", "w", 4 * K * N + 4096);
+    const x = planner.reserve("activations", "x", 4 * M * K);
+    const y = planner.reserve("activations", "y", 4 * M * N);
+    const big = planner.reserve("scratch", "big", 16 * MiB);
+    const mid = planner.reserve("optimizerState", "mid", 2 * MiB);
+    const plan = planner.finish();
+    const memory = createSharedMemory(plan);
+    // The GEMM's own curve: nothing at 1 MiB, 50 ps per byte from 8 MiB on (where axpy's rises only a little).
+    const gemmCurve = [0, 50e-12];
+    const model: MemoryModel = { ...curve, coldCurves: { gemm_nn: gemmCurve } };
+    const args = [y, x, w, M, K, N, 0, 0];
+    const callBytes = WORK.gemm_nn!.bytes!(args);
+    const evictW = (t: CacheTracker) => {
+      t.extraSeconds("gemm_nn", args, callBytes);
+      t.extraSeconds("fill_zero", [big, 4 * MiB], 16 * MiB); // the other nodes' vectors push W out
+      t.extraSeconds("copy", [x, y, M * N], 4 * M * N); // the activations are fresh again
+      return t.extraSeconds("gemm_nn", args, callBytes);
+    };
+    // W alone is far: its K·N floats (not the call's bytes, nor its region's spare tail) at the curve's
+    // value beyond 8 MiB, less its value at the call's own working set (where the GEMM was fitted).
+    const own = 4 * (M * N + M * K + K * N);
+    const near = 50e-12 * (Math.log(own / MiB) / Math.log(8));
+    expect(evictW(new CacheTracker(model, plan, memory))).toBeCloseTo(4 * K * N * (50e-12 - near), 15);
+    // 2 MiB touched in between instead: the curve in between, at W's distance (x, y, the 2 MiB and W's region).
+    const t = new CacheTracker(model, plan, memory);
+    t.extraSeconds("gemm_nn", args, callBytes);
+    t.extraSeconds("fill_zero", [mid, MiB / 2], 2 * MiB);
+    t.extraSeconds("copy", [x, y, M * N], 4 * M * N);
+    const d = 4 * M * K + 4 * M * N + 2 * MiB + 4 * K * N + 4096;
+    expect(t.extraSeconds("gemm_nn", args, callBytes)).toBeCloseTo(4 * K * N * 50e-12 * (Math.log(d / own) / Math.log(8)), 15);
+    // Without a curve of its own, the GEMM pays the shared curve's missed share at its span.
+    const missed = (9e-12 - secondsPerByteAt(curve, own)) / 8e-12;
+    expect(evictW(new CacheTracker(curve, plan, memory))).toBeCloseTo(4 * K * N * 8e-12 * missed, 15);
   });
 
   test("extra cost never negative and grows with the bytes touched in between, by whichever program", () => {
@@ -137,7 +177,7 @@ describe("cache model", () => {
 
   test("a flat curve charges nothing", () => {
     const { plan, at, memory } = arena([MiB, 16 * MiB]);
-    const flat: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [2e-12, 2e-12], coldSecondsPerByte: { copy: 1e-11 }, gatherFootprint: MiB };
+    const flat: MemoryModel = { footprints: [MiB, 8 * MiB], secondsPerByte: [2e-12, 2e-12], coldSecondsPerByte: { copy: 1e-11 }, coldCurves: {}, gatherFootprint: MiB };
     const t = new CacheTracker(flat, plan, memory);
     expect(t.extraSeconds("copy", [at[0]!, at[1]!, MiB / 4], MiB)).toBe(0);
   });
@@ -166,7 +206,8 @@ describe("cache model", () => {
     // vector, three per node): kept per program, P = 2 would see about half the distances, under the step.
     const dir = mkdtempSync(join(tmpdir(), "skein-cache-"));
     const base = defaultCostTable();
-    const step = { ...base, jitter: 0, memory: { ...base.memory, footprints: [14 * MiB, 20 * MiB], secondsPerByte: [1e-11, 5e-11] } };
+    const gemmsFlat = Object.fromEntries(Object.keys(base.memory.coldCurves).map((name) => [name, [0, 0]])); // one value per footprint
+    const step = { ...base, jitter: 0, memory: { ...base.memory, footprints: [14 * MiB, 20 * MiB], secondsPerByte: [1e-11, 5e-11], coldCurves: gemmsFlat } };
     const flat = { ...step, memory: { ...step.memory, secondsPerByte: [1e-11, 1e-11] } };
     const mixingMs = async (table: object, workers: number) => {
       const path = join(dir, `costs-${workers}-${table === flat ? "flat" : "step"}.json`);

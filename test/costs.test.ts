@@ -7,7 +7,8 @@
  *    per-call overhead;
  *  - simulated epochs of resnet:8, resnet:8:b under zb-h1 and a small gpt cost more virtual time
  *    than they did when those models' kernels were free;
- *  - `skein calibrate`'s kernel step fits every kernel in WORK from the shapes it records.
+ *  - `skein calibrate`'s kernel step fits every kernel in WORK from the shapes it records;
+ *  - a table without the GEMMs' curves of cost by distance is refused with one line naming the file and field.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -22,7 +23,8 @@ import { SCHEDULES } from "../engine/algorithms/pipeline/schedule.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { Rng } from "../engine/rng.ts";
 import { wrapKernels } from "../engine/runtime/kernel-timer.ts";
-import { defaultCostTable, kernelCostFunction, type CostTable } from "../engine/runtime/costs.ts";
+import { defaultCostTable, kernelCostFunction, loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
+import { UserError } from "../engine/errors.ts";
 import { NEVER_CHARGED, WORK } from "../engine/runtime/kernel-work.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 
@@ -126,4 +128,25 @@ describe("skein calibrate", () => {
     expect(Object.keys(fits).sort()).toEqual(Object.keys(WORK).sort());
     for (const [name, c] of Object.entries(fits)) expect([name, c.shapes > 1]).toEqual([name, true]);
   });
+});
+
+describe("the GEMMs' curves of cost by distance", () => {
+  for (const gemm of ["gemm_nn", "gemm_nt", "gemm_tn"]) {
+    test(`a table without memory.coldCurves.${gemm} is refused with one line`, () => {
+      const t = JSON.parse(JSON.stringify(defaultCostTable())) as Record<string, any>;
+      delete t.memory.coldCurves[gemm];
+      const path = join(mkdtempSync(join(tmpdir(), "skein-costs-")), "costs.json");
+      writeFileSync(path, JSON.stringify(t));
+      let error: unknown;
+      try {
+        loadCostTable(path);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UserError);
+      const text = (error as Error).message;
+      expect(text.split("\n")).toHaveLength(1);
+      expect(text).toBe(`--costs ${path}: memory.coldCurves.${gemm}: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)`);
+    });
+  }
 });

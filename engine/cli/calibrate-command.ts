@@ -68,10 +68,12 @@ export async function calibrate(o: { models: string[]; data: string; quick: bool
   const { module, variant } = await loadKernelModule();
   const dataset = await loadDataset(o.data);
   const kernels = await calibrateKernels(o);
-  o.say("calibrate: streaming by working-set size (axpy round a ring of vectors), and the streaming kernels from memory");
+  o.say("calibrate: streaming by working-set size (axpy round a ring of vectors), and the streaming kernels and GEMMs from memory");
   const memory = calibrateMemory(module, { quick: o.quick, sampleBytes: dataset.shape.reduce((a, b) => a * b, 1) });
   o.say(`  ${memory.footprints.map((f, i) => `${f >= 1 << 20 ? `${f / (1 << 20)} MiB` : `${f / 1024} KiB`} ${(1e-9 / memory.secondsPerByte[i]!).toFixed(0)} GB/s`).join(", ")}`);
   o.say(`  from memory, beyond in cache, ps per byte: ${Object.entries(memory.coldSecondsPerByte).map(([name, s]) => `${name} ${(s * 1e12).toFixed(1)}`).join(", ")}`);
+  for (const [name, curve] of Object.entries(memory.coldCurves))
+    o.say(`  ${name} beyond in cache by distance, ps per byte: ${curve.map((s, i) => `${memory.footprints[i]! / (1 << 20)} MiB ${(s * 1e12).toFixed(1)}`).filter((_, i) => memory.footprints[i]! >= 1 << 20).join(", ")}`);
 
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency, 64));
   const kernelsOnly: CostTable = {

@@ -10,11 +10,20 @@
  *    on operands in cache, per byte. Kernels differ by far more than their bytes say: on the 2-core
  *    development machine a mixing step (weighted_sum of three vectors) pays 67 ps per byte from memory,
  *    copy 14 ps.
+ *  - Per GEMM, on the shapes of a small model's first layer at a training batch (64 rows, 784 → 256:
+ *    a weight matrix of 800 KB), its own curve: C, A and B walked round a ring of each working-set
+ *    size against the same call repeated, per operand byte. A decentralized worker's nodes each hold
+ *    such a matrix and the other nodes' vectors push it out before its node comes round again. The
+ *    axpy curve does not say what that costs a GEMM: axpy streams from the last-level cache as fast
+ *    as from the core's own (80 GB/s flat to 16 MiB here), while a GEMM re-reads B once per block
+ *    of A's rows and pays as soon as B has left the core's own cache (gemm_nn: +1.6 ps/B at 2 MiB,
+ *    +39 at 8, +78 at 16, +90 at 128 MiB).
  *  - The gather (batch assembly) from memory: its cost there is latency (random rows), not bandwidth.
  *    gather_batch takes consecutive batches of a shuffled order over a data set of 128 MiB against one
  *    of the size the kernel fit timed it on (DATA_SAMPLES rows, in the last-level cache here), per
  *    gathered byte.
  */
+import { GEMM_PACK_FLOATS } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
 import type { MemoryModel } from "../runtime/cache-model.ts";
@@ -60,6 +69,23 @@ const STREAMING: Record<string, { operands: number; call: (k: Record<string, (..
   },
 };
 
+/**
+ * The GEMMs timed cold, each on the shapes a training step of a 784-256 layer at 64 rows gives it:
+ * forward C[64×256] = X[64×784]·W[784×256], the input's gradient dX[64×784] = dY[64×256]·W[784×256]ᵀ,
+ * the weight's gradient dW[784×256] = X[64×784]ᵀ·dY[64×256]. [M, K, N] as the kernels take them.
+ */
+export const COLD_GEMMS: Record<"gemm_nn" | "gemm_nt" | "gemm_tn", [M: number, K: number, N: number]> = {
+  gemm_nn: [64, 784, 256],
+  gemm_nt: [64, 256, 784],
+  gemm_tn: [784, 64, 256],
+};
+
+/** Bytes of C, A and B of a GEMM of shape [M, K, N] (A is M×K or K×M, B is K×N or N×K). */
+export function gemmOperandBytes(name: string, [M, K, N]: [number, number, number]): [c: number, a: number, b: number] {
+  if (!(name in COLD_GEMMS)) throw new Error(`${name}: not a GEMM`);
+  return [4 * M * N, 4 * M * K, 4 * K * N];
+}
+
 interface ArgTable {
   tensors: number;
   weights: number;
@@ -73,6 +99,7 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const largest = MEMORY_FOOTPRINTS[MEMORY_FOOTPRINTS.length - 1]!;
   const planner = new ArenaPlanner();
   const ring = planner.reserve("scratch", "memory.ring", largest);
+  const pack = planner.floats("scratch", "memory.gemmPack", Math.max(...Object.values(COLD_GEMMS).map(([M, K, N]) => GEMM_PACK_FLOATS(M, K, N))));
   const tensors = planner.reserve("control", "memory.tensors", 16);
   const weights = planner.reserve("control", "memory.weights", 16);
 
@@ -105,9 +132,25 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
     coldSecondsPerByte[name] = Math.max(0, (cold - warm) / bytes);
   }
 
+  f32(memory, ring, largest / 4).fill(0.5); // what the streaming kernels left there: no denormals, no NaN
+  const coldCurves: Record<string, number[]> = {};
+  for (const [name, shape] of Object.entries(COLD_GEMMS)) {
+    const [M, K, N] = shape;
+    const sizes = gemmOperandBytes(name, shape);
+    const bytes = sizes.reduce((a, b) => a + b, 0);
+    const gemm = k[name]!;
+    // Slot s holds C, A, B one after another; slot 0 again and again is the warm call.
+    const call = (s: number) => gemm(ring + s * bytes, ring + s * bytes + sizes[0], ring + s * bytes + sizes[0] + sizes[1], M, K, N, 0, pack);
+    const warm = timeRound(1, () => call(0));
+    // A ring of fewer than two calls' operands is the warm call itself.
+    const curve = MEMORY_FOOTPRINTS.map((footprint) => (footprint < 2 * bytes ? 0 : Math.max(0, (timeRound(Math.floor(footprint / bytes), call) - warm) / bytes)));
+    for (let i = 1; i < curve.length; i++) curve[i] = Math.max(curve[i]!, curve[i - 1]!); // further never costs less
+    coldCurves[name] = curve;
+  }
+
   const gather = calibrateGather(module, o);
   coldSecondsPerByte.gather_batch = gather.coldSecondsPerByte;
-  return { footprints: [...MEMORY_FOOTPRINTS], secondsPerByte, coldSecondsPerByte, gatherFootprint: gather.footprint };
+  return { footprints: [...MEMORY_FOOTPRINTS], secondsPerByte, coldSecondsPerByte, coldCurves, gatherFootprint: gather.footprint };
 }
 
 /**

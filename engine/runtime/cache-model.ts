@@ -18,6 +18,8 @@
  *    set of the timing loop that fitted the kernel's cost;
  *  - what a byte from memory costs a kernel beyond one from cache is the kernel's own (calibrate times
  *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
+ *  - the GEMMs have a curve of their own (coldCurves): they pay as soon as an operand leaves the
+ *    core's own cache, where axpy, streaming, does not;
  *  - a call pays, per operand, bytes × that cost × missed(D).
  *
  * The programs share one cache: what the curve charges for is the last-level cache (flat through
@@ -45,9 +47,16 @@ export interface MemoryModel {
   secondsPerByte: number[];
   /**
    * Per streaming kernel: seconds per operand byte it pays beyond its cost in cache when every operand
-   * comes from memory. Kernels not listed: the curve's last value less its first.
+   * comes from memory. Kernels not listed (nor in coldCurves): the curve's last value less its first.
    */
   coldSecondsPerByte: Record<string, number>;
+  /**
+   * Per kernel whose cost from further away the axpy curve does not predict (the GEMMs): seconds per
+   * operand byte beyond its cost in cache when its operands were last touched footprints[i] bytes ago
+   * (non-decreasing). Such a kernel pays bytes × its own curve at each operand's reuse distance, in
+   * place of the shared curve's missed share × coldSecondsPerByte.
+   */
+  coldCurves: Record<string, number[]>;
   /**
    * Bytes of the data set calibrate's gather timings walked over (a shuffled order of its rows): the
    * distance at which the kernel fit of gather_batch has its rows. coldSecondsPerByte.gather_batch is
@@ -116,10 +125,25 @@ export const POINTER_ARGS: Record<string, readonly number[]> = {
   fma_ceiling: [],
 };
 
+/**
+ * Kernels whose operands the call's byte count does not bound well, per pointer position the bytes
+ * that operand takes. A GEMM's three matrices differ in size by the shape (a 784×256 weight matrix
+ * against a 64×256 output): charged each at the call's total, the evicted weight matrix would pay
+ * for the output's bytes as well. Others: each operand at most the call's bytes.
+ */
+export const OPERAND_BYTES: Record<string, (args: number[]) => Record<number, number>> = {
+  gemm_nn: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
+  gemm_nt: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
+  gemm_tn: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
+};
+
 /** Seconds per byte at working set `bytes`: linear in log(bytes) between measured sizes, flat beyond. */
 export function secondsPerByteAt(m: MemoryModel, bytes: number): number {
-  const f = m.footprints;
-  const s = m.secondsPerByte;
+  return curveAt(m.footprints, m.secondsPerByte, bytes);
+}
+
+/** A curve over `f` (bytes, ascending) at `bytes`: linear in log(bytes) between measured sizes, flat beyond. */
+export function curveAt(f: number[], s: number[], bytes: number): number {
   if (bytes <= f[0]!) return s[0]!;
   if (bytes >= f[f.length - 1]!) return s[s.length - 1]!;
   let i = 1;
@@ -201,17 +225,18 @@ export class CacheTracker {
     const touchedBytes = this.touchedBytes;
     touched.length = 0;
     touchedBytes.length = 0;
-    const add = (ptr: number) => {
+    const sized = OPERAND_BYTES[name]?.(args);
+    const add = (ptr: number, cap = callBytes) => {
       const r = this.regionOf(ptr);
       if (r < 0) return;
-      const bytes = Math.min(this.ends[r]! - ptr, callBytes);
+      const bytes = Math.min(this.ends[r]! - ptr, cap);
       const at = touched.indexOf(r);
       if (at < 0) {
         touched.push(r);
         touchedBytes.push(bytes);
       } else touchedBytes[at] = Math.max(touchedBytes[at]!, bytes);
     };
-    for (const i of pointers) add(args[i]!);
+    for (const i of pointers) add(args[i]!, sized?.[i] ?? callBytes);
     if (name === "weighted_sum" && this.words) {
       const table = args[1]! >> 2;
       for (let j = 0; j < args[3]!; j++) add(this.words[table + j]!);
@@ -221,9 +246,18 @@ export class CacheTracker {
     const base = secondsPerByteAt(this.model, own);
     // The gather's own figure is per row byte from memory (latency); its output and index vectors stream.
     const cold = (name === "gather_batch" ? undefined : this.model.coldSecondsPerByte[name]) ?? this.span;
+    const ownCurve = this.model.coldCurves[name];
     const lru = this.lru;
     let extra = 0;
-    if (this.span > 0 && cold > 0) {
+    if (ownCurve) {
+      // The kernel's own curve: per byte at the operand's distance, beyond its cost with all its operands near.
+      const near = curveAt(this.model.footprints, ownCurve, own);
+      for (let t = 0; t < touched.length; t++) {
+        const d = this.distance(lru, touched[t]!);
+        const far = curveAt(this.model.footprints, ownCurve, d === Infinity ? this.horizon : d) - near;
+        if (far > 0) extra += touchedBytes[t]! * far;
+      }
+    } else if (this.span > 0 && cold > 0) {
       for (let t = 0; t < touched.length; t++) {
         const missed = Math.min(1, (secondsPerByteAt(this.model, this.distance(lru, touched[t]!)) - base) / this.span);
         if (missed > 0) extra += touchedBytes[t]! * cold * missed;

@@ -243,6 +243,17 @@ function checkMemory(json: unknown, fail: (what: string) => never): void {
   // The gather's rows from memory: a table from before that term lacks both (calibrate again, or
   // bench/merge-kernel-costs.ts --gather).
   if (!("gather_batch" in (cold as Record<string, unknown>))) fail("memory.coldSecondsPerByte.gather_batch: missing (the gather's cost for rows from memory; run skein calibrate again)");
+  // The GEMMs' own curves: without them an evicted weight matrix pays the axpy curve's missed share,
+  // which stays near 0 up to 16 MiB where a GEMM already pays nearly memory's cost.
+  const curves = (m as Record<string, unknown>).coldCurves;
+  if (typeof curves !== "object" || curves === null || Array.isArray(curves)) fail("memory.coldCurves: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)");
+  for (const gemm of ["gemm_nn", "gemm_nt", "gemm_tn"])
+    if (!(gemm in (curves as Record<string, unknown>))) fail(`memory.coldCurves.${gemm}: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)`);
+  for (const [name, c] of Object.entries(curves as Record<string, unknown>)) {
+    if (!(name in WORK)) fail(`memory.coldCurves.${name}: no such kernel`);
+    if (!Array.isArray(c) || c.length !== (footprints as number[]).length || !c.every((s, i) => isNumber(s) && s >= 0 && (i === 0 || s >= c[i - 1])))
+      fail(`memory.coldCurves.${name}: must be one non-decreasing number ≥ 0 per footprint`);
+  }
   const gatherFootprint = (m as Record<string, unknown>).gatherFootprint;
   if (!isNumber(gatherFootprint) || gatherFootprint <= 0) fail("memory.gatherFootprint: must be the positive byte count of the data set the gather was timed on");
 }
