@@ -24,7 +24,7 @@ import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { Rng } from "../engine/rng.ts";
 import { wrapKernels } from "../engine/runtime/kernel-timer.ts";
 import { defaultCostTable, kernelCostFunction, loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
-import { UserError } from "../engine/errors.ts";
+import { userErrorOf } from "./helpers.ts";
 import { NEVER_CHARGED, WORK } from "../engine/runtime/kernel-work.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 
@@ -137,15 +137,7 @@ describe("the GEMMs' curves of cost by distance", () => {
       delete t.memory.coldCurves[gemm];
       const path = join(mkdtempSync(join(tmpdir(), "skein-costs-")), "costs.json");
       writeFileSync(path, JSON.stringify(t));
-      let error: unknown;
-      try {
-        loadCostTable(path);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(UserError);
-      const text = (error as Error).message;
-      expect(text.split("\n")).toHaveLength(1);
+      const text = userErrorOf(() => loadCostTable(path));
       expect(text).toBe(`--costs ${path}: memory.coldCurves.${gemm}: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)`);
     });
   }

@@ -2,6 +2,8 @@
  * Test plumbing: a shared memory with the kernels instantiated on it, and an allocator over it.
  * (The arena planner is the allocator: tests plan as they go on a memory sized generously up front.)
  */
+import { expect } from "bun:test";
+import { UserError } from "../engine/errors.ts";
 import type { KernelExports } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
 import { ArenaPlanner } from "../engine/memory/arena.ts";
@@ -78,4 +80,18 @@ export function ledgerDeviation(initial: Float32Array, final: Float32Array, ledg
   let worst = 0;
   for (let i = 0; i < final.length; i++) worst = Math.max(worst, Math.abs(final[i]! - (initial[i]! - lr * ledger[i]!)));
   return worst;
+}
+
+/** The one-line UserError `fn` throws (the test fails if it throws nothing, something else, or several lines). */
+export function userErrorOf(fn: () => unknown): string {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(UserError);
+  const text = (error as Error).message;
+  expect(text.split("\n")).toHaveLength(1);
+  return text;
 }

@@ -17,21 +17,24 @@ import { tempFolders } from "./tempdir.ts";
 
 const folder = tempFolders("skein-process-network-");
 
+/** A run of 1–12 programs on some processes, one sender among them and the programs that read its messages. */
+const placedSends = fc.integer({ min: 1, max: 12 }).chain((programs) =>
+  fc.record({
+    programs: fc.constant(programs),
+    procs: fc.integer({ min: 1, max: programs }),
+    me: fc.integer({ min: 0, max: programs - 1 }),
+    to: fc.array(fc.integer({ min: 0, max: programs - 1 }), { minLength: 1, maxLength: 6 }),
+    perMessage: fc.integer({ min: 1, max: 1 << 20 }),
+  }),
+);
+
 describe("ProcessNetwork.sendSeconds", () => {
   const network = { latencySeconds: 1e-4, bytesPerSecond: 1e8 };
 
   test("charges one message per other process that reads, nothing for readers in the sender's process", () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 12 }).chain((programs) =>
-          fc.record({
-            programs: fc.constant(programs),
-            procs: fc.integer({ min: 1, max: programs }),
-            me: fc.integer({ min: 0, max: programs - 1 }),
-            to: fc.array(fc.integer({ min: 0, max: programs - 1 }), { minLength: 1, maxLength: 6 }),
-            perMessage: fc.integer({ min: 1, max: 1 << 20 }),
-          }),
-        ),
+        placedSends,
         ({ programs, procs, me, to, perMessage }) => {
           const placed = new ProcessNetwork(programs, procs);
           const mine = rankOfProgram(programs, procs, me);
@@ -59,15 +62,7 @@ describe("ProcessNetwork.charge: the transport's CPU per byte", () => {
   test("with no core to spare, the sender pays its share and half the relay's per receiving process, one reader there the rest; nobody else pays", () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 12 }).chain((programs) =>
-          fc.record({
-            programs: fc.constant(programs),
-            procs: fc.integer({ min: 1, max: programs }),
-            me: fc.integer({ min: 0, max: programs - 1 }),
-            to: fc.array(fc.integer({ min: 0, max: programs - 1 }), { minLength: 1, maxLength: 6 }),
-            perMessage: fc.integer({ min: 1, max: 1 << 20 }),
-          }),
-        ),
+        placedSends,
         ({ programs, procs, me, to, perMessage }) => {
           const placed = new ProcessNetwork(programs, procs, programs); // as many cores as programs: none spare
           const clocks = new Float64Array(programs);

@@ -9,12 +9,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaultOptimizer } from "../engine/optim/optimizer.ts";
-import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
-import { UserError } from "../engine/errors.ts";
+import { train, TrainingSession } from "../engine/train.ts";
 import { checkCostTable, defaultCostTable, helperSecondsFor, loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
 import { WORK } from "../engine/runtime/kernel-work.ts";
 import { SimulatedSync, SimulationState, simulate } from "../engine/runtime/simulated.ts";
@@ -24,21 +21,12 @@ import { Rng } from "../engine/rng.ts";
 import type { RoleProgram } from "../engine/runtime/sync.ts";
 import { fit } from "../engine/cli/cost-fit.ts";
 import { overallStaleness, summarizeStaleness } from "../engine/algorithms/async/staleness.ts";
-import { sameBits } from "./helpers.ts";
+import { simulatedBase } from "./simulated-fixtures.ts";
+import { tempFolders } from "./tempdir.ts";
+import { sameBits, userErrorOf } from "./helpers.ts";
 
-const base: TrainConfig = {
-  algo: "sync",
-  model: "mlp:784-24-16-10",
-  data: "synthetic:256",
-  epochs: 1,
-  batch: 32,
-  workers: 1,
-  executor: "simulated",
-  seed: 3,
-  optimizer: defaultOptimizer("momentum"),
-};
-
-const tmp = () => mkdtempSync(join(tmpdir(), "skein-simulated-"));
+const base = simulatedBase;
+const tmp = tempFolders("skein-simulated-");
 
 describe("time outside the kernels, by role, and the executor's own call", () => {
   const dir = tmp();
@@ -202,15 +190,7 @@ describe("the cost table", () => {
       const dir = tmp();
       const path = join(dir, "costs.json");
       writeFileSync(path, JSON.stringify(breakIt(good())));
-      let error: unknown;
-      try {
-        loadCostTable(path);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(UserError);
-      const text = (error as Error).message;
-      expect(text.split("\n")).toHaveLength(1);
+      const text = userErrorOf(() => loadCostTable(path));
       expect(text).toStartWith(`--costs ${path}: `);
       expect(text).toMatch(message);
     });

@@ -11,10 +11,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { callSecondsFor, defaultCostTable, slowdown, type CostTable } from "../engine/runtime/costs.ts";
 import { WORK } from "../engine/runtime/kernel-work.ts";
@@ -28,21 +26,12 @@ import { simulate as simulateSchedule } from "../engine/algorithms/pipeline/simu
 import { summarizeStaleness } from "../engine/algorithms/async/staleness.ts";
 import { SUITES } from "../engine/experiments/suites.ts";
 import { algorithmNamed } from "../engine/algorithms/registry.ts";
+import { simulatedBase } from "./simulated-fixtures.ts";
+import { tempFolders } from "./tempdir.ts";
 import { sameBits, trainAndRead } from "./helpers.ts";
 
-const base: TrainConfig = {
-  algo: "sync",
-  model: "mlp:784-24-16-10",
-  data: "synthetic:256",
-  epochs: 1,
-  batch: 32,
-  workers: 1,
-  executor: "simulated",
-  seed: 3,
-  optimizer: defaultOptimizer("momentum"),
-};
-
-const tmp = () => mkdtempSync(join(tmpdir(), "skein-simulated-"));
+const base = simulatedBase;
+const tmp = tempFolders("skein-simulated-");
 
 /** Every family, small: the configurations the properties draw from. */
 const anyAlgorithm = fc.oneof(
