@@ -26,7 +26,7 @@
 import { GEMM_PACK_FLOATS } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
-import type { MemoryModel } from "../runtime/cache-model.ts";
+import { gemmOperandBytes, type MemoryModel } from "../runtime/cache-model.ts";
 import { Rng } from "../rng.ts";
 import { DATA_SAMPLES } from "./step-replay.ts";
 
@@ -80,12 +80,6 @@ export const COLD_GEMMS: Record<"gemm_nn" | "gemm_nt" | "gemm_tn", [M: number, K
   gemm_tn: [784, 64, 256],
 };
 
-/** Bytes of C, A and B of a GEMM of shape [M, K, N] (A is M×K or K×M, B is K×N or N×K). */
-export function gemmOperandBytes(name: string, [M, K, N]: [number, number, number]): [c: number, a: number, b: number] {
-  if (!(name in COLD_GEMMS)) throw new Error(`${name}: not a GEMM`);
-  return [4 * M * N, 4 * M * K, 4 * K * N];
-}
-
 interface ArgTable {
   tensors: number;
   weights: number;
@@ -136,7 +130,7 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const coldCurves: Record<string, number[]> = {};
   for (const [name, shape] of Object.entries(COLD_GEMMS)) {
     const [M, K, N] = shape;
-    const sizes = gemmOperandBytes(name, shape);
+    const sizes = gemmOperandBytes(shape);
     const bytes = sizes.reduce((a, b) => a + b, 0);
     const gemm = k[name]!;
     // Slot s holds C, A, B one after another; slot 0 again and again is the warm call.

@@ -132,10 +132,21 @@ export const POINTER_ARGS: Record<string, readonly number[]> = {
  * for the output's bytes as well. Others: each operand at most the call's bytes.
  */
 export const OPERAND_BYTES: Record<string, (args: number[]) => Record<number, number>> = {
-  gemm_nn: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
-  gemm_nt: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
-  gemm_tn: ([, , , M, K, N]) => ({ 0: 4 * M! * N!, 1: 4 * M! * K!, 2: 4 * K! * N! }),
+  gemm_nn: gemmOperands,
+  gemm_nt: gemmOperands,
+  gemm_tn: gemmOperands,
 };
+
+/** Bytes of C, A and B of a GEMM of shape [M, K, N] (A is M×K or K×M, B is K×N or N×K). */
+export function gemmOperandBytes([M, K, N]: readonly [number, number, number]): [c: number, a: number, b: number] {
+  return [4 * M * N, 4 * M * K, 4 * K * N];
+}
+
+/** A GEMM call's operand bytes by pointer position (C, A, B), from its arguments (M, K, N at 3–5). */
+function gemmOperands(args: number[]): Record<number, number> {
+  const [c, a, b] = gemmOperandBytes([args[3]!, args[4]!, args[5]!]);
+  return { 0: c, 1: a, 2: b };
+}
 
 /** Seconds per byte at working set `bytes`: linear in log(bytes) between measured sizes, flat beyond. */
 export function secondsPerByteAt(m: MemoryModel, bytes: number): number {
