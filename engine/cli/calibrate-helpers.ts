@@ -2,7 +2,7 @@
  * CPU time this process spends outside its worker threads while they train: the JavaScript engine's
  * compiler threads (JavaScriptCore's "JITWorker"), its garbage collector's helpers, the main thread.
  * On a machine where every core runs a worker, that time is taken from the workers; where a core is
- * idle, it runs there for free (see costs.ts, helperSecondsPerCall).
+ * idle, it runs there for free (see costs.ts, helperSecondsFor).
  *
  * Read from Linux's per-thread scheduler statistics (/proc/self/task/<tid>/schedstat: nanoseconds on
  * a CPU, nanoseconds waiting for one, timeslices run). Worker threads are the ones the runtime names
