@@ -34,7 +34,6 @@ import { roundsPerEpoch, type GossipLayout } from "../algorithms/gossip/round.ts
 import { crossingReads, rankOfNodes } from "../algorithms/gossip/across.ts";
 import { stepsPerEpoch, type SyncLayout } from "../algorithms/sync-sgd.ts";
 import { windowProgram, type PipelineLayout } from "../algorithms/pipeline/pipeline.ts";
-import type { Step } from "../algorithms/pipeline/lower.ts";
 import type { LocalAsyncLayout } from "../algorithms/async/hogwild-step.ts";
 import { asyncOptionsOf } from "../algorithms/config.ts";
 import { alignedSliceOf } from "../runtime/split.ts";
@@ -50,22 +49,6 @@ export interface Region {
   ready?: number;
 }
 
-/** How a woken word reaches the process that waits on it. */
-export interface Relay {
-  /** The rank whose program bumps the word, and the rank whose program waits on it. */
-  from: number;
-  to: number;
-  /** What the waiter reads, written before the wake: it travels with the word. */
-  regions: Region[];
-  /**
-   * Words the same program bumped just before this one, for the same receiving rank, whose bumps
-   * travel inside this word's message: the receiver bumps them, in order, before this word.
-   */
-  carries?: number[];
-  /** This word's bumps travel inside another word's message (`carries`): never relayed on its own. */
-  carried?: boolean;
-}
-
 export interface CrossProcessPlan {
   transfers(epoch: number, k: number, from: number, to: number): Region[];
   owned(rank: number): Region[];
@@ -74,7 +57,7 @@ export interface CrossProcessPlan {
    * bumped it, which waits, and the regions written before the wake that the waiter reads (null: no
    * other process waits on it).
    */
-  relay?(word: number): Relay | null;
+  relay?(word: number): { from: number; to: number; regions: Region[] } | null;
   /**
    * Barrier k of the epoch streams: its transfers are sent region by region as each is ready (a region
    * with no `ready` word, at the barrier), and the receiver may write them into its arena as soon as
@@ -202,14 +185,6 @@ function syncPlan(setup: RunSetup<SyncLayout>, net: Network, procs: number): Cro
  * an activation slot bumps its release count, which travels to stage 0's process (which reuses the
  * slot only once every stage has given it up). Each stage's weights, optimizer state and update count
  * stay with it.
- *
- * A stage gives a slot up in the B that ends its use of the unit, just before it hands that unit's
- * gradient back. Where that hand-off goes to stage 0's process anyway, the release is carried inside
- * it instead of crossing as a message of its own: the receiver bumps the release count, then the
- * hand-off's word, the order they had in the sender. Stage 0 cannot miss it: it claims the slot again
- * only after its own B of the unit, which waits for that very hand-off. A slot whose release some
- * unit gives at a deferred W (zero-bubble schedules) or whose hand-off stays inside a process keeps
- * its own message for every unit, so both ranks decide per (stage, slot) from the schedule alone.
  */
 function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: number): CrossProcessPlan {
   const layout = setup.layout;
@@ -228,8 +203,6 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
     return hi - lo;
   };
   const floatsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-  const slots = layout.slots.length;
-  const { carried, carriesOf } = carriedReleases(program.steps, D, perWindow, rankOf, (s, slot) => layout.slotReleased + (s * slots + slot) * 4);
   const nonEmpty = (regions: Region[]) => regions.filter((r) => r.ptr !== 0 && r.bytes > 0);
   // A stage's parameters chunk by chunk: with virtual stages its [lo, hi) spans other stages' chunks.
   const stageState = (s: number): Region[] => {
@@ -247,9 +220,10 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
     resumeRegions: [{ ptr: layout.updates, bytes: 4 * D }], // a resumed run's followers continue the update counts
     relay(word) {
       // A stage's release of an activation slot: stage 0's process counts it before reusing the slot.
+      const slots = layout.slots.length;
       if (word >= layout.slotReleased && word < layout.slotReleased + D * slots * 4) {
         const s = Math.floor((word - layout.slotReleased) / 4 / slots);
-        return rankOf(s) === rankOf(0) ? null : { from: rankOf(s), to: rankOf(0), regions: [], ...(carried.has(word) ? { carried: true } : {}) };
+        return rankOf(s) === rankOf(0) ? null : { from: rankOf(s), to: rankOf(0), regions: [] };
       }
       // Hand-offs are numbered by virtual stage (= stage unless workers hold several chunks of layers:
       // virtual stage c·D + s is chunk c of stage s).
@@ -275,39 +249,9 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
             { ptr: layout.slotOwner + 4 * slotIndex, bytes: 4 },
           ]
         : [{ ptr: ws.layers[first]!.dx, bytes: rows * floatsOf(net.layers[first]!.inShape) * 4 }];
-      const release = forward ? undefined : carriesOf.get(vs * perWindow + (u % perWindow));
-      return { from: rankOf(s), to: rankOf(waiter % D), regions: nonEmpty(regions), ...(release !== undefined ? { carries: [release] } : {}) };
+      return { from: rankOf(s), to: rankOf(waiter % D), regions: nonEmpty(regions) };
     },
   };
-}
-
-/**
- * Which slot releases travel inside a gradient hand-off (see pipelinePlan): per stage s outside stage
- * 0's process, a slot's release word is carried when every action of s that gives the slot up is a B
- * (or I) of a virtual stage whose gradient goes to stage 0's process. `carriesOf` maps that hand-off,
- * keyed by virtual stage · perWindow + microbatch, to the release word it carries.
- */
-export function carriedReleases(
-  steps: readonly (readonly Step[])[],
-  D: number,
-  perWindow: number,
-  rankOf: (stage: number) => number,
-  releaseWord: (stage: number, slot: number) => number,
-): { carried: Set<number>; carriesOf: Map<number, number> } {
-  const carried = new Set<number>();
-  const carriesOf = new Map<number, number>();
-  for (let s = 0; s < D; s++) {
-    if (rankOf(s) === rankOf(0)) continue;
-    const bySlot = new Map<number, Step[]>();
-    for (const step of steps[s]!) if (step.releasesSlot) bySlot.set(step.slot, [...(bySlot.get(step.slot) ?? []), step]);
-    for (const [slot, releasing] of bySlot) {
-      const insideHandOff = (step: Step) => step.kind !== "W" && step.stage > 0 && rankOf((step.stage - 1) % D) === rankOf(0);
-      if (!releasing.every(insideHandOff)) continue;
-      carried.add(releaseWord(s, slot));
-      for (const step of releasing) carriesOf.set(step.stage * perWindow + step.microbatch, releaseWord(s, slot));
-    }
-  }
-  return { carried, carriesOf };
 }
 
 /**
@@ -343,4 +287,13 @@ export const totalBytes = (regions: readonly Region[]): number => regions.reduce
 /** Views onto the regions of the arena, in order (a message's parts: sent without gathering them first). */
 export function regionViews(memory: WebAssembly.Memory, regions: readonly Region[]): Uint8Array[] {
   return regions.map((r) => new Uint8Array(memory.buffer, r.ptr, r.bytes));
+}
+
+/** Write `body` (the regions' bytes back to back, length already checked) into the regions. */
+export function scatterRegions(memory: WebAssembly.Memory, regions: readonly Region[], body: Uint8Array): void {
+  let at = 0;
+  for (const r of regions) {
+    new Uint8Array(memory.buffer, r.ptr, r.bytes).set(body.subarray(at, at + r.bytes));
+    at += r.bytes;
+  }
 }

@@ -26,9 +26,9 @@ import { Outbox } from "../runtime/outbox.ts";
 import { mark, span, SpanRecorder } from "../runtime/trace.ts";
 import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
-import { regionViews, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
-import { acceptWakes, wakeMessage, wakeMessageBytes, wakesByRank } from "./wake-relay.ts";
+import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 import { KIND } from "./frame.ts";
+import { checkWake } from "./wake.ts";
 import type { Transport } from "./transport.ts";
 import { StreamedBarrier } from "./stream.ts";
 import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
@@ -325,26 +325,35 @@ export class DistributedExecutor implements Executor {
     }
   }
 
-  /** Take every queued wake; send each rank the ones it waits on as one message (wake-relay.ts). */
   private relayPending(): void {
     if (!this.cross.relay && !this.cross.streams) return;
-    const words: number[] = [];
-    for (let word = this.outbox.take(); word !== 0; word = this.outbox.take()) if (!this.stream?.woken(word)) words.push(word);
-    if (words.length === 0 || !this.cross.relay) return;
-    for (const [to, wakes] of wakesByRank(words, this.transport.rank, (w) => this.cross.relay!(w))) {
+    const { memory } = this.start;
+    const t = this.transport;
+    for (let word = this.outbox.take(); word !== 0; word = this.outbox.take()) {
+      if (this.stream?.woken(word)) continue;
+      const relay = this.cross.relay?.(word);
+      if (!relay || relay.to === t.rank) continue;
       const started = performance.now();
       const traced = mark(this.spans);
-      this.transport.send(to, KIND.wake, 0, wakeMessage(this.start.memory, wakes));
+      const head = new Uint8Array(4);
+      new DataView(head.buffer).setUint32(0, word, true);
+      const parts = [head, ...regionViews(memory, relay.regions)];
+      t.send(relay.to, KIND.wake, 0, parts);
       this.commMs += performance.now() - started;
-      span(this.spans, `NATS hand-off, ${wakes.length} wake${wakes.length === 1 ? "" : "s"}, ${formatBytes(wakeMessageBytes(wakes))}`, traced);
+      span(this.spans, `NATS hand-off, ${formatBytes(4 + totalBytes(relay.regions))}`, traced);
     }
   }
 
-  /** Relayed wakes from another process: all checked (words this process waits on from that rank, sizes), then written and bumped. */
+  /** A relayed wake from another process: check it is one this process waits on from that rank, write what it carries, then bump the word. */
   private acceptWake(from: number, body: Uint8Array): void {
     const t = this.transport;
-    const wrong = acceptWakes(this.start.memory, body, from, t.rank, (w) => this.cross.relay?.(w) ?? null);
-    if (wrong !== null) t.abort(`${t.names[from]} sent ${t.names[t.rank]} a malformed wake message: ${wrong}`);
+    const wake = checkWake(body, from, t.rank, (w) => this.cross.relay?.(w) ?? null, t.names);
+    if (typeof wake === "string") return t.abort(wake);
+    const { word, regions } = wake;
+    scatterRegions(this.start.memory, regions, body.subarray(4));
+    const words = new Int32Array(this.start.memory.buffer);
+    Atomics.add(words, word >> 2, 1);
+    Atomics.notify(words, word >> 2);
   }
 
   /** Per local program: Σ loss (f64) and samples (as f64) so far this epoch. */

@@ -40,7 +40,7 @@ export const KIND = {
   heartbeat: 7,
   /** anyone → anyone: the run ends, with this reason (UTF-8). */
   abort: 8,
-  /** woken words another process waits on: per word its u32 byte offset, then the regions its waiter reads (wake-relay.ts). */
+  /** a woken word another process waits on (u32 byte offset), then the regions its waiter reads. */
   wake: 9,
 } as const;
 
