@@ -23,13 +23,19 @@
  * executor with it, placed on 2 processes (only crossing messages pay the network; with and without the
  * CPU per byte) and not (every edge pays), and prints the predictions beside the measured round.
  *
- *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--links tcp,websocket,node:net] [--network-out FILE]
+ * The gossip and pipeline sections also print, for the 2-process runs, the CPU of each rank's main
+ * thread (which relays the hand-offs) and of the nats-server per step. --against DIR adds, in the
+ * same rounds, 2-process runs of the checkout in DIR (its coordinator code and its processes: a
+ * change to the transport measured against its base), with the ratio of the two per round.
+ *
+ *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--models small,large] [--against DIR] [--links tcp,websocket,node:net] [--network-out FILE]
  */
 import { spawn } from "node:child_process";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
-import { readdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { writeFileSync, rmSync } from "node:fs";
+import { childrenOf, cpuSampler, cpuSecondsOf } from "./process-cpu.ts";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { benchArgs, numberFlag } from "./args.ts";
 import { startLocalServer } from "../engine/distributed/server.ts";
 import { Transport } from "../engine/distributed/transport.ts";
@@ -46,6 +52,8 @@ const { values: v } = benchArgs(SCRIPT, {
     messages: { type: "string" },
     epochs: { type: "string" },
     only: { type: "string" },
+    models: { type: "string" },
+    against: { type: "string" },
     links: { type: "string" },
     "network-out": { type: "string" },
     // internal: this script as the receiving child
@@ -65,6 +73,11 @@ const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 50, inte
 const messages = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, max: 10_000, integer: true });
 const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 3, { min: 1, max: 100, integer: true });
 const only = new Set((v.only ?? "transport,gossip,pipeline").split(","));
+const PIPELINE_MODELS = { small: ["mlp:784-256-128-10", 64], large: ["mlp:784-1024-1024-1024-1024-10", 512] } as const;
+const pipelineModels = (v.models ?? "small,large").split(",").map((m) => {
+  if (!(m in PIPELINE_MODELS)) throw new Error(`${SCRIPT}: --models takes small,large (the pipeline section's models), not '${m}'`);
+  return PIPELINE_MODELS[m as keyof typeof PIPELINE_MODELS];
+});
 const LISTENERS = ["tcp", "websocket", "node:net"] as const;
 const listeners = LISTENERS.filter((l) => (v.links ?? LISTENERS.join(",")).split(",").includes(l));
 if (listeners[0] !== "tcp") throw new Error(`${SCRIPT}: --links must include tcp (skein's link), first`);
@@ -187,27 +200,57 @@ async function sendPaced(t: Transport, tag: number, vector: Uint8Array): Promise
   await t.drained();
 }
 
-/** Seconds per training step and samples/s of a run in one process and across 2, alternating. */
+/** A run across 2 processes of another checkout (--against DIR): its coordinator's code and its processes. */
+type AcrossRun = (config: TrainConfig) => Promise<Awaited<ReturnType<typeof train>>>;
+const against: AcrossRun | null = v.against
+  ? await (async () => {
+      const dir = resolve(v.against!);
+      const theirs = (await import(join(dir, "engine", "run-processes.ts"))) as typeof import("../engine/run-processes.ts");
+      const self = [process.execPath, join(dir, "engine", "cli", "main.ts")];
+      return (config) => theirs.trainAcrossProcesses(config, {}, { procs: 2, self });
+    })()
+  : null;
+
+/**
+ * Seconds per training step and samples/s of a run in one process and across 2 (and across 2 with
+ * --against's code), alternating; the two across-process runs swap places every round.
+ */
 async function sideBySide(name: string, config: TrainConfig) {
-  const one: { step: number; rate: number }[] = [];
-  const two: { step: number; rate: number }[] = [];
+  type Figures = { step: number; rate: number; coordinator: number; follower: number; server: number; frames: number };
+  const one: Figures[] = [];
+  const two: Figures[] = [];
+  const theirs: Figures[] = [];
   let crossingPerStep = 0;
+  const acrossHere: AcrossRun = (c) => trainAcrossProcesses(c, {}, { procs: 2, self: SELF });
   for (let r = 0; r < rounds; r++) {
-    for (const [into, run] of [
-      [one, () => train(config)],
-      [two, () => trainAcrossProcesses(config, {}, { procs: 2, self: SELF })],
-    ] as const) {
-      const s = await run();
-      into.push({ step: 1 / s.updatesPerSec, rate: s.samplesPerSec }); // one update per round or pipeline batch
+    const across = [[two, acrossHere] as const, ...(against ? [[theirs, against] as const] : [])];
+    if (r % 2 === 1) across.reverse();
+    for (const [into, run] of [[one, train] as const, ...across]) {
+      const sampler = into === one ? null : cpuSampler();
+      const s = await run(config);
+      const used = sampler?.stop();
       // Bytes one process sends the other per step (the summary counts every process's frames).
-      if (s.processes) crossingPerStep = s.processes.bytesSent / s.processes.count / (s.updatesPerSec * s.trainSeconds);
+      const steps = s.updatesPerSec * s.trainSeconds; // one update per round or pipeline batch
+      if (s.processes && into === two) crossingPerStep = s.processes.bytesSent / s.processes.count / steps;
+      const frames = (s.processes as { framesSent?: number } | undefined)?.framesSent ?? NaN;
+      into.push({ step: 1 / s.updatesPerSec, rate: s.samplesPerSec, coordinator: (used?.coordinator ?? NaN) / steps, follower: (used?.follower ?? NaN) / steps, server: (used?.server ?? NaN) / steps, frames: frames / steps });
     }
   }
   const ms = (x: number) => (x * 1000).toFixed(2);
+  const of = (xs: Figures[], f: (x: Figures) => number) => median(xs.map(f));
   console.log(`${name}: ${rounds} rounds of ${config.epochs} epochs each way`);
-  console.log(`  1 process    ${ms(median(one.map((x) => x.step)))} ms/step  ${median(one.map((x) => x.rate)).toFixed(0)} samples/s`);
-  console.log(`  2 processes  ${ms(median(two.map((x) => x.step)))} ms/step  ${median(two.map((x) => x.rate)).toFixed(0)} samples/s`);
-  return { stepRatio: median(two.map((x) => x.step)) / median(one.map((x) => x.step)), rateRatio: median(two.map((x) => x.rate)) / median(one.map((x) => x.rate)), two: median(two.map((x) => x.step)), one: median(one.map((x) => x.step)), crossingPerStep };
+  console.log(`  1 process    ${ms(of(one, (x) => x.step))} ms/step  ${of(one, (x) => x.rate).toFixed(0)} samples/s`);
+  for (const [label, xs] of [["2 processes", two], ...(against ? [[`2 processes, ${v.against}`, theirs] as const] : [])] as const) {
+    const us = (f: (c: Figures) => number) => `${(of(xs, f) * 1e6).toFixed(0)} µs`;
+    console.log(`  ${label}  ${ms(of(xs, (x) => x.step))} ms/step  ${of(xs, (x) => x.rate).toFixed(0)} samples/s  (${(of(xs, (x) => x.rate) / of(one, (x) => x.rate)).toFixed(2)} of 1 process)`);
+    // The whole run's CPU (start-up and evaluation too) over its steps: a figure to compare, not a step's own cost.
+    console.log(`    CPU per step (whole run / steps): rank 0's main thread ${us((c) => c.coordinator)}, rank 1's main thread ${us((c) => c.follower)}, nats-server ${us((c) => c.server)}; messages per step, both ranks (heartbeats and progress too): ${of(xs, (x) => x.frames).toFixed(1)}`);
+  }
+  if (against) {
+    const paired = two.map((x, r) => theirs[r]!.step / x.step);
+    console.log(`  paired per round, ${v.against} / this ms per step: ${paired.map((x) => x.toFixed(2)).join(" ")} (median ${median(paired).toFixed(2)})`);
+  }
+  return { stepRatio: of(two, (x) => x.step) / of(one, (x) => x.step), rateRatio: of(two, (x) => x.rate) / of(one, (x) => x.rate), two: of(two, (x) => x.step), one: of(one, (x) => x.step), crossingPerStep };
 }
 
 const base: TrainConfig = { algo: "dmsgd", model: "mlp:784-256-128-10", data: "digits", epochs, batch: 16, workers: 2, executor: "threads", seed: 1, optimizer: defaultOptimizer("momentum") };
@@ -243,10 +286,7 @@ if (only.has("gossip")) {
   }
 }
 if (only.has("pipeline")) {
-  for (const [model, batch] of [
-    ["mlp:784-256-128-10", 64],
-    ["mlp:784-1024-1024-1024-1024-10", 512],
-  ] as const) {
+  for (const [model, batch] of pipelineModels) {
     const { rateRatio, one, crossingPerStep } = await sideBySide(`pipeline (1f1b, D = 2, 4 microbatches, ${model}, batch ${batch})`, { ...base, model, algo: "1f1b", batch, pipeline: { stages: 2, microbatches: 4 } });
     console.log(`  throughput, 2 processes / 1 = ${rateRatio.toFixed(2)}  (target ≥ 0.7)`);
     // Each batch hands 4 microbatches forward and 4 gradients back across, one after another at the
@@ -259,25 +299,6 @@ if (only.has("pipeline")) {
 }
 console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at end`);
 process.exit(0);
-
-/** The pids of a process's children (Linux: /proc/PID/task/TID/children; none elsewhere). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
-  } catch {
-    return [];
-  }
-}
-
-/** User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere). */
-function cpuSecondsOf(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
-  } catch {
-    return NaN;
-  }
-}
 
 /** A child that receives over TCP: counts bytes, answers each round with the CPU seconds it spent on it. */
 async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<number>; close(): void }> {

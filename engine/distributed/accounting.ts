@@ -18,6 +18,8 @@ export interface ProcessesSummary {
   ranks: string[];
   /** Bytes every process published to the others over NATS (frames with their headers), in total. */
   bytesSent: number;
+  /** NATS messages every process published to the others (heartbeats and progress included), in total. */
+  framesSent: number;
   /** bytesSent per node (gossip node, else program) per step of this session. */
   bytesPerNodeStep: number;
   /** Per rank: seconds its main thread spent exchanging at barriers and relaying hand-offs. */
@@ -28,7 +30,8 @@ export interface ProcessesSummary {
 export function summarizeProcesses(names: readonly string[], byRank: readonly (CommunicationStats | undefined)[], steps: number, nodes: number): ProcessesSummary {
   const ranks = names.map((_, r) => byRank[r] ?? { bytesSent: 0, framesSent: 0, seconds: 0 });
   const bytesSent = ranks.reduce((a, c) => a + c.bytesSent, 0);
-  return { count: names.length, ranks: [...names], bytesSent, bytesPerNodeStep: steps > 0 ? bytesSent / (nodes * steps) : 0, communicationSeconds: ranks.map((c) => c.seconds) };
+  const framesSent = ranks.reduce((a, c) => a + c.framesSent, 0);
+  return { count: names.length, ranks: [...names], bytesSent, framesSent, bytesPerNodeStep: steps > 0 ? bytesSent / (nodes * steps) : 0, communicationSeconds: ranks.map((c) => c.seconds) };
 }
 
 /** Bytes for a trace span's name: B, kB or MB. */

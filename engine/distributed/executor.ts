@@ -28,6 +28,7 @@ import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
 import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 import { KIND } from "./frame.ts";
+import { checkWake } from "./wake.ts";
 import type { Transport } from "./transport.ts";
 import { StreamedBarrier } from "./stream.ts";
 import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
@@ -346,11 +347,10 @@ export class DistributedExecutor implements Executor {
   /** A relayed wake from another process: check it is one this process waits on from that rank, write what it carries, then bump the word. */
   private acceptWake(from: number, body: Uint8Array): void {
     const t = this.transport;
-    const word = body.length >= 4 ? new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(0, true) : 0;
-    const relay = word !== 0 ? this.cross.relay?.(word) : null;
-    if (!relay || relay.to !== t.rank || relay.from !== from) return t.abort(`${t.names[from]} relayed a wake of word ${word} that ${t.names[t.rank]} does not wait on from it`);
-    if (body.length !== 4 + totalBytes(relay.regions)) return t.abort(`${t.names[from]} relayed word ${word} with ${body.length - 4} bytes where ${totalBytes(relay.regions)} were due`);
-    scatterRegions(this.start.memory, relay.regions, body.subarray(4));
+    const wake = checkWake(body, from, t.rank, (w) => this.cross.relay?.(w) ?? null, t.names);
+    if (typeof wake === "string") return t.abort(wake);
+    const { word, regions } = wake;
+    scatterRegions(this.start.memory, regions, body.subarray(4));
     const words = new Int32Array(this.start.memory.buffer);
     Atomics.add(words, word >> 2, 1);
     Atomics.notify(words, word >> 2);

@@ -1,0 +1,20 @@
+/**
+ * A relayed wake (KIND.wake): the woken word, a u32 byte offset into the arena (little-endian), then
+ * the bytes of the regions its waiter reads, whose sizes both sides know from the plan
+ * (`CrossProcessPlan.relay`). The receiver checks the word and the size before it writes anything.
+ */
+import { totalBytes, type Region } from "./exchange.ts";
+
+type RelayOf = (word: number) => { from: number; to: number; regions: Region[] } | null;
+
+/**
+ * The word and the regions of a wake that rank `from` sent rank `to`, or a sentence (naming the ranks
+ * by `names`) saying why this rank does not accept it.
+ */
+export function checkWake(body: Uint8Array, from: number, to: number, relayOf: RelayOf, names: readonly string[]): { word: number; regions: Region[] } | string {
+  const word = body.length >= 4 ? new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(0, true) : 0;
+  const relay = word !== 0 && word % 4 === 0 ? relayOf(word) : null;
+  if (!relay || relay.to !== to || relay.from !== from) return `${names[from]} relayed a wake of word ${word} that ${names[to]} does not wait on from it`;
+  if (body.length !== 4 + totalBytes(relay.regions)) return `${names[from]} relayed word ${word} with ${body.length - 4} bytes where ${totalBytes(relay.regions)} were due`;
+  return { word, regions: relay.regions };
+}
