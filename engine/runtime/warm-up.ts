@@ -1,0 +1,93 @@
+/**
+ * Warming the kernels up while the run starts.
+ *
+ * JavaScriptCore runs a WebAssembly function in its baseline tier (BBQ) until the function has run
+ * enough, then compiles it with its optimising tier (OMG) on a compiler thread. Until that code
+ * arrives, a training step of mlp:784-256-128-10 on 64 rows takes about ten times its steady time
+ * (13–15 ms against 1.4–1.7), so the first epoch pays a fixed warm-up cost. Paid inside the epoch, two
+ * workers joined by a barrier pay it twice (each waits for the other's slow steps).
+ *
+ * The optimised code belongs to the compiled module, not to an instance or a thread: every instance
+ * of the one WebAssembly.Module (each worker's, on the run's memory) runs what any of them got
+ * compiled. So one worker warms the module up on a memory of its own while the main thread loads the
+ * data and draws the initial weights: the core that start-up leaves idle does the work the first
+ * epoch would otherwise do on the critical path.
+ *
+ * The warm-up never sees the run's memory: it plans and allocates a private arena (weights, gradients,
+ * one workspace) and computes gradients of the run's own network there, so the same kernels run on
+ * the same shapes. Weights, sample orders and random streams of the run are untouched by construction.
+ */
+import type { KernelExports } from "../kernels/abi.ts";
+import { instantiateKernels } from "../kernels/load.ts";
+import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
+import type { Shape } from "../model/layers.ts";
+import { Network } from "../model/network.ts";
+
+/** The network the run trains and the rows of one worker's block: what the warm-up computes on. */
+export interface WarmUpSpec {
+  model: string;
+  inputShape: Shape;
+  classes: number;
+  rows: number;
+}
+
+/** What a warm-up did: gradient calls, and the first and last call's milliseconds. */
+export interface WarmUpReport {
+  calls: number;
+  firstMs: number;
+  lastMs: number;
+}
+
+/**
+ * A bound on the warm-up where start-up is long (a large data set): past this, the core it uses may
+ * be wanted by the main thread, and the module is warm by then. The main thread ends it sooner
+ * through `stop` when it is done with its own start-up.
+ */
+export const WARM_UP_MAX_MS = 150;
+export const WARM_UP_MAX_CALLS = 64;
+
+/**
+ * Gradients of `spec`'s network on a private memory until `words[0]` (stop) is set, WARM_UP_MAX_MS
+ * have passed or WARM_UP_MAX_CALLS calls are done. Every worker is asked; the first to get to it
+ * claims `words[1]` and warms, the others return at once (one warm module serves them all, and the
+ * main thread keeps the other core). Stop is read between layers, so a worker the main thread
+ * needs starts at most one layer's time later.
+ */
+export function warmUp(module: WebAssembly.Module, spec: WarmUpSpec, words: Int32Array): WarmUpReport {
+  const report: WarmUpReport = { calls: 0, firstMs: 0, lastMs: 0 };
+  const stopped = () => Atomics.load(words, 0) !== 0;
+  if (stopped() || Atomics.compareExchange(words, 1, 0, 1) !== 0) return report;
+  const net = new Network(spec.model, spec.inputShape, spec.classes);
+  const planner = new ArenaPlanner();
+  const params = planner.floats("parameters", "warmUp.params", net.paramFloats);
+  const grads = planner.floats("gradients", "warmUp.grads", net.paramFloats);
+  const ws = net.planWorkspace(planner, "warmUp", spec.rows);
+  const memory = createSharedMemory(planner.finish());
+  const k: KernelExports = instantiateKernels(module, memory);
+  // Small weights of both signs, so pre-activations take both sides of every branch; inputs 0 and 1
+  // (valid pixels, and valid token ids for a language model); labels stay 0, a valid class. Nothing
+  // here is drawn from the run's random streams.
+  repeat(f32(memory, params, net.paramFloats), Float32Array.from({ length: 17 }, (_, i) => (i - 8) / 256));
+  repeat(f32(memory, ws.input, spec.rows * net.inputFloats), Float32Array.of(0, 1));
+  const layers = net.layers.length;
+  const firstTrainable = net.trainableLayers[0] ?? layers;
+  const started = performance.now();
+  while (report.calls < WARM_UP_MAX_CALLS && !stopped() && performance.now() - started < WARM_UP_MAX_MS) {
+    // Network.gradient, layer by layer.
+    const t = performance.now();
+    for (let i = 0; i < layers && !stopped(); i++) net.forwardLayer(k, i, params, ws, spec.rows);
+    if (stopped()) break;
+    net.lossAndGradient(k, ws, spec.rows, 1 / spec.rows);
+    for (let i = layers - 1; i >= firstTrainable && !stopped(); i--) net.backwardLayer(k, i, params, grads, ws, spec.rows, false);
+    report.lastMs = performance.now() - t;
+    if (report.calls++ === 0) report.firstMs = report.lastMs;
+  }
+  return report;
+}
+
+/** Fills `to` with copies of `pattern` (doubling copies, not a loop in JavaScript's slowest tier). */
+function repeat(to: Float32Array, pattern: Float32Array): void {
+  if (to.length === 0) return;
+  to.set(pattern.subarray(0, Math.min(pattern.length, to.length)));
+  for (let have = Math.min(pattern.length, to.length); have < to.length; have *= 2) to.copyWithin(have, 0, Math.min(have, to.length - have));
+}
