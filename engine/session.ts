@@ -17,7 +17,7 @@ import { copyData, planData, type RunSetup } from "./runtime/context.ts";
 import { publishEpochOrder } from "./runtime/epoch-order.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool, type PoolLaunch } from "./runtime/pool.ts";
-import type { WarmUpReport } from "./runtime/warm-up.ts";
+import { warmUpByDefault, type WarmUpReport } from "./runtime/warm-up.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import { SimulatedExecutor } from "./runtime/simulated.ts";
 import { describeSimulation, simulationModel, type SimulationModel, type SimulationSummary } from "./runtime/costs.ts";
@@ -49,8 +49,8 @@ export interface SessionOptions {
   watchdogMs?: number;
   /**
    * Threads executor, two workers or more: warm the kernels up in a worker while the run starts
-   * (default true). Tests: false opens without; "whole" lets the warm-up run its full course before
-   * the workers start, and keeps its report in `warmUpReport`.
+   * (default: SKEIN_WARM_UP=1, see warmUpByDefault). Tests: "whole" lets the warm-up run its full
+   * course before the workers start, and keeps its report in `warmUpReport`.
    */
   warmUp?: boolean | "whole";
   /** A run that spans processes: this process's place in it, and the executor that links it to the others. */
@@ -95,13 +95,14 @@ export class TrainingSession {
     checkThreads(config);
     // Read before anything starts: a bad table is the user's error, named before any work.
     const simulation = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
-    // Threads executor, two workers or more: the workers' threads load their code while this one loads
-    // the data, and one of them warms the kernels up while this one fills the arena (see
-    // runtime/warm-up.ts). One worker leaves the second core to the compiler thread anyway: measured,
-    // it gains nothing from a warm-up, which would take that core from this thread.
+    // Threads executor, two workers or more, when asked (SKEIN_WARM_UP=1): the workers' threads load
+    // their code while this one loads the data, and one of them warms the kernels up while this one
+    // fills the arena (see runtime/warm-up.ts). One worker leaves the second core to the compiler
+    // thread anyway: measured, it gains nothing from a warm-up, which would take that core from this
+    // thread.
     const threads = !options.distributed && config.executor !== "deterministic" && config.executor !== "simulated";
     const programs = algorithm.programs(config);
-    const launch = threads && programs >= 2 && options.warmUp !== false ? WorkerPool.launch(programs) : null;
+    const launch = threads && programs >= 2 && (options.warmUp ?? warmUpByDefault()) ? WorkerPool.launch(programs) : null;
     try {
       return await TrainingSession.openWith(config, options, algorithm, simulation, launch);
     } catch (e) {

@@ -3,13 +3,15 @@
  * a run opened with it must hold exactly the bytes of a run opened without it, in every region of the
  * arena (data, weights, optimizer state, gradients, activations, scratch, control), and train to
  * bitwise the same weights and test figures. The warm-up is made to run its whole course here
- * (warmUp: "whole"), so it has certainly computed gradients while the arena was live.
+ * (warmUp: "whole"), so it has certainly computed gradients while the arena was live; the runs
+ * without it pass warmUp: false, whatever SKEIN_WARM_UP says.
  */
 import { describe, expect, test } from "bun:test";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { loadKernelModule } from "../engine/kernels/load.ts";
-import { WARM_UP_MAX_CALLS, warmUp } from "../engine/runtime/warm-up.ts";
+import { WARM_UP_MAX_CALLS, warmUp, warmUpByDefault } from "../engine/runtime/warm-up.ts";
+import { UserError } from "../engine/errors.ts";
 import { sameBits } from "./helpers.ts";
 
 const base: TrainConfig = {
@@ -67,5 +69,12 @@ describe("kernel warm-up at start-up", () => {
     const stopped = new Int32Array(new SharedArrayBuffer(8));
     stopped[0] = 1;
     expect(warmUp(module, spec, stopped).calls).toBe(0);
+  });
+
+  test("SKEIN_WARM_UP: 1 turns it on, unset, empty or 0 leave it off, anything else is one clear error", () => {
+    expect(warmUpByDefault("1")).toBe(true);
+    for (const off of [undefined, "", "0"]) expect(warmUpByDefault(off)).toBe(false);
+    expect(() => warmUpByDefault("yes")).toThrow(UserError);
+    expect(() => warmUpByDefault("yes")).toThrow("SKEIN_WARM_UP=yes: expected 0 or 1");
   });
 });

@@ -17,11 +17,24 @@
  * one workspace) and computes gradients of the run's own network there, so the same kernels run on
  * the same shapes. Weights, sample orders and random streams of the run are untouched by construction.
  */
+import { UserError } from "../errors.ts";
 import type { KernelExports } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
 import type { Shape } from "../model/layers.ts";
 import { Network } from "../model/network.ts";
+
+/**
+ * Whether a run warms up unless told: SKEIN_WARM_UP=1 turns it on. Off by default: on a 2-core
+ * machine that other jobs load, paired runs against the base gained 10–15 ms in the first epoch but
+ * lost about as much before it (the warm-up and the main thread had no idle core to share), so the
+ * whole process's wall time did not measurably improve. On a quiet machine it should.
+ */
+export function warmUpByDefault(value: string | undefined = process.env.SKEIN_WARM_UP): boolean {
+  if (value === undefined || value === "" || value === "0") return false;
+  if (value === "1") return true;
+  throw new UserError(`SKEIN_WARM_UP=${value}: expected 0 or 1`);
+}
 
 /** The network the run trains and the rows of one worker's block: what the warm-up computes on. */
 export interface WarmUpSpec {
