@@ -272,7 +272,7 @@ if (CHECKOUTS.length === 2) {
       const [xa, xb] = [f(ra), f(rb)];
       const d = xb.map((x, i) => x - xa[i]!);
       const fewer = d.filter((x) => x < 0).length;
-      console.log(`  ${c.name.padEnd(8)} ${name.padEnd(16)} ${median(xa).toFixed(digits).padStart(7)} → ${median(xb).toFixed(digits).padStart(7)}   Δ ${d.map((x) => (x >= 0 ? "+" : "") + x.toFixed(digits)).join(" ")}   median Δ ${median(d).toFixed(digits)}, lower in ${fewer}/${d.length}`);
+      console.log(`  ${c.name.padEnd(8)} ${name.padEnd(16)} ${median(xa).toFixed(digits).padStart(7)} → ${median(xb).toFixed(digits).padStart(7)}   Δ ${d.map((x) => (x >= 0 ? "+" : "") + x.toFixed(digits)).join(" ")}   median Δ ${median(d).toFixed(digits)}, Δ < 0 in ${fewer}/${d.length}`);
     }
   }
 }
