@@ -115,7 +115,8 @@ export class TrainingSession {
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(algorithm, config, net, dataset, options);
-    launch?.warmUp(module, { model: config.model, inputShape: [...dataset.shape], classes: dataset.classes, rows: Math.min(...plan.perWorker.map((b) => b.ws.rows)) });
+    const { sampleBytes, scale, shift } = setup.data;
+    launch?.warmUp(module, { model: config.model, inputShape: [...dataset.shape], classes: dataset.classes, rows: Math.min(...plan.perWorker.map((b) => b.ws.rows)), sampleBytes, scale, shift, optimizer: setup.optimizer });
     const memory = createSharedMemory(setup.plan);
     const control = new Control(memory, setup.control, setup.programs);
     const fault = options.fault ?? null;

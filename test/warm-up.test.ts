@@ -60,7 +60,7 @@ describe("kernel warm-up at start-up", () => {
 
   test("the warm-up ends at the stop word and is claimed by one caller only", async () => {
     const { module } = await loadKernelModule();
-    const spec = { model: "mlp:784-24-10", inputShape: [784], classes: 10, rows: 8 };
+    const spec = { model: "mlp:784-24-10", inputShape: [784], classes: 10, rows: 8, sampleBytes: 784, scale: 1 / 255, shift: 0, optimizer: defaultOptimizer("adam") };
     const first = new Int32Array(new SharedArrayBuffer(8));
     const ran = warmUp(module, spec, first);
     expect(ran.calls).toBeGreaterThan(0);

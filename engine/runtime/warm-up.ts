@@ -13,16 +13,21 @@
  * data and draws the initial weights: the core that start-up leaves idle does the work the first
  * epoch would otherwise do on the critical path.
  *
- * The warm-up never sees the run's memory: it plans and allocates a private arena (weights, gradients,
- * one workspace) and computes gradients of the run's own network there, so the same kernels run on
- * the same shapes. Weights, sample orders and random streams of the run are untouched by construction.
+ * The warm-up never sees the run's memory: it plans and allocates a private arena (weights, two
+ * gradients, their sum, the optimizer's state, one workspace, a few samples) and runs a training step
+ * of the run's own network there, so the same kernels run on the same shapes: gathering a batch,
+ * gradients, the sum of block gradients a synchronous step makes, and the run's optimizer update. The
+ * first step of a cold run spends about as long in the sum and the update (streaming loops, in the low
+ * tiers until compiled) as in its gradients beyond their steady time. Weights, sample orders and random
+ * streams of the run are untouched by construction.
  */
 import { UserError } from "../errors.ts";
 import type { KernelExports } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
-import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
+import { ArenaPlanner, createSharedMemory, f32, u8 } from "../memory/arena.ts";
 import type { Shape } from "../model/layers.ts";
 import { Network } from "../model/network.ts";
+import { applyUpdate, planOptimizerState, updateRegion, type OptimizerConfig } from "../optim/optimizer.ts";
 
 /**
  * Whether a run warms up unless told: SKEIN_WARM_UP=1 turns it on. Off by default: on a 2-core
@@ -36,12 +41,17 @@ export function warmUpByDefault(value: string | undefined = process.env.SKEIN_WA
   throw new UserError(`SKEIN_WARM_UP=${value}: expected 0 or 1`);
 }
 
-/** The network the run trains and the rows of one worker's block: what the warm-up computes on. */
+/** The network the run trains, the rows of one worker's block, how samples are stored and the update rule: what the warm-up computes on. */
 export interface WarmUpSpec {
   model: string;
   inputShape: Shape;
   classes: number;
   rows: number;
+  /** Bytes of one stored sample, and the u8 → f32 normalisation the gather applies (the run's data layout's). */
+  sampleBytes: number;
+  scale: number;
+  shift: number;
+  optimizer: OptimizerConfig;
 }
 
 /** What a warm-up did: gradient calls, and the first and last call's milliseconds. */
@@ -71,27 +81,44 @@ export function warmUp(module: WebAssembly.Module, spec: WarmUpSpec, words: Int3
   const stopped = () => Atomics.load(words, 0) !== 0;
   if (stopped() || Atomics.compareExchange(words, 1, 0, 1) !== 0) return report;
   const net = new Network(spec.model, spec.inputShape, spec.classes);
+  const { rows } = spec;
   const planner = new ArenaPlanner();
   const params = planner.floats("parameters", "warmUp.params", net.paramFloats);
-  const grads = planner.floats("gradients", "warmUp.grads", net.paramFloats);
-  const ws = net.planWorkspace(planner, "warmUp", spec.rows);
+  const grads = [planner.floats("gradients", "warmUp.grads0", net.paramFloats), planner.floats("gradients", "warmUp.grads1", net.paramFloats)];
+  const gradSum = planner.floats("gradients", "warmUp.gradSum", net.paramFloats);
+  const state = planOptimizerState(planner, net.paramFloats, spec.optimizer.kind, "warmUp.optimizer");
+  const ws = net.planWorkspace(planner, "warmUp", rows);
+  const images = planner.reserve("data", "warmUp.images", rows * spec.sampleBytes);
+  const labels = planner.reserve("data", "warmUp.labels", rows);
+  const indices = planner.reserve("activations", "warmUp.indices", rows * 4);
+  const sumTable = planner.reserve("scratch", "warmUp.sumTable", 2 * 4);
+  const sumWeights = planner.reserve("scratch", "warmUp.sumWeights", 2 * 4);
   const memory = createSharedMemory(planner.finish());
   const k: KernelExports = instantiateKernels(module, memory);
-  // Small weights of both signs, so pre-activations take both sides of every branch; inputs 0 and 1
-  // (valid pixels, and valid token ids for a language model); labels stay 0, a valid class. Nothing
-  // here is drawn from the run's random streams.
+  // Small weights of both signs, so pre-activations take both sides of every branch; sample bytes 0
+  // and 1 (valid pixels, and valid token ids for a language model); labels stay 0, a valid class.
+  // Nothing here is drawn from the run's random streams.
   repeat(f32(memory, params, net.paramFloats), Float32Array.from({ length: 17 }, (_, i) => (i - 8) / 256));
-  repeat(f32(memory, ws.input, spec.rows * net.inputFloats), Float32Array.of(0, 1));
+  repeat(u8(memory, images, rows * spec.sampleBytes), Uint8Array.of(0, 1));
+  new Int32Array(memory.buffer, indices, rows).set(Array.from({ length: rows }, (_, i) => i));
+  new Int32Array(memory.buffer, sumTable, 2).set(grads);
+  new Float32Array(memory.buffer, sumWeights, 2).fill(1);
   const layers = net.layers.length;
   const firstTrainable = net.trainableLayers[0] ?? layers;
   const started = performance.now();
   while (report.calls < WARM_UP_MAX_CALLS && !stopped() && performance.now() - started < WARM_UP_MAX_MS) {
-    // Network.gradient, layer by layer.
+    // One training step as a worker makes it: gather, Network.gradient layer by layer (into the two
+    // block gradients in turn), the sum of the blocks, the update.
     const t = performance.now();
-    for (let i = 0; i < layers && !stopped(); i++) net.forwardLayer(k, i, params, ws, spec.rows);
+    const g = grads[report.calls % 2]!;
+    k.gather_batch(ws.input, ws.labels, images, labels, indices, rows, spec.sampleBytes, spec.scale, spec.shift);
+    for (let i = 0; i < layers && !stopped(); i++) net.forwardLayer(k, i, params, ws, rows);
     if (stopped()) break;
-    net.lossAndGradient(k, ws, spec.rows, 1 / spec.rows);
-    for (let i = layers - 1; i >= firstTrainable && !stopped(); i--) net.backwardLayer(k, i, params, grads, ws, spec.rows, false);
+    net.lossAndGradient(k, ws, rows, 1 / rows);
+    for (let i = layers - 1; i >= firstTrainable && !stopped(); i--) net.backwardLayer(k, i, params, g, ws, rows, false);
+    if (stopped()) break;
+    k.weighted_sum(gradSum, sumTable, sumWeights, 2, net.paramFloats);
+    applyUpdate(k, spec.optimizer, updateRegion(params, gradSum, state, 0, net.paramFloats), report.calls + 1);
     report.lastMs = performance.now() - t;
     if (report.calls++ === 0) report.firstMs = report.lastMs;
   }
@@ -99,8 +126,8 @@ export function warmUp(module: WebAssembly.Module, spec: WarmUpSpec, words: Int3
 }
 
 /** Fills `to` with copies of `pattern` (doubling copies, not a loop in JavaScript's slowest tier). */
-function repeat(to: Float32Array, pattern: Float32Array): void {
+function repeat<T extends Float32Array | Uint8Array>(to: T, pattern: T): void {
   if (to.length === 0) return;
-  to.set(pattern.subarray(0, Math.min(pattern.length, to.length)));
+  to.set(pattern.subarray(0, Math.min(pattern.length, to.length)) as never);
   for (let have = Math.min(pattern.length, to.length); have < to.length; have *= 2) to.copyWithin(have, 0, Math.min(have, to.length - have));
 }
