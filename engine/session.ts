@@ -17,7 +17,7 @@ import { copyData, planData, type RunSetup } from "./runtime/context.ts";
 import { publishEpochOrder } from "./runtime/epoch-order.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool, type PoolLaunch } from "./runtime/pool.ts";
-import { warmUpByDefault, type WarmUpReport } from "./runtime/warm-up.ts";
+import { prefaultRanges, warmUpByDefault, type WarmUpReport } from "./runtime/warm-up.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import { SimulatedExecutor } from "./runtime/simulated.ts";
 import { describeSimulation, simulationModel, type SimulationModel, type SimulationSummary } from "./runtime/costs.ts";
@@ -115,9 +115,10 @@ export class TrainingSession {
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(algorithm, config, net, dataset, options);
-    const { sampleBytes, scale, shift } = setup.data;
-    launch?.warmUp(module, { model: config.model, inputShape: [...dataset.shape], classes: dataset.classes, rows: Math.min(...plan.perWorker.map((b) => b.ws.rows)), sampleBytes, scale, shift, optimizer: setup.optimizer });
     const memory = createSharedMemory(setup.plan);
+    const { sampleBytes, scale, shift } = setup.data;
+    const warmUpSpec = { model: config.model, inputShape: [...dataset.shape], classes: dataset.classes, rows: Math.min(...plan.perWorker.map((b) => b.ws.rows)), sampleBytes, scale, shift, optimizer: setup.optimizer };
+    launch?.warmUp(module, warmUpSpec, { memory, ranges: prefaultRanges(setup.plan) });
     const control = new Control(memory, setup.control, setup.programs);
     const fault = options.fault ?? null;
     // A launched pool starts now (after the warm-up, on the worker that warms): starting, a worker only

@@ -10,7 +10,8 @@ import { describe, expect, test } from "bun:test";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { loadKernelModule } from "../engine/kernels/load.ts";
-import { WARM_UP_MAX_CALLS, warmUp, warmUpByDefault } from "../engine/runtime/warm-up.ts";
+import { prefault, WARM_UP_MAX_CALLS, warmUp, warmUpByDefault } from "../engine/runtime/warm-up.ts";
+import fc from "fast-check";
 import { UserError } from "../engine/errors.ts";
 import { sameBits } from "./helpers.ts";
 
@@ -49,6 +50,7 @@ describe("kernel warm-up at start-up", () => {
       const warm = await openAndTrain(config, "whole");
       expect(cold.report).toBeNull();
       expect(warm.report?.calls ?? 0).toBeGreaterThan(0); // it did run, while the arena was live
+      expect(warm.report?.pages ?? 0).toBeGreaterThan(0); // and wrote into the run's own pages first
       expect(Buffer.from(warm.arena).equals(Buffer.from(cold.arena))).toBe(true);
       if (config.algo === "sync") {
         expect(sameBits(warm.params, cold.params)).toBe(true);
@@ -69,6 +71,28 @@ describe("kernel warm-up at start-up", () => {
     const stopped = new Int32Array(new SharedArrayBuffer(8));
     stopped[0] = 1;
     expect(warmUp(module, spec, stopped).calls).toBe(0);
+  });
+
+  test("mapping the run's pages changes no byte: every page of every range is written once, compare-exchange 0 for 0", () => {
+    const pages = 6;
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(pages * 1024 - 1), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })), { maxLength: 40 }),
+        fc.array(fc.tuple(fc.nat(pages - 1), fc.integer({ min: 1, max: 3 })), { minLength: 1, maxLength: 4 }),
+        (writes, rangePages) => {
+          const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+          const words = new Int32Array(memory.buffer, 0, pages * 1024);
+          for (const [at, value] of writes) words[at] = value;
+          const before = words.slice();
+          const ranges = rangePages.flatMap(([first, count]) => [first * 4096, Math.min(count, pages - first) * 4096]);
+          const written = prefault({ memory, ranges }, () => false);
+          expect(Buffer.from(words.buffer, 0, words.byteLength).equals(Buffer.from(before.buffer))).toBe(true);
+          expect(written).toBe(rangePages.reduce((n, [first, count]) => n + Math.min(count, pages - first), 0));
+        },
+      ),
+    );
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    expect(prefault({ memory, ranges: [0, 65536] }, () => true)).toBe(0); // told to stop: maps nothing more
   });
 
   test("SKEIN_WARM_UP: 1 turns it on, unset, empty or 0 leave it off, anything else is one clear error", () => {

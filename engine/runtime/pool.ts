@@ -17,7 +17,7 @@ import type { FaultPlan } from "./fault.ts";
 import type { Executor } from "./executor.ts";
 import type { RoleArgs } from "./roles.ts";
 import type { WorkerApi } from "./worker-api.ts";
-import type { WarmUpReport, WarmUpSpec } from "./warm-up.ts";
+import type { PrefaultSpec, WarmUpReport, WarmUpSpec } from "./warm-up.ts";
 
 /** Where the worker entry is: next to the sources, or handed in by the single binary. */
 let workerEntry: string | URL = new URL("../../workers/worker.ts", import.meta.url);
@@ -177,8 +177,8 @@ export class PoolLaunch {
 
   constructor(private readonly members: Member[]) {}
 
-  warmUp(module: WebAssembly.Module, spec: WarmUpSpec): void {
-    const reports = this.members.map((m) => Promise.race([m.api.warmUp(module, spec, this.words), m.died]).catch(() => null));
+  warmUp(module: WebAssembly.Module, spec: WarmUpSpec, run: PrefaultSpec | null = null): void {
+    const reports = this.members.map((m) => Promise.race([m.api.warmUp(module, spec, this.words, run), m.died]).catch(() => null));
     this.warming = Promise.all(reports).then((rs) => rs.find((r) => r !== null && r.calls > 0) ?? null);
   }
 

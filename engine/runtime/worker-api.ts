@@ -6,11 +6,11 @@
 import type { RunSetup } from "./context.ts";
 import type { FaultPlan } from "./fault.ts";
 import type { RoleArgs } from "./roles.ts";
-import type { WarmUpReport, WarmUpSpec } from "./warm-up.ts";
+import type { PrefaultSpec, WarmUpReport, WarmUpSpec } from "./warm-up.ts";
 
 export interface WorkerApi {
   /** Before init, while the main thread starts the run: warm the kernels up on a memory of the worker's own (see warm-up.ts). */
-  warmUp(module: WebAssembly.Module, spec: WarmUpSpec, words: Int32Array): WarmUpReport;
+  warmUp(module: WebAssembly.Module, spec: WarmUpSpec, words: Int32Array, run: PrefaultSpec | null): WarmUpReport;
   init(module: WebAssembly.Module, memory: WebAssembly.Memory, setup: RunSetup, worker: number, fault: FaultPlan | null): void;
   run(role: string, args: RoleArgs): unknown;
 }
