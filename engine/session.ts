@@ -49,7 +49,7 @@ export interface SessionOptions {
   watchdogMs?: number;
   /**
    * Threads executor, two workers or more: warm the kernels up in a worker while the run starts
-   * (default: SKEIN_WARM_UP=1, see warmUpByDefault). Tests: "whole" lets the warm-up run its full
+   * (default: on unless SKEIN_WARM_UP=0, see warmUpByDefault). Tests: "whole" lets the warm-up run its full
    * course before the workers start, and keeps its report in `warmUpReport`.
    */
   warmUp?: boolean | "whole";
@@ -95,7 +95,7 @@ export class TrainingSession {
     checkThreads(config);
     // Read before anything starts: a bad table is the user's error, named before any work.
     const simulation = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
-    // Threads executor, two workers or more, when asked (SKEIN_WARM_UP=1): the workers' threads load
+    // Threads executor, two workers or more, unless SKEIN_WARM_UP=0: the workers' threads load
     // their code while this one loads the data, and one of them warms the kernels up while this one
     // fills the arena (see runtime/warm-up.ts). One worker leaves the second core to the compiler
     // thread anyway: measured, it gains nothing from a warm-up, which would take that core from this

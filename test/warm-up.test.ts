@@ -95,9 +95,9 @@ describe("kernel warm-up at start-up", () => {
     expect(prefault({ memory, ranges: [0, 65536] }, () => true)).toBe(0); // told to stop: maps nothing more
   });
 
-  test("SKEIN_WARM_UP: 1 turns it on, unset, empty or 0 leave it off, anything else is one clear error", () => {
-    expect(warmUpByDefault("1")).toBe(true);
-    for (const off of [undefined, "", "0"]) expect(warmUpByDefault(off)).toBe(false);
+  test("SKEIN_WARM_UP: 0 turns it off, unset, empty or 1 leave it on, anything else is one clear error", () => {
+    expect(warmUpByDefault("0")).toBe(false);
+    for (const on of [undefined, "", "1"]) expect(warmUpByDefault(on)).toBe(true);
     expect(() => warmUpByDefault("yes")).toThrow(UserError);
     expect(() => warmUpByDefault("yes")).toThrow("SKEIN_WARM_UP=yes: expected 0 or 1");
   });

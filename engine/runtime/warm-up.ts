@@ -36,14 +36,16 @@ import { Network } from "../model/network.ts";
 import { applyUpdate, planOptimizerState, updateRegion, type OptimizerConfig } from "../optim/optimizer.ts";
 
 /**
- * Whether a run warms up unless told: SKEIN_WARM_UP=1 turns it on. Off by default: on a 2-core
- * machine that other jobs load, paired runs against the base gained 10–15 ms in the first epoch but
- * lost about as much before it (the warm-up and the main thread had no idle core to share), so the
- * whole process's wall time did not measurably improve. On a quiet machine it should.
+ * Whether a run warms up unless told: on, SKEIN_WARM_UP=0 turns it off (1, or unset or empty, leaves it
+ * on). Measured on the 2-core machine other jobs load (load 1.6–2.1), 2 workers, mlp:784-256-128-10,
+ * pairs of processes alternating (bench/user-wall.ts): the whole process's wall time, warm-up minus
+ * none, median of 12 pairs in each of two runs: sync128 −38 and −6 ms, sync256 −18 and −21, Hogwild!
+ * −28 and +2; the first epoch 0 to 25 ms shorter. A warm-up over 64-row steps without the update and
+ * the page mapping had not shortened the whole process (its start-up grew by what epoch 0 lost).
  */
 export function warmUpByDefault(value: string | undefined = process.env.SKEIN_WARM_UP): boolean {
-  if (value === undefined || value === "" || value === "0") return false;
-  if (value === "1") return true;
+  if (value === undefined || value === "" || value === "1") return true;
+  if (value === "0") return false;
   throw new UserError(`SKEIN_WARM_UP=${value}: expected 0 or 1`);
 }
 
