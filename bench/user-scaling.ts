@@ -5,6 +5,7 @@
  *   npx bun bench/user-scaling.ts [--rounds 3] [--epochs 5] [--data digits] [--only sync128,sync256,hogwild]
  *   npx bun bench/user-scaling.ts --scaling 1,4,8,16      # a many-core machine: the scaling curve
  *   npx bun bench/user-scaling.ts --against /path/to/other/checkout   # this checkout against another, paired
+ *   npx bun bench/user-scaling.ts --env SKEIN_WARM_UP=0               # this checkout with and without a variable, paired
  *
  * Per configuration and round, three measurements, alternating so that drift of a shared machine
  * hits all of them alike:
@@ -24,7 +25,12 @@
  *
  * With --against DIR (another checkout of skein, built): every round runs the measurements of both
  * checkouts, interleaved and rotated, so a change is measured against its base under the same drift
- * of a shared machine; the tables are printed for each.
+ * of a shared machine; the tables are printed for each. With --env NAME=VALUE[,NAME=VALUE…] the second
+ * arm is this checkout again, its processes run with those variables set (a switch the engine reads
+ * from its environment, measured on and off under the same drift). With two arms the last table pairs
+ * them round by round: the second arm minus the first in 2w/cap, in the milliseconds 2w loses in epoch 0,
+ * and in the 2-worker process's whole wall time (spawn to exit), which a change that only moves work out
+ * of the measured window does not shorten.
  *
  * With --scaling N1,N2,…: one process per worker count per round, samples/s and the fraction of linear
  * scaling (rate(N) / (N · rate(first count))), for sync and hogwild (batch 64 per worker). Sync runs at
@@ -45,14 +51,27 @@ const { values: v } = benchArgs(SCRIPT, {
     only: { type: "string" },
     scaling: { type: "string" },
     against: { type: "string" },
+    env: { type: "string" },
   },
 });
 const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 100, integer: true });
 const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 5, { min: 1, max: 1000, integer: true });
 const data = v.data ?? "digits";
 const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
-/** The checkouts measured: this one, and with --against another one. */
-const CHECKOUTS: { label: string; main: string }[] = [{ label: "this checkout", main: MAIN }];
+/** The arms measured: this checkout, and with --against another one or with --env this one with variables set. */
+const CHECKOUTS: { label: string; main: string; env?: Record<string, string> }[] = [{ label: "this checkout", main: MAIN }];
+if (v.against !== undefined && v.env !== undefined) {
+  console.error(`${SCRIPT}: --against and --env: give one of them (the second arm is another checkout, or this one with variables set)`);
+  process.exit(2);
+}
+if (v.env !== undefined) {
+  const pairs = v.env.split(",").map((p) => p.trim().match(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/));
+  if (pairs.some((p) => p === null)) {
+    console.error(`${SCRIPT}: --env ${v.env}: want NAME=VALUE[,NAME=VALUE…]`);
+    process.exit(2);
+  }
+  CHECKOUTS.push({ label: `--env ${v.env}`, main: MAIN, env: Object.fromEntries(pairs.map((p) => [p![1]!, p![2]!])) });
+}
 if (v.against !== undefined) {
   const main = join(resolve(v.against), "engine", "cli", "main.ts");
   if (!existsSync(main)) {
@@ -92,10 +111,10 @@ interface Run {
 }
 
 /** Start one `skein train --json` process; resolves to its samples/s and the CPU it used. */
-function start(config: Config, workers: number, main = MAIN): Promise<Run> {
+function start(config: Config, workers: number, main = MAIN, env?: Record<string, string>): Promise<Run> {
   const argv = [process.execPath, main, "train", "--model", "mlp:784-256-128-10", "--data", data, "--epochs", String(epochs), "--workers", String(workers), "--json", ...config.args];
   const started = performance.now();
-  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: env ? { ...process.env, ...env } : undefined });
   return (async () => {
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     const wallMs = performance.now() - started;
@@ -157,12 +176,12 @@ for (const k of CHECKOUTS) for (const c of configs) results.set(key(k.label, c.n
 for (let r = 0; r < rounds; r++) {
   for (const c of configs) {
     // Rotate which measurement goes first, so none always runs on a warmer or colder machine.
-    const measurements = CHECKOUTS.flatMap(({ label, main }) => {
+    const measurements = CHECKOUTS.flatMap(({ label, main, env }) => {
       const res = results.get(key(label, c.name))!;
       return [
-        async () => res.one.push(await start(c, 1, main)),
-        async () => res.two.push(await start(c, 2, main)),
-        async () => res.capacity.push(together(...((await Promise.all([start(c, 1, main), start(c, 1, main)])) as [Run, Run]))),
+        async () => res.one.push(await start(c, 1, main, env)),
+        async () => res.two.push(await start(c, 2, main, env)),
+        async () => res.capacity.push(together(...((await Promise.all([start(c, 1, main, env), start(c, 1, main, env)])) as [Run, Run]))),
       ];
     });
     for (let i = 0; i < measurements.length; i++) await measurements[(i + r) % measurements.length]!();
@@ -228,5 +247,32 @@ for (const { label } of CHECKOUTS) {
       `  ${c.name.padEnd(8)}  ${perEpoch.join("  ")}  | ${median(lost.map((l) => l.overall)).toFixed(0)}  ${median(lost.map((l) => l.weighting)).toFixed(0)}` +
         `  | ${median(trainMs(two)).toFixed(0)}  | ${median(two.map((x) => x.wallMs)).toFixed(0)}, ${median(capacity.map((x) => x.wallMs)).toFixed(0)}  | ${median(outside(two)).toFixed(0)}, ${median(outside(one)).toFixed(0)}`,
     );
+  }
+}
+
+// Two arms: round by round, the second arm minus the first (each round's six measurements are adjacent
+// in time, so the machine's drift cancels in the difference more than in the medians above).
+if (CHECKOUTS.length === 2) {
+  const [a, b] = CHECKOUTS.map((k) => k.label) as [string, string];
+  console.log(`\npaired by round, (${b}) − (${a}): each round's difference, then the median`);
+  const epoch0Lost = (runs: Runs) => runs.two.map((t, i) => {
+    const perEpochSamples = t.samples / t.epochRates.length;
+    return 1000 * (perEpochSamples / t.epochRates[0]! - perEpochSamples / runs.capacity[i]!.epochRates[0]!);
+  });
+  const twoOverCap = (runs: Runs) => runs.two.map((t, i) => t.rate / runs.capacity[i]!.rate);
+  const twoWall = (runs: Runs) => runs.two.map((t) => t.wallMs);
+  const rows: [string, (runs: Runs) => number[], number][] = [
+    ["2w/cap", twoOverCap, 3],
+    ["epoch-0 ms lost", epoch0Lost, 0],
+    ["2w wall ms", twoWall, 0],
+  ];
+  for (const c of configs) {
+    const [ra, rb] = [results.get(key(a, c.name))!, results.get(key(b, c.name))!];
+    for (const [name, f, digits] of rows) {
+      const [xa, xb] = [f(ra), f(rb)];
+      const d = xb.map((x, i) => x - xa[i]!);
+      const fewer = d.filter((x) => x < 0).length;
+      console.log(`  ${c.name.padEnd(8)} ${name.padEnd(16)} ${median(xa).toFixed(digits).padStart(7)} → ${median(xb).toFixed(digits).padStart(7)}   Δ ${d.map((x) => (x >= 0 ? "+" : "") + x.toFixed(digits)).join(" ")}   median Δ ${median(d).toFixed(digits)}, Δ < 0 in ${fewer}/${d.length}`);
+    }
   }
 }

@@ -16,10 +16,11 @@ import { Control, planControl, WORD } from "./runtime/control.ts";
 import { copyData, planData, type RunSetup } from "./runtime/context.ts";
 import { publishEpochOrder } from "./runtime/epoch-order.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
-import { WorkerPool } from "./runtime/pool.ts";
+import { WorkerPool, type PoolLaunch } from "./runtime/pool.ts";
+import { prefaultRanges, warmUpByDefault, type WarmUpReport } from "./runtime/warm-up.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import { SimulatedExecutor } from "./runtime/simulated.ts";
-import { describeSimulation, simulationModel, type SimulationSummary } from "./runtime/costs.ts";
+import { describeSimulation, simulationModel, type SimulationModel, type SimulationSummary } from "./runtime/costs.ts";
 import type { Executor } from "./runtime/executor.ts";
 import type { ProcessPlacement } from "./runtime/processes.ts";
 import type { ExecutorStart } from "./distributed/executor.ts";
@@ -46,6 +47,12 @@ export interface SessionOptions {
   trace?: boolean;
   /** Threads executor: how long a call on the workers may show no progress before the run is declared stuck. */
   watchdogMs?: number;
+  /**
+   * Threads executor, two workers or more: warm the kernels up in a worker while the run starts
+   * (default: on unless SKEIN_WARM_UP=0, see warmUpByDefault). Tests: "whole" lets the warm-up run its full
+   * course before the workers start, and keeps its report in `warmUpReport`.
+   */
+  warmUp?: boolean | "whole";
   /** A run that spans processes: this process's place in it, and the executor that links it to the others. */
   distributed?: {
     placement: ProcessPlacement;
@@ -62,6 +69,8 @@ export class TrainingSession {
   epochsDone: number;
   /** --executor simulated: the cost model its times come from. */
   simulation: SimulationSummary | null = null;
+  /** With the test option warmUp: "whole", what the warm-up did. */
+  warmUpReport: WarmUpReport | null = null;
 
   private constructor(
     readonly config: TrainConfig,
@@ -86,11 +95,37 @@ export class TrainingSession {
     checkThreads(config);
     // Read before anything starts: a bad table is the user's error, named before any work.
     const simulation = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
+    // Threads executor, two workers or more, unless SKEIN_WARM_UP=0: the workers' threads load
+    // their code while this one loads the data, and one of them warms the kernels up while this one
+    // fills the arena (see runtime/warm-up.ts). One worker leaves the second core to the compiler
+    // thread anyway: measured, it gains nothing from a warm-up, which would take that core from this
+    // thread.
+    const threads = !options.distributed && config.executor !== "deterministic" && config.executor !== "simulated";
+    const programs = algorithm.programs(config);
+    const launch = threads && programs >= 2 && (options.warmUp ?? warmUpByDefault()) ? WorkerPool.launch(programs) : null;
+    try {
+      return await TrainingSession.openWith(config, options, algorithm, simulation, launch);
+    } catch (e) {
+      launch?.abandon();
+      throw e;
+    }
+  }
+
+  private static async openWith(config: TrainConfig, options: SessionOptions, algorithm: Algorithm, simulation: SimulationModel | null, launch: PoolLaunch | null): Promise<TrainingSession> {
     const [{ module, variant }, dataset] = await Promise.all([loadKernelModule(), loadDataset(config.data)]);
     const net = buildNetwork(config.model, dataset);
     const { setup, plan } = planRun(algorithm, config, net, dataset, options);
     const memory = createSharedMemory(setup.plan);
+    const { sampleBytes, scale, shift } = setup.data;
+    const warmUpSpec = { model: config.model, inputShape: [...dataset.shape], classes: dataset.classes, rows: Math.min(...plan.perWorker.map((b) => b.ws.rows)), sampleBytes, scale, shift, optimizer: setup.optimizer };
+    launch?.warmUp(module, warmUpSpec, { memory, ranges: prefaultRanges(setup.plan) });
     const control = new Control(memory, setup.control, setup.programs);
+    const fault = options.fault ?? null;
+    // A launched pool starts now (after the warm-up, on the worker that warms): starting, a worker only
+    // makes views of the memory, and none reads it before the first run, so they start while this
+    // thread fills it.
+    const launched = launch?.start(module, memory, setup, control, fault, options.watchdogMs);
+    launched?.catch(() => {}); // awaited below, after this thread's own start-up
     copyData(memory, setup.data, dataset);
     if (options.resume) {
       options.resume.restore(net, memory, vectorsOf(setup, plan));
@@ -104,18 +139,22 @@ export class TrainingSession {
       net.initialize(f32(memory, setup.params, net.paramFloats), Rng.derive(config.seed, "init"));
     }
     plan.prepare?.(memory, options.resume?.state.epochsDone ?? 0, options.resume !== undefined);
-    const fault = options.fault ?? null;
-    const starting = options.distributed
-      ? options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs })
-      : config.executor === "deterministic"
-        ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
-        : config.executor === "simulated"
-          ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault, config.simulation?.procs ?? null)
-          : WorkerPool.start(setup.programs, module, memory, setup, control, fault, options.watchdogMs);
+    const starting =
+      launched ??
+      (options.distributed
+        ? options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs })
+        : config.executor === "deterministic"
+          ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
+          : config.executor === "simulated"
+            ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault, config.simulation?.procs ?? null)
+            : WorkerPool.start(setup.programs, module, memory, setup, control, fault, options.watchdogMs));
     // The first epoch's sample order, drawn while the workers start rather than by each of them.
     publishEpochOrder(memory, setup.data, control, config.seed, options.resume?.state.epochsDone ?? 0);
+    const warmUpReport = options.warmUp === "whole" && launch ? await launch.warming : null;
+    launch?.endWarmUp(); // this thread is done: the workers are wanted now
     const executor = await starting;
     const session = new TrainingSession(config, algorithm, dataset, net, setup, plan, memory, control, executor, variant, options.resume);
+    session.warmUpReport = warmUpReport;
     if (simulation) session.simulation = describeSimulation(simulation, config.simulation?.costs);
     openSessions.add(session);
     if (stopRequest) control.requestStop();

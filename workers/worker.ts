@@ -18,10 +18,13 @@ import { ROLE_TABLE } from "../engine/algorithms/registry.ts";
 import { newKernelTimer, timeKernels } from "../engine/runtime/kernel-timer.ts";
 import { SpanRecorder } from "../engine/runtime/trace.ts";
 import { injectFault } from "../engine/runtime/fault.ts";
+import { warmUp } from "../engine/runtime/warm-up.ts";
 
 let ctx: RoleContext | null = null;
 
 const api: WorkerApi = {
+  warmUp,
+
   init(module, memory, setup, worker, fault) {
     let k: KernelExports = instantiateKernels(module, memory);
     if (fault && fault.worker === worker) {

@@ -17,6 +17,7 @@ import type { FaultPlan } from "./fault.ts";
 import type { Executor } from "./executor.ts";
 import type { RoleArgs } from "./roles.ts";
 import type { WorkerApi } from "./worker-api.ts";
+import type { PrefaultSpec, WarmUpReport, WarmUpSpec } from "./warm-up.ts";
 
 /** Where the worker entry is: next to the sources, or handed in by the single binary. */
 let workerEntry: string | URL = new URL("../../workers/worker.ts", import.meta.url);
@@ -59,7 +60,28 @@ export class WorkerPool implements Executor {
     /** The first program this pool runs (a process of a run that spans processes hosts programs first … first + count − 1). */
     first = 0,
   ): Promise<WorkerPool> {
-    const members = Array.from({ length: count }, spawn);
+    return WorkerPool.launch(count).start(module, memory, setup, control, fault, stallMs, first);
+  }
+
+  /**
+   * Create the workers now and start them later: their threads load their code while the caller
+   * prepares the run, and one of them may warm the kernels up meanwhile (see PoolLaunch).
+   */
+  static launch(count: number): PoolLaunch {
+    return new PoolLaunch(Array.from({ length: count }, spawn));
+  }
+
+  /** @internal PoolLaunch.start: start the launched workers on the run's memory. */
+  static async startMembers(
+    members: Member[],
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    setup: RunSetup,
+    control: Control,
+    fault: FaultPlan | null,
+    stallMs: number,
+    first: number,
+  ): Promise<WorkerPool> {
     const pool = new WorkerPool(members, control, stallMs, first);
     try {
       await pool.all(
@@ -132,6 +154,61 @@ export class WorkerPool implements Executor {
   }
 
   terminate(): void {
+    for (const m of this.members) {
+      m.api[Comlink.releaseProxy]();
+      m.worker.terminate();
+    }
+  }
+}
+
+/**
+ * Workers created but not started on a run yet. `warmUp` has the first worker free warm the kernel
+ * module up on a memory of its own; `start` queues each worker's start behind that; `endWarmUp` (the caller's
+ * start-up is done) ends the warm-up before its next gradient, so it fills only time the caller
+ * spends on its own start-up. A warm-up is best-effort: its failure is left for the start to report if it matters.
+ */
+export class PoolLaunch {
+  /** [stop, claimed]: see warmUp in warm-up.ts. */
+  private readonly words = new Int32Array(new SharedArrayBuffer(8));
+  /** The warm-up's report, once asked for (tests and diagnostics read it): the worker that warmed's, else null. */
+  warming: Promise<WarmUpReport | null> = Promise.resolve(null);
+
+  private starting: Promise<WorkerPool> | null = null;
+
+  constructor(private readonly members: Member[]) {}
+
+  warmUp(module: WebAssembly.Module, spec: WarmUpSpec, run: PrefaultSpec | null = null): void {
+    const reports = this.members.map((m) => Promise.race([m.api.warmUp(module, spec, this.words, run), m.died]).catch(() => null));
+    this.warming = Promise.all(reports).then((rs) => rs.find((r) => r !== null && r.calls > 0) ?? null);
+  }
+
+  endWarmUp(): void {
+    Atomics.store(this.words, 0, 1);
+  }
+
+  start(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    setup: RunSetup,
+    control: Control,
+    fault: FaultPlan | null = null,
+    stallMs = DEFAULT_STALL_MS,
+    first = 0,
+  ): Promise<WorkerPool> {
+    this.starting ??= WorkerPool.startMembers(this.members, module, memory, setup, control, fault, stallMs, first);
+    return this.starting;
+  }
+
+  /**
+   * The caller's start-up failed: end the workers, whether or not they were started (a started pool
+   * is ended once its start settles; a failed start has ended it already).
+   */
+  abandon(): void {
+    this.endWarmUp();
+    if (this.starting) {
+      this.starting.then((pool) => pool.terminate(), () => {});
+      return;
+    }
     for (const m of this.members) {
       m.api[Comlink.releaseProxy]();
       m.worker.terminate();

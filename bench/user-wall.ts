@@ -1,0 +1,115 @@
+/**
+ * Whether a switch the engine reads from its environment shortens a run as a user waits for it: the
+ * whole process's wall time, spawn to exit, not only the measured training window.
+ *
+ *   npx bun bench/user-wall.ts --env SKEIN_WARM_UP=0 [--rounds 10] [--workers 2] [--epochs 5] [--only sync128,hogwild]
+ *
+ * Each round, for each configuration, two fresh `skein train --json` processes back to back, one with
+ * the variables of --env set and one without, their order swapped every round so that neither always
+ * runs first on a shared machine. Only the processes being compared run (no capacity runs, unlike
+ * user-scaling.ts), so many pairs fit in a short locked run: on a 2-core machine other jobs load, a
+ * single pair swings by ±100 ms, and the median of the per-pair differences is what can resolve a
+ * change of 10–40 ms.
+ *
+ * Printed per configuration and arm: medians of the wall time, the training window (the summary's
+ * training seconds), epoch 0 (from its epoch line), and the time outside the window (start-up,
+ * evaluations, exit); then the per-pair difference (with --env minus without) of each, its median and
+ * in how many pairs it was negative. A change that moves work out of the window shortens epoch 0 and
+ * the window but not the wall. Load averages are printed at the start and the end.
+ */
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { benchArgs, numberFlag } from "./args.ts";
+
+const SCRIPT = "user-wall";
+const { values: v } = benchArgs(SCRIPT, {
+  options: {
+    env: { type: "string" },
+    rounds: { type: "string" },
+    workers: { type: "string" },
+    epochs: { type: "string" },
+    only: { type: "string" },
+  },
+});
+const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 10, { min: 1, max: 1000, integer: true });
+const workers = numberFlag(SCRIPT, "workers", v.workers, 2, { min: 1, max: 256, integer: true });
+const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 5, { min: 1, max: 1000, integer: true });
+if (v.env === undefined) {
+  console.error(`${SCRIPT}: --env NAME=VALUE[,NAME=VALUE…] is required (the arm compared against the plain one)`);
+  process.exit(2);
+}
+const pairs = v.env.split(",").map((p) => p.trim().match(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/));
+if (pairs.some((p) => p === null)) {
+  console.error(`${SCRIPT}: --env ${v.env}: want NAME=VALUE[,NAME=VALUE…]`);
+  process.exit(2);
+}
+const env = Object.fromEntries(pairs.map((p) => [p![1]!, p![2]!]));
+const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
+
+const CONFIGS = [
+  { name: "sync128", args: ["--algo", "sync", "--batch", "128"] },
+  { name: "sync256", args: ["--algo", "sync", "--batch", "256"] },
+  { name: "hogwild", args: ["--algo", "hogwild", "--batch", "64"] },
+];
+const only = v.only?.split(",");
+const configs = only ? CONFIGS.filter((c) => only.includes(c.name)) : CONFIGS;
+if (only && configs.length !== only.length) {
+  console.error(`${SCRIPT}: --only ${v.only}: known configurations are ${CONFIGS.map((c) => c.name).join(", ")}`);
+  process.exit(2);
+}
+
+interface Run {
+  wallMs: number;
+  trainMs: number;
+  epoch0Ms: number;
+}
+
+async function run(args: string[], extraEnv: Record<string, string> | null): Promise<Run> {
+  const argv = [process.execPath, MAIN, "train", "--model", "mlp:784-256-128-10", "--data", "digits", "--epochs", String(epochs), "--workers", String(workers), "--json", ...args];
+  const started = performance.now();
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: extraEnv ? { ...process.env, ...extraEnv } : undefined });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const wallMs = performance.now() - started;
+  if (code !== 0) throw new Error(`${argv.slice(2).join(" ")} exited ${code}: ${err.trim().split("\n").at(-1)}`);
+  const summary = JSON.parse(out.trim().split("\n").at(-1)!) as { samplesPerSec: number; trainSeconds: number };
+  // The epoch result lines ("epoch 1/5  train loss …  91.2k samples/s"), not the progress lines.
+  const rates = [...err.matchAll(/^epoch \d+\/\d+  train loss .*?([\d.]+)(k?) samples\/s/gm)].map((m) => Number(m[1]) * (m[2] === "k" ? 1000 : 1));
+  const perEpochSamples = (summary.samplesPerSec * summary.trainSeconds) / epochs;
+  return { wallMs, trainMs: 1000 * summary.trainSeconds, epoch0Ms: (1000 * perEpochSamples) / rates[0]! };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const load = () => loadavg().map((x) => x.toFixed(2)).join(", ");
+
+const loadAtStart = load();
+const results = new Map(configs.map((c) => [c.name, { plain: [] as Run[], with: [] as Run[] }]));
+for (let r = 0; r < rounds; r++) {
+  for (const c of configs) {
+    const res = results.get(c.name)!;
+    const arms = [async () => res.plain.push(await run(c.args, null)), async () => res.with.push(await run(c.args, env))];
+    if (r % 2) arms.reverse();
+    for (const arm of arms) await arm();
+  }
+}
+
+console.log(`mlp:784-256-128-10 on digits, ${epochs} epochs, ${workers} workers, ${rounds} pairs of processes per configuration; load average ${loadAtStart} at the start, ${load()} at the end`);
+console.log(`medians, ms: without → with --env ${v.env}; then per pair (with − without): median, and in how many pairs it was < 0`);
+const rows: [string, (x: Run) => number][] = [
+  ["whole wall", (x) => x.wallMs],
+  ["training window", (x) => x.trainMs],
+  ["epoch 0", (x) => x.epoch0Ms],
+  ["outside window", (x) => x.wallMs - x.trainMs],
+];
+for (const c of configs) {
+  const { plain, with: w } = results.get(c.name)!;
+  for (const [name, f] of rows) {
+    const d = w.map((x, i) => f(x) - f(plain[i]!));
+    console.log(
+      `  ${c.name.padEnd(8)} ${name.padEnd(16)} ${median(plain.map(f)).toFixed(0).padStart(5)} → ${median(w.map(f)).toFixed(0).padStart(5)}   Δ median ${median(d).toFixed(0).padStart(4)}, < 0 in ${d.filter((x) => x < 0).length}/${d.length}`,
+    );
+  }
+}
