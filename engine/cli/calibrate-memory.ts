@@ -10,8 +10,8 @@
  *    the same call repeated on operands in cache, per byte; the ring of 128 MiB (all from memory) is
  *    also its coldSecondsPerByte. Kernels differ by far more than their bytes say, and they start
  *    paying at different distances: on the 2-core development machine a mixing step (weighted_sum of
- *    three vectors, four streams) pays 5–15 ps per byte at 16 MiB, 53–64 at 24 and 65–73 from memory,
- *    where axpy (two streams) pays 1, 6 and 18, and copy 1, 3 and 25.
+ *    three vectors, four streams) pays 5–15 ps per byte at 16 MiB, 46–64 at 24 and 65–73 from memory,
+ *    where axpy (two streams) pays 1, 3–6 and 10–18, and copy 1, 2–3 and 11–25.
  *  - Per GEMM, on the shapes of a small model's first layer at a training batch (64 rows, 784 → 256:
  *    a weight matrix of 800 KB), its own curve: C, A and B walked round a ring of each working-set
  *    size against the same call repeated, per operand byte. A decentralized worker's nodes each hold
@@ -35,7 +35,7 @@ import { DATA_SAMPLES } from "./step-replay.ts";
 /**
  * Working-set sizes measured: 64 KiB (first-level cache) to 128 MiB (beyond any last-level cache
  * here), and 24 MiB between 16 and 32, where a mixing step's cost rises most steeply here (weighted_sum
- * of mlp-sized vectors: +5–14 ps per byte at 16 MiB, +53–58 at 24, +64–66 at 32).
+ * of mlp-sized vectors: +5–15 ps per byte at 16 MiB, +46–64 at 24, +54–67 at 32).
  */
 export const MEMORY_FOOTPRINTS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 24576, 32768, 65536, 131072].map((k) => k * 1024);
 

@@ -20,9 +20,9 @@
  *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
  *  - the GEMMs and the streaming kernels have a curve of their own (coldCurves): the axpy curve's
  *    share does not say when a kernel starts to pay. A GEMM pays as soon as an operand leaves the
- *    core's own cache; a mixing step (weighted_sum of three vectors, four streams) pays nearly all of
- *    its cost from memory at 24 MiB (+64 ps per byte of +72), where axpy (two streams) pays a third
- *    of its own (+6 of +18);
+ *    core's own cache; a mixing step (weighted_sum of three vectors, four streams) pays most of its
+ *    cost from memory at 24 MiB (+46–64 ps per byte of +65–72), where axpy (two streams) pays a
+ *    third of its own (+3–6 of +10–18);
  *  - a call pays, per operand, bytes × that cost × missed(D).
  *
  * The programs share one cache: what the curve charges for is the last-level cache (flat through
