@@ -7,6 +7,7 @@
  *    the more bytes were touched in between, up to the kernel's cost from memory, never less than 0;
  *  - the programs share one cache (the last level, shared by the cores); weighted_sum's inputs are followed through its pointer table;
  *  - an evicted GEMM operand pays by the GEMM's own curve at its distance, for that matrix's bytes alone;
+ *  - an evicted input of a mixing step (weighted_sum) pays by that kernel's own curve, as a GEMM's does;
  *  - a flat curve charges nothing;
  *  - the gather's rows come from an epoch ago: their distance is the data set plus everything the
  *    program has touched; they pay the gather's own cost from memory for the missed fraction;
@@ -108,6 +109,34 @@ describe("cache model", () => {
     expect(evictW(new CacheTracker(curve, plan, memory))).toBeCloseTo(4 * K * N * 8e-12 * missed, 15);
   });
 
+  test("an evicted input of a mixing step pays by weighted_sum's own curve at its distance, not the axpy curve's share", () => {
+    // Inputs a, b (half a MiB each, through the pointer table), output c; 16 MiB or 2 MiB between calls.
+    const { plan, at, table, memory } = arena([MiB / 2, MiB / 2, MiB / 2, 16 * MiB, 2 * MiB]);
+    const [a, b, c, big, mid] = at as [number, number, number, number, number];
+    new Int32Array(memory.buffer, table, 2).set([a, b]);
+    const n = MiB / 8;
+    const args = [c, table, table + 8, 2, n];
+    // The mixing step's own curve: nothing at 1 MiB, 60 ps per byte from 8 MiB on.
+    const model: MemoryModel = { ...curve, coldCurves: { weighted_sum: [0, 60e-12] } };
+    const mixAfter = (t: CacheTracker, between: number) => {
+      t.extraSeconds("weighted_sum", args, 4 * n);
+      t.extraSeconds("fill_zero", [between, MiB / 4], MiB);
+      return t.extraSeconds("weighted_sum", args, 4 * n);
+    };
+    const own = 3 * (MiB / 2); // the call's working set, where its cost was fitted
+    const near = 60e-12 * (Math.log(own / MiB) / Math.log(8));
+    // All three operands beyond 8 MiB: each its half MiB at the curve's far value, less its value at own.
+    expect(mixAfter(new CacheTracker(model, plan, memory), big)).toBeCloseTo(3 * (MiB / 2) * (60e-12 - near), 15);
+    // 2 MiB in between: each at the curve at its own distance (the regions touched since, itself
+    // included). The call made c, a, b most recent in argument order: c is nearest, b furthest.
+    const atDistance = (d: number) => 60e-12 * (Math.log(d / MiB) / Math.log(8)) - near;
+    const distances = [2.5 * MiB, 3 * MiB, 3.5 * MiB];
+    expect(mixAfter(new CacheTracker(model, plan, memory), mid)).toBeCloseTo((MiB / 2) * distances.reduce((s, d) => s + atDistance(d), 0), 15);
+    // Without a curve of its own it pays the axpy curve's missed share at the span: far less here.
+    const shared = mixAfter(new CacheTracker(curve, plan, memory), big);
+    expect(shared).toBeCloseTo(3 * (MiB / 2) * 8e-12 * ((9e-12 - secondsPerByteAt(curve, own)) / 8e-12), 15);
+  });
+
   test("extra cost never negative and grows with the bytes touched in between, by whichever program", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 20 }), (k1, k2) => {
@@ -185,7 +214,9 @@ describe("cache model", () => {
   test("gossip replicas beyond the cache cost virtual time under the measured curve, never numerics", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skein-cache-"));
     const measured = defaultCostTable();
-    const flat = { ...measured, memory: { ...measured.memory, secondsPerByte: measured.memory.secondsPerByte.map(() => measured.memory.secondsPerByte[0]!) } };
+    // Flat: the shared curve and every kernel's own curve (the GEMMs', the streaming kernels') charge nothing by distance.
+    const noCurves = Object.fromEntries(Object.entries(measured.memory.coldCurves).map(([name, c]) => [name, c.map(() => 0)]));
+    const flat = { ...measured, memory: { ...measured.memory, secondsPerByte: measured.memory.secondsPerByte.map(() => measured.memory.secondsPerByte[0]!), coldCurves: noCurves } };
     const files = [measured, flat].map((table, i) => {
       const path = join(dir, `costs${i}.json`);
       writeFileSync(path, JSON.stringify(table));
@@ -206,9 +237,10 @@ describe("cache model", () => {
     // vector, three per node): kept per program, P = 2 would see about half the distances, under the step.
     const dir = mkdtempSync(join(tmpdir(), "skein-cache-"));
     const base = defaultCostTable();
-    const gemmsFlat = Object.fromEntries(Object.keys(base.memory.coldCurves).map((name) => [name, [0, 0]])); // one value per footprint
-    const step = { ...base, jitter: 0, memory: { ...base.memory, footprints: [14 * MiB, 20 * MiB], secondsPerByte: [1e-11, 5e-11], coldCurves: gemmsFlat } };
-    const flat = { ...step, memory: { ...step.memory, secondsPerByte: [1e-11, 1e-11] } };
+    // The step is weighted_sum's own curve; every other kernel's curve is flat (one value per footprint).
+    const curvesFlat = Object.fromEntries(Object.keys(base.memory.coldCurves).map((name) => [name, [0, 0]]));
+    const step = { ...base, jitter: 0, memory: { ...base.memory, footprints: [14 * MiB, 20 * MiB], secondsPerByte: [1e-11, 1e-11], coldCurves: { ...curvesFlat, weighted_sum: [0, 40e-12] } } };
+    const flat = { ...step, memory: { ...step.memory, coldCurves: curvesFlat } };
     const mixingMs = async (table: object, workers: number) => {
       const path = join(dir, `costs-${workers}-${table === flat ? "flat" : "step"}.json`);
       writeFileSync(path, JSON.stringify(table));

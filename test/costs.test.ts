@@ -130,7 +130,7 @@ describe("skein calibrate", () => {
   });
 });
 
-describe("the GEMMs' curves of cost by distance", () => {
+describe("the GEMMs' and streaming kernels' curves of cost by distance", () => {
   for (const gemm of ["gemm_nn", "gemm_nt", "gemm_tn"]) {
     test(`a table without memory.coldCurves.${gemm} is refused with one line`, () => {
       const t = JSON.parse(JSON.stringify(defaultCostTable())) as Record<string, any>;
@@ -139,6 +139,16 @@ describe("the GEMMs' curves of cost by distance", () => {
       writeFileSync(path, JSON.stringify(t));
       const text = userErrorOf(() => loadCostTable(path));
       expect(text).toBe(`--costs ${path}: memory.coldCurves.${gemm}: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)`);
+    });
+  }
+  for (const name of ["weighted_sum", "momentum_update", "copy"]) {
+    test(`a table without memory.coldCurves.${name} is refused with one line`, () => {
+      const t = JSON.parse(JSON.stringify(defaultCostTable())) as Record<string, any>;
+      delete t.memory.coldCurves[name];
+      const path = join(mkdtempSync(join(tmpdir(), "skein-costs-")), "costs.json");
+      writeFileSync(path, JSON.stringify(t));
+      const text = userErrorOf(() => loadCostTable(path));
+      expect(text).toBe(`--costs ${path}: memory.coldCurves.${name}: missing (the streaming kernels' cost by how far their operands are; run skein calibrate again)`);
     });
   }
 });

@@ -137,11 +137,11 @@ describe("jitter", () => {
     const dir = tmp();
     const run = async (jitter: number) => {
       const costs = join(dir, `jitter-${jitter}.json`);
-      // The helpers' timeslices would break the lockstep too, and so would the GEMMs' curves by
+      // The helpers' timeslices would break the lockstep too, and so would the kernels' curves by
       // distance (the second worker finds W one call nearer than the first): this is about jitter alone.
       const t = defaultCostTable();
-      const gemmsFlat = Object.fromEntries(Object.entries(t.memory.coldCurves).map(([name, c]) => [name, c.map(() => 0)]));
-      writeFileSync(costs, JSON.stringify({ ...t, jitter, helperLoad: 0, memory: { ...t.memory, coldCurves: gemmsFlat } }));
+      const curvesFlat = Object.fromEntries(Object.entries(t.memory.coldCurves).map(([name, c]) => [name, c.map(() => 0)]));
+      writeFileSync(costs, JSON.stringify({ ...t, jitter, helperLoad: 0, memory: { ...t.memory, coldCurves: curvesFlat } }));
       const session = await TrainingSession.open({ ...base, algo: "hogwild", model: "mlp:784-256-128-10", data: "synthetic:2048", workers: 2, simulation: { costs } });
       try {
         const e = await session.trainEpoch();

@@ -5,11 +5,13 @@
  *  - The curve: for each working-set size F, axpy (y += a·x) walks round a ring of vector pairs that
  *    together take F bytes, so each pair was last touched F bytes ago; seconds per byte = time per call
  *    / bytes the call touches. Small F stays in the core's own caches, the largest comes from memory.
- *  - Per streaming kernel (the optimizer updates, averaging, copies), what its operands cost when they
- *    all come from memory: the kernel on operands walked round 128 MiB against the same call repeated
- *    on operands in cache, per byte. Kernels differ by far more than their bytes say: on the 2-core
- *    development machine a mixing step (weighted_sum of three vectors) pays 67 ps per byte from memory,
- *    copy 14 ps.
+ *  - Per streaming kernel (the optimizer updates, averaging, copies), its own curve: its operands (vectors
+ *    of a small model's size) walked round a ring of each working-set size from twice its call's bytes up, against
+ *    the same call repeated on operands in cache, per byte; the ring of 128 MiB (all from memory) is
+ *    also its coldSecondsPerByte. Kernels differ by far more than their bytes say, and they start
+ *    paying at different distances: on the 2-core development machine a mixing step (weighted_sum of
+ *    three vectors, four streams) pays 5–15 ps per byte at 16 MiB, 46–64 at 24 and 65–73 from memory,
+ *    where axpy (two streams) pays 1, 3–6 and 10–18, and copy 1, 2–3 and 11–25.
  *  - Per GEMM, on the shapes of a small model's first layer at a training batch (64 rows, 784 → 256:
  *    a weight matrix of 800 KB), its own curve: C, A and B walked round a ring of each working-set
  *    size against the same call repeated, per operand byte. A decentralized worker's nodes each hold
@@ -26,24 +28,34 @@
 import { GEMM_PACK_FLOATS } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
-import { gemmOperandBytes, type MemoryModel } from "../runtime/cache-model.ts";
+import { gemmOperandBytes, STREAMING_KERNELS, type MemoryModel } from "../runtime/cache-model.ts";
 import { Rng } from "../rng.ts";
 import { DATA_SAMPLES } from "./step-replay.ts";
 
-/** Working-set sizes measured: 64 KiB (first-level cache) to 128 MiB (beyond any last-level cache here). */
-export const MEMORY_FOOTPRINTS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072].map((k) => k * 1024);
+/**
+ * Working-set sizes measured: 64 KiB (first-level cache) to 128 MiB (beyond any last-level cache
+ * here), and 24 MiB between 16 and 32, where a mixing step's cost rises most steeply here (weighted_sum
+ * of mlp-sized vectors: +5–15 ps per byte at 16 MiB, +46–64 at 24, +54–67 at 32).
+ */
+export const MEMORY_FOOTPRINTS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 24576, 32768, 65536, 131072].map((k) => k * 1024);
 
 /** Bytes of one vector of the axpy ring (at most): 256 KiB. */
 const VECTOR_BYTES = 256 * 1024;
 
-/** Floats per operand when timing a streaming kernel cold: 1 MiB vectors, a small model's size. */
-const COLD_FLOATS = 1 << 18;
+/**
+ * Floats per operand when timing a streaming kernel by distance: a small model's size (mlp
+ * 784-256-128-10's 235,146 parameters, to a whole 64-byte line), and not a power of two. Operands a
+ * power of two apart fall in the same cache sets: a three-way weighted_sum on 1 MiB vectors took
+ * 86–114 µs warm against 65–67 on these, and so appeared to lose only 38–41 ps per byte from memory
+ * against 69–70.
+ */
+const COLD_FLOATS = 235_152;
 
 /**
  * The streaming kernels timed cold, each as its operand count and a call on operand pointers p (n
  * floats each; weighted_sum mixes three through its pointer table).
  */
-const STREAMING: Record<string, { operands: number; call: (k: Record<string, (...a: number[]) => unknown>, p: number[], n: number, table: ArgTable) => void }> = {
+const STREAMING: Record<(typeof STREAMING_KERNELS)[number], { operands: number; call: (k: Record<string, (...a: number[]) => unknown>, p: number[], n: number, table: ArgTable) => void }> = {
   copy: { operands: 2, call: (k, p, n) => k.copy!(p[0]!, p[1]!, n) },
   axpy: { operands: 2, call: (k, p, n) => k.axpy!(p[0]!, p[1]!, n, 1e-9) },
   scale: { operands: 1, call: (k, p, n) => k.scale!(p[0]!, n, 1) },
@@ -104,7 +116,7 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const k = instantiateKernels(module, memory) as unknown as Record<string, (...a: number[]) => unknown>;
   const ms = o.quick ? 20 : 60;
 
-  const timeRound = (slots: number, call: (slot: number) => void) => fastestSecondsPerCall(ms, slots, call);
+  const timeRound = (slots: number, call: (slot: number) => void, trials = 5) => fastestSecondsPerCall(ms, slots, call, trials);
 
   const secondsPerByte: number[] = [];
   for (const footprint of MEMORY_FOOTPRINTS) {
@@ -116,18 +128,26 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   // Further away never costs less: a dip is noise (other load at a smaller size).
   for (let i = 1; i < secondsPerByte.length; i++) secondsPerByte[i] = Math.max(secondsPerByte[i]!, secondsPerByte[i - 1]!);
 
+  // Per streaming kernel, its own curve by distance (operands walked round rings of each size from
+  // twice its call's bytes up, against the same call repeated); the last point, from memory, is also
+  // its coldSecondsPerByte. Some 100 rings: --quick takes the faster of 2 trials, not the fastest of 5,
+  // to stay within a few seconds of what it took without these curves.
   const coldSecondsPerByte: Record<string, number> = {};
+  const coldCurves: Record<string, number[]> = {};
   const vector = COLD_FLOATS * 4;
-  for (const [name, { operands, call }] of Object.entries(STREAMING)) {
+  for (const name of STREAMING_KERNELS) {
+    const { operands, call } = STREAMING[name];
     const bytes = operands * vector;
     const at = (s: number) => Array.from({ length: operands }, (_, i) => ring + (s * operands + i) * vector);
     const warm = timeRound(1, () => call(k, at(0), COLD_FLOATS, table));
-    const cold = timeRound(Math.floor(largest / bytes), (s) => call(k, at(s), COLD_FLOATS, table));
-    coldSecondsPerByte[name] = Math.max(0, (cold - warm) / bytes);
+    const round = (footprint: number) => timeRound(Math.floor(footprint / bytes), (s) => call(k, at(s), COLD_FLOATS, table), o.quick ? 2 : 5);
+    const curve = MEMORY_FOOTPRINTS.map((footprint) => (footprint < 2 * bytes ? 0 : Math.max(0, (round(footprint) - warm) / bytes)));
+    for (let i = 1; i < curve.length; i++) curve[i] = Math.max(curve[i]!, curve[i - 1]!); // further never costs less
+    coldCurves[name] = curve;
+    coldSecondsPerByte[name] = curve[curve.length - 1]!;
   }
 
   f32(memory, ring, largest / 4).fill(0.5); // what the streaming kernels left there: no denormals, no NaN
-  const coldCurves: Record<string, number[]> = {};
   for (const [name, shape] of Object.entries(COLD_GEMMS)) {
     const [M, K, N] = shape;
     const sizes = gemmOperandBytes(shape);
@@ -185,12 +205,12 @@ export function calibrateGather(module: WebAssembly.Module, o: { quick: boolean;
 
 /**
  * Seconds per call of `call` cycling over `slots` operand sets, after touching them all once: the
- * fastest of five trials of `ms` each (other load only ever slows a trial down).
+ * fastest of `count` trials of `ms` each (other load only ever slows a trial down).
  */
-function fastestSecondsPerCall(ms: number, slots: number, call: (slot: number) => void): number {
+function fastestSecondsPerCall(ms: number, slots: number, call: (slot: number) => void, count = 5): number {
   for (let s = 0; s < slots; s++) call(s);
   const trials: number[] = [];
-  for (let t = 0; t < 5; t++) {
+  for (let t = 0; t < count; t++) {
     let calls = 0;
     const t0 = performance.now();
     while (performance.now() - t0 < ms) {

@@ -18,8 +18,11 @@
  *    set of the timing loop that fitted the kernel's cost;
  *  - what a byte from memory costs a kernel beyond one from cache is the kernel's own (calibrate times
  *    the streaming kernels cold and warm; others pay what the curve's axpy pays);
- *  - the GEMMs have a curve of their own (coldCurves): they pay as soon as an operand leaves the
- *    core's own cache, where axpy, streaming, does not;
+ *  - the GEMMs and the streaming kernels have a curve of their own (coldCurves): the axpy curve's
+ *    share does not say when a kernel starts to pay. A GEMM pays as soon as an operand leaves the
+ *    core's own cache; a mixing step (weighted_sum of three vectors, four streams) pays most of its
+ *    cost from memory at 24 MiB (+46–64 ps per byte of +65–72), where axpy (two streams) pays a
+ *    third of its own (+3–6 of +10–18);
  *  - a call pays, per operand, bytes × that cost × missed(D).
  *
  * The programs share one cache: what the curve charges for is the last-level cache (flat through
@@ -51,7 +54,8 @@ export interface MemoryModel {
    */
   coldSecondsPerByte: Record<string, number>;
   /**
-   * Per kernel whose cost from further away the axpy curve does not predict (the GEMMs): seconds per
+   * Per kernel whose cost from further away the axpy curve does not predict (the GEMMs and the
+   * streaming kernels): seconds per
    * operand byte beyond its cost in cache when its operands were last touched footprints[i] bytes ago
    * (non-decreasing). Such a kernel pays bytes × its own curve at each operand's reuse distance, in
    * place of the shared curve's missed share × coldSecondsPerByte.
@@ -136,6 +140,18 @@ export const OPERAND_BYTES: Record<string, (args: number[]) => Record<number, nu
   gemm_nt: gemmOperands,
   gemm_tn: gemmOperands,
 };
+
+/**
+ * The kernels that stream whole vectors (the optimizer updates, prediction, averaging, copies): each
+ * has its own curve by distance in a cost table's coldCurves, as the GEMMs do.
+ */
+export const STREAMING_KERNELS = [
+  "copy", "axpy", "scale", "fill_zero", "sgd_update", "momentum_update", "adam_update", "rmsprop_update",
+  "predict_linear", "predict_nesterov", "predict_adam", "predict_rmsprop", "delay_compensate", "squared_distance", "weighted_sum",
+] as const;
+
+/** The GEMMs, each with its own curve by distance in a cost table's coldCurves. */
+export const GEMM_KERNELS = ["gemm_nn", "gemm_nt", "gemm_tn"] as const;
 
 /** Bytes of C, A and B of a GEMM of shape [M, K, N] (A is M×K or K×M, B is K×N or N×K). */
 export function gemmOperandBytes([M, K, N]: readonly [number, number, number]): [c: number, a: number, b: number] {

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import { checkTransportCpu, type TransportCpu } from "./transport-cpu.ts";
 import DEFAULT_TABLE from "./costs-default.json";
-import type { MemoryModel } from "./cache-model.ts";
+import { GEMM_KERNELS, STREAMING_KERNELS, type MemoryModel } from "./cache-model.ts";
 import { WORK } from "./kernel-work.ts";
 
 export const COSTS_FORMAT = "skein-costs/1";
@@ -243,12 +243,15 @@ function checkMemory(json: unknown, fail: (what: string) => never): void {
   // The gather's rows from memory: a table from before that term lacks both (calibrate again, or
   // bench/merge-kernel-costs.ts --gather).
   if (!("gather_batch" in (cold as Record<string, unknown>))) fail("memory.coldSecondsPerByte.gather_batch: missing (the gather's cost for rows from memory; run skein calibrate again)");
-  // The GEMMs' own curves: without them an evicted weight matrix pays the axpy curve's missed share,
-  // which stays near 0 up to 16 MiB where a GEMM already pays nearly memory's cost.
+  // The GEMMs' and streaming kernels' own curves: without them an evicted weight matrix or replica
+  // pays the axpy curve's missed share, which stays near 0 up to 16 MiB where a GEMM already pays
+  // nearly memory's cost and a mixing step most of it.
   const curves = (m as Record<string, unknown>).coldCurves;
   if (typeof curves !== "object" || curves === null || Array.isArray(curves)) fail("memory.coldCurves: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)");
-  for (const gemm of ["gemm_nn", "gemm_nt", "gemm_tn"])
+  for (const gemm of GEMM_KERNELS)
     if (!(gemm in (curves as Record<string, unknown>))) fail(`memory.coldCurves.${gemm}: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)`);
+  for (const name of STREAMING_KERNELS)
+    if (!(name in (curves as Record<string, unknown>))) fail(`memory.coldCurves.${name}: missing (the streaming kernels' cost by how far their operands are; run skein calibrate again)`);
   for (const [name, c] of Object.entries(curves as Record<string, unknown>)) {
     if (!(name in WORK)) fail(`memory.coldCurves.${name}: no such kernel`);
     if (!Array.isArray(c) || c.length !== (footprints as number[]).length || !c.every((s, i) => isNumber(s) && s >= 0 && (i === 0 || s >= c[i - 1])))
