@@ -41,6 +41,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
+import { envFlag, selectConfigs, USER_CONFIGS, type UserConfig } from "./user-configs.ts";
 
 const SCRIPT = "user-scaling";
 const { values: v } = benchArgs(SCRIPT, {
@@ -64,14 +65,7 @@ if (v.against !== undefined && v.env !== undefined) {
   console.error(`${SCRIPT}: --against and --env: give one of them (the second arm is another checkout, or this one with variables set)`);
   process.exit(2);
 }
-if (v.env !== undefined) {
-  const pairs = v.env.split(",").map((p) => p.trim().match(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/));
-  if (pairs.some((p) => p === null)) {
-    console.error(`${SCRIPT}: --env ${v.env}: want NAME=VALUE[,NAME=VALUE…]`);
-    process.exit(2);
-  }
-  CHECKOUTS.push({ label: `--env ${v.env}`, main: MAIN, env: Object.fromEntries(pairs.map((p) => [p![1]!, p![2]!])) });
-}
+if (v.env !== undefined) CHECKOUTS.push({ label: `--env ${v.env}`, main: MAIN, env: envFlag(SCRIPT, v.env) });
 if (v.against !== undefined) {
   const main = join(resolve(v.against), "engine", "cli", "main.ts");
   if (!existsSync(main)) {
@@ -81,21 +75,7 @@ if (v.against !== undefined) {
   CHECKOUTS.push({ label: `--against ${v.against}`, main });
 }
 
-interface Config {
-  name: string;
-  args: string[];
-}
-const CONFIGS: Config[] = [
-  { name: "sync128", args: ["--algo", "sync", "--batch", "128"] },
-  { name: "sync256", args: ["--algo", "sync", "--batch", "256"] },
-  { name: "hogwild", args: ["--algo", "hogwild", "--batch", "64"] },
-];
-const only = v.only?.split(",");
-const configs = only ? CONFIGS.filter((c) => only.includes(c.name)) : CONFIGS;
-if (only && configs.length !== only.length) {
-  console.error(`${SCRIPT}: --only ${v.only}: known configurations are ${CONFIGS.map((c) => c.name).join(", ")}`);
-  process.exit(2);
-}
+const configs = selectConfigs(SCRIPT, v.only);
 
 /** One process's figures: its summary's samples/s, and the CPU it used (all its threads, start to exit). */
 interface Run {
@@ -111,7 +91,7 @@ interface Run {
 }
 
 /** Start one `skein train --json` process; resolves to its samples/s and the CPU it used. */
-function start(config: Config, workers: number, main = MAIN, env?: Record<string, string>): Promise<Run> {
+function start(config: UserConfig, workers: number, main = MAIN, env?: Record<string, string>): Promise<Run> {
   const argv = [process.execPath, main, "train", "--model", "mlp:784-256-128-10", "--data", data, "--epochs", String(epochs), "--workers", String(workers), "--json", ...config.args];
   const started = performance.now();
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: env ? { ...process.env, ...env } : undefined });
@@ -148,7 +128,7 @@ const spread = (xs: number[], digits = 0) => `${median(xs).toFixed(digits)} [${M
 if (v.scaling) {
   const counts = intListFlag(SCRIPT, "scaling", v.scaling);
   const syncBatch = 64 * Math.max(...counts);
-  const curves: Config[] = [{ name: `sync${syncBatch}`, args: ["--algo", "sync", "--batch", String(syncBatch)] }, CONFIGS[2]!];
+  const curves: UserConfig[] = [{ name: `sync${syncBatch}`, args: ["--algo", "sync", "--batch", String(syncBatch)] }, USER_CONFIGS[2]!];
   const rates = new Map<string, number[]>();
   for (let r = 0; r < rounds; r++) {
     for (const c of curves) {
@@ -203,7 +183,7 @@ const rates = (runs: Run[]) => runs.map((x) => x.rate);
 const perCpuSecond = (runs: Run[]) => runs.map((x) => (x.samples / x.cpuMs) * 1000);
 const cores = (runs: Run[]) => runs.map((x) => x.cpuMs / x.wallMs);
 for (const { label } of CHECKOUTS) {
-  const of = (c: Config) => results.get(key(label, c.name))!;
+  const of = (c: UserConfig) => results.get(key(label, c.name))!;
   if (CHECKOUTS.length > 1) console.log(`\n${label}`);
   console.log(`mlp:784-256-128-10 on ${data}, ${epochs} epochs, separate processes as a user runs them, ${rounds} rounds; samples/s median [min–max]`);
   console.log(`  ${"config".padEnd(8)}  ${"1 worker".padEnd(22)} ${"2 workers".padEnd(22)} ${"capacity (2 × 1w procs)".padEnd(24)} 2w/1w  cap/1w  2w/cap`);

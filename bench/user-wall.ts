@@ -20,6 +20,7 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { benchArgs, numberFlag } from "./args.ts";
+import { envFlag, selectConfigs } from "./user-configs.ts";
 
 const SCRIPT = "user-wall";
 const { values: v } = benchArgs(SCRIPT, {
@@ -38,25 +39,10 @@ if (v.env === undefined) {
   console.error(`${SCRIPT}: --env NAME=VALUE[,NAME=VALUE…] is required (the arm compared against the plain one)`);
   process.exit(2);
 }
-const pairs = v.env.split(",").map((p) => p.trim().match(/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/));
-if (pairs.some((p) => p === null)) {
-  console.error(`${SCRIPT}: --env ${v.env}: want NAME=VALUE[,NAME=VALUE…]`);
-  process.exit(2);
-}
-const env = Object.fromEntries(pairs.map((p) => [p![1]!, p![2]!]));
+const env = envFlag(SCRIPT, v.env);
 const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
 
-const CONFIGS = [
-  { name: "sync128", args: ["--algo", "sync", "--batch", "128"] },
-  { name: "sync256", args: ["--algo", "sync", "--batch", "256"] },
-  { name: "hogwild", args: ["--algo", "hogwild", "--batch", "64"] },
-];
-const only = v.only?.split(",");
-const configs = only ? CONFIGS.filter((c) => only.includes(c.name)) : CONFIGS;
-if (only && configs.length !== only.length) {
-  console.error(`${SCRIPT}: --only ${v.only}: known configurations are ${CONFIGS.map((c) => c.name).join(", ")}`);
-  process.exit(2);
-}
+const configs = selectConfigs(SCRIPT, v.only);
 
 interface Run {
   wallMs: number;
