@@ -55,9 +55,8 @@ export interface MemoryModel {
   coldSecondsPerByte: Record<string, number>;
   /**
    * Per kernel whose cost from further away the axpy curve does not predict (the GEMMs and the
-   * streaming kernels): seconds per
-   * operand byte beyond its cost in cache when its operands were last touched footprints[i] bytes ago
-   * (non-decreasing). Such a kernel pays bytes × its own curve at each operand's reuse distance, in
+   * streaming kernels): seconds per operand byte beyond its cost in cache when its operands were last
+   * touched footprints[i] bytes ago (non-decreasing). Such a kernel pays bytes × its own curve at each operand's reuse distance, in
    * place of the shared curve's missed share × coldSecondsPerByte.
    */
   coldCurves: Record<string, number[]>;
