@@ -102,7 +102,8 @@ export class TrainingSession {
     // thread.
     const threads = !options.distributed && config.executor !== "deterministic" && config.executor !== "simulated";
     const programs = algorithm.programs(config);
-    const launch = threads && programs >= 2 && (options.warmUp ?? warmUpByDefault()) ? WorkerPool.launch(programs) : null;
+    const warmUp = options.warmUp ?? warmUpByDefault(); // read always: a bad value is refused whatever the run
+    const launch = threads && programs >= 2 && warmUp ? WorkerPool.launch(programs) : null;
     try {
       return await TrainingSession.openWith(config, options, algorithm, simulation, launch);
     } catch (e) {
