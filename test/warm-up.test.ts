@@ -101,4 +101,15 @@ describe("kernel warm-up at start-up", () => {
     expect(() => warmUpByDefault("yes")).toThrow(UserError);
     expect(() => warmUpByDefault("yes")).toThrow("SKEIN_WARM_UP=yes: expected 0 or 1");
   });
+
+  test("a bad SKEIN_WARM_UP is refused by every run, also one that would not warm up (one worker, deterministic)", async () => {
+    const saved = process.env.SKEIN_WARM_UP;
+    process.env.SKEIN_WARM_UP = "yes";
+    try {
+      await expect(TrainingSession.open({ ...base, workers: 1, executor: "deterministic" })).rejects.toThrow("SKEIN_WARM_UP=yes: expected 0 or 1");
+    } finally {
+      if (saved === undefined) delete process.env.SKEIN_WARM_UP;
+      else process.env.SKEIN_WARM_UP = saved;
+    }
+  });
 });
