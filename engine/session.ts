@@ -125,7 +125,7 @@ export class TrainingSession {
     // A launched pool starts now (after the warm-up, on the worker that warms): starting, a worker only
     // makes views of the memory, and none reads it before the first run, so they start while this
     // thread fills it.
-    const launched = launch?.start(module, memory, setup, control, fault, options.watchdogMs);
+    const launched = launch?.start({ module, memory, setup, control, fault, stallMs: options.watchdogMs });
     launched?.catch(() => {}); // awaited below, after this thread's own start-up
     copyData(memory, setup.data, dataset);
     if (options.resume) {
@@ -148,7 +148,7 @@ export class TrainingSession {
           ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
           : config.executor === "simulated"
             ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault, config.simulation?.procs ?? null)
-            : WorkerPool.start(setup.programs, module, memory, setup, control, fault, options.watchdogMs));
+            : WorkerPool.start(setup.programs, { module, memory, setup, control, fault, stallMs: options.watchdogMs }));
     // The first epoch's sample order, drawn while the workers start rather than by each of them.
     publishEpochOrder(memory, setup.data, control, config.seed, options.resume?.state.epochsDone ?? 0);
     const warmUpReport = options.warmUp === "whole" && launch ? await launch.warming : null;

@@ -97,7 +97,7 @@ export class DistributedExecutor implements Executor {
     transport.failed.catch(onFailure);
     transport.maxMessageBytes = start.memory.buffer.byteLength;
     const pool = await Promise.race([
-      WorkerPool.start(placement.count, start.module, start.memory, setup, control, start.fault, start.watchdogMs, placement.first),
+      WorkerPool.start(placement.count, { module: start.module, memory: start.memory, setup, control, fault: start.fault, stallMs: start.watchdogMs, first: placement.first }),
       transport.failed,
     ]);
     const executor = new DistributedExecutor(pool, transport, cross, start, algo);

@@ -41,6 +41,19 @@ interface Member {
   died: Promise<never>;
 }
 
+/** What a pool starts its workers on: the run's module, memory, setup and control words. */
+export interface PoolStart {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  setup: RunSetup;
+  control: Control;
+  fault?: FaultPlan | null;
+  /** How long a call may show no progress before the run is declared stuck (default DEFAULT_STALL_MS). */
+  stallMs?: number;
+  /** The first program this pool runs (a process of a run that spans processes hosts programs first … first + count − 1). */
+  first?: number;
+}
+
 export class WorkerPool implements Executor {
   private constructor(
     private readonly members: Member[],
@@ -49,18 +62,8 @@ export class WorkerPool implements Executor {
     private readonly first: number,
   ) {}
 
-  static async start(
-    count: number,
-    module: WebAssembly.Module,
-    memory: WebAssembly.Memory,
-    setup: RunSetup,
-    control: Control,
-    fault: FaultPlan | null = null,
-    stallMs = DEFAULT_STALL_MS,
-    /** The first program this pool runs (a process of a run that spans processes hosts programs first … first + count − 1). */
-    first = 0,
-  ): Promise<WorkerPool> {
-    return WorkerPool.launch(count).start(module, memory, setup, control, fault, stallMs, first);
+  static start(count: number, start: PoolStart): Promise<WorkerPool> {
+    return WorkerPool.launch(count).start(start);
   }
 
   /**
@@ -72,16 +75,7 @@ export class WorkerPool implements Executor {
   }
 
   /** @internal PoolLaunch.start: start the launched workers on the run's memory. */
-  static async startMembers(
-    members: Member[],
-    module: WebAssembly.Module,
-    memory: WebAssembly.Memory,
-    setup: RunSetup,
-    control: Control,
-    fault: FaultPlan | null,
-    stallMs: number,
-    first: number,
-  ): Promise<WorkerPool> {
+  static async startMembers(members: Member[], { module, memory, setup, control, fault = null, stallMs = DEFAULT_STALL_MS, first = 0 }: PoolStart): Promise<WorkerPool> {
     const pool = new WorkerPool(members, control, stallMs, first);
     try {
       await pool.all(
@@ -186,16 +180,8 @@ export class PoolLaunch {
     Atomics.store(this.words, 0, 1);
   }
 
-  start(
-    module: WebAssembly.Module,
-    memory: WebAssembly.Memory,
-    setup: RunSetup,
-    control: Control,
-    fault: FaultPlan | null = null,
-    stallMs = DEFAULT_STALL_MS,
-    first = 0,
-  ): Promise<WorkerPool> {
-    this.starting ??= WorkerPool.startMembers(this.members, module, memory, setup, control, fault, stallMs, first);
+  start(start: PoolStart): Promise<WorkerPool> {
+    this.starting ??= WorkerPool.startMembers(this.members, start);
     return this.starting;
   }
 
