@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { existsSync, unlinkSync } from "node:fs";
 import { UserError } from "../engine/errors.ts";
+import { userErrorOf } from "./helpers.ts";
 import {
   buildDigitsCache,
   epochOrder,
@@ -26,14 +27,8 @@ function isPermutation(order: Uint32Array, count: number): boolean {
 }
 
 function expectUserError(fn: () => unknown, ...fragments: string[]): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(UserError);
-  for (const f of fragments) expect((caught as Error).message).toContain(f);
+  const message = userErrorOf(fn);
+  for (const f of fragments) expect(message).toContain(f);
 }
 
 describe("epochOrder", () => {
