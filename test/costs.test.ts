@@ -11,8 +11,7 @@
  *  - a table without the GEMMs' curves of cost by distance is refused with one line naming the file and field.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { calibrateKernels, recordStep } from "../engine/cli/calibrate-kernels.ts";
 import type { KernelExports, Ptr } from "../engine/kernels/abi.ts";
@@ -25,6 +24,7 @@ import { Rng } from "../engine/rng.ts";
 import { wrapKernels } from "../engine/runtime/kernel-timer.ts";
 import { defaultCostTable, kernelCostFunction, loadCostTable, type CostTable } from "../engine/runtime/costs.ts";
 import { userErrorOf } from "./helpers.ts";
+import { tempFolders } from "./tempdir.ts";
 import { NEVER_CHARGED, WORK } from "../engine/runtime/kernel-work.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 
@@ -40,6 +40,8 @@ const ADDED = [
 function ownCosts(): CostTable {
   return { ...defaultCostTable(), callSeconds: 0, jitter: 0 };
 }
+
+const freshDir = tempFolders("skein-costs-");
 
 describe("which kernels the simulator charges", () => {
   test("a kernel's further terms are charged: Winograd pays for its weight transform, embedding backward for the rows it zeroes", () => {
@@ -99,7 +101,7 @@ describe("which kernels the simulator charges", () => {
 
 describe("simulated epochs of residual networks and transformers", () => {
   const base: TrainConfig = { algo: "sync", model: "resnet:8", data: "synthetic:32", epochs: 1, batch: 16, workers: 1, executor: "simulated", seed: 1, optimizer: defaultOptimizer("momentum") };
-  const dir = mkdtempSync(join(tmpdir(), "skein-costs-"));
+  const dir = freshDir();
   /** The default table with the added kernels free, as the simulator charged them before. */
   const before = join(dir, "before.json");
   const table = ownCosts();
@@ -131,24 +133,18 @@ describe("skein calibrate", () => {
 });
 
 describe("the GEMMs' and streaming kernels' curves of cost by distance", () => {
-  for (const gemm of ["gemm_nn", "gemm_nt", "gemm_tn"]) {
-    test(`a table without memory.coldCurves.${gemm} is refused with one line`, () => {
-      const t = JSON.parse(JSON.stringify(defaultCostTable())) as Record<string, any>;
-      delete t.memory.coldCurves[gemm];
-      const path = join(mkdtempSync(join(tmpdir(), "skein-costs-")), "costs.json");
-      writeFileSync(path, JSON.stringify(t));
-      const text = userErrorOf(() => loadCostTable(path));
-      expect(text).toBe(`--costs ${path}: memory.coldCurves.${gemm}: missing (the GEMMs' cost by how far their operands are; run skein calibrate again)`);
-    });
-  }
-  for (const name of ["weighted_sum", "momentum_update", "copy"]) {
+  const kinds = [
+    ...["gemm_nn", "gemm_nt", "gemm_tn"].map((name) => ({ name, whose: "the GEMMs'" })),
+    ...["weighted_sum", "momentum_update", "copy"].map((name) => ({ name, whose: "the streaming kernels'" })),
+  ];
+  for (const { name, whose } of kinds) {
     test(`a table without memory.coldCurves.${name} is refused with one line`, () => {
       const t = JSON.parse(JSON.stringify(defaultCostTable())) as Record<string, any>;
       delete t.memory.coldCurves[name];
-      const path = join(mkdtempSync(join(tmpdir(), "skein-costs-")), "costs.json");
+      const path = join(freshDir(), "costs.json");
       writeFileSync(path, JSON.stringify(t));
       const text = userErrorOf(() => loadCostTable(path));
-      expect(text).toBe(`--costs ${path}: memory.coldCurves.${name}: missing (the streaming kernels' cost by how far their operands are; run skein calibrate again)`);
+      expect(text).toBe(`--costs ${path}: memory.coldCurves.${name}: missing (${whose} cost by how far their operands are; run skein calibrate again)`);
     });
   }
 });
