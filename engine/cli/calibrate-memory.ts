@@ -117,6 +117,17 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const ms = o.quick ? 20 : 60;
 
   const timeRound = (slots: number, call: (slot: number) => void, trials = 5) => fastestSecondsPerCall(ms, slots, call, trials);
+  /**
+   * A kernel's own curve by distance: `call(s)` on the operands of slot s (`bytes` of them), round a
+   * ring of each footprint against slot 0 again and again (the warm call), per operand byte. A ring of
+   * fewer than two calls' operands is the warm call itself; further away never costs less (a dip is noise).
+   */
+  const coldCurve = (bytes: number, call: (slot: number) => void, ringTrials = 5): number[] => {
+    const warm = timeRound(1, () => call(0));
+    const curve = MEMORY_FOOTPRINTS.map((footprint) => (footprint < 2 * bytes ? 0 : Math.max(0, (timeRound(Math.floor(footprint / bytes), call, ringTrials) - warm) / bytes)));
+    for (let i = 1; i < curve.length; i++) curve[i] = Math.max(curve[i]!, curve[i - 1]!);
+    return curve;
+  };
 
   const secondsPerByte: number[] = [];
   for (const footprint of MEMORY_FOOTPRINTS) {
@@ -137,12 +148,8 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const vector = COLD_FLOATS * 4;
   for (const name of STREAMING_KERNELS) {
     const { operands, call } = STREAMING[name];
-    const bytes = operands * vector;
     const at = (s: number) => Array.from({ length: operands }, (_, i) => ring + (s * operands + i) * vector);
-    const warm = timeRound(1, () => call(k, at(0), COLD_FLOATS, table));
-    const round = (footprint: number) => timeRound(Math.floor(footprint / bytes), (s) => call(k, at(s), COLD_FLOATS, table), o.quick ? 2 : 5);
-    const curve = MEMORY_FOOTPRINTS.map((footprint) => (footprint < 2 * bytes ? 0 : Math.max(0, (round(footprint) - warm) / bytes)));
-    for (let i = 1; i < curve.length; i++) curve[i] = Math.max(curve[i]!, curve[i - 1]!); // further never costs less
+    const curve = coldCurve(operands * vector, (s) => call(k, at(s), COLD_FLOATS, table), o.quick ? 2 : 5);
     coldCurves[name] = curve;
     coldSecondsPerByte[name] = curve[curve.length - 1]!;
   }
@@ -153,13 +160,8 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
     const sizes = gemmOperandBytes(shape);
     const bytes = sizes.reduce((a, b) => a + b, 0);
     const gemm = k[name]!;
-    // Slot s holds C, A, B one after another; slot 0 again and again is the warm call.
-    const call = (s: number) => gemm(ring + s * bytes, ring + s * bytes + sizes[0], ring + s * bytes + sizes[0] + sizes[1], M, K, N, 0, pack);
-    const warm = timeRound(1, () => call(0));
-    // A ring of fewer than two calls' operands is the warm call itself.
-    const curve = MEMORY_FOOTPRINTS.map((footprint) => (footprint < 2 * bytes ? 0 : Math.max(0, (timeRound(Math.floor(footprint / bytes), call) - warm) / bytes)));
-    for (let i = 1; i < curve.length; i++) curve[i] = Math.max(curve[i]!, curve[i - 1]!); // further never costs less
-    coldCurves[name] = curve;
+    // Slot s holds C, A, B one after another.
+    coldCurves[name] = coldCurve(bytes, (s) => gemm(ring + s * bytes, ring + s * bytes + sizes[0], ring + s * bytes + sizes[0] + sizes[1], M, K, N, 0, pack));
   }
 
   const gather = calibrateGather(module, o);
