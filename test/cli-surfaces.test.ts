@@ -1,0 +1,53 @@
+/**
+ * Bad input on the command line surfaces of runs across processes and of virtual time: each is one
+ * line naming the flag and what is wrong with it (a UserError, exit 2), refused before anything
+ * connects, starts or is written.
+ */
+import { describe, expect, test } from "bun:test";
+import { UserError } from "../engine/errors.ts";
+import { joinCommand, natsUrl, processesOf } from "../engine/cli/process-flags.ts";
+import { userErrorOf } from "./helpers.ts";
+
+async function userErrorOfAsync(run: () => Promise<unknown>): Promise<string> {
+  const error = await run().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(UserError);
+  const text = (error as Error).message;
+  expect(text.split("\n")).toHaveLength(1);
+  return text;
+}
+
+describe("NATS server URLs (--nats, skein join)", () => {
+  const trainWith = (nats: string) => processesOf(new Set(["procs", "nats", "token"]), { procs: 2, nats, token: "t" });
+
+  test("a word that is no URL, another scheme, no host or a bad port is refused as not a NATS URL, naming the flag", () => {
+    for (const bad of ["garbage", "127.0.0.1:4222", "http://127.0.0.1:4222", "nats://", "nats://127.0.0.1:99999", "nats://[::1"]) {
+      expect(userErrorOf(() => trainWith(bad))).toBe(`--nats ${bad}: not a NATS server URL (want nats://HOST:PORT, or tls://, ws://, wss://)`);
+    }
+  });
+
+  test("nats://, tls://, ws:// and wss:// URLs pass as given", () => {
+    for (const good of ["nats://127.0.0.1:4222", "nats://10.0.0.1:4222", "tls://nats.example.org:4222", "ws://127.0.0.1:4223", "wss://host/"]) {
+      expect(natsUrl(good, "--nats")).toBe(good);
+      expect(trainWith(good)?.url).toBe(good);
+    }
+  });
+
+  test("skein join refuses a bad URL before connecting", async () => {
+    expect(await userErrorOfAsync(() => joinCommand(["garbage", "--once"]))).toBe("skein join garbage: not a NATS server URL (want nats://HOST:PORT, or tls://, ws://, wss://)");
+    expect(await userErrorOfAsync(() => joinCommand(["http://127.0.0.1:4222", "--once"]))).toContain("not a NATS server URL");
+  });
+
+  test("skein join refuses a bad SKEIN_WARM_UP before taking part in a run (nothing listens on port 1: a connection would fail otherwise)", async () => {
+    const before = process.env.SKEIN_WARM_UP;
+    process.env.SKEIN_WARM_UP = "2";
+    try {
+      expect(await userErrorOfAsync(() => joinCommand(["nats://127.0.0.1:1", "--once"]))).toBe("SKEIN_WARM_UP=2: expected 0 or 1");
+    } finally {
+      if (before === undefined) delete process.env.SKEIN_WARM_UP;
+      else process.env.SKEIN_WARM_UP = before;
+    }
+  });
+});
