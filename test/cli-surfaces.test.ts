@@ -40,10 +40,11 @@ describe("NATS server URLs (--nats, skein join)", () => {
     expect(await userErrorOfAsync(() => joinCommand(["http://127.0.0.1:4222", "--once"]))).toContain("not a NATS server URL");
   });
 
-  test("skein join refuses a bad SKEIN_WARM_UP before taking part in a run (nothing listens on port 1: a connection would fail otherwise)", async () => {
+  test("a bad SKEIN_WARM_UP is refused before any process starts (train) and before taking part in a run (join: nothing listens on port 1, a connection would fail otherwise)", async () => {
     const before = process.env.SKEIN_WARM_UP;
     process.env.SKEIN_WARM_UP = "2";
     try {
+      expect(userErrorOf(() => processesOf(new Set(["procs"]), { procs: 2 }))).toBe("SKEIN_WARM_UP=2: expected 0 or 1");
       expect(await userErrorOfAsync(() => joinCommand(["nats://127.0.0.1:1", "--once"]))).toBe("SKEIN_WARM_UP=2: expected 0 or 1");
     } finally {
       if (before === undefined) delete process.env.SKEIN_WARM_UP;

@@ -24,6 +24,8 @@ export function processesOf(given: Set<string>, v: Record<string, unknown>): Pro
   if (given.has("token") && !given.has("nats")) throw new UserError("--token goes with --nats URL (the local launcher makes its own)");
   const procs = given.has("procs") ? Number(v.procs) : 1;
   if (procs === 1 && !given.has("nats")) return null;
+  // Before any process starts: the local launcher's children inherit it and would refuse it one by one.
+  warmUpByDefault();
   const token = v.token !== undefined ? String(v.token) : process.env[TOKEN_ENV];
   return { procs, ...(v.nats !== undefined ? { url: natsUrl(String(v.nats), "--nats") } : {}), ...(token ? { token } : {}), self: selfCommand() };
 }
