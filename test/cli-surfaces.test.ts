@@ -4,9 +4,14 @@
  * connects, starts or is written.
  */
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { joinCommand, natsUrl, processesOf } from "../engine/cli/process-flags.ts";
+import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
 import { userErrorOf } from "./helpers.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const natsTest = natsServerPath() !== null ? test : test.skip;
 
 async function userErrorOfAsync(run: () => Promise<unknown>): Promise<string> {
   const error = await run().then(
@@ -49,6 +54,26 @@ describe("NATS server URLs (--nats, skein join)", () => {
     } finally {
       if (before === undefined) delete process.env.SKEIN_WARM_UP;
       else process.env.SKEIN_WARM_UP = before;
+    }
+  });
+
+  natsTest("train --nats says at once what it waits for (no joined process yet), and Ctrl-C ends the wait", async () => {
+    const server = await startLocalServer();
+    try {
+      const run = Bun.spawn([process.execPath, join(ROOT, "engine/cli/main.ts"), "train", "--procs", "2", "--nats", server.url, "--token", server.token, "--epochs", "1"], { cwd: ROOT, stdout: "ignore", stderr: "pipe" });
+      const reader = run.stderr.getReader();
+      let seen = "";
+      const deadline = Date.now() + 20_000;
+      while (!seen.includes("\n") && Date.now() < deadline) {
+        const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)]);
+        if (!chunk || chunk.done) break;
+        seen += new TextDecoder().decode(chunk.value);
+      }
+      run.kill("SIGINT");
+      expect(seen.split("\n")[0]).toBe(`skein train: waiting for 1 process to join on ${server.url} (start them with: skein join ${server.url} --token T; up to 120 s)`);
+      expect(await Promise.race([run.exited, Bun.sleep(20_000).then(() => "hung")])).toBe(130);
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -27,7 +27,7 @@ export function processesOf(given: Set<string>, v: Record<string, unknown>): Pro
   // Before any process starts: the local launcher's children inherit it and would refuse it one by one.
   warmUpByDefault();
   const token = v.token !== undefined ? String(v.token) : process.env[TOKEN_ENV];
-  return { procs, ...(v.nats !== undefined ? { url: natsUrl(String(v.nats), "--nats") } : {}), ...(token ? { token } : {}), self: selfCommand() };
+  return { procs, ...(v.nats !== undefined ? { url: natsUrl(String(v.nats), "--nats") } : {}), ...(token ? { token } : {}), self: selfCommand(), log: (line) => process.stderr.write(`${line}\n`) };
 }
 
 /** The schemes the NATS client speaks: plain, TLS, and the server's WebSocket listener. */
