@@ -4,10 +4,14 @@
  * connects, starts or is written.
  */
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { joinCommand, natsUrl, processesOf } from "../engine/cli/process-flags.ts";
 import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
+import { HELP } from "../engine/cli/main.ts";
+import { TRAIN_FLAGS } from "../engine/cli/train-command.ts";
+import { SUITE_NAMES } from "../engine/experiments/suites.ts";
 import { userErrorOf } from "./helpers.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -75,5 +79,17 @@ describe("NATS server URLs (--nats, skein join)", () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe("what the help and the README list is what exists", () => {
+  test("skein --help names every experiment suite", () => {
+    const line = HELP.split("\n\n").find((p) => p.includes("experiment "))!.replace(/\s+/g, " ");
+    for (const suite of SUITE_NAMES) expect(line).toMatch(new RegExp(`suite: [a-z, ]*\\b${suite}\\b`));
+  });
+
+  test("the README's --executor row names every executor", () => {
+    const row = readFileSync(join(ROOT, "README.md"), "utf8").split("\n").find((l) => l.startsWith("| `--executor`"))!;
+    for (const executor of TRAIN_FLAGS.find((f) => f.name === "executor")!.choices!) expect(row).toContain(`\`${executor}\``);
   });
 });
