@@ -12,6 +12,10 @@ import { natsServerPath, startLocalServer } from "../engine/distributed/server.t
 import { HELP } from "../engine/cli/main.ts";
 import { TRAIN_FLAGS } from "../engine/cli/train-command.ts";
 import { SUITE_NAMES } from "../engine/experiments/suites.ts";
+import { SAMPLE_HELP } from "../engine/cli/sample-command.ts";
+import { JOIN_HELP } from "../engine/cli/process-flags.ts";
+import { TRAIN_HELP } from "../engine/cli/train-command.ts";
+import { EXPERIMENT_HELP } from "../engine/cli/experiment-command.ts";
 import { userErrorOf } from "./helpers.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -91,5 +95,9 @@ describe("what the help and the README list is what exists", () => {
   test("the README's --executor row names every executor", () => {
     const row = readFileSync(join(ROOT, "README.md"), "utf8").split("\n").find((l) => l.startsWith("| `--executor`"))!;
     for (const executor of TRAIN_FLAGS.find((f) => f.name === "executor")!.choices!) expect(row).toContain(`\`${executor}\``);
+  });
+
+  test("no flag's help shows an empty default ('(default )')", () => {
+    for (const help of [SAMPLE_HELP, JOIN_HELP, TRAIN_HELP, EXPERIMENT_HELP]) expect(help).not.toContain("(default )");
   });
 });
