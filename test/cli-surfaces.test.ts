@@ -10,6 +10,7 @@ import { UserError } from "../engine/errors.ts";
 import { joinCommand, natsUrl, processesOf } from "../engine/cli/process-flags.ts";
 import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
 import { HELP } from "../engine/cli/main.ts";
+import { profileLine } from "../engine/cli/profile-line.ts";
 import { TRAIN_FLAGS } from "../engine/cli/train-command.ts";
 import { SUITE_NAMES } from "../engine/experiments/suites.ts";
 import { SAMPLE_HELP } from "../engine/cli/sample-command.ts";
@@ -99,5 +100,20 @@ describe("what the help and the README list is what exists", () => {
 
   test("no flag's help shows an empty default ('(default )')", () => {
     for (const help of [SAMPLE_HELP, JOIN_HELP, TRAIN_HELP, EXPERIMENT_HELP]) expect(help).not.toContain("(default )");
+  });
+});
+
+describe("--profile", () => {
+  test("without --json or --out, the profile is printed: its share outside kernels and the largest kernels' shares", async () => {
+    const run = Bun.spawn([process.execPath, join(ROOT, "engine/cli/main.ts"), "train", "--profile", "--epochs", "1", "--model", "mlp:784-16-10", "--data", "synthetic:256"], { cwd: ROOT, stdout: "pipe", stderr: "ignore" });
+    expect(await run.exited).toBe(0);
+    const lines = (await new Response(run.stdout).text()).trimEnd().split("\n");
+    expect(lines.at(-1)).toMatch(/^profile: \d+\.\d% of busy time outside kernels; kernel time: gemm_\w+ \d+\.\d%, /);
+  });
+
+  test("the line: shares largest first, at most five named; none without a profile", () => {
+    const shares = { a: 0.05, b: 0.4, c: 0.2, d: 0.15, e: 0.1, f: 0.07, g: 0.03 };
+    expect(profileLine({ controlOverhead: 0.0991, kernelShares: shares })).toBe("profile: 9.9% of busy time outside kernels; kernel time: b 40.0%, c 20.0%, d 15.0%, e 10.0%, f 7.0%, 2 more");
+    expect(profileLine({})).toBeNull();
   });
 });
