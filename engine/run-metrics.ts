@@ -106,7 +106,7 @@ export interface FlopSummary {
   gflopsPerSec: number;
   /** The multiply-add ceiling of one core: measured between the run's epochs (the best window's mean), or cached per machine and kernel build. */
   ceilingGflopsPerCore: number;
-  /** Cores the run could use: min(programs, the machine's). */
+  /** Cores the run computed on: threads min(programs, the machine's); deterministic 1; simulated the simulated machine's. */
   cores: number;
   /** gflopsPerSec / (ceilingGflopsPerCore × cores). */
   ofCeiling: number;

@@ -31,6 +31,8 @@ export interface ProcessesOptions {
   token?: string;
   /** The command that starts skein again (the local launcher's children run `<self> join …`). */
   self: string[];
+  /** Progress for the user (the CLI: stderr), e.g. that the run waits for processes to join. */
+  log?: (line: string) => void;
   /** Which listener of the local server the processes use (default tcp; the bench compares both). */
   listener?: "websocket" | "tcp";
 }
@@ -77,6 +79,8 @@ export async function trainAcrossProcesses(config: TrainConfig, options: TrainOp
     const epochsDone = options.resume?.state.epochsDone ?? 0;
     const trace = options.trace ?? Boolean(options.out);
     const job = (rank: number): Job => ({ runId: runIdHex(runId), rank, procs, config, epochsDone, trace });
+    // Joined processes come when someone starts them: say what the run waits for instead of a silent minute.
+    if (!server) launch.log?.(`skein train: waiting for ${procs - 1} process${procs === 2 ? "" : "es"} to join on ${url} (start them with: skein join ${url} --token T; up to ${START_TIMEOUT_MS / 1000} s)`);
     for (const e of await enlist(t.connection, runId, procs, job, START_TIMEOUT_MS, t.failed)) {
       names[e.rank] = describeRank(e.rank, e.host, e.pid);
       byPid.set(e.pid, names[e.rank]!);

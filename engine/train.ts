@@ -14,7 +14,7 @@ import { traceEvents, type SpanLog, type TraceEvent } from "./runtime/trace.ts";
 import { summarizeStaleness } from "./algorithms/async/staleness.ts";
 import { CHECKPOINT_FILE, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint/checkpoint.ts";
 import { stopRequested, TrainingSession, type SessionOptions } from "./session.ts";
-import { flopSummary } from "./run-flops.ts";
+import { flopCores, flopSummary } from "./run-flops.ts";
 import { CeilingProbe, probeAfter, probeMs } from "./kernels/ceiling.ts";
 import { arenaReport, controlOverhead, kernelShares, measuredBeta, runStaleness, type EpochMetrics, type EpochOutcome, type Progress, type Summary } from "./run-metrics.ts";
 
@@ -159,7 +159,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     }
     const final = last ?? { trainLoss: NaN, ...(await session.evaluate()), ...(await session.epochMetrics()) };
     options.onFinish?.(session.params());
-    const flops = trainSeconds > 0 ? await flopSummary(session.net, samplesTrained / trainSeconds, session.setup.programs, ceiling?.gflopsPerCore()) : undefined;
+    const flops = trainSeconds > 0 ? await flopSummary(session.net, samplesTrained / trainSeconds, flopCores(config.executor, session.setup.programs, session.simulation), ceiling?.gflopsPerCore()) : undefined;
     const summary: Summary = { ...summarize("completed", final), ...(flops ? { flops } : {}) };
     if (folder) await folder.writeSummary(summary);
     return summary;

@@ -4,7 +4,7 @@
  * refused as UserErrors before anything is written.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { experimentCommand, formatClaims, formatMethods, parseSeeds } from "../engine/cli/experiment-command.ts";
@@ -102,6 +102,18 @@ describe("skein experiment", () => {
     expect(existsSync(join(out, rows[0]!.runDir))).toBe(true);
     const csv = readFileSync(join(out, "results.csv"), "utf8").trimEnd().split("\n");
     expect(csv.length).toBe(2);
+  });
+
+  test("running again into a folder: a suite stopped half-way leaves this run's rows, not the last run's aggregates and claims beside them", async () => {
+    const out = tempDir();
+    for (const file of ["results.json", "results.csv", "aggregate.csv", "claims.csv"]) writeFileSync(join(out, file), "from the run before\n");
+    const first = SUITES.scaling.quick.runs[0]!;
+    const broken = { label: "a model that does not fit the data", config: { ...first.config, model: "mlp:5-10" } };
+    await expect(runExperiment("scaling", { out, runs: [first, broken], seeds: [1] })).rejects.toBeInstanceOf(UserError);
+    expect(JSON.parse(readFileSync(join(out, "results.json"), "utf8")).map((r: ResultRow) => r.label)).toEqual([first.label]);
+    expect(readFileSync(join(out, "results.csv"), "utf8")).toContain(first.label);
+    expect(existsSync(join(out, "aggregate.csv"))).toBe(false);
+    expect(existsSync(join(out, "claims.csv"))).toBe(false);
   });
 
   test("CSV fields with commas, quotes or newlines are quoted", () => {

@@ -11,6 +11,7 @@ import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train } from "../engine/train.ts";
 import { trainingFlopsPerSample } from "../engine/model/flops.ts";
 import { Network } from "../engine/model/network.ts";
+import { defaultCostTable } from "../engine/runtime/costs.ts";
 
 describe("training FLOPs per sample", () => {
   test("mlp:784-256-128-10 by hand", () => {
@@ -133,5 +134,23 @@ describe("the ceiling a run measures", () => {
       if (before === undefined) delete process.env.XDG_CACHE_HOME;
       else process.env.XDG_CACHE_HOME = before;
     }
+  });
+});
+
+describe("the cores a run's GFLOP/s are divided among", () => {
+  const base = { algo: "sync", model: "mlp:784-16-10", data: "synthetic:256", epochs: 1, batch: 64, workers: 4, seed: 1, optimizer: defaultOptimizer("sgd") } as const;
+  const cores = async (extra: Record<string, unknown>) => (await train({ ...base, ...extra } as Parameters<typeof train>[0])).flops!;
+
+  test("the deterministic executor runs every program in one thread: one core", async () => {
+    const f = await cores({ executor: "deterministic" });
+    expect(f.cores).toBe(1);
+    expect(f.ofCeiling).toBeCloseTo(f.gflopsPerSec / f.ceilingGflopsPerCore, 12);
+  });
+
+  test("a simulated run: its simulated machine's cores (one per program on the ideal machine, the table's on the measured one), not this host's", async () => {
+    expect((await cores({ executor: "simulated", simulation: { machine: "ideal" } })).cores).toBe(4);
+    expect((await cores({ executor: "simulated", workers: 8, simulation: { machine: "ideal" } })).cores).toBe(8);
+    const measured = await cores({ executor: "simulated", simulation: { machine: "measured" } });
+    expect(measured.cores).toBe(Math.min(4, defaultCostTable().machine.cores));
   });
 });

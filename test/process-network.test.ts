@@ -50,8 +50,8 @@ describe("ProcessNetwork.sendSeconds", () => {
   test("a call site that does not say who reads is charged every message; a bad process count is refused", () => {
     const placed = new ProcessNetwork(4, 2);
     expect(placed.sendSeconds(network, 0, 3000, 3)).toBe(trafficSeconds(network, 3000, 3));
-    expect(() => new ProcessNetwork(2, 3)).toThrow(/simulation.procs 3 with 2 programs/);
-    expect(() => new ProcessNetwork(2, 0)).toThrow(/simulation.procs 0/);
+    expect(() => new ProcessNetwork(2, 3)).toThrow(/^--network-procs 3 \(simulation.procs\) with 2 programs/);
+    expect(() => new ProcessNetwork(2, 0)).toThrow(/^--network-procs 0 \(simulation.procs\)/);
   });
 });
 

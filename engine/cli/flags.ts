@@ -135,7 +135,7 @@ export function formatHelp(usage: string, summary: string, specs: FlagSpec[], fo
   const rows = specs.map((s) => {
     const value = s.valueName ?? s.choices?.join("|") ?? s.type.toUpperCase();
     const left = `--${s.name}${s.type === "bool" ? "" : ` ${value}`}`;
-    const dflt = s.default !== undefined && s.type !== "bool" ? ` (default ${s.default})` : "";
+    const dflt = s.default !== undefined && s.default !== "" && s.type !== "bool" ? ` (default ${s.default})` : "";
     return [left, s.help + dflt] as const;
   });
   rows.push(["--help", "show this help"]);

@@ -14,13 +14,14 @@ import { calibrateCommand } from "./calibrate-command.ts";
 import { sampleCommand } from "./sample-command.ts";
 import { joinCommand } from "./process-flags.ts";
 import { formatColumns, HELP_COLUMNS, wrap } from "./flags.ts";
+import { SUITE_NAMES } from "../experiments/suites.ts";
 
 const VERSION = "0.1.0";
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   train: { summary: "train a model on CPU workers (see skein train --help)", run: trainCommand },
   schedule: { summary: "build, check and simulate a pipeline schedule (see skein schedule --help)", run: scheduleCommand },
-  experiment: { summary: "run a comparison suite: async, pipeline, gossip or all (see skein experiment --help)", run: experimentCommand },
+  experiment: { summary: `run a comparison suite: ${SUITE_NAMES.join(", ")} (see skein experiment --help)`, run: experimentCommand },
   report: { summary: "an HTML report (tables, inline SVG charts) of run or experiment folders (see skein report --help)", run: reportCommand },
   topology: { summary: "a gossip topology: degree, stochasticity, rho and spectral gap (see skein topology --help)", run: topologyCommand },
   calibrate: { summary: "measure the simulated executor's cost table on this machine (see skein calibrate --help)", run: calibrateCommand },

@@ -5,6 +5,7 @@ import { UserError } from "../errors.ts";
 import { algorithmNamed } from "../algorithms/registry.ts";
 import { joinRuns, TOKEN_ENV, type ProcessesOptions } from "../run-processes.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
+import { warmUpByDefault } from "../runtime/warm-up.ts";
 
 export const PROCESS_FLAGS: FlagSpec[] = [
   { name: "procs", type: "int", min: 1, max: 64, help: "processes the run spans (sync, pmsgd, dsgd, dmsgd, decentlam, the pipelines; lap and lpp with --replicas P), each hosting its share of the workers or stages; without --nats a nats-server on 127.0.0.1 and the processes are started here (default 1: this process alone)" },
@@ -23,8 +24,31 @@ export function processesOf(given: Set<string>, v: Record<string, unknown>): Pro
   if (given.has("token") && !given.has("nats")) throw new UserError("--token goes with --nats URL (the local launcher makes its own)");
   const procs = given.has("procs") ? Number(v.procs) : 1;
   if (procs === 1 && !given.has("nats")) return null;
+  // Before any process starts: the local launcher's children inherit it and would refuse it one by one.
+  warmUpByDefault();
   const token = v.token !== undefined ? String(v.token) : process.env[TOKEN_ENV];
-  return { procs, ...(v.nats !== undefined ? { url: String(v.nats) } : {}), ...(token ? { token } : {}), self: selfCommand() };
+  return { procs, ...(v.nats !== undefined ? { url: natsUrl(String(v.nats), "--nats") } : {}), ...(token ? { token } : {}), self: selfCommand(), log: (line) => process.stderr.write(`${line}\n`) };
+}
+
+/** The schemes the NATS client speaks: plain, TLS, and the server's WebSocket listener. */
+const NATS_SCHEMES = ["nats:", "tls:", "ws:", "wss:"];
+
+/**
+ * A server URL as --nats and skein join take it, or a UserError naming it: without this check a word
+ * that is no URL at all was refused as "a server beyond this machine needs --token", and an http:// URL
+ * was tried as if it were NATS.
+ */
+export function natsUrl(text: string, where: string): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(text);
+  } catch {
+    // not a URL: refused below
+  }
+  if (!url || !NATS_SCHEMES.includes(url.protocol) || url.hostname === "") {
+    throw new UserError(`${where} ${text}: not a NATS server URL (want nats://HOST:PORT, or tls://, ws://, wss://)`);
+  }
+  return text;
 }
 
 /** How to start skein again: the single binary alone, or Bun with the entry script. */
@@ -55,6 +79,9 @@ export async function joinCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (!url) throw new UserError("skein join needs the server's URL: skein join nats://HOST:4222 --token T");
+  natsUrl(url, "skein join");
+  // Checked before taking part in anything: a bad value would otherwise fail every run this process joins.
+  warmUpByDefault();
   const v = flags.values;
   const token = v.token !== undefined ? String(v.token) : process.env[TOKEN_ENV];
   await joinRuns({

@@ -6,7 +6,7 @@
  * seeds) and claims.csv (each claim with its verdict) sum it up.
  */
 import { overallStaleness } from "../algorithms/async/staleness.ts";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DivergedError, UserError } from "../errors.ts";
 import { train, type Summary, type TrainConfig } from "../train.ts";
@@ -68,6 +68,9 @@ export function isSuiteName(name: string): name is SuiteName {
   return (SUITE_NAMES as readonly string[]).includes(name);
 }
 
+/** What the folder says about the whole suite (run folders are replaced one by one as they run). */
+const SUMMARY_FILES = ["results.json", "results.csv", "aggregate.csv", "claims.csv"];
+
 export function defaultOut(name: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/\.\d+Z$/, "").replace(/[-:]/g, "").replace("T", "-");
   return join("runs", `experiment-${name}-${stamp}`);
@@ -87,6 +90,9 @@ export async function runExperiment(name: string, opts: ExperimentOptions = {}):
   } catch (e) {
     throw new UserError(`--out ${out}: cannot create the experiment folder (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
+  // Running again into the same folder: the last run's summaries go first, so a suite stopped half-way
+  // leaves results of this run alone, never beside aggregates and claims of the one before.
+  for (const file of SUMMARY_FILES) await rm(join(out, file), { force: true });
   const meta = experimentMeta(name, opts.quick ? "quick" : "full", SUITES[name].about, { ...variant, seeds, runs: specs });
   await writeFile(join(out, "experiment.json"), JSON.stringify(meta, null, 2) + "\n");
   const plan = seeds.flatMap((seed) => specs.map((spec) => ({ spec, seed })));

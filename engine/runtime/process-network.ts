@@ -38,7 +38,7 @@ export class ProcessNetwork {
     private readonly cores = Infinity,
   ) {
     if (!Number.isInteger(procs) || procs < 1 || procs > programs) {
-      throw new UserError(`simulation.procs ${procs} with ${programs} program${programs === 1 ? "" : "s"}: give 1 to ${programs} processes (each needs a program)`);
+      throw new UserError(`--network-procs ${procs} (simulation.procs) with ${programs} program${programs === 1 ? "" : "s"}: give 1 to ${programs} processes (each needs a program)`);
     }
     this.ranks = Array.from({ length: programs }, (_, w) => rankOfProgram(programs, procs, w));
   }

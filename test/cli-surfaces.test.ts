@@ -1,0 +1,119 @@
+/**
+ * Bad input on the command line surfaces of runs across processes and of virtual time: each is one
+ * line naming the flag and what is wrong with it (a UserError, exit 2), refused before anything
+ * connects, starts or is written.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../engine/errors.ts";
+import { joinCommand, natsUrl, processesOf } from "../engine/cli/process-flags.ts";
+import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
+import { HELP } from "../engine/cli/main.ts";
+import { profileLine } from "../engine/cli/profile-line.ts";
+import { TRAIN_FLAGS } from "../engine/cli/train-command.ts";
+import { SUITE_NAMES } from "../engine/experiments/suites.ts";
+import { SAMPLE_HELP } from "../engine/cli/sample-command.ts";
+import { JOIN_HELP } from "../engine/cli/process-flags.ts";
+import { TRAIN_HELP } from "../engine/cli/train-command.ts";
+import { EXPERIMENT_HELP } from "../engine/cli/experiment-command.ts";
+import { userErrorOf } from "./helpers.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const natsTest = natsServerPath() !== null ? test : test.skip;
+
+async function userErrorOfAsync(run: () => Promise<unknown>): Promise<string> {
+  const error = await run().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(UserError);
+  const text = (error as Error).message;
+  expect(text.split("\n")).toHaveLength(1);
+  return text;
+}
+
+describe("NATS server URLs (--nats, skein join)", () => {
+  const trainWith = (nats: string) => processesOf(new Set(["procs", "nats", "token"]), { procs: 2, nats, token: "t" });
+
+  test("a word that is no URL, another scheme, no host or a bad port is refused as not a NATS URL, naming the flag", () => {
+    for (const bad of ["garbage", "127.0.0.1:4222", "http://127.0.0.1:4222", "nats://", "nats://127.0.0.1:99999", "nats://[::1"]) {
+      expect(userErrorOf(() => trainWith(bad))).toBe(`--nats ${bad}: not a NATS server URL (want nats://HOST:PORT, or tls://, ws://, wss://)`);
+    }
+  });
+
+  test("nats://, tls://, ws:// and wss:// URLs pass as given", () => {
+    for (const good of ["nats://127.0.0.1:4222", "nats://10.0.0.1:4222", "tls://nats.example.org:4222", "ws://127.0.0.1:4223", "wss://host/"]) {
+      expect(natsUrl(good, "--nats")).toBe(good);
+      expect(trainWith(good)?.url).toBe(good);
+    }
+  });
+
+  test("skein join refuses a bad URL before connecting", async () => {
+    expect(await userErrorOfAsync(() => joinCommand(["garbage", "--once"]))).toBe("skein join garbage: not a NATS server URL (want nats://HOST:PORT, or tls://, ws://, wss://)");
+    expect(await userErrorOfAsync(() => joinCommand(["http://127.0.0.1:4222", "--once"]))).toContain("not a NATS server URL");
+  });
+
+  test("a bad SKEIN_WARM_UP is refused before any process starts (train) and before taking part in a run (join: nothing listens on port 1, a connection would fail otherwise)", async () => {
+    const before = process.env.SKEIN_WARM_UP;
+    process.env.SKEIN_WARM_UP = "2";
+    try {
+      expect(userErrorOf(() => processesOf(new Set(["procs"]), { procs: 2 }))).toBe("SKEIN_WARM_UP=2: expected 0 or 1");
+      expect(await userErrorOfAsync(() => joinCommand(["nats://127.0.0.1:1", "--once"]))).toBe("SKEIN_WARM_UP=2: expected 0 or 1");
+    } finally {
+      if (before === undefined) delete process.env.SKEIN_WARM_UP;
+      else process.env.SKEIN_WARM_UP = before;
+    }
+  });
+
+  natsTest("train --nats says at once what it waits for (no joined process yet), and Ctrl-C ends the wait", async () => {
+    const server = await startLocalServer();
+    try {
+      const run = Bun.spawn([process.execPath, join(ROOT, "engine/cli/main.ts"), "train", "--procs", "2", "--nats", server.url, "--token", server.token, "--epochs", "1"], { cwd: ROOT, stdout: "ignore", stderr: "pipe" });
+      const reader = run.stderr.getReader();
+      let seen = "";
+      const deadline = Date.now() + 20_000;
+      while (!seen.includes("\n") && Date.now() < deadline) {
+        const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)]);
+        if (!chunk || chunk.done) break;
+        seen += new TextDecoder().decode(chunk.value);
+      }
+      run.kill("SIGINT");
+      expect(seen.split("\n")[0]).toBe(`skein train: waiting for 1 process to join on ${server.url} (start them with: skein join ${server.url} --token T; up to 120 s)`);
+      expect(await Promise.race([run.exited, Bun.sleep(20_000).then(() => "hung")])).toBe(130);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("what the help and the README list is what exists", () => {
+  test("skein --help names every experiment suite", () => {
+    const line = HELP.split("\n\n").find((p) => p.includes("experiment "))!.replace(/\s+/g, " ");
+    for (const suite of SUITE_NAMES) expect(line).toMatch(new RegExp(`suite: [a-z, ]*\\b${suite}\\b`));
+  });
+
+  test("the README's --executor row names every executor", () => {
+    const row = readFileSync(join(ROOT, "README.md"), "utf8").split("\n").find((l) => l.startsWith("| `--executor`"))!;
+    for (const executor of TRAIN_FLAGS.find((f) => f.name === "executor")!.choices!) expect(row).toContain(`\`${executor}\``);
+  });
+
+  test("no flag's help shows an empty default ('(default )')", () => {
+    for (const help of [SAMPLE_HELP, JOIN_HELP, TRAIN_HELP, EXPERIMENT_HELP]) expect(help).not.toContain("(default )");
+  });
+});
+
+describe("--profile", () => {
+  test("without --json or --out, the profile is printed: its share outside kernels and the largest kernels' shares", async () => {
+    const run = Bun.spawn([process.execPath, join(ROOT, "engine/cli/main.ts"), "train", "--profile", "--epochs", "1", "--model", "mlp:784-16-10", "--data", "synthetic:256"], { cwd: ROOT, stdout: "pipe", stderr: "ignore" });
+    expect(await run.exited).toBe(0);
+    const lines = (await new Response(run.stdout).text()).trimEnd().split("\n");
+    expect(lines.at(-1)).toMatch(/^profile: \d+\.\d% of busy time outside kernels; kernel time: gemm_\w+ \d+\.\d%, /);
+  });
+
+  test("the line: shares largest first, at most five named; none without a profile", () => {
+    const shares = { a: 0.05, b: 0.4, c: 0.2, d: 0.15, e: 0.1, f: 0.07, g: 0.03 };
+    expect(profileLine({ controlOverhead: 0.0991, kernelShares: shares })).toBe("profile: 9.9% of busy time outside kernels; kernel time: b 40.0%, c 20.0%, d 15.0%, e 10.0%, f 7.0%, 2 more");
+    expect(profileLine({})).toBeNull();
+  });
+});
