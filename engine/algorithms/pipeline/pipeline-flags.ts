@@ -4,8 +4,9 @@
  * --pipeline-unit microbatch|batch. Which algorithms take them is the registry's to say (the train
  * command checks that); this reads and checks their values.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { UserError } from "../../errors.ts";
+import { readUserTextFile } from "../../user-file.ts";
 import { DEFAULT_PIPELINE, type PipelineOptions, type PipelineUnit } from "./pipeline.ts";
 import { buildSchedule, SCHEDULES, type Schedule } from "./schedule.ts";
 import { parseScheduleJson } from "./schedule-file.ts";
@@ -32,13 +33,7 @@ export function pipelineScheduleFlags(given: Set<string>, v: Record<string, unkn
       out.schedule = schedule;
       return out;
     }
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (e) {
-      throw new UserError(`--schedule ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    schedule = parseScheduleJson(text, `--schedule ${file}`, file);
+    schedule = parseScheduleJson(readUserTextFile(file, `--schedule ${file}`), `--schedule ${file}`, file);
     if (sizes.stages !== undefined && sizes.stages !== schedule.stages) throw new UserError(`--schedule ${file} has ${schedule.stages} stages but --stages is ${sizes.stages}`);
     if (sizes.microbatches !== undefined && sizes.microbatches !== schedule.microbatches) throw new UserError(`--schedule ${file} has ${schedule.microbatches} microbatches but --microbatches is ${sizes.microbatches}`);
     out.schedule = schedule;
