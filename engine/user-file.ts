@@ -11,10 +11,16 @@ import { UserError } from "./errors.ts";
 export const MAX_USER_TEXT_BYTES = 16 << 20;
 
 /**
- * The file's text, or a UserError that starts with `label` ("--costs runs/x.json") and says what is
- * wrong: missing or unreadable, not a regular file, or larger than `maxBytes`.
+ * The file's text (UTF-8, malformed bytes replaced), or a UserError that starts with `label`
+ * ("--costs runs/x.json") and says what is wrong: missing or unreadable, not a regular file, or larger
+ * than `maxBytes`.
  */
 export function readUserTextFile(path: string, label: string, maxBytes = MAX_USER_TEXT_BYTES): string {
+  return new TextDecoder().decode(readUserFile(path, label, maxBytes));
+}
+
+/** The file's bytes, refused as readUserTextFile refuses. */
+export function readUserFile(path: string, label: string, maxBytes = MAX_USER_TEXT_BYTES): Uint8Array {
   let fd: number;
   try {
     // O_NONBLOCK: opening a named pipe for reading would otherwise wait for a writer.
@@ -32,7 +38,7 @@ export function readUserTextFile(path: string, label: string, maxBytes = MAX_USE
     let filled = 0;
     for (let n = -1; n !== 0 && filled < bytes.length; filled += n) n = readSync(fd, bytes, filled, bytes.length - filled, null);
     if (filled > stat.size) throw new UserError(`${label}: the file grew while it was read`);
-    return new TextDecoder().decode(bytes.subarray(0, filled));
+    return bytes.subarray(0, filled);
   } finally {
     closeSync(fd);
   }

@@ -9,6 +9,8 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readUserTextFile } from "../engine/user-file.ts";
 import { pipelineScheduleFlags } from "../engine/algorithms/pipeline/pipeline-flags.ts";
+import { loadDataset } from "../engine/data/source.ts";
+import { UserError } from "../engine/errors.ts";
 import { userErrorOf } from "./helpers.ts";
 import { tempFolders } from "./tempdir.ts";
 
@@ -49,5 +51,16 @@ describe("readUserTextFile", () => {
     const path = fifoIn(freshDir());
     expect(existsSync(path)).toBe(true);
     expect(userErrorOf(() => pipelineScheduleFlags(new Set(["schedule"]), { schedule: path }, {}))).toBe(`--schedule ${path}: not a regular file`);
+  });
+
+  test("text:FILE data: a named pipe or device is refused at once, bytes that are not UTF-8 are a UserError (was an internal TypeError)", async () => {
+    const dir = freshDir();
+    const binary = join(dir, "bytes.bin");
+    writeFileSync(binary, new Uint8Array([0x61, 0xff, 0xfe, 0x62]));
+    for (const [path, why] of [[fifoIn(dir), "not a regular file"], ["/dev/zero", "not a regular file"], [binary, "is not UTF-8 text"]] as const) {
+      const error = await loadDataset(`text:${path}:8`).then(() => null, (e: unknown) => e);
+      expect(error).toBeInstanceOf(UserError);
+      expect((error as Error).message).toContain(why);
+    }
   });
 });

