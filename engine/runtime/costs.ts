@@ -6,14 +6,17 @@
  *
  * A kernel's cost is affine in one work measure of its arguments (flops for GEMM, convolutions and
  * attention, elements for everything else), plus for those the bytes of their operands:
- * seconds = fixed + perUnit · work + perByte · bytes. The fit is per kernel, from the medians of
- * repeated calls over the shapes the models use; its relative error is kept in the table.
+ * seconds = fixed + perUnit · work + perByte · bytes. The streaming kernels (cache-model.ts) are
+ * priced per byte of their call's footprint F instead, by F: fixed + F · warm.secondsPerByte(F) (a
+ * call repeated on the same operands streams at the rate of the nearest cache holding them all, which
+ * steps up where F leaves a cache level). The fit is per kernel, from the medians of repeated calls
+ * over the shapes the models use; its relative error is kept in the table.
  */
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import { checkTransportCpu, type TransportCpu } from "./transport-cpu.ts";
 import DEFAULT_TABLE from "./costs-default.json";
-import { GEMM_KERNELS, STREAMING_KERNELS, type MemoryModel } from "./cache-model.ts";
+import { curveAt, GEMM_KERNELS, isStreamingKernel, STREAMING_KERNELS, streamingFootprint, type MemoryModel } from "./cache-model.ts";
 import { WORK } from "./kernel-work.ts";
 
 export const COSTS_FORMAT = "skein-costs/1";
@@ -30,10 +33,31 @@ export interface KernelCost {
   perByte?: number;
   /** Kernels with further terms (WORK's `more`): seconds per unit of each, in that order. Absent: none. */
   perMore?: number[];
+  /**
+   * The streaming kernels (cache-model.ts, STREAMING_KERNELS; required for them, refused for others):
+   * seconds per byte of the call's footprint (the bytes its operands take, F) by F, in place of
+   * perUnit (0 for them): a call costs fixed + F · secondsPerByte(F), linear in log(F) between the
+   * footprints and flat beyond. Measured warm (the same call repeated): the rate steps up where F
+   * leaves a cache level, which one rate for all sizes cannot follow.
+   */
+  warm?: WarmCurve;
+  /**
+   * weighted_sum only (required there): its cost by footprint when it sums two inputs, which it does
+   * in a loop of its own (both pointers and weights in registers), 1.4–1.7× faster per byte than
+   * with three or more.
+   */
+  warmTwoInputs?: WarmCurve;
   /** Relative root-mean-square error of the fit over the calibrated shapes. */
   fitError: number;
   /** Distinct shapes the fit saw. */
   shapes: number;
+}
+
+export interface WarmCurve {
+  /** Footprints, bytes, ascending. */
+  footprints: number[];
+  /** Seconds per byte of a call whose operands take footprints[i] bytes, ≥ 0. */
+  secondsPerByte: number[];
 }
 
 export interface NetworkModel {
@@ -215,6 +239,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
       if (!isNumber(c![field]) || (c![field] as number) < 0) fail(`kernels.${name}.${field}: must be a number ≥ 0 (got ${JSON.stringify(c![field])})`);
     }
     if (c!.perByte !== undefined && (!isNumber(c!.perByte) || c!.perByte < 0)) fail(`kernels.${name}.perByte: must be a number ≥ 0 (got ${JSON.stringify(c!.perByte)})`);
+    checkWarmCurves(name, c!, fail);
     const more = WORK[name]!.more?.length ?? 0;
     if (c!.perMore !== undefined && (!Array.isArray(c!.perMore) || c!.perMore.length !== more || !c!.perMore.every((x) => isNumber(x) && x >= 0)))
       fail(`kernels.${name}.perMore: must be ${more} number(s) ≥ 0 (${(WORK[name]!.more ?? []).map((m) => m.what).join(", ") || "this kernel has no further terms"})`);
@@ -224,6 +249,25 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (typeof networks !== "object" || networks === null || Array.isArray(networks)) fail("networks: must be an object");
   for (const [name, n] of Object.entries(networks)) checkNetwork(n, `${where}: networks.${name}`);
   return { ...(t as unknown as CostTable), networks: { ...NETWORK_PRESETS, ...(networks as Record<string, NetworkModel>) } };
+}
+
+/** A streaming kernel's warm curves: required for those (weighted_sum: both), refused for any other kernel. */
+function checkWarmCurves(name: string, c: Record<string, unknown>, fail: (what: string) => never): void {
+  if (!isStreamingKernel(name)) {
+    if (c.warm !== undefined) fail(`kernels.${name}.warm: only the streaming kernels (${STREAMING_KERNELS.join(", ")}) have a cost by footprint`);
+  } else checkWarm(`kernels.${name}.warm`, c.warm, fail);
+  if (name === "weighted_sum") checkWarm(`kernels.${name}.warmTwoInputs`, c.warmTwoInputs, fail);
+  else if (c.warmTwoInputs !== undefined) fail(`kernels.${name}.warmTwoInputs: only weighted_sum has a cost for two inputs`);
+}
+
+function checkWarm(where: string, json: unknown, fail: (what: string) => never): void {
+  const w = json as Record<string, unknown> | null | undefined;
+  if (typeof w !== "object" || w === null || Array.isArray(w)) fail(`${where}: missing (the streaming kernels' cost per byte by the call's footprint; run skein calibrate again)`);
+  const { footprints, secondsPerByte } = w as Record<string, unknown>;
+  if (!Array.isArray(footprints) || footprints.length < 1 || !footprints.every((f, i) => isNumber(f) && f > 0 && (i === 0 || f > footprints[i - 1])))
+    fail(`${where}.footprints: must be a non-empty list of increasing positive byte counts`);
+  if (!Array.isArray(secondsPerByte) || secondsPerByte.length !== (footprints as number[]).length || !secondsPerByte.every((s) => isNumber(s) && s >= 0))
+    fail(`${where}.secondsPerByte: must be one number ≥ 0 per footprint`);
 }
 
 function checkMemory(json: unknown, fail: (what: string) => never): void {
@@ -298,7 +342,7 @@ export function simulationModel(o: SimulationConfig): SimulationModel {
 }
 
 /** Seconds of one call of `name` as a function of its arguments. */
-export function kernelCostFunction(table: CostTable, name: string): (args: unknown[]) => number {
+export function kernelCostFunction(table: Pick<CostTable, "kernels" | "contextFactor" | "callSeconds">, name: string): (args: unknown[]) => number {
   const w = WORK[name];
   const c = table.kernels[name];
   if (!w || !c) return () => 0;
@@ -307,6 +351,19 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
   const perByte = (c.perByte ?? 0) * table.contextFactor;
   const bytes = w.bytes;
   const more = (w.more ?? []).map((m, i) => ({ of: m.of, per: (c.perMore?.[i] ?? 0) * table.contextFactor })).filter((m) => m.per > 0);
+  if (c.warm && isStreamingKernel(name)) {
+    // Per byte of the call's footprint, by that footprint (see KernelCost.warm); weighted_sum of two
+    // inputs by its own curve.
+    const scaled = (w: WarmCurve) => ({ footprints: w.footprints, rate: w.secondsPerByte.map((s) => s * table.contextFactor) });
+    const many = scaled(c.warm);
+    const two = c.warmTwoInputs ? scaled(c.warmTwoInputs) : many;
+    return (args) => {
+      const a = args as number[];
+      const f = streamingFootprint(name, a);
+      const w = name === "weighted_sum" && a[3] === 2 ? two : many;
+      return fixed + f * curveAt(w.footprints, w.rate, f);
+    };
+  }
   const base: (args: number[]) => number =
     !bytes || perByte === 0 ? (args) => fixed + perUnit * w.work(args) : (args) => fixed + perUnit * w.work(args) + perByte * bytes(args);
   if (more.length === 0) return base as (args: unknown[]) => number;
@@ -315,6 +372,19 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
     for (const m of more) s += m.per * m.of(args as number[]);
     return s;
   };
+}
+
+/**
+ * The streaming kernels' warm curves of a table, as the cache model takes them (CacheTracker's
+ * `warm`): by kernel name, and weighted_sum's two-input curve as "weighted_sum/2".
+ */
+export function warmCurves(table: Pick<CostTable, "kernels">): Record<string, WarmCurve> {
+  const out: Record<string, WarmCurve> = {};
+  for (const [name, c] of Object.entries(table.kernels)) {
+    if (c.warm) out[name] = c.warm;
+    if (c.warmTwoInputs) out[`${name}/2`] = c.warmTwoInputs;
+  }
+  return out;
 }
 
 /**
