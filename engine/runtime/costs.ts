@@ -16,7 +16,10 @@ import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import { checkTransportCpu, type TransportCpu } from "./transport-cpu.ts";
 import DEFAULT_TABLE from "./costs-default.json";
-import { curveAt, GEMM_KERNELS, isStreamingKernel, STREAMING_KERNELS, streamingFootprint, type MemoryModel } from "./cache-model.ts";
+import { GEMM_KERNELS, isStreamingKernel, STREAMING_KERNELS, type MemoryModel } from "./cache-model.ts";
+import { checkWarmCurves, warmCostFunction, type WarmCurve } from "./warm-costs.ts";
+
+export { warmCurves, type WarmCurve } from "./warm-costs.ts";
 import { WORK } from "./kernel-work.ts";
 
 export const COSTS_FORMAT = "skein-costs/1";
@@ -34,30 +37,16 @@ export interface KernelCost {
   /** Kernels with further terms (WORK's `more`): seconds per unit of each, in that order. Absent: none. */
   perMore?: number[];
   /**
-   * The streaming kernels (cache-model.ts, STREAMING_KERNELS; required for them, refused for others):
-   * seconds per byte of the call's footprint (the bytes its operands take, F) by F, in place of
-   * perUnit (0 for them): a call costs fixed + F · secondsPerByte(F), linear in log(F) between the
-   * footprints and flat beyond. Measured warm (the same call repeated): the rate steps up where F
-   * leaves a cache level, which one rate for all sizes cannot follow.
+   * The streaming kernels only (required for them): seconds per byte of the call's footprint F by F,
+   * in place of perUnit (0 for them): fixed + F · secondsPerByte(F). See warm-costs.ts.
    */
   warm?: WarmCurve;
-  /**
-   * weighted_sum only (required there): its cost by footprint when it sums two inputs, which it does
-   * in a loop of its own (both pointers and weights in registers), 1.4–1.7× faster per byte than
-   * with three or more.
-   */
+  /** weighted_sum only (required there): its warm curve when it sums two inputs (a loop of its own). */
   warmTwoInputs?: WarmCurve;
   /** Relative root-mean-square error of the fit over the calibrated shapes. */
   fitError: number;
   /** Distinct shapes the fit saw. */
   shapes: number;
-}
-
-export interface WarmCurve {
-  /** Footprints, bytes, ascending. */
-  footprints: number[];
-  /** Seconds per byte of a call whose operands take footprints[i] bytes, ≥ 0. */
-  secondsPerByte: number[];
 }
 
 export interface NetworkModel {
@@ -251,25 +240,6 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   return { ...(t as unknown as CostTable), networks: { ...NETWORK_PRESETS, ...(networks as Record<string, NetworkModel>) } };
 }
 
-/** A streaming kernel's warm curves: required for those (weighted_sum: both), refused for any other kernel. */
-function checkWarmCurves(name: string, c: Record<string, unknown>, fail: (what: string) => never): void {
-  if (!isStreamingKernel(name)) {
-    if (c.warm !== undefined) fail(`kernels.${name}.warm: only the streaming kernels (${STREAMING_KERNELS.join(", ")}) have a cost by footprint`);
-  } else checkWarm(`kernels.${name}.warm`, c.warm, fail);
-  if (name === "weighted_sum") checkWarm(`kernels.${name}.warmTwoInputs`, c.warmTwoInputs, fail);
-  else if (c.warmTwoInputs !== undefined) fail(`kernels.${name}.warmTwoInputs: only weighted_sum has a cost for two inputs`);
-}
-
-function checkWarm(where: string, json: unknown, fail: (what: string) => never): void {
-  const w = json as Record<string, unknown> | null | undefined;
-  if (typeof w !== "object" || w === null || Array.isArray(w)) fail(`${where}: missing (the streaming kernels' cost per byte by the call's footprint; run skein calibrate again)`);
-  const { footprints, secondsPerByte } = w as Record<string, unknown>;
-  if (!Array.isArray(footprints) || footprints.length < 1 || !footprints.every((f, i) => isNumber(f) && f > 0 && (i === 0 || f > footprints[i - 1])))
-    fail(`${where}.footprints: must be a non-empty list of increasing positive byte counts`);
-  if (!Array.isArray(secondsPerByte) || secondsPerByte.length !== (footprints as number[]).length || !secondsPerByte.every((s) => isNumber(s) && s >= 0))
-    fail(`${where}.secondsPerByte: must be one number ≥ 0 per footprint`);
-}
-
 function checkMemory(json: unknown, fail: (what: string) => never): void {
   const m = json as Record<string, unknown> | null | undefined;
   if (typeof m !== "object" || m === null) fail("memory: missing (a table from before the cache model? run skein calibrate again)");
@@ -351,19 +321,8 @@ export function kernelCostFunction(table: Pick<CostTable, "kernels" | "contextFa
   const perByte = (c.perByte ?? 0) * table.contextFactor;
   const bytes = w.bytes;
   const more = (w.more ?? []).map((m, i) => ({ of: m.of, per: (c.perMore?.[i] ?? 0) * table.contextFactor })).filter((m) => m.per > 0);
-  if (c.warm && isStreamingKernel(name)) {
-    // Per byte of the call's footprint, by that footprint (see KernelCost.warm); weighted_sum of two
-    // inputs by its own curve.
-    const scaled = (w: WarmCurve) => ({ footprints: w.footprints, rate: w.secondsPerByte.map((s) => s * table.contextFactor) });
-    const many = scaled(c.warm);
-    const two = c.warmTwoInputs ? scaled(c.warmTwoInputs) : many;
-    return (args) => {
-      const a = args as number[];
-      const f = streamingFootprint(name, a);
-      const w = name === "weighted_sum" && a[3] === 2 ? two : many;
-      return fixed + f * curveAt(w.footprints, w.rate, f);
-    };
-  }
+  // Per byte of the call's footprint, by that footprint (see KernelCost.warm).
+  if (c.warm && isStreamingKernel(name)) return warmCostFunction(name, c.warm, c.warmTwoInputs, fixed, table.contextFactor);
   const base: (args: number[]) => number =
     !bytes || perByte === 0 ? (args) => fixed + perUnit * w.work(args) : (args) => fixed + perUnit * w.work(args) + perByte * bytes(args);
   if (more.length === 0) return base as (args: unknown[]) => number;
@@ -372,19 +331,6 @@ export function kernelCostFunction(table: Pick<CostTable, "kernels" | "contextFa
     for (const m of more) s += m.per * m.of(args as number[]);
     return s;
   };
-}
-
-/**
- * The streaming kernels' warm curves of a table, as the cache model takes them (CacheTracker's
- * `warm`): by kernel name, and weighted_sum's two-input curve as "weighted_sum/2".
- */
-export function warmCurves(table: Pick<CostTable, "kernels">): Record<string, WarmCurve> {
-  const out: Record<string, WarmCurve> = {};
-  for (const [name, c] of Object.entries(table.kernels)) {
-    if (c.warm) out[name] = c.warm;
-    if (c.warmTwoInputs) out[`${name}/2`] = c.warmTwoInputs;
-  }
-  return out;
 }
 
 /**
