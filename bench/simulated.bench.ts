@@ -3,7 +3,7 @@
  *
  *   npx bun bench/simulated.bench.ts [--workers 1,2] [--models mlp,lenet] [--algos sync,hogwild,...]
  *                                    [--repeats 3] [--epochs 2] [--costs FILE] [--full] [--profile]
- *                                    [--overhead-only | --no-overhead]
+ *                                    [--overhead-only | --no-overhead] [--against FILE]
  *
  * 1. Validation, with the cost table calibrated in the same run: `skein calibrate` (quick unless
  *    --full; or the table --costs names) on the models' shapes at the start, then per algorithm, model
@@ -24,6 +24,9 @@
  *    threads (1 forward + P−1 backward; P = 1 is skipped).
  *    --profile: also per kernel, the milliseconds a profiled threaded session spent in each kernel
  *    against the simulated ones (one round), and the busy time outside kernels.
+ *    --against FILE: a second start table simulated in the same rounds against the same threaded
+ *    epochs and probes (each table with the round's machine, its own kernels-in-context factor), so
+ *    two tables are compared paired: its sim/thr start, now and best are printed after the first's.
  * 2. Overhead: wall seconds of a simulated epoch over a deterministic-executor epoch of the same
  *    configuration (same programs, same interleaving machinery), alternating, median of ratios.
  *
@@ -60,6 +63,7 @@ const { values: flags } = benchArgs(SCRIPT, {
     profile: { type: "boolean" },
     "overhead-only": { type: "boolean" },
     "no-overhead": { type: "boolean" },
+    against: { type: "string" },
   },
 });
 const WORKERS = intListFlag(SCRIPT, "workers", flags.workers ?? "1,2");
@@ -175,6 +179,7 @@ process.on("exit", () => tableFiles.forEach((p) => rmSync(p, { force: true })));
 async function probe(replay: StepReplay, m: number, P: number, start: CostTable): Promise<{ contextFactor: number; speedupP: number | null }> {
   const alone = replay.aloneSeconds(m, start);
   const here = replay.stepSeconds(m, PROBE_MS / 7, 7);
+  lastStep = here;
   let speedupP: number | null = null;
   if (P > 1 && P <= start.machine.cores) {
     // One thread and P threads in turn, the median of the rates of each (at most P: see above).
@@ -187,6 +192,14 @@ async function probe(replay: StepReplay, m: number, P: number, start: CostTable)
     speedupP = Math.min(P, median(many) / median(one));
   }
   return { contextFactor: here / alone, speedupP };
+}
+
+/** The last probe's replayed step, seconds: what the second table's kernels-in-context factor is taken against. */
+let lastStep = NaN;
+
+/** A probe as the second table (--against) sees it: the same replayed step over its own kernels' costs. */
+function probeFor(table: CostTable, replay: StepReplay, m: number, p: Awaited<ReturnType<typeof probe>>, step: number): Awaited<ReturnType<typeof probe>> {
+  return { contextFactor: step / replay.aloneSeconds(m, table), speedupP: p.speedupP };
 }
 
 function roundTable(start: CostTable, P: number, a: Awaited<ReturnType<typeof probe>>, b: Awaited<ReturnType<typeof probe>>): CostTable {
@@ -226,15 +239,19 @@ if (!flags["overhead-only"]) {
     : await calibrate({ models: Object.values(MODELS), data: "digits", quick: !flags.full, say: () => {} }); // every kernel needs a shape
   console.log(`Start table: ${flags.costs ? flags.costs : `calibrated now (${flags.full ? "full" : "quick"})`}; speedup ${start.machine.speedup.join(", ")}, kernels in context ×${start.contextFactor.toFixed(3)}, ${(start.callSecondsAt ?? [start.callSeconds]).map((s) => (s * 1e6).toFixed(2)).join(" / ")} µs around each call (1…k threads; ${Object.entries(start.callSecondsByRole ?? {}).map(([r, at]) => `${r} ${at.map((s) => (s * 1e6).toFixed(2)).join(" / ")}`).join(", ")}), ${(start.runSeconds * 1e3).toFixed(2)} ms per epoch's call, helpers ${(start.helperLoad * 100).toFixed(1)}% of a core in ${(start.helperSliceSeconds * 1e6).toFixed(0)} µs slices`);
   const startFile = tableFile(start);
+  const against = flags.against ? loadCostTable(flags.against) : null;
+  if (against) console.log(`Against: ${flags.against} (B), kernels in context ×${against.contextFactor.toFixed(3)}, speedup ${against.machine.speedup.join(", ")}`);
+  const againstFile = against ? tableFile(against) : "";
   const replay = StepReplay.build(module, specs, [1, 28, 28], 10, Math.min(cores, Math.max(...WORKERS)));
   await replay.start();
   // The calling thread's kernels warm up too (its first probe ran a fifth slower: the first cell's
   // context factor came out 1.16-1.21 in four runs, later cells' 0.95-1.05).
   for (const m of models.keys()) replay.stepSeconds(m, 300, 1);
   console.log(`Rounds: probe, threads (median of ${EPOCHS} epochs of one session warmed ${WARM_EPOCHS} epochs), probe, simulated; medians of ${REPEATS} rounds. sim/thr start: the start table; now: each round's table; best: the fastest threaded epoch against the fastest probe's table`);
-  console.log("algo       model  P  threads s  sim s(now)  sim/thr start  sim/thr now  sim/thr best  ctx now  speedupP  staleness thr  staleness sim  helpers ms  load");
+  console.log(`algo       model  P  threads s  sim s(now)  sim/thr start  sim/thr now  sim/thr best  ctx now  speedupP  staleness thr  staleness sim  helpers ms${against ? "  B: start    now   best" : ""}  load`);
   let within = 0;
   let withinBest = 0;
+  const withinB = { start: 0, now: 0, best: 0 };
   let cells = 0;
   try {
     for (const [m, model] of models.entries()) {
@@ -252,14 +269,26 @@ if (!flags["overhead-only"]) {
           const loads: string[] = [];
           const allEpochs: number[] = [];
           const best: Awaited<ReturnType<typeof probe>> = { contextFactor: Infinity, speedupP: null };
+          const bestB: Awaited<ReturnType<typeof probe>> = { contextFactor: Infinity, speedupP: null };
+          const ratiosB: number[] = [];
           const helperMs: number[] = [];
           const threaded = await warmThreads(config);
           for (let r = 0; r < REPEATS; r++) {
             loads.push(load());
             const before = await probe(replay, m, P, start);
+            const stepBefore = lastStep;
             const t = await measure(threaded, EPOCHS);
             const after = await probe(replay, m, P, start);
             helperMs.push(t.helperMs);
+            if (against) {
+              const [b0, b1] = [probeFor(against, replay, m, before, stepBefore), probeFor(against, replay, m, after, lastStep)];
+              for (const p of [b0, b1]) {
+                bestB.contextFactor = Math.min(bestB.contextFactor, p.contextFactor);
+                if (p.speedupP !== null) bestB.speedupP = Math.max(bestB.speedupP ?? 0, p.speedupP);
+              }
+              const sb = await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(roundTable(against, P, b0, b1)) } });
+              ratiosB.push(median(sb.seconds) / median(t.seconds));
+            }
             allEpochs.push(...t.seconds);
             for (const p of [before, after]) {
               best.contextFactor = Math.min(best.contextFactor, p.contextFactor);
@@ -287,19 +316,32 @@ if (!flags["overhead-only"]) {
           const ratio = median(ratios);
           cells++;
           if (Math.abs(ratio - 1) <= 0.15) within++;
+          let columnsB = "";
+          if (against) {
+            const startB = median((await epochs({ ...config, executor: "simulated", simulation: { costs: againstFile } })).seconds) / real;
+            const bestRatioB = median((await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(roundTable(against, P, bestB, bestB)) } })).seconds) / Math.min(...allEpochs);
+            const nowB = median(ratiosB);
+            for (const [key, r] of [["start", startB], ["now", nowB], ["best", bestRatioB]] as const) if (Math.abs(r - 1) <= 0.15) withinB[key]++;
+            columnsB = `  ${fmt(startB, 2).padStart(8)} ${fmt(nowB, 2).padStart(6)} ${fmt(bestRatioB, 2).padStart(6)}`;
+          }
           const line = [
             algo.padEnd(10), model.padEnd(6), String(P).padStart(2), fmt(real).padStart(10), fmt(median(sims)).padStart(11),
             fmt(median(fromStart.seconds) / real, 2).padStart(14), fmt(ratio, 2).padStart(12), fmt(bestRatio, 2).padStart(13), fmt(median(contexts), 2).padStart(8),
             (speedups.length ? fmt(median(speedups), 2) : "-").padStart(9),
-            fmt(stale.length ? median(stale) : null, 2).padStart(14), fmt(simStaleness, 2).padStart(14), fmt(median(helperMs), 1).padStart(10), `  ${loads.join(" ")}`,
+            fmt(stale.length ? median(stale) : null, 2).padStart(14), fmt(simStaleness, 2).padStart(14), fmt(median(helperMs), 1).padStart(10) + columnsB, `  ${loads.join(" ")}`,
           ];
           console.log(line.join(" "));
           if (flags.profile) {
             const before = await probe(replay, m, P, start);
+            const stepBefore = lastStep;
             const warm = await warmThreads(config, true);
             const t = await measure(warm, EPOCHS).finally(() => warm.close());
             const after = await probe(replay, m, P, start);
             printProfile(t, await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(roundTable(start, P, before, after)) } }, true));
+            if (against) {
+              console.log("    B:");
+              printProfile(t, await epochs({ ...config, executor: "simulated", simulation: { costs: tableFile(roundTable(against, P, probeFor(against, replay, m, before, stepBefore), probeFor(against, replay, m, after, lastStep))) } }, true));
+            }
           }
         }
       }
@@ -308,6 +350,7 @@ if (!flags["overhead-only"]) {
     replay.close();
   }
   console.log(`${within} of ${cells} cells within ±15% (sim/thr now), ${withinBest} (sim/thr best); load average ${load()} at the end`);
+  if (against) console.log(`B (${flags.against}): ${withinB.start} of ${cells} within ±15% (start), ${withinB.now} (now), ${withinB.best} (best)`);
 }
 
 if (!flags["no-overhead"]) {

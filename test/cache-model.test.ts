@@ -8,6 +8,8 @@
  *  - the programs share one cache (the last level, shared by the cores); weighted_sum's inputs are followed through its pointer table;
  *  - an evicted GEMM operand pays by the GEMM's own curve at its distance, for that matrix's bytes alone;
  *  - an evicted input of a mixing step (weighted_sum) pays by that kernel's own curve, as a GEMM's does;
+ *  - a streaming kernel's operand pays its warm rate's rise by the bytes its own program touched
+ *    since (the core's own caches), not another program's;
  *  - a flat curve charges nothing;
  *  - the gather's rows come from an epoch ago: their distance is the data set plus everything the
  *    program has touched; they pay the gather's own cost from memory for the missed fraction;
@@ -19,7 +21,7 @@ import fc from "fast-check";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CacheTracker, POINTER_ARGS, secondsPerByteAt, type MemoryModel } from "../engine/runtime/cache-model.ts";
+import { CacheTracker, POINTER_ARGS, ringCallFootprint, secondsPerByteAt, type MemoryModel } from "../engine/runtime/cache-model.ts";
 import { ArenaPlanner, createSharedMemory } from "../engine/memory/arena.ts";
 import { defaultCostTable } from "../engine/runtime/costs.ts";
 import { NEVER_CHARGED, WORK } from "../engine/runtime/kernel-work.ts";
@@ -202,6 +204,29 @@ describe("cache model", () => {
     // The same operands (output, indices) either way; the rows from the data set add 64 · 784 bytes from memory.
     expect(rowsFrom(t, data) - rowsFrom(u, 0)).toBeCloseTo(64 * 784 * 400e-12, 18);
     expect(t.gatherSeconds([at[0]!, 0, at[2]!, 0, at[1]!, 64, 784, 1, 0])).toBe(0);
+  });
+
+  test("the core's own caches see only its program's bytes: the warm rate's rise by distance counts what the program itself touched since", () => {
+    // copy of two 128 KiB vectors whose warm rate doubles beyond 1 MiB; 3 MiB touched in between,
+    // by the same program or by another (on another core). The curve by distance (the shared last
+    // level) is flat here, so all that is charged is the rise across the core's own caches.
+    const { plan, at, memory } = arena([MiB / 8, MiB / 8, 3 * MiB]);
+    const [a, b, big] = at as [number, number, number];
+    const warm = { copy: { footprints: [MiB, 2 * MiB], secondsPerByte: [8e-12, 16e-12] } };
+    const model: MemoryModel = { ...curve, coldCurves: { copy: [0, 0], fill_zero: [0, 0] } };
+    const again = (between: number) => {
+      const t = new CacheTracker(model, plan, memory, warm);
+      t.extraSeconds("copy", [b, a, MiB / 32], MiB / 8, 0);
+      t.extraSeconds("fill_zero", [big, (3 * MiB) / 4], 3 * MiB, between);
+      return t.extraSeconds("copy", [b, a, MiB / 32], MiB / 8, 0);
+    };
+    // Its own 3 MiB: each operand from beyond the core's 1 MiB, at the rate at its distance, capped at
+    // the ring's call (1.88 MB), less the warm rate at its own 256 KiB that the kernel cost charged.
+    const cap = ringCallFootprint("copy");
+    const rate = (d: number) => 8e-12 + 8e-12 * Math.log2(Math.min(d, cap) / MiB);
+    expect(again(0)).toBeCloseTo((MiB / 8) * 2 * (rate(cap) - 8e-12), 18);
+    // Another program's 3 MiB: its core's caches still hold the operands; nothing to pay.
+    expect(again(1)).toBe(0);
   });
 
   test("a flat curve charges nothing", () => {

@@ -14,7 +14,8 @@ import fc from "fast-check";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
-import { callSecondsFor, defaultCostTable, slowdown, type CostTable } from "../engine/runtime/costs.ts";
+import { callSecondsFor, defaultCostTable, slowdown, type CostTable, type KernelCost } from "../engine/runtime/costs.ts";
+import { isStreamingKernel } from "../engine/runtime/cache-model.ts";
 import { WORK } from "../engine/runtime/kernel-work.ts";
 import { SimulatedSync, SimulationState, simulate } from "../engine/runtime/simulated.ts";
 import { Control, planControl } from "../engine/runtime/control.ts";
@@ -270,7 +271,11 @@ describe("causality", () => {
 /** A table where only the GEMMs of dense layers cost: forward f, weight gradient b per call, nothing else, and exactly that (no jitter). */
 function equalStageTable(f: number, b: number): CostTable {
   const t = defaultCostTable();
-  const kernels = Object.fromEntries(Object.keys(WORK).map((name) => [name, { fixed: 0, perUnit: 0, fitError: 0, shapes: 1 }]));
+  // Free: the streaming kernels too, whose cost is per byte by footprint.
+  const free = { footprints: [1], secondsPerByte: [0] };
+  const kernels = Object.fromEntries(
+    Object.keys(WORK).map((name) => [name, { fixed: 0, perUnit: 0, fitError: 0, shapes: 1, ...(isStreamingKernel(name) ? { warm: free } : {}), ...(name === "weighted_sum" ? { warmTwoInputs: free } : {}) }]),
+  ) as Record<string, KernelCost>;
   kernels.gemm_nn = { fixed: f, perUnit: 0, fitError: 0, shapes: 1 };
   kernels.gemm_tn = { fixed: b, perUnit: 0, fitError: 0, shapes: 1 };
   return { ...t, wakeSeconds: 0, callSeconds: 0, contextFactor: 1, jitter: 0, runSeconds: 0, helperLoad: 0, kernels };

@@ -23,6 +23,7 @@ import { UserError } from "../errors.ts";
 import { loadKernelModule } from "../kernels/load.ts";
 import { checkCostTable, COSTS_FORMAT, kernelCostFunction, type CostTable } from "../runtime/costs.ts";
 import { WORK } from "../runtime/kernel-work.ts";
+import { curveAt } from "../runtime/cache-model.ts";
 import { measureWakeSeconds, StepReplay } from "./step-replay.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { calibrateKernels } from "./calibrate-kernels.ts";
@@ -268,10 +269,12 @@ function median(xs: number[]): number {
 }
 
 function report(table: CostTable, say: (line: string) => void): void {
-  say("kernel                      unit      shapes  fixed µs   per unit (+ per byte)         fit error");
+  say("kernel                      unit      shapes  fixed µs   per unit (+ per byte)         fit error   (streaming kernels: GB/s at footprints 16 KiB/256 KiB/4 MiB/16 MiB)");
   for (const [name, c] of Object.entries(table.kernels)) {
     const unit = WORK[name]!.unit;
-    const rate = unit === "flops" ? `${(1e-9 / c.perUnit).toFixed(1)} GFLOP/s` : `${(c.perUnit * 1e9).toFixed(3)} ns/elem`;
+    // A streaming kernel's rate by its footprint: GB/s of its operands at 16 KiB, 256 KiB, 4 and 16 MiB.
+    const warm = c.warm ? [16 << 10, 256 << 10, 4 << 20, 16 << 20].map((f) => (1e-9 / curveAt(c.warm!.footprints, c.warm!.secondsPerByte, f)).toFixed(0)).join("/") + " GB/s" : null;
+    const rate = warm ?? (unit === "flops" ? `${(1e-9 / c.perUnit).toFixed(1)} GFLOP/s` : `${(c.perUnit * 1e9).toFixed(3)} ns/elem`);
     const bytes = (c.perByte ? ` + ${(1e-9 / c.perByte).toFixed(1)} GB/s` : "") + (c.perMore ?? []).map((x, i) => ` + ${(x * 1e9).toFixed(3)} ns/${WORK[name]!.more![i]!.what}`).join("");
     say(`${name.padEnd(28)}${unit.padEnd(10)}${String(c.shapes).padStart(6)}  ${(c.fixed * 1e6).toFixed(2).padStart(8)}   ${(rate + bytes).padEnd(30)}${(c.fitError * 100).toFixed(1).padStart(6)}%`);
   }

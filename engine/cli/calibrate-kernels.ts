@@ -2,11 +2,14 @@
  * `skein calibrate`, step 1: the kernels. Record every call a training step makes (forward, loss,
  * backward, evaluation, and the backward split into input- and weight-gradient steps) for each model
  * at batch sizes 1…256, and for a residual network (resnet:8:b) and two small transformers whose
- * kernels those models do not call, plus the optimizer, prediction and vector kernels over vector
- * sizes the algorithms use; time each distinct call (median of repeated batches), then fit per kernel
- * seconds = fixed + perUnit · work by least squares on relative error.
+ * kernels those models do not call; time each distinct call (median of repeated batches), then fit per
+ * kernel seconds = fixed + perUnit · work by least squares on relative error. The streaming kernels
+ * (optimizer updates, prediction, averaging, copies) are also timed over footprints from 1 KiB to
+ * 64 MiB and at each model's parameter count, and fitted per byte by their call's footprint
+ * (calibrate-streaming.ts).
  */
-import { fit } from "./cost-fit.ts";
+import { fit, fitByFootprint } from "./cost-fit.ts";
+import { medianCallSeconds, streamingCalls, timeStreaming, WARM_FOOTPRINTS } from "./calibrate-streaming.ts";
 import { loadDataset } from "../data/index.ts";
 import type { KernelExports, Ptr } from "../kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../kernels/load.ts";
@@ -15,7 +18,8 @@ import type { Shape } from "../model/layers.ts";
 import { Network, type Workspace } from "../model/network.ts";
 import { Rng } from "../rng.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
-import type { KernelCost } from "../runtime/costs.ts";
+import { kernelCostFunction, type KernelCost } from "../runtime/costs.ts";
+import { isStreamingKernel, STREAMING_KERNELS, streamingFootprint } from "../runtime/cache-model.ts";
 import { WORK } from "../runtime/kernel-work.ts";
 import { DATA_SAMPLES } from "./step-replay.ts";
 
@@ -40,11 +44,9 @@ export async function calibrateKernels(o: { models: string[]; data: string; quic
   const dataset = await loadDataset(o.data);
   const calls = new Map<string, Call>();
   const rowsList = o.quick ? [1, 8, 32, 128] : [1, 2, 4, 8, 16, 32, 64, 128, 256];
-  const vectorSizes = o.quick ? [1024, 65536, 1 << 20] : [256, 4096, 65536, 262144, 1 << 20];
   const maxRows = Math.max(...rowsList);
-  const maxVector = Math.max(...vectorSizes);
 
-  // One arena for everything: per model its parameters, gradients and a workspace; vectors for the rest.
+  // One arena for everything: per model its parameters, gradients and a workspace; the data; pooling's planes.
   const planner = new ArenaPlanner();
   const nets = models(o.models, dataset.shape, dataset.classes).map((net) => ({
     net,
@@ -67,16 +69,13 @@ export async function calibrateKernels(o: { models: string[]; data: string; quic
   const bytes = planner.reserve("data", "samples", DATA_SAMPLES * sampleBytes);
   const labelBytes = planner.reserve("data", "labels", DATA_SAMPLES);
   const indices = planner.reserve("activations", "indices", DATA_SAMPLES * 4);
-  const vectors = Array.from({ length: 4 }, (_, i) => planner.floats("scratch", `vector${i}`, maxVector));
-  // weighted_sum's inputs: eight distinct vectors (a gossip node mixes its neighbours' messages, all
-  // different memory; inputs that repeat a vector are cheaper to read and fitted weighted_sum 1.47×
-  // short of a mixing step of mlp's size).
-  const sumInputs = planner.floats("scratch", "sum.inputs", 8 * maxVector);
-  const sumTable = planner.reserve("control", "sum.tensors", 8 * 4);
-  const sumWeights = planner.reserve("control", "sum.weights", 8 * 4);
+  // Average pooling's two planes of values (see below): the larger is its input forward, its output backward.
+  const poolFloats = 512 * 24 * 24;
+  const poolA = planner.floats("scratch", "pool.a", poolFloats);
+  const poolB = planner.floats("scratch", "pool.b", poolFloats);
   const memory = createSharedMemory(planner.finish());
   const k = instantiateKernels(module, memory);
-  fillInputs(memory, { bytes, labelBytes, indices, vectors, sumInputs, sumTable, sumWeights, maxRows, sampleBytes, maxVector, classes: dataset.classes });
+  fillInputs(memory, { bytes, labelBytes, indices, poolA, poolFloats, sampleBytes, classes: dataset.classes });
 
   // 1a. the calls a training step makes, per model and batch size
   const recorder = wrapKernels(k, (name, call, args) => {
@@ -97,32 +96,11 @@ export async function calibrateKernels(o: { models: string[]; data: string; quic
     fillModelInput(memory, net, ws, Math.max(...coverageRows));
     for (const rows of coverageRows) recordStep(recorder, net, params, grads, ws, rows);
   }
-  // 1b. the vector kernels (updates, prediction, averaging, copies) over the sizes algorithms use
-  const [a, b, c, d] = vectors as [Ptr, Ptr, Ptr, Ptr];
-  for (const n of [...vectorSizes, ...nets.map((m) => m.net.paramFloats)]) {
-    const add = (name: string, args: number[]) => calls.set(`${name}(${args.join(",")})`, { name, args });
-    add("sgd_update", [a, b, n, 1e-6, 0]);
-    add("momentum_update", [a, b, c, n, 1e-6, 0.9, 0, 0, 0]);
-    add("adam_update", [a, b, c, d, n, 1e-6, 0.9, 0.999, 1e-8, 0, 0, 0.1, 0.001]);
-    add("rmsprop_update", [a, b, c, n, 1e-6, 0.99, 1e-8, 0]);
-    add("predict_linear", [d, a, b, n, 1e-6]);
-    add("predict_nesterov", [d, a, b, c, n, 1e-6, 0.9]);
-    add("predict_adam", [d, a, b, c, n, 1e-6, 0.1, 0.001, 1e-8]);
-    add("predict_rmsprop", [d, a, b, c, n, 1e-6, 1e-8]);
-    add("axpy", [a, b, n, 1e-6]);
-    add("scale", [d, n, 1]);
-    add("copy", [d, a, n]);
-    add("fill_zero", [d, n]);
-    add("delay_compensate", [d, a, b, n, 1e-6]);
-    add("squared_distance", [a, b, n]);
-    // At most twice a largest vector in all, so the operands stay in the last-level cache as the fit assumes.
-    for (const parts of [2, 4, 8]) if (n * parts <= maxVector * 2) add("weighted_sum", [d, sumTable, sumWeights, parts, n]);
-  }
   // Average pooling: no preset model uses it, so the shapes of a pooling layer after a convolution.
   for (const planes of [8, 64, 512]) {
     for (const side of [8, 24]) {
-      calls.set(`avgpool_forward(${planes},${side})`, { name: "avgpool_forward", args: [d, a, planes, side, side, 2, 2] });
-      calls.set(`avgpool_backward(${planes},${side})`, { name: "avgpool_backward", args: [d, a, planes, side, side, 2, 2] });
+      calls.set(`avgpool_forward(${planes},${side})`, { name: "avgpool_forward", args: [poolB, poolA, planes, side, side, 2, 2] });
+      calls.set(`avgpool_backward(${planes},${side})`, { name: "avgpool_backward", args: [poolB, poolA, planes, side, side, 2, 2] });
     }
   }
   for (const iters of [100, 1000, 10000]) calls.set(`fma_ceiling(${iters})`, { name: "fma_ceiling", args: [iters] });
@@ -138,13 +116,32 @@ export async function calibrateKernels(o: { models: string[]; data: string; quic
     const run = call.name === "gather_batch" ? gatherCall(fn, call.args) : () => fn(...call.args);
     timed.push({ ...call, seconds: medianCallSeconds(run, o.quick), work: w.work(call.args), ...(w.bytes ? { bytes: w.bytes(call.args) } : {}), ...(w.more ? { more: w.more.map((m) => m.of(call.args)) } : {}) });
   }
+  // 1b. the streaming kernels warm by their call's footprint, over footprints from 1 KiB to 64 MiB and
+  // at each model's parameter count (calibrate-streaming.ts), besides the calls the models' steps make.
+  const streaming = STREAMING_KERNELS.filter(wanted);
+  const modelSizes = nets.map((m) => m.net.paramFloats);
+  const sweep = timeStreaming(module, streamingCalls(modelSizes, 2 * (1 << 20), streaming), o.quick, o.quick ? 1 : 2);
+  o.say(`calibrate: ${sweep.length} calls of the ${streaming.length} streaming kernels by footprint`);
   const kernels: Record<string, KernelCost> = {};
-  for (const name of Object.keys(WORK).filter(wanted)) {
+  for (const name of streaming) {
+    const points = [...timed.filter((t) => t.name === name).map((t) => ({ ...t, footprint: streamingFootprint(name, t.args) })), ...sweep.filter((p) => p.name === name)].map((p) => ({
+      seconds: p.seconds,
+      footprint: p.footprint,
+      two: name === "weighted_sum" && p.args[3] === 2,
+    }));
+    kernels[name] = fitByFootprint(points, WARM_FOOTPRINTS);
+    const cost = kernelCostFunction({ contextFactor: 1, callSeconds: 0, kernels }, name);
+    const at = sweep.filter((p) => p.name === name && modelSizes.includes(p.n) && p.parts === 3).map((p) => `${(cost(p.args) / p.seconds).toFixed(2)} at ${p.n}`);
+    const two = sweep.filter((p) => p.name === name && modelSizes.includes(p.n) && p.parts === 2).map((p) => `${(cost(p.args) / p.seconds).toFixed(2)} at ${p.n} (two inputs)`);
+    o.say(`  ${name.padEnd(18)} fit error ${(kernels[name]!.fitError * 100).toFixed(1)}% over ${points.length} calls; fit / measured ${[...at, ...two].join(", ")} (the models' parameter counts)`);
+  }
+  for (const name of Object.keys(WORK).filter((n) => wanted(n) && !isStreamingKernel(n))) {
     const mine = timed.filter((t) => t.name === name);
     if (mine.length === 0) throw new Error(`calibrate: no call of kernel ${name} was timed (the models used do not call it)`);
     kernels[name] = fit(mine);
   }
-  return kernels;
+  // In WORK's order, as tables have always listed them.
+  return Object.fromEntries(Object.keys(WORK).filter(wanted).map((name) => [name, kernels[name]!]));
 }
 
 /**
@@ -212,7 +209,7 @@ function models(specs: string[], shape: number[], classes: number): Network[] {
 /** Inputs that keep every kernel on its normal path: random bytes and labels, small nonzero vectors. */
 function fillInputs(
   memory: WebAssembly.Memory,
-  o: { bytes: Ptr; labelBytes: Ptr; indices: Ptr; vectors: Ptr[]; sumInputs: Ptr; sumTable: Ptr; sumWeights: Ptr; maxRows: number; sampleBytes: number; maxVector: number; classes: number },
+  o: { bytes: Ptr; labelBytes: Ptr; indices: Ptr; poolA: Ptr; poolFloats: number; sampleBytes: number; classes: number },
 ): void {
   const rng = Rng.derive(1, "calibrate inputs");
   const samples = u8(memory, o.bytes, DATA_SAMPLES * o.sampleBytes);
@@ -226,16 +223,8 @@ function fillInputs(
     const j = rng.int(i + 1);
     [idx[i], idx[j]] = [idx[j]!, idx[i]!];
   }
-  for (const v of o.vectors) {
-    const x = f32(memory, v, o.maxVector);
-    for (let i = 0; i < x.length; i++) x[i] = 0.01 + 0.001 * (i % 97);
-  }
-  // weighted_sum of up to 8 distinct vectors, weights 1/k
-  const inputs = f32(memory, o.sumInputs, 8 * o.maxVector);
-  for (let i = 0; i < inputs.length; i++) inputs[i] = 0.01 + 0.001 * (i % 89);
-  const table = new Int32Array(memory.buffer, o.sumTable, 8);
-  for (let i = 0; i < 8; i++) table[i] = o.sumInputs + i * 4 * o.maxVector;
-  new Float32Array(memory.buffer, o.sumWeights, 8).fill(0.125);
+  const x = f32(memory, o.poolA, o.poolFloats);
+  for (let i = 0; i < x.length; i++) x[i] = 0.01 + 0.001 * (i % 97);
 }
 
 /**
@@ -252,25 +241,4 @@ function gatherCall(fn: (...args: number[]) => unknown, args: number[]): () => u
     next = next + 2 * rows > DATA_SAMPLES ? 0 : next + rows;
     return fn(...at);
   };
-}
-
-/** Median seconds of one call over repeated batches, each long enough for the clock to resolve. */
-function medianCallSeconds(call: () => unknown, quick: boolean): number {
-  call(); // warm: first-touch of pages, JIT of the wrapper
-  let reps = 1;
-  const batchMs = quick ? 0.5 : 2;
-  for (;;) {
-    const t = performance.now();
-    for (let i = 0; i < reps; i++) call();
-    if (performance.now() - t >= batchMs || reps >= 1 << 16) break;
-    reps *= 2;
-  }
-  const samples: number[] = [];
-  for (let s = 0; s < (quick ? 3 : 7); s++) {
-    const t = performance.now();
-    for (let i = 0; i < reps; i++) call();
-    samples.push((performance.now() - t) / 1000 / reps);
-  }
-  samples.sort((x, y) => x - y);
-  return samples[samples.length >> 1]!;
 }

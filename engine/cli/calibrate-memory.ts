@@ -28,7 +28,7 @@
 import { GEMM_PACK_FLOATS } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
-import { gemmOperandBytes, STREAMING_KERNELS, type MemoryModel } from "../runtime/cache-model.ts";
+import { gemmOperandBytes, RING_FLOATS, STREAMING_KERNELS, type MemoryModel, type StreamingKernel } from "../runtime/cache-model.ts";
 import { Rng } from "../rng.ts";
 import { DATA_SAMPLES } from "./step-replay.ts";
 
@@ -42,20 +42,14 @@ export const MEMORY_FOOTPRINTS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 163
 /** Bytes of one vector of the axpy ring (at most): 256 KiB. */
 const VECTOR_BYTES = 256 * 1024;
 
-/**
- * Floats per operand when timing a streaming kernel by distance: a small model's size (mlp
- * 784-256-128-10's 235,146 parameters, to a whole 64-byte line), and not a power of two. Operands a
- * power of two apart fall in the same cache sets: a three-way weighted_sum on 1 MiB vectors took
- * 86–114 µs warm against 65–67 on these, and so appeared to lose only 38–41 ps per byte from memory
- * against 69–70.
- */
-const COLD_FLOATS = 235_152;
+/** Floats per operand when timing a streaming kernel by distance (see RING_FLOATS). */
+const COLD_FLOATS = RING_FLOATS;
 
 /**
  * The streaming kernels timed cold, each as its operand count and a call on operand pointers p (n
  * floats each; weighted_sum mixes three through its pointer table).
  */
-const STREAMING: Record<(typeof STREAMING_KERNELS)[number], { operands: number; call: (k: Record<string, (...a: number[]) => unknown>, p: number[], n: number, table: ArgTable) => void }> = {
+const STREAMING: Record<StreamingKernel, { operands: number; call: (k: Record<string, (...a: number[]) => unknown>, p: number[], n: number, table: ArgTable) => void }> = {
   copy: { operands: 2, call: (k, p, n) => k.copy!(p[0]!, p[1]!, n) },
   axpy: { operands: 2, call: (k, p, n) => k.axpy!(p[0]!, p[1]!, n, 1e-9) },
   scale: { operands: 1, call: (k, p, n) => k.scale!(p[0]!, n, 1) },

@@ -23,7 +23,7 @@ import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32, u8, type ArenaPlan } from "../memory/arena.ts";
 import { Network } from "../model/network.ts";
 import { wrapKernels } from "../runtime/kernel-timer.ts";
-import { kernelCostFunction, streamedBytesFunction, type CostTable } from "../runtime/costs.ts";
+import { kernelCostFunction, streamedBytesFunction, warmCurves, type CostTable } from "../runtime/costs.ts";
 import { CacheTracker } from "../runtime/cache-model.ts";
 
 /** One kernel call: the export's name and its arguments. */
@@ -137,7 +137,7 @@ export class StepReplay {
     const { from, to } = this.perModel[model]!;
     const bare = { ...table, contextFactor: 1, callSeconds: 0 };
     const calls = this.calls[0]!.slice(from, to);
-    const cache = new CacheTracker(table.memory, this.plan, this.memory);
+    const cache = new CacheTracker(table.memory, this.plan, this.memory, warmCurves(table));
     let seconds = 0;
     for (let pass = 0; pass < 2; pass++) {
       for (const [name, args] of calls) {

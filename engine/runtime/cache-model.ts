@@ -23,9 +23,16 @@
  *    core's own cache; a mixing step (weighted_sum of three vectors, four streams) pays most of its
  *    cost from memory at 24 MiB (+46–64 ps per byte of +65–72), where axpy (two streams) pays a
  *    third of its own (+3–6 of +10–18);
- *  - a call pays, per operand, bytes × that cost × missed(D).
+ *  - a call pays, per operand, bytes × that cost × missed(D);
+ *  - a streaming kernel's warm cost is priced by its call's footprint F (costs.ts, KernelCost.warm),
+ *    the rate of the nearest cache holding all its operands; an operand its own program has pushed
+ *    out of the core's own caches since (first and second level, private to each core) pays that
+ *    curve's rise from F to the operand's distance in the program's own bytes, up to the footprint of
+ *    the warm call its curve by distance is measured against (the curve takes over there, over all
+ *    programs' bytes). On the development machine a lenet momentum step (741 KB) after the backward's
+ *    activations took 2.5–3× its warm cost on threads.
  *
- * The programs share one cache: what the curve charges for is the last-level cache (flat through
+ * The programs share one last-level cache: what the curves by distance charge for is that cache (flat through
  * the cores' own caches, rising where the last level ends), and the cores of one machine share it (one
  * per socket), so a program's operand is pushed out by every program's bytes touched since, not its
  * own alone: the reuse distances are over all programs' calls in virtual-time order. (Kept per
@@ -41,6 +48,11 @@
  * times stay reproducible.
  */
 import type { ArenaPlan, Region } from "../memory/arena.ts";
+import type { WarmCurve } from "./warm-costs.ts";
+import { isStreamingKernel, ringCallFootprint } from "./streaming-kernels.ts";
+
+// The streaming kernels' names, operand counts and footprints live in streaming-kernels.ts.
+export { isStreamingKernel, ringCallFootprint, RING_FLOATS, STREAMING_KERNELS, STREAMING_OPERANDS, streamingFootprint, type StreamingKernel } from "./streaming-kernels.ts";
 
 /** The cost of streaming a byte by the working set it comes from, measured on the machine. */
 export interface MemoryModel {
@@ -57,7 +69,14 @@ export interface MemoryModel {
    * Per kernel whose cost from further away the axpy curve does not predict (the GEMMs and the
    * streaming kernels): seconds per operand byte beyond its cost in cache when its operands were last
    * touched footprints[i] bytes ago (non-decreasing). Such a kernel pays bytes × its own curve at each operand's reuse distance, in
-   * place of the shared curve's missed share × coldSecondsPerByte.
+   * place of the shared curve's missed share × coldSecondsPerByte, less its curve at the call's own
+   * working set. A streaming kernel's curve is measured against its warm call on a small model's
+   * vectors, which its warm cost by footprint (costs.ts, KernelCost.warm) prices at that call's
+   * footprint F: for that call, warm cost plus curve(D) is what the ring measured at D, counted once;
+   * a larger call pays only the curve beyond its own F. The curve is 0 below twice the warm call's
+   * bytes (no ring fits there); below that call the warm rate's rise across the core's own caches is
+   * charged instead, by the program's own distances (CacheTracker's `warm`): these distances run
+   * over every program's bytes, where a core's own caches see only its program's.
    */
   coldCurves: Record<string, number[]>;
   /**
@@ -140,15 +159,6 @@ export const OPERAND_BYTES: Record<string, (args: number[]) => Record<number, nu
   gemm_tn: gemmOperands,
 };
 
-/**
- * The kernels that stream whole vectors (the optimizer updates, prediction, averaging, copies): each
- * has its own curve by distance in a cost table's coldCurves, as the GEMMs do.
- */
-export const STREAMING_KERNELS = [
-  "copy", "axpy", "scale", "fill_zero", "sgd_update", "momentum_update", "adam_update", "rmsprop_update",
-  "predict_linear", "predict_nesterov", "predict_adam", "predict_rmsprop", "delay_compensate", "squared_distance", "weighted_sum",
-] as const;
-
 /** The GEMMs, each with its own curve by distance in a cost table's coldCurves. */
 export const GEMM_KERNELS = ["gemm_nn", "gemm_nt", "gemm_tn"] as const;
 
@@ -191,6 +201,8 @@ export class CacheTracker {
   private readonly sizes: number[];
   /** The shared cache's region ids, most recently touched (by any program) first. */
   private readonly lru: number[] = [];
+  /** Per program, its own region ids, most recently touched by it first: what its core's own caches hold. */
+  private readonly own = new Map<number, number[]>();
   /** Bytes of every region any program has touched (the run's footprint). */
   private footprint = 0;
   /** The data regions (samples, labels): [start, end) pairs. */
@@ -209,6 +221,13 @@ export class CacheTracker {
     plan: ArenaPlan,
     /** The shared memory, to read weighted_sum's table of input pointers; null: its inputs are not followed. */
     memory: WebAssembly.Memory | null,
+    /**
+     * The streaming kernels' warm cost per byte by footprint (the table's kernels; weighted_sum's
+     * two-input curve under "weighted_sum/2"): an operand its own program pushed out of the core's
+     * caches pays the rise of that curve from the call's footprint to the operand's own distance.
+     * Absent: no such charge.
+     */
+    private readonly warm: Record<string, WarmCurve> = {},
   ) {
     const regions = plan.regions.filter((r) => TRACKED.has(r.kind) && r.bytes > 0).sort((a, b) => a.offset - b.offset);
     this.starts = regions.map((r) => r.offset);
@@ -225,9 +244,9 @@ export class CacheTracker {
    * whose operands take at most `callBytes` bytes each (the kernel's own measure of what it streams);
    * and the call's regions become the most recent.
    */
-  extraSeconds(name: string, args: number[], callBytes: number): number {
+  extraSeconds(name: string, args: number[], callBytes: number, program = 0): number {
     const rows = name === "gather_batch" ? this.gatherSeconds(args) : 0;
-    return rows + this.operandSeconds(name, args, callBytes);
+    return rows + this.operandSeconds(name, args, callBytes, program);
   }
 
   /**
@@ -244,7 +263,7 @@ export class CacheTracker {
     return missed > 0 ? args[5]! * args[6]! * cold * missed : 0;
   }
 
-  private operandSeconds(name: string, args: number[], callBytes: number): number {
+  private operandSeconds(name: string, args: number[], callBytes: number, program: number): number {
     const pointers = POINTER_ARGS[name];
     if (!pointers || pointers.length === 0) return 0;
     const touched = this.touched;
@@ -274,7 +293,23 @@ export class CacheTracker {
     const cold = (name === "gather_batch" ? undefined : this.model.coldSecondsPerByte[name]) ?? this.span;
     const ownCurve = this.model.coldCurves[name];
     const lru = this.lru;
+    let mine = this.own.get(program);
+    if (!mine) this.own.set(program, (mine = []));
     let extra = 0;
+    const warm = isStreamingKernel(name) ? this.warm[name === "weighted_sum" && args[3] === 2 ? "weighted_sum/2" : name] : undefined;
+    if (warm && isStreamingKernel(name)) {
+      // The core's own caches: the warm rate's rise from the call's footprint to the operand's
+      // distance in its own program's bytes, up to the ring's call (the curve by distance, over all
+      // programs' bytes, takes over there: it is measured against that call).
+      const cap = ringCallFootprint(name);
+      const at = (bytes: number) => curveAt(warm.footprints, warm.secondsPerByte, Math.min(bytes, cap));
+      const near = at(own);
+      for (let t = 0; t < touched.length; t++) {
+        const d = this.distance(mine, touched[t]!);
+        const rise = at(d === Infinity ? cap : d) - near;
+        if (rise > 0) extra += touchedBytes[t]! * rise;
+      }
+    }
     if (ownCurve) {
       // The kernel's own curve: per byte at the operand's distance, beyond its cost with all its operands near.
       const near = curveAt(this.model.footprints, ownCurve, own);
@@ -289,12 +324,15 @@ export class CacheTracker {
         if (missed > 0) extra += touchedBytes[t]! * cold * missed;
       }
     }
-    // The call's regions are now the most recent, in argument order.
+    // The call's regions are now the most recent, in argument order, in the shared cache and its program's own.
     for (let t = touched.length - 1; t >= 0; t--) {
       const at = lru.indexOf(touched[t]!);
       if (at >= 0) lru.splice(at, 1);
       else this.footprint += this.sizes[touched[t]!]!;
       lru.unshift(touched[t]!);
+      const mineAt = mine.indexOf(touched[t]!);
+      if (mineAt >= 0) mine.splice(mineAt, 1);
+      mine.unshift(touched[t]!);
     }
     return extra;
   }

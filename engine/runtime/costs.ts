@@ -6,14 +6,20 @@
  *
  * A kernel's cost is affine in one work measure of its arguments (flops for GEMM, convolutions and
  * attention, elements for everything else), plus for those the bytes of their operands:
- * seconds = fixed + perUnit · work + perByte · bytes. The fit is per kernel, from the medians of
- * repeated calls over the shapes the models use; its relative error is kept in the table.
+ * seconds = fixed + perUnit · work + perByte · bytes. The streaming kernels (cache-model.ts) are
+ * priced per byte of their call's footprint F instead, by F: fixed + F · warm.secondsPerByte(F) (a
+ * call repeated on the same operands streams at the rate of the nearest cache holding them all, which
+ * steps up where F leaves a cache level). The fit is per kernel, from the medians of repeated calls
+ * over the shapes the models use; its relative error is kept in the table.
  */
 import { readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import { checkTransportCpu, type TransportCpu } from "./transport-cpu.ts";
 import DEFAULT_TABLE from "./costs-default.json";
-import { GEMM_KERNELS, STREAMING_KERNELS, type MemoryModel } from "./cache-model.ts";
+import { GEMM_KERNELS, isStreamingKernel, STREAMING_KERNELS, type MemoryModel } from "./cache-model.ts";
+import { checkWarmCurves, warmCostFunction, type WarmCurve } from "./warm-costs.ts";
+
+export { warmCurves, type WarmCurve } from "./warm-costs.ts";
 import { WORK } from "./kernel-work.ts";
 
 export const COSTS_FORMAT = "skein-costs/1";
@@ -30,6 +36,13 @@ export interface KernelCost {
   perByte?: number;
   /** Kernels with further terms (WORK's `more`): seconds per unit of each, in that order. Absent: none. */
   perMore?: number[];
+  /**
+   * The streaming kernels only (required for them): seconds per byte of the call's footprint F by F,
+   * in place of perUnit (0 for them): fixed + F · secondsPerByte(F). See warm-costs.ts.
+   */
+  warm?: WarmCurve;
+  /** weighted_sum only (required there): its warm curve when it sums two inputs (a loop of its own). */
+  warmTwoInputs?: WarmCurve;
   /** Relative root-mean-square error of the fit over the calibrated shapes. */
   fitError: number;
   /** Distinct shapes the fit saw. */
@@ -215,6 +228,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
       if (!isNumber(c![field]) || (c![field] as number) < 0) fail(`kernels.${name}.${field}: must be a number ≥ 0 (got ${JSON.stringify(c![field])})`);
     }
     if (c!.perByte !== undefined && (!isNumber(c!.perByte) || c!.perByte < 0)) fail(`kernels.${name}.perByte: must be a number ≥ 0 (got ${JSON.stringify(c!.perByte)})`);
+    checkWarmCurves(name, c!, fail);
     const more = WORK[name]!.more?.length ?? 0;
     if (c!.perMore !== undefined && (!Array.isArray(c!.perMore) || c!.perMore.length !== more || !c!.perMore.every((x) => isNumber(x) && x >= 0)))
       fail(`kernels.${name}.perMore: must be ${more} number(s) ≥ 0 (${(WORK[name]!.more ?? []).map((m) => m.what).join(", ") || "this kernel has no further terms"})`);
@@ -298,7 +312,7 @@ export function simulationModel(o: SimulationConfig): SimulationModel {
 }
 
 /** Seconds of one call of `name` as a function of its arguments. */
-export function kernelCostFunction(table: CostTable, name: string): (args: unknown[]) => number {
+export function kernelCostFunction(table: Pick<CostTable, "kernels" | "contextFactor" | "callSeconds">, name: string): (args: unknown[]) => number {
   const w = WORK[name];
   const c = table.kernels[name];
   if (!w || !c) return () => 0;
@@ -307,6 +321,8 @@ export function kernelCostFunction(table: CostTable, name: string): (args: unkno
   const perByte = (c.perByte ?? 0) * table.contextFactor;
   const bytes = w.bytes;
   const more = (w.more ?? []).map((m, i) => ({ of: m.of, per: (c.perMore?.[i] ?? 0) * table.contextFactor })).filter((m) => m.per > 0);
+  // Per byte of the call's footprint, by that footprint (see KernelCost.warm).
+  if (c.warm && isStreamingKernel(name)) return warmCostFunction(name, c.warm, c.warmTwoInputs, fixed, table.contextFactor);
   const base: (args: number[]) => number =
     !bytes || perByte === 0 ? (args) => fixed + perUnit * w.work(args) : (args) => fixed + perUnit * w.work(args) + perByte * bytes(args);
   if (more.length === 0) return base as (args: unknown[]) => number;

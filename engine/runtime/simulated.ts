@@ -35,7 +35,7 @@ import type { Executor, VirtualClock } from "./executor.ts";
 import type { Blocked, RoleProgram, Sync } from "./sync.ts";
 import { RunError } from "../errors.ts";
 import { advance } from "./deterministic.ts";
-import { allReduceSeconds, callSecondsFor, helperSecondsFor, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, type SimulationModel } from "./costs.ts";
+import { allReduceSeconds, callSecondsFor, helperSecondsFor, kernelCostFunction, slowdown, streamedBytesFunction, trafficSeconds, warmCurves, type SimulationModel } from "./costs.ts";
 import { CacheTracker } from "./cache-model.ts";
 import { ProcessNetwork } from "./process-network.ts";
 
@@ -267,7 +267,7 @@ export class SimulatedExecutor implements Executor {
       streamed.set(name, streamedBytesFunction(name));
     }
     // Operands a program has not touched for a while come from further away than calibration had them.
-    const cache = new CacheTracker(model.table.memory, setup.plan, memory);
+    const cache = new CacheTracker(model.table.memory, setup.plan, memory, warmCurves(model.table));
     this.syncs = [];
     this.contexts = Array.from({ length: setup.programs }, (_, worker) => {
       if (fault?.worker === worker && fault.at === "init") throw new RunError(`worker ${worker} failed during start: injected fault at start-up of worker ${worker}`);
@@ -280,7 +280,7 @@ export class SimulatedExecutor implements Executor {
         const before = state.clocks[worker]!;
         state.kernelCalls++;
         const a = args as number[];
-        sync.compute((costs.get(name)!(args) + cache.extraSeconds(name, a, streamed.get(name)!(a))) * spread());
+        sync.compute((costs.get(name)!(args) + cache.extraSeconds(name, a, streamed.get(name)!(a), worker)) * spread());
         if (kernelTimer) {
           const ms = (state.clocks[worker]! - before) * 1000;
           kernelTimer.ms += ms;
