@@ -4,7 +4,7 @@
  * connects, starts or is written.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { joinCommand, natsUrl, processesOf } from "../engine/cli/process-flags.ts";
@@ -18,6 +18,8 @@ import { JOIN_HELP } from "../engine/cli/process-flags.ts";
 import { TRAIN_HELP } from "../engine/cli/train-command.ts";
 import { EXPERIMENT_HELP } from "../engine/cli/experiment-command.ts";
 import { userErrorOf } from "./helpers.ts";
+import { tempFolders } from "./tempdir.ts";
+import { calibrateCommand } from "../engine/cli/calibrate-command.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const natsTest = natsServerPath() !== null ? test : test.skip;
@@ -115,5 +117,17 @@ describe("--profile", () => {
     const shares = { a: 0.05, b: 0.4, c: 0.2, d: 0.15, e: 0.1, f: 0.07, g: 0.03 };
     expect(profileLine({ controlOverhead: 0.0991, kernelShares: shares })).toBe("profile: 9.9% of busy time outside kernels; kernel time: b 40.0%, c 20.0%, d 15.0%, e 10.0%, f 7.0%, 2 more");
     expect(profileLine({})).toBeNull();
+  });
+});
+
+describe("skein calibrate --out", () => {
+  const freshDir = tempFolders("skein-calibrate-out-");
+
+  test("a place the table cannot be written is refused before any measuring (it was found after a minute or more)", async () => {
+    const dir = freshDir();
+    const file = join(dir, "a-file");
+    writeFileSync(file, "x");
+    expect(await userErrorOfAsync(() => calibrateCommand(["--out", join(file, "costs.json")]))).toMatch(/^--out .*a-file\/costs\.json: cannot write in .*a-file \(E\w+\)$/);
+    expect(await userErrorOfAsync(() => calibrateCommand(["--out", dir]))).toBe(`--out ${dir}: is a folder; name the table's file`);
   });
 });

@@ -11,6 +11,7 @@ import { readUserTextFile } from "../engine/user-file.ts";
 import { pipelineScheduleFlags } from "../engine/algorithms/pipeline/pipeline-flags.ts";
 import { loadDataset } from "../engine/data/source.ts";
 import { UserError } from "../engine/errors.ts";
+import { defaultCostTable, loadCostTable, resolveNetwork } from "../engine/runtime/costs.ts";
 import { userErrorOf } from "./helpers.ts";
 import { tempFolders } from "./tempdir.ts";
 
@@ -62,5 +63,13 @@ describe("readUserTextFile", () => {
       expect(error).toBeInstanceOf(UserError);
       expect((error as Error).message).toContain(why);
     }
+  });
+
+  test("--costs and --network naming a named pipe or a device are refused at once; a missing network file names the presets", () => {
+    const pipe = fifoIn(freshDir());
+    expect(userErrorOf(() => loadCostTable(pipe))).toBe(`--costs ${pipe}: not a regular file`);
+    expect(userErrorOf(() => resolveNetwork(defaultCostTable(), "/dev/zero"))).toBe("--network /dev/zero: not a regular file");
+    expect(userErrorOf(() => resolveNetwork(defaultCostTable(), pipe))).toBe(`--network ${pipe}: not a regular file`);
+    expect(userErrorOf(() => resolveNetwork(defaultCostTable(), "5gbe"))).toMatch(/^--network 5gbe: neither shm, .* nor a file$/);
   });
 });

@@ -11,9 +11,10 @@
  *  3. Whole epochs of k worker threads, kernels timed: the seconds per kernel call spent outside them,
  *     and the CPU the process's other threads (compiler, garbage collector) spend per call meanwhile.
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { writeFileAtomic } from "../checkpoint/atomic-file.ts";
 import type { TrainConfig } from "../algorithms/config.ts";
 import { defaultOptimizer } from "../optim/optimizer.ts";
 import type { SimulatedExecutor } from "../runtime/simulated.ts";
@@ -34,7 +35,7 @@ const CALIBRATE_FLAGS: FlagSpec[] = [
   { name: "out", type: "string", default: "costs.json", valueName: "FILE", help: "where to write the cost table (JSON)" },
   { name: "models", type: "string", default: "mlp:784-256-128-10,lenet", valueName: "LIST", help: "comma-separated model specs whose shapes to time" },
   { name: "data", type: "string", default: "digits", valueName: "SPEC", help: "the data the models read (for their input shape)" },
-  { name: "quick", type: "bool", help: "fewer shapes and shorter timings (a table in a few seconds, noisier)" },
+  { name: "quick", type: "bool", help: "fewer shapes and shorter timings (a table in a minute or two here instead of several, noisier)" },
   { name: "json", type: "bool", help: "print the table on stdout instead of the fit report" },
 ];
 
@@ -46,6 +47,22 @@ export const CALIBRATE_HELP = formatHelp(
 );
 
 
+/**
+ * Checked before a minute or two of measuring, not after: --out must name a file in a folder this
+ * process can write (made if missing, as the help's runs/costs.json needs in a fresh clone). The table
+ * is written whole or not at all, so an interrupted calibration leaves an earlier table as it was.
+ */
+function prepareOut(out: string): void {
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UserError(`--out ${out}: is a folder; name the table's file`);
+  const folder = dirname(resolve(out));
+  try {
+    mkdirSync(folder, { recursive: true });
+    accessSync(folder, constants.W_OK);
+  } catch (e) {
+    throw new UserError(`--out ${out}: cannot write in ${folder} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
 export async function calibrateCommand(argv: string[]): Promise<number> {
   const flags = parseFlags("calibrate", argv, CALIBRATE_FLAGS);
   if (flags.help) {
@@ -56,10 +73,12 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
   const quick = Boolean(v.quick);
   const models = String(v.models).split(",").filter((m) => m.length > 0);
   if (models.length === 0) throw new UserError("--models: give at least one model spec");
+  const out = String(v.out);
+  prepareOut(out);
   const say = (line: string) => (v.json ? process.stderr.write(line + "\n") : process.stdout.write(line + "\n"));
   const table = await calibrate({ models, data: String(v.data), quick, say });
   const text = JSON.stringify(table, null, 2) + "\n";
-  writeFileSync(String(v.out), text);
+  await writeFileAtomic(out, text, { durable: false });
   if (v.json) process.stdout.write(text);
   else say(`wrote ${v.out}`);
   return 0;

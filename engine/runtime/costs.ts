@@ -12,8 +12,9 @@
  * steps up where F leaves a cache level). The fit is per kernel, from the medians of repeated calls
  * over the shapes the models use; its relative error is kept in the table.
  */
-import { readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { UserError } from "../errors.ts";
+import { readUserTextFile } from "../user-file.ts";
 import { checkTransportCpu, type TransportCpu } from "./transport-cpu.ts";
 import DEFAULT_TABLE from "./costs-default.json";
 import { GEMM_KERNELS, isStreamingKernel, STREAMING_KERNELS, type MemoryModel } from "./cache-model.ts";
@@ -173,12 +174,7 @@ export function defaultCostTable(): CostTable {
 
 /** A table from a file, or a UserError naming the file and what is wrong with it. */
 export function loadCostTable(path: string): CostTable {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    throw new UserError(`--costs ${path}: cannot read the file`);
-  }
+  const text = readUserTextFile(path, `--costs ${path}`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -289,12 +285,8 @@ function checkNetwork(json: unknown, where: string): NetworkModel {
 export function resolveNetwork(table: CostTable, spec: string): NetworkModel {
   const known = table.networks[spec];
   if (known) return known;
-  let text: string;
-  try {
-    text = readFileSync(spec, "utf8");
-  } catch {
-    throw new UserError(`--network ${spec}: neither ${Object.keys(table.networks).join(", ")} nor a readable file`);
-  }
+  if (!existsSync(spec)) throw new UserError(`--network ${spec}: neither ${Object.keys(table.networks).join(", ")} nor a file`);
+  const text = readUserTextFile(spec, `--network ${spec}`);
   let json: unknown;
   try {
     json = JSON.parse(text);
