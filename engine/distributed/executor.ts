@@ -28,9 +28,11 @@ import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
 import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 import { KIND } from "./frame.ts";
-import { checkWake } from "./wake.ts";
+import { checkWake, wordsToRelay } from "./wake.ts";
 import type { Transport } from "./transport.ts";
 import { StreamedBarrier } from "./stream.ts";
+import { mainThreadNow, noFigures, type MainThreadFigures } from "./main-thread.ts";
+import { nativeSocketOf } from "./tcp-socket.ts";
 import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
 
 /** What a session hands the executor of a run that spans processes when it starts one. */
@@ -73,6 +75,8 @@ export class DistributedExecutor implements Executor {
   private commands = 0;
   /** The next barrier's transfers while they stream (plans that stream them only). */
   private stream: StreamedBarrier | null = null;
+  /** What the main thread did while the programs ran, summed over epochs (the bench's per-step figures). */
+  private readonly figures: MainThreadFigures = noFigures();
 
   private constructor(
     private readonly pool: WorkerPool,
@@ -82,6 +86,10 @@ export class DistributedExecutor implements Executor {
     private readonly algo: string,
   ) {
     this.outbox = new Outbox(start.memory, start.setup.control.outbox);
+    // Before any program runs: programs queue only the words this thread relays (a word it would skip
+    // costs it a wake all the same).
+    const relayed = wordsToRelay(cross, transport.rank);
+    if (relayed) this.outbox.relayOnly(relayed);
     this.spans = start.setup.trace ? new SpanRecorder() : null;
   }
 
@@ -123,7 +131,7 @@ export class DistributedExecutor implements Executor {
   }
 
   stats(): CommunicationStats {
-    return { bytesSent: this.transport.bytesSent, framesSent: this.transport.framesSent, seconds: this.commMs / 1000 };
+    return { bytesSent: this.transport.bytesSent, framesSent: this.transport.framesSent, seconds: this.commMs / 1000, mainThread: { ...this.figures } };
   }
 
   private async meet(): Promise<void> {
@@ -237,6 +245,7 @@ export class DistributedExecutor implements Executor {
       Atomics.notify(...this.outbox.claimedWord);
     });
     const progress = this.isCoordinator ? null : setInterval(() => this.sendProgress(), PROGRESS_MS);
+    const counted = this.countsNow();
     try {
       await Promise.race([Promise.all([programs, this.serveBarriers(epoch, () => finished), this.relayWakes(() => finished)]), t.failed]);
       this.relayPending(); // wakes queued by the last steps
@@ -253,8 +262,16 @@ export class DistributedExecutor implements Executor {
       throw e;
     } finally {
       if (progress) clearInterval(progress);
+      const now = this.countsNow();
+      for (const k of Object.keys(now) as (keyof typeof now)[]) this.figures[k] += now[k] - counted[k];
       if (!this.isCoordinator && !t.failure) this.sendProgress();
     }
+  }
+
+  /** The main thread's CPU and context switches, and what its socket and heartbeats did, so far. */
+  private countsNow() {
+    const socket = nativeSocketOf(this.transport.connection);
+    return { ...mainThreadNow(), socketWrites: socket?.writes ?? NaN, socketReads: socket?.reads ?? NaN, directReads: socket?.directReads ?? NaN, timerMessages: this.transport.heartbeatsSent };
   }
 
   /** Release every barrier this process's programs hand over, once the other processes' data is in. */
@@ -267,6 +284,7 @@ export class DistributedExecutor implements Executor {
     for (let k = 0; ; k++) {
       while (Atomics.load(words, WORD.barrierHandOff) === this.served) {
         if (finished() || t.failure) return;
+        this.figures.barrierWaits++;
         const wait = Atomics.waitAsync(words, WORD.barrierHandOff, this.served, 100);
         if (wait.async) await wait.value;
       }
@@ -319,9 +337,13 @@ export class DistributedExecutor implements Executor {
       if (finished() || this.transport.failure) return;
       const claimed = this.outbox.claimed();
       if (claimed === this.outbox.taken()) {
+        this.figures.outboxWaits++;
         const wait = Atomics.waitAsync(array, index, claimed, 100);
-        if (wait.async) await wait.value;
-      } else await new Promise((r) => setImmediate(r)); // a producer is between its claim and its write
+        if (wait.async && (await wait.value) === "ok") this.figures.outboxWakes++;
+      } else {
+        this.figures.retries++;
+        await new Promise((r) => setImmediate(r)); // a producer is between its claim and its write
+      }
     }
   }
 
@@ -339,6 +361,7 @@ export class DistributedExecutor implements Executor {
       new DataView(head.buffer).setUint32(0, word, true);
       const parts = [head, ...regionViews(memory, relay.regions)];
       t.send(relay.to, KIND.wake, 0, parts);
+      this.figures.relayed++;
       this.commMs += performance.now() - started;
       span(this.spans, `NATS hand-off, ${formatBytes(4 + totalBytes(relay.regions))}`, traced);
     }
@@ -350,6 +373,7 @@ export class DistributedExecutor implements Executor {
     const wake = checkWake(body, from, t.rank, (w) => this.cross.relay?.(w) ?? null, t.names);
     if (typeof wake === "string") return t.abort(wake);
     const { word, regions } = wake;
+    this.figures.accepted++;
     scatterRegions(this.start.memory, regions, body.subarray(4));
     const words = new Int32Array(this.start.memory.buffer);
     Atomics.add(words, word >> 2, 1);
@@ -362,6 +386,7 @@ export class DistributedExecutor implements Executor {
     const body = new Float64Array(2 * p.count);
     for (let d = 0; d < p.count; d++) body.set(this.start.control.progressOf(p.first + d), 2 * d);
     this.transport.send(0, KIND.progress, 0, new Uint8Array(body.buffer));
+    this.figures.timerMessages++;
   }
 
   /** Coordinator: a follower's progress, into that follower's programs' progress cells here. */

@@ -44,6 +44,8 @@ export class Transport {
   /** Bytes and frames this process published (headers included). */
   bytesSent = 0;
   framesSent = 0;
+  /** Heartbeats sent (one per peer per tick of the heartbeat timer). */
+  heartbeatsSent = 0;
   readonly names: string[];
   /** Relayed wakes (the executor sets it): handled on arrival, in order. */
   onWake: ((from: number, body: Uint8Array) => void) | null = null;
@@ -249,6 +251,7 @@ export class Transport {
       for (let r = 0; r < this.procs; r++) {
         if (r === this.rank) continue;
         this.send(r, KIND.heartbeat, 0, empty);
+        this.heartbeatsSent++;
         if (late) this.lastHeard[r] = Math.max(this.lastHeard[r]!, t - HEARTBEAT_MS);
         else if (t - this.lastHeard[r]! > SILENCE_LIMIT_MS) {
           this.fail(`${this.names[r]} sent nothing for ${((t - this.lastHeard[r]!) / 1000).toFixed(1)} s: the process died or its network is gone`);
