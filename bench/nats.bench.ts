@@ -266,7 +266,7 @@ async function sideBySide(name: string, config: TrainConfig) {
       const f = (k: keyof MainThreadFigures) => of(xs, (x) => x.main[rank]?.[k] ?? NaN);
       const n = (k: keyof MainThreadFigures) => f(k).toFixed(2);
       console.log(
-        `    rank ${rank}'s main thread per step while training: CPU ${((f("userSeconds") + f("systemSeconds")) * 1e6).toFixed(0)} µs (user ${(f("userSeconds") * 1e6).toFixed(0)}, system ${(f("systemSeconds") * 1e6).toFixed(0)}); sleeps ${n("sleeps")}, preempted ${n("preemptions")}; outbox waits ${n("outboxWaits")} (woken by a claim ${n("outboxWakes")}), retries ${n("retries")}, barrier waits ${n("barrierWaits")}; wakes relayed ${n("relayed")}, accepted ${n("accepted")}; socket writes ${n("socketWrites")}, reads ${n("socketReads")}, direct reads ${n("directReads")}; heartbeats and progress ${n("timerMessages")}`,
+        `    rank ${rank}'s main thread per step while training: CPU ${((f("userSeconds") + f("systemSeconds")) * 1e6).toFixed(0)} µs (user ${(f("userSeconds") * 1e6).toFixed(0)}, system ${(f("systemSeconds") * 1e6).toFixed(0)}); sleeps ${n("sleeps")}, preempted ${n("preemptions")}, page faults ${n("pageFaults")}; outbox waits ${n("outboxWaits")} (woken by a claim ${n("outboxWakes")}), retries ${n("retries")}, barrier waits ${n("barrierWaits")}; wakes relayed ${n("relayed")}, accepted ${n("accepted")}; socket writes ${n("socketWrites")}, reads ${n("socketReads")}, direct reads ${n("directReads")}; heartbeats and progress ${n("timerMessages")}`,
       );
     }
   }

@@ -35,6 +35,9 @@ import { mainThreadNow, noFigures, type MainThreadFigures } from "./main-thread.
 import { nativeSocketOf } from "./tcp-socket.ts";
 import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
 
+/** A woken word's relay (CrossProcessPlan.relay) with its message: the word, then the regions' views. */
+type Relay = { from: number; to: number; regions: Region[]; parts: Uint8Array[]; bytes: number };
+
 /** What a session hands the executor of a run that spans processes when it starts one. */
 export interface ExecutorStart {
   module: WebAssembly.Module;
@@ -77,6 +80,14 @@ export class DistributedExecutor implements Executor {
   private stream: StreamedBarrier | null = null;
   /** What the main thread did while the programs ran, summed over epochs (the bench's per-step figures). */
   private readonly figures: MainThreadFigures = noFigures();
+  /**
+   * Per woken word, what relaying it takes: its plan (a pure function of the word) and the message's
+   * parts (the word, then views onto the regions it carries, read when sent). Computed once per word,
+   * not per message (the arena never grows, so the views stay valid).
+   */
+  private readonly relays = new Map<number, Relay | null>();
+  /** The arena as i32 words (a relayed wake bumps one). */
+  private readonly arenaWords: Int32Array;
 
   private constructor(
     private readonly pool: WorkerPool,
@@ -91,6 +102,7 @@ export class DistributedExecutor implements Executor {
     const relayed = wordsToRelay(cross, transport.rank);
     if (relayed) this.outbox.relayOnly(relayed);
     this.spans = start.setup.trace ? new SpanRecorder() : null;
+    this.arenaWords = new Int32Array(start.memory.buffer);
   }
 
   /**
@@ -338,7 +350,8 @@ export class DistributedExecutor implements Executor {
       const claimed = this.outbox.claimed();
       if (claimed === this.outbox.taken()) {
         this.figures.outboxWaits++;
-        const wait = Atomics.waitAsync(array, index, claimed, 100);
+        // No timeout (a timer per wait): the programs' end notifies this word, and a failure ends them.
+        const wait = Atomics.waitAsync(array, index, claimed);
         if (wait.async && (await wait.value) === "ok") this.figures.outboxWakes++;
       } else {
         this.figures.retries++;
@@ -349,35 +362,43 @@ export class DistributedExecutor implements Executor {
 
   private relayPending(): void {
     if (!this.cross.relay && !this.cross.streams) return;
-    const { memory } = this.start;
     const t = this.transport;
     for (let word = this.outbox.take(); word !== 0; word = this.outbox.take()) {
       if (this.stream?.woken(word)) continue;
-      const relay = this.cross.relay?.(word);
+      const relay = this.relayOf(word);
       if (!relay || relay.to === t.rank) continue;
       const started = performance.now();
       const traced = mark(this.spans);
-      const head = new Uint8Array(4);
-      new DataView(head.buffer).setUint32(0, word, true);
-      const parts = [head, ...regionViews(memory, relay.regions)];
-      t.send(relay.to, KIND.wake, 0, parts);
+      t.send(relay.to, KIND.wake, 0, relay.parts);
       this.figures.relayed++;
       this.commMs += performance.now() - started;
-      span(this.spans, `NATS hand-off, ${formatBytes(4 + totalBytes(relay.regions))}`, traced);
+      if (this.spans) span(this.spans, `NATS hand-off, ${formatBytes(relay.bytes)}`, traced);
     }
+  }
+
+  /** The plan's relay of `word`, with its message's parts (computed once per word). */
+  private relayOf(word: number): Relay | null {
+    let relay = this.relays.get(word);
+    if (relay === undefined) {
+      const plan = this.cross.relay?.(word) ?? null;
+      const head = new Uint8Array(4);
+      new DataView(head.buffer).setUint32(0, word, true);
+      relay = plan && { ...plan, parts: [head, ...regionViews(this.start.memory, plan.regions)], bytes: 4 + totalBytes(plan.regions) };
+      this.relays.set(word, relay);
+    }
+    return relay;
   }
 
   /** A relayed wake from another process: check it is one this process waits on from that rank, write what it carries, then bump the word. */
   private acceptWake(from: number, body: Uint8Array): void {
     const t = this.transport;
-    const wake = checkWake(body, from, t.rank, (w) => this.cross.relay?.(w) ?? null, t.names);
+    const wake = checkWake(body, from, t.rank, (w) => this.relayOf(w), t.names);
     if (typeof wake === "string") return t.abort(wake);
     const { word, regions } = wake;
     this.figures.accepted++;
     scatterRegions(this.start.memory, regions, body.subarray(4));
-    const words = new Int32Array(this.start.memory.buffer);
-    Atomics.add(words, word >> 2, 1);
-    Atomics.notify(words, word >> 2);
+    Atomics.add(this.arenaWords, word >> 2, 1);
+    Atomics.notify(this.arenaWords, word >> 2);
   }
 
   /** Per local program: Σ loss (f64) and samples (as f64) so far this epoch. */

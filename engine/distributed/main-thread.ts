@@ -17,6 +17,8 @@ export interface MainThreadFigures {
   /** Times it went to sleep and was woken (voluntary context switches), and was preempted (involuntary). */
   sleeps: number;
   preemptions: number;
+  /** Minor page faults the main thread took (a fresh buffer's first touch of its pages). */
+  pageFaults: number;
   /** Atomics.waitAsync armed on the outbox, and those that ended by a program's claim (not the timeout). */
   outboxWaits: number;
   outboxWakes: number;
@@ -40,6 +42,7 @@ export const noFigures = (): MainThreadFigures => ({
   systemSeconds: 0,
   sleeps: 0,
   preemptions: 0,
+  pageFaults: 0,
   outboxWaits: 0,
   outboxWakes: 0,
   retries: 0,
@@ -53,15 +56,15 @@ export const noFigures = (): MainThreadFigures => ({
 });
 
 /** This process's main thread's CPU seconds and context switches so far (Linux; NaN elsewhere). */
-export function mainThreadNow(): { userSeconds: number; systemSeconds: number; sleeps: number; preemptions: number } {
+export function mainThreadNow(): { userSeconds: number; systemSeconds: number; sleeps: number; preemptions: number; pageFaults: number } {
   try {
     const dir = `/proc/self/task/${process.pid}`;
     const stat = readFileSync(`${dir}/stat`, "utf8").split(") ")[1]!.split(" ");
     const status = readFileSync(`${dir}/status`, "utf8");
     const field = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, "m").exec(status)?.[1] ?? NaN);
     // utime and stime are in clock ticks (USER_HZ, 100 on Linux).
-    return { userSeconds: Number(stat[11]) / 100, systemSeconds: Number(stat[12]) / 100, sleeps: field("voluntary_ctxt_switches"), preemptions: field("nonvoluntary_ctxt_switches") };
+    return { userSeconds: Number(stat[11]) / 100, systemSeconds: Number(stat[12]) / 100, sleeps: field("voluntary_ctxt_switches"), preemptions: field("nonvoluntary_ctxt_switches"), pageFaults: Number(stat[7]) };
   } catch {
-    return { userSeconds: NaN, systemSeconds: NaN, sleeps: NaN, preemptions: NaN };
+    return { userSeconds: NaN, systemSeconds: NaN, sleeps: NaN, preemptions: NaN, pageFaults: NaN };
   }
 }
