@@ -28,7 +28,18 @@
  * same rounds, 2-process runs of the checkout in DIR (its coordinator code and its processes: a
  * change to the transport measured against its base), with the ratio of the two per round.
  *
- *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--models small,large] [--against DIR] [--links tcp,websocket,node:net] [--network-out FILE]
+ * The 2-process runs also print, per rank, what its main thread did per step while the programs ran
+ * (the summary's `processes.mainThread`, read from /proc at each epoch's start and end): CPU, user and
+ * system; sleeps (voluntary context switches: each is one event-loop wait that ended) and preemptions;
+ * Atomics.waitAsync armed on the outbox and woken by a claim; setImmediate retries; barrier waits;
+ * wakes relayed and accepted; socket writes, reads and direct reads; heartbeat and progress messages.
+ *
+ * --profile DIR starts this checkout's follower processes under Bun's sampling profiler
+ * (`--cpu-prof-md --cpu-prof-dir DIR`, at --profile-interval µs, default 100); rank 0 runs in this
+ * process, so profile it by starting the bench itself the same way:
+ *   npx bun --cpu-prof-md --cpu-prof-dir DIR bench/nats.bench.ts --only pipeline --models small --profile DIR
+ *
+ *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--models small,large] [--against DIR] [--links tcp,websocket,node:net] [--network-out FILE] [--profile DIR [--profile-interval US]]
  */
 import { spawn } from "node:child_process";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
@@ -44,6 +55,7 @@ import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, type TrainConfig } from "../engine/train.ts";
 import { trainAcrossProcesses } from "../engine/run-processes.ts";
 import type { TransportCpu } from "../engine/runtime/transport-cpu.ts";
+import type { MainThreadFigures } from "../engine/distributed/main-thread.ts";
 
 const SCRIPT = "nats.bench";
 const { values: v } = benchArgs(SCRIPT, {
@@ -56,6 +68,8 @@ const { values: v } = benchArgs(SCRIPT, {
     against: { type: "string" },
     links: { type: "string" },
     "network-out": { type: "string" },
+    profile: { type: "string" },
+    "profile-interval": { type: "string" },
     // internal: this script as the receiving child
     receive: { type: "string" },
     url: { type: "string" },
@@ -81,7 +95,9 @@ const pipelineModels = (v.models ?? "small,large").split(",").map((m) => {
 const LISTENERS = ["tcp", "websocket", "node:net"] as const;
 const listeners = LISTENERS.filter((l) => (v.links ?? LISTENERS.join(",")).split(",").includes(l));
 if (listeners[0] !== "tcp") throw new Error(`${SCRIPT}: --links must include tcp (skein's link), first`);
-const SELF = [process.execPath, join(import.meta.dir, "..", "engine", "cli", "main.ts")];
+const profileInterval = numberFlag(SCRIPT, "profile-interval", v["profile-interval"], 100, { min: 10, max: 100_000, integer: true });
+const profiler = v.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${resolve(v.profile)}`, `--cpu-prof-interval=${profileInterval}`] : [];
+const SELF = [process.execPath, ...profiler, join(import.meta.dir, "..", "engine", "cli", "main.ts")];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[], f: (x: number) => string) => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
 
@@ -216,7 +232,7 @@ const against: AcrossRun | null = v.against
  * --against's code), alternating; the two across-process runs swap places every round.
  */
 async function sideBySide(name: string, config: TrainConfig) {
-  type Figures = { step: number; rate: number; coordinator: number; follower: number; server: number; frames: number };
+  type Figures = { step: number; rate: number; coordinator: number; follower: number; server: number; frames: number; main: MainThreadFigures[] };
   const one: Figures[] = [];
   const two: Figures[] = [];
   const theirs: Figures[] = [];
@@ -233,7 +249,8 @@ async function sideBySide(name: string, config: TrainConfig) {
       const steps = s.updatesPerSec * s.trainSeconds; // one update per round or pipeline batch
       if (s.processes && into === two) crossingPerStep = s.processes.bytesSent / s.processes.count / steps;
       const frames = (s.processes as { framesSent?: number } | undefined)?.framesSent ?? NaN;
-      into.push({ step: 1 / s.updatesPerSec, rate: s.samplesPerSec, coordinator: (used?.coordinator ?? NaN) / steps, follower: (used?.follower ?? NaN) / steps, server: (used?.server ?? NaN) / steps, frames: frames / steps });
+      const main = ((s.processes as { mainThread?: MainThreadFigures[] } | undefined)?.mainThread ?? []).map((f) => Object.fromEntries(Object.entries(f).map(([k, x]) => [k, x / steps])) as unknown as MainThreadFigures);
+      into.push({ step: 1 / s.updatesPerSec, rate: s.samplesPerSec, coordinator: (used?.coordinator ?? NaN) / steps, follower: (used?.follower ?? NaN) / steps, server: (used?.server ?? NaN) / steps, frames: frames / steps, main });
     }
   }
   const ms = (x: number) => (x * 1000).toFixed(2);
@@ -245,10 +262,22 @@ async function sideBySide(name: string, config: TrainConfig) {
     console.log(`  ${label}  ${ms(of(xs, (x) => x.step))} ms/step  ${of(xs, (x) => x.rate).toFixed(0)} samples/s  (${(of(xs, (x) => x.rate) / of(one, (x) => x.rate)).toFixed(2)} of 1 process)`);
     // The whole run's CPU (start-up and evaluation too) over its steps: a figure to compare, not a step's own cost.
     console.log(`    CPU per step (whole run / steps): rank 0's main thread ${us((c) => c.coordinator)}, rank 1's main thread ${us((c) => c.follower)}, nats-server ${us((c) => c.server)}; messages per step, both ranks (heartbeats and progress too): ${of(xs, (x) => x.frames).toFixed(1)}`);
+    for (let rank = 0; rank < (xs[0]?.main.length ?? 0); rank++) {
+      const f = (k: keyof MainThreadFigures) => of(xs, (x) => x.main[rank]?.[k] ?? NaN);
+      const n = (k: keyof MainThreadFigures) => f(k).toFixed(2);
+      console.log(
+        `    rank ${rank}'s main thread per step while training: CPU ${((f("userSeconds") + f("systemSeconds")) * 1e6).toFixed(0)} µs (user ${(f("userSeconds") * 1e6).toFixed(0)}, system ${(f("systemSeconds") * 1e6).toFixed(0)}); sleeps ${n("sleeps")}, preempted ${n("preemptions")}, page faults ${n("pageFaults")}; outbox waits ${n("outboxWaits")} (woken by a claim ${n("outboxWakes")}), retries ${n("retries")}, barrier waits ${n("barrierWaits")}; wakes relayed ${n("relayed")}, accepted ${n("accepted")}; socket writes ${n("socketWrites")}, reads ${n("socketReads")}, direct reads ${n("directReads")}; heartbeats and progress ${n("timerMessages")}`,
+      );
+    }
   }
   if (against) {
     const paired = two.map((x, r) => theirs[r]!.step / x.step);
     console.log(`  paired per round, ${v.against} / this ms per step: ${paired.map((x) => x.toFixed(2)).join(" ")} (median ${median(paired).toFixed(2)})`);
+    // Main-thread and server CPU, whole run / steps (the only CPU figures a checkout without the summary's mainThread gives).
+    for (const [what, f] of [["rank 0's main thread", (x: Figures) => x.coordinator], ["rank 1's main thread", (x: Figures) => x.follower], ["nats-server", (x: Figures) => x.server]] as const) {
+      const ratios = two.map((x, r) => f(theirs[r]!) / f(x));
+      console.log(`  paired per round, ${v.against} / this CPU per step of ${what}: ${ratios.map((x) => x.toFixed(2)).join(" ")} (median ${median(ratios).toFixed(2)})`);
+    }
   }
   return { stepRatio: of(two, (x) => x.step) / of(one, (x) => x.step), rateRatio: of(two, (x) => x.rate) / of(one, (x) => x.rate), two: of(two, (x) => x.step), one: of(one, (x) => x.step), crossingPerStep };
 }

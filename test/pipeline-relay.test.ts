@@ -7,7 +7,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { crossProcessPlan } from "../engine/distributed/exchange.ts";
-import { checkWake } from "../engine/distributed/wake.ts";
+import { checkWake, wordsToRelay } from "../engine/distributed/wake.ts";
+import { Outbox } from "../engine/runtime/outbox.ts";
 import { algorithmNamed } from "../engine/algorithms/registry.ts";
 import { buildSchedule } from "../engine/algorithms/pipeline/schedule.ts";
 import type { PipelineLayout, PipelinePlan } from "../engine/algorithms/pipeline/pipeline.ts";
@@ -32,7 +33,7 @@ function pipelineAcross(algo: string, stages: number, procs: number, schedule?: 
   const plan = algorithmNamed(algo).plan(input) as PipelinePlan;
   const setup = { programs: stages, batch: 32, layout: plan.layout, data: { trainCount } } as unknown as RunSetup<PipelineLayout>;
   const cross = crossProcessPlan(config, setup, plan, net, procs);
-  return { plan, layout: plan.layout, relay: (w: number) => cross.relay!(w), rankOf: (s: number) => rankOfProgram(stages, procs, s) };
+  return { plan, layout: plan.layout, cross, relay: (w: number) => cross.relay!(w), rankOf: (s: number) => rankOfProgram(stages, procs, s) };
 }
 
 /**
@@ -124,6 +125,26 @@ describe("every wake another process waits on is relayed to it, with what its wa
     const count = (k: string) => kinds.filter((x) => x === k).length / batches;
     expect([count("forward"), count("gradient"), count("release")]).toEqual([4, 4, 4]);
   });
+});
+
+describe("a program queues exactly the wakes its main thread relays", () => {
+  for (const [algo, stages, procs, schedule] of CASES) {
+    test(`${algo}, ${stages} stages on ${procs} processes${schedule ? `, ${schedule}` : ""}`, () => {
+      const p = pipelineAcross(algo, stages, procs, schedule);
+      for (let rank = 0; rank < procs; rank++) {
+        const outbox = new Outbox(new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }), 64);
+        // The filter fits (else every word would be queued, correct but waking the main thread for nothing).
+        expect(outbox.relayOnly(wordsToRelay(p.cross, rank)!)).toBe(true);
+        for (let s = 0; s < stages; s++) {
+          if (p.rankOf(s) !== rank) continue;
+          for (const word of wakesOfStage(p, s)) {
+            const relay = p.relay(word);
+            expect(outbox.relays(word), `stage ${s} word ${word}`).toBe(relay !== null && relay.to !== rank);
+          }
+        }
+      }
+    });
+  }
 });
 
 describe("a relayed wake is checked before anything is written", () => {

@@ -66,6 +66,12 @@ export interface CrossProcessPlan {
   streams?(epoch: number, k: number): boolean;
   /** State beyond the checkpointed vectors that a resumed run sends its followers (pipelines' update counts). */
   resumeRegions?: Region[];
+  /**
+   * The regions holding every word a program may wake that `relay` or a streamed region's `ready`
+   * names: the main thread has programs queue only those of them it acts on (outbox.ts). Absent: every
+   * woken word is queued.
+   */
+  wakeWords?: Region[];
 }
 
 /** Gossip rules whose update reads only x_i, m_i and the messages of its edges (PmSGD: all messages). */
@@ -131,6 +137,7 @@ function gossipPlan(config: TrainConfig, setup: RunSetup<GossipLayout>, net: Net
       const round = epoch * rounds + Math.floor(k / 2);
       return needs(round % period)[from]![to]!;
     },
+    wakeWords: [{ ptr: layout.written, bytes: 4 * n }],
     // Phase 1's messages (even barriers) stream; the remote messages a process holds are read only in
     // phase 2, after the barrier, and were last read before the previous one.
     streams: (_epoch, k) => k % 2 === 0 && k < 2 * rounds,
@@ -218,6 +225,11 @@ function pipelinePlan(setup: RunSetup<PipelineLayout>, net: Network, procs: numb
     transfers: () => [],
     owned: (rank) => layout.stages.flatMap((_, s) => (rankOf(s) === rank ? stageState(s) : [])),
     resumeRegions: [{ ptr: layout.updates, bytes: 4 * D }], // a resumed run's followers continue the update counts
+    wakeWords: [
+      { ptr: layout.forwardDone, bytes: D * layout.stages[0]!.chunks.length * units * 4 },
+      { ptr: layout.gradientDone, bytes: D * layout.stages[0]!.chunks.length * units * 4 },
+      { ptr: layout.slotReleased, bytes: D * layout.slots.length * 4 },
+    ],
     relay(word) {
       // A stage's release of an activation slot: stage 0's process counts it before reusing the slot.
       const slots = layout.slots.length;

@@ -28,10 +28,15 @@ import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
 import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 import { KIND } from "./frame.ts";
-import { checkWake } from "./wake.ts";
+import { checkWake, wordsToRelay } from "./wake.ts";
 import type { Transport } from "./transport.ts";
 import { StreamedBarrier } from "./stream.ts";
+import { mainThreadNow, noFigures, type MainThreadFigures } from "./main-thread.ts";
+import { nativeSocketOf } from "./tcp-socket.ts";
 import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
+
+/** A woken word's relay (CrossProcessPlan.relay) with its message: the word, then the regions' views. */
+type Relay = { from: number; to: number; regions: Region[]; parts: Uint8Array[]; bytes: number };
 
 /** What a session hands the executor of a run that spans processes when it starts one. */
 export interface ExecutorStart {
@@ -73,6 +78,16 @@ export class DistributedExecutor implements Executor {
   private commands = 0;
   /** The next barrier's transfers while they stream (plans that stream them only). */
   private stream: StreamedBarrier | null = null;
+  /** What the main thread did while the programs ran, summed over epochs (the bench's per-step figures). */
+  private readonly figures: MainThreadFigures = noFigures();
+  /**
+   * Per woken word, what relaying it takes: its plan (a pure function of the word) and the message's
+   * parts (the word, then views onto the regions it carries, read when sent). Computed once per word,
+   * not per message (the arena never grows, so the views stay valid).
+   */
+  private readonly relays = new Map<number, Relay | null>();
+  /** The arena as i32 words (a relayed wake bumps one). */
+  private readonly arenaWords: Int32Array;
 
   private constructor(
     private readonly pool: WorkerPool,
@@ -82,7 +97,12 @@ export class DistributedExecutor implements Executor {
     private readonly algo: string,
   ) {
     this.outbox = new Outbox(start.memory, start.setup.control.outbox);
+    // Before any program runs: programs queue only the words this thread relays (a word it would skip
+    // costs it a wake all the same).
+    const relayed = wordsToRelay(cross, transport.rank);
+    if (relayed) this.outbox.relayOnly(relayed);
     this.spans = start.setup.trace ? new SpanRecorder() : null;
+    this.arenaWords = new Int32Array(start.memory.buffer);
   }
 
   /**
@@ -123,7 +143,7 @@ export class DistributedExecutor implements Executor {
   }
 
   stats(): CommunicationStats {
-    return { bytesSent: this.transport.bytesSent, framesSent: this.transport.framesSent, seconds: this.commMs / 1000 };
+    return { bytesSent: this.transport.bytesSent, framesSent: this.transport.framesSent, seconds: this.commMs / 1000, mainThread: { ...this.figures } };
   }
 
   private async meet(): Promise<void> {
@@ -237,6 +257,7 @@ export class DistributedExecutor implements Executor {
       Atomics.notify(...this.outbox.claimedWord);
     });
     const progress = this.isCoordinator ? null : setInterval(() => this.sendProgress(), PROGRESS_MS);
+    const counted = this.countsNow();
     try {
       await Promise.race([Promise.all([programs, this.serveBarriers(epoch, () => finished), this.relayWakes(() => finished)]), t.failed]);
       this.relayPending(); // wakes queued by the last steps
@@ -253,8 +274,16 @@ export class DistributedExecutor implements Executor {
       throw e;
     } finally {
       if (progress) clearInterval(progress);
+      const now = this.countsNow();
+      for (const k of Object.keys(now) as (keyof typeof now)[]) this.figures[k] += now[k] - counted[k];
       if (!this.isCoordinator && !t.failure) this.sendProgress();
     }
+  }
+
+  /** The main thread's CPU and context switches, and what its socket and heartbeats did, so far. */
+  private countsNow() {
+    const socket = nativeSocketOf(this.transport.connection);
+    return { ...mainThreadNow(), socketWrites: socket?.writes ?? NaN, socketReads: socket?.reads ?? NaN, directReads: socket?.directReads ?? NaN, timerMessages: this.transport.heartbeatsSent };
   }
 
   /** Release every barrier this process's programs hand over, once the other processes' data is in. */
@@ -267,6 +296,7 @@ export class DistributedExecutor implements Executor {
     for (let k = 0; ; k++) {
       while (Atomics.load(words, WORD.barrierHandOff) === this.served) {
         if (finished() || t.failure) return;
+        this.figures.barrierWaits++;
         const wait = Atomics.waitAsync(words, WORD.barrierHandOff, this.served, 100);
         if (wait.async) await wait.value;
       }
@@ -319,41 +349,56 @@ export class DistributedExecutor implements Executor {
       if (finished() || this.transport.failure) return;
       const claimed = this.outbox.claimed();
       if (claimed === this.outbox.taken()) {
-        const wait = Atomics.waitAsync(array, index, claimed, 100);
-        if (wait.async) await wait.value;
-      } else await new Promise((r) => setImmediate(r)); // a producer is between its claim and its write
+        this.figures.outboxWaits++;
+        // No timeout (a timer per wait): the programs' end notifies this word, and a failure ends them.
+        const wait = Atomics.waitAsync(array, index, claimed);
+        if (wait.async && (await wait.value) === "ok") this.figures.outboxWakes++;
+      } else {
+        this.figures.retries++;
+        await new Promise((r) => setImmediate(r)); // a producer is between its claim and its write
+      }
     }
   }
 
   private relayPending(): void {
     if (!this.cross.relay && !this.cross.streams) return;
-    const { memory } = this.start;
     const t = this.transport;
     for (let word = this.outbox.take(); word !== 0; word = this.outbox.take()) {
       if (this.stream?.woken(word)) continue;
-      const relay = this.cross.relay?.(word);
+      const relay = this.relayOf(word);
       if (!relay || relay.to === t.rank) continue;
       const started = performance.now();
       const traced = mark(this.spans);
+      t.send(relay.to, KIND.wake, 0, relay.parts);
+      this.figures.relayed++;
+      this.commMs += performance.now() - started;
+      if (this.spans) span(this.spans, `NATS hand-off, ${formatBytes(relay.bytes)}`, traced);
+    }
+  }
+
+  /** The plan's relay of `word`, with its message's parts (computed once per word). */
+  private relayOf(word: number): Relay | null {
+    let relay = this.relays.get(word);
+    if (relay === undefined) {
+      const plan = this.cross.relay?.(word) ?? null;
       const head = new Uint8Array(4);
       new DataView(head.buffer).setUint32(0, word, true);
-      const parts = [head, ...regionViews(memory, relay.regions)];
-      t.send(relay.to, KIND.wake, 0, parts);
-      this.commMs += performance.now() - started;
-      span(this.spans, `NATS hand-off, ${formatBytes(4 + totalBytes(relay.regions))}`, traced);
+      relay = plan && { ...plan, parts: [head, ...regionViews(this.start.memory, plan.regions)], bytes: 4 + totalBytes(plan.regions) };
+      this.relays.set(word, relay);
     }
+    return relay;
   }
 
   /** A relayed wake from another process: check it is one this process waits on from that rank, write what it carries, then bump the word. */
   private acceptWake(from: number, body: Uint8Array): void {
     const t = this.transport;
-    const wake = checkWake(body, from, t.rank, (w) => this.cross.relay?.(w) ?? null, t.names);
+    const wake = checkWake(body, from, t.rank, (w) => this.relayOf(w), t.names);
     if (typeof wake === "string") return t.abort(wake);
     const { word, regions } = wake;
+    this.figures.accepted++;
     scatterRegions(this.start.memory, regions, body.subarray(4));
-    const words = new Int32Array(this.start.memory.buffer);
-    Atomics.add(words, word >> 2, 1);
-    Atomics.notify(words, word >> 2);
+    Atomics.add(this.arenaWords, word >> 2, 1);
+    Atomics.notify(this.arenaWords, word >> 2);
   }
 
   /** Per local program: Σ loss (f64) and samples (as f64) so far this epoch. */
@@ -362,6 +407,7 @@ export class DistributedExecutor implements Executor {
     const body = new Float64Array(2 * p.count);
     for (let d = 0; d < p.count; d++) body.set(this.start.control.progressOf(p.first + d), 2 * d);
     this.transport.send(0, KIND.progress, 0, new Uint8Array(body.buffer));
+    this.figures.timerMessages++;
   }
 
   /** Coordinator: a follower's progress, into that follower's programs' progress cells here. */

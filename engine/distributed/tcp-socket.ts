@@ -36,6 +36,10 @@ export class NatsTcpSocket {
   bufferedAmount = 0;
   /** Payload bytes read straight into their destination (readDirect). */
   bytesReadDirect = 0;
+  /** Writes handed to the kernel, reads the runtime delivered, reads of our own (readDirect): the main thread's counts. */
+  writes = 0;
+  reads = 0;
+  directReads = 0;
   /**
    * Buffers written out, for the next bytes that must wait (`bufferOf`, and what the kernel does not
    * take of a `send`): a fresh megabyte buffer costs its page faults on first touch, about as much as
@@ -74,6 +78,7 @@ export class NatsTcpSocket {
           self.onopen?.({});
         },
         data(s, chunk) {
+          self.reads++;
           self.splitter.push(chunk);
           if (self.readsDirect && self.splitter.directWanted()) self.readDirect(s);
         },
@@ -124,6 +129,7 @@ export class NatsTcpSocket {
     for (let taken = 0; taken < READ_TURN; ) {
       const into = this.splitter.directView();
       let n: number;
+      this.directReads++;
       try {
         n = readSync(fd, into ?? this.small, 0, (into ?? this.small).length, null);
       } catch (e) {
@@ -148,6 +154,7 @@ export class NatsTcpSocket {
     if (this.closed || !this.socket) return;
     const bytes = data instanceof Uint8Array ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
     if (this.unsent.length > 0) return this.keep(bytes, handedOver ? bytes : null);
+    this.writes++;
     const written = this.socket.write(bytes);
     if (written < bytes.length) this.keep(bytes.subarray(Math.max(0, written)), handedOver ? bytes : null);
     else if (handedOver) this.recycle(bytes);
@@ -196,6 +203,7 @@ export class NatsTcpSocket {
   private flush(): void {
     while (this.unsent.length > 0 && this.socket) {
       const head = this.unsent[0]!;
+      this.writes++;
       const written = this.socket.write(head.bytes);
       if (written <= 0) return;
       this.bufferedAmount -= written;

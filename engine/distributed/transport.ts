@@ -44,10 +44,12 @@ export class Transport {
   /** Bytes and frames this process published (headers included). */
   bytesSent = 0;
   framesSent = 0;
+  /** Heartbeats sent (one per peer per tick of the heartbeat timer). */
+  heartbeatsSent = 0;
   readonly names: string[];
-  /** Relayed wakes (the executor sets it): handled on arrival, in order. */
+  /** Relayed wakes (the executor sets it): handled on arrival, in order; `body` is valid during the call only. */
   onWake: ((from: number, body: Uint8Array) => void) | null = null;
-  /** Progress frames from followers (the coordinator sets it once its session is open). */
+  /** Progress frames from followers (the coordinator sets it once its session is open); `body` is valid during the call only. */
   onProgress: ((from: number, body: Uint8Array) => void) | null = null;
   private rejectFailed!: (e: RunError) => void;
   /**
@@ -56,6 +58,8 @@ export class Transport {
    */
   readonly intake: FrameIntake;
   private readonly nextSequenceTo: number[];
+  /** Per rank, its subject (built once: the run id's hex is a BigInt's toString). */
+  private readonly subjects: string[];
   private readonly lastHeard: number[];
   private readonly queues: Message[][];
   private readonly waiters: ((() => void) | null)[];
@@ -72,6 +76,7 @@ export class Transport {
     const { procs, rank } = options;
     this.names = options.names ?? Array.from({ length: procs }, (_, r) => `rank ${r}`);
     this.nextSequenceTo = new Array(procs).fill(0);
+    this.subjects = Array.from({ length: procs }, (_, r) => subjectOf(options.runId, r));
     this.lastHeard = new Array(procs).fill(Date.now());
     this.queues = Array.from({ length: procs }, () => []);
     this.waiters = new Array(procs).fill(null);
@@ -152,7 +157,7 @@ export class Transport {
     if (this.failure || this.closing) return;
     const parts = body instanceof Uint8Array ? [body] : body;
     const messageBytes = parts.reduce((a, p) => a + p.length, 0);
-    const subject = subjectOf(this.options.runId, to);
+    const subject = this.subjects[to] ?? subjectOf(this.options.runId, to);
     let offset = 0;
     do {
       const chunkBytes = Math.min(messageBytes - offset, this.chunkBytes);
@@ -249,6 +254,7 @@ export class Transport {
       for (let r = 0; r < this.procs; r++) {
         if (r === this.rank) continue;
         this.send(r, KIND.heartbeat, 0, empty);
+        this.heartbeatsSent++;
         if (late) this.lastHeard[r] = Math.max(this.lastHeard[r]!, t - HEARTBEAT_MS);
         else if (t - this.lastHeard[r]! > SILENCE_LIMIT_MS) {
           this.fail(`${this.names[r]} sent nothing for ${((t - this.lastHeard[r]!) / 1000).toFixed(1)} s: the process died or its network is gone`);

@@ -3,7 +3,7 @@
  * the bytes of the regions its waiter reads, whose sizes both sides know from the plan
  * (`CrossProcessPlan.relay`). The receiver checks the word and the size before it writes anything.
  */
-import { totalBytes, type Region } from "./exchange.ts";
+import { totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 
 type RelayOf = (word: number) => { from: number; to: number; regions: Region[] } | null;
 
@@ -17,4 +17,22 @@ export function checkWake(body: Uint8Array, from: number, to: number, relayOf: R
   if (!relay || relay.to !== to || relay.from !== from) return `${names[from]} relayed a wake of word ${word} that ${names[to]} does not wait on from it`;
   if (body.length !== 4 + totalBytes(relay.regions)) return `${names[from]} relayed word ${word} with ${body.length - 4} bytes where ${totalBytes(relay.regions)} were due`;
   return { word, regions: relay.regions };
+}
+
+/**
+ * The words a program of rank `rank` may wake that its main thread acts on: one that a streamed
+ * barrier's region names as ready (every word of `wakeWords` where the plan streams), or one that
+ * `relay` sends to another rank. Null where the plan does not say where its wake words lie (then every
+ * woken word must be queued).
+ */
+export function wordsToRelay(cross: CrossProcessPlan, rank: number): number[] | null {
+  if (!cross.wakeWords) return null;
+  const words: number[] = [];
+  for (const { ptr, bytes } of cross.wakeWords) {
+    for (let w = ptr; w < ptr + bytes; w += 4) {
+      const relay = cross.relay?.(w);
+      if (cross.streams || (relay && relay.to !== rank)) words.push(w);
+    }
+  }
+  return words;
 }
