@@ -44,7 +44,7 @@ const isLoopback = (url: string) => /^(nats:\/\/|wss?:\/\/)?(127\.\d+\.\d+\.\d+|
 
 export async function trainAcrossProcesses(config: TrainConfig, options: TrainOptions, launch: ProcessesOptions): Promise<Summary> {
   const { procs } = launch;
-  checkAcrossProcesses(config, procs);
+  checkAcrossProcesses(config, procs, options.resume !== undefined);
   if (launch.url && !isLoopback(launch.url) && !launch.token) throw new UserError(`--nats ${launch.url}: a server beyond this machine needs --token`);
   const server: LocalServer | null = launch.url ? null : await startLocalServer();
   const url = launch.url ?? (launch.listener === "websocket" ? server!.wsUrl : server!.url);

@@ -20,6 +20,10 @@ import { EXPERIMENT_HELP } from "../engine/cli/experiment-command.ts";
 import { userErrorOf } from "./helpers.ts";
 import { tempFolders } from "./tempdir.ts";
 import { calibrateCommand } from "../engine/cli/calibrate-command.ts";
+import { checkAcrossProcesses } from "../engine/distributed/exchange.ts";
+import { connectTo, withoutCredentials } from "../engine/distributed/transport.ts";
+import type { TrainConfig } from "../engine/algorithms/config.ts";
+import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const natsTest = natsServerPath() !== null ? test : test.skip;
@@ -129,5 +133,29 @@ describe("skein calibrate --out", () => {
     writeFileSync(file, "x");
     expect(await userErrorOfAsync(() => calibrateCommand(["--out", join(file, "costs.json")]))).toMatch(/^--out .*a-file\/costs\.json: cannot write in .*a-file \(E\w+\)$/);
     expect(await userErrorOfAsync(() => calibrateCommand(["--out", dir]))).toBe(`--out ${dir}: is a folder; name the table's file`);
+  });
+});
+
+describe("runs across processes: the advice names the flag that sets the count", () => {
+  const base: TrainConfig = { algo: "sync", model: "mlp:784-16-10", data: "synthetic:256", epochs: 1, batch: 32, workers: 2, executor: "threads", seed: 1, optimizer: defaultOptimizer("sgd") };
+
+  test("a pipeline with fewer stages than processes says --stages; sync says --workers", () => {
+    expect(userErrorOf(() => checkAcrossProcesses({ ...base, algo: "gpipe", pipeline: { stages: 2, microbatches: 4 } }, 3))).toBe("--procs 3 with 2 stages: every process needs a stage; give --stages 3 or more");
+    expect(userErrorOf(() => checkAcrossProcesses(base, 3))).toBe("--procs 3 with 2 workers: every process needs a worker; give --workers 3 or more");
+  });
+
+  test("resuming, the sizes are the checkpoint's: the advice is a --procs that fits them", () => {
+    expect(userErrorOf(() => checkAcrossProcesses({ ...base, algo: "lap", workers: 4, async: { replicas: 2 } }, 3, true))).toBe("--procs 3: lap runs one replica group per process; this run has 2 replica groups; resume it with --procs 2");
+    expect(userErrorOf(() => checkAcrossProcesses({ ...base, algo: "1f1b", pipeline: { stages: 2, microbatches: 4 } }, 3, true))).toBe("--procs 3 with 2 stages: every process needs a stage; resume it with --procs 2 or fewer");
+  });
+});
+
+describe("NATS credentials in a URL", () => {
+  test("a failed connection's message does not repeat the URL's user:password", async () => {
+    const text = await userErrorOfAsync(() => connectTo("nats://someone:secretpw@127.0.0.1:1", undefined));
+    expect(text).toStartWith("cannot connect to the NATS server at nats://…@127.0.0.1:1");
+    expect(text).not.toContain("secretpw");
+    expect(withoutCredentials("ws://a:b@host:8080/x")).toBe("ws://…@host:8080/x");
+    expect(withoutCredentials("nats://127.0.0.1:4222")).toBe("nats://127.0.0.1:4222");
   });
 });

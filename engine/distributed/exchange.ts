@@ -87,8 +87,11 @@ const REPLICAS_ACROSS = new Set(["lap", "lpp"]);
 
 export const SPANS_PROCESSES = ["sync", ...GOSSIP_ACROSS, ...PIPELINES_ACROSS, ...REPLICAS_ACROSS];
 
-/** Refuse a run that cannot span `procs` processes, with the reason (UserError: exit 2). */
-export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
+/**
+ * Refuse a run that cannot span `procs` processes, with the reason (UserError: exit 2). `resuming`: the
+ * run's sizes come from its checkpoint and cannot change, so the advice is to change --procs instead.
+ */
+export function checkAcrossProcesses(config: TrainConfig, procs: number, resuming = false): void {
   const algo = config.algo;
   if (SHARED_MEMORY_ONLY.has(algo)) {
     throw new UserError(`--procs ${procs}: ${algo} is a shared-memory algorithm (its threads update one weight vector without locks), so it runs inside one process; use lap for replicas that average across processes`);
@@ -98,10 +101,18 @@ export function checkAcrossProcesses(config: TrainConfig, procs: number): void {
   }
   if (config.executor !== "threads") throw new UserError(`--procs ${procs}: runs across processes use --executor threads, not ${config.executor}`);
   if (REPLICAS_ACROSS.has(algo) && asyncOptionsOf(config).replicas !== procs) {
-    throw new UserError(`--procs ${procs}: ${algo} runs one replica group per process; give --replicas ${procs}`);
+    const replicas = asyncOptionsOf(config).replicas;
+    const advice = resuming ? `this run has ${replicas} replica groups; resume it with --procs ${replicas}` : `give --replicas ${procs}`;
+    throw new UserError(`--procs ${procs}: ${algo} runs one replica group per process; ${advice}`);
   }
-  const programs = algorithmNamed(algo).programs(config);
-  if (programs < procs) throw new UserError(`--procs ${procs} with ${programs} worker${programs === 1 ? "" : "s"}: every process needs a worker; give --workers ${procs} or more`);
+  const algorithm = algorithmNamed(algo);
+  const programs = algorithm.programs(config);
+  if (programs < procs) {
+    // A pipeline has one program per stage; every other family one per worker.
+    const [flag, unit] = algorithm.family === "pipeline" ? ["--stages", "stage"] : ["--workers", "worker"];
+    const advice = resuming ? `resume it with --procs ${programs} or fewer` : `give ${flag} ${procs} or more`;
+    throw new UserError(`--procs ${procs} with ${programs} ${unit}${programs === 1 ? "" : "s"}: every process needs a ${unit}; ${advice}`);
+  }
 }
 
 export function crossProcessPlan(config: TrainConfig, setup: RunSetup, plan: AlgorithmPlan, net: Network, procs: number): CrossProcessPlan {

@@ -325,6 +325,9 @@ export class Transport {
   }
 }
 
+/** The URL with any user:password@ replaced, for messages that may end up in a shared log. */
+export const withoutCredentials = (url: string): string => url.replace(/^([a-z]+:\/\/)[^@/]*@/i, "$1…@");
+
 /** A server's WebSocket listener (ws:// or wss://) rather than its plain NATS port. */
 export const isWebSocketUrl = (url: string): boolean => /^wss?:\/\//i.test(url);
 
@@ -341,6 +344,6 @@ export async function connectTo(url: string, token: string | undefined, socket: 
     return await (isWebSocketUrl(url) ? wsconnect(options) : native ? wsconnect({ ...options, wsFactory: tcpSocketFactory }) : connect(options));
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new UserError(`cannot connect to the NATS server at ${url}: ${why}${/authorization/i.test(why) ? " (check --token)" : ""}`);
+    throw new UserError(`cannot connect to the NATS server at ${withoutCredentials(url)}: ${why.replaceAll(url, withoutCredentials(url))}${/authorization/i.test(why) ? " (check --token)" : ""}`);
   }
 }
