@@ -7,6 +7,7 @@
  */
 import { overallStaleness } from "../algorithms/async/staleness.ts";
 import { mkdir, rm, writeFile } from "node:fs/promises";
+import { writeFileAtomic } from "../checkpoint/atomic-file.ts";
 import { join } from "node:path";
 import { DivergedError, UserError } from "../errors.ts";
 import { train, type Summary, type TrainConfig } from "../train.ts";
@@ -94,7 +95,7 @@ export async function runExperiment(name: string, opts: ExperimentOptions = {}):
   // leaves results of this run alone, never beside aggregates and claims of the one before.
   for (const file of SUMMARY_FILES) await rm(join(out, file), { force: true });
   const meta = experimentMeta(name, opts.quick ? "quick" : "full", SUITES[name].about, { ...variant, seeds, runs: specs });
-  await writeFile(join(out, "experiment.json"), JSON.stringify(meta, null, 2) + "\n");
+  await writeFileAtomic(join(out, "experiment.json"), JSON.stringify(meta, null, 2) + "\n");
   const plan = seeds.flatMap((seed) => specs.map((spec) => ({ spec, seed })));
   const width = String(plan.length).length;
   const rows: ResultRow[] = [];
@@ -174,8 +175,8 @@ const slug = (label: string) =>
     .replace(/^-|-$/g, "");
 
 async function writeResults(out: string, rows: ResultRow[]): Promise<void> {
-  await writeFile(join(out, "results.json"), JSON.stringify(rows, null, 2) + "\n");
-  await writeFile(join(out, "results.csv"), toCsv(rows));
+  await writeFileAtomic(join(out, "results.json"), JSON.stringify(rows, null, 2) + "\n");
+  await writeFileAtomic(join(out, "results.csv"), toCsv(rows));
 }
 
 /** RFC 4180: a header line, then one line per row; fields with a comma, quote or newline are quoted. */

@@ -3,7 +3,7 @@
  * (with its verdict), read back from the folder itself so the CLI's table, aggregate.csv, claims.csv
  * and the HTML report all come from the same numbers.
  */
-import { writeFile } from "node:fs/promises";
+import { writeFileAtomic } from "../checkpoint/atomic-file.ts";
 import { join } from "node:path";
 import { aggregate, type MethodAggregate, type Metric } from "../report/aggregate.ts";
 import { evaluateClaim, verdictText, type ClaimResult } from "../report/claims.ts";
@@ -74,6 +74,6 @@ export function claimsCsv(s: ExperimentSummary): string {
 }
 
 export async function writeSummary(out: string, s: ExperimentSummary): Promise<void> {
-  await writeFile(join(out, "aggregate.csv"), aggregateCsv(s));
-  await writeFile(join(out, "claims.csv"), claimsCsv(s));
+  await writeFileAtomic(join(out, "aggregate.csv"), aggregateCsv(s));
+  await writeFileAtomic(join(out, "claims.csv"), claimsCsv(s));
 }
