@@ -257,7 +257,7 @@ export class Transport {
         this.heartbeatsSent++;
         if (late) this.lastHeard[r] = Math.max(this.lastHeard[r]!, t - HEARTBEAT_MS);
         else if (t - this.lastHeard[r]! > SILENCE_LIMIT_MS) {
-          this.fail(`${this.names[r]} sent nothing for ${((t - this.lastHeard[r]!) / 1000).toFixed(1)} s: the process died or its network is gone`);
+          this.fail(`${this.names[r]} sent nothing for ${((t - this.lastHeard[r]!) / 1000).toFixed(1)} s: the process died, its network is gone, or it got no CPU that long (far more processes than cores)`);
         }
       }
     }, HEARTBEAT_MS);
