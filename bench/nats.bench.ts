@@ -42,9 +42,9 @@
  *   npx bun bench/nats.bench.ts [--rounds 3] [--messages 100] [--epochs 3] [--only transport,gossip,pipeline] [--models small,large] [--against DIR] [--links tcp,websocket,node:net] [--network-out FILE] [--profile DIR [--profile-interval US]]
  */
 import { spawn } from "node:child_process";
-import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { writeFileSync, rmSync } from "node:fs";
 import { childrenOf, cpuSampler, cpuSecondsOf } from "./process-cpu.ts";
+import { tcpPeer } from "./raw-tcp-peer.ts";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { benchArgs, numberFlag } from "./args.ts";
@@ -81,7 +81,7 @@ const VECTOR_BYTES = 235_146 * 4;
 const PINGS = 200;
 let measured: { latencySeconds: number; bytesPerSecond: number; cpuSecondsPerByte: TransportCpu } | null = null;
 
-if (v.receive) await receiver(v.receive);
+if (v.receive) await receiver();
 
 const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 50, integer: true });
 const messages = numberFlag(SCRIPT, "messages", v.messages, 100, { min: 1, max: 10_000, integer: true });
@@ -329,72 +329,7 @@ if (only.has("pipeline")) {
 console.log(`${SCRIPT}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at end`);
 process.exit(0);
 
-/** A child that receives over TCP: counts bytes, answers each round with the CPU seconds it spent on it. */
-async function tcpPeer(): Promise<{ round(vector: Uint8Array, n: number): Promise<number>; close(): void }> {
-  const child = spawn(process.execPath, [import.meta.path, "--receive", "tcp"], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
-  const socket: Socket = await new Promise((resolve) => {
-    const s = tcpConnect(port, "127.0.0.1", () => resolve(s));
-  });
-  socket.setNoDelay(true);
-  let answer = Buffer.alloc(0);
-  return {
-    async round(vector, n) {
-      const acked = new Promise<number>((resolve) => {
-        const take = (d: Buffer) => {
-          answer = Buffer.concat([answer, d]);
-          if (answer.length < 8) return;
-          socket.off("data", take);
-          const cpu = answer.readDoubleLE(0);
-          answer = answer.subarray(8);
-          resolve(cpu);
-        };
-        socket.on("data", take);
-      });
-      socket.write(new Uint8Array(new Uint32Array([n * vector.length]).buffer));
-      for (let m = 0; m < n; m++) if (!socket.write(vector)) await new Promise((r) => socket.once("drain", r));
-      return await acked;
-    },
-    close() {
-      socket.end();
-      child.kill();
-    },
-  };
-}
-
-async function receiver(kind: string): Promise<never> {
-  if (kind === "tcp") {
-    let cpuSeen = 0;
-    const server = createServer((socket) => {
-      let want = -1;
-      let got = 0;
-      let header = Buffer.alloc(0);
-      socket.on("data", (d: Buffer) => {
-        let chunk = d;
-        if (want < 0) {
-          header = Buffer.concat([header, chunk]);
-          if (header.length < 4) return;
-          want = header.readUInt32LE(0);
-          chunk = header.subarray(4);
-          got = 0;
-        }
-        got += chunk.length;
-        if (got >= want) {
-          const u = process.cpuUsage();
-          const cpu = (u.user + u.system) / 1e6;
-          const answer = Buffer.alloc(8);
-          answer.writeDoubleLE(cpu - cpuSeen);
-          cpuSeen = cpu;
-          socket.write(answer);
-          want = -1;
-          header = Buffer.alloc(0);
-        }
-      });
-      socket.on("close", () => process.exit(0));
-    });
-    server.listen(0, "127.0.0.1", () => process.stdout.write(`${(server.address() as { port: number }).port}\n`));
-    return await new Promise<never>(() => {});
-  }
+async function receiver(): Promise<never> {
   const t = await Transport.connect({ url: v.url!, token: process.env.SKEIN_NATS_TOKEN, runId: parseRunId(v.run!), rank: 1, procs: 2, socket: v.socket === "node:net" ? "node:net" : "native" });
   t.send(0, KIND.ready, 0, new Uint8Array(0));
   for (let i = 0; i < PINGS; i++) t.send(0, KIND.exchange, i, await t.receive(0, KIND.exchange, i, 64));

@@ -14,7 +14,6 @@
  * A failure anywhere (a program, a process, the network, a bad message) stops every process: the local
  * stop flag wakes this process's programs, an abort message tells the others why.
  */
-import { RunError } from "../errors.ts";
 import { WORD, type Control } from "../runtime/control.ts";
 import type { RunSetup } from "../runtime/context.ts";
 import type { Executor } from "../runtime/executor.ts";
@@ -26,17 +25,14 @@ import { Outbox } from "../runtime/outbox.ts";
 import { mark, span, SpanRecorder } from "../runtime/trace.ts";
 import type { Network } from "../model/network.ts";
 import type { AlgorithmPlan, EpochResult } from "../algorithms/algorithm.ts";
-import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
+import { regionViews, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 import { KIND } from "./frame.ts";
-import { checkWake, wordsToRelay } from "./wake.ts";
-import type { Transport } from "./transport.ts";
+import { RelayTable, wordsToRelay } from "./wake.ts";
+import { withDeadline, type Transport } from "./transport.ts";
 import { StreamedBarrier } from "./stream.ts";
 import { mainThreadNow, noFigures, type MainThreadFigures } from "./main-thread.ts";
 import { nativeSocketOf } from "./tcp-socket.ts";
 import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
-
-/** A woken word's relay (CrossProcessPlan.relay) with its message: the word, then the regions' views. */
-type Relay = { from: number; to: number; regions: Region[]; parts: Uint8Array[]; bytes: number };
 
 /** What a session hands the executor of a run that spans processes when it starts one. */
 export interface ExecutorStart {
@@ -81,13 +77,10 @@ export class DistributedExecutor implements Executor {
   /** What the main thread did while the programs ran, summed over epochs (the bench's per-step figures). */
   private readonly figures: MainThreadFigures = noFigures();
   /**
-   * Per woken word, what relaying it takes: its plan (a pure function of the word) and the message's
-   * parts (the word, then views onto the regions it carries, read when sent). Computed once per word,
-   * not per message (the arena never grows, so the views stay valid).
+   * Per woken word, what relaying it takes, computed once per word, not per message (the arena never
+   * grows, so the views of its regions stay valid).
    */
-  private readonly relays = new Map<number, Relay | null>();
-  /** The arena as i32 words (a relayed wake bumps one). */
-  private readonly arenaWords: Int32Array;
+  private readonly relays: RelayTable;
 
   private constructor(
     private readonly pool: WorkerPool,
@@ -102,7 +95,7 @@ export class DistributedExecutor implements Executor {
     const relayed = wordsToRelay(cross, transport.rank);
     if (relayed) this.outbox.relayOnly(relayed);
     this.spans = start.setup.trace ? new SpanRecorder() : null;
-    this.arenaWords = new Int32Array(start.memory.buffer);
+    this.relays = new RelayTable(start.memory, cross);
   }
 
   /**
@@ -365,7 +358,7 @@ export class DistributedExecutor implements Executor {
     const t = this.transport;
     for (let word = this.outbox.take(); word !== 0; word = this.outbox.take()) {
       if (this.stream?.woken(word)) continue;
-      const relay = this.relayOf(word);
+      const relay = this.relays.of(word);
       if (!relay || relay.to === t.rank) continue;
       const started = performance.now();
       const traced = mark(this.spans);
@@ -376,29 +369,12 @@ export class DistributedExecutor implements Executor {
     }
   }
 
-  /** The plan's relay of `word`, with its message's parts (computed once per word). */
-  private relayOf(word: number): Relay | null {
-    let relay = this.relays.get(word);
-    if (relay === undefined) {
-      const plan = this.cross.relay?.(word) ?? null;
-      const head = new Uint8Array(4);
-      new DataView(head.buffer).setUint32(0, word, true);
-      relay = plan && { ...plan, parts: [head, ...regionViews(this.start.memory, plan.regions)], bytes: 4 + totalBytes(plan.regions) };
-      this.relays.set(word, relay);
-    }
-    return relay;
-  }
-
-  /** A relayed wake from another process: check it is one this process waits on from that rank, write what it carries, then bump the word. */
+  /** A relayed wake from another process: checked, written and its word bumped, or the run aborted with why. */
   private acceptWake(from: number, body: Uint8Array): void {
     const t = this.transport;
-    const wake = checkWake(body, from, t.rank, (w) => this.relayOf(w), t.names);
-    if (typeof wake === "string") return t.abort(wake);
-    const { word, regions } = wake;
+    const refused = this.relays.accept(body, from, t.rank, t.names);
+    if (refused !== null) return t.abort(refused);
     this.figures.accepted++;
-    scatterRegions(this.start.memory, regions, body.subarray(4));
-    Atomics.add(this.arenaWords, word >> 2, 1);
-    Atomics.notify(this.arenaWords, word >> 2);
   }
 
   /** Per local program: Σ loss (f64) and samples (as f64) so far this epoch. */
@@ -420,19 +396,5 @@ export class DistributedExecutor implements Executor {
 
   terminate(): void {
     this.pool.terminate();
-  }
-}
-
-/** `p`, or a RunError naming what did not happen within `ms` (or the run's failure, whichever comes first). */
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string, t: Transport): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RunError(`waited ${ms / 1000} s for ${what}`)), ms)));
-  try {
-    return await Promise.race([p, late, t.failed]);
-  } catch (e) {
-    if (!t.failure) t.abort(e instanceof Error ? e.message : String(e));
-    throw t.failure ?? e;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -347,3 +347,17 @@ export async function connectTo(url: string, token: string | undefined, socket: 
     throw new UserError(`cannot connect to the NATS server at ${withoutCredentials(url)}: ${why.replaceAll(url, withoutCredentials(url))}${/authorization/i.test(why) ? " (check --token)" : ""}`);
   }
 }
+
+/** `p`, or a RunError naming what did not happen within `ms` (or the run's failure, whichever comes first). */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string, t: Transport): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RunError(`waited ${ms / 1000} s for ${what}`)), ms)));
+  try {
+    return await Promise.race([p, late, t.failed]);
+  } catch (e) {
+    if (!t.failure) t.abort(e instanceof Error ? e.message : String(e));
+    throw t.failure ?? e;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -3,7 +3,7 @@
  * the bytes of the regions its waiter reads, whose sizes both sides know from the plan
  * (`CrossProcessPlan.relay`). The receiver checks the word and the size before it writes anything.
  */
-import { totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
+import { regionViews, scatterRegions, totalBytes, type CrossProcessPlan, type Region } from "./exchange.ts";
 
 type RelayOf = (word: number) => { from: number; to: number; regions: Region[] } | null;
 
@@ -35,4 +35,49 @@ export function wordsToRelay(cross: CrossProcessPlan, rank: number): number[] | 
     }
   }
   return words;
+}
+
+/** A woken word's relay (CrossProcessPlan.relay) with its message: the word, then the regions' views. */
+export type Relay = { from: number; to: number; regions: Region[]; parts: Uint8Array[]; bytes: number };
+
+/**
+ * The plan's relays, each computed once per word with the parts of its message (the word, then views
+ * of its regions in the arena), for sending a wake and for checking and applying one that arrives.
+ */
+export class RelayTable {
+  private readonly relays = new Map<number, Relay | null>();
+  private readonly arenaWords: Int32Array;
+
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly plan: CrossProcessPlan,
+  ) {
+    this.arenaWords = new Int32Array(memory.buffer);
+  }
+
+  of(word: number): Relay | null {
+    let relay = this.relays.get(word);
+    if (relay === undefined) {
+      const plan = this.plan.relay?.(word) ?? null;
+      const head = new Uint8Array(4);
+      new DataView(head.buffer).setUint32(0, word, true);
+      relay = plan && { ...plan, parts: [head, ...regionViews(this.memory, plan.regions)], bytes: 4 + totalBytes(plan.regions) };
+      this.relays.set(word, relay);
+    }
+    return relay;
+  }
+
+  /**
+   * A relayed wake from rank `from` to this rank `to`: checked as checkWake does; if accepted, what it
+   * carries is written into its regions and then its word is bumped (null). Else the reason (nothing
+   * written).
+   */
+  accept(body: Uint8Array, from: number, to: number, names: readonly string[]): string | null {
+    const wake = checkWake(body, from, to, (w) => this.of(w), names);
+    if (typeof wake === "string") return wake;
+    scatterRegions(this.memory, wake.regions, body.subarray(4));
+    Atomics.add(this.arenaWords, wake.word >> 2, 1);
+    Atomics.notify(this.arenaWords, wake.word >> 2);
+    return null;
+  }
 }
