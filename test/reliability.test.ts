@@ -24,6 +24,7 @@ import { RunFolder, removeStaleTempFiles, writeFileAtomic } from "../engine/run-
 import { openResume, train, TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { tempFolders } from "./tempdir.ts";
 import { isLauncher } from "../engine/cli/signals.ts";
+import { spawnSyncWithPeakRss } from "./peak-rss.ts";
 
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -42,9 +43,9 @@ const base: TrainConfig = {
   optimizer: defaultOptimizer("momentum"),
 };
 
+/** `skein …` as a user runs it; maxRssBytes is the child's own peak (see peak-rss.ts). */
 function skein(args: string[], options: { cwd?: string } = {}) {
-  const r = Bun.spawnSync([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", cwd: options.cwd, env: { ...process.env, SKEIN_DEBUG: "" } });
-  return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString(), maxRssBytes: r.resourceUsage?.maxRSS ?? NaN };
+  return spawnSyncWithPeakRss([process.execPath, MAIN, ...args], { cwd: options.cwd, env: { ...process.env, SKEIN_DEBUG: "" } });
 }
 
 const epochsIn = (dir: string): number[] =>
