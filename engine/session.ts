@@ -2,6 +2,7 @@
  * An open run: kernels and data loaded, the arena planned and filled, the workers started. `train()`
  * drives it epoch by epoch; the benchmarks drive it directly to time epochs on a warm pool.
  */
+import { readFileSync } from "node:fs";
 import { loadDataset, type Dataset } from "./data/index.ts";
 import { DivergedError, StoppedError, UserError } from "./errors.ts";
 import { checkThreads } from "./config-check.ts";
@@ -255,9 +256,16 @@ export class TrainingSession {
     return f32(this.memory, this.setup.params, this.net.paramFloats).slice();
   }
 
-  /** The process's peak resident set (workers are threads of this process, so they are in it). */
+  /**
+   * The process's peak resident set (workers are threads of this process, so they are in it). On Linux
+   * from VmHWM: getrusage's ru_maxrss of a process another one started includes the starter's peak
+   * (exec folds the old image's high-water mark into it), so a run that a large process launched (a
+   * test runner, a bench) would report that process's size as its own.
+   */
   peakRssBytes(): number {
-    return Math.max(process.resourceUsage().maxRSS * 1024, process.memoryUsage().rss); // maxRSS is in KiB
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(procSelfStatus())?.[1];
+    const peak = hwm !== undefined ? Number(hwm) * 1024 : process.resourceUsage().maxRSS * 1024; // maxRSS is in KiB
+    return Math.max(peak, process.memoryUsage().rss);
   }
 
   close(): void {
@@ -355,4 +363,13 @@ function planRun(algorithm: Algorithm, config: TrainConfig, net: Network, datase
     ...(options.distributed ? { processes: options.distributed.placement } : {}),
   };
   return { setup, plan };
+}
+
+/** /proc/self/status, or "" where there is none (not Linux). */
+function procSelfStatus(): string {
+  try {
+    return readFileSync("/proc/self/status", "utf8");
+  } catch {
+    return "";
+  }
 }
