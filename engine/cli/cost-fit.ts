@@ -7,38 +7,30 @@ import type { KernelCost } from "../runtime/costs.ts";
 /**
  * seconds ≈ fixed + perUnit · work (+ perByte · bytes where the kernel has a bytes measure)
  * (+ Σ perMore[i] · more[i] where it has further terms), minimising Σ ((fit − t) / t)² (small calls
- * count as much as big ones), every coefficient ≥ 0: the best of the least-squares fits over every
- * subset of the terms whose coefficients come out ≥ 0. fitError: the root mean square of the relative
- * residuals.
+ * count as much as big ones), every coefficient ≥ 0 (nnlsRelative). fitError: the root mean square of
+ * the relative residuals.
  */
 export function fit(points: { seconds: number; work: number; bytes?: number; more?: number[] }[]): KernelCost {
   const withBytes = points.every((p) => p.bytes !== undefined);
   const more = points[0]?.more?.length ?? 0;
-  const features = (p: (typeof points)[number]) => [1, p.work, ...(withBytes ? [p.bytes!] : []), ...(p.more ?? [])];
-  const terms = 2 + (withBytes ? 1 : 0) + more;
-  let best: { coef: number[]; error: number } | null = null;
-  for (let mask = 1; mask < 1 << terms; mask++) {
-    const used = Array.from({ length: terms }, (_, i) => i).filter((i) => mask & (1 << i));
-    const coef = solveRelative(points.map((p) => used.map((i) => features(p)[i]!)), points.map((p) => p.seconds));
-    if (!coef || coef.some((c) => c < 0 || !Number.isFinite(c))) continue;
-    const full = new Array<number>(terms).fill(0);
-    used.forEach((i, k) => (full[i] = coef[k]!));
-    let sq = 0;
-    for (const p of points) sq += ((features(p).reduce((a, x, i) => a + x * full[i]!, 0) - p.seconds) / p.seconds) ** 2;
-    const error = Math.sqrt(sq / points.length);
-    if (!best || error < best.error) best = { coef: full, error };
-  }
-  const [fixed, perUnit] = best!.coef;
-  const perByte = withBytes ? best!.coef[2]! : undefined;
-  const perMore = best!.coef.slice(withBytes ? 3 : 2);
+  const rows = points.map((p) => [1, p.work, ...(withBytes ? [p.bytes!] : []), ...(p.more ?? [])]);
+  const coef = nnlsRelative(rows, points.map((p) => p.seconds));
+  const [fixed, perUnit] = coef;
   return {
     fixed: fixed!,
     perUnit: perUnit!,
-    ...(perByte !== undefined ? { perByte } : {}),
-    ...(more > 0 ? { perMore } : {}),
-    fitError: best!.error,
+    ...(withBytes ? { perByte: coef[2]! } : {}),
+    ...(more > 0 ? { perMore: coef.slice(withBytes ? 3 : 2) } : {}),
+    fitError: relativeRms(rows, coef, points),
     shapes: points.length,
   };
+}
+
+/** The root mean square of the fit's relative residuals, (rows·coef − seconds) / seconds. */
+function relativeRms(rows: number[][], coef: number[], points: { seconds: number }[]): number {
+  let sq = 0;
+  rows.forEach((row, r) => (sq += ((row.reduce((a, x, i) => a + x * coef[i]!, 0) - points[r]!.seconds) / points[r]!.seconds) ** 2));
+  return Math.sqrt(sq / points.length);
 }
 
 /** Least squares of rows·x ≈ t on relative error (each row divided by its t); null if singular. */
@@ -90,15 +82,13 @@ export function fitByFootprint(points: { seconds: number; footprint: number; two
   };
   const rows = points.map(features);
   const coef = nnlsRelative(rows, points.map((p) => p.seconds));
-  let sq = 0;
-  rows.forEach((row, r) => (sq += ((row.reduce((a, x, i) => a + x * coef[i]!, 0) - points[r]!.seconds) / points[r]!.seconds) ** 2));
   const k = footprints.length;
   return {
     fixed: coef[0]!,
     perUnit: 0,
     warm: { footprints: [...footprints], secondsPerByte: coef.slice(1, 1 + k) },
     ...(twos ? { warmTwoInputs: { footprints: [...footprints], secondsPerByte: coef.slice(1 + k, 1 + 2 * k) } } : {}),
-    fitError: Math.sqrt(sq / points.length),
+    fitError: relativeRms(rows, coef, points),
     shapes: points.length,
   };
 }
