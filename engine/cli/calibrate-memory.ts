@@ -28,7 +28,8 @@
 import { GEMM_PACK_FLOATS } from "../kernels/abi.ts";
 import { instantiateKernels } from "../kernels/load.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../memory/arena.ts";
-import { gemmOperandBytes, RING_FLOATS, STREAMING_KERNELS, type MemoryModel, type StreamingKernel } from "../runtime/cache-model.ts";
+import { gemmOperandBytes, RING_FLOATS, STREAMING_KERNELS, STREAMING_OPERANDS, type MemoryModel } from "../runtime/cache-model.ts";
+import { streamingArgs, type SumTable } from "./calibrate-streaming.ts";
 import { Rng } from "../rng.ts";
 import { DATA_SAMPLES } from "./step-replay.ts";
 
@@ -46,36 +47,6 @@ const VECTOR_BYTES = 256 * 1024;
 const COLD_FLOATS = RING_FLOATS;
 
 /**
- * The streaming kernels timed cold, each as its operand count and a call on operand pointers p (n
- * floats each; weighted_sum mixes three through its pointer table).
- */
-const STREAMING: Record<StreamingKernel, { operands: number; call: (k: Record<string, (...a: number[]) => unknown>, p: number[], n: number, table: ArgTable) => void }> = {
-  copy: { operands: 2, call: (k, p, n) => k.copy!(p[0]!, p[1]!, n) },
-  axpy: { operands: 2, call: (k, p, n) => k.axpy!(p[0]!, p[1]!, n, 1e-9) },
-  scale: { operands: 1, call: (k, p, n) => k.scale!(p[0]!, n, 1) },
-  fill_zero: { operands: 1, call: (k, p, n) => k.fill_zero!(p[0]!, n) },
-  sgd_update: { operands: 2, call: (k, p, n) => k.sgd_update!(p[0]!, p[1]!, n, 1e-9, 0) },
-  momentum_update: { operands: 3, call: (k, p, n) => k.momentum_update!(p[0]!, p[1]!, p[2]!, n, 1e-9, 0.9, 0, 0, 0) },
-  adam_update: { operands: 4, call: (k, p, n) => k.adam_update!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9, 0.999, 1e-8, 0, 0, 0.1, 0.001) },
-  rmsprop_update: { operands: 3, call: (k, p, n) => k.rmsprop_update!(p[0]!, p[1]!, p[2]!, n, 1e-9, 0.99, 1e-8, 0) },
-  predict_linear: { operands: 3, call: (k, p, n) => k.predict_linear!(p[0]!, p[1]!, p[2]!, n, 1e-9) },
-  predict_nesterov: { operands: 4, call: (k, p, n) => k.predict_nesterov!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9) },
-  predict_adam: { operands: 4, call: (k, p, n) => k.predict_adam!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.1, 0.001, 1e-8) },
-  predict_rmsprop: { operands: 4, call: (k, p, n) => k.predict_rmsprop!(p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 1e-8) },
-  delay_compensate: { operands: 3, call: (k, p, n) => k.delay_compensate!(p[0]!, p[1]!, p[2]!, n, 1e-9) },
-  squared_distance: { operands: 2, call: (k, p, n) => k.squared_distance!(p[0]!, p[1]!, n) },
-  weighted_sum: {
-    operands: 4,
-    call: (k, p, n, t) => {
-      t.pointers[0] = p[1]!;
-      t.pointers[1] = p[2]!;
-      t.pointers[2] = p[3]!;
-      k.weighted_sum!(p[0]!, t.tensors, t.weights, 3, n);
-    },
-  },
-};
-
-/**
  * The GEMMs timed cold, each on the shapes a training step of a 784-256 layer at 64 rows gives it:
  * forward C[64×256] = X[64×784]·W[784×256], the input's gradient dX[64×784] = dY[64×256]·W[784×256]ᵀ,
  * the weight's gradient dW[784×256] = X[64×784]ᵀ·dY[64×256]. [M, K, N] as the kernels take them.
@@ -86,11 +57,6 @@ export const COLD_GEMMS: Record<"gemm_nn" | "gemm_nt" | "gemm_tn", [M: number, K
   gemm_tn: [784, 64, 256],
 };
 
-interface ArgTable {
-  tensors: number;
-  weights: number;
-  pointers: Int32Array;
-}
 
 /** Rows per gathered batch when timing the gather: a training batch. */
 const GATHER_ROWS = 64;
@@ -106,7 +72,7 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const memory = createSharedMemory(planner.finish());
   f32(memory, ring, largest / 4).fill(0.5);
   f32(memory, weights, 3).fill(1 / 3);
-  const table: ArgTable = { tensors, weights, pointers: new Int32Array(memory.buffer, tensors, 3) };
+  const table: SumTable = { tensors, weights, pointers: new Int32Array(memory.buffer, tensors, 3) };
   const k = instantiateKernels(module, memory) as unknown as Record<string, (...a: number[]) => unknown>;
   const ms = o.quick ? 20 : 60;
 
@@ -141,9 +107,11 @@ export function calibrateMemory(module: WebAssembly.Module, o: { quick: boolean;
   const coldCurves: Record<string, number[]> = {};
   const vector = COLD_FLOATS * 4;
   for (const name of STREAMING_KERNELS) {
-    const { operands, call } = STREAMING[name];
+    // weighted_sum mixes three inputs, a ring's mixing step.
+    const operands = name === "weighted_sum" ? 4 : STREAMING_OPERANDS[name];
+    const kernel = k[name]!;
     const at = (s: number) => Array.from({ length: operands }, (_, i) => ring + (s * operands + i) * vector);
-    const curve = coldCurve(operands * vector, (s) => call(k, at(s), COLD_FLOATS, table), o.quick ? 2 : 5);
+    const curve = coldCurve(operands * vector, (s) => kernel(...streamingArgs(name, at(s), COLD_FLOATS, 3, table)), o.quick ? 2 : 5);
     coldCurves[name] = curve;
     coldSecondsPerByte[name] = curve[curve.length - 1]!;
   }

@@ -81,26 +81,58 @@ export function streamingCalls(sizes: number[], mixedCap: number, kernels: reado
  */
 const sweepFloats = (footprint: number, operands: number): number => Math.max(16, Math.floor(footprint / 4 / operands / 16) * 16 - 16);
 
+/** weighted_sum's table of input pointers (written per call) and of their weights. */
+export interface SumTable {
+  pointers: Int32Array;
+  tensors: number;
+  weights: number;
+}
+
+/**
+ * A streaming kernel's arguments on operands p[0], p[1], … of n floats each: the one place calibrate
+ * says how each is called (tiny step sizes, so repeated calls keep the values normal). weighted_sum
+ * sums p[1..parts] into p[0] through `table`.
+ */
+export function streamingArgs(name: StreamingKernel, p: number[], n: number, parts: number, table: SumTable): number[] {
+  switch (name) {
+    case "copy": return [p[0]!, p[1]!, n];
+    case "axpy": return [p[0]!, p[1]!, n, 1e-9];
+    case "scale": return [p[0]!, n, 1];
+    case "fill_zero": return [p[0]!, n];
+    case "sgd_update": return [p[0]!, p[1]!, n, 1e-9, 0];
+    case "momentum_update": return [p[0]!, p[1]!, p[2]!, n, 1e-9, 0.9, 0, 0, 0];
+    case "adam_update": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9, 0.999, 1e-8, 0, 0, 0.1, 0.001];
+    case "rmsprop_update": return [p[0]!, p[1]!, p[2]!, n, 1e-9, 0.99, 1e-8, 0];
+    case "predict_linear": return [p[0]!, p[1]!, p[2]!, n, 1e-9];
+    case "predict_nesterov": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9];
+    case "predict_adam": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.1, 0.001, 1e-8];
+    case "predict_rmsprop": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 1e-8];
+    case "delay_compensate": return [p[0]!, p[1]!, p[2]!, n, 1e-9];
+    case "squared_distance": return [p[0]!, p[1]!, n];
+    case "weighted_sum":
+      for (let i = 0; i < parts; i++) table.pointers[i] = p[i + 1]!;
+      return [p[0]!, table.tensors, table.weights, parts, n];
+  }
+}
+
 /** One memory for the largest call's operands, laid out as a run's arena would, and the kernels on it. */
 export class StreamingOperands {
   private readonly k: Record<string, (...a: number[]) => unknown>;
   private readonly base: number;
-  private readonly tensors: number;
-  private readonly weights: number;
-  private readonly pointers: Int32Array;
+  private readonly sums: SumTable;
 
   constructor(module: WebAssembly.Module, calls: StreamingCall[]) {
     const bytes = Math.max(...calls.map((c) => operandsOf(c) * (alignUp(4 * c.n) + 64 * GAP_LINES)));
     const planner = new ArenaPlanner();
     this.base = planner.reserve("scratch", "streaming.operands", bytes);
-    this.tensors = planner.reserve("control", "streaming.tensors", 8 * 4);
-    this.weights = planner.reserve("control", "streaming.weights", 8 * 4);
+    const tensors = planner.reserve("control", "streaming.tensors", 8 * 4);
+    const weights = planner.reserve("control", "streaming.weights", 8 * 4);
     const memory = createSharedMemory(planner.finish());
     // Small nonzero values: every kernel on its normal path (no denormals, no division by zero).
     const x = f32(memory, this.base, bytes / 4);
     for (let i = 0; i < x.length; i++) x[i] = 0.01 + 0.001 * (i % 89);
-    f32(memory, this.weights, 8).fill(0.125);
-    this.pointers = new Int32Array(memory.buffer, this.tensors, 8);
+    f32(memory, weights, 8).fill(0.125);
+    this.sums = { tensors, weights, pointers: new Int32Array(memory.buffer, tensors, 8) };
     this.k = instantiateKernels(module, memory) as unknown as Record<string, (...a: number[]) => unknown>;
   }
 
@@ -108,26 +140,7 @@ export class StreamingOperands {
   args(c: StreamingCall): number[] {
     const stride = alignUp(4 * c.n) + 64 * GAP_LINES;
     const p = Array.from({ length: operandsOf(c) }, (_, i) => this.base + i * stride);
-    const n = c.n;
-    switch (c.name) {
-      case "copy": return [p[0]!, p[1]!, n];
-      case "axpy": return [p[0]!, p[1]!, n, 1e-9];
-      case "scale": return [p[0]!, n, 1];
-      case "fill_zero": return [p[0]!, n];
-      case "sgd_update": return [p[0]!, p[1]!, n, 1e-9, 0];
-      case "momentum_update": return [p[0]!, p[1]!, p[2]!, n, 1e-9, 0.9, 0, 0, 0];
-      case "adam_update": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9, 0.999, 1e-8, 0, 0, 0.1, 0.001];
-      case "rmsprop_update": return [p[0]!, p[1]!, p[2]!, n, 1e-9, 0.99, 1e-8, 0];
-      case "predict_linear": return [p[0]!, p[1]!, p[2]!, n, 1e-9];
-      case "predict_nesterov": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.9];
-      case "predict_adam": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 0.1, 0.001, 1e-8];
-      case "predict_rmsprop": return [p[0]!, p[1]!, p[2]!, p[3]!, n, 1e-9, 1e-8];
-      case "delay_compensate": return [p[0]!, p[1]!, p[2]!, n, 1e-9];
-      case "squared_distance": return [p[0]!, p[1]!, n];
-      case "weighted_sum":
-        for (let i = 0; i < c.parts; i++) this.pointers[i] = p[i + 1]!;
-        return [p[0]!, this.tensors, this.weights, c.parts, n];
-    }
+    return streamingArgs(c.name, p, c.n, c.parts, this.sums);
   }
 
   /** Median seconds of one warm call of `c` (see medianCallSeconds). */
