@@ -3,6 +3,7 @@
  * transfer or a run across processes.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { procStatFields } from "../engine/distributed/main-thread.ts";
 
 /** The pids of a process's children (Linux: /proc/PID/task/TID/children; none elsewhere). */
 export function childrenOf(pid: number): number[] {
@@ -56,7 +57,7 @@ export function cpuSampler(): { stop(): { coordinator: number; follower: number;
 /** User + system CPU seconds of a process (or of one of its threads) so far (Linux /proc; NaN elsewhere). */
 export function cpuSecondsOf(pid: number, thread?: number): number {
   try {
-    const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8").split(") ")[1]!.split(" ");
+    const fields = procStatFields(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`);
     return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
   } catch {
     return NaN;

@@ -55,14 +55,19 @@ export const noFigures = (): MainThreadFigures => ({
   directReads: 0,
 });
 
+/**
+ * The fields of a /proc stat file after the command name (which may hold spaces, so it is cut at its
+ * closing parenthesis): index 7 minor faults, 11 utime, 12 stime (clock ticks, USER_HZ = 100).
+ */
+export const procStatFields = (path: string): string[] => readFileSync(path, "utf8").split(") ")[1]!.split(" ");
+
 /** This process's main thread's CPU seconds and context switches so far (Linux; NaN elsewhere). */
 export function mainThreadNow(): { userSeconds: number; systemSeconds: number; sleeps: number; preemptions: number; pageFaults: number } {
   try {
     const dir = `/proc/self/task/${process.pid}`;
-    const stat = readFileSync(`${dir}/stat`, "utf8").split(") ")[1]!.split(" ");
+    const stat = procStatFields(`${dir}/stat`);
     const status = readFileSync(`${dir}/status`, "utf8");
     const field = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, "m").exec(status)?.[1] ?? NaN);
-    // utime and stime are in clock ticks (USER_HZ, 100 on Linux).
     return { userSeconds: Number(stat[11]) / 100, systemSeconds: Number(stat[12]) / 100, sleeps: field("voluntary_ctxt_switches"), preemptions: field("nonvoluntary_ctxt_switches"), pageFaults: Number(stat[7]) };
   } catch {
     return { userSeconds: NaN, systemSeconds: NaN, sleeps: NaN, preemptions: NaN, pageFaults: NaN };
