@@ -13,6 +13,7 @@ import { loadDataset } from "../engine/data/source.ts";
 import { UserError } from "../engine/errors.ts";
 import { defaultCostTable, loadCostTable, resolveNetwork } from "../engine/runtime/costs.ts";
 import { userErrorOf } from "./helpers.ts";
+import { loadFolders } from "../engine/report/load.ts";
 import { tempFolders } from "./tempdir.ts";
 
 const freshDir = tempFolders("skein-user-file-");
@@ -71,5 +72,14 @@ describe("readUserTextFile", () => {
     expect(userErrorOf(() => resolveNetwork(defaultCostTable(), "/dev/zero"))).toBe("--network /dev/zero: not a regular file");
     expect(userErrorOf(() => resolveNetwork(defaultCostTable(), pipe))).toBe(`--network ${pipe}: not a regular file`);
     expect(userErrorOf(() => resolveNetwork(defaultCostTable(), "5gbe"))).toMatch(/^--network 5gbe: neither shm, .* nor a file$/);
+  });
+
+  test("skein report of a run folder whose metrics.jsonl is a named pipe is refused at once (it waited for a writer)", async () => {
+    const dir = freshDir();
+    writeFileSync(join(dir, "summary.json"), JSON.stringify({ algo: "sync", model: "mlp:784-16-10", data: "synthetic:64", epochs: 1 }));
+    expect(spawnSync("mkfifo", [join(dir, "metrics.jsonl")]).status).toBe(0);
+    const error = await loadFolders([dir]).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toBe(`${join(dir, "metrics.jsonl")}: not a regular file`);
   });
 });

@@ -6,9 +6,9 @@
  */
 import { overallStaleness } from "../algorithms/async/staleness.ts";
 import { existsSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
+import { readUserTextFile } from "../user-file.ts";
 import { readSafetensors } from "../checkpoint/safetensors.ts";
 import type { EpochMetrics, Summary } from "../train.ts";
 import type { CurvePoint, RunRecord } from "./aggregate.ts";
@@ -82,13 +82,10 @@ function sizeChecked(path: string, budget: Budget): void {
   budget.left -= size;
 }
 
+/** Through the bounded reader: a named pipe or a device in a folder is refused, not waited on. */
 async function readText(path: string, budget: Budget): Promise<string> {
   sizeChecked(path, budget);
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
+  return readUserTextFile(path, path, MAX_FILE_BYTES);
 }
 
 async function readJson(path: string, budget: Budget): Promise<unknown> {
