@@ -24,7 +24,7 @@ import { copyFile, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
 import { CHECKPOINT_FILE } from "./checkpoint/checkpoint.ts";
-import { processAlive, removeStaleTempFiles, syncFolder, tempPathFor, writeFileAtomic } from "./checkpoint/atomic-file.ts";
+import { processAlive, removeStaleTempFiles, syncFolder, tempPathFor, writeFileAtomic, writeFileAtomicNow } from "./checkpoint/atomic-file.ts";
 
 export { CHECKPOINT_FILE, removeStaleTempFiles, writeFileAtomic };
 
@@ -53,11 +53,33 @@ const TRACE_HEAD = '{"displayTimeUnit":"ms","traceEvents":[\n';
 const TRACE_TAIL = "\n]}\n";
 const EPOCH_MARKER = "skein epoch end";
 
+/** The folders this process has open: a process that must exit mid-epoch marks them (markOpenFoldersStopped). */
+const openFolders = new Set<RunFolder>();
+
+/**
+ * For a process about to exit while a run is still inside an epoch (a stop whose grace period ran out
+ * before the workers reached a point where they stop): every folder it has open, whose summary says
+ * "running", is rewritten to say "stopped" with `reason`, as a stop that ends normally writes it, and
+ * released. The epoch in progress is lost either way; what must not happen is a folder that says
+ * "running" with no process behind it. Synchronous: the caller exits right after.
+ */
+export function markOpenFoldersStopped(reason: string): void {
+  for (const folder of openFolders) {
+    try {
+      folder.markStoppedNow(reason);
+    } catch {
+      // exiting anyway: a folder that cannot be written keeps its last summary
+    }
+  }
+}
+
 export class RunFolder {
   private traceFd: number | null = null;
   /** Bytes of trace.json before its closing line. */
   private traceLength = 0;
   private traceEvents = 0;
+  /** What summary.json says now: the last summary this process wrote. */
+  private summary: { status?: string; epochsDone?: number } | null = null;
 
   private constructor(readonly dir: string) {}
 
@@ -74,7 +96,9 @@ export class RunFolder {
     }
     takeLock(out);
     try {
-      return await RunFolder.openLocked(out, resume, overwrite);
+      const folder = await RunFolder.openLocked(out, resume, overwrite);
+      openFolders.add(folder);
+      return folder;
     } catch (e) {
       releaseLock(out);
       throw e;
@@ -206,11 +230,24 @@ export class RunFolder {
    * Atomic always (a kill leaves the old summary or the new one); flushed to disk only for the final
    * one: a "running" summary lost to a power cut leaves the previous one, which is just as true.
    */
-  async writeSummary<S extends { status?: string }>(summary: S): Promise<void> {
+  async writeSummary<S extends { status?: string; epochsDone?: number }>(summary: S): Promise<void> {
+    this.summary = summary;
     await writeFileAtomic(join(this.dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + "\n", { durable: summary.status !== "running" });
   }
 
+  /** See markOpenFoldersStopped: the last summary, now "stopped" in the epoch after its last one. */
+  markStoppedNow(reason: string): void {
+    const last = this.summary;
+    if (last?.status === "running") {
+      const stopped = { ...last, status: "stopped", failedEpoch: (last.epochsDone ?? 0) + 1, reason };
+      writeFileAtomicNow(join(this.dir, SUMMARY_FILE), JSON.stringify(stopped, null, 2) + "\n");
+      this.summary = stopped;
+    }
+    this.close();
+  }
+
   close(): void {
+    openFolders.delete(this);
     if (this.traceFd !== null) closeSync(this.traceFd);
     this.traceFd = null;
     releaseLock(this.dir);

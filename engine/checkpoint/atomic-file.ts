@@ -3,7 +3,7 @@
  * one; and the clean-up of temp files that a process killed mid-write left behind. Checkpoints, run
  * folders and reports all write through here.
  */
-import { closeSync, fsyncSync, openSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { open, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { UserError } from "../errors.ts";
@@ -35,6 +35,28 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
     if (durable) syncFolder(dirname(path));
   } catch (e) {
     await rm(temp, { force: true });
+    throw new UserError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+}
+
+/**
+ * writeFileAtomic for a process that is about to exit and cannot wait for a promise (a stop whose grace
+ * period ran out): the same temp file, flush, rename and folder flush, done synchronously.
+ */
+export function writeFileAtomicNow(path: string, text: string): void {
+  const temp = tempPathFor(path);
+  try {
+    const fd = openSync(temp, "w");
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+    syncFolder(dirname(path));
+  } catch (e) {
+    rmSync(temp, { force: true });
     throw new UserError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Stopping: SIGINT and SIGTERM stop a run at its workers' next synchronisation point, and its folder
- * records status "stopped"; a second signal, or a run that has not stopped within a grace period,
- * exits at once (the run folder is consistent at every instant, so nothing is lost but the epoch).
+ * records status "stopped"; a second signal, or a run that has not stopped within a grace period (a
+ * step longer than that), exits at once. The run folder is consistent at every instant, so nothing is
+ * lost but the epoch, and before exiting this way the process rewrites its summary from "running" to
+ * "stopped" (markOpenFoldersStopped): only kill -9 leaves a folder saying "running" with no process.
  *
  * The documented launch path, `npx bun run skein train ...`, is a chain of launchers (npm exec, sh -c,
  * bun run) above the trainer. A signal to the outermost one ends it alone: the rest are re-parented
@@ -10,6 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { markOpenFoldersStopped } from "../run-folder.ts";
 import { requestStop } from "../train.ts";
 
 /** After the stop was asked for, how long the run gets to finish writing its folder. */
@@ -26,28 +29,36 @@ export function installStopHandlers(): void {
   if (installed) return;
   installed = true;
   let stoppingSince = 0;
+  let stoppedWhy = "";
+  // Exiting before the run wrote its own end (its workers had not reached a point where they stop):
+  // its folder must not go on saying "running".
+  const exitNow = (exitCode: number) => {
+    markOpenFoldersStopped(`stopped: ${stoppedWhy}`);
+    process.exit(exitCode);
+  };
   const stop = (why: string, exitCode: number) => {
     // A second signal means "now", unless it is the same one arriving twice: Ctrl-C reaches the whole
     // process group, and a launcher above may forward its copy a moment later.
     if (stoppingSince > 0) {
-      if (Date.now() - stoppingSince > REPEAT_MS) process.exit(exitCode);
+      if (Date.now() - stoppingSince > REPEAT_MS) exitNow(exitCode);
       return;
     }
     stoppingSince = Date.now();
+    stoppedWhy = why;
     // No run open (another command, or between runs): nothing to finish writing.
     if (requestStop(why, exitCode) === 0) {
       process.stderr.write(`skein: stopped: ${why}\n`);
       process.exit(exitCode);
     }
-    setTimeout(() => process.exit(exitCode), STOP_GRACE_MS).unref();
+    setTimeout(() => exitNow(exitCode), STOP_GRACE_MS).unref();
   };
   for (const [signal, code] of Object.entries(SIGNALS)) process.on(signal, () => stop(signal, code));
   const launchers = launcherAncestors();
   if (launchers.length === 0) return;
-  setInterval(() => {
-    const gone = launchers.find((l) => !alive(l));
-    if (gone) stop(`its launcher '${gone.command}' (pid ${gone.pid}) exited`, SIGNALS.SIGHUP);
-  }, LAUNCHER_POLL_MS).unref();
+  const watch = launcherWatch(launchers, (gone) => {
+    if (stoppingSince === 0) stop(`its launcher '${gone.command}' (pid ${gone.pid}) exited`, SIGNALS.SIGHUP);
+  });
+  setInterval(watch, LAUNCHER_POLL_MS).unref();
 }
 
 export interface Launcher {
@@ -105,6 +116,22 @@ function procStat(pid: number): { state: string; ppid: number; start: string } |
   } catch {
     return null;
   }
+}
+
+/**
+ * One poll of the launchers: the first time one of them is found gone, `onGone` hears of it, and never
+ * again. A launcher's exit is one event; reported at every later poll it would count as a second
+ * signal, which ends the run at once instead of letting it stop.
+ */
+export function launcherWatch(launchers: Launcher[], onGone: (gone: Launcher) => void, isAlive: (l: Launcher) => boolean = alive): () => void {
+  let reported = false;
+  return () => {
+    if (reported) return;
+    const gone = launchers.find((l) => !isAlive(l));
+    if (!gone) return;
+    reported = true;
+    onGone(gone);
+  };
 }
 
 /** Still the same process, and not a zombie waiting for its parent to reap it. */
