@@ -21,22 +21,22 @@ async function until(condition: () => boolean, ms = 30_000): Promise<boolean> {
   return condition();
 }
 
-/** The run has opened its folder and its worker has entered the hung kernel (5 calls into the first step). */
-async function hungRun(dir: string, argv: string[]): Promise<Bun.Subprocess<"ignore", "ignore", "pipe">> {
-  const child = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+/** Once the run has opened its folder and its worker has entered the hung kernel (5 calls into the first step). */
+async function untilHung(dir: string): Promise<void> {
   expect(await until(() => existsSync(join(dir, "summary.json")))).toBe(true);
   expect(summaryOf(dir)).toMatchObject({ status: "running", epochsDone: 0 });
   // The first step starts right after the folder is written; give the worker time to reach the hang,
   // so that the signal finds it inside the kernel rather than before the epoch.
   await Bun.sleep(1_000);
-  return child;
 }
 
 test("SIGTERM while a step is still running when the grace period ends: exit 143 and the folder says stopped", async () => {
   const dir = join(folder(), "run");
-  const child = await hungRun(dir, [process.execPath, FIXTURE, dir]);
+  const child = Bun.spawn([process.execPath, FIXTURE, dir], { stdout: "ignore", stderr: "pipe" });
+  await untilHung(dir);
   child.kill("SIGTERM");
   expect(await child.exited).toBe(143);
+  expect(await new Response(child.stderr).text()).toBe("skein: stopped: SIGTERM; its step did not end within 1.5 s, so the epoch in progress is lost\n");
   expect(summaryOf(dir)).toMatchObject({ status: "stopped", epochsDone: 0, failedEpoch: 1, reason: "stopped: SIGTERM" });
   expect(existsSync(join(dir, ".skein-lock"))).toBe(false);
 });
@@ -47,7 +47,7 @@ test.if(linux)("the launcher above a trainer exits while a step is running: the 
   const dir = join(folder(), "launched");
   // `sh -c` counts as a launcher while it waits for its child (the `; true` keeps it from exec'ing it).
   const launcher = Bun.spawn(["setsid", "sh", "-c", `"${process.execPath}" "${FIXTURE}" "${dir}"; true`], { stdout: "ignore", stderr: "ignore" });
-  await hungRun(dir, ["true"]);
+  await untilHung(dir);
   launcher.kill("SIGKILL");
   expect(await until(() => summaryOf(dir).status !== "running" && !existsSync(join(dir, ".skein-lock")), 15_000)).toBe(true);
   expect(summaryOf(dir)).toMatchObject({ status: "stopped", failedEpoch: 1, reason: expect.stringMatching(/^stopped: its launcher 'sh -c' \(pid \d+\) exited$/) });

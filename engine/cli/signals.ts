@@ -32,15 +32,16 @@ export function installStopHandlers(): void {
   let stoppedWhy = "";
   // Exiting before the run wrote its own end (its workers had not reached a point where they stop):
   // its folder must not go on saying "running".
-  const exitNow = (exitCode: number) => {
+  const exitNow = (exitCode: number, because: string) => {
     markOpenFoldersStopped(`stopped: ${stoppedWhy}`);
+    process.stderr.write(`skein: stopped: ${stoppedWhy}; ${because}, so the epoch in progress is lost\n`);
     process.exit(exitCode);
   };
   const stop = (why: string, exitCode: number) => {
     // A second signal means "now", unless it is the same one arriving twice: Ctrl-C reaches the whole
     // process group, and a launcher above may forward its copy a moment later.
     if (stoppingSince > 0) {
-      if (Date.now() - stoppingSince > REPEAT_MS) exitNow(exitCode);
+      if (Date.now() - stoppingSince > REPEAT_MS) exitNow(exitCode, `a second signal (${why}) asked to stop at once`);
       return;
     }
     stoppingSince = Date.now();
@@ -50,7 +51,7 @@ export function installStopHandlers(): void {
       process.stderr.write(`skein: stopped: ${why}\n`);
       process.exit(exitCode);
     }
-    setTimeout(() => exitNow(exitCode), STOP_GRACE_MS).unref();
+    setTimeout(() => exitNow(exitCode, `its step did not end within ${STOP_GRACE_MS / 1000} s`), STOP_GRACE_MS).unref();
   };
   for (const [signal, code] of Object.entries(SIGNALS)) process.on(signal, () => stop(signal, code));
   const launchers = launcherAncestors();
