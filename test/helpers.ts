@@ -3,6 +3,8 @@
  * (The arena planner is the allocator: tests plan as they go on a memory sized generously up front.)
  */
 import { expect } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import type { KernelExports } from "../engine/kernels/abi.ts";
 import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts";
@@ -94,4 +96,17 @@ export function userErrorOf(fn: () => unknown): string {
   const text = (error as Error).message;
   expect(text.split("\n")).toHaveLength(1);
   return text;
+}
+
+/** A run folder's summary.json, parsed. */
+export const summaryOf = (dir: string) => JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"));
+
+/** Poll `condition` every 20 ms for up to `ms`: whether it came true (a wait for another process, never a timing assertion). */
+export async function waitFor(condition: () => boolean, ms = 30_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (condition()) return true;
+    await Bun.sleep(20);
+  }
+  return condition();
 }

@@ -25,6 +25,7 @@ import { openResume, train, TrainingSession, type TrainConfig } from "../engine/
 import { tempFolders } from "./tempdir.ts";
 import { isLauncher } from "../engine/cli/signals.ts";
 import { spawnSyncWithPeakRss } from "./peak-rss.ts";
+import { summaryOf, waitFor } from "./helpers.ts";
 
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -51,7 +52,6 @@ function skein(args: string[], options: { cwd?: string } = {}) {
 const epochsIn = (dir: string): number[] =>
   readFileSync(join(dir, "metrics.jsonl"), "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l).epoch);
 const tempFilesIn = (dir: string) => readdirSync(dir).filter((n) => n.includes(".tmp-"));
-const summaryOf = (dir: string) => JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"));
 
 describe("the run folder is a transactional store", () => {
   test("atomic writes leave no temp file; temp files of dead processes go when the folder is opened, live ones stay", async () => {
@@ -413,14 +413,6 @@ describe("signals stop the trainer", () => {
       }
     }
     return out;
-  }
-  async function waitFor(condition: () => boolean, ms = 30_000): Promise<boolean> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      if (condition()) return true;
-      await Bun.sleep(20);
-    }
-    return condition();
   }
   const linux = process.platform === "linux";
 

@@ -4,26 +4,19 @@
  * The trainer here hangs inside a kernel (test/fixtures/hung-run.ts), the limit of a long step.
  */
 import { expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tempFolders } from "./tempdir.ts";
+import { summaryOf, waitFor } from "./helpers.ts";
 import { launcherWatch, type Launcher } from "../engine/cli/signals.ts";
 
 const FIXTURE = resolve(import.meta.dir, "fixtures/hung-run.ts");
 const folder = tempFolders("skein-stop-");
 const linux = process.platform === "linux";
 
-const summaryOf = (dir: string) => JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"));
-
-async function until(condition: () => boolean, ms = 30_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end && !condition()) await Bun.sleep(20);
-  return condition();
-}
-
 /** Once the run has opened its folder and its worker has entered the hung kernel (5 calls into the first step). */
 async function untilHung(dir: string): Promise<void> {
-  expect(await until(() => existsSync(join(dir, "summary.json")))).toBe(true);
+  expect(await waitFor(() => existsSync(join(dir, "summary.json")))).toBe(true);
   expect(summaryOf(dir)).toMatchObject({ status: "running", epochsDone: 0 });
   // The first step starts right after the folder is written; give the worker time to reach the hang,
   // so that the signal finds it inside the kernel rather than before the epoch.
@@ -49,7 +42,7 @@ test.if(linux)("the launcher above a trainer exits while a step is running: the 
   const launcher = Bun.spawn(["setsid", "sh", "-c", `"${process.execPath}" "${FIXTURE}" "${dir}"; true`], { stdout: "ignore", stderr: "ignore" });
   await untilHung(dir);
   launcher.kill("SIGKILL");
-  expect(await until(() => summaryOf(dir).status !== "running" && !existsSync(join(dir, ".skein-lock")), 15_000)).toBe(true);
+  expect(await waitFor(() => summaryOf(dir).status !== "running" && !existsSync(join(dir, ".skein-lock")), 15_000)).toBe(true);
   expect(summaryOf(dir)).toMatchObject({ status: "stopped", failedEpoch: 1, reason: expect.stringMatching(/^stopped: its launcher 'sh -c' \(pid \d+\) exited$/) });
 });
 
