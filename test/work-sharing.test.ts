@@ -8,10 +8,17 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
-import { REDUCE_PIECE_FLOATS, reducePiece, syncBlockRows } from "../engine/algorithms/sync-sgd.ts";
+import { REDUCE_PIECE_FLOATS, reducePiece, reductionPieces, syncBlockRows } from "../engine/algorithms/sync-sgd.ts";
+import { alignedSliceOf } from "../engine/runtime/split.ts";
 import { Network } from "../engine/model/network.ts";
 import { sameBits, testMemory, trainAndRead } from "./helpers.ts";
 import { weightedSum } from "../engine/kernels/weighted-sum.ts";
+import { ArenaPlanner } from "../engine/memory/arena.ts";
+import { Control, planControl } from "../engine/runtime/control.ts";
+import { CooperativeSync, interleave, type SchedulerState } from "../engine/runtime/deterministic.ts";
+import { claimFromHomes, HOME, resetHome } from "../engine/runtime/claim.ts";
+import { Rng } from "../engine/rng.ts";
+import { runToEnd, type RoleProgram } from "../engine/runtime/sync.ts";
 
 // Batch 160 = blocks of 64, 64 and 32; 250 samples leave a last batch of 90 (64 + 26).
 const base: TrainConfig = {
@@ -81,6 +88,27 @@ describe("sync: the reduction and the update claimed piece by piece", () => {
           at = piece.hi;
         }
         expect(at).toBe(end);
+      }),
+    );
+  });
+
+  test("each worker's home is the pieces of its own slice; together they tile the vector once, in order", () => {
+    fc.assert(
+      fc.property(fc.nat(300_000), fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 64 }), (floats, workers, chunks) => {
+        const slices = Array.from({ length: workers }, (_, w) => alignedSliceOf(floats, workers, w));
+        const { pieces, homes } = reductionPieces(slices, chunks * 16);
+        let at = 0;
+        homes.forEach((home, w) => {
+          expect(home.lo).toBe(w === 0 ? 0 : homes[w - 1]!.hi);
+          for (let p = home.lo; p < home.hi; p++) {
+            expect(pieces[p]!.lo).toBe(p === home.lo ? slices[w]!.lo : at);
+            expect(pieces[p]!.hi > pieces[p]!.lo).toBe(true);
+            at = pieces[p]!.hi;
+          }
+          if (home.hi > home.lo) expect(at).toBe(slices[w]!.hi);
+        });
+        expect(at).toBe(floats);
+        expect(homes.at(-1)!.hi).toBe(pieces.length);
       }),
     );
   });
@@ -176,5 +204,61 @@ describe("Hogwild!: batches claimed, not dealt", () => {
       }
     }
     expect(shares.size).toBeGreaterThan(1);
+  });
+});
+
+describe("claiming from homes: each worker's own items first, then the others' that are left", () => {
+  /** A control block for `workers` in a shared memory, and the deterministic executor's syncs for them. */
+  function homesRun(workers: number) {
+    const planner = new ArenaPlanner();
+    const layout = planControl(planner, workers);
+    const pages = Math.ceil(planner.finish().usedBytes / 65536);
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    const control = new Control(memory, layout, workers);
+    const state: SchedulerState = { arrived: 0, generation: 0, progress: 0 };
+    const syncs = Array.from({ length: workers }, () => new CooperativeSync(state, workers, control, memory));
+    return { control, syncs, progress: () => state.progress };
+  }
+  /** Contiguous homes of the given sizes over items [0, Σ sizes). */
+  const homesOf = (sizes: number[]) => sizes.map((n, i) => ({ lo: sizes.slice(0, i).reduce((a, b) => a + b, 0), hi: sizes.slice(0, i + 1).reduce((a, b) => a + b, 0) }));
+
+  test("any interleaving, any home sizes, twice after a reset: every item once; a worker's own items come first, in order", () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(5), { minLength: 1, maxLength: 5 }), fc.integer(), (sizes, seed) => {
+        const { control, syncs, progress } = homesRun(sizes.length);
+        const homes = homesOf(sizes);
+        for (let pass = 0; pass < 2; pass++) {
+          function* claimer(w: number): RoleProgram<number[]> {
+            const mine: number[] = [];
+            for (let item; (item = yield* claimFromHomes(syncs[w]!, control, HOME.blocks, homes, 0, w)) >= 0; ) mine.push(item);
+            return mine;
+          }
+          const claims = interleave(sizes.map((_, w) => claimer(w)), Rng.derive(seed, `homes${pass}`), progress);
+          expect(claims.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: homes.at(-1)!.hi }, (_, i) => i));
+          claims.forEach((mine, w) => {
+            const own = mine.filter((item) => item >= homes[w]!.lo && item < homes[w]!.hi);
+            expect(mine.slice(0, own.length)).toEqual(own);
+            expect(own).toEqual([...own].sort((a, b) => a - b));
+          });
+          sizes.forEach((_, w) => resetHome(control, w, HOME.blocks));
+        }
+      }),
+    );
+  });
+
+  test("workers that keep pace (claims in turn) each compute exactly their own home, not every other item", () => {
+    const sizes = [3, 3, 2];
+    const { control, syncs } = homesRun(sizes.length);
+    const homes = homesOf(sizes);
+    const claims: number[][] = sizes.map(() => []);
+    for (let done = 0; done < sizes.length; ) {
+      done = 0;
+      for (let w = 0; w < sizes.length; w++) {
+        const item = runToEnd(claimFromHomes(syncs[w]!, control, HOME.pieces, homes, 0, w));
+        if (item < 0) done++;
+        else claims[w]!.push(item);
+      }
+    }
+    expect(claims).toEqual([[0, 1, 2], [3, 4, 5], [6, 7]]);
   });
 });

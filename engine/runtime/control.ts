@@ -32,9 +32,7 @@ export const WORD = {
   barrierHandOff: line(5),
   /** Epoch + 1 whose sample order is in the arena's order region (0: none); see epoch-order.ts. */
   orderEpoch: line(6),
-  /** Next piece of the current step's reduction and update to claim (sync). */
-  reduceNext: line(7),
-  count: line(8),
+  count: line(7),
 } as const;
 
 /** Per worker, one cache line: Float64 Σ loss of the current epoch at cell 0, Int32 samples done at word 2. */
@@ -43,6 +41,7 @@ const PROGRESS_LINE_BYTES = 64;
 export interface ControlLayout {
   words: number; // byte offset of Int32[WORD.count]
   progress: number; // byte offset of one 64-byte line per worker
+  homes: number; // byte offset of one 64-byte line per worker: its home counters (claim.ts)
   outbox: number; // byte offset of the ring of woken words a run across processes relays (outbox.ts)
 }
 
@@ -50,17 +49,21 @@ export function planControl(planner: ArenaPlanner, workers: number): ControlLayo
   return {
     words: planner.reserve("control", "control.words", WORD.count * 4),
     progress: planner.reserve("control", "control.progress", workers * PROGRESS_LINE_BYTES),
+    homes: planner.reserve("control", "control.homes", workers * CONTROL_LINE_WORDS * 4),
     outbox: planOutbox(planner),
   };
 }
 
 export class Control {
   readonly words: Int32Array;
+  /** Per worker, one cache line of counters for the work it claims first (claim.ts: HOME). */
+  readonly homes: Int32Array;
   private readonly progressF64: Float64Array;
   private readonly progressI32: Int32Array;
 
   constructor(memory: WebAssembly.Memory, layout: ControlLayout, readonly workers: number) {
     this.words = new Int32Array(memory.buffer, layout.words, WORD.count);
+    this.homes = new Int32Array(memory.buffer, layout.homes, workers * CONTROL_LINE_WORDS);
     this.progressF64 = new Float64Array(memory.buffer, layout.progress, (workers * PROGRESS_LINE_BYTES) / 8);
     this.progressI32 = new Int32Array(memory.buffer, layout.progress, (workers * PROGRESS_LINE_BYTES) / 4);
   }
@@ -81,6 +84,11 @@ export class Control {
 
   add(word: number, n: number): void {
     Atomics.add(this.words, word, n);
+  }
+
+  /** Every worker's home counters back to 0 (claim.ts). Called by the main thread while no worker runs. */
+  resetHomes(): void {
+    this.homes.fill(0);
   }
 
   reset(word: number): void {
