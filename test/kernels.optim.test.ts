@@ -107,6 +107,54 @@ for (const variant of VARIANTS) {
     });
   });
 
+  describe(`optimizer state never subnormal (${variant} build)`, () => {
+    const subnormal = (x: number) => x !== 0 && Math.abs(x) < ref.FLT_MIN;
+    const f = Math.fround;
+
+    // With g = 0 (a dead unit), m ← 0.9·m rounds 2⁻¹⁴⁹ back to 2⁻¹⁴⁹: without the flush the momentum of
+    // such a parameter stays subnormal forever, and every later update pays x86's microcode assists.
+    test("m ← μ·m with g = 0: below the smallest normal float it is stored as 0, above it kept exactly", async () => {
+      const a = await arenaFor(variant);
+      const m = Float32Array.of(2 ** -149, 4 * 2 ** -149, -1e-39, 1.05 * ref.FLT_MIN, 2 * ref.FLT_MIN, -3 * ref.FLT_MIN, 1e-3, 0);
+      const n = m.length;
+      const pw = a.put(new Float32Array(n).fill(0.5)), pm = a.put(m);
+      a.k.momentum_update(pw, a.put(new Float32Array(n)), pm, n, 0.02, 0.9, 0, 0, 0);
+      a.checkGuards();
+      const want = Array.from(m, (x) => (Math.abs(0.9 * x) < ref.FLT_MIN ? 0 : f(f(0.9) * x)));
+      expect(Array.from(a.read(pm, n))).toEqual(want);
+      expect(Array.from(a.read(pw, n))).toEqual(new Array(n).fill(0.5).map((w, i) => f(w - f(0.02) * want[i]!)));
+    });
+
+    test("momentum, Adam and RMSprop from any state, subnormals included, store no subnormal state", async () => {
+      const a = await arenaFor(variant);
+      const tinyVector = (n: number) => fc.array(fc.float({ min: Math.fround(-1e-36), max: Math.fround(1e-36), noNaN: true }), { minLength: n, maxLength: n });
+      fc.assert(
+        fc.property(
+          count.chain((n) => fc.tuple(fc.constant(n), tinyVector(n), tinyVector(n), tinyVector(n))),
+          fc.boolean(),
+          ([n, g, m, v01], zeroGradient) => {
+            a.reset();
+            const grad = zeroGradient ? new Float32Array(n) : Float32Array.from(g);
+            const v = Float32Array.from(v01, Math.abs);
+            const w = new Float32Array(n).fill(0.25);
+            const pm = a.put(m);
+            a.k.momentum_update(a.put(w), a.put(grad), pm, n, 0.01, 0.9, 0, 0, 0);
+            const [am, av] = [a.put(m), a.put(v)];
+            a.k.adam_update(a.put(w), a.put(grad), am, av, n, 1e-3, 0.9, 0.999, 1e-8, 0, 0, 0.1, 0.001);
+            const rv = a.put(v);
+            a.k.rmsprop_update(a.put(w), a.put(grad), rv, n, 1e-3, 0.99, 1e-8, 0);
+            a.checkGuards();
+            for (const [name, p] of [["momentum m", pm], ["adam m", am], ["adam v", av], ["rmsprop v", rv]] as const) {
+              const bad = Array.from(a.read(p, n)).findIndex(subnormal);
+              if (bad >= 0) throw new Error(`${name}[${bad}] = ${a.read(p, n)[bad]} is subnormal`);
+            }
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
+  });
+
   describe(`vector ops (${variant} build)`, () => {
     test("axpy, scale, copy, fill_zero", async () => {
       const a = await arenaFor(variant);

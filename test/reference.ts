@@ -337,6 +337,10 @@ export function sgdUpdate(w: Floats, g: Floats, lr: number, wd: number): Float64
   return Float64Array.from(w, (wi, i) => wi - lr * (g[i]! + wd * wi));
 }
 
+/** The smallest normal f32: the optimizer kernels store state below it as 0 (asm/optim.ts). */
+export const FLT_MIN = 2 ** -126;
+const flushTiny = (x: number) => (Math.abs(x) < FLT_MIN ? 0 : x);
+
 export function momentumUpdate(
   w: Floats, g: Floats, m: Floats, lr: number, mu: number, dampening: number, wd: number, nesterov: boolean,
 ): { w: Float64Array; m: Float64Array } {
@@ -344,7 +348,7 @@ export function momentumUpdate(
   const mo = new Float64Array(w.length);
   for (let i = 0; i < w.length; i++) {
     const gi = g[i]! + wd * w[i]!;
-    const mi = mu * m[i]! + (1 - dampening) * gi;
+    const mi = flushTiny(mu * m[i]! + (1 - dampening) * gi);
     mo[i] = mi;
     wo[i] = w[i]! - lr * (nesterov ? gi + mu * mi : mi);
   }
@@ -363,8 +367,8 @@ export function adamUpdate(
     let gi = g[i]!;
     if (decoupled) wi -= lr * wd * wi;
     else gi += wd * wi;
-    const mi = beta1 * m[i]! + (1 - beta1) * gi;
-    const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
+    const mi = flushTiny(beta1 * m[i]! + (1 - beta1) * gi);
+    const vi = flushTiny(beta2 * v[i]! + (1 - beta2) * gi * gi);
     mo[i] = mi;
     vo[i] = vi;
     wo[i] = wi - lr * (mi / bc1) / (Math.sqrt(vi / bc2) + eps);
@@ -379,7 +383,7 @@ export function rmspropUpdate(
   const vo = new Float64Array(w.length);
   for (let i = 0; i < w.length; i++) {
     const gi = g[i]! + wd * w[i]!;
-    const vi = alpha * v[i]! + (1 - alpha) * gi * gi;
+    const vi = flushTiny(alpha * v[i]! + (1 - alpha) * gi * gi);
     vo[i] = vi;
     wo[i] = w[i]! - (lr * gi) / (Math.sqrt(vi) + eps);
   }
