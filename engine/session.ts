@@ -170,7 +170,6 @@ export class TrainingSession {
     const started = performance.now();
     control.resetProgress();
     control.reset(WORD.claimNext);
-    control.resetHomes();
     publishEpochOrder(this.memory, this.setup.data, control, config.seed, epoch); // in place already unless epochs were skipped
     // Only when someone shows progress: a timer on the main thread takes a core from a worker now and
     // then, and with synchronous workers every stall of one is a stall of all.

@@ -32,8 +32,9 @@ export const HOME = { blocks: 0, pieces: 1 } as const;
  * step, so what it writes (its blocks' gradients, its pieces of the parameters and the optimizer's
  * state) stays in its own core's cache instead of moving between cores; a worker that falls behind
  * still loses its items to the others instead of making them wait. Each home has its own counter
- * (`slot` on its owner's line of control.homes), so every item is claimed exactly once. The counter of
- * a home is reset by its owner while nobody claims from it (resetHome).
+ * (`slot` on its owner's line of control.homes), so every item is claimed exactly once. The counters
+ * start at 0 in a fresh arena, and the owner rewinds its own after every pass, while nobody claims
+ * from it (resetHome), so each pass, across epochs too, starts from 0.
  *
  * `homes[i]` is the range of local worker i (global worker first + i); `me` is the caller's local index.
  * Returns the item, or -1 when every home is exhausted.

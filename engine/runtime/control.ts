@@ -86,11 +86,6 @@ export class Control {
     Atomics.add(this.words, word, n);
   }
 
-  /** Every worker's home counters back to 0 (claim.ts). Called by the main thread while no worker runs. */
-  resetHomes(): void {
-    this.homes.fill(0);
-  }
-
   reset(word: number): void {
     Atomics.store(this.words, word, 0);
   }
