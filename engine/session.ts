@@ -19,6 +19,7 @@ import { publishEpochOrder } from "./runtime/epoch-order.ts";
 import type { FaultPlan } from "./runtime/fault.ts";
 import { WorkerPool, type PoolLaunch } from "./runtime/pool.ts";
 import { prefaultRanges, warmUpByDefault, type WarmUpReport } from "./runtime/warm-up.ts";
+import { idleCompilerByDefault, idleCompilerFor } from "./runtime/compiler-threads.ts";
 import { DeterministicExecutor } from "./runtime/deterministic.ts";
 import { SimulatedExecutor } from "./runtime/simulated.ts";
 import { describeSimulation, simulationModel, type SimulationModel, type SimulationSummary } from "./runtime/costs.ts";
@@ -104,6 +105,7 @@ export class TrainingSession {
     const threads = !options.distributed && config.executor !== "deterministic" && config.executor !== "simulated";
     const programs = algorithm.programs(config);
     const warmUp = options.warmUp ?? warmUpByDefault(); // read always: a bad value is refused whatever the run
+    idleCompilerByDefault(); // the same for the pool's switch (runtime/compiler-threads.ts)
     const launch = threads && programs >= 2 && warmUp ? WorkerPool.launch(programs) : null;
     try {
       return await TrainingSession.openWith(config, options, algorithm, simulation, launch);
@@ -123,10 +125,13 @@ export class TrainingSession {
     launch?.warmUp(module, warmUpSpec, { memory, ranges: prefaultRanges(setup.plan) });
     const control = new Control(memory, setup.control, setup.programs);
     const fault = options.fault ?? null;
+    // Programs that wait for each other every step (all but the asynchronous family) leave a core idle
+    // now and then: the JIT compiler runs only then, instead of preempting one of them (compiler-threads.ts).
+    const idleCompiler = idleCompilerFor({ programsWait: algorithm.family !== "async", programs: options.distributed?.placement.count ?? setup.programs });
     // A launched pool starts now (after the warm-up, on the worker that warms): starting, a worker only
     // makes views of the memory, and none reads it before the first run, so they start while this
     // thread fills it.
-    const launched = launch?.start({ module, memory, setup, control, fault, stallMs: options.watchdogMs });
+    const launched = launch?.start({ module, memory, setup, control, fault, stallMs: options.watchdogMs, idleCompiler });
     launched?.catch(() => {}); // awaited below, after this thread's own start-up
     copyData(memory, setup.data, dataset);
     if (options.resume) {
@@ -144,12 +149,12 @@ export class TrainingSession {
     const starting =
       launched ??
       (options.distributed
-        ? options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs })
+        ? options.distributed.start({ module, memory, setup, control, plan, net, vectors: regionsOf(setup, plan, net), resumed: options.resume !== undefined, epochsDone: options.resume?.state.epochsDone ?? 0, fault, watchdogMs: options.watchdogMs, idleCompiler })
         : config.executor === "deterministic"
           ? new DeterministicExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, fault)
           : config.executor === "simulated"
             ? new SimulatedExecutor(module, memory, setup, control, ROLE_TABLE, options.schedulerSeed ?? config.seed, simulation!, fault, config.simulation?.procs ?? null)
-            : WorkerPool.start(setup.programs, { module, memory, setup, control, fault, stallMs: options.watchdogMs }));
+            : WorkerPool.start(setup.programs, { module, memory, setup, control, fault, stallMs: options.watchdogMs, idleCompiler }));
     // The first epoch's sample order, drawn while the workers start rather than by each of them.
     publishEpochOrder(memory, setup.data, control, config.seed, options.resume?.state.epochsDone ?? 0);
     const warmUpReport = options.warmUp === "whole" && launch ? await launch.warming : null;

@@ -50,6 +50,8 @@ export interface ExecutorStart {
   epochsDone: number;
   fault: FaultPlan | null;
   watchdogMs?: number;
+  /** This process's pool runs the JIT compiler at idle priority (runtime/compiler-threads.ts). */
+  idleCompiler?: boolean;
 }
 
 /** How long a process may take to open its session (data, kernels, workers) before the run gives up. */
@@ -110,7 +112,7 @@ export class DistributedExecutor implements Executor {
     transport.failed.catch(onFailure);
     transport.maxMessageBytes = start.memory.buffer.byteLength;
     const pool = await Promise.race([
-      WorkerPool.start(placement.count, { module: start.module, memory: start.memory, setup, control, fault: start.fault, stallMs: start.watchdogMs, first: placement.first }),
+      WorkerPool.start(placement.count, { module: start.module, memory: start.memory, setup, control, fault: start.fault, stallMs: start.watchdogMs, first: placement.first, idleCompiler: start.idleCompiler }),
       transport.failed,
     ]);
     const executor = new DistributedExecutor(pool, transport, cross, start, algo);

@@ -18,6 +18,7 @@ import type { Executor } from "./executor.ts";
 import type { RoleArgs } from "./roles.ts";
 import type { WorkerApi } from "./worker-api.ts";
 import type { PrefaultSpec, WarmUpReport, WarmUpSpec } from "./warm-up.ts";
+import { holdCompilerIdle, refreshCompilerIdle, releaseCompilerIdle } from "./compiler-threads.ts";
 
 /** Where the worker entry is: next to the sources, or handed in by the single binary. */
 let workerEntry: string | URL = new URL("../../workers/worker.ts", import.meta.url);
@@ -52,9 +53,14 @@ export interface PoolStart {
   stallMs?: number;
   /** The first program this pool runs (a process of a run that spans processes hosts programs first … first + count − 1). */
   first?: number;
+  /** Run the process's JIT compiler threads at idle priority while this pool lives (see idleCompilerFor). */
+  idleCompiler?: boolean;
 }
 
 export class WorkerPool implements Executor {
+  /** Whether this pool holds the compiler threads at idle priority (released once, on terminate). */
+  private holdsCompiler = false;
+
   private constructor(
     private readonly members: Member[],
     private readonly control: Control,
@@ -75,7 +81,8 @@ export class WorkerPool implements Executor {
   }
 
   /** @internal PoolLaunch.start: start the launched workers on the run's memory. */
-  static async startMembers(members: Member[], { module, memory, setup, control, fault = null, stallMs = DEFAULT_STALL_MS, first = 0 }: PoolStart): Promise<WorkerPool> {
+  static async startMembers(members: Member[], start: PoolStart): Promise<WorkerPool> {
+    const { module, memory, setup, control, fault = null, stallMs = DEFAULT_STALL_MS, first = 0 } = start;
     const pool = new WorkerPool(members, control, stallMs, first);
     try {
       await pool.all(
@@ -83,6 +90,7 @@ export class WorkerPool implements Executor {
         START_TIMEOUT_MS,
         "start",
       );
+      if (start.idleCompiler) pool.holdsCompiler = await holdCompilerIdle();
     } catch (e) {
       pool.terminate();
       throw e;
@@ -96,6 +104,7 @@ export class WorkerPool implements Executor {
 
   /** Run a role program on every worker (args per worker) and collect their results in worker order. */
   run<R>(role: string, args: (worker: number) => RoleArgs): Promise<R[]> {
+    if (this.holdsCompiler) refreshCompilerIdle();
     return this.all((m, w) => m.api.run(role, args(this.first + w)) as Promise<R>, 0, role);
   }
 
@@ -148,6 +157,8 @@ export class WorkerPool implements Executor {
   }
 
   terminate(): void {
+    if (this.holdsCompiler) releaseCompilerIdle();
+    this.holdsCompiler = false;
     for (const m of this.members) {
       m.api[Comlink.releaseProxy]();
       m.worker.terminate();
