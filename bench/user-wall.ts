@@ -3,6 +3,10 @@
  * whole process's wall time, spawn to exit, not only the measured training window.
  *
  *   npx bun bench/user-wall.ts --env SKEIN_WARM_UP=0 [--rounds 10] [--workers 2] [--epochs 5] [--only sync128,hogwild]
+ *   npx bun bench/user-wall.ts --env SKEIN_IDLE_COMPILER=0 --args="--algo pipedream --stages 2 --batch 64"
+ *
+ * --args runs one configuration of your own (`skein train` arguments beyond the model, data, epochs
+ * and workers) instead of the named ones.
  *
  * Each round, for each configuration, two fresh `skein train --json` processes back to back, one with
  * the variables of --env set and one without, their order swapped every round so that neither always
@@ -15,8 +19,12 @@
  * training seconds), epoch 0 (from its epoch line), and the time outside the window (start-up,
  * evaluations, exit); then the per-pair difference (with --env minus without) of each, its median and
  * in how many pairs it was negative. A change that moves work out of the window shortens epoch 0 and
- * the window but not the wall. Load averages are printed at the start and the end.
+ * the window but not the wall. Then samples/s, as the per-pair ratio (with / without) and in how many
+ * pairs it was above 1, and, on Linux, the milliseconds the run's worker threads spent runnable but
+ * not running (their run-queue wait, /proc/PID/task/TID/schedstat, read every 50 ms while the process
+ * lives): what preempts the workers, whoever does. Load averages are printed at the start and the end.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { benchArgs, numberFlag } from "./args.ts";
@@ -30,6 +38,7 @@ const { values: v } = benchArgs(SCRIPT, {
     workers: { type: "string" },
     epochs: { type: "string" },
     only: { type: "string" },
+    args: { type: "string" },
   },
 });
 const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 10, { min: 1, max: 1000, integer: true });
@@ -42,26 +51,51 @@ if (v.env === undefined) {
 const env = envFlag(SCRIPT, v.env);
 const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
 
-const configs = selectConfigs(SCRIPT, v.only);
+const configs = v.args !== undefined ? [{ name: "custom", args: v.args.split(/\s+/).filter(Boolean) }] : selectConfigs(SCRIPT, v.only);
 
 interface Run {
   wallMs: number;
   trainMs: number;
   epoch0Ms: number;
+  samplesPerSec: number;
+  /** Run-queue wait of the process's worker threads, summed (NaN where /proc has none to read). */
+  workerWaitMs: number;
+}
+
+/** Σ run-queue wait (ms) of the threads of `pid` named "Worker", as /proc shows them now, by thread id. */
+function workerWaits(pid: number, into: Map<string, number>): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return;
+  }
+  for (const tid of tids) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim() !== "Worker") continue;
+      into.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1]) / 1e6);
+    } catch {
+      // the thread ended meanwhile: its last reading stands
+    }
+  }
 }
 
 async function run(args: string[], extraEnv: Record<string, string> | null): Promise<Run> {
   const argv = [process.execPath, MAIN, "train", "--model", "mlp:784-256-128-10", "--data", "digits", "--epochs", String(epochs), "--workers", String(workers), "--json", ...args];
   const started = performance.now();
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: extraEnv ? { ...process.env, ...extraEnv } : undefined });
+  const waits = new Map<string, number>();
+  const poll = setInterval(() => workerWaits(proc.pid, waits), 50);
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   const wallMs = performance.now() - started;
+  clearInterval(poll);
   if (code !== 0) throw new Error(`${argv.slice(2).join(" ")} exited ${code}: ${err.trim().split("\n").at(-1)}`);
   const summary = JSON.parse(out.trim().split("\n").at(-1)!) as { samplesPerSec: number; trainSeconds: number };
   // The epoch result lines ("epoch 1/5  train loss …  91.2k samples/s"), not the progress lines.
   const rates = [...err.matchAll(/^epoch \d+\/\d+  train loss .*?([\d.]+)(k?) samples\/s/gm)].map((m) => Number(m[1]) * (m[2] === "k" ? 1000 : 1));
   const perEpochSamples = (summary.samplesPerSec * summary.trainSeconds) / epochs;
-  return { wallMs, trainMs: 1000 * summary.trainSeconds, epoch0Ms: (1000 * perEpochSamples) / rates[0]! };
+  const workerWaitMs = waits.size > 0 ? [...waits.values()].reduce((a, b) => a + b, 0) : NaN;
+  return { wallMs, trainMs: 1000 * summary.trainSeconds, epoch0Ms: (1000 * perEpochSamples) / rates[0]!, samplesPerSec: summary.samplesPerSec, workerWaitMs };
 }
 
 const median = (xs: number[]) => {
@@ -89,6 +123,7 @@ const rows: [string, (x: Run) => number][] = [
   ["training window", (x) => x.trainMs],
   ["epoch 0", (x) => x.epoch0Ms],
   ["outside window", (x) => x.wallMs - x.trainMs],
+  ["workers' wait", (x) => x.workerWaitMs],
 ];
 for (const c of configs) {
   const { plain, with: w } = results.get(c.name)!;
@@ -98,4 +133,8 @@ for (const c of configs) {
       `  ${c.name.padEnd(8)} ${name.padEnd(16)} ${median(plain.map(f)).toFixed(0).padStart(5)} → ${median(w.map(f)).toFixed(0).padStart(5)}   Δ median ${median(d).toFixed(0).padStart(4)}, < 0 in ${d.filter((x) => x < 0).length}/${d.length}`,
     );
   }
+  const ratios = w.map((x, i) => x.samplesPerSec / plain[i]!.samplesPerSec);
+  console.log(
+    `  ${c.name.padEnd(8)} ${"samples/s".padEnd(16)} ${median(plain.map((x) => x.samplesPerSec)).toFixed(0).padStart(5)} → ${median(w.map((x) => x.samplesPerSec)).toFixed(0).padStart(5)}   with / without: median ${median(ratios).toFixed(3)}, > 1 in ${ratios.filter((x) => x > 1).length}/${ratios.length}`,
+  );
 }
