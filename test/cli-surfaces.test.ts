@@ -17,7 +17,7 @@ import { SAMPLE_HELP } from "../engine/cli/sample-command.ts";
 import { JOIN_HELP } from "../engine/cli/process-flags.ts";
 import { TRAIN_HELP } from "../engine/cli/train-command.ts";
 import { EXPERIMENT_HELP } from "../engine/cli/experiment-command.ts";
-import { userErrorOf } from "./helpers.ts";
+import { userErrorOf, withEnv } from "./helpers.ts";
 import { tempFolders } from "./tempdir.ts";
 import { calibrateCommand } from "../engine/cli/calibrate-command.ts";
 import { checkAcrossProcesses } from "../engine/distributed/exchange.ts";
@@ -60,17 +60,14 @@ describe("NATS server URLs (--nats, skein join)", () => {
     expect(await userErrorOfAsync(() => joinCommand(["http://127.0.0.1:4222", "--once"]))).toContain("not a NATS server URL");
   });
 
-  test("a bad SKEIN_WARM_UP is refused before any process starts (train) and before taking part in a run (join: nothing listens on port 1, a connection would fail otherwise)", async () => {
-    const before = process.env.SKEIN_WARM_UP;
-    process.env.SKEIN_WARM_UP = "2";
-    try {
-      expect(userErrorOf(() => processesOf(new Set(["procs"]), { procs: 2 }))).toBe("SKEIN_WARM_UP=2: expected 0 or 1");
-      expect(await userErrorOfAsync(() => joinCommand(["nats://127.0.0.1:1", "--once"]))).toBe("SKEIN_WARM_UP=2: expected 0 or 1");
-    } finally {
-      if (before === undefined) delete process.env.SKEIN_WARM_UP;
-      else process.env.SKEIN_WARM_UP = before;
-    }
-  });
+  for (const name of ["SKEIN_WARM_UP", "SKEIN_IDLE_COMPILER"]) {
+    test(`a bad ${name} is refused before any process starts (train) and before taking part in a run (join: nothing listens on port 1, a connection would fail otherwise)`, async () => {
+      await withEnv(name, "2", async () => {
+        expect(userErrorOf(() => processesOf(new Set(["procs"]), { procs: 2 }))).toBe(`${name}=2: expected 0 or 1`);
+        expect(await userErrorOfAsync(() => joinCommand(["nats://127.0.0.1:1", "--once"]))).toBe(`${name}=2: expected 0 or 1`);
+      });
+    });
+  }
 
   natsTest("train --nats says at once what it waits for (no joined process yet), and Ctrl-C ends the wait", async () => {
     const server = await startLocalServer();

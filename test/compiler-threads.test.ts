@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { UserError } from "../engine/errors.ts";
+import { withEnv } from "./helpers.ts";
 import {
   holdCompilerIdle,
   idleCompilerByDefault,
@@ -27,6 +28,17 @@ function jitPolicies(): (number | null)[] {
   const tids = threadsNamed(JIT_THREAD_NAME);
   expect(tids.length).toBeGreaterThan(0);
   return tids.map(schedulingPolicy);
+}
+
+/** The distinct policies of the JIT threads after an epoch of a session of `config`, read before it closes. */
+async function policiesWhileTraining(config: TrainConfig): Promise<(number | null)[]> {
+  const session = await TrainingSession.open(config);
+  try {
+    await session.trainEpoch();
+    return [...new Set(jitPolicies())];
+  } finally {
+    session.close();
+  }
 }
 
 const base: TrainConfig = {
@@ -72,47 +84,15 @@ describe("compiler threads at idle priority while workers train", () => {
   });
 
   test.if(linux && twoCores)("a 2-worker sync session idles them while open and gives them back on close; Hogwild! and SKEIN_IDLE_COMPILER=0 leave them alone", async () => {
-    const session = await TrainingSession.open(base);
-    try {
-      await session.trainEpoch();
-      expect(jitPolicies().every((p) => p === SCHED_IDLE)).toBe(true);
-    } finally {
-      session.close();
-    }
+    expect(await policiesWhileTraining(base)).toEqual([SCHED_IDLE]);
     expect(jitPolicies().every((p) => p === SCHED_OTHER)).toBe(true);
-
-    const hogwild = await TrainingSession.open({ ...base, algo: "hogwild" });
-    try {
-      await hogwild.trainEpoch();
-      expect(jitPolicies().every((p) => p === SCHED_OTHER)).toBe(true);
-    } finally {
-      hogwild.close();
-    }
-
-    const saved = process.env.SKEIN_IDLE_COMPILER;
-    process.env.SKEIN_IDLE_COMPILER = "0";
-    try {
-      const off = await TrainingSession.open(base);
-      try {
-        await off.trainEpoch();
-        expect(jitPolicies().every((p) => p === SCHED_OTHER)).toBe(true);
-      } finally {
-        off.close();
-      }
-    } finally {
-      if (saved === undefined) delete process.env.SKEIN_IDLE_COMPILER;
-      else process.env.SKEIN_IDLE_COMPILER = saved;
-    }
+    expect(await policiesWhileTraining({ ...base, algo: "hogwild" })).toEqual([SCHED_OTHER]);
+    expect(await withEnv("SKEIN_IDLE_COMPILER", "0", () => policiesWhileTraining(base))).toEqual([SCHED_OTHER]);
   });
 
   test("a bad SKEIN_IDLE_COMPILER is refused by every run, also one without workers", async () => {
-    const saved = process.env.SKEIN_IDLE_COMPILER;
-    process.env.SKEIN_IDLE_COMPILER = "yes";
-    try {
-      await expect(TrainingSession.open({ ...base, workers: 1, executor: "deterministic" })).rejects.toThrow("SKEIN_IDLE_COMPILER=yes: expected 0 or 1");
-    } finally {
-      if (saved === undefined) delete process.env.SKEIN_IDLE_COMPILER;
-      else process.env.SKEIN_IDLE_COMPILER = saved;
-    }
+    await withEnv("SKEIN_IDLE_COMPILER", "yes", () =>
+      expect(TrainingSession.open({ ...base, workers: 1, executor: "deterministic" })).rejects.toThrow("SKEIN_IDLE_COMPILER=yes: expected 0 or 1"),
+    );
   });
 });

@@ -110,3 +110,15 @@ export async function waitFor(condition: () => boolean, ms = 30_000): Promise<bo
   }
   return condition();
 }
+
+/** Run `fn` with the environment variable `name` set to `value`, then put back what was there (or nothing). */
+export async function withEnv<R>(name: string, value: string, fn: () => R | Promise<R>): Promise<R> {
+  const before = process.env[name];
+  process.env[name] = value;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+  }
+}

@@ -13,7 +13,7 @@ import { loadKernelModule } from "../engine/kernels/load.ts";
 import { prefault, WARM_UP_MAX_CALLS, warmUp, warmUpByDefault } from "../engine/runtime/warm-up.ts";
 import fc from "fast-check";
 import { UserError } from "../engine/errors.ts";
-import { sameBits } from "./helpers.ts";
+import { sameBits, withEnv } from "./helpers.ts";
 
 const base: TrainConfig = {
   algo: "sync",
@@ -103,13 +103,8 @@ describe("kernel warm-up at start-up", () => {
   });
 
   test("a bad SKEIN_WARM_UP is refused by every run, also one that would not warm up (one worker, deterministic)", async () => {
-    const saved = process.env.SKEIN_WARM_UP;
-    process.env.SKEIN_WARM_UP = "yes";
-    try {
-      await expect(TrainingSession.open({ ...base, workers: 1, executor: "deterministic" })).rejects.toThrow("SKEIN_WARM_UP=yes: expected 0 or 1");
-    } finally {
-      if (saved === undefined) delete process.env.SKEIN_WARM_UP;
-      else process.env.SKEIN_WARM_UP = saved;
-    }
+    await withEnv("SKEIN_WARM_UP", "yes", () =>
+      expect(TrainingSession.open({ ...base, workers: 1, executor: "deterministic" })).rejects.toThrow("SKEIN_WARM_UP=yes: expected 0 or 1"),
+    );
   });
 });

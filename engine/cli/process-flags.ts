@@ -6,6 +6,13 @@ import { algorithmNamed } from "../algorithms/registry.ts";
 import { joinRuns, TOKEN_ENV, type ProcessesOptions } from "../run-processes.ts";
 import { formatHelp, parseFlags, type FlagSpec } from "./flags.ts";
 import { warmUpByDefault } from "../runtime/warm-up.ts";
+import { idleCompilerByDefault } from "../runtime/compiler-threads.ts";
+
+/** The engine's switches read from the environment (SKEIN_WARM_UP, SKEIN_IDLE_COMPILER): a bad value is one UserError. */
+function checkEnvironmentSwitches(): void {
+  warmUpByDefault();
+  idleCompilerByDefault();
+}
 
 export const PROCESS_FLAGS: FlagSpec[] = [
   { name: "procs", type: "int", min: 1, max: 64, help: "processes the run spans (sync, pmsgd, dsgd, dmsgd, decentlam, the pipelines; lap and lpp with --replicas P), each hosting its share of the workers or stages; without --nats a nats-server on 127.0.0.1 and the processes are started here (default 1: this process alone)" },
@@ -24,8 +31,8 @@ export function processesOf(given: Set<string>, v: Record<string, unknown>): Pro
   if (given.has("token") && !given.has("nats")) throw new UserError("--token goes with --nats URL (the local launcher makes its own)");
   const procs = given.has("procs") ? Number(v.procs) : 1;
   if (procs === 1 && !given.has("nats")) return null;
-  // Before any process starts: the local launcher's children inherit it and would refuse it one by one.
-  warmUpByDefault();
+  // Before any process starts: the local launcher's children inherit them and would refuse them one by one.
+  checkEnvironmentSwitches();
   const token = v.token !== undefined ? String(v.token) : process.env[TOKEN_ENV];
   return { procs, ...(v.nats !== undefined ? { url: natsUrl(String(v.nats), "--nats") } : {}), ...(token ? { token } : {}), self: selfCommand(), log: (line) => process.stderr.write(`${line}\n`) };
 }
@@ -81,7 +88,7 @@ export async function joinCommand(argv: string[]): Promise<number> {
   if (!url) throw new UserError("skein join needs the server's URL: skein join nats://HOST:4222 --token T");
   natsUrl(url, "skein join");
   // Checked before taking part in anything: a bad value would otherwise fail every run this process joins.
-  warmUpByDefault();
+  checkEnvironmentSwitches();
   const v = flags.values;
   const token = v.token !== undefined ? String(v.token) : process.env[TOKEN_ENV];
   await joinRuns({
