@@ -66,6 +66,12 @@ export interface SessionOptions {
 
 const PROGRESS_INTERVAL_MS = 200;
 
+/**
+ * Whether the algorithm's programs wait for each other every step: sync's barriers, a pipeline's
+ * hand-offs, a gossip round's neighbours. Hogwild! and the rest of the asynchronous family never do.
+ */
+const programsWait = (algorithm: Algorithm): boolean => algorithm.family !== "async";
+
 export class TrainingSession {
   readonly stepsPerEpoch: number;
   epochsDone: number;
@@ -96,7 +102,9 @@ export class TrainingSession {
     algorithm.check?.(config);
     checkThreads(config);
     // Read before anything starts: a bad table is the user's error, named before any work.
-    const simulation = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
+    const model = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
+    // A simulation charges the JIT compiler's load as the engine would let it run (compiler-threads.ts).
+    const simulation = model && { ...model, compilerIdle: idleCompilerFor({ programsWait: programsWait(algorithm), programs: algorithm.programs(config), cores: model.table.machine.cores }) };
     // Threads executor, two workers or more, unless SKEIN_WARM_UP=0: the workers' threads load
     // their code while this one loads the data, and one of them warms the kernels up while this one
     // fills the arena (see runtime/warm-up.ts). One worker leaves the second core to the compiler
@@ -125,9 +133,9 @@ export class TrainingSession {
     launch?.warmUp(module, warmUpSpec, { memory, ranges: prefaultRanges(setup.plan) });
     const control = new Control(memory, setup.control, setup.programs);
     const fault = options.fault ?? null;
-    // Programs that wait for each other every step (all but the asynchronous family) leave a core idle
-    // now and then: the JIT compiler runs only then, instead of preempting one of them (compiler-threads.ts).
-    const idleCompiler = idleCompilerFor({ programsWait: algorithm.family !== "async", programs: options.distributed?.placement.count ?? setup.programs });
+    // Programs that wait for each other leave a core idle now and then: the JIT compiler runs only
+    // then, instead of preempting one of them (compiler-threads.ts).
+    const idleCompiler = idleCompilerFor({ programsWait: programsWait(algorithm), programs: options.distributed?.placement.count ?? setup.programs });
     // A launched pool starts now (after the warm-up, on the worker that warms): starting, a worker only
     // makes views of the memory, and none reads it before the first run, so they start while this
     // thread fills it.

@@ -74,6 +74,31 @@ describe("the process's helper threads", () => {
     expect(helperSecondsFor({ ...measured, machine: "ideal" }, 8)).toBe(0);
   });
 
+  test("the JIT compiler's share is charged with them, except in a run that holds the compiler idle", () => {
+    const table: CostTable = { ...defaultCostTable(), machine: { cores: 2, speedup: [1, 1.8] }, helperLoad: 0.1, compilerLoad: 0.04 };
+    const measured = { table, machine: "measured" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+    expect(helperSecondsFor(measured, 2)).toBeCloseTo(0.07, 15);
+    expect(helperSecondsFor({ ...measured, compilerIdle: false }, 2)).toBeCloseTo(0.07, 15);
+    expect(helperSecondsFor({ ...measured, compilerIdle: true }, 2)).toBeCloseTo(0.05, 15);
+    expect(helperSecondsFor({ ...measured, compilerIdle: false }, 1)).toBe(0); // a core is idle: it runs there
+  });
+
+  test("a simulated run charges the compiler as the engine schedules it: not to sync's 2 workers, which hold it idle; to Hogwild!'s", async () => {
+    const dir = tmp();
+    const seconds = async (algo: string, compilerLoad: number) => {
+      const costs = join(dir, `compiler-${algo}-${compilerLoad}.json`);
+      writeFileSync(costs, JSON.stringify({ ...defaultCostTable(), machine: { cores: 2, speedup: [1, 2] }, helperLoad: 0, compilerLoad, helperSliceSeconds: 5e-6 }));
+      const session = await TrainingSession.open({ ...base, algo, workers: 2, simulation: { costs } });
+      try {
+        return (await session.trainEpoch()).seconds;
+      } finally {
+        session.close();
+      }
+    };
+    expect(await seconds("sync", 0.2)).toBe(await seconds("sync", 0));
+    expect(await seconds("hogwild", 0.2)).toBeGreaterThan(await seconds("hogwild", 0));
+  });
+
   test("on a machine whose every core computes they take their load from the programs a slice at a time, and barrier-coupled programs all wait for the one they preempt; with a core idle they cost nothing", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 2 }), fc.double({ min: 0.01, max: 0.09, noNaN: true }), (seed, programs, load) => {
@@ -176,6 +201,7 @@ describe("the cost table", () => {
     ["no memory model", (t) => (delete t.memory, t), /memory: missing/],
     ["no helper threads' load", (t) => (delete t.helperLoad, t), /helperLoad: must be a number in \[0, 1\) \(a table from before the helper threads' term\? run skein calibrate again\)/],
     ["helpers of a whole core or more", (t) => ((t.helperLoad = 1), t), /helperLoad: must be a number in \[0, 1\)/],
+    ["a compiler of a whole core", (t) => ((t.compilerLoad = 1), t), /compilerLoad: must be a number in \[0, 1\)/],
     ["no helper timeslice", (t) => (delete t.helperSliceSeconds, t), /helperSliceSeconds: must be a number > 0/],
     ["no cost of the executor's call", (t) => (delete t.runSeconds, t), /runSeconds: must be a number ≥ 0 \(a table from before the executor's per-call term\? run skein calibrate again\)/],
     ["a role's time around calls that is no list", (t) => ((t.callSecondsByRole = { dmsgd: 1e-6 }), t), /callSecondsByRole\.dmsgd: must be a non-empty list of numbers ≥ 0/],

@@ -198,6 +198,7 @@ export async function fitCallSeconds(table: CostTable, o: { models: string[]; da
   const byRole: Record<string, number[]> = {};
   const runs: number[] = [];
   const helperLoads: number[] = [];
+  const compilerLoads: number[] = [];
   let helperSeconds = 0;
   let helperSlices = 0;
   try {
@@ -243,7 +244,8 @@ export async function fitCallSeconds(table: CostTable, o: { models: string[]; da
               const wall = (performance.now() - started) / 1000;
               const helpers = helperCpuSince(before, helperCpu());
               if (i < WARM_EPOCHS || !helpers) continue;
-              helperLoads.push(helpers.seconds / wall);
+              helperLoads.push((helpers.seconds - helpers.compilerSeconds) / wall);
+              compilerLoads.push(helpers.compilerSeconds / wall);
               helperSeconds += helpers.seconds;
               helperSlices += helpers.slices;
             }
@@ -265,13 +267,14 @@ export async function fitCallSeconds(table: CostTable, o: { models: string[]; da
   o.say(`  an epoch's call to the threads costs ${(runSeconds * 1e3).toFixed(2)} ms beyond its programs (median of ${runs.length})`);
   // Where threads keep no account (not Linux): no helper time, as the simulator had before the term.
   const helperLoad = helperLoads.length > 0 ? Math.min(0.99, median(helperLoads)) : 0;
+  const compilerLoad = compilerLoads.length > 0 ? Math.min(0.99, median(compilerLoads)) : 0;
   const helperSliceSeconds = helperSlices > 0 ? helperSeconds / helperSlices : 1e-3;
   o.say(
     helperLoads.length > 0
-      ? `  the process's other threads (compiler, garbage collector, main) while ${table.machine.cores} workers train: ${(helperLoad * 100).toFixed(1)}% of a core (median of ${helperLoads.length} epochs), in slices of ${(helperSliceSeconds * 1e6).toFixed(0)} µs`
+      ? `  the process's other threads while ${table.machine.cores} workers train: garbage collector and main ${(helperLoad * 100).toFixed(1)}% of a core, JIT compiler ${(compilerLoad * 100).toFixed(1)}% (medians of ${helperLoads.length} epochs), in slices of ${(helperSliceSeconds * 1e6).toFixed(0)} µs`
       : "  no per-thread CPU account on this system: the helper threads' time is taken as 0",
   );
-  return { callSecondsAt: perK, callSecondsByRole: byRole, runSeconds, helperLoad, helperSliceSeconds };
+  return { callSecondsAt: perK, callSecondsByRole: byRole, runSeconds, helperLoad, compilerLoad, helperSliceSeconds };
 }
 
 export interface ThreadFit {
@@ -279,6 +282,7 @@ export interface ThreadFit {
   callSecondsByRole: Record<string, number[]>;
   runSeconds: number;
   helperLoad: number;
+  compilerLoad: number;
   helperSliceSeconds: number;
 }
 

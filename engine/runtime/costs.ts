@@ -100,13 +100,20 @@ export interface CostTable {
   runSeconds: number;
   /**
    * Cores' worth of CPU the process spends outside its programs' threads while they train: the
-   * JavaScript engine's compiler and garbage collector, the main thread (measured: 3–5% of a core,
-   * about the same per second at 1 and 2 workers, not per kernel call). Where a core is idle that
-   * time runs there; where every core computes it is taken from the programs, a timeslice of
-   * `helperSliceSeconds` at a time, from whichever program is on the core when the slice comes due,
-   * and programs that meet at a barrier all wait for that one.
+   * JavaScript engine's garbage collector, the main thread, and (in a table without compilerLoad)
+   * its JIT compiler (measured: 3–5% of a core, about the same per second at 1 and 2 workers, not
+   * per kernel call). Where a core is idle that time runs there; where every core computes it is
+   * taken from the programs, a timeslice of `helperSliceSeconds` at a time, from whichever program is
+   * on the core when the slice comes due, and programs that meet at a barrier all wait for that one.
    */
   helperLoad: number;
+  /**
+   * The JIT compiler threads' share, kept apart from helperLoad (absent in tables from before the
+   * split: 0, helperLoad holds it). Charged like helperLoad, except in a run whose programs wait for
+   * each other: the engine then runs the compiler at idle priority (runtime/compiler-threads.ts),
+   * and it takes only the moments the programs sleep in a wait.
+   */
+  compilerLoad?: number;
   /** Mean length of one helper timeslice, seconds (> 0). */
   helperSliceSeconds: number;
   /**
@@ -153,6 +160,8 @@ export interface SimulationModel {
   machine: MachineName;
   network: NetworkModel;
   networkName: string;
+  /** The run's JIT compiler is held at idle priority (compiler-threads.ts, idleCompilerFor): its load is not charged. */
+  compilerIdle?: boolean;
 }
 
 /** What a simulated run's summary says about its model. */
@@ -206,6 +215,7 @@ export function checkCostTable(json: unknown, where: string): CostTable {
   if (t.callSecondsAt !== undefined && (!Array.isArray(t.callSecondsAt) || t.callSecondsAt.length < 1 || !t.callSecondsAt.every((x) => isNumber(x) && x >= 0)))
     fail("callSecondsAt: must be a non-empty list of numbers ≥ 0");
   if (!isNumber(t.helperLoad) || t.helperLoad < 0 || t.helperLoad >= 1) fail("helperLoad: must be a number in [0, 1) (a table from before the helper threads' term? run skein calibrate again)");
+  if (t.compilerLoad !== undefined && (!isNumber(t.compilerLoad) || t.compilerLoad < 0 || t.compilerLoad >= 1)) fail("compilerLoad: must be a number in [0, 1)");
   if (!isNumber(t.helperSliceSeconds) || t.helperSliceSeconds <= 0) fail("helperSliceSeconds: must be a number > 0 (a table from before the helper threads' term? run skein calibrate again)");
   const byRole = t.callSecondsByRole;
   if (byRole !== undefined && (typeof byRole !== "object" || byRole === null || Array.isArray(byRole))) fail("callSecondsByRole: must be an object of lists by role name");
@@ -343,11 +353,12 @@ export function callSecondsFor(model: SimulationModel, k: number, role?: string)
 /**
  * Helper-thread seconds that come due per second a program computes, when `k` programs compute at
  * once: none while a core is idle (the helpers run there) or on an ideal machine, else the helpers'
- * load shared by the k programs (in a wall-clock second the k of them compute k seconds).
+ * load shared by the k programs (in a wall-clock second the k of them compute k seconds); the
+ * compiler's share only where the run does not hold it idle.
  */
 export function helperSecondsFor(model: SimulationModel, k: number): number {
   if (model.machine === "ideal" || k < model.table.machine.cores) return 0;
-  return model.table.helperLoad / k;
+  return (model.table.helperLoad + (model.compilerIdle ? 0 : (model.table.compilerLoad ?? 0))) / k;
 }
 
 /**
