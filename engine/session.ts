@@ -103,15 +103,15 @@ export class TrainingSession {
     checkThreads(config);
     // Read before anything starts: a bad table is the user's error, named before any work.
     const model = config.executor === "simulated" ? simulationModel(config.simulation ?? {}) : null;
+    const programs = algorithm.programs(config);
     // A simulation charges the JIT compiler's load as the engine would let it run (compiler-threads.ts).
-    const simulation = model && { ...model, compilerIdle: idleCompilerFor({ programsWait: programsWait(algorithm), programs: algorithm.programs(config), cores: model.table.machine.cores }) };
+    const simulation = model && { ...model, compilerIdle: idleCompilerFor({ programsWait: programsWait(algorithm), programs, cores: model.table.machine.cores }) };
     // Threads executor, two workers or more, unless SKEIN_WARM_UP=0: the workers' threads load
     // their code while this one loads the data, and one of them warms the kernels up while this one
     // fills the arena (see runtime/warm-up.ts). One worker leaves the second core to the compiler
     // thread anyway: measured, it gains nothing from a warm-up, which would take that core from this
     // thread.
     const threads = !options.distributed && config.executor !== "deterministic" && config.executor !== "simulated";
-    const programs = algorithm.programs(config);
     const warmUp = options.warmUp ?? warmUpByDefault(); // read always: a bad value is refused whatever the run
     idleCompilerByDefault(); // the same for the pool's switch (runtime/compiler-threads.ts)
     const launch = threads && programs >= 2 && warmUp ? WorkerPool.launch(programs) : null;
