@@ -5,8 +5,8 @@
  *   npx bun bench/user-wall.ts --env SKEIN_WARM_UP=0 [--rounds 10] [--workers 2] [--epochs 5] [--only sync128,hogwild]
  *   npx bun bench/user-wall.ts --env SKEIN_IDLE_COMPILER=0 --args="--algo pipedream --stages 2 --batch 64"
  *
- * --args runs one configuration of your own (`skein train` arguments beyond the model, data, epochs
- * and workers) instead of the named ones.
+ * --args runs one configuration of your own (`skein train` arguments beyond the epochs and workers;
+ * the mlp on the embedded digits unless they name a --model or --data) instead of the named ones.
  *
  * Each round, for each configuration, two fresh `skein train --json` processes back to back, one with
  * the variables of --env set and one without, their order swapped every round so that neither always
@@ -81,7 +81,9 @@ function workerWaits(pid: number, into: Map<string, number>): void {
 }
 
 async function run(args: string[], extraEnv: Record<string, string> | null): Promise<Run> {
-  const argv = [process.execPath, MAIN, "train", "--model", "mlp:784-256-128-10", "--data", "digits", "--epochs", String(epochs), "--workers", String(workers), "--json", ...args];
+  // The mlp on the embedded digits unless the configuration names a model or data of its own (--args).
+  const defaults = [...(args.includes("--model") ? [] : ["--model", "mlp:784-256-128-10"]), ...(args.includes("--data") ? [] : ["--data", "digits"])];
+  const argv = [process.execPath, MAIN, "train", ...defaults, "--epochs", String(epochs), "--workers", String(workers), "--json", ...args];
   const started = performance.now();
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: extraEnv ? { ...process.env, ...extraEnv } : undefined });
   const waits = new Map<string, number>();
@@ -116,7 +118,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 
-console.log(`mlp:784-256-128-10 on digits, ${epochs} epochs, ${workers} workers, ${rounds} pairs of processes per configuration; load average ${loadAtStart} at the start, ${load()} at the end`);
+console.log(`${v.args ?? "mlp:784-256-128-10 on digits"}, ${epochs} epochs, ${workers} workers, ${rounds} pairs of processes per configuration; load average ${loadAtStart} at the start, ${load()} at the end`);
 console.log(`medians, ms: without → with --env ${v.env}; then per pair (with − without): median, and in how many pairs it was < 0`);
 const rows: [string, (x: Run) => number][] = [
   ["whole wall", (x) => x.wallMs],
