@@ -23,9 +23,10 @@
  * epoch, would stay in the baseline tier all run. Nor does a run with more programs than cores
  * (layer-wise's threads) leave one. Those keep the compiler at its normal policy. Measured on the
  * 2-core machine, separate 2-worker processes alternating on and off (pairs of `skein train --json`,
- * 8–10 epochs): sync batch 128 1.122× (10 of 10 pairs faster), batch 256 1.067× (8/10; the workers'
- * runqueue wait 292 → 214 ms), pipedream on 2 stages 1.061× (6/6), dmsgd 1.025× (4/6); held idle
- * anyway, Hogwild! lost (0.96×, 4/12 faster) and layer-wise too (0.97×, 2/6).
+ * 8–10 epochs, bench/user-wall.ts): sync batch 128 1.08–1.12× (8 and 10 of 10 pairs faster in two
+ * sets), batch 256 1.04–1.07× (the workers' runqueue wait 292 → 214 ms), pipedream on 2 stages
+ * 1.03–1.06×, dmsgd 1.025× (4/6); held idle anyway, Hogwild! lost (0.96×, 4/12 faster) and layer-wise
+ * too (0.97×, 2/6).
  *
  * Linux only (sched_setscheduler through libc); anywhere else, or where libc cannot be opened, it does
  * nothing. SKEIN_IDLE_COMPILER=0 turns it off (for measuring it against its absence).
