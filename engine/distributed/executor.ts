@@ -33,6 +33,7 @@ import { StreamedBarrier } from "./stream.ts";
 import { mainThreadNow, noFigures, type MainThreadFigures } from "./main-thread.ts";
 import { nativeSocketOf } from "./tcp-socket.ts";
 import { formatBytes, summarizeProcesses, type CommunicationStats, type ProcessesSummary } from "./accounting.ts";
+import { PROGRESS_MS, progressBody, writeProgress } from "./progress.ts";
 
 /** What a session hands the executor of a run that spans processes when it starts one. */
 export interface ExecutorStart {
@@ -56,7 +57,6 @@ export interface ExecutorStart {
 
 /** How long a process may take to open its session (data, kernels, workers) before the run gives up. */
 export const START_TIMEOUT_MS = 120_000;
-const PROGRESS_MS = 200;
 
 /** What the coordinator tells a follower between epochs. */
 export type Command = { do: "epoch"; epoch: number } | { do: "finish" };
@@ -118,7 +118,7 @@ export class DistributedExecutor implements Executor {
     const executor = new DistributedExecutor(pool, transport, cross, start, algo);
     transport.onWake = (from, body) => executor.acceptWake(from, body);
     if (transport.rank === 0) {
-      transport.onProgress = (from, body) => DistributedExecutor.writeProgress(start.control, (r) => placementOf(setup.programs, placement.procs, r), from, body);
+      transport.onProgress = (from, body) => writeProgress(start.control, (r) => placementOf(setup.programs, placement.procs, r), from, body);
     }
     try {
       await executor.meet();
@@ -379,21 +379,11 @@ export class DistributedExecutor implements Executor {
     this.figures.accepted++;
   }
 
-  /** Per local program: Σ loss (f64) and samples (as f64) so far this epoch. */
+  /** Per local program: Σ loss and samples so far this epoch (progress.ts). */
   private sendProgress(): void {
     const p = this.start.setup.processes!;
-    const body = new Float64Array(2 * p.count);
-    for (let d = 0; d < p.count; d++) body.set(this.start.control.progressOf(p.first + d), 2 * d);
-    this.transport.send(0, KIND.progress, 0, new Uint8Array(body.buffer));
+    this.transport.send(0, KIND.progress, 0, progressBody(this.start.control, p.first, p.count));
     this.figures.timerMessages++;
-  }
-
-  /** Coordinator: a follower's progress, into that follower's programs' progress cells here. */
-  static writeProgress(control: Control, programsOf: (rank: number) => { first: number; count: number }, from: number, body: Uint8Array): void {
-    const { first, count } = programsOf(from);
-    if (body.length !== 16 * count) return; // a follower's progress is advisory: a wrong size is ignored, not trusted
-    const figures = new Float64Array(Uint8Array.from(body).buffer);
-    for (let d = 0; d < count; d++) control.setProgress(first + d, figures[2 * d]!, figures[2 * d + 1]!);
   }
 
   terminate(): void {

@@ -1,8 +1,8 @@
 /**
  * The simulated executor's cost model, as data: what each kernel call costs in seconds as a function
  * of its arguments, how much k programs computing at once slow each other down, and what a message
- * costs on a network. `skein calibrate` measures a table on this machine; a default one ships with
- * the project (costs-default.json), so simulated runs work out of the box.
+ * costs on a network (network-model.ts). `skein calibrate` measures a table on this machine; a default
+ * one ships with the project (costs-default.json), so simulated runs work out of the box.
  *
  * A kernel's cost is affine in one work measure of its arguments (flops for GEMM, convolutions and
  * attention, elements for everything else), plus for those the bytes of their operands:
@@ -12,16 +12,17 @@
  * steps up where F leaves a cache level). The fit is per kernel, from the medians of repeated calls
  * over the shapes the models use; its relative error is kept in the table.
  */
-import { existsSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import { readUserTextFile } from "../user-file.ts";
-import { checkTransportCpu, type TransportCpu } from "./transport-cpu.ts";
+import { checkNetwork, NETWORK_PRESETS, resolveNetwork, type NetworkModel } from "./network-model.ts";
 import DEFAULT_TABLE from "./costs-default.json";
 import { GEMM_KERNELS, isStreamingKernel, STREAMING_KERNELS, type MemoryModel } from "./cache-model.ts";
 import { checkWarmCurves, warmCostFunction, type WarmCurve } from "./warm-costs.ts";
 
 export { warmCurves, type WarmCurve } from "./warm-costs.ts";
+export { allReduceSeconds, NETWORK_PRESETS, resolveNetwork, trafficSeconds, type NetworkModel } from "./network-model.ts";
 import { WORK } from "./kernel-work.ts";
+import { isNumber } from "./json-check.ts";
 
 export const COSTS_FORMAT = "skein-costs/1";
 
@@ -48,15 +49,6 @@ export interface KernelCost {
   fitError: number;
   /** Distinct shapes the fit saw. */
   shapes: number;
-}
-
-export interface NetworkModel {
-  /** α: seconds per message. */
-  latencySeconds: number;
-  /** β: bytes per second on one link; null = no limit (shared memory: a kernel already pays the copy). */
-  bytesPerSecond: number | null;
-  /** CPU the transport spends per byte between processes, where measured (process-network.ts charges it). */
-  cpuSecondsPerByte?: TransportCpu;
 }
 
 export interface CostTable {
@@ -132,16 +124,6 @@ export interface CostTable {
   networks: Record<string, NetworkModel>;
 }
 
-/** Networks every table knows without saying: shared memory (free beyond the kernels), 10 and 100 GbE. */
-export const NETWORK_PRESETS: Record<string, NetworkModel> = {
-  // Shared memory: the kernels that read a peer's vector already pay for moving it.
-  shm: { latencySeconds: 0, bytesPerSecond: null },
-  // TCP over 10 GbE: ~25 µs one-way latency, 1.25 GB/s line rate.
-  "10gbe": { latencySeconds: 25e-6, bytesPerSecond: 1.25e9 },
-  // RDMA over 100 GbE: ~3 µs, 12.5 GB/s.
-  "100gbe": { latencySeconds: 3e-6, bytesPerSecond: 12.5e9 },
-};
-
 export const MACHINES = ["measured", "ideal"] as const;
 export type MachineName = (typeof MACHINES)[number];
 
@@ -192,8 +174,6 @@ export function loadCostTable(path: string): CostTable {
   }
   return checkCostTable(json, `--costs ${path}`);
 }
-
-const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
 /** The table if it is well formed; otherwise one line saying where it is not. */
 export function checkCostTable(json: unknown, where: string): CostTable {
@@ -281,31 +261,6 @@ function checkMemory(json: unknown, fail: (what: string) => never): void {
   if (!isNumber(gatherFootprint) || gatherFootprint <= 0) fail("memory.gatherFootprint: must be the positive byte count of the data set the gather was timed on");
 }
 
-function checkNetwork(json: unknown, where: string): NetworkModel {
-  const n = json as Record<string, unknown> | null;
-  if (typeof n !== "object" || n === null) throw new UserError(`${where}: not a JSON object`);
-  if (!isNumber(n.latencySeconds) || n.latencySeconds < 0) throw new UserError(`${where}: latencySeconds must be a number ≥ 0`);
-  if (n.bytesPerSecond !== null && (!isNumber(n.bytesPerSecond) || n.bytesPerSecond <= 0)) throw new UserError(`${where}: bytesPerSecond must be a positive number or null`);
-  const model: NetworkModel = { latencySeconds: n.latencySeconds, bytesPerSecond: n.bytesPerSecond as number | null };
-  if (n.cpuSecondsPerByte !== undefined) model.cpuSecondsPerByte = checkTransportCpu(n.cpuSecondsPerByte, `${where}: cpuSecondsPerByte`);
-  return model;
-}
-
-/** `--network shm|10gbe|100gbe|FILE`: a preset or table entry by name, else a JSON file. */
-export function resolveNetwork(table: CostTable, spec: string): NetworkModel {
-  const known = table.networks[spec];
-  if (known) return known;
-  if (!existsSync(spec)) throw new UserError(`--network ${spec}: neither ${Object.keys(table.networks).join(", ")} nor a file`);
-  const text = readUserTextFile(spec, `--network ${spec}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UserError(`--network ${spec}: not JSON`);
-  }
-  return checkNetwork(json, `--network ${spec}`);
-}
-
 /** What to build a model from: a table (file or default), a machine, a network. */
 export function simulationModel(o: SimulationConfig): SimulationModel {
   const table = o.costs ? loadCostTable(o.costs) : defaultCostTable();
@@ -384,19 +339,4 @@ export function slowdown(model: SimulationModel, k: number): number {
   const last = speedup.length;
   const s = used <= last ? speedup[used - 1]! : (speedup[last - 1]! / last) * used;
   return k / s;
-}
-
-/** Seconds to send `bytes` in all, as `messages` messages, over one link: α · messages + bytes / β. */
-export function trafficSeconds(n: NetworkModel, bytes: number, messages = 1): number {
-  if (bytes <= 0) return 0;
-  return messages * n.latencySeconds + (n.bytesPerSecond === null ? 0 : bytes / n.bytesPerSecond);
-}
-
-/**
- * Seconds of a ring all-reduce of `bytes` among `parties`: 2(P−1) steps, each a message of 1/P of the
- * bytes, so every node sends 2(P−1)/P of them (reduce-scatter, then all-gather).
- */
-export function allReduceSeconds(n: NetworkModel, bytes: number, parties: number): number {
-  if (parties <= 1) return 0;
-  return trafficSeconds(n, (2 * (parties - 1) * bytes) / parties, 2 * (parties - 1));
 }

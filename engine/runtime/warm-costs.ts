@@ -11,6 +11,7 @@
 import type { CostTable } from "./costs.ts";
 import { curveAt } from "./cache-model.ts";
 import { isStreamingKernel, STREAMING_KERNELS, streamingFootprint, type StreamingKernel } from "./streaming-kernels.ts";
+import { isNumber } from "./json-check.ts";
 
 /** Seconds of a call of streaming kernel `name`: fixed (already scaled) + F · its curve at F, times contextFactor. */
 export function warmCostFunction(name: StreamingKernel, warm: WarmCurve, twoInputs: WarmCurve | undefined, fixed: number, contextFactor: number): (args: unknown[]) => number {
@@ -31,8 +32,6 @@ export interface WarmCurve {
   /** Seconds per byte of a call whose operands take footprints[i] bytes, ≥ 0. */
   secondsPerByte: number[];
 }
-
-const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
 /** A streaming kernel's warm curves: required for those (weighted_sum: both), refused for any other kernel. */
 export function checkWarmCurves(name: string, c: Record<string, unknown>, fail: (what: string) => never): void {
