@@ -24,10 +24,10 @@
  * not running (their run-queue wait, /proc/PID/task/TID/schedstat, read every 50 ms while the process
  * lives): what preempts the workers, whoever does. Load averages are printed at the start and the end.
  */
-import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { benchArgs, numberFlag } from "./args.ts";
+import { threadsOf, WORKER_THREAD } from "../engine/runtime/thread-stats.ts";
 import { envFlag, selectConfigs } from "./user-configs.ts";
 
 const SCRIPT = "user-wall";
@@ -62,22 +62,9 @@ interface Run {
   workerWaitMs: number;
 }
 
-/** Σ run-queue wait (ms) of the threads of `pid` named "Worker", as /proc shows them now, by thread id. */
-function workerWaits(pid: number, into: Map<string, number>): void {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return;
-  }
-  for (const tid of tids) {
-    try {
-      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim() !== "Worker") continue;
-      into.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1]) / 1e6);
-    } catch {
-      // the thread ended meanwhile: its last reading stands
-    }
-  }
+/** Record the run-queue wait (ms) of each thread of `pid` named like a worker, as /proc shows it now. */
+function workerWaits(pid: number, into: Map<number, number>): void {
+  for (const t of threadsOf(pid)) if (t.name === WORKER_THREAD) into.set(t.tid, t.waitSeconds * 1000);
 }
 
 async function run(args: string[], extraEnv: Record<string, string> | null): Promise<Run> {
@@ -86,7 +73,7 @@ async function run(args: string[], extraEnv: Record<string, string> | null): Pro
   const argv = [process.execPath, MAIN, "train", ...defaults, "--epochs", String(epochs), "--workers", String(workers), "--json", ...args];
   const started = performance.now();
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: extraEnv ? { ...process.env, ...extraEnv } : undefined });
-  const waits = new Map<string, number>();
+  const waits = new Map<number, number>(); // by thread id: a thread that ended keeps its last reading
   const poll = setInterval(() => workerWaits(proc.pid, waits), 50);
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   const wallMs = performance.now() - started;

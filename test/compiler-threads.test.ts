@@ -8,13 +8,14 @@ import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { UserError } from "../engine/errors.ts";
 import { withEnv } from "./helpers.ts";
+import { schedulingPolicy, threadsOf, WORKER_THREAD } from "../engine/runtime/thread-stats.ts";
+import { helperCpu } from "../engine/cli/calibrate-helpers.ts";
 import {
   holdCompilerIdle,
   idleCompilerByDefault,
   idleCompilerFor,
   JIT_THREAD_NAME,
   releaseCompilerIdle,
-  schedulingPolicy,
   threadsNamed,
 } from "../engine/runtime/compiler-threads.ts";
 
@@ -88,6 +89,20 @@ describe("compiler threads at idle priority while workers train", () => {
     expect(jitPolicies().every((p) => p === SCHED_OTHER)).toBe(true);
     expect(await policiesWhileTraining({ ...base, algo: "hogwild" })).toEqual([SCHED_OTHER]);
     expect(await withEnv("SKEIN_IDLE_COMPILER", "0", () => policiesWhileTraining(base))).toEqual([SCHED_OTHER]);
+  });
+
+  test.if(linux && twoCores)("/proc shows a 2-worker session's workers, and the helpers' CPU with the compiler's counted apart", async () => {
+    const session = await TrainingSession.open(base);
+    try {
+      await session.trainEpoch();
+      expect(threadsOf().filter((t) => t.name === WORKER_THREAD).length).toBeGreaterThanOrEqual(2);
+      const helpers = helperCpu();
+      expect(helpers).not.toBeNull();
+      expect(helpers!.compilerSeconds).toBeGreaterThan(0); // this process has compiled JavaScript by now
+      expect(helpers!.compilerSeconds).toBeLessThanOrEqual(helpers!.seconds);
+    } finally {
+      session.close();
+    }
   });
 
   test("a bad SKEIN_IDLE_COMPILER is refused by every run, also one without workers", async () => {

@@ -9,11 +9,8 @@
  * a CPU, nanoseconds waiting for one, timeslices run). Worker threads are the ones the runtime names
  * "Worker"; everything else in the process is a helper. Elsewhere there is no such account: null.
  */
-import { readdirSync, readFileSync } from "node:fs";
 import { JIT_THREAD_NAME } from "../runtime/compiler-threads.ts";
-
-/** The name the runtime (Bun) gives a Worker's thread. */
-const WORKER_THREAD = "Worker";
+import { threadsOf, WORKER_THREAD, type ThreadStat } from "../runtime/thread-stats.ts";
 
 export interface HelperCpu {
   /** CPU seconds of the process's threads other than the workers, since the thread started. */
@@ -26,34 +23,20 @@ export interface HelperCpu {
 
 /** The process's helper threads' CPU so far, or null where the system keeps no per-thread account. */
 export function helperCpu(): HelperCpu | null {
-  let tasks: string[];
-  try {
-    tasks = readdirSync("/proc/self/task");
-  } catch {
-    return null;
-  }
-  let seconds = 0;
-  let compilerSeconds = 0;
-  let slices = 0;
-  let workers = 0;
-  for (const tid of tasks) {
-    try {
-      const name = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
-      if (name === WORKER_THREAD) {
-        workers++;
-        continue;
-      }
-      const [onCpu, , runs] = readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").trim().split(/\s+/).map(Number);
-      if (!Number.isFinite(onCpu) || !Number.isFinite(runs)) return null;
-      seconds += onCpu! / 1e9;
-      if (name === JIT_THREAD_NAME) compilerSeconds += onCpu! / 1e9;
-      slices += runs!;
-    } catch {
-      // A thread that ended between listing and reading: its time is gone either way.
-    }
-  }
+  const threads = threadsOf();
   // No thread named like a worker: this runtime names them otherwise, and every thread would count.
-  return workers > 0 ? { seconds, compilerSeconds, slices } : null;
+  if (!threads.some((t) => t.name === WORKER_THREAD)) return null;
+  const helpers = threads.filter((t) => t.name !== WORKER_THREAD);
+  if (helpers.some((t) => !Number.isFinite(t.onCpuSeconds) || !Number.isFinite(t.slices))) return null;
+  const sum = (of: readonly ThreadStat[], f: (t: ThreadStat) => number) => of.reduce((a, t) => a + f(t), 0);
+  return {
+    seconds: sum(helpers, (t) => t.onCpuSeconds),
+    compilerSeconds: sum(
+      helpers.filter((t) => t.name === JIT_THREAD_NAME),
+      (t) => t.onCpuSeconds,
+    ),
+    slices: sum(helpers, (t) => t.slices),
+  };
 }
 
 /** What the helpers used between two readings (null if either is). */

@@ -31,8 +31,9 @@
  * Linux only (sched_setscheduler through libc); anywhere else, or where libc cannot be opened, it does
  * nothing. SKEIN_IDLE_COMPILER=0 turns it off (for measuring it against its absence).
  */
-import { readdirSync, readFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
+import { threadsOf } from "./thread-stats.ts";
+import { CORES } from "./sync.ts";
 
 const SCHED_OTHER = 0;
 const SCHED_IDLE = 5;
@@ -52,8 +53,7 @@ export function idleCompilerByDefault(value: string | undefined = process.env.SK
  * peer to wait for: two such runs side by side would never leave the compiler a core.)
  */
 export function idleCompilerFor(run: { programsWait: boolean; programs: number; cores?: number }, env?: string): boolean {
-  const cores = run.cores ?? (typeof navigator !== "undefined" ? navigator.hardwareConcurrency : 1);
-  return idleCompilerByDefault(env) && run.programsWait && run.programs >= 2 && run.programs <= cores;
+  return idleCompilerByDefault(env) && run.programsWait && run.programs >= 2 && run.programs <= (run.cores ?? CORES);
 }
 
 type SetScheduler = (tid: number, policy: number) => boolean;
@@ -82,32 +82,9 @@ async function loadSetScheduler(): Promise<SetScheduler | null> {
 
 /** The ids of this process's threads named `name`. */
 export function threadsNamed(name: string): number[] {
-  const tids: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc/self/task");
-  } catch {
-    return tids;
-  }
-  for (const tid of entries) {
-    try {
-      if (readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim() === name) tids.push(Number(tid));
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return tids;
-}
-
-/** The scheduling policy of thread `tid` of this process (field 41 of its stat line), or null if gone. */
-export function schedulingPolicy(tid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-    // Fields after the command name, which is in parentheses and may hold spaces: state is field 3.
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]);
-  } catch {
-    return null;
-  }
+  return threadsOf("self", false)
+    .filter((t) => t.name === name)
+    .map((t) => t.tid);
 }
 
 let holders = 0;

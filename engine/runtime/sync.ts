@@ -75,7 +75,8 @@ const WAIT_SLICE_MS = 50;
  * threads and the server to run.
  */
 const SPIN_MS = 0.5;
-const CORES = typeof navigator !== "undefined" ? navigator.hardwareConcurrency : 1;
+/** The machine's cores as the runtime reports them. */
+export const CORES = typeof navigator !== "undefined" ? navigator.hardwareConcurrency : 1;
 /**
  * Spinning pays only while the peer is actually running. On a machine shared with other processes
  * the peer is often descheduled, and a spinning waiter then takes the core the peer needs: measured on
