@@ -47,9 +47,14 @@ export function gemm_nt(C: usize, A: usize, B: usize, M: i32, K: i32, N: i32, ac
   gemm(C, A, <usize>K << 2, 4, B, B_COLS, <usize>K << 2, M, K, N, accumulate, pack);
 }
 
-/** C[M×N] (+)= A[K×M]ᵀ · B[K×N]. */
-export function gemm_tn(C: usize, A: usize, B: usize, M: i32, K: i32, N: i32, accumulate: i32, pack: usize): void {
-  gemm(C, A, 4, <usize>M << 2, B, B_ROWS, <usize>N << 2, M, K, N, accumulate, pack);
+/**
+ * C[M×N] (+)= A[K×M]ᵀ · B[K×N], A's rows `lda` floats apart (0: M, a whole matrix). With lda, a caller
+ * computes rows [lo, hi) of a wider product on its own: C + lo·N, A + lo, M = hi − lo, lda = the full
+ * M. Rows cut at multiples of MR, the last piece ending at the full M, come out bitwise as in one call:
+ * every element is the same products summed in the same order by the same row blocks.
+ */
+export function gemm_tn(C: usize, A: usize, B: usize, M: i32, K: i32, N: i32, accumulate: i32, pack: usize, lda: i32): void {
+  gemm(C, A, 4, <usize>(lda > 0 ? lda : M) << 2, B, B_ROWS, <usize>N << 2, M, K, N, accumulate, pack);
 }
 
 /**

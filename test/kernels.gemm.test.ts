@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
+import { GEMM_PACK_FLOATS, gemmRowPieces } from "../engine/kernels/abi.ts";
 import { floats } from "./arbitraries.ts";
 import { arenaFor, expectGemmClose, randomFloats, VARIANTS, type KernelArena } from "./kernels.harness.ts";
 import { gemmNN, gemmNT, gemmTN } from "./reference.ts";
@@ -74,6 +74,37 @@ for (const variant of VARIANTS) {
         }
       });
     }
+
+    test("gemm_tn in row pieces (its lda) is bitwise the whole product, for the pieces gemmRowPieces cuts", async () => {
+      const a = await arenaFor(variant);
+      const shape = fc.record({
+        M: fc.oneof(fc.integer({ min: 1, max: 140 }), fc.constantFrom(784, 130, 67)),
+        K: fc.oneof(fc.integer({ min: 1, max: 70 }), fc.constantFrom(256, 300)),
+        N: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constantFrom(8, 256, 264)),
+        rows: fc.integer({ min: 1, max: 80 }),
+        accumulate: fc.boolean(),
+        seed: fc.integer({ min: 1, max: 1000 }),
+      });
+      fc.assert(
+        fc.property(shape, ({ M, K, N, rows, accumulate, seed }) => {
+          a.reset();
+          const pA = a.put(randomFloats(K * M, seed));
+          const pB = a.put(randomFloats(K * N, seed + 1));
+          const C0 = randomFloats(M * N, seed + 2);
+          const whole = a.put(C0);
+          const pieced = a.put(C0);
+          const pack = a.floats(GEMM_PACK_FLOATS(M, K, N));
+          a.k.gemm_tn(whole, pA, pB, M, K, N, accumulate ? 1 : 0, pack);
+          const pieces = gemmRowPieces(M, rows);
+          expect(pieces[0]!.lo).toBe(0);
+          expect(pieces[pieces.length - 1]!.hi).toBe(M);
+          for (const { lo, hi } of pieces) a.k.gemm_tn(pieced + lo * N * 4, pA + lo * 4, pB, hi - lo, K, N, accumulate ? 1 : 0, pack, M);
+          a.checkGuards();
+          expect(a.read(pieced, M * N)).toEqual(a.read(whole, M * N));
+        }),
+        { numRuns: 60 },
+      );
+    });
 
     test("K = 0 zeroes C (overwrite) or leaves it (accumulate); empty M or N touch nothing", async () => {
       const a = await arenaFor(variant);

@@ -22,8 +22,12 @@ export interface KernelExports {
   gemm_nn(C: Ptr, A: Ptr, B: Ptr, M: number, K: number, N: number, accumulate: number, pack: Ptr): void;
   /** C[M×N] (+)= A[M×K] · B[N×K]ᵀ (input gradient: dX = dY·Wᵀ, W stored In×Out so B = W, N = In). */
   gemm_nt(C: Ptr, A: Ptr, B: Ptr, M: number, K: number, N: number, accumulate: number, pack: Ptr): void;
-  /** C[M×N] (+)= A[K×M]ᵀ · B[K×N] (weight gradient: dW = Xᵀ·dY). */
-  gemm_tn(C: Ptr, A: Ptr, B: Ptr, M: number, K: number, N: number, accumulate: number, pack: Ptr): void;
+  /**
+   * C[M×N] (+)= A[K×M]ᵀ · B[K×N] (weight gradient: dW = Xᵀ·dY). `lda`: floats between A's rows, for
+   * rows [lo, hi) of a wider product (C + lo·N, A + lo, M = hi − lo, lda = the full M); omitted or 0, M.
+   * Cut at multiples of 6 rows with the last piece ending at the full M, the pieces are bitwise the whole.
+   */
+  gemm_tn(C: Ptr, A: Ptr, B: Ptr, M: number, K: number, N: number, accumulate: number, pack: Ptr, lda?: number): void;
 
   // ---- bias + activation -------------------------------------------------------------------------
   /** z[r,c] += b[c] (if b ≠ 0), then y = act(z). y may equal z only for identity. */
@@ -153,6 +157,21 @@ export interface KernelExports {
  */
 export const GEMM_PACK_FLOATS = (_M: number, K: number, N: number): number =>
   Math.min(Math.max(K, 1), 256) * (Math.ceil(Math.max(N, 1) / 8) * 8 + 24) + 64;
+
+/** Rows of A the GEMM micro-kernel takes at a time (asm/gemm.ts MR): row pieces cut at its multiples. */
+export const GEMM_ROW_BLOCK = 6;
+
+/**
+ * Rows [0, M) of a gemm_tn product cut into pieces of about `rows` (rounded down to a multiple of 6,
+ * at least 6) that gemm_tn computes one by one (its lda argument) bitwise as in one call: every cut
+ * at a multiple of 6, and the last piece, which ends at M, no shorter than the others, so the kernel
+ * blocks the product's last rows (7 or 8 of them as 4 + 3 or 4 + 4) inside it, as the whole call does.
+ */
+export function gemmRowPieces(M: number, rows: number): { lo: number; hi: number }[] {
+  const size = Math.max(GEMM_ROW_BLOCK, rows - (rows % GEMM_ROW_BLOCK));
+  const count = Math.max(1, Math.floor(M / size));
+  return Array.from({ length: count }, (_, p) => ({ lo: p * size, hi: p === count - 1 ? M : (p + 1) * size }));
+}
 
 
 /**
