@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
-import { REDUCE_PIECE_FLOATS, reducePiece, reductionPieces, syncBlockRows } from "../engine/algorithms/sync-sgd.ts";
+import { REDUCE_PIECE_FLOATS, reducePiece, reductionPieces, SPAN_HELPED, syncBlockRows } from "../engine/algorithms/sync-sgd.ts";
 import { alignedSliceOf } from "../engine/runtime/split.ts";
 import { Network } from "../engine/model/network.ts";
 import { sameBits, testMemory, trainAndRead } from "./helpers.ts";
@@ -70,6 +70,39 @@ describe("sync: blocks claimed dynamically, summed in block order", () => {
       }
     }
     expect(shares.size).toBeGreaterThan(1);
+  });
+});
+
+describe("sync: the first layer's weight rows of a block, computed by whoever is free", () => {
+  // Batch 128 = two blocks of 64; mlp:784-24-10's first layer has 784 weight rows: 6 pieces per block.
+  const twoBlocks: TrainConfig = { ...base, batch: 128, epochs: 1 };
+
+  test("2 and 3 workers (one of them with no block of its own) = 1 worker, bitwise, under any interleaving", async () => {
+    const reference = await trainAndRead(twoBlocks);
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 2, max: 3 }), fc.nat(), async (workers, schedulerSeed) => {
+        const run = await trainAndRead({ ...twoBlocks, workers }, { schedulerSeed });
+        expect(sameBits(run.params, reference.params)).toBe(true);
+      }),
+      { numRuns: 6 },
+    );
+  });
+
+  test("workers do compute pieces of each other's blocks (the property above is not vacuous)", async () => {
+    let helped = 0;
+    for (const schedulerSeed of [1, 2, 3, 4]) {
+      const session = await TrainingSession.open({ ...twoBlocks, workers: 2 }, { schedulerSeed, trace: true });
+      try {
+        const epoch = await session.trainEpoch();
+        for (const r of epoch.results) {
+          const named = r.trace!.names.indexOf(SPAN_HELPED);
+          for (let i = 0; i < r.trace!.spans.length; i += 3) if (r.trace!.spans[i] === named) helped++;
+        }
+      } finally {
+        session.close();
+      }
+    }
+    expect(helped).toBeGreaterThan(0);
   });
 });
 

@@ -4,7 +4,10 @@
  *   for each step:
  *     cut the batch into blocks of syncBlockRows(batch) samples (the last one smaller)
  *     every worker: until no block is left, claim a block b (its own home's first) and compute
- *       g_b = ∇ loss on block b, scaled by 1/|batch|, into block b's own gradient vector
+ *       g_b = ∇ loss on block b, scaled by 1/|batch|, into block b's own gradient vector: all of it
+ *       but the first layer's weight rows, then announce b and compute those rows piece by piece,
+ *       claiming each piece from b's counter
+ *     every worker, once no block is left to claim: help with the pieces of the blocks still computing
  *     barrier
  *     reduce and update, shared the same way: the flat parameter vector is cut into pieces of
  *       REDUCE_PIECE_FLOATS; until none is left, a worker claims a piece (its own slice's first),
@@ -21,6 +24,16 @@
  * released the barrier start on them at once while its peer is still waking up, and lets one worker do
  * them all while the machine has descheduled the other.
  *
+ * A batch of 128 is two blocks: each worker computes one, and a worker the machine slowed for a moment
+ * (the other tenants of a shared host take a vCPU for a millisecond at a time) makes its peer wait at
+ * the barrier, with no block left to take over. So the last GEMM of a block, the first layer's weight
+ * gradient (a third of the block's work in mlp:784-256-128-10), is cut into row pieces
+ * (gemmRowPieces) any worker may compute, reading the owner's activations in the shared memory: the
+ * worker that finishes first takes half of what is left of its peer's. Each piece is the same products
+ * in the same order whoever computes it (gemm_tn's lda), so this, too, changes no bit. A helper can
+ * only be helping once every block is claimed, so the owner never reuses its buffers while a helper
+ * still reads them (its next claim fails: it goes to the barrier).
+ *
  * Each worker claims from its home first (runtime/claim.ts: a contiguous share of the blocks, and its
  * slice of the vector), then takes what is left of the others'. When the workers keep pace, worker w
  * computes the same blocks and updates the same pieces step after step, so the gradient vectors it
@@ -30,11 +43,12 @@
  * separate processes, paired rounds): +0.02 of the machine's 2-core capacity over 5 epochs, +0.03–0.07
  * over 20; batch 256 unchanged.
  */
-import type { Ptr } from "../kernels/abi.ts";
+import { gemmRowPieces, type Ptr } from "../kernels/abi.ts";
 import { applyUpdate, planOptimizerState, updateRegion } from "../optim/optimizer.ts";
 import { writeWeightedSumArgs, type WeightedSumArgs } from "../kernels/weighted-sum.ts";
 import { claimFromHomes, HOME, resetHome } from "../runtime/claim.ts";
 import { loadBatch, planWorkerBuffers, type RoleContext } from "../runtime/context.ts";
+import { CONTROL_LINE_WORDS } from "../runtime/control.ts";
 import type { Algorithm, AlgorithmPlan, EpochResult, PlanInput } from "./algorithm.ts";
 import type { RoleProgram } from "../runtime/sync.ts";
 import { alignedSliceOf, shardOf } from "../runtime/split.ts";
@@ -72,6 +86,27 @@ export function reducePiece(lo: number, hi: number, p: number, size = REDUCE_PIE
 type Range = { lo: number; hi: number };
 
 /**
+ * Rows per piece of the first layer's weight gradient (rounded to the GEMM's 6). Measured on the
+ * 784 × 64 × 256 product of mlp:784-256-128-10 (one thread, medians of 40 alternating rounds): pieces
+ * of 120 rows (6 of them) cost 1% more than one call, of 96 rows 2%, of 60 rows 9% (a GEMM of few rows
+ * reads B more often per product).
+ */
+export const FIRST_WEIGHT_PIECE_ROWS = 120;
+
+/** The trace's span for first-layer weight rows computed for another worker's block. */
+export const SPAN_HELPED = "first-layer dW rows of a peer's block";
+
+/** Words of a block's control line (one cache line per block, so blocks' counters never share one). */
+const BLOCK = {
+  /** 0 → 1 (Sync.wake) when all of the block's gradient but the first layer's weight rows is done. */
+  ready: 0,
+  /** The worker that computed the block: its workspace holds what the pieces read. */
+  owner: 1,
+  /** The next piece of the block's first-layer weight rows to claim. */
+  nextPiece: 2,
+} as const;
+
+/**
  * The pieces of a process's workers' slices, slice after slice, and each worker's home among them:
  * the pieces of its own slice (pieces[homes[i].lo … homes[i].hi − 1] tile slices[i]).
  */
@@ -104,6 +139,13 @@ export interface SyncLayout {
    */
   slices: { lo: number; hi: number }[];
   blockRows: number;
+  /**
+   * The row pieces of the first trainable layer's weight gradient, which any worker of a process may
+   * compute (Layer.backwardWeightRows); null where that layer cannot split its weight gradient.
+   */
+  firstWeightPieces: Range[] | null;
+  /** One cache line of control words per block (BLOCK), rewound by the block's owner after each step. */
+  blockLines: Ptr;
 }
 
 export const syncSgd: Algorithm<SyncLayout> = {
@@ -131,8 +173,11 @@ function planSync(input: PlanInput): AlgorithmPlan<SyncLayout> {
     weights: planner.reserve("control", `worker${w}.reduce.weights`, blocks * 4),
   }));
   const slices = Array.from({ length: workers }, (_, w) => alignedSliceOf(net.paramFloats, workers, w));
+  const weightRows = net.firstWeightGradientRows;
+  const firstWeightPieces = weightRows > 0 ? gemmRowPieces(weightRows, FIRST_WEIGHT_PIECE_ROWS) : null;
+  const blockLines = planner.reserve("control", "sync.blockLines", blocks * CONTROL_LINE_WORDS * 4);
   return {
-    layout: { blockGrads, gradSum, reduceArgs, slices, blockRows },
+    layout: { blockGrads, gradSum, reduceArgs, slices, blockRows, firstWeightPieces, blockLines },
     params,
     optimizerState,
     perWorker: Array.from({ length: workers }, (_, w) => planWorkerBuffers(planner, net, `worker${w}`, blockRows)),
@@ -161,6 +206,10 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
   const reduceArgs = layout.reduceArgs[worker]!;
   writeWeightedSumArgs(ctx.memory, reduceArgs, blockGrads, 1);
   const piecePointers = new Int32Array(ctx.memory.buffer, reduceArgs.tensors, blockGrads.length);
+  // Pieces of a block's first-layer weight gradient are shared by the workers of one process (a run
+  // across processes keeps each block in the process that computed it: its activations are there).
+  const shared = layout.firstWeightPieces !== null && locals > 1 && !setup.processes ? new FirstWeightSharing(ctx) : null;
+  const mineThisStep: number[] = [];
 
   const { trainCount } = setup.data;
   const order = epochOrderOf(ctx, epoch);
@@ -186,15 +235,33 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
       const b = share.lo + claimed;
       const rows = Math.min(blockRows, batchRows - b * blockRows);
       loadBatch(ctx, mine, "train", order, batchStart + b * blockRows, rows);
-      lossSum += net.gradient(k, setup.params, blockGrads[b]!, mine.ws, rows, 1 / batchRows);
+      if (!shared) lossSum += net.gradient(k, setup.params, blockGrads[b]!, mine.ws, rows, 1 / batchRows);
+      else {
+        lossSum += net.gradientButFirstWeightRows(k, setup.params, blockGrads[b]!, mine.ws, rows, 1 / batchRows);
+        shared.announce(b);
+        mineThisStep.push(b);
+        yield* shared.computePieces(b, rows);
+      }
       samples += rows;
       control.report(worker, lossSum, rows);
     }
     span(ctx.trace, "forward+backward", t0);
+    if (shared) {
+      // Every block is claimed: those not mine are being computed, or done; help with what is left.
+      for (let i = 0; i < share.hi - share.lo; i++) {
+        const b = share.lo + ((blockHomes[me]!.hi + i) % (share.hi - share.lo)); // the next home's first
+        if (mineThisStep.includes(b)) continue;
+        const t = mark(ctx.trace);
+        if ((yield* shared.help(b, Math.min(blockRows, batchRows - b * blockRows))) > 0) span(ctx.trace, SPAN_HELPED, t);
+      }
+    }
     yield* sync.barrier(); // every block's gradient is in place, and nobody claims any more
 
-    // Nobody claims a block before the next barrier: rewind my home's counter for the next step.
+    // Nobody claims a block before the next barrier: rewind my home's counter for the next step, and
+    // the lines of the blocks I computed.
     resetHome(control, worker, HOME.blocks);
+    for (const b of mineThisStep) shared!.rewind(b);
+    mineThisStep.length = 0;
     const t1 = mark(ctx.trace);
     sync.allReduce(net.parameterCount * 4, setup.programs); // what the reduction costs between nodes of a cluster
     for (;;) {
@@ -220,4 +287,61 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
     waitedMs: sync.waitedMs - waitedBefore,
     elapsedMs: performance.now() - started,
   };
+}
+
+/**
+ * One worker's side of sharing the first layer's weight gradient of a step's blocks. The owner of
+ * block b computes the rest of b's gradient, announces b (BLOCK.ready), then claims b's pieces one by
+ * one; a worker with no block left waits for b's announcement and claims the pieces still unclaimed.
+ */
+class FirstWeightSharing {
+  private readonly pieces: Range[];
+  private readonly lines: Int32Array;
+
+  constructor(private readonly ctx: RoleContext<SyncLayout>) {
+    this.pieces = ctx.setup.layout.firstWeightPieces!;
+    const blocks = ctx.setup.layout.blockGrads.length;
+    this.lines = new Int32Array(ctx.memory.buffer, ctx.setup.layout.blockLines, blocks * CONTROL_LINE_WORDS);
+  }
+
+  /** The rest of block b's gradient is in place, in my workspace: its pieces may be claimed. */
+  announce(b: number): void {
+    Atomics.store(this.lines, b * CONTROL_LINE_WORDS + BLOCK.owner, this.ctx.worker);
+    this.ctx.sync.wake(this.byteOf(b, BLOCK.ready));
+  }
+
+  /** Claim and compute block b's pieces until none is left; `rows`: the block's samples. Returns how many I computed. */
+  *computePieces(b: number, rows: number): RoleProgram<number> {
+    const { ctx } = this;
+    const owner = Atomics.load(this.lines, b * CONTROL_LINE_WORDS + BLOCK.owner);
+    const ownerWs = ctx.setup.perWorker[owner]!.ws;
+    const scratch = ctx.setup.perWorker[ctx.worker]!.ws.scratch;
+    const grads = ctx.setup.layout.blockGrads[b]!;
+    for (let computed = 0; ; computed++) {
+      yield* ctx.sync.point(); // deterministic executor: let another program claim first
+      const p = Atomics.add(this.lines, b * CONTROL_LINE_WORDS + BLOCK.nextPiece, 1);
+      if (p >= this.pieces.length) return computed;
+      const { lo, hi } = this.pieces[p]!;
+      ctx.net.firstWeightRows(ctx.k, grads, ownerWs, rows, lo, hi, scratch);
+    }
+  }
+
+  /** Another worker's block b: wait until it is announced, then compute what pieces are left (how many I did). */
+  *help(b: number, rows: number): RoleProgram<number> {
+    // All of its pieces taken: the owner (or another helper) finishes them; nothing to wait for.
+    if (Atomics.load(this.lines, b * CONTROL_LINE_WORDS + BLOCK.nextPiece) >= this.pieces.length) return 0;
+    // Returns at once where it is announced (virtual time: at the announcement's time).
+    yield* this.ctx.sync.waitChange(this.byteOf(b, BLOCK.ready), 0, `block ${b}'s gradient`);
+    return yield* this.computePieces(b, rows);
+  }
+
+  /** Between the step's two barriers, by the block's owner: nobody reads the line until the next step. */
+  rewind(b: number): void {
+    Atomics.store(this.lines, b * CONTROL_LINE_WORDS + BLOCK.ready, 0);
+    Atomics.store(this.lines, b * CONTROL_LINE_WORDS + BLOCK.nextPiece, 0);
+  }
+
+  private byteOf(b: number, word: number): number {
+    return this.ctx.setup.layout.blockLines + (b * CONTROL_LINE_WORDS + word) * 4;
+  }
 }

@@ -93,6 +93,18 @@ export interface Layer {
   backwardInput?(k: KernelExports, p: Ptr[], b: LayerBuffers, rows: number, s: Scratch): void;
   /** W: the parameter gradients into dp (added when accumulate = 1), after this layer's I on the same buffers. */
   backwardWeight?(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, accumulate: number, s: Scratch): void;
+  /*
+   * W in pieces that several threads can compute at once (sync SGD's workers share a lagging block's
+   * first-layer weight gradient): the rows of the weight matrix's gradient are independent GEMMs.
+   * backwardWeightAside, then the rows of gemmRowPieces(weightGradientRows, …) by backwardWeightRows in
+   * any order and on any thread, give exactly what backwardWeight gives, bitwise.
+   */
+  /** Rows of the weight gradient backwardWeightRows can compute apart (absent: W is not split). */
+  readonly weightGradientRows?: number;
+  /** The parameter gradients W writes besides the weight rows (a dense layer's bias). */
+  backwardWeightAside?(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, accumulate: number): void;
+  /** Rows [lo, hi) of the weight gradient, from b (another thread's buffers may be read), with the caller's scratch. */
+  backwardWeightRows?(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, lo: number, hi: number, accumulate: number, s: Scratch): void;
 }
 
 /** Fully connected: y = act(x·W + b), W stored [in, out] so the forward is one gemm_nn. */
@@ -149,10 +161,25 @@ export class Dense implements Layer {
     if (b.dx !== 0) k.gemm_nt(b.dx, b.dy, w, rows, this.outputs, this.inputs, 0, s.pack);
   }
 
-  /** db (+)= Σ dz (an identity pass over dz sums it in backward's order), dW (+)= xᵀ·dz. */
-  backwardWeight(k: KernelExports, [dw, db]: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+  /** db (+)= Σ dz, dW (+)= xᵀ·dz. */
+  backwardWeight(k: KernelExports, dp: Ptr[], b: LayerBuffers, rows: number, acc: number, s: Scratch): void {
+    this.backwardWeightAside(k, dp, b, rows, acc);
+    this.backwardWeightRows(k, dp, b, rows, 0, this.inputs, acc, s);
+  }
+
+  /** dW has a row per input. */
+  get weightGradientRows(): number {
+    return this.inputs;
+  }
+
+  /** db (+)= Σ dz: an identity pass over dz sums it in backward's order (and leaves dz as it is). */
+  backwardWeightAside(k: KernelExports, [, db]: Ptr[], b: LayerBuffers, rows: number, acc: number): void {
     k.bias_act_backward(b.dy, b.dy, b.dy, b.dy, db, rows, this.outputs, Act.identity, acc);
-    k.gemm_tn(dw, b.x, b.dy, this.inputs, rows, this.outputs, acc, s.pack);
+  }
+
+  /** dW[lo, hi) (+)= x[:, lo, hi)ᵀ·dz: gemm_tn on the input's columns lo … hi − 1 (lda: the whole row). */
+  backwardWeightRows(k: KernelExports, [dw]: Ptr[], b: LayerBuffers, rows: number, lo: number, hi: number, acc: number, s: Scratch): void {
+    k.gemm_tn(dw! + lo * this.outputs * 4, b.x + lo * 4, b.dy, hi - lo, rows, this.outputs, acc, s.pack, this.inputs);
   }
 }
 

@@ -169,6 +169,39 @@ export class Network {
   }
 
   /**
+   * One forward + backward on the batch in ws, all but the first trainable layer's weight rows (see
+   * Layer.weightGradientRows), which backwardWeightRowsLayer adds, piece by piece, on any thread.
+   * Returns Σ loss. Only for a network whose first trainable layer splits its weight gradient.
+   */
+  gradientButFirstWeightRows(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, scale: number): number {
+    const first = this.trainableLayers[0]!;
+    const layer = this.layers[first]!;
+    this.forward(k, params, ws, rows);
+    const loss = this.lossAndGradient(k, ws, rows, scale);
+    for (let i = this.layers.length - 1; i > first; i--) this.backwardLayer(k, i, params, grads, ws, rows, false);
+    this.backwardInputLayer(k, first, params, ws, rows);
+    layer.backwardWeightAside!(k, this.tensorPtrs(grads, first), ws.layers[first]!, rows, 0);
+    return loss;
+  }
+
+  /** Rows of the first trainable layer's weight gradient that can be computed apart; 0 where it cannot. */
+  get firstWeightGradientRows(): number {
+    const first = this.trainableLayers[0];
+    const layer = first === undefined ? undefined : this.layers[first]!;
+    return layer?.backwardWeightRows && layer.backwardWeightAside && layer.backwardInput ? (layer.weightGradientRows ?? 0) : 0;
+  }
+
+  /**
+   * Rows [lo, hi) of the first trainable layer's weight gradient into `grads`, from the buffers of the
+   * workspace `ws` the rest of the gradient was computed in (possibly another worker's) and with the
+   * caller's own scratch.
+   */
+  firstWeightRows(k: KernelExports, grads: Ptr, ws: Workspace, rows: number, lo: number, hi: number, scratch: Scratch): void {
+    const first = this.trainableLayers[0]!;
+    this.layers[first]!.backwardWeightRows!(k, this.tensorPtrs(grads, first), ws.layers[first]!, rows, lo, hi, 0, scratch);
+  }
+
+  /**
    * Copies the state training forwards write (batch norm's running statistics) of layers first..last
    * from the vector a forward ran on to another: pipelines that forward with a stashed or predicted
    * copy of the weights keep what the forward learned in the live weights.

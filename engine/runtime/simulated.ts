@@ -82,13 +82,15 @@ export class SimulationState {
   }
 
   /**
-   * The virtual time of the wake that moved word `index` away from `seen`: the wake that made it
-   * seen + 1 (waits are on counters bumped by one), else the earliest remembered one after it.
+   * The virtual time of the wake that moved word `index` away from `seen`: the latest wake that made it
+   * seen + 1 (waits are on counters bumped by one; a flag its owner stores back to 0, as sync's block
+   * lines are every step, goes 0 → 1 again and again, and only the latest was this wait's), else the
+   * latest remembered one.
    */
   releaseOf(index: number, seen: number): number {
     const h = this.wakes.get(index);
     if (!h) return 0;
-    for (let i = 0; i < h.length; i += 2) if (h[i] === seen + 1) return h[i + 1]!;
+    for (let i = h.length - 2; i >= 0; i -= 2) if (h[i] === seen + 1) return h[i + 1]!;
     return h[h.length - 1]!;
   }
 
