@@ -38,12 +38,19 @@ function regime(memory: WebAssembly.Memory, layers: Layer[], buffers: LayerBuffe
   return parts.join("|");
 }
 
-/** Central difference of `loss` along v, at the largest ε whose both sides keep the base regime. */
+/**
+ * The derivative of `loss` along v from central differences at the largest ε whose points keep the
+ * base regime; at the large steps (±ε and ±ε/2) Richardson-extrapolated: (4·D(ε/2) − D(ε)) / 3 cancels
+ * the ε² term of the central difference. Without it a smooth but curved layer (tanh, gelu) at ε = 10⁻² missed by up
+ * to 2% (a Winograd convolution measured 0.984 against an exact 1.004), which the tolerance could not
+ * tell from a wrong gradient; the f32 rounding of the loss keeps ε from being much smaller.
+ */
 function directional(loss: () => number, signature: () => string, read: () => Float32Array, write: (v: Float32Array) => void, v: Float32Array) {
   const base = read();
   loss();
   const at = signature();
-  for (const eps of EPSILONS) {
+  /** The central difference at ε, or null when a side leaves the base regime. */
+  const central = (eps: number): number | null => {
     write(base.map((b, i) => b + eps * v[i]!));
     const up = loss();
     const upRegime = signature();
@@ -51,7 +58,16 @@ function directional(loss: () => number, signature: () => string, read: () => Fl
     const down = loss();
     const downRegime = signature();
     write(base);
-    if (upRegime === at && downRegime === at) return (up - down) / (2 * eps);
+    return upRegime === at && downRegime === at ? (up - down) / (2 * eps) : null;
+  };
+  for (const eps of EPSILONS) {
+    const whole = central(eps);
+    if (whole === null) continue;
+    // Below ε = 3·10⁻³ the ε² term is a tenth of what it was at 10⁻², and the loss's rounding, which
+    // the extrapolation would multiply by 4/3 at half the step, dominates: the difference as it is.
+    if (eps < 3e-3) return whole;
+    const half = central(eps / 2);
+    if (half !== null) return (4 * half - whole) / 3;
   }
   return null; // a kink closer than the smallest ε: nothing to compare on this sample
 }
