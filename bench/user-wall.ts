@@ -1,15 +1,18 @@
 /**
- * Whether a switch the engine reads from its environment shortens a run as a user waits for it: the
- * whole process's wall time, spawn to exit, not only the measured training window.
+ * Whether a switch the engine reads from its environment, or a change against another checkout, shortens
+ * a run as a user waits for it: the whole process's wall time, spawn to exit, not only the measured
+ * training window.
  *
  *   npx bun bench/user-wall.ts --env SKEIN_WARM_UP=0 [--rounds 10] [--workers 2] [--epochs 5] [--only sync128,hogwild]
  *   npx bun bench/user-wall.ts --env SKEIN_IDLE_COMPILER=0 --args="--algo pipedream --stages 2 --batch 64"
+ *   npx bun bench/user-wall.ts --against /path/to/other/checkout [--only sync128]   # "with": this checkout, "without": that one
  *
  * --args runs one configuration of your own (`skein train` arguments beyond the epochs and workers;
  * the mlp on the embedded digits unless they name a --model or --data) instead of the named ones.
  *
  * Each round, for each configuration, two fresh `skein train --json` processes back to back, one with
- * the variables of --env set and one without, their order swapped every round so that neither always
+ * the variables of --env set and one without (with --against: one of this checkout, one of the other,
+ * built, checkout), their order swapped every round so that neither always
  * runs first on a shared machine. Only the processes being compared run (no capacity runs, unlike
  * user-scaling.ts), so many pairs fit in a short locked run: on a 2-core machine other jobs load, a
  * single pair swings by ±100 ms, and the median of the per-pair differences is what can resolve a
@@ -25,7 +28,8 @@
  * lives): what preempts the workers, whoever does. Load averages are printed at the start and the end.
  */
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { benchArgs, numberFlag } from "./args.ts";
 import { threadsOf, WORKER_THREAD } from "../engine/runtime/thread-stats.ts";
 import { envFlag, selectConfigs } from "./user-configs.ts";
@@ -39,17 +43,25 @@ const { values: v } = benchArgs(SCRIPT, {
     epochs: { type: "string" },
     only: { type: "string" },
     args: { type: "string" },
+    against: { type: "string" },
   },
 });
 const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 10, { min: 1, max: 1000, integer: true });
 const workers = numberFlag(SCRIPT, "workers", v.workers, 2, { min: 1, max: 256, integer: true });
 const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 5, { min: 1, max: 1000, integer: true });
-if (v.env === undefined) {
-  console.error(`${SCRIPT}: --env NAME=VALUE[,NAME=VALUE…] is required (the arm compared against the plain one)`);
+if ((v.env === undefined) === (v.against === undefined)) {
+  console.error(`${SCRIPT}: give one of --env NAME=VALUE[,NAME=VALUE…] (this checkout with those variables set) or --against DIR (another checkout), the arm compared against the plain one`);
   process.exit(2);
 }
-const env = envFlag(SCRIPT, v.env);
+const env = v.env !== undefined ? envFlag(SCRIPT, v.env) : {};
 const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
+/** The "without" arm's entry point: this checkout's, or with --against the other one's. */
+const PLAIN_MAIN = v.against !== undefined ? join(resolve(v.against), "engine", "cli", "main.ts") : MAIN;
+if (!existsSync(PLAIN_MAIN)) {
+  console.error(`${SCRIPT}: --against ${v.against}: no skein checkout there (${PLAIN_MAIN} is missing)`);
+  process.exit(2);
+}
+const WITH = v.env !== undefined ? `--env ${v.env}` : `this checkout (without: ${v.against})`;
 
 const configs = v.args !== undefined ? [{ name: "custom", args: v.args.split(/\s+/).filter(Boolean) }] : selectConfigs(SCRIPT, v.only);
 
@@ -67,10 +79,10 @@ function workerWaits(pid: number, into: Map<number, number>): void {
   for (const t of threadsOf(pid)) if (t.name === WORKER_THREAD) into.set(t.tid, t.waitSeconds * 1000);
 }
 
-async function run(args: string[], extraEnv: Record<string, string> | null): Promise<Run> {
+async function run(args: string[], main: string, extraEnv: Record<string, string> | null): Promise<Run> {
   // The mlp on the embedded digits unless the configuration names a model or data of its own (--args).
   const defaults = [...(args.includes("--model") ? [] : ["--model", "mlp:784-256-128-10"]), ...(args.includes("--data") ? [] : ["--data", "digits"])];
-  const argv = [process.execPath, MAIN, "train", ...defaults, "--epochs", String(epochs), "--workers", String(workers), "--json", ...args];
+  const argv = [process.execPath, main, "train", ...defaults, "--epochs", String(epochs), "--workers", String(workers), "--json", ...args];
   const started = performance.now();
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: extraEnv ? { ...process.env, ...extraEnv } : undefined });
   const waits = new Map<number, number>(); // by thread id: a thread that ended keeps its last reading
@@ -99,14 +111,14 @@ const results = new Map(configs.map((c) => [c.name, { plain: [] as Run[], with: 
 for (let r = 0; r < rounds; r++) {
   for (const c of configs) {
     const res = results.get(c.name)!;
-    const arms = [async () => res.plain.push(await run(c.args, null)), async () => res.with.push(await run(c.args, env))];
+    const arms = [async () => res.plain.push(await run(c.args, PLAIN_MAIN, null)), async () => res.with.push(await run(c.args, MAIN, env))];
     if (r % 2) arms.reverse();
     for (const arm of arms) await arm();
   }
 }
 
 console.log(`${v.args ?? "mlp:784-256-128-10 on digits"}, ${epochs} epochs, ${workers} workers, ${rounds} pairs of processes per configuration; load average ${loadAtStart} at the start, ${load()} at the end`);
-console.log(`medians, ms: without → with --env ${v.env}; then per pair (with − without): median, and in how many pairs it was < 0`);
+console.log(`medians, ms: without → with ${WITH}; then per pair (with − without): median, and in how many pairs it was < 0`);
 const rows: [string, (x: Run) => number][] = [
   ["whole wall", (x) => x.wallMs],
   ["training window", (x) => x.trainMs],
