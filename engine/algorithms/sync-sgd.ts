@@ -32,7 +32,9 @@
  * worker that finishes first takes half of what is left of its peer's. Each piece is the same products
  * in the same order whoever computes it (gemm_tn's lda), so this, too, changes no bit. A helper can
  * only be helping once every block is claimed, so the owner never reuses its buffers while a helper
- * still reads them (its next claim fails: it goes to the barrier).
+ * still reads them (its next claim fails: it goes to the barrier). Measured as a user runs it (2 workers,
+ * pairs of separate processes against the code before, 10 epochs): 1.08× samples/s at batch 64, 1.09×
+ * at 128, 1.14× at 256, faster in 10/12, 13/16 and 14/16 pairs.
  *
  * Each worker claims from its home first (runtime/claim.ts: a contiguous share of the blocks, and its
  * slice of the vector), then takes what is left of the others'. When the workers keep pace, worker w
