@@ -222,6 +222,50 @@ describe("causality", () => {
     );
   });
 
+  test("a flag set by a wake and stored back to 0 between rounds releases each round's waiter at that round's wake", () => {
+    // Sync's block lines: the owner computes, then wakes the flag 0 → 1; a waiter resumes at the wake's
+    // time (or its own clock, if later); between two barriers the flag is stored back to 0.
+    const costs = fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(costs, fc.integer({ min: 0, max: 1e6 }), (rounds, seed) => {
+        const planner = new ArenaPlanner();
+        const controlLayout = planControl(planner, 2);
+        const word = planner.reserve("control", "flag", 4);
+        const memory = createSharedMemory(planner.finish());
+        const control = new Control(memory, controlLayout, 2);
+        const model = { table: { ...defaultCostTable(), wakeSeconds: 0 }, machine: "ideal" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+        const state = new SimulationState(2);
+        const [ownerSync, waiterSync] = [0, 1].map((i) => new SimulatedSync(state, i, 2, control, model, memory));
+        const flag = new Int32Array(memory.buffer, word, 1);
+        const woken: number[] = [];
+        const resumed: { at: number; own: number }[] = [];
+        function* owner(): RoleProgram<void> {
+          for (const [c] of rounds) {
+            ownerSync!.compute(c);
+            ownerSync!.wake(word);
+            woken.push(ownerSync!.now);
+            yield* ownerSync!.barrier();
+            Atomics.store(flag, 0, 0);
+            yield* ownerSync!.barrier();
+          }
+        }
+        function* waiter(): RoleProgram<void> {
+          for (const [, d] of rounds) {
+            waiterSync!.compute(d);
+            const own = waiterSync!.now;
+            yield* waiterSync!.waitChange(word, 0, "the flag");
+            resumed.push({ at: waiterSync!.now, own });
+            yield* waiterSync!.barrier();
+            yield* waiterSync!.barrier();
+          }
+        }
+        simulate([owner(), waiter()], state, model, Rng.derive(seed, "test"), "test", new Float64Array(2));
+        resumed.forEach(({ at, own }, r) => expect(`round ${r}: ${at}`).toBe(`round ${r}: ${Math.max(own, woken[r]!)}`));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   test("contention: k programs computing at once each run k / speedup(k) slower; beyond the cores they take turns", () => {
     const table: CostTable = { ...defaultCostTable(), machine: { cores: 2, speedup: [1, 1.25] } };
     const measured = { table, machine: "measured" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };

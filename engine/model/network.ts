@@ -170,7 +170,7 @@ export class Network {
 
   /**
    * One forward + backward on the batch in ws, all but the first trainable layer's weight rows (see
-   * Layer.weightGradientRows), which backwardWeightRowsLayer adds, piece by piece, on any thread.
+   * Layer.weightGradientRows), which firstWeightRows adds, piece by piece, on any thread.
    * Returns Σ loss. Only for a network whose first trainable layer splits its weight gradient.
    */
   gradientButFirstWeightRows(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, scale: number): number {
