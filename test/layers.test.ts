@@ -15,14 +15,13 @@ import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts"
 import { Rng } from "../engine/rng.ts";
 import { floats } from "./arbitraries.ts";
 import { dot, randomFloats, testMemory } from "./helpers.ts";
+import { directional } from "./finite-differences.ts";
 
 /**
  * Relu and max-pool are piecewise: a finite difference that crosses a kink (a pre-activation changing
  * sign, a pooling window changing winner) measures a different piece. The regime is the sign pattern
  * of every relu input and every max-pool winner; ε shrinks until θ±εv stay in θ's regime.
  */
-const EPSILONS = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4];
-
 function regime(memory: WebAssembly.Memory, layers: Layer[], buffers: LayerBuffers[], rows: number): string {
   const parts: string[] = [];
   layers.forEach((layer, i) => {
@@ -36,40 +35,6 @@ function regime(memory: WebAssembly.Memory, layers: Layer[], buffers: LayerBuffe
     if (layer.kind === "maxpool") parts.push(new Int32Array(memory.buffer, b.argmax, rows * layer.argmaxPerSample).join(","));
   });
   return parts.join("|");
-}
-
-/**
- * The derivative of `loss` along v from central differences at the largest ε whose points keep the
- * base regime; at the large steps (±ε and ±ε/2) Richardson-extrapolated: (4·D(ε/2) − D(ε)) / 3 cancels
- * the ε² term of the central difference. Without it a smooth but curved layer (tanh, gelu) at ε = 10⁻² missed by up
- * to 2% (a Winograd convolution measured 0.984 against an exact 1.004), which the tolerance could not
- * tell from a wrong gradient; the f32 rounding of the loss keeps ε from being much smaller.
- */
-function directional(loss: () => number, signature: () => string, read: () => Float32Array, write: (v: Float32Array) => void, v: Float32Array) {
-  const base = read();
-  loss();
-  const at = signature();
-  /** The central difference at ε, or null when a side leaves the base regime. */
-  const central = (eps: number): number | null => {
-    write(base.map((b, i) => b + eps * v[i]!));
-    const up = loss();
-    const upRegime = signature();
-    write(base.map((b, i) => b - eps * v[i]!));
-    const down = loss();
-    const downRegime = signature();
-    write(base);
-    return upRegime === at && downRegime === at ? (up - down) / (2 * eps) : null;
-  };
-  for (const eps of EPSILONS) {
-    const whole = central(eps);
-    if (whole === null) continue;
-    // Below ε = 3·10⁻³ the ε² term is a tenth of what it was at 10⁻², and the loss's rounding, which
-    // the extrapolation would multiply by 4/3 at half the step, dominates: the difference as it is.
-    if (eps < 3e-3) return whole;
-    const half = central(eps / 2);
-    if (half !== null) return (4 * half - whole) / 3;
-  }
-  return null; // a kink closer than the smallest ε: nothing to compare on this sample
 }
 
 /** A layer's test data: input, parameters, the loss weights r, and a probe direction for each. */

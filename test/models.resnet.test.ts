@@ -20,43 +20,11 @@ import { parseModelSpec } from "../engine/model/spec.ts";
 import { Rng } from "../engine/rng.ts";
 import { UserError } from "../engine/errors.ts";
 import { dot, randomFloats, testMemory, type TestMemory } from "./helpers.ts";
+import { directional } from "./finite-differences.ts";
 
 
+/** The resnet tests try no step below 3·10⁻⁴: a sample with a kink closer than that is skipped (and counted). */
 const EPSILONS = [1e-2, 3e-3, 1e-3, 3e-4];
-
-/** Central difference along v at the largest ε that keeps the ReLU sign pattern; null if none does. */
-function directional(loss: () => number, signature: () => string, read: () => Float32Array, write: (v: Float32Array) => void, v: Float32Array): number | null {
-  const base = read();
-  loss();
-  const at = signature();
-  const central = (eps: number): number | null => {
-    write(base.map((b, i) => b + eps * v[i]!));
-    const up = loss();
-    const upSig = signature();
-    write(base.map((b, i) => b - eps * v[i]!));
-    const down = loss();
-    const downSig = signature();
-    write(base);
-    return upSig === at && downSig === at ? (up - down) / (2 * eps) : null;
-  };
-  // Richardson's extrapolation of two central differences (error O(ε⁴), not O(ε²)): batch norm over
-  // a few values bends the loss enough that a plain central difference missed by 2–3% about once in
-  // 300 generated blocks, the backward being right. Only at the larger steps, though: where a kink
-  // forces ε below 3e-3 the curvature term is already negligible and f32 rounding of the loss is what
-  // remains, which the extrapolation multiplies (seen: −0.979 extrapolated from ε = 3e-4 where the
-  // plain difference gave −1.0073 and the backward −1.0059).
-  // Where the two steps disagree by more than a percent, the loss bends on the step's own scale (batch
-  // norm over two values whose spread is near its ε: seed 2127375860 gave 1.736 from ε = 1e-2 against a
-  // backward of 1.827, which ε = 3e-4 confirms), so a smaller step is taken instead.
-  for (const eps of EPSILONS) {
-    const coarse = central(eps);
-    if (coarse === null) continue;
-    if (eps < 3e-3) return coarse;
-    const fine = central(eps / 2);
-    if (fine !== null && Math.abs(coarse - fine) <= 1e-2 * Math.max(1, Math.abs(fine))) return (4 * fine - coarse) / 3;
-  }
-  return null;
-}
 
 const signs = (t: TestMemory | { memory: WebAssembly.Memory }, ptr: number, n: number) => Array.from(new Float32Array(t.memory.buffer, ptr, n), (v) => (v > 0 ? "1" : "0")).join("");
 
@@ -105,7 +73,7 @@ function checkLayer(layer: Layer, rows: number, seed: number): number {
   let compared = 0;
   const probe = (ptr: number, n: number, grad: Float32Array, what: string, dirSeed: number) => {
     const v = randomFloats(n, dirSeed);
-    const numeric = directional(loss, signature, () => t.read(ptr, n), (values) => t.write(ptr, values), v);
+    const numeric = directional(loss, signature, () => t.read(ptr, n), (values) => t.write(ptr, values), v, EPSILONS);
     if (numeric === null) return;
     compared++;
     const exact = dot(grad, v);
@@ -228,7 +196,7 @@ describe("resnet networks", () => {
         const v = new Float32Array(net.paramFloats);
         const dir = randomFloats(t.floats, t.offset + 1);
         v.set(dir, t.offset);
-        const numeric = directional(loss, signature, () => p.slice(), (values) => p.set(values), v);
+        const numeric = directional(loss, signature, () => p.slice(), (values) => p.set(values), v, EPSILONS);
         if (numeric === null) continue;
         compared++;
         const exact = dot(g.subarray(t.offset, t.offset + t.floats), dir);

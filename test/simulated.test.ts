@@ -113,6 +113,19 @@ interface Plan {
   rounds: { compute: number; wakes: boolean; waits: boolean }[];
 }
 
+/** Two simulated programs on an ideal machine with free wakes, and one i32 word of shared memory between them. */
+function twoPrograms() {
+  const planner = new ArenaPlanner();
+  const controlLayout = planControl(planner, 2);
+  const word = planner.reserve("control", "shared", 4);
+  const memory = createSharedMemory(planner.finish());
+  const control = new Control(memory, controlLayout, 2);
+  const model = { table: { ...defaultCostTable(), wakeSeconds: 0 }, machine: "ideal" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
+  const state = new SimulationState(2);
+  const syncs = [0, 1].map((i) => new SimulatedSync(state, i, 2, control, model, memory)) as [SimulatedSync, SimulatedSync];
+  return { word, memory, model, state, syncs };
+}
+
 describe("causality", () => {
   test("no clock runs backwards; no wait resumes before its waker's event, no barrier before its last arrival", () => {
     const roundOf = fc.record({ compute: fc.double({ min: 0, max: 1, noNaN: true }), wakes: fc.boolean(), waits: fc.boolean() });
@@ -189,30 +202,24 @@ describe("causality", () => {
     const costs = fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 8 });
     fc.assert(
       fc.property(costs, costs, fc.integer({ min: 0, max: 1e6 }), (writes, reads, seed) => {
-        const planner = new ArenaPlanner();
-        const controlLayout = planControl(planner, 2);
-        const word = planner.reserve("control", "shared", 4);
-        const memory = createSharedMemory(planner.finish());
-        const control = new Control(memory, controlLayout, 2);
-        const model = { table: { ...defaultCostTable(), wakeSeconds: 0 }, machine: "ideal" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
-        const state = new SimulationState(2);
-        const [writerSync, readerSync] = [0, 1].map((i) => new SimulatedSync(state, i, 2, control, model, memory));
+        const { word, memory, model, state, syncs } = twoPrograms();
+        const [writerSync, readerSync] = syncs;
         const shared = new Int32Array(memory.buffer, word, 1);
         const writeTimes: number[] = [];
         const seen: { at: number; value: number }[] = [];
         function* writer(): RoleProgram<void> {
           for (const c of writes) {
-            writerSync!.compute(c);
-            yield* writerSync!.virtualPoint();
+            writerSync.compute(c);
+            yield* writerSync.virtualPoint();
             shared[0]!++;
-            writeTimes.push(writerSync!.now);
+            writeTimes.push(writerSync.now);
           }
         }
         function* reader(): RoleProgram<void> {
           for (const [j, d] of reads.entries()) {
-            readerSync!.compute(j === 0 ? d + 0.5 : d);
-            yield* readerSync!.virtualPoint();
-            seen.push({ at: readerSync!.now, value: shared[0]! });
+            readerSync.compute(j === 0 ? d + 0.5 : d);
+            yield* readerSync.virtualPoint();
+            seen.push({ at: readerSync.now, value: shared[0]! });
           }
         }
         simulate([writer(), reader()], state, model, Rng.derive(seed, "test"), "test", new Float64Array(2));
@@ -228,35 +235,29 @@ describe("causality", () => {
     const costs = fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 6 });
     fc.assert(
       fc.property(costs, fc.integer({ min: 0, max: 1e6 }), (rounds, seed) => {
-        const planner = new ArenaPlanner();
-        const controlLayout = planControl(planner, 2);
-        const word = planner.reserve("control", "flag", 4);
-        const memory = createSharedMemory(planner.finish());
-        const control = new Control(memory, controlLayout, 2);
-        const model = { table: { ...defaultCostTable(), wakeSeconds: 0 }, machine: "ideal" as const, network: { latencySeconds: 0, bytesPerSecond: null }, networkName: "shm" };
-        const state = new SimulationState(2);
-        const [ownerSync, waiterSync] = [0, 1].map((i) => new SimulatedSync(state, i, 2, control, model, memory));
+        const { word, memory, model, state, syncs } = twoPrograms();
+        const [ownerSync, waiterSync] = syncs;
         const flag = new Int32Array(memory.buffer, word, 1);
         const woken: number[] = [];
         const resumed: { at: number; own: number }[] = [];
         function* owner(): RoleProgram<void> {
           for (const [c] of rounds) {
-            ownerSync!.compute(c);
-            ownerSync!.wake(word);
-            woken.push(ownerSync!.now);
-            yield* ownerSync!.barrier();
+            ownerSync.compute(c);
+            ownerSync.wake(word);
+            woken.push(ownerSync.now);
+            yield* ownerSync.barrier();
             Atomics.store(flag, 0, 0);
-            yield* ownerSync!.barrier();
+            yield* ownerSync.barrier();
           }
         }
         function* waiter(): RoleProgram<void> {
           for (const [, d] of rounds) {
-            waiterSync!.compute(d);
-            const own = waiterSync!.now;
-            yield* waiterSync!.waitChange(word, 0, "the flag");
-            resumed.push({ at: waiterSync!.now, own });
-            yield* waiterSync!.barrier();
-            yield* waiterSync!.barrier();
+            waiterSync.compute(d);
+            const own = waiterSync.now;
+            yield* waiterSync.waitChange(word, 0, "the flag");
+            resumed.push({ at: waiterSync.now, own });
+            yield* waiterSync.barrier();
+            yield* waiterSync.barrier();
           }
         }
         simulate([owner(), waiter()], state, model, Rng.derive(seed, "test"), "test", new Float64Array(2));
