@@ -299,11 +299,14 @@ function* syncWorkerEpoch(ctx: RoleContext<SyncLayout>, epoch: number): RoleProg
 class FirstWeightSharing {
   private readonly pieces: Range[];
   private readonly lines: Int32Array;
+  /** What a wait for block b is for (named once: a string built every step would be garbage every step). */
+  private readonly waitsFor: string[];
 
   constructor(private readonly ctx: RoleContext<SyncLayout>) {
     this.pieces = ctx.setup.layout.firstWeightPieces!;
     const blocks = ctx.setup.layout.blockGrads.length;
     this.lines = new Int32Array(ctx.memory.buffer, ctx.setup.layout.blockLines, blocks * CONTROL_LINE_WORDS);
+    this.waitsFor = Array.from({ length: blocks }, (_, b) => `block ${b}'s gradient`);
   }
 
   /** The rest of block b's gradient is in place, in my workspace: its pieces may be claimed. */
@@ -333,7 +336,7 @@ class FirstWeightSharing {
     // All of its pieces taken: the owner (or another helper) finishes them; nothing to wait for.
     if (Atomics.load(this.lines, b * CONTROL_LINE_WORDS + BLOCK.nextPiece) >= this.pieces.length) return 0;
     // Returns at once where it is announced (virtual time: at the announcement's time).
-    yield* this.ctx.sync.waitChange(this.byteOf(b, BLOCK.ready), 0, `block ${b}'s gradient`);
+    yield* this.ctx.sync.waitChange(this.byteOf(b, BLOCK.ready), 0, this.waitsFor[b]!);
     return yield* this.computePieces(b, rows);
   }
 
