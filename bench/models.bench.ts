@@ -23,7 +23,7 @@ import { instantiateKernels, loadKernelModule } from "../engine/kernels/load.ts"
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { train, TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { loadDataset } from "../engine/data/index.ts";
-import { Conv2d, WINOGRAD_MIN_CHANNELS } from "../engine/model/layers.ts";
+import { Conv2d, WINOGRAD_MIN_CHANNELS } from "../engine/model/conv2d.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -7,7 +7,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { Activation, Conv2d, Dense, Flatten, Pool2d, type Layer, type LayerBuffers, shapeSize } from "../engine/model/layers.ts";
+import { Conv2d } from "../engine/model/conv2d.ts";
+import { Activation, Dense, Flatten, Pool2d, type Layer, type LayerBuffers, shapeSize } from "../engine/model/layers.ts";
 import { GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
 import { Network } from "../engine/model/network.ts";
 import { ArenaPlanner, createSharedMemory, f32 } from "../engine/memory/arena.ts";

@@ -6,7 +6,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { GEMM_PACK_FLOATS } from "../engine/kernels/abi.ts";
-import { Conv2d, Dense, type Layer, type LayerBuffers, shapeSize } from "../engine/model/layers.ts";
+import { Conv2d } from "../engine/model/conv2d.ts";
+import { Dense, type Layer, type LayerBuffers, shapeSize } from "../engine/model/layers.ts";
 import { BatchNorm2d, ResidualBlock } from "../engine/model/resnet.ts";
 import { Embedding, LayerNormHead, TransformerBlock } from "../engine/model/gpt.ts";
 import { Network } from "../engine/model/network.ts";

@@ -11,7 +11,8 @@
  * operations per value against hundreds of multiply-adds per output, and they do not run on the
  * multiply-add units the ceiling measures.
  */
-import { Conv2d, Dense, type Layer } from "./layers.ts";
+import { Conv2d } from "./conv2d.ts";
+import { Dense, type Layer } from "./layers.ts";
 import { LayerNormHead, TransformerBlock } from "./gpt.ts";
 import type { Network } from "./network.ts";
 import { ResidualBlock } from "./resnet.ts";

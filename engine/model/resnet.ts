@@ -43,7 +43,8 @@
  */
 import { UserError } from "../errors.ts";
 import { Act, type KernelExports, type Ptr } from "../kernels/abi.ts";
-import { Conv2d, Dense, type GemmShape, type Layer, type LayerBuffers, type ParamSpec, type Scratch, type Shape, shapeSize } from "./layers.ts";
+import { Conv2d } from "./conv2d.ts";
+import { Dense, type GemmShape, type Layer, type LayerBuffers, type ParamSpec, type Scratch, type Shape, shapeSize } from "./layers.ts";
 
 export const BN_EPS = 1e-5;
 /** Weight of the newest batch in the running statistics (PyTorch's default). */

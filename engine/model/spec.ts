@@ -11,7 +11,8 @@
 import { UserError } from "../errors.ts";
 import { buildGpt, parseGpt } from "./gpt.ts";
 import { buildResnet, parseResnet } from "./resnet.ts";
-import { Conv2d, Dense, Flatten, Pool2d, type ActName, type Layer, type Shape, shapeSize } from "./layers.ts";
+import { Conv2d } from "./conv2d.ts";
+import { Dense, Flatten, Pool2d, type ActName, type Layer, type Shape, shapeSize } from "./layers.ts";
 
 const HIDDEN_ACTS: ActName[] = ["relu", "tanh", "gelu"];
 
