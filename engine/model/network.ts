@@ -175,12 +175,11 @@ export class Network {
    */
   gradientButFirstWeightRows(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, scale: number): number {
     const first = this.trainableLayers[0]!;
-    const layer = this.layers[first]!;
     this.forward(k, params, ws, rows);
     const loss = this.lossAndGradient(k, ws, rows, scale);
-    for (let i = this.layers.length - 1; i > first; i--) this.backwardLayer(k, i, params, grads, ws, rows, false);
+    this.backward(k, params, grads, ws, rows, false, first + 1);
     this.backwardInputLayer(k, first, params, ws, rows);
-    layer.backwardWeightAside!(k, this.tensorPtrs(grads, first), ws.layers[first]!, rows, 0);
+    this.layers[first]!.backwardWeightAside!(k, this.tensorPtrs(grads, first), ws.layers[first]!, rows, 0);
     return loss;
   }
 
@@ -232,9 +231,9 @@ export class Network {
     return k.softmax_xent(last.dy, last.y, ws.labels, rows * P, this.classes, scale / P) / P;
   }
 
-  backward(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean): void {
-    const firstTrainable = this.trainableLayers[0] ?? this.layers.length;
-    for (let i = this.layers.length - 1; i >= firstTrainable; i--) this.backwardLayer(k, i, params, grads, ws, rows, accumulate);
+  /** Layers last … `lowest` backward (by default down to the first trainable one). */
+  backward(k: KernelExports, params: Ptr, grads: Ptr, ws: Workspace, rows: number, accumulate: boolean, lowest = this.trainableLayers[0] ?? this.layers.length): void {
+    for (let i = this.layers.length - 1; i >= lowest; i--) this.backwardLayer(k, i, params, grads, ws, rows, accumulate);
   }
 
   /** One forward + backward on the batch already in ws; gradients into `grads`. Returns Σ loss. */
