@@ -30,6 +30,13 @@ export function intListFlag(script: string, name: string, text: string): number[
   return list;
 }
 
+/** A flag that names one of `choices` (or `fallback` when absent). */
+export function choiceFlag<C extends string>(script: string, name: string, text: string | undefined, choices: readonly C[], fallback: C): C {
+  if (text === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(text)) fail(script, `--${name} ${text}: want one of ${choices.join(", ")}`);
+  return text as C;
+}
+
 function fail(script: string, message: string): never {
   console.error(`${script}: ${message}`);
   process.exit(2);
