@@ -16,66 +16,26 @@
  * (FLOPs counted from the layers' shapes) as a fraction of the ceiling measured in the same round
  * (the multiply-add loop's mean over a window as long as skein's epoch, right after it).
  */
-import { join } from "node:path";
-import { existsSync } from "node:fs";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { CeilingProbe } from "../engine/kernels/ceiling.ts";
 import { trainingFlopsPerSample } from "../engine/model/flops.ts";
 import { benchArgs, numberFlag } from "./args.ts";
+import { openTorchPeer } from "./peers/torch-client.ts";
 
 const SCRIPT = "torch.bench";
 const { values: v } = benchArgs(SCRIPT, { options: { rounds: { type: "string" }, steps: { type: "string" } } });
 const ROUNDS = numberFlag(SCRIPT, "rounds", v.rounds, 9, { min: 1, max: 1000, integer: true });
 const STEPS = numberFlag(SCRIPT, "steps", v.steps, 128, { min: 1, max: 100000, integer: true });
 
-const python = process.env.SKEIN_PYTHON || (existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
-let peer: ReturnType<typeof Bun.spawn<"pipe", "pipe", "pipe">>;
-try {
-  peer = Bun.spawn([python, join(import.meta.dir, "peers", "torch_peer.py")], {
-    stdin: "pipe",
-    stdout: "pipe",
-    stderr: "pipe",
-    // One thread for every library PyTorch may call into (OpenMP, OpenBLAS where installed).
-    env: { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
-  });
-} catch (e) {
-  console.log(`${SCRIPT}: skipped: cannot start ${python} (${(e as Error).message})`);
+const peer = await openTorchPeer();
+if (typeof peer === "string") {
+  console.log(`${SCRIPT}: skipped: ${peer}`);
   process.exit(0);
 }
-const reader = peer.stdout.getReader();
-let buffered = "";
-async function line(): Promise<string> {
-  for (;;) {
-    const nl = buffered.indexOf("\n");
-    if (nl >= 0) {
-      const out = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      return out;
-    }
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the PyTorch peer exited: ${(await new Response(peer.stderr).text()).trim().split("\n").at(-1)}`);
-    buffered += new TextDecoder().decode(value);
-  }
-}
-const hello = await line().catch((e: Error) => `absent ${e.message}`);
-if (!hello.startsWith("ready")) {
-  console.log(`${SCRIPT}: skipped: PyTorch is not installed for ${python} (${hello.replace(/^absent /, "")}); apt-get install python3-torch libopenblas0, or set SKEIN_PYTHON`);
-  process.exit(0);
-}
-const [, torchVersion, blas] = hello.split(" ");
-// Debian's torch calls whichever libblas.so.3 the system's alternatives select. The reference BLAS
-// (package libblas3, under blas/) is plain loops, several times slower than OpenBLAS: measured on a
-// Xeon with AVX-512, the mlp ran 7.7× faster in skein against it and 0.5–0.6× against OpenBLAS.
-const referenceBlas = blas !== undefined && /\/blas\/libblas/.test(blas);
+const { version: torchVersion, blas, referenceBlas } = peer;
 if (referenceBlas) console.log(`${SCRIPT}: note: PyTorch runs its GEMMs through the reference BLAS (${blas}), not a peer worth beating: apt-get install libopenblas0 for a fair comparison`);
-
-/** PyTorch samples/s for `steps` steps of `model` at `batch`. */
-async function torchRate(model: string, batch: number): Promise<number> {
-  peer.stdin.write(`${model} ${batch} ${STEPS}\n`);
-  peer.stdin.flush();
-  return (batch * STEPS) / Number(await line());
-}
+const torchRate = (model: string, batch: number) => peer.rate(model, batch, STEPS);
 
 const CASES = [
   { model: "mlp", spec: "mlp:784-256-128-10", batch: 128 },
@@ -126,7 +86,7 @@ for (let r = 0; r < ROUNDS; r++) {
     }
   }
 }
-peer.kill();
+peer.close();
 for (const s of sessions.values()) s.close();
 
 const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.round(p * (xs.length - 1))]!;

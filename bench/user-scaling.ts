@@ -41,7 +41,9 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
+import { median, withRange } from "./stats.ts";
 import { envFlag, selectConfigs, USER_CONFIGS, type UserConfig } from "./user-configs.ts";
+import { MAIN, startTrain, together, type Run } from "./user-runs.ts";
 
 const SCRIPT = "user-scaling";
 const { values: v } = benchArgs(SCRIPT, {
@@ -58,7 +60,6 @@ const { values: v } = benchArgs(SCRIPT, {
 const rounds = numberFlag(SCRIPT, "rounds", v.rounds, 3, { min: 1, max: 100, integer: true });
 const epochs = numberFlag(SCRIPT, "epochs", v.epochs, 5, { min: 1, max: 1000, integer: true });
 const data = v.data ?? "digits";
-const MAIN = join(import.meta.dir, "..", "engine", "cli", "main.ts");
 /** The arms measured: this checkout, and with --against another one or with --env this one with variables set. */
 const CHECKOUTS: { label: string; main: string; env?: Record<string, string> }[] = [{ label: "this checkout", main: MAIN }];
 if (v.against !== undefined && v.env !== undefined) {
@@ -77,53 +78,9 @@ if (v.against !== undefined) {
 
 const configs = selectConfigs(SCRIPT, v.only);
 
-/** One process's figures: its summary's samples/s, and the CPU it used (all its threads, start to exit). */
-interface Run {
-  rate: number;
-  /** Training samples done (samples/s × training seconds). */
-  samples: number;
-  /** CPU milliseconds, user + system, of the whole process. */
-  cpuMs: number;
-  /** Wall milliseconds from spawn to exit. */
-  wallMs: number;
-  /** Samples/s of each epoch (the epoch lines on stderr), in order. */
-  epochRates: number[];
-}
+const start = (config: UserConfig, workers: number, main = MAIN, env?: Record<string, string>) => startTrain(config, workers, { data, epochs, main, env });
 
-/** Start one `skein train --json` process; resolves to its samples/s and the CPU it used. */
-function start(config: UserConfig, workers: number, main = MAIN, env?: Record<string, string>): Promise<Run> {
-  const argv = [process.execPath, main, "train", "--model", "mlp:784-256-128-10", "--data", data, "--epochs", String(epochs), "--workers", String(workers), "--json", ...config.args];
-  const started = performance.now();
-  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: env ? { ...process.env, ...env } : undefined });
-  return (async () => {
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-    const wallMs = performance.now() - started;
-    if (code !== 0) throw new Error(`${argv.slice(2).join(" ")} exited ${code}: ${err.trim().split("\n").at(-1)}`);
-    const summary = JSON.parse(out.trim().split("\n").at(-1)!) as { samplesPerSec: number; trainSeconds: number };
-    const cpu = proc.resourceUsage()?.cpuTime;
-    const cpuMs = cpu ? Number(cpu.user + cpu.system) / 1000 : NaN;
-    // "epoch 3/5  train loss …  91.2k samples/s" (formatRate: k for thousands); not the progress lines
-    // ("epoch 3/5 75%  …"), which a process prints when an epoch outlasts the progress interval.
-    const epochRates = [...err.matchAll(/^epoch \d+\/\d+  train loss .*?([\d.]+)(k?) samples\/s/gm)].map((m) => Number(m[1]) * (m[2] === "k" ? 1000 : 1));
-    return { rate: summary.samplesPerSec, samples: summary.samplesPerSec * summary.trainSeconds, cpuMs, wallMs, epochRates };
-  })();
-}
-
-/** Two runs side by side as one: summed samples/s and samples, summed CPU, the longer wall time. */
-const together = (a: Run, b: Run): Run => ({
-  rate: a.rate + b.rate,
-  samples: a.samples + b.samples,
-  cpuMs: a.cpuMs + b.cpuMs,
-  wallMs: Math.max(a.wallMs, b.wallMs),
-  epochRates: a.epochRates.map((x, i) => x + (b.epochRates[i] ?? NaN)),
-});
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const spread = (xs: number[], digits = 0) => `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}]`;
+const spread = (xs: number[], digits = 0) => withRange(xs, digits);
 
 if (v.scaling) {
   const counts = intListFlag(SCRIPT, "scaling", v.scaling);
