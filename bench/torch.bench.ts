@@ -22,6 +22,7 @@ import { CeilingProbe } from "../engine/kernels/ceiling.ts";
 import { trainingFlopsPerSample } from "../engine/model/flops.ts";
 import { benchArgs, numberFlag } from "./args.ts";
 import { openTorchPeer } from "./peers/torch-client.ts";
+import { withIqr } from "./stats.ts";
 
 const SCRIPT = "torch.bench";
 const { values: v } = benchArgs(SCRIPT, { options: { rounds: { type: "string" }, steps: { type: "string" } } });
@@ -89,8 +90,7 @@ for (let r = 0; r < ROUNDS; r++) {
 peer.close();
 for (const s of sessions.values()) s.close();
 
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.round(p * (xs.length - 1))]!;
-const show = (xs: number[], d = 2) => `${q(xs, 0.5).toFixed(d)} [${q(xs, 0.25).toFixed(d)}–${q(xs, 0.75).toFixed(d)}]`;
+const show = withIqr;
 console.log(`skein 1 worker vs PyTorch ${torchVersion} 1 thread (BLAS: ${blas}${referenceBlas ? ", the reference BLAS: not a fair peer" : ""}), ${ROUNDS} alternating rounds of ${STEPS} steps; median [p25–p75]`);
 for (const c of CASES) {
   console.log(

@@ -43,7 +43,7 @@ import { join, resolve } from "node:path";
 import { benchArgs, intListFlag, numberFlag } from "./args.ts";
 import { median, withRange } from "./stats.ts";
 import { envFlag, selectConfigs, USER_CONFIGS, type UserConfig } from "./user-configs.ts";
-import { MAIN, startTrain, together, type Run } from "./user-runs.ts";
+import { capacityRun, MAIN, startTrain, type Run } from "./user-runs.ts";
 
 const SCRIPT = "user-scaling";
 const { values: v } = benchArgs(SCRIPT, {
@@ -118,7 +118,7 @@ for (let r = 0; r < rounds; r++) {
       return [
         async () => res.one.push(await start(c, 1, main, env)),
         async () => res.two.push(await start(c, 2, main, env)),
-        async () => res.capacity.push(together(...((await Promise.all([start(c, 1, main, env), start(c, 1, main, env)])) as [Run, Run]))),
+        async () => res.capacity.push(await capacityRun(c, { data, epochs, main, env })),
       ];
     });
     for (let i = 0; i < measurements.length; i++) await measurements[(i + r) % measurements.length]!();
