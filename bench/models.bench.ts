@@ -27,6 +27,7 @@ import { Conv2d, WINOGRAD_MIN_CHANNELS } from "../engine/model/conv2d.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { lineReader } from "./peers/torch-client.ts";
 
 const pairsArg = process.argv.indexOf("--pairs");
 const onlyArg = process.argv.indexOf("--only");
@@ -146,21 +147,7 @@ async function startTorch(script: string, args: (number | string)[]): Promise<Pe
     } catch {
       continue;
     }
-    const reader = proc.stdout.getReader();
-    let buffered = "";
-    const readLine = async (): Promise<string> => {
-      for (;;) {
-        const nl = buffered.indexOf("\n");
-        if (nl >= 0) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          return line;
-        }
-        const { value, done } = await reader.read();
-        if (done) throw new Error("PyTorch peer exited");
-        buffered += new TextDecoder().decode(value);
-      }
-    };
+    const readLine = lineReader(proc.stdout, () => "PyTorch peer exited");
     const first = JSON.parse(await readLine());
     if (first.skipped) {
       reason = `${python}: ${first.skipped}`;

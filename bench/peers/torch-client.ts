@@ -35,21 +35,7 @@ export async function openTorchPeer(): Promise<TorchPeer | string> {
   } catch (e) {
     return `cannot start ${python} (${(e as Error).message})`;
   }
-  const reader = peer.stdout.getReader();
-  let buffered = "";
-  const line = async (): Promise<string> => {
-    for (;;) {
-      const nl = buffered.indexOf("\n");
-      if (nl >= 0) {
-        const out = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        return out;
-      }
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the PyTorch peer exited: ${(await new Response(peer.stderr).text()).trim().split("\n").at(-1)}`);
-      buffered += new TextDecoder().decode(value);
-    }
-  };
+  const line = lineReader(peer.stdout, async () => `the PyTorch peer exited: ${(await new Response(peer.stderr).text()).trim().split("\n").at(-1)}`);
   const hello = await line().catch((e: Error) => `absent ${e.message}`);
   if (!hello.startsWith("ready")) {
     peer.kill();
@@ -66,5 +52,25 @@ export async function openTorchPeer(): Promise<TorchPeer | string> {
       return (batch * steps) / Number(await line());
     },
     close: () => peer.kill(),
+  };
+}
+
+/** Reads `stream` line by line; past its end, rejects with `ended()`'s message. */
+export function lineReader(stream: ReadableStream<Uint8Array>, ended: () => Promise<string> | string): () => Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  return async () => {
+    for (;;) {
+      const nl = buffered.indexOf("\n");
+      if (nl >= 0) {
+        const out = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        return out;
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error(await ended());
+      buffered += decoder.decode(value, { stream: true });
+    }
   };
 }
