@@ -10,7 +10,7 @@ import { UserError } from "../engine/errors.ts";
 import { joinCommand, natsUrl, processesOf } from "../engine/cli/process-flags.ts";
 import { natsServerPath, startLocalServer } from "../engine/distributed/server.ts";
 import { HELP } from "../engine/cli/main.ts";
-import { profileLine } from "../engine/cli/profile-line.ts";
+import { flopLine, profileLine } from "../engine/cli/profile-line.ts";
 import { TRAIN_FLAGS } from "../engine/cli/train-command.ts";
 import { SUITE_NAMES } from "../engine/experiments/suites.ts";
 import { SAMPLE_HELP } from "../engine/cli/sample-command.ts";
@@ -118,6 +118,30 @@ describe("--profile", () => {
     const shares = { a: 0.05, b: 0.4, c: 0.2, d: 0.15, e: 0.1, f: 0.07, g: 0.03 };
     expect(profileLine({ controlOverhead: 0.0991, kernelShares: shares })).toBe("profile: 9.9% of busy time outside kernels; kernel time: b 40.0%, c 20.0%, d 15.0%, e 10.0%, f 7.0%, 2 more");
     expect(profileLine({})).toBeNull();
+  });
+});
+
+describe("the FLOP accounting line", () => {
+  test("without --json, the run says its FLOPs per sample, its GFLOP/s and their share of the ceiling, consistent with its samples/s", async () => {
+    const run = Bun.spawn([process.execPath, join(ROOT, "engine/cli/main.ts"), "train", "--epochs", "1", "--model", "mlp:784-16-10", "--data", "synthetic:256"], { cwd: ROOT, stdout: "pipe", stderr: "ignore" });
+    expect(await run.exited).toBe(0);
+    const text = await new Response(run.stdout).text();
+    const printedRate = /^test accuracy: .*, ([\d.]+)(k?) samples\/s, kernels/m.exec(text)!;
+    const rate = Number(printedRate[1]) * (printedRate[2] === "k" ? 1000 : 1);
+    const m = /^compute: ([\d.]+) MFLOP per training sample, ([\d.]+) GFLOP\/s on 1 core: (\d+)% of its multiply-add ceiling \(([\d.]+) GFLOP\/s per core\)$/m.exec(text);
+    expect(m).not.toBeNull();
+    const [mflop, gflops, percent, ceiling] = m!.slice(1).map(Number) as [number, number, number, number];
+    // mlp:784-16-10: forward 2·(784·16 + 16·10), weight gradients the same, input gradient of the second layer 2·16·10.
+    expect(mflop).toBeCloseTo((2 * (784 * 16 + 16 * 10) * 2 + 2 * 16 * 10) / 1e6, 2);
+    // Each printed to 3 digits or 1 decimal: they agree to within their rounding.
+    expect(Math.abs(gflops - (mflop * rate) / 1e3)).toBeLessThanOrEqual(0.05 + 0.01 * gflops);
+    expect(Math.abs(percent - (100 * gflops) / ceiling)).toBeLessThanOrEqual(1);
+  });
+
+  test("the line", () => {
+    const flops = { trainingPerSample: 1_007_104, forwardPerSample: 469_504, gflopsPerSec: 54.76, ceilingGflopsPerCore: 56.69, cores: 2, ofCeiling: 0.483 };
+    expect(flopLine(flops)).toBe("compute: 1.01 MFLOP per training sample, 54.8 GFLOP/s on 2 cores: 48% of their multiply-add ceiling (56.7 GFLOP/s per core)");
+    expect(flopLine({ ...flops, cores: 1, ofCeiling: 0.966 })).toBe("compute: 1.01 MFLOP per training sample, 54.8 GFLOP/s on 1 core: 97% of its multiply-add ceiling (56.7 GFLOP/s per core)");
   });
 });
 

@@ -1,8 +1,19 @@
 /**
- * `skein train --profile` without --json: the profile as one line after the result, so what the flag
- * measured reaches the user without a run folder or a JSON summary to read it from.
+ * `skein train` without --json: the lines after the result that say how the run used the machine. The
+ * FLOP accounting always (how close to the multiply-add ceiling the training ran), and with --profile
+ * the profile, so what was measured reaches the user without a run folder or a JSON summary to read.
  */
-import type { Summary } from "../run-metrics.ts";
+import type { FlopSummary, Summary } from "../run-metrics.ts";
+
+/** "compute: 1.01 MFLOP per training sample, 54.8 GFLOP/s on 2 cores: 48% of their multiply-add ceiling (56.7 GFLOP/s per core)" */
+export function flopLine(flops: FlopSummary): string {
+  const cores = flops.cores === 1 ? "1 core: " : `${flops.cores} cores: `;
+  const of = flops.cores === 1 ? "its" : "their";
+  return (
+    `compute: ${(flops.trainingPerSample / 1e6).toPrecision(3)} MFLOP per training sample, ${flops.gflopsPerSec.toFixed(1)} GFLOP/s on ${cores}` +
+    `${(flops.ofCeiling * 100).toFixed(0)}% of ${of} multiply-add ceiling (${flops.ceilingGflopsPerCore.toFixed(1)} GFLOP/s per core)`
+  );
+}
 
 /** "profile: 9.9% of busy time outside kernels; kernel time: gemm_nn 42.3%, gemm_tn 38.7%, …", or null without a profile. */
 export function profileLine(summary: Pick<Summary, "controlOverhead" | "kernelShares">, shown = 5): string | null {

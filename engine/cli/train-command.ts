@@ -17,7 +17,7 @@ import { pipelineScheduleFlags } from "../algorithms/pipeline/pipeline-flags.ts"
 import { formatRate, ProgressDisplay } from "./progress.ts";
 import { defaultWorkersAcross, PROCESS_FLAGS, processesOf } from "./process-flags.ts";
 import { trainAcrossProcesses } from "../run-processes.ts";
-import { profileLine } from "./profile-line.ts";
+import { flopLine, profileLine } from "./profile-line.ts";
 
 const MAX_WORKERS = 64;
 
@@ -151,6 +151,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify(summary) + "\n");
   else {
     say(`test accuracy: ${(summary.testAccuracy * 100).toFixed(2)}%  (${summary.simulated ? `${summary.seconds.toPrecision(3)} s simulated` : `${summary.seconds.toFixed(1)} s`}, ${formatRate(summary.samplesPerSec)} samples/s, kernels: ${summary.kernels})`);
+    if (summary.flops) say(flopLine(summary.flops));
     const profile = profileLine(summary);
     if (profile) say(profile);
     if (summary.out) say(`run folder: ${summary.out}`);
