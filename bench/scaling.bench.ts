@@ -14,6 +14,8 @@ import { bench, do_not_optimize, group, run } from "mitata";
 import { TrainingSession, type TrainConfig } from "../engine/train.ts";
 import { defaultOptimizer } from "../engine/optim/optimizer.ts";
 import { benchArgs, numberFlag } from "./args.ts";
+import { epochsAtOnce, pairedScaling } from "./in-process-scaling.ts";
+import { withIqr } from "./stats.ts";
 
 const SCRIPT = "scaling.bench";
 const { values: v } = benchArgs(SCRIPT, { options: { pairs: { type: "string" }, samples: { type: "string" } } });
@@ -54,47 +56,20 @@ for (const c of CASES) {
   });
 }
 
-/** Seconds of one epoch of each session, run at the same time; samples/s summed. */
-async function rate(sessions: TrainingSession[]): Promise<number> {
-  const outcomes = await Promise.all(sessions.map((s) => s.trainEpoch()));
-  return outcomes.reduce((a, o) => a + o.samples / o.seconds, 0);
-}
-
 // Times per epoch; the capacity row trains twice the samples (one epoch in each session).
 for (const c of cases) {
   group(c.name, () => {
     bench(`${c.name}  1 worker`, async () => do_not_optimize(await c.one.trainEpoch()));
     bench(`${c.name}  2 workers`, async () => do_not_optimize(await c.two.trainEpoch()));
-    bench(`${c.name}  2 × 1-worker sessions at once`, async () => do_not_optimize(await rate(c.pair)));
+    bench(`${c.name}  2 × 1-worker sessions at once`, async () => do_not_optimize(await epochsAtOnce(c.pair)));
   });
 }
 await run();
 
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.round(q * (s.length - 1)))]!;
-};
-const show = (xs: number[]) => `${quantile(xs, 0.5).toFixed(2)} [${quantile(xs, 0.25).toFixed(2)}–${quantile(xs, 0.75).toFixed(2)}]`;
-
 console.log(`\nmlp:784-256-128-10, ${SAMPLES} samples per epoch, ${PAIRS} alternating rounds; ratio median [p25–p75]`);
 console.log(`  ${"config".padEnd(12)} ${"2w/1w".padEnd(18)} ${"capacity/1w".padEnd(18)} 2w/capacity`);
 for (const c of cases) {
-  const ratios = { two: [] as number[], capacity: [] as number[], twoOfCapacity: [] as number[] };
-  for (let i = 0; i < PAIRS; i++) {
-    const measured: Record<string, number> = {};
-    const steps: [string, () => Promise<number>][] = [
-      ["one", () => rate([c.one])],
-      ["two", () => rate([c.two])],
-      ["capacity", () => rate(c.pair)],
-    ];
-    for (let j = 0; j < 3; j++) {
-      const [name, measure] = steps[(i + j) % 3]!;
-      measured[name] = await measure();
-    }
-    ratios.two.push(measured.two! / measured.one!);
-    ratios.capacity.push(measured.capacity! / measured.one!);
-    ratios.twoOfCapacity.push(measured.two! / measured.capacity!);
-  }
-  console.log(`  ${c.name.padEnd(12)} ${show(ratios.two).padEnd(18)} ${show(ratios.capacity).padEnd(18)} ${show(ratios.twoOfCapacity)}`);
+  const ratios = await pairedScaling(c, PAIRS);
+  console.log(`  ${c.name.padEnd(12)} ${withIqr(ratios.two).padEnd(18)} ${withIqr(ratios.capacity).padEnd(18)} ${withIqr(ratios.twoOfCapacity)}`);
 }
 for (const c of cases) for (const s of [c.one, c.two, ...c.pair]) s.close();

@@ -32,6 +32,7 @@ import { benchArgs, numberFlag } from "./args.ts";
 import { median, withIqr, withRange } from "./stats.ts";
 import { USER_CONFIGS } from "./user-configs.ts";
 import { capacityRun, startTrain, type Run } from "./user-runs.ts";
+import { pairedScaling } from "./in-process-scaling.ts";
 import { createTfjsMlp } from "./peers/tfjs-mlp.ts";
 import { openTorchPeer } from "./peers/torch-client.ts";
 
@@ -153,16 +154,9 @@ const inProcess = new Map<string, number[]>();
 for (const c of USER_CONFIGS) {
   const one = await TrainingSession.open(scalingConfig(c.args, 1));
   const two = await TrainingSession.open(scalingConfig(c.args, 2));
-  const pair = [await TrainingSession.open(scalingConfig(c.args, 1)), await TrainingSession.open(scalingConfig(c.args, 1))];
-  const rate = async (sessions: TrainingSession[]) => (await Promise.all(sessions.map((s) => s.trainEpoch()))).reduce((a, o) => a + o.samples / o.seconds, 0);
+  const pair: [TrainingSession, TrainingSession] = [await TrainingSession.open(scalingConfig(c.args, 1)), await TrainingSession.open(scalingConfig(c.args, 1))];
   for (const s of [one, two, ...pair]) await s.trainEpoch(); // warm
-  const ratios: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const got: number[] = [];
-    const arms = [() => rate([one]), () => rate([two]), () => rate(pair)];
-    for (let i = 0; i < 3; i++) got[(i + r) % 3] = await arms[(i + r) % 3]!();
-    ratios.push(got[1]! / got[2]!);
-  }
+  const ratios = (await pairedScaling({ one, two, pair }, ROUNDS)).twoOfCapacity;
   inProcess.set(c.name, ratios);
   for (const s of [one, two, ...pair]) s.close();
 }
