@@ -142,6 +142,8 @@ describe("the FLOP accounting line", () => {
     const flops = { trainingPerSample: 1_007_104, forwardPerSample: 469_504, gflopsPerSec: 54.76, ceilingGflopsPerCore: 56.69, cores: 2, ofCeiling: 0.483 };
     expect(flopLine(flops)).toBe("compute: 1.01 MFLOP per training sample, 54.8 GFLOP/s on 2 cores: 48% of their multiply-add ceiling (56.7 GFLOP/s per core)");
     expect(flopLine({ ...flops, cores: 1, ofCeiling: 0.966 })).toBe("compute: 1.01 MFLOP per training sample, 54.8 GFLOP/s on 1 core: 97% of its multiply-add ceiling (56.7 GFLOP/s per core)");
+    // A large model: GFLOP per sample, not an exponent.
+    expect(flopLine({ ...flops, trainingPerSample: 2_345_678_901 })).toStartWith("compute: 2.35 GFLOP per training sample, ");
   });
 });
 

@@ -10,10 +10,13 @@ export function flopLine(flops: FlopSummary): string {
   const cores = flops.cores === 1 ? "1 core: " : `${flops.cores} cores: `;
   const of = flops.cores === 1 ? "its" : "their";
   return (
-    `compute: ${(flops.trainingPerSample / 1e6).toPrecision(3)} MFLOP per training sample, ${flops.gflopsPerSec.toFixed(1)} GFLOP/s on ${cores}` +
+    `compute: ${perSample(flops.trainingPerSample)} per training sample, ${flops.gflopsPerSec.toFixed(1)} GFLOP/s on ${cores}` +
     `${(flops.ofCeiling * 100).toFixed(0)}% of ${of} multiply-add ceiling (${flops.ceilingGflopsPerCore.toFixed(1)} GFLOP/s per core)`
   );
 }
+
+/** Three significant digits in MFLOP, or in GFLOP from 1000 MFLOP on (toPrecision would switch to exponents there). */
+const perSample = (flops: number) => (flops >= 1e9 ? `${(flops / 1e9).toPrecision(3)} GFLOP` : `${(flops / 1e6).toPrecision(3)} MFLOP`);
 
 /** "profile: 9.9% of busy time outside kernels; kernel time: gemm_nn 42.3%, gemm_tn 38.7%, …", or null without a profile. */
 export function profileLine(summary: Pick<Summary, "controlOverhead" | "kernelShares">, shown = 5): string | null {
